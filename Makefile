@@ -1,0 +1,32 @@
+# matter_capacity — PGXS build.
+#
+#   make && make install      build and install into the pg_config in PATH
+#   make installcheck         pg_regress suite (sql/ + expected/) against a
+#                             running server (scripts/test.sh starts one)
+#
+# The install script is assembled from src/sql/*.sql, one file per concern,
+# in name order, so each object is defined in one obvious place.
+
+EXTENSION = matter_capacity
+MODULE_big = matter_capacity
+OBJS = \
+	src/matter_capacity.o \
+	src/catalog.o \
+	src/periods.o \
+	src/partitions.o \
+	src/locks.o \
+	src/rollover.o \
+	src/manage.o
+
+DATA_built = matter_capacity--1.0.sql
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+
+PG_CPPFLAGS = -Isrc -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+matter_capacity--1.0.sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@

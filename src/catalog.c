@@ -1,0 +1,267 @@
+/*-------------------------------------------------------------------------
+ * catalog.c
+ *		Where the extension lives and what its catalog tables hold.
+ *
+ * Owns: finding the extension's schema and owner through pg_extension (the
+ * extension is not relocatable, but the schema is chosen at CREATE
+ * EXTENSION), reading policies, writing the rollover log, and the checks
+ * every mutating entry point makes first (not in recovery, caller owns the
+ * table).  Catalog tables are written as the extension owner, so callers
+ * need EXECUTE on our functions, not rights on our tables.
+ *
+ * Must not touch user tables.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "catalog/indexing.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "partitions.h"
+
+#define EXTENSION_NAME "matter_capacity"
+
+static void
+extension_row(Oid *nsp, Oid *owner)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(EXTENSION_NAME));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_extension ext = (Form_pg_extension) GETSTRUCT(tup);
+
+		*nsp = ext->extnamespace;
+		*owner = ext->extowner;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("matter_capacity: extension \"%s\" is not installed in database \"%s\"",
+						EXTENSION_NAME, get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION matter_capacity.")));
+}
+
+/* Quoted name of the extension's schema. */
+char *
+capacity_schema(void)
+{
+	Oid			nsp,
+				owner;
+
+	extension_row(&nsp, &owner);
+	return pstrdup(quote_identifier(get_namespace_name(nsp)));
+}
+
+/* "schema".name for one of our objects; name is a trusted literal. */
+char *
+capacity_object(const char *name)
+{
+	return psprintf("%s.%s", capacity_schema(), name);
+}
+
+Oid
+capacity_owner(void)
+{
+	Oid			nsp,
+				owner;
+
+	extension_row(&nsp, &owner);
+	return owner;
+}
+
+/*
+ * Run SQL on our own catalog tables as the extension owner.  Returns the
+ * SPI result code; results stay in SPI_tuptable.
+ */
+int
+catalog_execute(const char *sql, int nargs, Oid *types, Datum *values,
+				const char *nulls, bool read_only)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (rc < 0)
+		elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, sql);
+	return rc;
+}
+
+/*
+ * Policies for one table, or all of them when relid is InvalidOid, in mcxt
+ * (so they outlive SPI_finish).  Rows of tables dropped since are skipped.
+ */
+List *
+load_policies(Oid relid, MemoryContext mcxt)
+{
+	char	   *sql;
+	List	   *result = NIL;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	uint64		i;
+
+	sql = psprintf("SELECT table_name::pg_catalog.oid, time_column::pg_catalog.text, granularity, "
+				   "hash_column::pg_catalog.text, hash_partitions, premake, retention, "
+				   "retention_action, default_partition FROM %s "
+				   "WHERE $1 OPERATOR(pg_catalog.=) 0 OR table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+				   "ORDER BY 1",
+				   capacity_object("capacity_policy"));
+	values[0] = ObjectIdGetDatum(relid);
+	catalog_execute(sql, 1, types, values, NULL, true);
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(mcxt);
+		Policy	   *p = palloc0(sizeof(Policy));
+		bool		isnull;
+		Datum		d;
+
+		p->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+		p->time_column = SPI_getvalue(tup, td, 2);
+		parse_granularity(SPI_getvalue(tup, td, 3), &p->gran);
+		p->hash_column = SPI_getvalue(tup, td, 4);
+		d = SPI_getbinval(tup, td, 5, &isnull);
+		p->hash_partitions = isnull ? 0 : DatumGetInt32(d);
+		p->premake = DatumGetInt32(SPI_getbinval(tup, td, 6, &isnull));
+		d = SPI_getbinval(tup, td, 7, &isnull);
+		p->retention = isnull ? NULL : DatumGetIntervalP(datumCopy(d, false, sizeof(Interval)));
+		p->retention_drop = strcmp(SPI_getvalue(tup, td, 8), "drop") == 0;
+		p->default_partition = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
+		if (get_rel_name(p->relid) != NULL)
+			result = lappend(result, p);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+void
+log_action(Oid relid, const char *table_name, int64 as_of, const char *action,
+		   const char *partition, const char *detail, double duration_ms)
+{
+	Oid			types[7] = {OIDOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(table_name);
+	values[2] = TimestampTzGetDatum(as_of);
+	values[3] = CStringGetTextDatum(action);
+	values[4] = partition ? CStringGetTextDatum(partition) : (Datum) 0;
+	nulls[4] = partition ? ' ' : 'n';
+	values[5] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	nulls[5] = detail ? ' ' : 'n';
+	values[6] = Float8GetDatum(duration_ms);
+	catalog_execute(psprintf("INSERT INTO %s (table_oid, table_name, as_of, action, "
+							 "partition_name, detail, duration_ms) "
+							 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+							 capacity_object("capacity_rollover_history")),
+					7, types, values, nulls, false);
+}
+
+void
+require_not_in_recovery(const char *what)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("matter_capacity: cannot %s while the server is in recovery", what),
+				 errhint("Run it on the primary; views and capacity_stage() work on a standby.")));
+}
+
+/* Does the current user own the table (directly or through a role)? */
+bool
+caller_owns_table(Oid relid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(RelationRelationId, relid, GetUserId());
+#else
+	return pg_class_ownercheck(relid, GetUserId());
+#endif
+}
+
+void
+require_table_owner(Oid relid)
+{
+	if (!caller_owns_table(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("matter_capacity: must be owner of table %s", qualified_name(relid)),
+				 errhint("Run it as the table's owner or a member of the owning role.")));
+}
+
+/*
+ * search_path = pg_catalog, pg_temp until the returned GUC nest level is
+ * closed with AtEOXact_GUC: generated SQL then never resolves to objects a
+ * user put on their search path.
+ */
+int
+pin_search_path(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
+ * Set up a materialized result for a set-returning function (the same code
+ * on PostgreSQL 14 to 17).
+ */
+void
+init_materialized(FunctionCallInfo fcinfo, Tuplestorestate **store, TupleDesc *desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	td;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("matter_capacity: set-valued function called in a context that cannot accept a set"),
+				 errhint("Call it in a FROM clause: SELECT * FROM capacity_rollover().")));
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "matter_capacity: return type must be a row type");
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	*desc = CreateTupleDescCopy(td);
+	*store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = *store;
+	rsinfo->setDesc = *desc;
+}

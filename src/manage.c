@@ -1,0 +1,352 @@
+/*-------------------------------------------------------------------------
+ * manage.c
+ *		capacity_manage() and capacity_set_hash_partitions(): policies.
+ *
+ * Owns: validating a partition policy against the table it names and
+ * storing it.  Every check runs before anything is written, so bad input
+ * changes nothing.  Must not run DDL itself: partitions are made by the
+ * rollover engine (capacity_set_hash_partitions calls it for the periods it
+ * re-creates).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "locks.h"
+#include "partitions.h"
+#include "periods.h"
+#include "rollover.h"
+
+PG_FUNCTION_INFO_V1(capacity_manage);
+PG_FUNCTION_INFO_V1(capacity_set_hash_partitions);
+
+#define MAX_PREMAKE 1000
+#define MAX_HASH_PARTITIONS 1024
+
+static void
+require_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: argument %s must not be NULL", name),
+				 errhint("See docs/partitioning.md for the arguments of capacity_manage().")));
+}
+
+static void
+check_hash_partitions(const char *table, int n)
+{
+	if (n < 2 || n > MAX_HASH_PARTITIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: hash_partitions %d for table %s is out of range", n, table),
+				 errhint("Use between 2 and %d hash partitions per period.", MAX_HASH_PARTITIONS)));
+}
+
+/* Microseconds an interval spans, months counted as 30 days. */
+static int64
+interval_nominal_usecs(Interval *iv)
+{
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * 30 * USECS_PER_DAY;
+}
+
+/*
+ * capacity_manage(tbl, time_column, granularity, hash_column, hash_partitions,
+ *				   premake, retention, retention_action, default_partition)
+ */
+Datum
+capacity_manage(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *time_column;
+	char	   *gran_text;
+	Granularity gran;
+	char	   *hash_column = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
+	bool		has_hash_n = !PG_ARGISNULL(4);
+	int			hash_n = has_hash_n ? PG_GETARG_INT32(4) : 0;
+	int			premake;
+	Interval   *retention = PG_ARGISNULL(6) ? NULL : PG_GETARG_INTERVAL_P(6);
+	char	   *action;
+	bool		with_default;
+	char	   *table;
+	List	   *existing;
+	int			nest;
+	Oid			types[9] = {OIDOID, NAMEOID, TEXTOID, NAMEOID, INT4OID, INT4OID,
+	INTERVALOID, TEXTOID, BOOLOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+
+	require_arg(fcinfo, 0, "tbl");
+	require_arg(fcinfo, 1, "time_column");
+	require_arg(fcinfo, 2, "granularity");
+	require_arg(fcinfo, 5, "premake");
+	require_arg(fcinfo, 7, "retention_action");
+	require_arg(fcinfo, 8, "default_partition");
+	relid = PG_GETARG_OID(0);
+	time_column = NameStr(*PG_GETARG_NAME(1));
+	gran_text = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	premake = PG_GETARG_INT32(5);
+	action = text_to_cstring(PG_GETARG_TEXT_PP(7));
+	with_default = PG_GETARG_BOOL(8);
+
+	require_not_in_recovery("manage a table");
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: table with OID %u does not exist", relid),
+				 errhint("Pass an existing partitioned table.")));
+	table = qualified_name(relid);
+	require_table_owner(relid);
+	check_range_partitioned_by(relid, time_column, NULL);
+
+	if (!parse_granularity(gran_text, &gran))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: granularity \"%s\" for table %s is not supported", gran_text, table),
+				 errhint("Use day, week or month.")));
+	if (hash_column == NULL && has_hash_n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: hash_partitions given for table %s without hash_column", table),
+				 errhint("Name the tenant column to hash by, or omit hash_partitions.")));
+	if (hash_column != NULL)
+	{
+		AttrNumber	att;
+		Oid			typid;
+
+		if (!has_hash_n)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: hash_column %s of table %s needs hash_partitions",
+							quote_identifier(hash_column), table),
+					 errhint("Pass hash_partitions => 16, for example.")));
+		check_hash_partitions(table, hash_n);
+		check_hash_column(relid, hash_column);
+		if (strcmp(hash_column, time_column) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: hash_column of table %s must differ from its time column", table),
+					 errhint("Hash by the tenant column, such as \"orgId\".")));
+		att = get_attnum(relid, hash_column);
+		typid = get_atttype(relid, att);
+		if (!OidIsValid(GetDefaultOpClass(typid, HASH_AM_OID)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("matter_capacity: column %s of table %s has type %s, which has no hash operator class",
+							quote_identifier(hash_column), table, format_type_be(typid)),
+					 errhint("Hash-subpartition by a column of a hashable type.")));
+	}
+	if (premake < 1 || premake > MAX_PREMAKE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: premake %d for table %s is out of range", premake, table),
+				 errhint("Create between 1 and %d periods ahead.", MAX_PREMAKE)));
+	if (retention)
+	{
+		int64		usecs = interval_nominal_usecs(retention);
+
+		if (usecs <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: retention for table %s must be positive", table),
+					 errhint("Pass an interval such as '52 weeks', or NULL to keep every period.")));
+		if (usecs < granularity_nominal_usecs(gran))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: retention for table %s is shorter than one %s",
+							table, granularity_name(gran)),
+					 errhint("Retention must cover at least one whole period.")));
+	}
+	if (strcmp(action, "detach") != 0 && strcmp(action, "drop") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: retention_action \"%s\" for table %s is not supported", action, table),
+				 errhint("Use detach (keep the old period as a table) or drop.")));
+
+	SPI_connect();
+	nest = pin_search_path();
+
+	/* A policy whose periods exist cannot change their shape. */
+	existing = load_policies(relid, CurrentMemoryContext);
+	if (existing != NIL)
+	{
+		Policy	   *old = linitial(existing);
+		TableLayout *layout = read_table_layout(relid, old->time_column);
+
+		if (layout->parts != NIL &&
+			(old->gran != gran || strcmp(old->time_column, time_column) != 0 ||
+			 (old->hash_column == NULL) != (hash_column == NULL) ||
+			 (hash_column && strcmp(old->hash_column, hash_column) != 0)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("matter_capacity: table %s already has partitions by %s %s%s%s",
+							table, quote_identifier(old->time_column), granularity_name(old->gran),
+							old->hash_column ? " and hash of " : "",
+							old->hash_column ? quote_identifier(old->hash_column) : ""),
+					 errhint("Only premake, retention, hash_partitions and default_partition can change once periods exist.")));
+	}
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = CStringGetTextDatum(gran_text);
+	values[3] = hash_column ? PG_GETARG_DATUM(3) : (Datum) 0;
+	nulls[3] = hash_column ? ' ' : 'n';
+	values[4] = Int32GetDatum(hash_n);
+	nulls[4] = hash_column ? ' ' : 'n';
+	values[5] = Int32GetDatum(premake);
+	values[6] = retention ? IntervalPGetDatum(retention) : (Datum) 0;
+	nulls[6] = retention ? ' ' : 'n';
+	values[7] = CStringGetTextDatum(action);
+	values[8] = BoolGetDatum(with_default);
+	catalog_execute(psprintf("INSERT INTO %s AS p (table_name, time_column, granularity, hash_column, "
+							 "hash_partitions, premake, retention, retention_action, default_partition) "
+							 "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9) "
+							 "ON CONFLICT (table_name) DO UPDATE SET time_column = EXCLUDED.time_column, "
+							 "granularity = EXCLUDED.granularity, hash_column = EXCLUDED.hash_column, "
+							 "hash_partitions = EXCLUDED.hash_partitions, premake = EXCLUDED.premake, "
+							 "retention = EXCLUDED.retention, retention_action = EXCLUDED.retention_action, "
+							 "default_partition = EXCLUDED.default_partition, updated_at = pg_catalog.now()",
+							 capacity_object("capacity_policy")),
+					9, types, values, nulls, false);
+
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* Argument of drop_empty_period. */
+typedef struct DropEmpty
+{
+	TableLayout *layout;
+	Oid			partid;
+	bool		dropped;
+} DropEmpty;
+
+/*
+ * Detach and drop a future period if it is still empty.  Takes ACCESS
+ * EXCLUSIVE on the parent first (the order DETACH itself uses), so no row
+ * can arrive between the check and the drop.
+ */
+static void
+drop_empty_period(void *arg)
+{
+	DropEmpty  *d = arg;
+	char	   *part = qualified_name(d->partid);
+
+	LockRelationOid(d->layout->relid, AccessExclusiveLock);
+	exec_sql(psprintf("SELECT 1 FROM %s LIMIT 1", part), SPI_OK_SELECT);
+	d->dropped = (SPI_processed == 0);
+	if (!d->dropped)
+		return;
+	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->layout->qualname, part), SPI_OK_UTILITY);
+	exec_sql(psprintf("DROP TABLE %s", part), SPI_OK_UTILITY);
+}
+
+/*
+ * capacity_set_hash_partitions(tbl, hash_partitions, as_of): the partition
+ * split runbook.  Periods made from now on get the new bucket count; empty
+ * periods that start after as_of are re-created with it; periods holding
+ * data keep theirs (no rewrite).
+ */
+Datum
+capacity_set_hash_partitions(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	int			n;
+	Policy	   *pol;
+	List	   *pols;
+	TableLayout *layout;
+	ActionSink	sink = {0};
+	ListCell   *lc;
+	int			nest;
+	Period		cur;
+	Oid			types[2] = {OIDOID, INT4OID};
+	Datum		values[2];
+	char	   *table;
+	Oid			save_userid;
+	int			save_sec;
+
+	require_arg(fcinfo, 0, "tbl");
+	require_arg(fcinfo, 1, "hash_partitions");
+	require_arg(fcinfo, 2, "as_of");
+	relid = PG_GETARG_OID(0);
+	n = PG_GETARG_INT32(1);
+	sink.as_of = PG_GETARG_TIMESTAMPTZ(2);
+	check_time_in_range(sink.as_of, "as_of");
+	require_not_in_recovery("change hash partitions");
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: table with OID %u does not exist", relid),
+				 errhint("Pass a managed table.")));
+	table = qualified_name(relid);
+	require_table_owner(relid);
+
+	SPI_connect();
+	nest = pin_search_path();
+	pols = load_policies(relid, CurrentMemoryContext);
+	if (pols == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("matter_capacity: table %s is not managed", table),
+				 errhint("Register it first with capacity_manage().")));
+	pol = linitial(pols);
+	if (pol->hash_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("matter_capacity: table %s has no hash subpartitions", table),
+				 errhint("Only policies created with hash_column can change their bucket count.")));
+	check_hash_partitions(table, n);
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = Int32GetDatum(n);
+	catalog_execute(psprintf("UPDATE %s SET hash_partitions = $2, updated_at = pg_catalog.now() "
+							 "WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							 capacity_object("capacity_policy")),
+					2, types, values, NULL, false);
+	pol->hash_partitions = n;
+
+	layout = read_table_layout(relid, pol->time_column);
+	cur = period_containing(sink.as_of, pol->gran);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(layout->owner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	foreach(lc, layout->parts)
+	{
+		PartInfo   *pi = lfirst(lc);
+		DropEmpty	d = {layout, pi->relid, false};
+		char	   *name = get_rel_name(pi->relid);
+
+		if (pi->from_unbounded || pi->from < cur.to || pi->nleaves == n || pi->nleaves == 0)
+			continue;
+		if (!run_bounded(drop_empty_period, &d, NULL))
+			log_action(relid, table, sink.as_of, "skipped_locked", name,
+					   "split: lock not available, period keeps its buckets", 0);
+		else if (d.dropped)
+			log_action(relid, table, sink.as_of, "dropped", name,
+					   psprintf("empty future period with %d hash partitions, re-created with %d",
+								pi->nleaves, n), 0);
+	}
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	/* re-create what was dropped, with the new count */
+	rollover_table(pol, &sink, 0);
+
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

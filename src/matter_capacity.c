@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ * matter_capacity.c
+ *		Module entry point: the design in one page, and the GUCs.
+ *
+ * matter_capacity carries a staged capacity plan inside the database it
+ * protects.  This file owns nothing but _PG_init and the settings; the work
+ * lives in one file per concern:
+ *
+ *	periods.c		period arithmetic in UTC (day, ISO week, month) and
+ *					partition names; pure functions, no catalog access.
+ *	partitions.c	reads a partitioned table's layout from the catalog
+ *					(bounds, hash leaves, default partition) and builds the
+ *					DDL text for new partitions.  Never executes anything.
+ *	locks.c			runs one DDL step under matter_capacity.lock_timeout,
+ *					retrying with pauses so that application statements
+ *					queued behind us drain; gives up instead of stalling.
+ *	catalog.c		the extension's schema and its catalog tables (policies,
+ *					rollover log), accessed as the extension owner.
+ *	rollover.c		the rollover engine: plan, build standalone periods,
+ *					rescue rows from the default partition, attach in one
+ *					short burst, apply retention.  SQL entry points for
+ *					capacity_rollover(), the procedure form and the split
+ *					runbook.
+ *	manage.c		capacity_manage(): validates a policy and stores it.
+ *
+ * Design rules that every file follows:
+ *	- Nothing the extension does may stall the application.  DDL on a hot
+ *	  table is prepared on standalone tables (no contention) and attached
+ *	  with SHARE UPDATE EXCLUSIVE on the parent; the few strong locks
+ *	  (the default partition during ATTACH, the parent during DETACH) are
+ *	  taken under a lock timeout and retried or skipped.
+ *	- Never lose a row: rows outside every partition live in the default
+ *	  partition until a partition for them exists, then are moved out.
+ *	- Identifiers in generated SQL are always quoted; names are never
+ *	  parsed back from strings: partitions are recognised by their bounds.
+ *	- Generated SQL is run with search_path = pg_catalog, pg_temp and
+ *	  schema-qualified names, so objects on the caller's search path are
+ *	  never called.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "matter_capacity.h"
+
+PG_MODULE_MAGIC;
+
+int			mc_lock_timeout_ms = 100;
+int			mc_lock_retries = 3;
+
+void		_PG_init(void);
+
+/*
+ * All settings are defined here, in one place.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("matter_capacity.lock_timeout",
+							"Lock timeout for every DDL statement matter_capacity runs on a managed table.",
+							"An application statement queued behind the extension waits at most this long.",
+							&mc_lock_timeout_ms,
+							100, 1, 60000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.lock_retries",
+							"How many more times a DDL step that hit the lock timeout is tried before it is skipped.",
+							NULL,
+							&mc_lock_retries,
+							3, 0, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("matter_capacity");
+#else
+	EmitWarningsOnPlaceholders("matter_capacity");
+#endif
+}

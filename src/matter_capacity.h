@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ * matter_capacity.h
+ *		Settings and helpers shared by every part of matter_capacity.
+ *
+ * Each concern has its own header (periods.h, partitions.h, locks.h,
+ * catalog.h, rollover.h); this one only carries the GUC variables that
+ * _PG_init defines and that several files read.
+ *-------------------------------------------------------------------------
+ */
+#ifndef MATTER_CAPACITY_H
+#define MATTER_CAPACITY_H
+
+#include "postgres.h"
+
+/* GUCs, defined in matter_capacity.c */
+extern int	mc_lock_timeout_ms;
+extern int	mc_lock_retries;
+
+#endif							/* MATTER_CAPACITY_H */

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ * partitions.h
+ *		A partitioned table's layout as read from the catalog, and the DDL
+ *		text that extends it.
+ *-------------------------------------------------------------------------
+ */
+#ifndef MC_PARTITIONS_H
+#define MC_PARTITIONS_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+
+#include "periods.h"
+
+/* One level-1 partition of a managed table. */
+typedef struct PartInfo
+{
+	Oid			relid;
+	bool		is_default;
+	bool		from_unbounded;
+	bool		to_unbounded;
+	int64		from;
+	int64		to;
+	int			nleaves;		/* hash modulus of its leaves; 0 if a leaf */
+} PartInfo;
+
+/* What rollover needs to know about a managed table. */
+typedef struct TableLayout
+{
+	Oid			relid;
+	Oid			owner;
+	char	   *nspname;
+	char	   *relname;
+	char	   *qualname;		/* quoted, schema-qualified */
+	AttrNumber	timeattr;
+	Oid			timetype;		/* DATEOID, TIMESTAMPOID or TIMESTAMPTZOID */
+	char	   *timecol_q;		/* quoted time column */
+	char	   *columns_q;		/* quoted list of stored columns, for moves */
+	List	   *parts;			/* PartInfo *, ranged ones sorted by from */
+	PartInfo   *deflt;			/* NULL when there is no default partition */
+} TableLayout;
+
+extern void check_range_partitioned_by(Oid relid, const char *time_column,
+									   Oid *timetype);
+extern void check_hash_column(Oid relid, const char *hash_column);
+extern TableLayout *read_table_layout(Oid relid, const char *time_column);
+extern PartInfo *find_overlapping(TableLayout *layout, Period p);
+extern char *qualified_name(Oid relid);
+
+extern char *sql_create_period(TableLayout *layout, const char *relname,
+							   Period p, const char *hash_column_q);
+extern char *sql_create_leaf(TableLayout *layout, const char *period_relname,
+							 const char *leaf_relname, int modulus, int remainder);
+extern char *sql_create_default(TableLayout *layout, const char *relname);
+extern char *sql_attach_period(TableLayout *layout, const char *relname, Period p);
+extern char *sql_attach_default(TableLayout *layout, const char *relname);
+extern char *sql_move_rows(TableLayout *layout, const char *target_relname, Period p);
+extern char *sql_default_buckets(TableLayout *layout, Granularity g);
+extern char *sql_qualify(TableLayout *layout, const char *relname);
+
+#endif							/* MC_PARTITIONS_H */

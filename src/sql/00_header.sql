@@ -1,0 +1,5 @@
+-- matter_capacity install script, version 1.0.
+-- Assembled by the Makefile from src/sql/*.sql in name order: one file per
+-- concern.  Objects go into the schema chosen at CREATE EXTENSION.
+
+\echo Use "CREATE EXTENSION matter_capacity" to load this file. \quit

@@ -1,0 +1,113 @@
+-- Partition lifecycle: policies, the rollover log, and their functions.
+
+CREATE TABLE @extschema@.capacity_policy (
+    table_name        regclass PRIMARY KEY,
+    time_column       name NOT NULL,
+    granularity       text NOT NULL CHECK (granularity IN ('day', 'week', 'month')),
+    hash_column       name,
+    hash_partitions   integer CHECK (hash_partitions BETWEEN 2 AND 1024),
+    premake           integer NOT NULL CHECK (premake BETWEEN 1 AND 1000),
+    retention         interval,
+    retention_action  text NOT NULL DEFAULT 'detach' CHECK (retention_action IN ('detach', 'drop')),
+    default_partition boolean NOT NULL DEFAULT true,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK ((hash_column IS NULL) = (hash_partitions IS NULL))
+);
+COMMENT ON TABLE @extschema@.capacity_policy IS
+    'One partition policy per managed table; written by capacity_manage().';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_policy', '');
+
+-- History of every action a rollover took; table_name is text because the
+-- table may be dropped later.
+CREATE TABLE @extschema@.capacity_rollover_history (
+    id              bigserial PRIMARY KEY,
+    logged_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    as_of           timestamptz NOT NULL,
+    table_oid       oid NOT NULL,
+    table_name      text NOT NULL,
+    action          text NOT NULL,
+    partition_name  text,
+    detail          text,
+    duration_ms     double precision
+);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_rollover_history', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_rollover_history_id_seq', '');
+
+CREATE FUNCTION @extschema@.capacity_manage(
+    tbl regclass,
+    time_column name,
+    granularity text,
+    hash_column name DEFAULT NULL,
+    hash_partitions integer DEFAULT NULL,
+    premake integer DEFAULT 4,
+    retention interval DEFAULT NULL,
+    retention_action text DEFAULT 'detach',
+    default_partition boolean DEFAULT true)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_manage';
+COMMENT ON FUNCTION @extschema@.capacity_manage IS
+    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column).';
+
+CREATE FUNCTION @extschema@.capacity_rollover(
+    tbl regclass DEFAULT NULL,
+    as_of timestamptz DEFAULT now(),
+    dry_run boolean DEFAULT false)
+RETURNS TABLE(table_name regclass, action text, partition_name text, detail text)
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_rollover';
+COMMENT ON FUNCTION @extschema@.capacity_rollover IS
+    'Create partitions ahead, move rows out of the default partition, apply retention; one row per action.';
+
+CREATE PROCEDURE @extschema@.capacity_rollover_proc(
+    tbl regclass DEFAULT NULL,
+    as_of timestamptz DEFAULT now(),
+    dry_run boolean DEFAULT false)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'capacity_rollover_proc';
+COMMENT ON PROCEDURE @extschema@.capacity_rollover_proc IS
+    'capacity_rollover() committing after each period; actions are NOTICEs and rows of capacity_rollover_log.';
+
+CREATE FUNCTION @extschema@.capacity_set_hash_partitions(
+    tbl regclass,
+    hash_partitions integer,
+    as_of timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_set_hash_partitions';
+COMMENT ON FUNCTION @extschema@.capacity_set_hash_partitions IS
+    'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten.';
+
+CREATE FUNCTION @extschema@.capacity_partition_tree(tbl regclass)
+RETURNS TABLE(partition_name regclass, parent_name regclass, level integer,
+              range_from timestamptz, range_to timestamptz,
+              hash_modulus integer, hash_remainder integer, is_default boolean)
+LANGUAGE c STRICT STABLE
+AS 'MODULE_PATHNAME', 'capacity_partition_tree';
+COMMENT ON FUNCTION @extschema@.capacity_partition_tree IS
+    'Every partition under a range-partitioned table with decoded bounds (any table, managed or not).';
+
+CREATE VIEW @extschema@.capacity_policies AS
+SELECT p.table_name, p.time_column, p.granularity, p.hash_column, p.hash_partitions,
+       p.premake, p.retention, p.retention_action, p.default_partition,
+       p.created_at, p.updated_at
+  FROM @extschema@.capacity_policy p;
+
+CREATE VIEW @extschema@.capacity_partitions AS
+SELECT p.table_name, t.partition_name, t.parent_name, t.level,
+       t.range_from, t.range_to, t.hash_modulus, t.hash_remainder, t.is_default,
+       (SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::bigint
+          FROM pg_catalog.pg_partition_tree(t.partition_name) pt
+          JOIN pg_catalog.pg_class c ON c.oid = pt.relid
+         WHERE pt.isleaf) AS est_rows,
+       (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(pt.relid))::bigint
+          FROM pg_catalog.pg_partition_tree(t.partition_name) pt
+         WHERE pt.isleaf) AS total_bytes
+  FROM @extschema@.capacity_policy p,
+       LATERAL @extschema@.capacity_partition_tree(p.table_name) t;
+
+CREATE VIEW @extschema@.capacity_rollover_log AS
+SELECT h.id, h.logged_at, h.as_of, h.table_name, h.action, h.partition_name,
+       h.detail, h.duration_ms
+  FROM @extschema@.capacity_rollover_history h;
