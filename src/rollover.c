@@ -135,6 +135,12 @@ read_default_buckets(TableLayout *layout, Granularity g)
 	return buckets;
 }
 
+static char *
+rows_from_default(int64 n)
+{
+	return psprintf(INT64_FORMAT " %s from the default partition", n, n == 1 ? "row" : "rows");
+}
+
 static NewPeriod *
 find_new_period(List *periods, int64 start)
 {
@@ -424,7 +430,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 			emit(sink, layout, "created", np->relname, period_detail(pol, np), started);
 			if (np->default_rows > 0)
 				emit(sink, layout, "moved_rows", np->relname,
-					 psprintf(INT64_FORMAT " rows from the default partition", np->default_rows),
+					 rows_from_default(np->default_rows),
 					 started);
 		}
 	}
@@ -464,7 +470,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 			emit(sink, layout, "created", np->relname, period_detail(pol, np), started);
 			if (np->moved > 0)
 				emit(sink, layout, "moved_rows", np->relname,
-					 psprintf(INT64_FORMAT " rows from the default partition", np->moved),
+					 rows_from_default(np->moved),
 					 started);
 		}
 	}
