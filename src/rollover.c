@@ -89,7 +89,9 @@ static void
 emit(ActionSink *sink, TableLayout *layout, const char *action,
 	 const char *partition, const char *detail, instr_time started)
 {
-	double		ms = elapsed_ms(started);
+	double		ms = elapsed_ms(started) - sink->reported_ms;
+
+	sink->reported_ms += ms;
 
 	if (sink->store)
 	{
@@ -314,6 +316,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	int			save_sec;
 
 	INSTR_TIME_SET_CURRENT(started);
+	sink->reported_ms = 0;
 
 	if (!sink->dry_run &&
 		!DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,

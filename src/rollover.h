@@ -20,6 +20,7 @@ typedef struct ActionSink
 	TupleDesc	desc;
 	bool		dry_run;
 	int64		as_of;
+	double		reported_ms;	/* time already attributed to earlier actions */
 } ActionSink;
 
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
