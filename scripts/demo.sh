@@ -75,7 +75,7 @@ show() { echo; echo "== $1"; shift; psql -X -P pager=off -c "$*"; }
 show "rows waiting in the default partitions before the rollover" \
   "SELECT 'Event' AS t, count(*) FROM \"Event_default\" UNION ALL SELECT 'IdempotencyRecord', count(*) FROM \"IdempotencyRecord_default\""
 show "SELECT * FROM capacity_rollover()  -- makes the past periods and moves the rows out" \
-  "SELECT table_name, action, count(*) AS n, min(partition_name) AS first, max(partition_name) AS last, sum(substring(detail from '^[0-9]+')::bigint) FILTER (WHERE action = 'moved_rows') AS rows_moved FROM capacity_rollover() GROUP BY 1, 2 ORDER BY 1::text, 2"
+  "SELECT table_name, action, count(*) AS n, min(partition_name) AS first, max(partition_name) AS last, sum(substring(detail from '^[0-9]+')::bigint) FILTER (WHERE action = 'moved_rows') AS rows_moved FROM capacity_rollover() GROUP BY 1, 2 ORDER BY table_name::text, action"
 psql -X -q -c "ANALYZE"
 show "capacity_policies" "SELECT table_name, granularity, hash_column, hash_partitions AS hash, premake, retention, retention_action FROM capacity_policies"
 show "capacity_partitions (periods; each Event/AuditEntry period has 16 hash leaves)" \

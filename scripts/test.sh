@@ -40,7 +40,7 @@ fi
 
 if [ "$only" = all ] || [ "$only" = pgtap ]; then
     echo "== pgTAP"
-    psql -q -d postgres -c "DROP DATABASE IF EXISTS mc_tap" -c "CREATE DATABASE mc_tap" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql -q -d postgres -c "DROP DATABASE IF EXISTS mc_tap" -c "CREATE DATABASE mc_tap" >/dev/null
     psql -q -d mc_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION matter_capacity" >/dev/null
     pg_prove -v -d mc_tap test/pgtap/*.sql >"$MC_RUN/pgtap.log" 2>&1
     grep -E '^(not ok|test/)' "$MC_RUN/pgtap.log" | sed 's/^/  /'
