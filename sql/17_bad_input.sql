@@ -3,7 +3,16 @@
 CREATE SCHEMA bad;
 SET search_path = bad, public;
 SET TimeZone = 'UTC';
-\set VERBOSITY verbose
+-- each call's SQLSTATE, message and hint (a failed call is rolled back whole)
+CREATE FUNCTION bad.try(q text) RETURNS TABLE(state text, message text, hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  state := '00000'; message := 'no error'; RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT;
+END $$;
 CREATE TABLE plain (t timestamptz);
 CREATE TABLE by_list (t timestamptz, k int) PARTITION BY LIST (k);
 CREATE TABLE by_hash (t timestamptz, k int) PARTITION BY HASH (k);
@@ -16,50 +25,49 @@ SELECT (SELECT count(*) FROM capacity_policy) AS policies_before,
        (SELECT md5(string_agg(p::text, ',' ORDER BY table_name::oid)) FROM capacity_policy p) AS policy_hash_before
 \gset
 -- unknown table
-SELECT capacity_manage('no_such_table', 't', 'week');
-SELECT capacity_manage(0::oid::regclass, 't', 'week');
+SELECT * FROM try($q$SELECT capacity_manage('no_such_table', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage(0::oid::regclass, 't', 'week')$q$);
 -- not partitioned, partitioned by list/hash, by another column, not a time type
-SELECT capacity_manage('plain', 't', 'week');
-SELECT capacity_manage('by_list', 't', 'week');
-SELECT capacity_manage('by_hash', 't', 'week');
-SELECT capacity_manage('by_other', 't', 'week');
-SELECT capacity_manage('by_text', 't', 'week');
-SELECT capacity_manage('good', 'no_col', 'week');
+SELECT * FROM try($q$SELECT capacity_manage('plain', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('by_list', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('by_hash', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('by_other', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('by_text', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 'no_col', 'week')$q$);
 -- hash column that does not exist, of a type without hashing, without count
-SELECT capacity_manage('good', 't', 'week', 'nope', 8);
-SELECT capacity_manage('good', 't', 'week', 'pt', 8);
-SELECT capacity_manage('good', 't', 'week', 'org');
-SELECT capacity_manage('good', 't', 'week', NULL, 8);
-SELECT capacity_manage('good', 't', 'week', 'org', 1);
-SELECT capacity_manage('good', 't', 'week', 'org', 1025);
-SELECT capacity_manage('good', 't', 'week', 't', 8);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 'nope', 8)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 'pt', 8)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 'org')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', NULL, 8)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 'org', 1)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 'org', 1025)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', 't', 8)$q$);
 -- granularity, premake, retention, retention_action
-SELECT capacity_manage('good', 't', 'hour');
-SELECT capacity_manage('good', 't', 'week', premake => 0);
-SELECT capacity_manage('good', 't', 'week', premake => 100000);
-SELECT capacity_manage('good', 't', 'week', retention => '-1 day');
-SELECT capacity_manage('good', 't', 'week', retention => '3 days');
-SELECT capacity_manage('good', 't', 'week', retention => '10 weeks', retention_action => 'truncate');
-SELECT capacity_manage('good', 't', 'week', premake => NULL);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'hour')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', premake => 0)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', premake => 100000)$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', retention => '-1 day')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', retention => '3 days')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', retention => '10 weeks', retention_action => 'truncate')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', premake => NULL)$q$);
 -- rollover of a table nobody manages; as_of out of range
-SELECT * FROM capacity_rollover('good');
-SELECT * FROM capacity_rollover('good', as_of => 'infinity');
-SELECT * FROM capacity_rollover(NULL, as_of => NULL);
-SELECT capacity_set_hash_partitions('good', 8);
+SELECT * FROM try($q$SELECT * FROM capacity_rollover('good')$q$);
+SELECT * FROM try($q$SELECT * FROM capacity_rollover('good', as_of => 'infinity')$q$);
+SELECT * FROM try($q$SELECT * FROM capacity_rollover(NULL, as_of => NULL)$q$);
+SELECT * FROM try($q$SELECT capacity_set_hash_partitions('good', 8)$q$);
 -- a caller who does not own the table
 CREATE ROLE mc_stranger;
 GRANT USAGE ON SCHEMA bad, demo TO mc_stranger;
 GRANT EXECUTE ON FUNCTION capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean) TO mc_stranger;
 GRANT EXECUTE ON FUNCTION capacity_rollover(regclass, timestamptz, boolean) TO mc_stranger;
 SET ROLE mc_stranger;
-SELECT capacity_manage('good', 't', 'week');
-SELECT * FROM capacity_rollover('demo."Event"');
+SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week')$q$);
+SELECT * FROM try($q$SELECT * FROM capacity_rollover('demo."Event"')$q$);
 -- with no table named, a stranger rolls over nothing
 SELECT count(*) FROM capacity_rollover(as_of => '2026-11-22 00:00+00');
 RESET ROLE;
 -- changing the shape of a policy whose periods exist is refused
-SELECT capacity_manage('demo."IdempotencyRecord"', 'created_at', 'week');
-\set VERBOSITY default
+SELECT * FROM try($q$SELECT capacity_manage('demo."IdempotencyRecord"', 'created_at', 'week')$q$);
 -- nothing changed
 SELECT (SELECT count(*) FROM capacity_policy) = :policies_before AS same_policies,
        (SELECT md5(string_agg(p::text, ',' ORDER BY table_name::oid)) FROM capacity_policy p) = :'policy_hash_before' AS same_policy_rows,

@@ -331,7 +331,10 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 		DropEmpty	d = {layout, pi->relid, false};
 		char	   *name = get_rel_name(pi->relid);
 
-		if (pi->from_unbounded || pi->from < cur.to || pi->nleaves == n || pi->nleaves == 0)
+		if (pi->from_unbounded || pi->from < cur.to)
+			continue;
+		pi->nleaves = leaf_modulus(pi->relid);
+		if (pi->nleaves == n || pi->nleaves == 0)
 			continue;
 		if (!run_bounded(drop_empty_period, &d, NULL))
 			log_action(relid, table, sink.as_of, "skipped_locked", name,

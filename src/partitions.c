@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -140,8 +141,21 @@ bound_to_usecs(Const *c, int64 *out)
 	return false;
 }
 
+/* A decoded range bound to microseconds; false when unbounded/infinite. */
+static bool
+range_datum_to_usecs(PartitionRangeDatumKind kind, Datum value, Oid typid, int64 *out)
+{
+	Const		c;
+
+	if (kind != PARTITION_RANGE_DATUM_VALUE)
+		return false;
+	c.consttype = typid;
+	c.constvalue = value;
+	return bound_to_usecs(&c, out);
+}
+
 /* Hash modulus of a partitioned child's leaves, 0 for a plain leaf. */
-static int
+int
 leaf_modulus(Oid relid)
 {
 	List	   *children;
@@ -225,45 +239,38 @@ read_table_layout(Oid relid, const char *time_column)
 	}
 	layout->columns_q = cols.data;
 
+	/*
+	 * Bounds come decoded from the relcache: bound i is the upper bound of
+	 * partition indexes[i] (or only a lower bound when that is -1), and a
+	 * partition's lower bound is the bound just before its upper one.
+	 */
 	pd = RelationGetPartitionDesc(rel, false);
-	for (i = 0; i < pd->nparts; i++)
+	if (pd->nparts > 0 && pd->boundinfo != NULL)
 	{
-		Oid			child = pd->oids[i];
-		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
-		PartitionBoundSpec *spec;
-		PartInfo   *pi;
-		Datum		d;
-		bool		isnull;
+		PartitionBoundInfo bi = pd->boundinfo;
 
-		if (!HeapTupleIsValid(tup))
-			continue;
-		d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
-		if (isnull)
+		for (i = 0; i < bi->ndatums; i++)
 		{
-			ReleaseSysCache(tup);
-			continue;
-		}
-		spec = (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
-		ReleaseSysCache(tup);
+			int			k = bi->indexes[i];
+			PartInfo   *pi;
 
-		pi = palloc0(sizeof(PartInfo));
-		pi->relid = child;
-		pi->nleaves = leaf_modulus(child);
-		if (spec->is_default)
-		{
-			pi->is_default = true;
-			layout->deflt = pi;
-		}
-		else
-		{
-			PartitionRangeDatum *lo = linitial(spec->lowerdatums);
-			PartitionRangeDatum *hi = linitial(spec->upperdatums);
-
-			pi->from_unbounded = (lo->kind != PARTITION_RANGE_DATUM_VALUE) ||
-				!bound_to_usecs((Const *) lo->value, &pi->from);
-			pi->to_unbounded = (hi->kind != PARTITION_RANGE_DATUM_VALUE) ||
-				!bound_to_usecs((Const *) hi->value, &pi->to);
+			if (k < 0 || i == 0)
+				continue;
+			pi = palloc0(sizeof(PartInfo));
+			pi->relid = pd->oids[k];
+			pi->nleaves = -1;	/* unknown until leaf_modulus() is asked */
+			pi->from_unbounded = !range_datum_to_usecs(bi->kind[i - 1][0], bi->datums[i - 1][0],
+													   layout->timetype, &pi->from);
+			pi->to_unbounded = !range_datum_to_usecs(bi->kind[i][0], bi->datums[i][0],
+													 layout->timetype, &pi->to);
 			layout->parts = lappend(layout->parts, pi);
+		}
+		if (bi->default_index >= 0)
+		{
+			layout->deflt = palloc0(sizeof(PartInfo));
+			layout->deflt->relid = pd->oids[bi->default_index];
+			layout->deflt->is_default = true;
+			layout->deflt->nleaves = -1;
 		}
 	}
 	list_sort(layout->parts, cmp_parts);

@@ -22,7 +22,7 @@ typedef struct PartInfo
 	bool		to_unbounded;
 	int64		from;
 	int64		to;
-	int			nleaves;		/* hash modulus of its leaves; 0 if a leaf */
+	int			nleaves;		/* -1: not read; see leaf_modulus() */
 } PartInfo;
 
 /* What rollover needs to know about a managed table. */
@@ -45,6 +45,7 @@ extern void check_range_partitioned_by(Oid relid, const char *time_column,
 									   Oid *timetype);
 extern void check_hash_column(Oid relid, const char *hash_column);
 extern TableLayout *read_table_layout(Oid relid, const char *time_column);
+extern int	leaf_modulus(Oid relid);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
 extern char *qualified_name(Oid relid);
 
