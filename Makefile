@@ -7,6 +7,7 @@
 # The install script is assembled from src/sql/*.sql, one file per concern,
 # in name order, so each object is defined in one obvious place.
 
+PG_CONFIG ?= pg_config
 EXTENSION = matter_capacity
 MODULE_big = matter_capacity
 OBJS = \
@@ -16,15 +17,16 @@ OBJS = \
 	src/partitions.o \
 	src/locks.o \
 	src/rollover.o \
+	src/loopback.o \
 	src/manage.o
 
 DATA_built = matter_capacity--1.0.sql
+SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 
-PG_CPPFLAGS = -Isrc -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
+PG_CPPFLAGS = -Isrc -I$(libpq_srcdir) -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
 
-PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -22,6 +22,8 @@
  *					capacity_rollover(), the procedure form and the split
  *					runbook.
  *	manage.c		capacity_manage(): validates a policy and stores it.
+ *	loopback.c		DETACH ... CONCURRENTLY through a connection to this
+ *					server (PostgreSQL refuses it inside functions).
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot
@@ -49,6 +51,7 @@ PG_MODULE_MAGIC;
 
 int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
+char	   *mc_loopback_conninfo = NULL;
 
 void		_PG_init(void);
 
@@ -75,6 +78,15 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("matter_capacity.loopback_conninfo",
+							   "Connection options for the loopback connection that runs DETACH ... CONCURRENTLY.",
+							   "Empty: this server's first Unix socket and port, the current database and role.",
+							   &mc_loopback_conninfo,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("matter_capacity");

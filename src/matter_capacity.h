@@ -15,5 +15,6 @@
 /* GUCs, defined in matter_capacity.c */
 extern int	mc_lock_timeout_ms;
 extern int	mc_lock_retries;
+extern char *mc_loopback_conninfo;
 
 #endif							/* MATTER_CAPACITY_H */

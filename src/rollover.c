@@ -47,6 +47,7 @@
 #include "matter_capacity.h"
 #include "catalog.h"
 #include "locks.h"
+#include "loopback.h"
 #include "partitions.h"
 #include "periods.h"
 #include "rollover.h"
@@ -262,21 +263,91 @@ period_detail(Policy *pol, NewPeriod *np)
 /* Argument of detach_step. */
 typedef struct DetachStep
 {
-	TableLayout *layout;
-	Oid			partid;
-	char	   *partname;
+	const char *parent_q;
+	const char *part_q;
 	bool		drop;
 } DetachStep;
 
+/* Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded. */
 static void
 detach_step(void *arg)
 {
 	DetachStep *d = arg;
 
-	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->layout->qualname, d->partname),
+	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->parent_q, d->part_q),
 			 SPI_OK_UTILITY);
 	if (d->drop)
-		exec_sql(psprintf("DROP TABLE %s", d->partname), SPI_OK_UTILITY);
+		exec_sql(psprintf("DROP TABLE %s", d->part_q), SPI_OK_UTILITY);
+}
+
+static void
+defer_detach(ActionSink *sink, TableLayout *layout, DetachStep *d,
+			 const char *relname, const char *detail)
+{
+	MemoryContext old;
+	DeferredDetach *dd;
+	ListCell   *lc;
+
+	foreach(lc, sink->deferred)
+	{
+		if (strcmp(((DeferredDetach *) lfirst(lc))->part_q, d->part_q) == 0)
+			return;
+	}
+	old = MemoryContextSwitchTo(sink->defer_cxt);
+	dd = palloc0(sizeof(DeferredDetach));
+	dd->relid = layout->relid;
+	dd->parent_q = pstrdup(d->parent_q);
+	dd->part_q = pstrdup(d->part_q);
+	dd->part_name = pstrdup(relname);
+	dd->detail = pstrdup(detail);
+	dd->drop = d->drop;
+	sink->deferred = lappend(sink->deferred, dd);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Procedure mode, after a commit (so this backend holds no lock on the
+ * parent): DETACH ... CONCURRENTLY through the loopback connection, which
+ * never makes the application wait.  If the loopback cannot be used, fall
+ * back to the bounded plain DETACH and say why.
+ */
+void
+run_deferred_detaches(ActionSink *sink)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->deferred)
+	{
+		DeferredDetach *dd = lfirst(lc);
+		const char *action = dd->drop ? "dropped" : "detached";
+		char	   *error = NULL;
+		instr_time	started;
+		TableLayout stub = {0};
+
+		INSTR_TIME_SET_CURRENT(started);
+		sink->reported_ms = 0;
+		stub.relid = dd->relid;
+		stub.qualname = dd->parent_q;
+		if (detach_concurrently(dd->parent_q, dd->part_q, dd->drop, &error))
+			emit(sink, &stub, action, dd->part_name,
+				 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
+		else
+		{
+			DetachStep	d = {dd->parent_q, dd->part_q, dd->drop};
+
+			ereport(WARNING,
+					(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
+							dd->part_q, error ? error : "unknown error"),
+					 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
+			if (run_bounded(detach_step, &d, NULL))
+				emit(sink, &stub, action, dd->part_name,
+					 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
+			else
+				emit(sink, &stub, "skipped_locked", dd->part_name,
+					 "retention: lock not available", started);
+		}
+	}
+	sink->deferred = NIL;
 }
 
 static void
@@ -481,11 +552,16 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	foreach(lc, expired)
 	{
 		PartInfo   *pi = lfirst(lc);
-		DetachStep	d = {layout, pi->relid, qualified_name(pi->relid), pol->retention_drop};
+		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop};
 		char	   *relname = get_rel_name(pi->relid);
 		char	   *detail = psprintf("ended %s, before the retention cutoff %s",
 									  utc_label(pi->to), utc_label(cutoff));
 
+		if (sink->defer_detach && !pol->default_partition && !sink->dry_run)
+		{
+			defer_detach(sink, layout, &d, relname, detail);
+			continue;
+		}
 		if (step_limit > 0 && steps >= step_limit)
 			break;
 		steps++;
@@ -601,6 +677,8 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 	if (!sink.dry_run)
 		require_not_in_recovery("roll partitions over");
 
+	sink.defer_detach = nonatomic && !sink.dry_run;
+	sink.defer_cxt = mcxt;
 	SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0);
 	PG_TRY();
 	{
@@ -620,6 +698,15 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 				AtEOXact_GUC(true, nest);
 				if (!nonatomic || sink.dry_run || done == 0)
 					break;
+				SPI_commit();
+				SPI_start_transaction();
+			}
+			if (sink.deferred != NIL)
+			{
+				/* release every lock this backend holds, then detach */
+				SPI_commit();
+				SPI_start_transaction();
+				run_deferred_detaches(&sink);
 				SPI_commit();
 				SPI_start_transaction();
 			}

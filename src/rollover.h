@@ -21,8 +21,28 @@ typedef struct ActionSink
 	bool		dry_run;
 	int64		as_of;
 	double		reported_ms;	/* time already attributed to earlier actions */
+
+	/*
+	 * Procedure mode: retention of policies without a default partition is
+	 * not done in the transaction but listed here (DeferredDetach, in
+	 * defer_cxt) for DETACH ... CONCURRENTLY after the commit.
+	 */
+	bool		defer_detach;
+	List	   *deferred;
+	MemoryContext defer_cxt;
 } ActionSink;
 
+typedef struct DeferredDetach
+{
+	Oid			relid;			/* the managed table */
+	char	   *parent_q;
+	char	   *part_q;
+	char	   *part_name;
+	char	   *detail;
+	bool		drop;
+} DeferredDetach;
+
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
+extern void run_deferred_detaches(ActionSink *sink);
 
 #endif							/* MC_ROLLOVER_H */

@@ -33,9 +33,10 @@ INSERT INTO "Event" ("orgId") SELECT 'org' || g FROM generate_series(1, 1000) g;
 INSERT INTO "EventND" ("orgId") SELECT 'org' || g FROM generate_series(1, 1000) g;
 SQL
 
-# run_scenario TABLE: holder + rollover + pgbench; leaves results in $W
+# run_scenario TABLE [ROLLOVER SQL]: holder + rollover + pgbench; leaves results in $W
 run_scenario() {
     local tbl=$1
+    local rollover=${2:-"SELECT action FROM capacity_rollover('\"$tbl\"', as_of => now() + interval '3 weeks')"}
     cat >"$W/app.sql" <<SQL
 \set org random(1, 50)
 INSERT INTO "$tbl" ("orgId", body) VALUES ('org' || :org, 'x');
@@ -50,7 +51,7 @@ SQL
     sleep 1
     local t0 t1
     t0=$(date +%s%N)
-    q -c "SELECT action FROM capacity_rollover('\"$tbl\"', as_of => now() + interval '3 weeks')" >"$W/rollover.out" 2>&1
+    q -c "$rollover" >"$W/rollover.out" 2>&1
     t1=$(date +%s%N)
     ROLLOVER_MS=$(( (t1 - t0) / 1000000 ))
     wait $app
@@ -88,6 +89,21 @@ grep -q '^created$' "$W/rollover.out" && ! grep -q skipped "$W/rollover.out"; ok
 [ "${FAILED_TX:-0}" = 0 ] && [ "$TX" -gt 10 ]; ok $? "no default partition: no application statement failed ($TX ran)"
 rows=$(q -c "SELECT count(*) FROM \"EventND\" WHERE body = 'x'")
 [ "$rows" = "$TX" ]; ok $? "no default partition: every application insert is stored ($rows of $TX)"
+
+# --- retention without a default partition: DETACH ... CONCURRENTLY ------
+# two old weeks exist; the procedure retires them while the reader holds
+# the table; the application must not notice
+q -c "SELECT count(*) FROM capacity_rollover('\"EventND\"', as_of => now() - interval '5 weeks')" >/dev/null
+q -c "SELECT capacity_manage('\"EventND\"', 'createdAt', 'week', 'orgId', 4, premake => 1, retention => '2 weeks', default_partition => false)" >/dev/null
+old=$(q -c "SELECT count(*) FROM capacity_partitions WHERE table_name = '\"EventND\"'::regclass AND level = 1 AND range_to <= now() - interval '2 weeks'")
+run_scenario EventND "CALL capacity_rollover_proc('\"EventND\"')"
+echo "# retention without default: procedure said $(grep -o 'detached [^:]*' "$W/rollover.out" | tr '\n' ' ')in ${ROLLOVER_MS} ms; app: $TX transactions, worst ${WORST_MS} ms"
+n=$(grep -c 'detached .*(DETACH CONCURRENTLY)' "$W/rollover.out")
+[ "$old" -ge 2 ] && [ "$n" = "$old" ]; ok $? "no default partition: retention detached $n of $old old weeks with DETACH CONCURRENTLY"
+[ "$WORST_MS" -lt $((timeout_ms + MARGIN_MS)) ]; ok $? "no default partition: worst application statement during DETACH CONCURRENTLY ${WORST_MS} ms"
+[ "${FAILED_TX:-0}" = 0 ] && [ "$TX" -gt 10 ]; ok $? "no default partition: no application statement failed during retention ($TX ran)"
+left=$(q -c "SELECT count(*) FROM pg_inherits WHERE inhparent = '\"EventND\"'::regclass AND inhdetachpending")
+[ "$left" = 0 ]; ok $? "no default partition: no detach left pending"
 
 # --- two rollovers at once -------------------------------------------------
 q -c "BEGIN; SELECT action FROM capacity_rollover('\"Event\"', as_of => now() + interval '8 weeks'); SELECT pg_sleep(2); COMMIT;" >"$W/first.out" 2>&1 &

@@ -1,0 +1,174 @@
+/*-------------------------------------------------------------------------
+ * loopback.c
+ *		DETACH PARTITION ... CONCURRENTLY through a loopback connection.
+ *
+ * PostgreSQL refuses DETACH ... CONCURRENTLY inside a function or a
+ * procedure: it must be a top-level statement, because it commits in the
+ * middle and then waits for every transaction that holds a lock on the
+ * parent.  The procedure form (and the worker) therefore open a libpq
+ * connection to this very server and issue it there, after committing their
+ * own transaction so that they hold no lock the DETACH would wait for.
+ * It takes only SHARE UPDATE EXCLUSIVE on the parent, so the application
+ * never waits; the DETACH itself may wait for long readers to finish.
+ * A detach left pending by an interrupted run is completed with FINALIZE.
+ *
+ * Owns: the connection string (matter_capacity.loopback_conninfo, or the
+ * server's own socket, database and the current role), and running those
+ * statements interruptibly.  Must not decide what to detach.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "commands/dbcommands.h"
+#include "utils/builtins.h"
+#include "utils/wait_event.h"
+
+#include "matter_capacity.h"
+#include "loopback.h"
+
+/* 'value' quoted for a libpq connection string */
+static void
+append_conninfo_value(StringInfo buf, const char *key, const char *value)
+{
+	const char *p;
+
+	appendStringInfo(buf, "%s='", key);
+	for (p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoString(buf, "' ");
+}
+
+static char *
+loopback_conninfo(void)
+{
+	StringInfoData buf;
+	char	   *dirs;
+	char	   *comma;
+
+	initStringInfo(&buf);
+	if (mc_loopback_conninfo && mc_loopback_conninfo[0] != '\0')
+		appendStringInfo(&buf, "%s ", mc_loopback_conninfo);
+	else
+	{
+		dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+		comma = strchr(dirs, ',');
+		if (comma)
+			*comma = '\0';
+		append_conninfo_value(&buf, "host", dirs[0] ? dirs : "localhost");
+		appendStringInfo(&buf, "port=%d ", PostPortNumber);
+	}
+	append_conninfo_value(&buf, "dbname", get_database_name(MyDatabaseId));
+	if (strstr(buf.data, "user=") == NULL)
+		append_conninfo_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
+	appendStringInfoString(&buf, "application_name='matter_capacity loopback'");
+	return buf.data;
+}
+
+/* Run one statement, waiting on our latch so cancel and shutdown work. */
+static bool
+loopback_exec(PGconn *conn, const char *sql, char **error)
+{
+	PGresult   *res;
+	bool		ok = true;
+
+	if (!PQsendQuery(conn, sql))
+	{
+		*error = pstrdup(PQerrorMessage(conn));
+		return false;
+	}
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			int			rc = WaitLatchOrSocket(MyLatch,
+											   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+											   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+			{
+				*error = pstrdup(PQerrorMessage(conn));
+				return false;
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			*error = pstrdup(PQresultErrorMessage(res));
+			ok = false;
+		}
+		PQclear(res);
+	}
+	return ok;
+}
+
+/*
+ * Detach part_q from parent_q concurrently (or finalize a pending detach),
+ * then drop it if asked.  The caller holds no lock on the parent.  False
+ * with *error set when the connection or a statement failed.
+ */
+bool
+detach_concurrently(const char *parent_q, const char *part_q, bool drop, char **error)
+{
+	PGconn	   *conn;
+	bool		ok;
+	volatile bool pending = false;
+
+	*error = NULL;
+	conn = PQconnectdb(loopback_conninfo());
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		*error = pstrdup(PQerrorMessage(conn));
+		PQfinish(conn);
+		return false;
+	}
+	PG_TRY();
+	{
+		PGresult   *res;
+		char	   *sql;
+
+		sql = psprintf("SELECT i.inhdetachpending FROM pg_catalog.pg_inherits i "
+					   "WHERE i.inhrelid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass",
+					   quote_literal_cstr(part_q));
+		res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+
+		ok = loopback_exec(conn, psprintf("ALTER TABLE %s DETACH PARTITION %s %s",
+										  parent_q, part_q,
+										  pending ? "FINALIZE" : "CONCURRENTLY"),
+						   error);
+		if (ok && drop)
+			ok = loopback_exec(conn, psprintf("DROP TABLE %s", part_q), error);
+	}
+	PG_CATCH();
+	{
+		/* interrupted: stop the remote statement too */
+		PGcancel   *cancel = PQgetCancel(conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PQfinish(conn);
+	return ok;
+}
