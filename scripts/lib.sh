@@ -55,6 +55,7 @@ cluster_start() {
         echo "fsync = off"
         echo "shared_preload_libraries = 'pg_cron'"
         echo "cron.database_name = 'postgres'"
+        echo "cron.host = '$dir'"
         echo "max_wal_senders = 10"
         echo "wal_level = logical"
         echo "log_min_messages = warning"

@@ -23,3 +23,8 @@ SELECT count(DISTINCT partition_name) AS distinct_names, count(*) AS partitions
 SELECT partition_name FROM capacity_partitions
  WHERE table_name = '"MixedCase_table_with_a_name_that_is_exactly_sixty_three_bytes_x"'::regclass
    AND level = 2 AND range_from = '2026-11-16 00:00+00' ORDER BY hash_remainder;
+-- dropping a managed table removes its policy
+SELECT count(*) AS policies_before FROM capacity_policies WHERE table_name::text LIKE '%sixty_three%';
+DROP TABLE "MixedCase_table_with_a_name_that_is_exactly_sixty_three_bytes_x";
+SELECT count(*) AS policies_after FROM capacity_policy
+ WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = table_name::oid);
