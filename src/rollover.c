@@ -322,14 +322,14 @@ run_deferred_detaches(ActionSink *sink)
 		const char *action = dd->drop ? "dropped" : "detached";
 		char	   *error = NULL;
 		instr_time	started;
-		TableLayout stub = {0};
+		TableLayout table_only = {0};
 
 		INSTR_TIME_SET_CURRENT(started);
 		sink->reported_ms = 0;
-		stub.relid = dd->relid;
-		stub.qualname = dd->parent_q;
+		table_only.relid = dd->relid;
+		table_only.qualname = dd->parent_q;
 		if (detach_concurrently(dd->parent_q, dd->part_q, dd->drop, &error))
-			emit(sink, &stub, action, dd->part_name,
+			emit(sink, &table_only, action, dd->part_name,
 				 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
 		else
 		{
@@ -340,10 +340,10 @@ run_deferred_detaches(ActionSink *sink)
 							dd->part_q, error ? error : "unknown error"),
 					 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
 			if (run_bounded(detach_step, &d, NULL))
-				emit(sink, &stub, action, dd->part_name,
+				emit(sink, &table_only, action, dd->part_name,
 					 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
 			else
-				emit(sink, &stub, "skipped_locked", dd->part_name,
+				emit(sink, &table_only, "skipped_locked", dd->part_name,
 					 "retention: lock not available", started);
 		}
 	}
@@ -394,11 +394,11 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 										  Int32GetDatum(ROLLOVER_LOCK_CLASS),
 										  Int32GetDatum((int32) pol->relid))))
 	{
-		TableLayout stub = {0};
+		TableLayout table_only = {0};
 
-		stub.relid = pol->relid;
-		stub.qualname = qualified_name(pol->relid);
-		emit(sink, &stub, "skipped_busy", NULL,
+		table_only.relid = pol->relid;
+		table_only.qualname = qualified_name(pol->relid);
+		emit(sink, &table_only, "skipped_busy", NULL,
 			 "another session is rolling this table over", started);
 		return 0;
 	}
@@ -584,10 +584,21 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	return steps;
 }
 
-static void
-check_as_of(TimestampTz as_of)
+/* (tbl, as_of, dry_run) of both entry points; returns tbl or InvalidOid. */
+static Oid
+rollover_args(FunctionCallInfo fcinfo, ActionSink *sink)
 {
-	check_time_in_range(as_of, "as_of");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: as_of must not be NULL"),
+				 errhint("Omit it to use now().")));
+	sink->as_of = PG_GETARG_TIMESTAMPTZ(1);
+	sink->dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	check_time_in_range(sink->as_of, "as_of");
+	if (!sink->dry_run)
+		require_not_in_recovery("roll partitions over");
+	return PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
 }
 
 /* Policies the call covers; a named table must be managed and owned. */
@@ -613,23 +624,14 @@ policies_for_call(Oid relid, MemoryContext mcxt)
 Datum
 capacity_rollover(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	Oid			relid;
 	ActionSink	sink = {0};
 	List	   *pols;
 	ListCell   *lc;
 	int			nest;
 	MemoryContext mcxt = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("matter_capacity: as_of must not be NULL"),
-				 errhint("Omit it to use now().")));
-	sink.as_of = PG_GETARG_TIMESTAMPTZ(1);
-	sink.dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	check_as_of(sink.as_of);
-	if (!sink.dry_run)
-		require_not_in_recovery("roll partitions over");
+	relid = rollover_args(fcinfo, &sink);
 	init_materialized(fcinfo, &sink.store, &sink.desc);
 
 	SPI_connect();
@@ -657,7 +659,7 @@ capacity_rollover(PG_FUNCTION_ARGS)
 Datum
 capacity_rollover_proc(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	Oid			relid;
 	ActionSink	sink = {0};
 	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -666,16 +668,7 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 	MemoryContext mcxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity rollover",
 											   ALLOCSET_DEFAULT_SIZES);
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("matter_capacity: as_of must not be NULL"),
-				 errhint("Omit it to use now().")));
-	sink.as_of = PG_GETARG_TIMESTAMPTZ(1);
-	sink.dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	check_as_of(sink.as_of);
-	if (!sink.dry_run)
-		require_not_in_recovery("roll partitions over");
+	relid = rollover_args(fcinfo, &sink);
 
 	sink.defer_detach = nonatomic && !sink.dry_run;
 	sink.defer_cxt = mcxt;
