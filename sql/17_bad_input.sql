@@ -54,6 +54,7 @@ SELECT * FROM try($q$SELECT capacity_manage('good', 't', 'week', premake => NULL
 SELECT * FROM try($q$SELECT * FROM capacity_rollover('good')$q$);
 SELECT * FROM try($q$SELECT * FROM capacity_rollover('good', as_of => 'infinity')$q$);
 SELECT * FROM try($q$SELECT * FROM capacity_rollover(NULL, as_of => NULL)$q$);
+SELECT * FROM try($q$SELECT * FROM capacity_rollover('demo."AuditEntry"', as_of => '9998-11-15')$q$);
 SELECT * FROM try($q$SELECT capacity_set_hash_partitions('good', 8)$q$);
 -- a caller who does not own the table
 CREATE ROLE mc_stranger;

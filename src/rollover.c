@@ -432,6 +432,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	/* What is wanted: current period and premake ahead ... */
 	cur = period_containing(sink->as_of, pol->gran);
 	horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);
+	check_time_in_range(horizon_end, "as_of plus premake periods");
 	for (t = cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
 	{
 		Period		p = {t, period_advance(t, pol->gran, 1)};
