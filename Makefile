@@ -18,7 +18,9 @@ OBJS = \
 	src/locks.o \
 	src/rollover.o \
 	src/loopback.o \
-	src/manage.o
+	src/manage.o \
+	src/sampler.o \
+	src/probes.o
 
 DATA_built = matter_capacity--1.0.sql
 SHLIB_LINK_INTERNAL = $(libpq)

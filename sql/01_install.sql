@@ -19,3 +19,14 @@ SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_c
   FROM pg_proc p
  WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'capacity\_%'
  ORDER BY 1;
+
+-- each call's SQLSTATE, message and hint (a failed call is rolled back whole)
+CREATE FUNCTION public.try(q text) RETURNS TABLE(state text, message text, hint text)
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  state := '00000'; message := 'no error'; RETURN NEXT;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+  RETURN NEXT;
+END $$;

@@ -3,16 +3,6 @@
 CREATE SCHEMA bad;
 SET search_path = bad, public;
 SET TimeZone = 'UTC';
--- each call's SQLSTATE, message and hint (a failed call is rolled back whole)
-CREATE FUNCTION bad.try(q text) RETURNS TABLE(state text, message text, hint text)
-LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE q;
-  state := '00000'; message := 'no error'; RETURN NEXT;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN NEXT;
-END $$;
 CREATE TABLE plain (t timestamptz);
 CREATE TABLE by_list (t timestamptz, k int) PARTITION BY LIST (k);
 CREATE TABLE by_hash (t timestamptz, k int) PARTITION BY HASH (k);

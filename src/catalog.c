@@ -88,6 +88,21 @@ capacity_object(const char *name)
 	return psprintf("%s.%s", capacity_schema(), name);
 }
 
+/* OID of one of our own relations. */
+Oid
+capacity_relid(const char *name)
+{
+	Oid			nsp,
+				owner;
+	Oid			relid;
+
+	extension_row(&nsp, &owner);
+	relid = get_relname_relid(name, nsp);
+	if (!OidIsValid(relid))
+		elog(ERROR, "matter_capacity: relation %s of the extension is missing", name);
+	return relid;
+}
+
 Oid
 capacity_owner(void)
 {

@@ -32,6 +32,7 @@ typedef struct Policy
 extern char *capacity_schema(void);
 extern char *capacity_object(const char *name);
 extern Oid	capacity_owner(void);
+extern Oid	capacity_relid(const char *name);
 extern List *load_policies(Oid relid, MemoryContext mcxt);
 extern void log_action(Oid relid, const char *table_name, int64 as_of,
 					   const char *action, const char *partition,

@@ -22,6 +22,9 @@
  *					capacity_rollover(), the procedure form and the split
  *					runbook.
  *	manage.c		capacity_manage(): validates a policy and stores it.
+ *	sampler.c		capacity_sample_now(): built-in indicators, probes run
+ *					as their owner under a timeout, bounded history.
+ *	probes.c		registering probes and push indicators.
  *	loopback.c		DETACH ... CONCURRENTLY through a connection to this
  *					server (PostgreSQL refuses it inside functions).
  *
@@ -52,6 +55,9 @@ PG_MODULE_MAGIC;
 int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
+int			mc_probe_timeout_ms = 5000;
+int			mc_sample_retention_days = 35;
+int			mc_rollup_retention_days = 730;
 
 void		_PG_init(void);
 
@@ -76,6 +82,33 @@ _PG_init(void)
 							&mc_lock_retries,
 							3, 0, 100,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.probe_timeout",
+							"Time a registered probe query may run before it is cancelled and reported.",
+							NULL,
+							&mc_probe_timeout_ms,
+							5000, 10, 600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.sample_retention_days",
+							"Days of raw samples kept; older day partitions of capacity_sample are dropped.",
+							NULL,
+							&mc_sample_retention_days,
+							35, 2, 3650,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.rollup_retention_days",
+							"Days of hourly rollups (and rollover log) kept.",
+							NULL,
+							&mc_rollup_retention_days,
+							730, 2, 36500,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

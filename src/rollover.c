@@ -105,7 +105,7 @@ emit(ActionSink *sink, TableLayout *layout, const char *action,
 		values[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
 		tuplestore_putvalues(sink->store, sink->desc, values, nulls);
 	}
-	else
+	else if (!sink->quiet)
 		ereport(NOTICE,
 				(errmsg("%s: %s %s%s%s", layout->qualname, action,
 						partition ? partition : "",

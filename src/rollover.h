@@ -19,6 +19,7 @@ typedef struct ActionSink
 	Tuplestorestate *store;		/* rows of capacity_rollover(); NULL: NOTICEs */
 	TupleDesc	desc;
 	bool		dry_run;
+	bool		quiet;			/* no NOTICEs (internal tables); still logged */
 	int64		as_of;
 	double		reported_ms;	/* time already attributed to earlier actions */
 

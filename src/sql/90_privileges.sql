@@ -9,3 +9,9 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_hash_partitions(regclass, in
 
 GRANT SELECT ON @extschema@.capacity_policies, @extschema@.capacity_partitions,
                 @extschema@.capacity_rollover_log TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_sample_now(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_probe(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_push(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, jsonb, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
+GRANT SELECT ON @extschema@.capacity_latest, @extschema@.capacity_indicator_status TO pg_monitor;

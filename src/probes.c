@@ -1,0 +1,154 @@
+/*-------------------------------------------------------------------------
+ * probes.c
+ *		capacity_register_probe(): an application-defined indicator whose
+ *		value comes from a query.
+ *
+ * The search_path in force at registration is stored with the probe and
+ * set again when it runs, as a function's SET search_path would be.
+ *
+ * Owns: checking a probe before it is stored: exactly one SELECT (no INTO,
+ * no FOR UPDATE: a probe must only read), and a result of one numeric
+ * column or (labels jsonb, value numeric), found by planning the query
+ * without running it.  The probe remembers who registered it; the sampler
+ * runs it as that role, so it can read nothing its owner could not.
+ *
+ * Must not run the query (sampler.c does, under a timeout).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/plancache.h"
+
+#include "catalog.h"
+#include "sampler.h"
+
+PG_FUNCTION_INFO_V1(capacity_register_probe);
+
+static void
+probe_error_context(void *arg)
+{
+	errcontext("registering probe %s", (const char *) arg);
+}
+
+static void
+check_indicator_name(const char *name)
+{
+	const char *p;
+	bool		ok = strlen(name) > 0 && strlen(name) < NAMEDATALEN && name[0] >= 'a' && name[0] <= 'z';
+
+	for (p = name; ok && *p; p++)
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("matter_capacity: indicator name \"%s\" is not valid", name),
+				 errhint("Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.")));
+}
+
+/*
+ * capacity_register_probe(indicator text, query text, unit text DEFAULT NULL)
+ */
+Datum
+capacity_register_probe(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *query;
+	List	   *raw;
+	RawStmt    *rs;
+	SelectStmt *sel;
+	SPIPlanPtr	plan;
+	CachedPlanSource *ps;
+	TupleDesc	td;
+	ErrorContextCallback errcb;
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, OIDOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	char	   *search_path = pstrdup(GetConfigOption("search_path", false, false));
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: probe name and query must not be NULL"),
+				 errhint("capacity_register_probe('kms_calls_per_min', 'SELECT ...', 'per minute')")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	require_not_in_recovery("register a probe");
+	check_indicator_name(name);
+
+	errcb.callback = probe_error_context;
+	errcb.arg = name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
+	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
+	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
+				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+
+	SPI_connect();
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "matter_capacity: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	ps = linitial(SPI_plan_get_plan_sources(plan));
+	td = ps->resultDesc;
+	if (td == NULL ||
+		!((td->natts == 1 && is_numeric_type(TupleDescAttr(td, 0)->atttypid)) ||
+		  (td->natts == 2 && TupleDescAttr(td, 0)->atttypid == JSONBOID &&
+		   is_numeric_type(TupleDescAttr(td, 1)->atttypid))))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("matter_capacity: probe %s returns %d column(s) of the wrong types", name,
+						td ? td->natts : 0),
+				 errhint("Return one numeric column, or (labels jsonb, value numeric) rows.")));
+	error_context_stack = errcb.previous;
+
+	/* an existing indicator of another kind, or someone else's probe */
+	values[0] = CStringGetTextDatum(name);
+	catalog_execute(psprintf("SELECT source, owner::oid FROM %s WHERE name = $1",
+							 capacity_object("capacity_indicator")),
+					1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		char	   *source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (strcmp(source, "sql") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("matter_capacity: indicator %s already exists as a %s indicator", name, source),
+					 errhint("Choose another name for the probe.")));
+		if (!isnull && owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("matter_capacity: probe %s belongs to another role", name),
+					 errhint("Only its owner (or a member of the owning role) can replace it.")));
+	}
+
+	values[1] = CStringGetTextDatum(query);
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[3] = ObjectIdGetDatum(GetUserId());
+	values[4] = CStringGetTextDatum(search_path);
+	catalog_execute(psprintf("INSERT INTO %s (name, unit, source, query, owner, search_path) "
+							 "VALUES ($1, $3, 'sql', $2, $4::pg_catalog.regrole, $5) "
+							 "ON CONFLICT (name) DO UPDATE SET query = $2, unit = $3, "
+							 "owner = $4::pg_catalog.regrole, search_path = $5",
+							 capacity_object("capacity_indicator")),
+					5, types, values, nulls, false);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,600 @@
+/*-------------------------------------------------------------------------
+ * sampler.c
+ *		capacity_sample_now(): measure every enabled indicator once.
+ *
+ * Owns: the built-in indicators (each one SQL query over the statistics
+ * views, returning (labels jsonb, value float8) rows, or a counter turned
+ * into a rate), running registered probes as the role that registered them
+ * under matter_capacity.probe_timeout, and keeping history bounded: the
+ * raw sample table is rolled over by the partition engine (day partitions,
+ * dropped after matter_capacity.sample_retention_days) and rolled up per
+ * hour (kept matter_capacity.rollup_retention_days).
+ *
+ * Every indicator runs in its own subtransaction: one failing query is
+ * recorded in capacity_indicator_run and the others still run.
+ *
+ * Must not evaluate thresholds or stages.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stdio.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "matter_capacity.h"
+#include "catalog.h"
+#include "periods.h"
+#include "rollover.h"
+#include "sampler.h"
+
+PG_FUNCTION_INFO_V1(capacity_sample_now);
+
+/* (labels jsonb, value float8) for every partitioned table we do not own */
+#define TOP_TABLES \
+	"FROM pg_class p JOIN pg_partitioned_table pt ON pt.partrelid = p.oid " \
+	"WHERE p.relkind = 'p' AND NOT p.relispartition " \
+	"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass " \
+	"AND d.objid = p.oid AND d.deptype = 'e') "
+
+typedef struct BuiltinQuery
+{
+	const char *indicator;
+	const char *sql;			/* $1 = as_of */
+} BuiltinQuery;
+
+static const BuiltinQuery builtin_queries[] = {
+	{"table_rows",
+		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
+		"(SELECT coalesce(sum(s.n_live_tup), 0)::float8 FROM pg_partition_tree(p.oid) t "
+		" JOIN pg_stat_all_tables s ON s.relid = t.relid WHERE t.isleaf) " TOP_TABLES},
+	{"table_rows_inserted",
+		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
+		"(SELECT coalesce(sum(s.n_tup_ins), 0)::float8 FROM pg_partition_tree(p.oid) t "
+		" JOIN pg_stat_all_tables s ON s.relid = t.relid WHERE t.isleaf) " TOP_TABLES},
+	{"table_bytes",
+		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
+		"(SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::float8 "
+		" FROM pg_partition_tree(p.oid) t WHERE t.isleaf) " TOP_TABLES},
+	{"partition_runway_days",
+		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
+		"extract(epoch FROM (max(t.range_to) - $1)) / 86400.0 "
+		"FROM pg_class p JOIN LATERAL @extschema@.capacity_partition_tree(p.oid) t ON true "
+		"WHERE p.relkind = 'p' AND NOT p.relispartition AND t.level = 1 AND NOT t.is_default "
+		"AND t.range_to < 'infinity' "
+		"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+		"AND d.objid = p.oid AND d.deptype = 'e') GROUP BY p.oid"},
+	{"connections",
+		"SELECT jsonb_build_object('role', coalesce(a.usename::text, '')), count(*)::float8 "
+		"FROM pg_stat_activity a WHERE a.backend_type = 'client backend' GROUP BY a.usename"},
+	{"pool_utilization",
+		"WITH c AS (SELECT a.usesysid, count(*) AS n FROM pg_stat_activity a "
+		"  WHERE a.backend_type = 'client backend' GROUP BY a.usesysid) "
+		"SELECT jsonb_build_object('role', r.rolname::text), "
+		"100.0 * coalesce(c.n, 0) / (CASE WHEN r.rolconnlimit > 0 THEN r.rolconnlimit "
+		"  WHEN ps.pool_size IS NOT NULL THEN ps.pool_size "
+		"  ELSE greatest(current_setting('max_connections')::int "
+		"       - current_setting('superuser_reserved_connections')::int, 1) END) "
+		"FROM pg_roles r LEFT JOIN c ON c.usesysid = r.oid "
+		"LEFT JOIN @extschema@.capacity_pool_size ps ON ps.role_name = r.oid "
+		"WHERE c.n IS NOT NULL OR ps.pool_size IS NOT NULL"},
+	{"connections_utilization",
+		"SELECT '{}'::jsonb, 100.0 * count(*) / greatest(current_setting('max_connections')::int "
+		"  - current_setting('superuser_reserved_connections')::int, 1) "
+		"FROM pg_stat_activity a WHERE a.backend_type = 'client backend'"},
+	{"replica_lag_seconds",
+		"SELECT jsonb_build_object('application_name', r.application_name), "
+		"CASE WHEN r.replay_lag IS NOT NULL THEN extract(epoch FROM r.replay_lag)::float8 "
+		"     WHEN r.replay_lsn = r.sent_lsn THEN 0::float8 END "
+		"FROM pg_stat_replication r"},
+	{"replication_slot_lag_bytes",
+		"SELECT jsonb_build_object('slot', s.slot_name::text), "
+		"pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(s.confirmed_flush_lsn, s.restart_lsn))::float8 "
+		"FROM pg_replication_slots s WHERE coalesce(s.confirmed_flush_lsn, s.restart_lsn) IS NOT NULL"},
+	{"database_bytes",
+		"SELECT '{}'::jsonb, pg_database_size(current_database())::float8"},
+};
+
+static TimeoutId probe_timeout_id = MAX_TIMEOUTS;
+static volatile bool probe_timed_out = false;
+
+static void
+probe_timeout_handler(void)
+{
+	probe_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+bool
+is_numeric_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+		typid == FLOAT4OID || typid == FLOAT8OID || typid == NUMERICOID;
+}
+
+/* Replace @extschema@ in a builtin query with the quoted schema. */
+static char *
+with_schema(const char *sql)
+{
+	const char *marker = "@extschema@";
+	const char *at = strstr(sql, marker);
+
+	if (at == NULL)
+		return pstrdup(sql);
+	return psprintf("%.*s%s%s", (int) (at - sql), sql, capacity_schema(),
+					with_schema(at + strlen(marker)));
+}
+
+/*
+ * Insert rows (labels, value) produced by `source` (SQL text, $1 = as_of)
+ * as samples of one indicator, and keep capacity_latest_sample current.
+ */
+static int
+write_samples(const char *indicator, const char *source, TimestampTz as_of)
+{
+	Oid			types[2] = {TIMESTAMPTZOID, TEXTOID};
+	Datum		values[2] = {TimestampTzGetDatum(as_of), CStringGetTextDatum(indicator)};
+
+	catalog_execute(psprintf("WITH src(labels, value) AS (%s), "
+							 "ins AS (INSERT INTO %s (indicator, labels, sampled_at, value) "
+							 "  SELECT $2, src.labels, $1, src.value FROM src RETURNING *) "
+							 "INSERT INTO %s AS l (indicator, labels, sampled_at, value) "
+							 "SELECT indicator, labels, sampled_at, value FROM ins "
+							 "ON CONFLICT (indicator, labels) DO UPDATE "
+							 "SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value "
+							 "WHERE l.sampled_at <= EXCLUDED.sampled_at",
+							 source, capacity_object("capacity_sample"),
+							 capacity_object("capacity_latest_sample")),
+					2, types, values, NULL, false);
+	return (int) SPI_processed;
+}
+
+static void
+record_run(const char *indicator, TimestampTz as_of, int samples, const char *error)
+{
+	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		values[4] = {CStringGetTextDatum(indicator), TimestampTzGetDatum(as_of),
+	Int32GetDatum(samples), error ? CStringGetTextDatum(error) : (Datum) 0};
+	char		nulls[4] = {' ', ' ', ' ', error ? ' ' : 'n'};
+
+	catalog_execute(psprintf("INSERT INTO %s AS r (indicator, last_run, last_ok, samples, last_error, last_error_at) "
+							 "VALUES ($1, $2, CASE WHEN $4 IS NULL THEN $2 END, $3, $4, CASE WHEN $4 IS NOT NULL THEN $2 END) "
+							 "ON CONFLICT (indicator) DO UPDATE SET last_run = $2, samples = $3, "
+							 "last_ok = CASE WHEN $4 IS NULL THEN $2 ELSE r.last_ok END, "
+							 "last_error = coalesce($4, r.last_error), "
+							 "last_error_at = CASE WHEN $4 IS NOT NULL THEN $2 ELSE r.last_error_at END",
+							 capacity_object("capacity_indicator_run")),
+					4, types, values, nulls, false);
+}
+
+/*
+ * A cumulative counter's change since the previous sample; false when there
+ * is no previous value, or the counter went backwards or its epoch changed
+ * (stats reset, restart, reboot): that interval is skipped.
+ */
+static bool
+counter_delta(const char *name, double now_value, const char *epoch,
+			  TimestampTz as_of, double *delta)
+{
+	Oid			types[4] = {TEXTOID, FLOAT8OID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4] = {CStringGetTextDatum(name), Float8GetDatum(now_value),
+	TimestampTzGetDatum(as_of), CStringGetTextDatum(epoch ? epoch : "")};
+	bool		have = false;
+	double		prev = 0;
+	char	   *prev_epoch = NULL;
+
+	catalog_execute(psprintf("SELECT value, epoch FROM %s WHERE name = $1 AND labels = '{}'",
+							 capacity_object("capacity_counter")),
+					1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		prev = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		prev_epoch = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		have = true;
+	}
+	catalog_execute(psprintf("INSERT INTO %s (name, labels, value, observed_at, epoch) "
+							 "VALUES ($1, '{}', $2, $3, $4) ON CONFLICT (name, labels) DO UPDATE "
+							 "SET value = $2, observed_at = $3, epoch = $4",
+							 capacity_object("capacity_counter")),
+					4, types, values, NULL, false);
+	if (!have || now_value < prev ||
+		strcmp(prev_epoch ? prev_epoch : "", epoch ? epoch : "") != 0)
+		return false;
+	*delta = now_value - prev;
+	return true;
+}
+
+static int
+sample_cache_hit_ratio(TimestampTz as_of)
+{
+	double		hit,
+				read,
+				dhit,
+				dread;
+	char	   *epoch;
+	bool		isnull;
+	bool		ok;
+
+	catalog_execute("SELECT blks_hit::float8, blks_read::float8, "
+					"coalesce(stats_reset::text, '') || '/' || pg_postmaster_start_time()::text "
+					"FROM pg_stat_database WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+					0, NULL, NULL, NULL, true);
+	if (SPI_processed != 1)
+		return 0;
+	hit = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	read = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	epoch = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	ok = counter_delta("blks_hit", hit, epoch, as_of, &dhit);
+	ok = counter_delta("blks_read", read, epoch, as_of, &dread) && ok;
+	if (!ok || dhit + dread <= 0)
+		return 0;
+	return write_samples("cache_hit_ratio",
+						 psprintf("SELECT '{}'::jsonb, %.17g::float8", dhit / (dhit + dread)), as_of);
+}
+
+/*
+ * Host CPU busy share between two samples, from /proc/stat.  Where the
+ * file cannot be read the sample is NULL: never a made-up number.
+ */
+static int
+sample_cpu(TimestampTz as_of)
+{
+	FILE	   *f = fopen("/proc/stat", "r");
+	char		line[512];
+	unsigned long long v[8] = {0};
+	char		epoch[64] = "";
+	bool		have_cpu = false;
+	double		total = 0,
+				idle,
+				dtotal,
+				didle;
+	bool		ok;
+	int			i;
+
+	if (f == NULL)
+		return write_samples("cpu_utilization", "SELECT '{}'::jsonb, NULL::float8", as_of);
+	while (fgets(line, sizeof(line), f))
+	{
+		if (strncmp(line, "cpu ", 4) == 0)
+			have_cpu = sscanf(line + 4, "%llu %llu %llu %llu %llu %llu %llu %llu",
+							  &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) >= 4;
+		else if (strncmp(line, "btime ", 6) == 0)
+			strlcpy(epoch, line + 6, sizeof(epoch));
+	}
+	fclose(f);
+	if (!have_cpu)
+		return write_samples("cpu_utilization", "SELECT '{}'::jsonb, NULL::float8", as_of);
+	for (i = 0; i < 8; i++)
+		total += (double) v[i];
+	idle = (double) v[3] + (double) v[4];
+	/* update both counters before deciding */
+	ok = counter_delta("cpu_total", total, epoch, as_of, &dtotal);
+	ok = counter_delta("cpu_idle", idle, epoch, as_of, &didle) && ok;
+	if (!ok || dtotal <= 0)
+		return 0;
+	return write_samples("cpu_utilization",
+						 psprintf("SELECT '{}'::jsonb, %.17g::float8", 100.0 * (1.0 - didle / dtotal)),
+						 as_of);
+}
+
+/* Default-partition rows need one count per table: dynamic SQL. */
+static int
+sample_default_rows(TimestampTz as_of)
+{
+	StringInfoData src;
+	uint64		i,
+				n;
+	SPITupleTable *tt;
+
+	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text "
+					TOP_TABLES "AND pt.partdefid <> 0 ORDER BY 1",
+					0, NULL, NULL, NULL, true);
+	n = SPI_processed;
+	tt = SPI_tuptable;
+	if (n == 0)
+		return 0;
+	initStringInfo(&src);
+	for (i = 0; i < n; i++)
+	{
+		char	   *table = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		char	   *deflt = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+
+		appendStringInfo(&src, "%sSELECT jsonb_build_object('table', %s), "
+						 "(SELECT count(*) FROM %s)::float8",
+						 i ? " UNION ALL " : "", quote_literal_cstr(table), deflt);
+	}
+	return write_samples("default_partition_rows", src.data, as_of);
+}
+
+/* Run a probe as its owner, with a timeout; returns samples written. */
+static int
+run_probe(const char *indicator, const char *query, Oid owner,
+		  const char *search_path, TimestampTz as_of)
+{
+	Oid			save_userid;
+	int			save_sec;
+	TupleDesc	td;
+	StringInfoData src;
+	uint64		i;
+	int			rc;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", search_path ? search_path : "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	probe_timed_out = false;
+	if (probe_timeout_id == MAX_TIMEOUTS)
+		probe_timeout_id = RegisterTimeout(USER_TIMEOUT, probe_timeout_handler);
+	enable_timeout_after(probe_timeout_id, mc_probe_timeout_ms);
+	rc = SPI_execute(query, true, 0);
+	disable_timeout(probe_timeout_id, false);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(true, nest);
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("probe %s did not run a SELECT", indicator)));
+
+	td = SPI_tuptable->tupdesc;
+	if (!((td->natts == 1 && is_numeric_type(SPI_gettypeid(td, 1))) ||
+		  (td->natts == 2 && SPI_gettypeid(td, 1) == JSONBOID && is_numeric_type(SPI_gettypeid(td, 2)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("probe %s must return one numeric column or (labels jsonb, value numeric)", indicator)));
+
+	/* materialise the owner's result as literals, written as the extension owner */
+	initStringInfo(&src);
+	appendStringInfoString(&src, "SELECT l::jsonb, v::float8 FROM (VALUES ");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *labels = td->natts == 2 ? SPI_getvalue(SPI_tuptable->vals[i], td, 1) : NULL;
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[i], td, td->natts);
+
+		appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "",
+						 quote_literal_cstr(labels ? labels : "{}"),
+						 value ? quote_literal_cstr(value) : "NULL");
+	}
+	if (SPI_processed == 0)
+		return 0;
+	appendStringInfoString(&src, ") AS s(l, v)");
+	return write_samples(indicator, src.data, as_of);
+}
+
+typedef enum SampleKind
+{
+	SAMPLE_BUILTIN_QUERY,
+	SAMPLE_DEFAULT_ROWS,
+	SAMPLE_CACHE,
+	SAMPLE_CPU,
+	SAMPLE_PROBE
+} SampleKind;
+
+/* Run one indicator in a subtransaction; record ok or the error. */
+static int
+sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
+		   const char *search_path, TimestampTz as_of)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			n = 0;
+	char	   *error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		switch (kind)
+		{
+			case SAMPLE_BUILTIN_QUERY:
+				n = write_samples(indicator, with_schema(sql), as_of);
+				break;
+			case SAMPLE_DEFAULT_ROWS:
+				n = sample_default_rows(as_of);
+				break;
+			case SAMPLE_CACHE:
+				n = sample_cache_hit_ratio(as_of);
+				break;
+			case SAMPLE_CPU:
+				n = sample_cpu(as_of);
+				break;
+			case SAMPLE_PROBE:
+				n = run_probe(indicator, sql, owner, search_path, as_of);
+				break;
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(probe_timeout_id == MAX_TIMEOUTS ? USER_TIMEOUT : probe_timeout_id, false);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* a real cancel or shutdown is not a probe failure */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !probe_timed_out)
+			ReThrowError(edata);
+		error = probe_timed_out
+			? psprintf("timed out after %d ms (matter_capacity.probe_timeout)", mc_probe_timeout_ms)
+			: pstrdup(edata->message);
+		probe_timed_out = false;
+		ereport(WARNING,
+				(errmsg("matter_capacity: indicator %s failed: %s", indicator, error),
+				 errhint("See capacity_indicator_status; the other indicators were sampled.")));
+		n = 0;
+	}
+	PG_END_TRY();
+	record_run(indicator, as_of, n, error);
+	return n;
+}
+
+/*
+ * Hourly rollup of the last two hours, run after sampling so the samples
+ * just written (and pushes that arrived late) are included.
+ */
+static void
+roll_up_hours(TimestampTz as_of)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(as_of)};
+
+	catalog_execute(psprintf("INSERT INTO %s AS h (indicator, labels, hour, min, max, avg, last, count) "
+							 "SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01 00:00+00'), "
+							 "min(value), max(value), avg(value), "
+							 "(array_agg(value ORDER BY sampled_at DESC))[1], count(*) "
+							 "FROM %s WHERE sampled_at >= date_bin('1 hour', $1 - interval '2 hours', TIMESTAMPTZ '2000-01-01 00:00+00') "
+							 "AND sampled_at <= $1 GROUP BY 1, 2, 3 "
+							 "ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, "
+							 "max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count",
+							 capacity_object("capacity_sample_hourly"), capacity_object("capacity_sample")),
+					1, types, values, NULL, false);
+}
+
+/* Keep the sample table's day partitions and its history bounded. */
+static void
+maintain_history(TimestampTz as_of)
+{
+	Policy		pol = {0};
+	ActionSink	sink = {0};
+	Interval	retention = {0};
+	Oid			types[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2] = {TimestampTzGetDatum(as_of), Int32GetDatum(mc_rollup_retention_days)};
+
+	pol.relid = capacity_relid("capacity_sample");
+	pol.time_column = "sampled_at";
+	pol.gran = GRAN_DAY;
+	pol.premake = 2;
+	retention.day = mc_sample_retention_days;
+	pol.retention = &retention;
+	pol.retention_drop = true;
+	pol.default_partition = true;
+	sink.as_of = as_of;
+	sink.quiet = true;
+	rollover_table(&pol, &sink, 0);
+
+	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
+							 capacity_object("capacity_sample_hourly")),
+					2, types, values, NULL, false);
+	catalog_execute(psprintf("DELETE FROM %s WHERE logged_at < $1 - make_interval(days => $2)",
+							 capacity_object("capacity_rollover_history")),
+					2, types, values, NULL, false);
+}
+
+/*
+ * Sample every enabled indicator at as_of; returns samples written.  The
+ * caller has connected SPI.
+ */
+int
+sample_all(TimestampTz as_of)
+{
+	int			total = 0;
+	uint64		i,
+				n;
+	SPITupleTable *tt;
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL,
+			   *sources = NIL,
+			   *queries = NIL,
+			   *paths = NIL,
+			   *owners = NIL;
+	ListCell   *a,
+			   *b,
+			   *c,
+			   *d,
+			   *e;
+
+	maintain_history(as_of);
+
+	catalog_execute(psprintf("SELECT name, source, query, owner::oid, search_path FROM %s "
+							 "WHERE enabled AND source IN ('builtin', 'sql') ORDER BY name",
+							 capacity_object("capacity_indicator")),
+					0, NULL, NULL, NULL, true);
+	n = SPI_processed;
+	tt = SPI_tuptable;
+	for (i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		bool		isnull;
+		Datum		o = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+
+		names = lappend(names, SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+		sources = lappend(sources, SPI_getvalue(tt->vals[i], tt->tupdesc, 2));
+		queries = lappend(queries, SPI_getvalue(tt->vals[i], tt->tupdesc, 3));
+		paths = lappend(paths, SPI_getvalue(tt->vals[i], tt->tupdesc, 5));
+		owners = lappend_oid(owners, isnull ? InvalidOid : DatumGetObjectId(o));
+		MemoryContextSwitchTo(old);
+	}
+
+	forfive(a, names, b, sources, c, queries, d, owners, e, paths)
+	{
+		const char *name = lfirst(a);
+		const char *source = lfirst(b);
+		int			k;
+
+		if (strcmp(source, "sql") == 0)
+		{
+			total += sample_one(name, SAMPLE_PROBE, lfirst(c), lfirst_oid(d), lfirst(e), as_of);
+			continue;
+		}
+		for (k = 0; k < lengthof(builtin_queries); k++)
+			if (strcmp(builtin_queries[k].indicator, name) == 0)
+				total += sample_one(name, SAMPLE_BUILTIN_QUERY, builtin_queries[k].sql, InvalidOid, NULL, as_of);
+		if (strcmp(name, "default_partition_rows") == 0)
+			total += sample_one(name, SAMPLE_DEFAULT_ROWS, NULL, InvalidOid, NULL, as_of);
+		else if (strcmp(name, "cache_hit_ratio") == 0)
+			total += sample_one(name, SAMPLE_CACHE, NULL, InvalidOid, NULL, as_of);
+		else if (strcmp(name, "cpu_utilization") == 0)
+			total += sample_one(name, SAMPLE_CPU, NULL, InvalidOid, NULL, as_of);
+		/* read/write rates and latencies come from the executor hooks */
+	}
+	roll_up_hours(as_of);
+	return total;
+}
+
+/*
+ * capacity_sample_now(as_of timestamptz) RETURNS integer
+ */
+Datum
+capacity_sample_now(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of;
+	int			n;
+	int			nest;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: as_of must not be NULL"),
+				 errhint("Omit it to use now().")));
+	as_of = PG_GETARG_TIMESTAMPTZ(0);
+	check_time_in_range(as_of, "as_of");
+	require_not_in_recovery("write samples");
+	SPI_connect();
+	nest = pin_search_path();
+	n = sample_all(as_of);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_INT32(n);
+}

@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ * sampler.h
+ *		Writing indicator samples.
+ *-------------------------------------------------------------------------
+ */
+#ifndef MC_SAMPLER_H
+#define MC_SAMPLER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+extern int	sample_all(TimestampTz as_of);
+extern bool is_numeric_type(Oid typid);
+
+#endif							/* MC_SAMPLER_H */

@@ -1,0 +1,116 @@
+-- Indicators: what is measured, the samples, their hourly rollups.
+
+CREATE TABLE @extschema@.capacity_indicator (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]*$'),
+    unit        text,
+    source      text NOT NULL CHECK (source IN ('builtin', 'sql', 'push')),
+    query       text,
+    description text,
+    enabled     boolean NOT NULL DEFAULT true,
+    owner       regrole,
+    search_path text,           -- probes run with the search_path they were registered under
+    CHECK ((source = 'sql') = (query IS NOT NULL))
+);
+COMMENT ON TABLE @extschema@.capacity_indicator IS
+    'Every indicator: built in (measured by capacity_sample_now), sql (a registered probe) or push (capacity_record).';
+
+-- Raw samples: partitioned by day and rolled over by the extension's own
+-- partition engine (retention matter_capacity.sample_retention_days).
+CREATE TABLE @extschema@.capacity_sample (
+    indicator  text NOT NULL,
+    labels     jsonb NOT NULL DEFAULT '{}',
+    sampled_at timestamptz NOT NULL,
+    value      double precision
+) PARTITION BY RANGE (sampled_at);
+CREATE INDEX ON @extschema@.capacity_sample (indicator, sampled_at);
+
+-- Hourly rollups for long history (matter_capacity.rollup_retention_days).
+CREATE TABLE @extschema@.capacity_sample_hourly (
+    indicator  text NOT NULL,
+    labels     jsonb NOT NULL,
+    hour       timestamptz NOT NULL,
+    min        double precision,
+    max        double precision,
+    avg        double precision,
+    last       double precision,
+    count      bigint NOT NULL,
+    PRIMARY KEY (indicator, labels, hour)
+);
+
+-- The newest sample of each series, kept current on every write so that
+-- reading "now" never scans history.
+CREATE TABLE @extschema@.capacity_latest_sample (
+    indicator  text NOT NULL,
+    labels     jsonb NOT NULL,
+    sampled_at timestamptz NOT NULL,
+    value      double precision,
+    PRIMARY KEY (indicator, labels)
+);
+
+-- Cumulative counters seen at the previous sample, to derive rates.
+CREATE TABLE @extschema@.capacity_counter (
+    name        text NOT NULL,
+    labels      jsonb NOT NULL,
+    value       double precision NOT NULL,
+    observed_at timestamptz NOT NULL,
+    epoch       text,               -- stats_reset or postmaster start: a change means reset
+    PRIMARY KEY (name, labels)
+);
+
+-- Last run of each indicator: ok or the error, for capacity_indicator_status.
+CREATE TABLE @extschema@.capacity_indicator_run (
+    indicator     text PRIMARY KEY,
+    last_run      timestamptz NOT NULL,
+    last_ok       timestamptz,
+    samples       integer NOT NULL DEFAULT 0,
+    last_error    text,
+    last_error_at timestamptz
+);
+
+-- Per-role pool size overrides for pool_utilization.
+CREATE TABLE @extschema@.capacity_pool_size (
+    role_name  regrole PRIMARY KEY,
+    pool_size  integer NOT NULL CHECK (pool_size > 0)
+);
+
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VALUES
+ ('table_rows',                 'rows',    'builtin', 'Live rows of each partitioned table (statistics), labels {table}'),
+ ('table_rows_inserted',        'rows',    'builtin', 'Rows ever inserted into each partitioned table (cumulative counter), labels {table}'),
+ ('table_bytes',                'bytes',   'builtin', 'Total size with indexes and TOAST of each partitioned table, labels {table}'),
+ ('default_partition_rows',     'rows',    'builtin', 'Rows in the default partition of each partitioned table, labels {table}'),
+ ('partition_runway_days',      'days',    'builtin', 'Days until the newest partition''s upper bound, labels {table}'),
+ ('connections',                'count',   'builtin', 'Client connections per role, labels {role}'),
+ ('pool_utilization',           'percent', 'builtin', 'Connections of a role over its limit (connection limit, capacity_set_pool_size, else max_connections less reserved), labels {role}'),
+ ('connections_utilization',    'percent', 'builtin', 'All client connections over max_connections less reserved slots'),
+ ('replica_lag_seconds',        'seconds', 'builtin', 'Replay lag of each streaming standby, labels {application_name}'),
+ ('replication_slot_lag_bytes', 'bytes',   'builtin', 'WAL retained for each replication slot, labels {slot}'),
+ ('read_qps',                   'per second', 'builtin', 'Read statements per second (executor hooks; needs shared_preload_libraries)'),
+ ('write_qps',                  'per second', 'builtin', 'Write statements per second (executor hooks; needs shared_preload_libraries)'),
+ ('read_latency_p50_ms',        'ms',      'builtin', 'Median read statement latency (executor hooks)'),
+ ('read_latency_p95_ms',        'ms',      'builtin', '95th percentile read statement latency (executor hooks)'),
+ ('read_latency_p99_ms',        'ms',      'builtin', '99th percentile read statement latency (executor hooks)'),
+ ('write_latency_p50_ms',       'ms',      'builtin', 'Median write statement latency (executor hooks)'),
+ ('write_latency_p95_ms',       'ms',      'builtin', '95th percentile write statement latency (executor hooks)'),
+ ('write_latency_p99_ms',       'ms',      'builtin', '99th percentile write statement latency (executor hooks)'),
+ ('cache_hit_ratio',            'ratio',   'builtin', 'Buffer cache hits over reads of this database between two samples (0..1)'),
+ ('cpu_utilization',            'percent', 'builtin', 'Host CPU busy time between two samples, from /proc/stat; NULL where unavailable'),
+ ('database_bytes',             'bytes',   'builtin', 'Size of this database');
+
+CREATE VIEW @extschema@.capacity_latest AS
+SELECT l.indicator, l.labels, l.sampled_at, l.value, i.unit, i.source
+  FROM @extschema@.capacity_latest_sample l
+  LEFT JOIN @extschema@.capacity_indicator i ON i.name = l.indicator;
+
+CREATE VIEW @extschema@.capacity_indicator_status AS
+SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
+       r.last_run, r.last_ok, r.samples AS last_samples, r.last_error, r.last_error_at,
+       (SELECT pg_catalog.max(l.sampled_at) FROM @extschema@.capacity_latest_sample l
+         WHERE l.indicator = i.name) AS last_sampled_at,
+       (SELECT pg_catalog.count(*) FROM @extschema@.capacity_latest_sample l
+         WHERE l.indicator = i.name) AS series
+  FROM @extschema@.capacity_indicator i
+  LEFT JOIN @extschema@.capacity_indicator_run r ON r.indicator = i.name;
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_indicator', 'WHERE source <> ''builtin''');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_pool_size', '');

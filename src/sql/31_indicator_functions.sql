@@ -1,0 +1,106 @@
+-- Indicator functions: sampling, pushing, registering.
+
+CREATE FUNCTION @extschema@.capacity_sample_now(as_of timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_sample_now';
+COMMENT ON FUNCTION @extschema@.capacity_sample_now IS
+    'Sample every enabled built-in indicator and probe once; returns the number of samples written.';
+
+CREATE FUNCTION @extschema@.capacity_register_probe(indicator text, query text, unit text DEFAULT NULL)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_register_probe';
+COMMENT ON FUNCTION @extschema@.capacity_register_probe IS
+    'Register a probe: a single SELECT returning one number or (labels jsonb, value) rows, run as its owner.';
+
+-- An indicator only the application can see (webhook p99, KMS call rate ...).
+CREATE FUNCTION @extschema@.capacity_register_push(indicator text, unit text DEFAULT NULL,
+                                                   description text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    existing text;
+BEGIN
+    IF indicator IS NULL OR indicator !~ '^[a-z][a-z0-9_]*$' OR length(indicator) > 63 THEN
+        RAISE EXCEPTION 'matter_capacity: indicator name "%" is not valid', indicator
+            USING ERRCODE = '42602',
+                  HINT = 'Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.';
+    END IF;
+    SELECT i.source INTO existing FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF existing IS NOT NULL AND existing <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % already exists as a % indicator', indicator, existing
+            USING ERRCODE = '42710', HINT = 'Choose another name for the pushed indicator.';
+    END IF;
+    INSERT INTO @extschema@.capacity_indicator AS i (name, unit, source, description, owner)
+    VALUES (indicator, unit, 'push', description, current_user::regrole)
+    ON CONFLICT (name) DO UPDATE
+       SET unit = coalesce(EXCLUDED.unit, i.unit),
+           description = coalesce(EXCLUDED.description, i.description);
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
+                                            labels jsonb DEFAULT '{}',
+                                            sampled_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
+            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
+    ELSIF kind <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
+            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
+            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
+            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
+    END IF;
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
+    VALUES (indicator, labels, sampled_at, value);
+    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
+    VALUES (indicator, labels, sampled_at, value)
+    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
+       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
+     WHERE l.sampled_at <= EXCLUDED.sampled_at;
+END
+$$;
+
+-- Pool size of a role for pool_utilization (NULL removes the override).
+CREATE FUNCTION @extschema@.capacity_set_pool_size(role_name regrole, pool_size integer)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role_name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: role must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name the role whose pool size you set.';
+    END IF;
+    IF pool_size IS NULL THEN
+        DELETE FROM @extschema@.capacity_pool_size p WHERE p.role_name = capacity_set_pool_size.role_name;
+    ELSIF pool_size < 1 THEN
+        RAISE EXCEPTION 'matter_capacity: pool size % for role % must be positive', pool_size, role_name
+            USING ERRCODE = '22023', HINT = 'Pass the number of server connections the role''s pool may open.';
+    ELSE
+        INSERT INTO @extschema@.capacity_pool_size AS p VALUES (role_name, pool_size)
+        ON CONFLICT ON CONSTRAINT capacity_pool_size_pkey DO UPDATE SET pool_size = EXCLUDED.pool_size;
+    END IF;
+END
+$$;
