@@ -20,7 +20,8 @@ OBJS = \
 	src/loopback.o \
 	src/manage.o \
 	src/sampler.o \
-	src/probes.o
+	src/probes.o \
+	src/worker.o
 
 DATA_built = matter_capacity--1.0.sql
 SHLIB_LINK_INTERNAL = $(libpq)

@@ -25,6 +25,8 @@
  *	sampler.c		capacity_sample_now(): built-in indicators, probes run
  *					as their owner under a timeout, bounded history.
  *	probes.c		registering probes and push indicators.
+ *	worker.c		the background worker: sampling and rollover on a
+ *					schedule, one transaction per task.
  *	loopback.c		DETACH ... CONCURRENTLY through a connection to this
  *					server (PostgreSQL refuses it inside functions).
  *
@@ -46,9 +48,11 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "matter_capacity.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -58,6 +62,10 @@ char	   *mc_loopback_conninfo = NULL;
 int			mc_probe_timeout_ms = 5000;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
+char	   *mc_worker_database = NULL;
+int			mc_sample_interval_s = 60;
+int			mc_rollover_interval_s = 3600;
+int			mc_explain_interval_s = 3600;
 
 void		_PG_init(void);
 
@@ -120,6 +128,45 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("matter_capacity.database",
+							   "Database the background worker connects to.",
+							   NULL,
+							   &mc_worker_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.sample_interval",
+							"Seconds between two samplings by the background worker.",
+							NULL,
+							&mc_sample_interval_s,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.rollover_interval",
+							"Seconds between two rollovers by the background worker (0 disables).",
+							NULL,
+							&mc_rollover_interval_s,
+							3600, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.explain_interval",
+							"Seconds between two runs of the EXPLAIN-stability checks by the background worker (0 disables).",
+							NULL,
+							&mc_explain_interval_s,
+							3600, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+		register_capacity_worker();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("matter_capacity");

@@ -19,5 +19,9 @@ extern char *mc_loopback_conninfo;
 extern int	mc_probe_timeout_ms;
 extern int	mc_sample_retention_days;
 extern int	mc_rollup_retention_days;
+extern char *mc_worker_database;
+extern int	mc_sample_interval_s;
+extern int	mc_rollover_interval_s;
+extern int	mc_explain_interval_s;
 
 #endif							/* MATTER_CAPACITY_H */

@@ -652,6 +652,58 @@ capacity_rollover(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+static void
+spi_commit_step(void)
+{
+	SPI_commit();
+	SPI_start_transaction();
+}
+
+/*
+ * Roll over relid (or every table the caller owns) one unit of work per
+ * transaction when nonatomic, committing through SPI between units, then
+ * retire no-default periods with DETACH CONCURRENTLY once this backend holds
+ * no lock.  commit ends the transaction and starts the next (NULL: one
+ * transaction, no per-step commits); the caller connected SPI and mcxt
+ * outlives the commits.  Used by the procedure and the worker.
+ */
+void
+rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext mcxt)
+{
+	List	   *pols;
+	ListCell   *lc;
+	bool		nonatomic = (commit != NULL);
+
+	sink->defer_detach = nonatomic && !sink->dry_run;
+	sink->defer_cxt = mcxt;
+	pols = policies_for_call(relid, mcxt);
+	foreach(lc, pols)
+	{
+		Policy	   *pol = lfirst(lc);
+
+		if (!OidIsValid(relid) && !caller_owns_table(pol->relid))
+			continue;
+		for (;;)
+		{
+			int			nest = pin_search_path();
+			int			done;
+
+			done = rollover_table(pol, sink, (nonatomic && !sink->dry_run) ? 1 : 0);
+			AtEOXact_GUC(true, nest);
+			if (!nonatomic || sink->dry_run || done == 0)
+				break;
+			commit();
+		}
+		if (sink->deferred != NIL)
+		{
+			/* release every lock this backend holds, then detach */
+			commit();
+			run_deferred_detaches(sink);
+			commit();
+		}
+	}
+}
+
 /*
  * CALL capacity_rollover_proc(tbl, as_of, dry_run): the same work, one
  * unit per transaction, so locks are held only for one period at a time.
@@ -664,47 +716,15 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 	ActionSink	sink = {0};
 	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
-	List	   *pols;
-	ListCell   *lc;
 	MemoryContext mcxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity rollover",
 											   ALLOCSET_DEFAULT_SIZES);
 
 	relid = rollover_args(fcinfo, &sink);
 
-	sink.defer_detach = nonatomic && !sink.dry_run;
-	sink.defer_cxt = mcxt;
 	SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0);
 	PG_TRY();
 	{
-		pols = policies_for_call(relid, mcxt);
-		foreach(lc, pols)
-		{
-			Policy	   *pol = lfirst(lc);
-
-			if (!OidIsValid(relid) && !caller_owns_table(pol->relid))
-				continue;
-			for (;;)
-			{
-				int			nest = pin_search_path();
-				int			done;
-
-				done = rollover_table(pol, &sink, (nonatomic && !sink.dry_run) ? 1 : 0);
-				AtEOXact_GUC(true, nest);
-				if (!nonatomic || sink.dry_run || done == 0)
-					break;
-				SPI_commit();
-				SPI_start_transaction();
-			}
-			if (sink.deferred != NIL)
-			{
-				/* release every lock this backend holds, then detach */
-				SPI_commit();
-				SPI_start_transaction();
-				run_deferred_detaches(&sink);
-				SPI_commit();
-				SPI_start_transaction();
-			}
-		}
+		rollover_per_step(relid, &sink, nonatomic ? spi_commit_step : NULL, mcxt);
 	}
 	PG_FINALLY();
 	{

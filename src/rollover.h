@@ -45,5 +45,8 @@ typedef struct DeferredDetach
 
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
 extern void run_deferred_detaches(ActionSink *sink);
+typedef void (*CommitStep) (void);
+extern void rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit,
+							  MemoryContext mcxt);
 
 #endif							/* MC_ROLLOVER_H */

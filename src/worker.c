@@ -1,0 +1,199 @@
+/*-------------------------------------------------------------------------
+ * worker.c
+ *		One background worker that runs sampling and rollover on a schedule.
+ *
+ * Started by the postmaster when matter_capacity is in
+ * shared_preload_libraries, once recovery has finished (so it never runs on
+ * a hot standby, and starts after promotion); connected to
+ * matter_capacity.database as the bootstrap superuser; shown as
+ * "matter_capacity" in pg_stat_activity.backend_type.
+ *
+ * Each task runs in its own transaction; an error is logged and the loop
+ * goes on, so one bad task never stops the others.  While the extension is
+ * not installed in the database the worker only waits.  SIGHUP reloads the
+ * intervals; SIGTERM ends it at the next wait (every wait is on the latch);
+ * after a crash the postmaster restarts it.
+ *
+ * Owns: the schedule and transaction handling.  Must not contain task
+ * logic: it calls sample_all() and rollover_per_step() as the SQL
+ * functions do.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "matter_capacity.h"
+#include "catalog.h"
+#include "rollover.h"
+#include "sampler.h"
+#include "worker.h"
+
+typedef void (*WorkerTask) (void);
+
+void
+register_capacity_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "matter_capacity");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "capacity_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "matter_capacity worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "matter_capacity");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+task_sample(void)
+{
+	int			nest = pin_search_path();
+
+	(void) sample_all(GetCurrentTimestamp());
+	AtEOXact_GUC(true, nest);
+}
+
+/* Between two rollover steps: commit, and start afresh with a snapshot. */
+static void
+worker_commit_step(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+}
+
+static void
+task_rollover(void)
+{
+	ActionSink	sink = {0};
+	/* survives the commits between steps */
+	MemoryContext mcxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity worker rollover",
+											   ALLOCSET_DEFAULT_SIZES);
+
+	sink.as_of = GetCurrentTimestamp();
+	sink.quiet = true;
+	PG_TRY();
+	{
+		rollover_per_step(InvalidOid, &sink, worker_commit_step, mcxt);
+	}
+	PG_FINALLY();
+	{
+		MemoryContextDelete(mcxt);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Run one task in its own transaction.  Quietly does nothing while the
+ * extension is missing or the server is (again) in recovery.  Errors are
+ * logged and swallowed: the worker survives them.
+ */
+static void
+run_task(const char *name, WorkerTask task)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	if (RecoveryInProgress())
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, name);
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (OidIsValid(get_extension_oid("matter_capacity", true)))
+		{
+			SPI_connect();
+			task();
+			SPI_finish();
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		/* the SPI stack is reset by the abort */
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	pgstat_report_stat(true);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+capacity_worker_main(Datum arg)
+{
+	TimestampTz next_sample = 0;
+	TimestampTz next_rollover = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(mc_worker_database, NULL, 0);
+	ereport(LOG,
+			(errmsg("matter_capacity worker started in database \"%s\"", mc_worker_database)));
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		wait_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* new intervals take effect now */
+			next_sample = next_rollover = 0;
+		}
+
+		now = GetCurrentTimestamp();
+		if (now >= next_sample)
+		{
+			run_task("matter_capacity: sampling", task_sample);
+			next_sample = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  (int64) mc_sample_interval_s * 1000);
+		}
+		now = GetCurrentTimestamp();
+		if (mc_rollover_interval_s > 0 && now >= next_rollover)
+		{
+			run_task("matter_capacity: rollover", task_rollover);
+			next_rollover = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														(int64) mc_rollover_interval_s * 1000);
+		}
+
+		now = GetCurrentTimestamp();
+		wait_ms = 60 * 1000;
+		wait_ms = Min(wait_ms, Max(TimestampDifferenceMilliseconds(now, next_sample), 1));
+		if (mc_rollover_interval_s > 0)
+			wait_ms = Min(wait_ms, Max(TimestampDifferenceMilliseconds(now, next_rollover), 1));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
