@@ -129,15 +129,6 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
-	DefineCustomStringVariable("matter_capacity.database",
-							   "Database the background worker connects to.",
-							   NULL,
-							   &mc_worker_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
 	DefineCustomIntVariable("matter_capacity.sample_interval",
 							"Seconds between two samplings by the background worker.",
 							NULL,
@@ -165,8 +156,22 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	/*
+	 * Settings the postmaster owns, and the worker, exist only when the
+	 * library is preloaded; without preload every function still works.
+	 */
 	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("matter_capacity.database",
+								   "Database the background worker connects to.",
+								   NULL,
+								   &mc_worker_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
 		register_capacity_worker();
+	}
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("matter_capacity");
