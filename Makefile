@@ -21,10 +21,12 @@ OBJS = \
 	src/manage.o \
 	src/sampler.o \
 	src/probes.o \
-	src/worker.o
+	src/worker.o \
+	src/latency.o
 
 DATA_built = matter_capacity--1.0.sql
 SHLIB_LINK_INTERNAL = $(libpq)
+SHLIB_LINK = -lm
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 

@@ -27,6 +27,8 @@
  *	probes.c		registering probes and push indicators.
  *	worker.c		the background worker: sampling and rollover on a
  *					schedule, one transaction per task.
+ *	latency.c		executor hooks: statement counts and latency histograms
+ *					in shared memory (only when preloaded).
  *	loopback.c		DETACH ... CONCURRENTLY through a connection to this
  *					server (PostgreSQL refuses it inside functions).
  *
@@ -52,6 +54,7 @@
 #include "utils/guc.h"
 
 #include "matter_capacity.h"
+#include "latency.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -66,6 +69,7 @@ char	   *mc_worker_database = NULL;
 int			mc_sample_interval_s = 60;
 int			mc_rollover_interval_s = 3600;
 int			mc_explain_interval_s = 3600;
+bool		mc_track_latency = true;
 
 void		_PG_init(void);
 
@@ -170,7 +174,16 @@ _PG_init(void)
 								   PGC_POSTMASTER,
 								   0,
 								   NULL, NULL, NULL);
+		DefineCustomBoolVariable("matter_capacity.track_latency",
+								 "Count top-level statements and record their latency for read_qps, write_qps and the latency percentiles.",
+								 NULL,
+								 &mc_track_latency,
+								 true,
+								 PGC_SUSET,
+								 0,
+								 NULL, NULL, NULL);
 		register_capacity_worker();
+		install_latency_hooks();
 	}
 
 #if PG_VERSION_NUM >= 150000

@@ -23,5 +23,6 @@ extern char *mc_worker_database;
 extern int	mc_sample_interval_s;
 extern int	mc_rollover_interval_s;
 extern int	mc_explain_interval_s;
+extern bool mc_track_latency;
 
 #endif							/* MATTER_CAPACITY_H */

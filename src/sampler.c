@@ -36,6 +36,7 @@
 
 #include "matter_capacity.h"
 #include "catalog.h"
+#include "latency.h"
 #include "periods.h"
 #include "rollover.h"
 #include "sampler.h"
@@ -377,12 +378,46 @@ run_probe(const char *indicator, const char *query, Oid owner,
 	return write_samples(indicator, src.data, as_of);
 }
 
+/*
+ * read/write rates and latency percentiles since the previous sampling,
+ * from the executor hooks' histograms.  Uses real elapsed time, not as_of:
+ * a rate is about what happened on the server.
+ */
+static int
+sample_latency(TimestampTz as_of)
+{
+	LatencyInterval iv[LATENCY_CLASSES];
+	const char *cls[LATENCY_CLASSES] = {"read", "write"};
+	int			n = 0;
+	int			c;
+
+	take_latency_interval(GetCurrentTimestamp(), iv);
+	for (c = 0; c < LATENCY_CLASSES; c++)
+	{
+		if (!iv[c].valid || iv[c].seconds <= 0)
+			continue;
+		n += write_samples(psprintf("%s_qps", cls[c]),
+						   psprintf("SELECT '{}'::jsonb, %.17g::float8", iv[c].count / iv[c].seconds),
+						   as_of);
+		if (iv[c].count == 0)
+			continue;
+		n += write_samples(psprintf("%s_latency_p50_ms", cls[c]),
+						   psprintf("SELECT '{}'::jsonb, %.17g::float8", iv[c].p50_ms), as_of);
+		n += write_samples(psprintf("%s_latency_p95_ms", cls[c]),
+						   psprintf("SELECT '{}'::jsonb, %.17g::float8", iv[c].p95_ms), as_of);
+		n += write_samples(psprintf("%s_latency_p99_ms", cls[c]),
+						   psprintf("SELECT '{}'::jsonb, %.17g::float8", iv[c].p99_ms), as_of);
+	}
+	return n;
+}
+
 typedef enum SampleKind
 {
 	SAMPLE_BUILTIN_QUERY,
 	SAMPLE_DEFAULT_ROWS,
 	SAMPLE_CACHE,
 	SAMPLE_CPU,
+	SAMPLE_LATENCY,
 	SAMPLE_PROBE
 } SampleKind;
 
@@ -413,6 +448,9 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 				break;
 			case SAMPLE_CPU:
 				n = sample_cpu(as_of);
+				break;
+			case SAMPLE_LATENCY:
+				n = sample_latency(as_of);
 				break;
 			case SAMPLE_PROBE:
 				n = run_probe(indicator, sql, owner, search_path, as_of);
@@ -567,8 +605,10 @@ sample_all(TimestampTz as_of)
 			total += sample_one(name, SAMPLE_CACHE, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "cpu_utilization") == 0)
 			total += sample_one(name, SAMPLE_CPU, NULL, InvalidOid, NULL, as_of);
-		/* read/write rates and latencies come from the executor hooks */
 	}
+	/* read/write rates and latencies: only with the hooks (preload) */
+	if (latency_tracking_available())
+		total += sample_one("read_qps", SAMPLE_LATENCY, NULL, InvalidOid, NULL, as_of);
 	roll_up_hours(as_of);
 	return total;
 }
