@@ -16,7 +16,11 @@
 #include "miscadmin.h"
 #include "access/table.h"
 #include "catalog/partition.h"
+#include "access/genam.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_partitioned_table.h"
+#include "storage/lmgr.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -490,5 +494,81 @@ capacity_partition_tree(PG_FUNCTION_ARGS)
 	init_materialized(fcinfo, &st.store, &st.desc);
 	if (get_rel_name(relid) != NULL)
 		walk_tree(&st, relid, 1, false, 0, 0, false, false);
+	return (Datum) 0;
+}
+
+/*
+ * capacity_partition_horizon() RETURNS TABLE(table_name regclass,
+ *	 range_to timestamptz)
+ *
+ * The upper bound of the newest partition of every top-level table
+ * partitioned by range on a date/timestamp column (extension members
+ * excluded): what partition_runway_days is computed from.  Bounds come
+ * decoded from the relcache, so a warm backend (the worker) pays almost
+ * nothing; a table whose ACCESS SHARE lock is not free at once is skipped
+ * rather than waited for.
+ */
+PG_FUNCTION_INFO_V1(capacity_partition_horizon);
+
+Datum
+capacity_partition_horizon(PG_FUNCTION_ARGS)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Relation	ptrel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *tables = NIL;
+	ListCell   *lc;
+
+	init_materialized(fcinfo, &store, &desc);
+
+	ptrel = table_open(PartitionedRelationId, AccessShareLock);
+	scan = systable_beginscan(ptrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_partitioned_table pt = (Form_pg_partitioned_table) GETSTRUCT(tup);
+
+		if (pt->partstrat == PARTITION_STRATEGY_RANGE && pt->partnatts == 1)
+			tables = lappend_oid(tables, pt->partrelid);
+	}
+	systable_endscan(scan);
+	table_close(ptrel, AccessShareLock);
+
+	foreach(lc, tables)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel;
+		PartitionKey key;
+		PartitionDesc pd;
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		int64		to;
+
+		if (get_rel_relispartition(relid) ||
+			OidIsValid(getExtensionOfObject(RelationRelationId, relid)) ||
+			!ConditionalLockRelationOid(relid, AccessShareLock))
+			continue;
+		rel = table_open(relid, NoLock);
+		key = RelationGetPartitionKey(rel);
+		pd = RelationGetPartitionDesc(rel, false);
+		if ((key->parttypid[0] == DATEOID || key->parttypid[0] == TIMESTAMPOID ||
+			 key->parttypid[0] == TIMESTAMPTZOID) &&
+			pd->nparts > 0 && pd->boundinfo != NULL && pd->boundinfo->ndatums > 0)
+		{
+			PartitionBoundInfo bi = pd->boundinfo;
+			int			last = bi->ndatums - 1;
+
+			if (bi->indexes[last] >= 0 &&
+				range_datum_to_usecs(bi->kind[last][0], bi->datums[last][0],
+									 key->parttypid[0], &to))
+			{
+				values[0] = ObjectIdGetDatum(relid);
+				values[1] = TimestampTzGetDatum(to);
+				tuplestore_putvalues(store, desc, values, nulls);
+			}
+		}
+		table_close(rel, NoLock);
+	}
 	return (Datum) 0;
 }

@@ -57,26 +57,10 @@ typedef struct BuiltinQuery
 } BuiltinQuery;
 
 static const BuiltinQuery builtin_queries[] = {
-	{"table_rows",
-		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
-		"(SELECT coalesce(sum(s.n_live_tup), 0)::float8 FROM pg_partition_tree(p.oid) t "
-		" JOIN pg_stat_all_tables s ON s.relid = t.relid WHERE t.isleaf) " TOP_TABLES},
-	{"table_rows_inserted",
-		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
-		"(SELECT coalesce(sum(s.n_tup_ins), 0)::float8 FROM pg_partition_tree(p.oid) t "
-		" JOIN pg_stat_all_tables s ON s.relid = t.relid WHERE t.isleaf) " TOP_TABLES},
-	{"table_bytes",
-		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
-		"(SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::float8 "
-		" FROM pg_partition_tree(p.oid) t WHERE t.isleaf) " TOP_TABLES},
 	{"partition_runway_days",
-		"SELECT jsonb_build_object('table', p.oid::regclass::text), "
-		"extract(epoch FROM (max(t.range_to) - $1)) / 86400.0 "
-		"FROM pg_class p JOIN LATERAL @extschema@.capacity_partition_tree(p.oid) t ON true "
-		"WHERE p.relkind = 'p' AND NOT p.relispartition AND t.level = 1 AND NOT t.is_default "
-		"AND t.range_to < 'infinity' "
-		"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-		"AND d.objid = p.oid AND d.deptype = 'e') GROUP BY p.oid"},
+		"SELECT jsonb_build_object('table', h.table_name::text), "
+		"extract(epoch FROM (h.range_to - $1)) / 86400.0 "
+		"FROM @extschema@.capacity_partition_horizon() h"},
 	{"connections",
 		"SELECT jsonb_build_object('role', coalesce(a.usename::text, '')), count(*)::float8 "
 		"FROM pg_stat_activity a WHERE a.backend_type = 'client backend' GROUP BY a.usename"},
@@ -107,6 +91,31 @@ static const BuiltinQuery builtin_queries[] = {
 	{"database_bytes",
 		"SELECT '{}'::jsonb, pg_database_size(current_database())::float8"},
 };
+
+/*
+ * table_rows, table_rows_inserted and table_bytes of every top-level
+ * partitioned table in one pass: leaves found by walking pg_inherits (much
+ * cheaper than pg_partition_root per leaf), rows from the cumulative
+ * statistics, bytes from the catalog's page counts of the leaves, their
+ * TOAST tables and indexes (current as of the last VACUUM or ANALYZE, like
+ * reltuples: stat()ing 10,000 relations per sample would cost more than
+ * the whole sampler may).
+ */
+#define TABLE_STATS_SQL \
+	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
+	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
+	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
+	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1) " \
+	"SELECT jsonb_build_object('table', t.root::regclass::text)::text, " \
+	"coalesce(sum(pg_stat_get_live_tuples(c.oid)), 0)::float8, " \
+	"coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8, " \
+	"coalesce(sum(c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0)), 0) " \
+	"  * current_setting('block_size')::float8 " \
+	"FROM tree t LEFT JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'm') " \
+	"LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
+	"LEFT JOIN ix ON ix.indrelid = c.oid GROUP BY t.root"
+
+static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
 
 static TimeoutId probe_timeout_id = MAX_TIMEOUTS;
 static volatile bool probe_timed_out = false;
@@ -294,6 +303,47 @@ sample_cpu(TimestampTz as_of)
 						 as_of);
 }
 
+/* The three per-table figures from one pass; records the run of each. */
+static int
+sample_table_stats(TimestampTz as_of)
+{
+	StringInfoData src[3];
+	uint64		i,
+				n;
+	int			k,
+				total = 0;
+	SPITupleTable *tt;
+
+	catalog_execute(TABLE_STATS_SQL, 0, NULL, NULL, NULL, true);
+	n = SPI_processed;
+	tt = SPI_tuptable;
+	for (k = 0; k < 3; k++)
+	{
+		initStringInfo(&src[k]);
+		appendStringInfoString(&src[k], "SELECT l::jsonb, v::float8 FROM (VALUES ");
+	}
+	for (i = 0; i < n; i++)
+	{
+		char	   *labels = quote_literal_cstr(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+
+		for (k = 0; k < 3; k++)
+			appendStringInfo(&src[k], "%s(%s, %s)", i ? ", " : "", labels,
+							 SPI_getvalue(tt->vals[i], tt->tupdesc, k + 2));
+	}
+	for (k = 0; k < 3; k++)
+	{
+		int			written = 0;
+
+		appendStringInfoString(&src[k], ") AS s(l, v)");
+		if (n > 0)
+			written = write_samples(table_stat_indicators[k], src[k].data, as_of);
+		total += written;
+		if (k > 0)
+			record_run(table_stat_indicators[k], as_of, written, NULL);
+	}
+	return total;
+}
+
 /* Default-partition rows need one count per table: dynamic SQL. */
 static int
 sample_default_rows(TimestampTz as_of)
@@ -414,6 +464,7 @@ sample_latency(TimestampTz as_of)
 typedef enum SampleKind
 {
 	SAMPLE_BUILTIN_QUERY,
+	SAMPLE_TABLE_STATS,
 	SAMPLE_DEFAULT_ROWS,
 	SAMPLE_CACHE,
 	SAMPLE_CPU,
@@ -439,6 +490,9 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 		{
 			case SAMPLE_BUILTIN_QUERY:
 				n = write_samples(indicator, with_schema(sql), as_of);
+				break;
+			case SAMPLE_TABLE_STATS:
+				n = sample_table_stats(as_of);
 				break;
 			case SAMPLE_DEFAULT_ROWS:
 				n = sample_default_rows(as_of);
@@ -565,6 +619,10 @@ sample_all(TimestampTz as_of)
 
 	maintain_history(as_of);
 
+	/* one consistent view of the statistics for the whole sampling */
+	(void) set_config_option("stats_fetch_consistency", "snapshot", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
 	catalog_execute(psprintf("SELECT name, source, query, owner::oid, search_path FROM %s "
 							 "WHERE enabled AND source IN ('builtin', 'sql') ORDER BY name",
 							 capacity_object("capacity_indicator")),
@@ -599,7 +657,9 @@ sample_all(TimestampTz as_of)
 		for (k = 0; k < lengthof(builtin_queries); k++)
 			if (strcmp(builtin_queries[k].indicator, name) == 0)
 				total += sample_one(name, SAMPLE_BUILTIN_QUERY, builtin_queries[k].sql, InvalidOid, NULL, as_of);
-		if (strcmp(name, "default_partition_rows") == 0)
+		if (strcmp(name, "table_rows") == 0)
+			total += sample_one(name, SAMPLE_TABLE_STATS, NULL, InvalidOid, NULL, as_of);
+		else if (strcmp(name, "default_partition_rows") == 0)
 			total += sample_one(name, SAMPLE_DEFAULT_ROWS, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "cache_hit_ratio") == 0)
 			total += sample_one(name, SAMPLE_CACHE, NULL, InvalidOid, NULL, as_of);

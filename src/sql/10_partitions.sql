@@ -88,6 +88,13 @@ AS 'MODULE_PATHNAME', 'capacity_partition_tree';
 COMMENT ON FUNCTION @extschema@.capacity_partition_tree IS
     'Every partition under a range-partitioned table with decoded bounds (any table, managed or not).';
 
+CREATE FUNCTION @extschema@.capacity_partition_horizon()
+RETURNS TABLE(table_name regclass, range_to timestamptz)
+LANGUAGE c STRICT STABLE
+AS 'MODULE_PATHNAME', 'capacity_partition_horizon';
+COMMENT ON FUNCTION @extschema@.capacity_partition_horizon IS
+    'Upper bound of the newest partition of every time-range-partitioned table (partition runway).';
+
 CREATE VIEW @extschema@.capacity_policies AS
 SELECT p.table_name, p.time_column, p.granularity, p.hash_column, p.hash_partitions,
        p.premake, p.retention, p.retention_action, p.default_partition,
