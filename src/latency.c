@@ -10,10 +10,15 @@
  *
  * A histogram has LAT_BUCKETS buckets, each LAT_GROWTH times wider than the
  * previous, from 1 microsecond to about 8 minutes; a percentile is read as
- * its bucket's geometric middle, within 2% of the true value.  The hot path
- * is one atomic add on a shared counter: no lock shared by all backends.
- * The sampler keeps the previous snapshot (under one LWLock that only
- * samplers take) and reports the difference per interval.
+ * its bucket's geometric middle, within 2% of the true value.
+ *
+ * Every backend has its own histograms (a slot indexed by its backend
+ * number) and is their only writer: the hot path is one 64-bit store to
+ * memory no other backend writes, so no lock and no cache line bounced
+ * between cores.  The sampler sums all slots (64-bit reads are atomic) and,
+ * under one LWLock only samplers take, keeps the previous totals to report
+ * the difference per interval.  A slot reused by a new backend keeps
+ * counting up, so totals never go backwards.
  *
  * Shared memory is sized and initialised in one place: latency_shmem_*.
  * Every hook we replace is saved and chained.  Only installed when the
@@ -30,6 +35,9 @@
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
+#include "replication/walsender.h"
+#include "storage/backendid.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -44,12 +52,19 @@
 #define LAT_MIN_US 1.0
 #define LAT_GROWTH 1.04
 
+/* One backend's histograms; written only by that backend. */
+typedef struct LatencySlot
+{
+	pg_atomic_uint64 count[LATENCY_CLASSES][LAT_BUCKETS];
+} LatencySlot;
+
 typedef struct LatencyShared
 {
 	LWLock	   *lock;			/* protects last[] and last_at only */
-	pg_atomic_uint64 count[LATENCY_CLASSES][LAT_BUCKETS];
 	uint64		last[LATENCY_CLASSES][LAT_BUCKETS];
 	TimestampTz last_at;
+	int			nslots;
+	LatencySlot slots[FLEXIBLE_ARRAY_MEMBER];
 } LatencyShared;
 
 static LatencyShared *latency = NULL;
@@ -67,10 +82,22 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 /* ---- shared memory ---- */
 
+/* Backend slots: MaxBackends once known (PG 15 requests shmem later). */
+static int
+latency_slot_count(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return MaxBackends;
+#else
+	return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders;
+#endif
+}
+
 static Size
 latency_shmem_size(void)
 {
-	return MAXALIGN(sizeof(LatencyShared));
+	return MAXALIGN(add_size(offsetof(LatencyShared, slots),
+							 mul_size(latency_slot_count(), sizeof(LatencySlot))));
 }
 
 static void
@@ -97,12 +124,16 @@ latency_shmem_startup(void)
 	latency = ShmemInitStruct("matter_capacity latency", latency_shmem_size(), &found);
 	if (!found)
 	{
+		int			i;
+
 		latency->lock = &(GetNamedLWLockTranche("matter_capacity"))->lock;
+		latency->nslots = latency_slot_count();
 		for (c = 0; c < LATENCY_CLASSES; c++)
 			for (b = 0; b < LAT_BUCKETS; b++)
 			{
-				pg_atomic_init_u64(&latency->count[c][b], 0);
 				latency->last[c][b] = 0;
+				for (i = 0; i < latency->nslots; i++)
+					pg_atomic_init_u64(&latency->slots[i].count[c][b], 0);
 			}
 		latency->last_at = 0;
 	}
@@ -223,11 +254,22 @@ capacity_ExecutorEnd(QueryDesc *queryDesc)
 {
 	if (queryDesc->totaltime && tracking(queryDesc))
 	{
-		double		us;
+#if PG_VERSION_NUM >= 170000
+		int			slot = MyProcNumber;
+#else
+		int			slot = MyBackendId - 1;
+#endif
 
-		InstrEndLoop(queryDesc->totaltime);
-		us = queryDesc->totaltime->total * 1000000.0;
-		pg_atomic_fetch_add_u64(&latency->count[statement_class(queryDesc)][bucket_of(us)], 1);
+		if (slot >= 0 && slot < latency->nslots)
+		{
+			pg_atomic_uint64 *counter;
+
+			InstrEndLoop(queryDesc->totaltime);
+			counter = &latency->slots[slot].count[statement_class(queryDesc)]
+				[bucket_of(queryDesc->totaltime->total * 1000000.0)];
+			/* single writer: a plain store, no read-modify-write on the bus */
+			pg_atomic_write_u64(counter, pg_atomic_read_u64(counter) + 1);
+		}
 	}
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
@@ -334,7 +376,11 @@ take_latency_interval(TimestampTz now, LatencyInterval out[LATENCY_CLASSES])
 
 		for (b = 0; b < LAT_BUCKETS; b++)
 		{
-			current[b] = pg_atomic_read_u64(&latency->count[c][b]);
+			int			i;
+
+			current[b] = 0;
+			for (i = 0; i < latency->nslots; i++)
+				current[b] += pg_atomic_read_u64(&latency->slots[i].count[c][b]);
 			if (current[b] < latency->last[c][b])
 				sane = false;
 			delta[b] = current[b] - latency->last[c][b];
