@@ -52,6 +52,22 @@ SELECT capacity_sample_now('2026-11-22 12:10+00') > 0 AS sampled;
 SELECT count(*) AS ratios_after_reset
   FROM capacity_sample WHERE indicator = 'cache_hit_ratio' AND sampled_at = '2026-11-22 12:10+00';
 
+-- pool utilisation: the role's connection limit, else the override, else
+-- max_connections less reserved slots (this session is the one connection)
+SELECT capacity_set_pool_size('postgres', 4);
+SELECT capacity_sample_now('2026-11-22 12:11+00') > 0 AS sampled;
+SELECT labels, value FROM capacity_latest WHERE indicator = 'pool_utilization' AND labels->>'role' = 'postgres';
+ALTER ROLE postgres CONNECTION LIMIT 10;   -- a role's own limit wins over the override
+SELECT capacity_sample_now('2026-11-22 12:11:30+00') > 0 AS sampled;
+SELECT labels, value FROM capacity_latest WHERE indicator = 'pool_utilization' AND labels->>'role' = 'postgres';
+ALTER ROLE postgres CONNECTION LIMIT -1;
+SELECT capacity_set_pool_size('postgres', NULL);
+SELECT capacity_sample_now('2026-11-22 12:12+00') > 0 AS sampled;
+SELECT round(value::numeric, 3) = round(100.0 / (current_setting('max_connections')::int
+         - current_setting('superuser_reserved_connections')::int), 3) AS falls_back_to_max_connections
+  FROM capacity_latest WHERE indicator = 'pool_utilization' AND labels->>'role' = 'postgres';
+SELECT * FROM try($q$SELECT capacity_set_pool_size('postgres', 0)$q$);
+
 -- pushed indicators
 SELECT capacity_register_push('webhook_p99_ms', 'ms', 'Webhook receiver p99 per endpoint');
 SELECT capacity_record('webhook_p99_ms', 412.5, '{"endpoint": "acme"}', '2026-11-22 12:00+00');
