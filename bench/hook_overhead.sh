@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ROUNDS=${1:-3}
 SECS=${2:-10}
+CLIENTS=${MC_BENCH_CLIENTS:-2}
+MODES=${MC_BENCH_MODES:-"S N"}
 PORT=${MC_BENCH_PORT:-55446}
 install_dependencies
 build_and_install
@@ -30,7 +32,7 @@ configure() {
     fi
     as_server_user "$PGBIN/pg_ctl" -D "$DATA" -m fast -w restart >/dev/null
 }
-tps() { "$PGBIN/pgbench" -n "$1" -c 2 -j 2 -T "$SECS" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
+tps() { "$PGBIN/pgbench" -n "$1" -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 declare -A results
@@ -38,14 +40,13 @@ for r in $(seq "$ROUNDS"); do
     for cfg in plain matter_capacity pg_stat_statements; do
         libs=$cfg; [ "$cfg" = plain ] && libs=""
         configure "$libs"
-        results[$cfg,S]+="$(tps -S) "
-        results[$cfg,N]+="$(tps -N) "
+        for mode in $MODES; do results[$cfg,$mode]+="$(tps -$mode) "; done
     done
     echo "round $r done"
 done
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(psql -X -At -c 'SHOW server_version'), $(date -u +%Y-%m-%d); pgbench -c 2 -j 2 -T $SECS, scale 10, $ROUNDS rounds"
-for mode in S N; do
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(psql -X -At -c 'SHOW server_version'), $(date -u +%Y-%m-%d); pgbench -c $CLIENTS -j $CLIENTS -T $SECS, scale 10, $ROUNDS rounds"
+for mode in $MODES; do
     name=select-only; [ $mode = N ] && name=simple-update
     base=$(echo ${results[plain,$mode]} | tr ' ' '\n' | median)
     for cfg in plain matter_capacity pg_stat_statements; do

@@ -3,10 +3,15 @@
  *		Executor hooks: count top-level statements by class and record
  *		their latency into log-scale histograms in shared memory.
  *
+ * A statement's latency runs from the start PostgreSQL records for the
+ * client's message (simple Query, or extended-protocol Execute) to the end
+ * of its executor: what the client waits for on the server, parse and plan
+ * included.  One clock read per statement, nothing allocated.
+ *
  * Classes: read = SELECT without row locks or data-modifying CTEs;
  * write = INSERT, UPDATE, DELETE, MERGE.  Utility statements and nested
  * statements (inside functions, DO blocks, procedures) are not counted;
- * neither are parallel workers (their leader is).
+ * only client backends count (not parallel or background workers).
  *
  * A histogram has LAT_BUCKETS buckets, each LAT_GROWTH times wider than the
  * previous, from 1 microsecond to about 8 minutes; a percentile is read as
@@ -31,9 +36,8 @@
 
 #include <math.h>
 
-#include "access/parallel.h"
 #include "executor/executor.h"
-#include "executor/instrument.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
 #include "replication/walsender.h"
@@ -70,7 +74,6 @@ typedef struct LatencyShared
 static LatencyShared *latency = NULL;
 static int	exec_nested_level = 0;
 
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
@@ -186,30 +189,9 @@ bucket_middle_ms(int b)
 static bool
 tracking(QueryDesc *queryDesc)
 {
+	/* client backends only: a background worker's SPI runs at level 0 too */
 	return latency != NULL && mc_track_latency && exec_nested_level == 0 &&
-		!IsParallelWorker() && statement_class(queryDesc) >= 0;
-}
-
-static void
-capacity_ExecutorStart(QueryDesc *queryDesc, int eflags)
-{
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-
-	/* as pg_stat_statements does: a timer over the whole run */
-	if (tracking(queryDesc) && queryDesc->totaltime == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
-
-#if PG_VERSION_NUM >= 140000
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_TIMER, false);
-#else
-		queryDesc->totaltime = InstrAlloc(1, INSTRUMENT_TIMER);
-#endif
-		MemoryContextSwitchTo(old);
-	}
+		MyBackendType == B_BACKEND && statement_class(queryDesc) >= 0;
 }
 
 static void
@@ -252,7 +234,7 @@ capacity_ExecutorFinish(QueryDesc *queryDesc)
 static void
 capacity_ExecutorEnd(QueryDesc *queryDesc)
 {
-	if (queryDesc->totaltime && tracking(queryDesc))
+	if (tracking(queryDesc))
 	{
 #if PG_VERSION_NUM >= 170000
 		int			slot = MyProcNumber;
@@ -263,10 +245,10 @@ capacity_ExecutorEnd(QueryDesc *queryDesc)
 		if (slot >= 0 && slot < latency->nslots)
 		{
 			pg_atomic_uint64 *counter;
+			TimestampTz elapsed = GetCurrentTimestamp() - GetCurrentStatementStartTimestamp();
 
-			InstrEndLoop(queryDesc->totaltime);
 			counter = &latency->slots[slot].count[statement_class(queryDesc)]
-				[bucket_of(queryDesc->totaltime->total * 1000000.0)];
+				[bucket_of((double) elapsed)];
 			/* single writer: a plain store, no read-modify-write on the bus */
 			pg_atomic_write_u64(counter, pg_atomic_read_u64(counter) + 1);
 		}
@@ -315,8 +297,6 @@ install_latency_hooks(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = latency_shmem_startup;
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = capacity_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = capacity_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;
