@@ -15,3 +15,17 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_push(text, text, text) 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, jsonb, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_latest, @extschema@.capacity_indicator_status TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz),
+                          @extschema@.capacity_stage_eval(timestamptz, jsonb),
+                          @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_stages, @extschema@.capacity_trigger_status,
+                @extschema@.capacity_decisions TO pg_monitor;

@@ -1,0 +1,260 @@
+-- Stage evaluation.  The logic is set-based, so it is SQL.  Public entry
+-- points are thin wrappers: they resolve the logical hot tables on the
+-- caller's search path (capacity_bindings) and hand them to internal
+-- functions that run with search_path pinned to pg_catalog.
+
+-- {"Event": oid, "AuditEntry": oid} as bound, or found by name on the
+-- caller's search path.
+CREATE FUNCTION @extschema@.capacity_bindings()
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(b.logical_name,
+               COALESCE(b.table_name, pg_catalog.to_regclass(pg_catalog.quote_ident(b.logical_name)))::pg_catalog.oid),
+           '{}'::jsonb)
+      FROM @extschema@.capacity_table_binding b
+$$;
+
+-- One trigger on one series at as_of.
+CREATE TYPE @extschema@.capacity_trigger_row AS (
+    trigger_name text, stage integer, indicator text, labels jsonb,
+    value double precision, deciding_value double precision,
+    threshold double precision, threshold_is_default boolean,
+    comparator text, sustain interval, samples bigint,
+    window_start timestamptz, status text, description text);
+
+-- One row per trigger and series: its value, threshold and status at as_of.
+CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
+RETURNS SETOF @extschema@.capacity_trigger_row
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH trig AS (
+    SELECT t.*,
+           t.threshold * coalesce(s.value, 1) AS eff_threshold,
+           (t.threshold_setting IS NOT NULL AND s.value = s.default_value) AS thr_default,
+           CASE WHEN t.bind_table IS NULL THEN t.label_filter
+                ELSE t.label_filter || jsonb_build_object('table',
+                       ((bindings ->> t.bind_table)::oid)::regclass::text) END AS filter,
+           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL) AS unbound,
+           greatest(t.sustain * 0.1, interval '2 minutes') AS tol
+      FROM @extschema@.capacity_trigger t
+      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
+),
+series AS (   -- every series a metric trigger looks at
+    SELECT t.name, l.labels
+      FROM trig t JOIN @extschema@.capacity_latest_sample l
+        ON l.indicator = t.indicator AND l.labels @> t.filter
+     WHERE t.indicator IS NOT NULL AND NOT t.unbound
+),
+breach AS (   -- 'all' and 'latest': the samples of the window, per series
+    SELECT t.name, x.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
+           (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
+           CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
+           bool_and(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
+                                      WHEN '>=' THEN s.value >= t.eff_threshold
+                                      WHEN '<' THEN s.value < t.eff_threshold
+                                      ELSE s.value <= t.eff_threshold END) AS all_breach,
+           (array_agg(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
+                                        WHEN '>=' THEN s.value >= t.eff_threshold
+                                        WHEN '<' THEN s.value < t.eff_threshold
+                                        ELSE s.value <= t.eff_threshold END
+                      ORDER BY s.sampled_at DESC))[1] AS last_breach
+      FROM trig t
+      JOIN series x ON x.name = t.name
+      JOIN @extschema@.capacity_sample s
+        ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
+       AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
+     WHERE t.aggregate IN ('all', 'latest')
+     GROUP BY t.name, t.comparator, x.labels
+),
+growth AS (   -- 'growth': first and last value of a cumulative counter in the window
+    SELECT t.name, x.labels, f.sampled_at AS first_at, f.value AS first_v,
+           l.sampled_at AS last_at, l.value AS last_v
+      FROM trig t
+      JOIN series x ON x.name = t.name
+      LEFT JOIN LATERAL (SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                          WHERE s.indicator = t.indicator AND s.labels = x.labels
+                            AND s.sampled_at >= as_of - t.sustain - t.tol AND s.sampled_at <= as_of
+                          ORDER BY s.sampled_at LIMIT 1) f ON true
+      LEFT JOIN LATERAL (SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                          WHERE s.indicator = t.indicator AND s.labels = x.labels
+                            AND s.sampled_at >= as_of - t.sustain - t.tol AND s.sampled_at <= as_of
+                          ORDER BY s.sampled_at DESC LIMIT 1) l ON true
+     WHERE t.aggregate = 'growth'
+),
+ratio AS (    -- 'ratio': window averages of the series and of the reference series
+    SELECT t.name, t.label_filter AS labels,
+           (SELECT avg(s.value) FROM @extschema@.capacity_sample s
+             WHERE s.indicator = t.indicator AND s.labels @> t.label_filter
+               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS num,
+           (SELECT avg(s.value) FROM @extschema@.capacity_sample s
+             WHERE s.indicator = t.indicator AND s.labels @> t.ratio_filter
+               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS den,
+           (SELECT count(*) FROM @extschema@.capacity_sample s
+             WHERE s.indicator = t.indicator AND (s.labels @> t.label_filter OR s.labels @> t.ratio_filter)
+               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS n,
+           (SELECT greatest(
+                     (SELECT min(s.sampled_at) FROM @extschema@.capacity_sample s
+                       WHERE s.indicator = t.indicator AND s.labels @> t.label_filter
+                         AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of),
+                     (SELECT min(s.sampled_at) FROM @extschema@.capacity_sample s
+                       WHERE s.indicator = t.indicator AND s.labels @> t.ratio_filter
+                         AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of))) AS first_at
+      FROM trig t WHERE t.aggregate = 'ratio'
+),
+rows AS (
+    -- declared triggers
+    SELECT t.name, NULL::jsonb AS labels, NULL::float8 AS value, NULL::float8 AS deciding,
+           NULL::bigint AS n, NULL::timestamptz AS window_start,
+           CASE WHEN coalesce(d.active, false) THEN 'firing' ELSE 'not declared' END AS status
+      FROM trig t LEFT JOIN @extschema@.capacity_declaration d ON d.flag = t.declared_flag
+     WHERE t.declared_flag IS NOT NULL
+    UNION ALL
+    SELECT b.name, b.labels, b.last_value, b.deciding, b.n, b.first_at,
+           CASE WHEN t.aggregate = 'latest' THEN
+                     CASE WHEN b.last_breach THEN 'firing' ELSE 'ok' END
+                WHEN b.n < 2 OR b.first_at > as_of - t.sustain + t.tol OR b.last_at < as_of - t.tol
+                     THEN 'insufficient data'
+                WHEN b.all_breach THEN 'firing' ELSE 'ok' END
+      FROM breach b JOIN trig t ON t.name = b.name
+    UNION ALL
+    SELECT g.name, g.labels,
+           (g.last_v - g.first_v) / nullif(extract(epoch FROM g.last_at - g.first_at), 0)
+               * extract(epoch FROM t.per_period),
+           NULL, 2, g.first_at,
+           CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
+                     OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
+                     OR g.last_v < g.first_v THEN 'insufficient data'
+                WHEN CASE t.comparator WHEN '>' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) > t.eff_threshold
+                                       WHEN '>=' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) >= t.eff_threshold
+                                       WHEN '<' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) < t.eff_threshold
+                                       ELSE (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) <= t.eff_threshold END
+                     THEN 'firing' ELSE 'ok' END
+      FROM growth g JOIN trig t ON t.name = g.name
+    UNION ALL
+    SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
+           CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
+                     THEN 'insufficient data'
+                WHEN CASE t.comparator WHEN '>' THEN r.num / r.den > t.eff_threshold
+                                       WHEN '>=' THEN r.num / r.den >= t.eff_threshold
+                                       WHEN '<' THEN r.num / r.den < t.eff_threshold
+                                       ELSE r.num / r.den <= t.eff_threshold END
+                     THEN 'firing' ELSE 'ok' END
+      FROM ratio r JOIN trig t ON t.name = r.name
+    UNION ALL
+    -- series that exist but have no sample in the window
+    SELECT x.name, x.labels, NULL, NULL, 0, NULL, 'insufficient data'
+      FROM series x JOIN trig t ON t.name = x.name
+     WHERE t.aggregate IN ('all', 'latest')
+       AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels)
+    UNION ALL
+    -- metric triggers with no series at all
+    SELECT t.name, t.filter, NULL, NULL, 0, NULL,
+           CASE WHEN t.unbound THEN 'insufficient data (table not bound)' ELSE 'insufficient data' END
+      FROM trig t
+     WHERE t.indicator IS NOT NULL AND t.aggregate <> 'ratio'
+       AND NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
+)
+SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_threshold,
+       t.thr_default, t.comparator, t.sustain, r.n, r.window_start, r.status, t.description
+  FROM rows r JOIN trig t ON t.name = r.name
+$$;
+
+-- The evaluation behind capacity_stage().
+CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb)
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur integer;
+    rec integer;
+    fired text[];
+    contradictions text[] := '{}';
+    insufficient text[];
+    ev jsonb;
+    rows @extschema@.capacity_trigger_row[];
+    event_rel oid := (bindings ->> 'Event')::oid;
+    audit_rel oid := (bindings ->> 'AuditEntry')::oid;
+BEGIN
+    SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
+     WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
+    cur := coalesce(cur, 1);
+
+    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
+                   WHERE e.stage IS NOT NULL);
+
+    -- per trigger: firing if any series fires; insufficient if none fires
+    -- and none has enough data
+    SELECT array_agg(t.trigger_name ORDER BY t.stage, t.trigger_name), max(t.stage)
+      INTO fired, rec
+      FROM (SELECT e.trigger_name, e.stage FROM unnest(rows) e
+             WHERE e.stage > cur GROUP BY 1, 2 HAVING bool_or(e.status = 'firing')) t;
+
+    SELECT array_agg(t.trigger_name ORDER BY t.trigger_name) INTO insufficient
+      FROM (SELECT e.trigger_name FROM unnest(rows) e
+             WHERE e.stage = cur + 1 GROUP BY 1
+            HAVING NOT bool_or(e.status IN ('firing', 'ok', 'not declared'))) t;
+
+    -- what the database shows against what was declared
+    IF cur >= 2 AND NOT EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.state = 'streaming') THEN
+        contradictions := contradictions || 'stage 2+ declared but no streaming standby is connected'::text;
+    END IF;
+    IF cur >= 3 THEN
+        IF event_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = event_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but Event is not a managed partitioned table'::text;
+        END IF;
+        IF audit_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = audit_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but AuditEntry is not a managed partitioned table'::text;
+        END IF;
+    END IF;
+
+    SELECT jsonb_build_object(
+             'triggers', coalesce(jsonb_object_agg(x.trigger_name, x.detail), '{}'),
+             'contradictions', to_jsonb(contradictions),
+             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])))
+      INTO ev
+      FROM (SELECT e.trigger_name,
+                   jsonb_build_object('stage', min(e.stage),
+                     'status', CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
+                                    WHEN bool_or(e.status = 'ok') THEN 'ok'
+                                    ELSE min(e.status) END,
+                     'series', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                         'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
+                         'threshold', e.threshold, 'threshold_is_default', e.threshold_is_default,
+                         'window', e.sustain::text, 'samples', e.samples,
+                         'window_start', e.window_start, 'status', e.status))
+                       ORDER BY e.labels::text)) AS detail
+              FROM unnest(rows) e WHERE e.stage > cur
+             GROUP BY e.trigger_name) x;
+
+    current_stage := cur;
+    SELECT d.name INTO current_name FROM @extschema@.capacity_stage_def d WHERE d.stage = cur;
+    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec ELSE cur END;
+    SELECT d.name, d.runbook INTO recommended_name, runbook
+      FROM @extschema@.capacity_stage_def d WHERE d.stage = recommended_stage;
+    decision := CASE WHEN recommended_stage > cur THEN 'promote'
+                     WHEN cardinality(contradictions) > 0 OR insufficient IS NOT NULL THEN 'review'
+                     ELSE 'stay' END;
+    firing := coalesce(fired, '{}');
+    evidence := ev;
+    evaluated_at := as_of;
+    RETURN NEXT;
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now())
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_stage_eval(as_of, @extschema@.capacity_bindings()) $$;
+COMMENT ON FUNCTION @extschema@.capacity_stage IS
+    'Where the database stands on the six-stage ladder, whether a trigger says to move, and the evidence.';

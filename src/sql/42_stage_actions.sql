@@ -1,0 +1,138 @@
+-- Stage actions: declare the stage, declared flags, SLO thresholds, table
+-- bindings, and the weekly decision.  Each validates first and changes
+-- nothing on bad input.
+
+CREATE FUNCTION @extschema@.capacity_set_stage(stage integer, note text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF stage IS NULL OR stage NOT BETWEEN 1 AND 6 THEN
+        RAISE EXCEPTION 'matter_capacity: stage % is not on the ladder', coalesce(stage::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Stages are 1 to 6; see SELECT * FROM capacity_stages.';
+    END IF;
+    INSERT INTO @extschema@.capacity_stage_history (stage, note, set_at, set_by)
+    VALUES (stage, note, now(), session_user);
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_declare(flag text, note text, active boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    known text;
+BEGIN
+    IF flag IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag) THEN
+        SELECT string_agg(DISTINCT t.declared_flag, ', ' ORDER BY t.declared_flag) INTO known
+          FROM @extschema@.capacity_trigger t WHERE t.declared_flag IS NOT NULL;
+        RAISE EXCEPTION 'matter_capacity: flag "%" is not a declared trigger', coalesce(flag, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Known flags: ' || known || '.';
+    END IF;
+    IF active IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: active for flag % must not be NULL', flag
+            USING ERRCODE = '22004', HINT = 'true declares it, false withdraws it.';
+    END IF;
+    INSERT INTO @extschema@.capacity_declaration AS d (flag, active, note, changed_at, changed_by)
+    VALUES (flag, active, note, now(), session_user)
+    ON CONFLICT ON CONSTRAINT capacity_declaration_pkey DO UPDATE
+       SET active = EXCLUDED.active, note = EXCLUDED.note,
+           changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
+    INSERT INTO @extschema@.capacity_declaration_history (flag, active, note, changed_at, changed_by)
+    VALUES (flag, active, note, now(), session_user);
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_set_threshold(setting text, value double precision)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    known text;
+BEGIN
+    IF setting IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_setting s WHERE s.name = setting) THEN
+        SELECT string_agg(s.name, ', ' ORDER BY s.name) INTO known FROM @extschema@.capacity_setting s;
+        RAISE EXCEPTION 'matter_capacity: threshold setting "%" does not exist', coalesce(setting, 'NULL')
+            USING ERRCODE = '42704', HINT = 'Settings: ' || known || '.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) OR value <= 0 THEN
+        RAISE EXCEPTION 'matter_capacity: value % for threshold setting % must be a positive finite number', value, setting
+            USING ERRCODE = '22023', HINT = 'Pass the SLO figure in the setting''s unit (see capacity_setting).';
+    END IF;
+    UPDATE @extschema@.capacity_setting s SET value = capacity_set_threshold.value WHERE s.name = setting;
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_bind_table(logical_name text, tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.capacity_table_binding b WHERE b.logical_name = capacity_bind_table.logical_name) THEN
+        RAISE EXCEPTION 'matter_capacity: "%" is not a logical hot table', logical_name
+            USING ERRCODE = '42704', HINT = 'The plan knows Event and AuditEntry.';
+    END IF;
+    UPDATE @extschema@.capacity_table_binding b SET table_name = tbl
+     WHERE b.logical_name = capacity_bind_table.logical_name;
+END
+$$;
+
+-- The weekly review: record the decision with the evidence of this moment.
+CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, bindings jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    br jsonb;
+BEGIN
+    IF decision IS NULL OR decision NOT IN ('stay', 'promote', 'rollback') THEN
+        RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';
+    END IF;
+    SELECT * INTO s FROM @extschema@.capacity_stage_eval(now(), bindings);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('trigger', e.trigger_name, 'stage', e.stage,
+                        'labels', e.labels, 'value', e.value, 'threshold', e.threshold,
+                        'since', e.window_start) ORDER BY e.stage, e.trigger_name), '[]')
+      INTO br
+      FROM @extschema@.capacity_trigger_eval(now(), bindings) e WHERE e.status = 'firing';
+    INSERT INTO @extschema@.capacity_decision
+        (decided_at, decision, note, current_stage, recommended_stage, evaluation, firing, breaches, evidence, decided_by)
+    VALUES (now(), decision, note, s.current_stage, s.recommended_stage, s.decision, s.firing, br, s.evidence, session_user);
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_decide(decision text, note text)
+RETURNS void
+LANGUAGE sql
+AS $$ SELECT @extschema@.capacity_decide_at(decision, note, @extschema@.capacity_bindings()) $$;
+
+CREATE VIEW @extschema@.capacity_trigger_status AS
+SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
+       e.threshold_is_default, e.comparator, e.sustain AS "window", e.samples,
+       e.status = 'firing' AS fired, e.status, e.description
+  FROM @extschema@.capacity_trigger_eval(now(), @extschema@.capacity_bindings()) e;
+
+CREATE VIEW @extschema@.capacity_stages AS
+WITH s AS (SELECT * FROM @extschema@.capacity_stage())
+SELECT d.stage, d.name,
+       CASE WHEN d.stage = s.current_stage THEN 'current'
+            WHEN d.stage < s.current_stage THEN 'passed'
+            WHEN d.stage = s.recommended_stage THEN 'recommended'
+            ELSE 'ahead' END AS status,
+       (SELECT array_agg(t.name ORDER BY t.name) FROM @extschema@.capacity_trigger t WHERE t.stage = d.stage) AS triggers,
+       (SELECT array_agg(f ORDER BY f) FROM unnest(s.firing) f
+         WHERE f IN (SELECT t.name FROM @extschema@.capacity_trigger t WHERE t.stage = d.stage)) AS firing,
+       d.summary, d.ceiling, d.runbook, d.slo_impact
+  FROM @extschema@.capacity_stage_def d CROSS JOIN s
+ ORDER BY d.stage;
+
+CREATE VIEW @extschema@.capacity_decisions AS
+SELECT id, decided_at, decision, note, current_stage, recommended_stage, evaluation,
+       firing, breaches, evidence, decided_by
+  FROM @extschema@.capacity_decision;
