@@ -23,13 +23,78 @@ CREATE TYPE @extschema@.capacity_trigger_row AS (
     comparator text, sustain interval, samples bigint,
     window_start timestamptz, status text, description text);
 
+-- First and last value of a cumulative counter in a growth window.
+CREATE TYPE @extschema@.capacity_growth_point AS (
+    name text, labels jsonb, first_at timestamptz, first_v double precision,
+    last_at timestamptz, last_v double precision);
+
 -- One row per trigger and series: its value, threshold and status at as_of.
+--
+-- Samples are read first, by statements planned with their bound values
+-- (EXECUTE ... USING), so capacity_sample is pruned to the one or two day
+-- partitions the windows touch: one scan for every window of an hour or
+-- so, and two short index probes per growth series (first and last value
+-- of the counter).  The set logic then runs over those arrays with a
+-- cached plan.
 CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
 RETURNS SETOF @extschema@.capacity_trigger_row
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-WITH trig AS (
+AS $fn$
+DECLARE
+    maxwin interval;
+    inds text[];
+    lo timestamptz;
+    hi timestamptz;
+    w @extschema@.capacity_sample[];
+    gr @extschema@.capacity_growth_point[] := '{}';
+    gt record;
+    gs record;
+    fp record;
+    lp record;
+BEGIN
+    SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
+           array_agg(DISTINCT tr.indicator)
+      INTO maxwin, inds
+      FROM @extschema@.capacity_trigger tr
+     WHERE tr.indicator IS NOT NULL AND tr.aggregate <> 'growth';
+    lo := as_of - maxwin;
+    -- EXECUTE ... USING plans once with the values: the bounds prune
+    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
+              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
+       INTO w USING inds, lo, as_of;
+    w := coalesce(w, '{}');
+
+    FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
+                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol,
+                    CASE WHEN tr.bind_table IS NULL THEN tr.label_filter
+                         ELSE tr.label_filter || jsonb_build_object('table',
+                                ((bindings ->> tr.bind_table)::oid)::regclass::text) END AS filter
+               FROM @extschema@.capacity_trigger tr
+              WHERE tr.aggregate = 'growth'
+                AND (tr.bind_table IS NULL OR bindings ->> tr.bind_table IS NOT NULL)
+    LOOP
+        FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
+                  WHERE ls.indicator = gt.indicator AND ls.labels @> gt.filter
+        LOOP
+            lo := as_of - gt.sustain - gt.tol;
+            hi := least(as_of - gt.sustain + gt.tol, as_of);
+            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
+                      ORDER BY s.sampled_at LIMIT 1'
+               INTO fp USING gt.indicator, gs.labels, lo, hi;
+            lo := as_of - gt.tol;
+            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
+                      ORDER BY s.sampled_at DESC LIMIT 1'
+               INTO lp USING gt.indicator, gs.labels, lo, as_of;
+            gr := gr || ROW(gt.name, gs.labels, fp.sampled_at, fp.value, lp.sampled_at, lp.value)::@extschema@.capacity_growth_point;
+        END LOOP;
+    END LOOP;
+
+    RETURN QUERY
+WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
+trig AS (
     SELECT t.*,
            t.threshold * coalesce(s.value, 1) AS eff_threshold,
            (t.threshold_setting IS NOT NULL AND s.value = s.default_value) AS thr_default,
@@ -62,46 +127,27 @@ breach AS (   -- 'all' and 'latest': the samples of the window, per series
                       ORDER BY s.sampled_at DESC))[1] AS last_breach
       FROM trig t
       JOIN series x ON x.name = t.name
-      JOIN @extschema@.capacity_sample s
+      JOIN ws s
         ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
        AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
      WHERE t.aggregate IN ('all', 'latest')
      GROUP BY t.name, t.comparator, x.labels
 ),
-growth AS (   -- 'growth': first and last value of a cumulative counter in the window
-    SELECT t.name, x.labels, f.sampled_at AS first_at, f.value AS first_v,
-           l.sampled_at AS last_at, l.value AS last_v
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      LEFT JOIN LATERAL (SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                          WHERE s.indicator = t.indicator AND s.labels = x.labels
-                            AND s.sampled_at >= as_of - t.sustain - t.tol AND s.sampled_at <= as_of
-                          ORDER BY s.sampled_at LIMIT 1) f ON true
-      LEFT JOIN LATERAL (SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                          WHERE s.indicator = t.indicator AND s.labels = x.labels
-                            AND s.sampled_at >= as_of - t.sustain - t.tol AND s.sampled_at <= as_of
-                          ORDER BY s.sampled_at DESC LIMIT 1) l ON true
-     WHERE t.aggregate = 'growth'
+growth AS (   -- 'growth': first and last value of a cumulative counter (read above)
+    SELECT g.name, g.labels, g.first_at, g.first_v, g.last_at, g.last_v FROM unnest(gr) g
 ),
-ratio AS (    -- 'ratio': window averages of the series and of the reference series
+ratio AS (    -- 'ratio': window averages of the series and of the reference series, one pass
     SELECT t.name, t.label_filter AS labels,
-           (SELECT avg(s.value) FROM @extschema@.capacity_sample s
-             WHERE s.indicator = t.indicator AND s.labels @> t.label_filter
-               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS num,
-           (SELECT avg(s.value) FROM @extschema@.capacity_sample s
-             WHERE s.indicator = t.indicator AND s.labels @> t.ratio_filter
-               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS den,
-           (SELECT count(*) FROM @extschema@.capacity_sample s
-             WHERE s.indicator = t.indicator AND (s.labels @> t.label_filter OR s.labels @> t.ratio_filter)
-               AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of) AS n,
-           (SELECT greatest(
-                     (SELECT min(s.sampled_at) FROM @extschema@.capacity_sample s
-                       WHERE s.indicator = t.indicator AND s.labels @> t.label_filter
-                         AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of),
-                     (SELECT min(s.sampled_at) FROM @extschema@.capacity_sample s
-                       WHERE s.indicator = t.indicator AND s.labels @> t.ratio_filter
-                         AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of))) AS first_at
-      FROM trig t WHERE t.aggregate = 'ratio'
+           avg(s.value) FILTER (WHERE s.labels @> t.label_filter) AS num,
+           avg(s.value) FILTER (WHERE s.labels @> t.ratio_filter) AS den,
+           count(*) FILTER (WHERE s.labels @> t.label_filter OR s.labels @> t.ratio_filter) AS n,
+           greatest(min(s.sampled_at) FILTER (WHERE s.labels @> t.label_filter),
+                    min(s.sampled_at) FILTER (WHERE s.labels @> t.ratio_filter)) AS first_at
+      FROM trig t
+      LEFT JOIN ws s ON s.indicator = t.indicator
+                    AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of
+     WHERE t.aggregate = 'ratio'
+     GROUP BY t.name, t.label_filter
 ),
 rows AS (
     -- declared triggers
@@ -158,8 +204,9 @@ rows AS (
 )
 SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_threshold,
        t.thr_default, t.comparator, t.sustain, r.n, r.window_start, r.status, t.description
-  FROM rows r JOIN trig t ON t.name = r.name
-$$;
+  FROM rows r JOIN trig t ON t.name = r.name;
+END
+$fn$;
 
 -- The evaluation behind capacity_stage().
 CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb)
