@@ -134,8 +134,8 @@ SELECT trigger_name, round(value) AS rows_per_month, threshold, status
  WHERE trigger_name IN ('event_growth', 'audit_growth') ORDER BY 1;
 
 -- the weekly decision keeps the evidence of the moment
-SELECT capacity_decide('stay', 'weekly review: plan stage 5 next quarter');
-SELECT decision, note, current_stage, evaluation, cardinality(firing) > 0 AS has_firing,
+SELECT capacity_decide('stay', 'weekly review: plan stage 5 next quarter', '2030-01-07 12:00+00');
+SELECT decided_at, decision, note, current_stage, evaluation, cardinality(firing) > 0 AS has_firing,
        jsonb_typeof(evidence->'triggers') AS evidence, jsonb_array_length(breaches) > 0 AS has_breaches
   FROM capacity_decisions;
 
@@ -155,3 +155,11 @@ SELECT (SELECT count(*) FROM capacity_stage_history) = :stages_before AS same_st
        (SELECT count(*) FROM capacity_declaration_history) = :declarations_before AS same_declarations,
        (SELECT count(*) FROM capacity_decision) = :decisions_before AS same_decisions,
        (SELECT string_agg(value::text, ',' ORDER BY name) FROM capacity_setting) = :'settings_before' AS same_settings;
+
+-- the weekly report: verdict, every trigger with a 30-day sparkline
+-- against its threshold (from hourly rollups), runway, decisions
+INSERT INTO capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
+SELECT 'webhook_receiver_p99_ms', '{}', timestamptz '2029-12-09 12:00+00' + d * interval '1 day',
+       1000 + d * 120, 1000 + d * 120, 1000 + d * 120, 1000 + d * 120, 60
+  FROM generate_series(0, 29) d;
+SELECT * FROM capacity_report('2030-01-07 12:00+00');

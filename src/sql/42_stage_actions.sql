@@ -82,7 +82,7 @@ END
 $$;
 
 -- The weekly review: record the decision with the evidence of this moment.
-CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, bindings jsonb)
+CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, as_of timestamptz, bindings jsonb)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -95,22 +95,26 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
             USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';
     END IF;
-    SELECT * INTO s FROM @extschema@.capacity_stage_eval(now(), bindings);
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the decision must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings);
     SELECT coalesce(jsonb_agg(jsonb_build_object('trigger', e.trigger_name, 'stage', e.stage,
                         'labels', e.labels, 'value', e.value, 'threshold', e.threshold,
                         'since', e.window_start) ORDER BY e.stage, e.trigger_name), '[]')
       INTO br
-      FROM @extschema@.capacity_trigger_eval(now(), bindings) e WHERE e.status = 'firing';
+      FROM @extschema@.capacity_trigger_eval(as_of, bindings) e WHERE e.status = 'firing';
     INSERT INTO @extschema@.capacity_decision
         (decided_at, decision, note, current_stage, recommended_stage, evaluation, firing, breaches, evidence, decided_by)
-    VALUES (now(), decision, note, s.current_stage, s.recommended_stage, s.decision, s.firing, br, s.evidence, session_user);
+    VALUES (as_of, decision, note, s.current_stage, s.recommended_stage, s.decision, s.firing, br, s.evidence, session_user);
 END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_decide(decision text, note text)
+CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now())
 RETURNS void
 LANGUAGE sql
-AS $$ SELECT @extschema@.capacity_decide_at(decision, note, @extschema@.capacity_bindings()) $$;
+AS $$ SELECT @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings()) $$;
 
 CREATE VIEW @extschema@.capacity_trigger_status AS
 SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,

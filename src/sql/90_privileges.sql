@@ -22,10 +22,14 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PU
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz),
                           @extschema@.capacity_stage_eval(timestamptz, jsonb),
                           @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_stages, @extschema@.capacity_trigger_status,
                 @extschema@.capacity_decisions TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz),
+                          @extschema@.capacity_report_at(timestamptz, jsonb) TO pg_monitor;

@@ -1,0 +1,121 @@
+-- capacity_report(): the weekly capacity review as text, one line per row.
+
+-- Eight-level sparkline of values scaled from 0 to hi.
+CREATE FUNCTION @extschema@.capacity_sparkline(vals double precision[], hi double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
+                                    ELSE substr('▁▂▃▄▅▆▇█', 1 + least(7, greatest(0,
+                                           floor(v / nullif(hi, 0) * 8)::int)), 1) END,
+                               '' ORDER BY i), '')
+      FROM unnest(vals) WITH ORDINALITY AS u(v, i)
+$$;
+
+-- A number as a person reads it: whole above 100, else up to 6 decimals.
+CREATE FUNCTION @extschema@.capacity_fmt(v double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN v IS NULL THEN ''
+                WHEN abs(v) >= 100 THEN round(v::numeric)::text
+                ELSE rtrim(rtrim(round(v::numeric, CASE WHEN abs(v) >= 1 THEN 2 ELSE 6 END)::text, '0'), '.') END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    r record;
+    days double precision[];
+    hi double precision;
+    lbl text;
+BEGIN
+    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings);
+    RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
+    RETURN NEXT format('Stage %s (%s); recommended %s (%s): %s',
+                       s.current_stage, s.current_name, s.recommended_stage, s.recommended_name,
+                       upper(s.decision));
+    IF cardinality(s.firing) > 0 THEN
+        RETURN NEXT 'Firing: ' || array_to_string(s.firing, ', ');
+    END IF;
+    FOR r IN SELECT jsonb_array_elements_text(s.evidence->'contradictions') AS c LOOP
+        RETURN NEXT 'Contradiction: ' || r.c;
+    END LOOP;
+    IF jsonb_array_length(s.evidence->'insufficient_data') > 0 THEN
+        RETURN NEXT 'Insufficient data for the next stage: '
+                    || (SELECT string_agg(x, ', ') FROM jsonb_array_elements_text(s.evidence->'insufficient_data') x);
+    END IF;
+    IF s.runbook IS NOT NULL THEN
+        RETURN NEXT 'Runbook: ' || s.runbook;
+    END IF;
+
+    RETURN NEXT '';
+    RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s', 'stg', 'trigger', 'status', 'value', 'threshold', 'last 30 days (daily avg; | marks the threshold)');
+    FOR r IN SELECT e.* FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
+              ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
+    LOOP
+        days := NULL;
+        hi := NULL;
+        IF r.indicator IS NOT NULL AND r.labels IS NOT NULL THEN
+            SELECT array_agg(d.v ORDER BY d.day) INTO days
+              FROM (SELECT g.day, (SELECT avg(h.avg) FROM @extschema@.capacity_sample_hourly h
+                                    WHERE h.indicator = r.indicator AND h.labels @> r.labels
+                                      AND h.hour >= g.day AND h.hour < g.day + interval '1 day') AS v
+                      FROM generate_series(date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days',
+                                           date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                                           interval '1 day') AS g(day)) d;
+            SELECT greatest(max(v), r.threshold) * 1.0001 INTO hi FROM unnest(days) v
+             HAVING count(v) > 0;
+        END IF;
+        SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s',
+                           coalesce(r.stage::text, '-'),
+                           r.trigger_name || coalesce(' (' || lbl || ')', ''),
+                           r.status,
+                           @extschema@.capacity_fmt(r.value),
+                           CASE WHEN r.threshold IS NULL THEN ''
+                                ELSE r.comparator || ' ' || @extschema@.capacity_fmt(r.threshold)
+                                     || CASE WHEN r.threshold_is_default THEN '*' ELSE '' END END,
+                           CASE WHEN days IS NULL OR hi IS NULL THEN ''
+                                ELSE @extschema@.capacity_sparkline(days, hi) || ' |'
+                                     || @extschema@.capacity_sparkline(ARRAY[r.threshold], hi) END);
+    END LOOP;
+    RETURN NEXT '  * threshold still at its default SLO setting (capacity_set_threshold)';
+
+    RETURN NEXT '';
+    RETURN NEXT 'Partition runway and default partitions';
+    FOR r IN SELECT p.table_name::text AS t,
+                    (SELECT round((extract(epoch FROM h.range_to - as_of) / 86400)::numeric, 1)
+                       FROM @extschema@.capacity_partition_horizon() h WHERE h.table_name = p.table_name) AS runway,
+                    (SELECT l.value FROM @extschema@.capacity_latest_sample l
+                      WHERE l.indicator = 'default_partition_rows'
+                        AND l.labels = jsonb_build_object('table', p.table_name::text)) AS deflt
+               FROM @extschema@.capacity_policy p ORDER BY 1
+    LOOP
+        RETURN NEXT format('  %-40s runway %8s days   default-partition rows %s',
+                           r.t, coalesce(r.runway::text, '?'), coalesce(r.deflt::text, 'not sampled'));
+    END LOOP;
+
+    RETURN NEXT '';
+    RETURN NEXT 'Last decisions';
+    FOR r IN SELECT d.* FROM @extschema@.capacity_decision d ORDER BY d.decided_at DESC, d.id DESC LIMIT 5 LOOP
+        RETURN NEXT format('  %s  %-8s stage %s, evaluation %s: %s',
+                           to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), r.decision,
+                           r.current_stage, r.evaluation, coalesce(r.note, ''));
+    END LOOP;
+    RETURN;
+END
+$$;
+
+CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now())
+RETURNS SETOF text
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings()) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report IS
+    'The weekly capacity review as text: verdict, triggers with 30-day sparklines, runway, decisions.';
