@@ -87,6 +87,13 @@ show "a tenant + one-week query reads one leaf" \
 show "a second rollover has nothing to do" "SELECT count(*) AS actions FROM capacity_rollover()"
 show "capacity_rollover_log (last actions)" "SELECT logged_at::time(0), table_name, action, partition_name, round(duration_ms::numeric, 1) AS ms FROM capacity_rollover_log ORDER BY id DESC LIMIT 8"
 
+psql -X -q -c "SELECT capacity_sample_now()" >/dev/null
+show "SELECT * FROM capacity_stage()  -- where we stand on the six-stage ladder" \
+  "SELECT current_stage, current_name, recommended_stage, decision, firing, evidence->'insufficient_data' AS insufficient_data, runbook FROM capacity_stage()"
+show "capacity_latest (table indicators)" \
+  "SELECT indicator, labels->>'table' AS \"table\", round(value::numeric, 1) AS value FROM capacity_latest WHERE labels ? 'table' ORDER BY 2, 1"
+show "SELECT * FROM capacity_report()  -- the weekly review" "SELECT * FROM capacity_report()"
+
 cat <<EOF2
 
 The demo cluster is still running. Explore it with:
