@@ -105,7 +105,7 @@ SELECT * FROM verdict();
 
 -- stage 5: APAC p99 > 1.5x US p99 over the hour (and the EU flag)
 SELECT put('region_p99_ms', 300, '{"region": "apac"}', '2030-01-07 10:50+00', '2030-01-07 12:00+00');
-SELECT put('region_p99_ms', 180, '{"region": "us"}', '2030-01-07 10:50+00', '2030-01-07 12:00+00');
+SELECT put('region_p99_ms', 220, '{"region": "us"}', '2030-01-07 10:50+00', '2030-01-07 12:00+00');
 SELECT trigger_name, value, status FROM capacity_trigger_eval('2030-01-07 12:00+00', capacity_bindings())
  WHERE trigger_name = 'apac_p99_over_us';
 SELECT clear('region_p99_ms');
