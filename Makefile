@@ -22,7 +22,8 @@ OBJS = \
 	src/sampler.o \
 	src/probes.o \
 	src/worker.o \
-	src/latency.o
+	src/latency.o \
+	src/explain.o
 
 DATA_built = matter_capacity--1.0.sql
 SHLIB_LINK_INTERNAL = $(libpq)

@@ -1,0 +1,295 @@
+/*-------------------------------------------------------------------------
+ * explain.c
+ *		capacity_explain_partitions(): how many partitions a query would
+ *		scan, found through the planner and executor start-up, never by
+ *		running the query or parsing EXPLAIN text.
+ *
+ * The query must be one SELECT (SELECT ... FOR UPDATE is accepted: it is
+ * only planned, and no row is locked; data-modifying CTEs and SELECT INTO
+ * are refused).  It is planned, then started with EXEC_FLAG_EXPLAIN_ONLY:
+ * start-up runs the executor's initial partition pruning (now(), stable
+ * functions, parameters) but executes nothing.  The leaf partitions left in
+ * the initialised plan tree are counted.
+ *
+ * With parameters ($1 ... given as text), the query is checked twice:
+ * as a custom plan, with the values folded in at plan time, and as the
+ * generic plan a prepared statement ends up with, where only run-time
+ * pruning at start-up can help.  The larger count is the answer, so a
+ * pruning that works only in custom plans is caught.
+ *
+ * The plan signature hashes the shape of the started plan: node types,
+ * relations and indexes, a partition named by its partitioned root (so
+ * the weekly move to a new partition is not a "change"), no costs.
+ *
+ * Owns: planning and starting one query.  Must not store results
+ * (capacity_explain_run, in SQL, does).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/params.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "rewrite/rewriteHandler.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "explain.h"
+
+PG_FUNCTION_INFO_V1(capacity_explain_partitions);
+PG_FUNCTION_INFO_V1(capacity_explain_detail);
+
+typedef struct WalkState
+{
+	EState	   *estate;
+	List	   *partitions;		/* distinct partition OIDs scanned */
+	StringInfoData shape;
+} WalkState;
+
+/* The partitioned root of a partition (or of a partition's index). */
+static Oid
+partition_root(Oid relid)
+{
+	List	   *ancestors = get_partition_ancestors(relid);
+
+	return ancestors == NIL ? relid : llast_oid(ancestors);
+}
+
+static void
+note_relation(WalkState *ws, Oid relid, bool is_index)
+{
+	bool		part = get_rel_relispartition(relid);
+	Oid			named = part ? partition_root(relid) : relid;
+
+	if (part && !is_index)
+		ws->partitions = list_append_unique_oid(ws->partitions, relid);
+	appendStringInfo(&ws->shape, " %s%s", is_index ? "index:" : "rel:",
+					 quote_identifier(get_rel_name(named)));
+}
+
+static bool
+walk_planstate(PlanState *ps, void *context)
+{
+	WalkState  *ws = context;
+	Plan	   *plan = ps->plan;
+
+	appendStringInfo(&ws->shape, " (%d", (int) nodeTag(plan));
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			if (((Scan *) plan)->scanrelid > 0)
+				note_relation(ws, exec_rt_fetch(((Scan *) plan)->scanrelid, ws->estate)->relid, false);
+			break;
+		case T_IndexScan:
+			note_relation(ws, exec_rt_fetch(((Scan *) plan)->scanrelid, ws->estate)->relid, false);
+			note_relation(ws, ((IndexScan *) plan)->indexid, true);
+			break;
+		case T_IndexOnlyScan:
+			note_relation(ws, exec_rt_fetch(((Scan *) plan)->scanrelid, ws->estate)->relid, false);
+			note_relation(ws, ((IndexOnlyScan *) plan)->indexid, true);
+			break;
+		case T_BitmapIndexScan:
+			note_relation(ws, ((BitmapIndexScan *) plan)->indexid, true);
+			break;
+		default:
+			break;
+	}
+	planstate_tree_walker(ps, walk_planstate, context);
+	appendStringInfoChar(&ws->shape, ')');
+	return false;
+}
+
+/* Start a plan without running it; count partitions and describe its shape. */
+static int
+count_started_plan(PlannedStmt *pstmt, const char *query, ParamListInfo params,
+				   StringInfo shape)
+{
+	QueryDesc  *qd;
+	WalkState	ws = {0};
+	int			n;
+
+	qd = CreateQueryDesc(pstmt, query, GetActiveSnapshot(), InvalidSnapshot,
+						 None_Receiver, params, NULL, 0);
+	ExecutorStart(qd, EXEC_FLAG_EXPLAIN_ONLY);
+	ws.estate = qd->estate;
+	initStringInfo(&ws.shape);
+	walk_planstate(qd->planstate, &ws);
+	ExecutorEnd(qd);
+	FreeQueryDesc(qd);
+	n = list_length(ws.partitions);
+	if (shape)
+		appendStringInfoString(shape, ws.shape.data);
+	return n;
+}
+
+static void
+refuse(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("matter_capacity: only a single SELECT can be checked; this is %s", what),
+			 errhint("Pass one read-only SELECT; it is planned and never executed.")));
+}
+
+PruneResult
+check_query_pruning(const char *query, ArrayType *params)
+{
+	PruneResult result = {0};
+	List	   *raw;
+	RawStmt    *rs;
+	SelectStmt *sel;
+	Oid		   *ptypes = NULL;
+	int			nptypes = 0;
+	int			nvalues = 0;
+	Datum	   *values = NULL;
+	bool	   *nulls = NULL;
+	List	   *queries;
+	Query	   *q;
+	StringInfoData shape;
+	int			i;
+
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1)
+		refuse(list_length(raw) == 0 ? "an empty string" : "several statements");
+	rs = linitial_node(RawStmt, raw);
+	if (!IsA(rs->stmt, SelectStmt))
+		refuse("not a SELECT");
+	sel = (SelectStmt *) rs->stmt;
+	if (sel->intoClause != NULL)
+		refuse("SELECT INTO");
+
+	if (params)
+		deconstruct_array(params, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, &nvalues);
+
+#if PG_VERSION_NUM >= 150000
+	queries = pg_analyze_and_rewrite_varparams(rs, query, &ptypes, &nptypes, NULL);
+#else
+	queries = QueryRewrite(parse_analyze_varparams(rs, query, &ptypes, &nptypes));
+#endif
+	if (list_length(queries) != 1)
+		refuse("a statement rewritten into several");
+	q = linitial_node(Query, queries);
+	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)
+		refuse("not a SELECT");
+	if (q->hasModifyingCTE)
+		refuse("a SELECT with a data-modifying WITH");
+	if (nptypes != nvalues)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: the query uses %d parameter(s) but %d value(s) were given",
+						nptypes, nvalues),
+				 errhint("Pass params => ARRAY['value for $1', ...] with one text value per $n.")));
+
+	initStringInfo(&shape);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (nptypes == 0)
+	{
+		PlannedStmt *p = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK, NULL);
+
+		result.custom_partitions = count_started_plan(p, query, NULL, &shape);
+		result.generic_partitions = -1;
+		result.partitions = result.custom_partitions;
+	}
+	else
+	{
+		ParamListInfo pl = makeParamList(nptypes);
+		PlannedStmt *custom;
+		PlannedStmt *generic;
+
+		for (i = 0; i < nptypes; i++)
+		{
+			Oid			typ = ptypes[i] == InvalidOid || ptypes[i] == UNKNOWNOID ? TEXTOID : ptypes[i];
+			Oid			typinput,
+						typioparam;
+
+			getTypeInputInfo(typ, &typinput, &typioparam);
+			pl->params[i].ptype = typ;
+			pl->params[i].isnull = nulls[i];
+			pl->params[i].pflags = PARAM_FLAG_CONST;
+			pl->params[i].value = nulls[i] ? (Datum) 0 :
+				OidInputFunctionCall(typinput, TextDatumGetCString(values[i]), typioparam, -1);
+		}
+		/* custom plan: values known to the planner */
+		custom = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK, pl);
+		result.custom_partitions = count_started_plan(custom, query, pl, NULL);
+		/* generic plan: only start-up pruning sees the values */
+		generic = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN, NULL);
+		result.generic_partitions = count_started_plan(generic, query, pl, &shape);
+		result.partitions = Max(result.custom_partitions, result.generic_partitions);
+	}
+	PopActiveSnapshot();
+	result.signature = psprintf("%016" INT64_MODIFIER "x",
+								(uint64) hash_bytes_extended((const unsigned char *) shape.data,
+															 shape.len, 0));
+	return result;
+}
+
+/*
+ * capacity_explain_partitions(query text, params text[] DEFAULT NULL) RETURNS integer
+ */
+Datum
+capacity_explain_partitions(PG_FUNCTION_ARGS)
+{
+	PruneResult r;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: query must not be NULL"),
+				 errhint("Pass the SELECT to check.")));
+	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_INT32(r.partitions);
+}
+
+/*
+ * capacity_explain_detail(query text, params text[]) RETURNS TABLE(partitions int,
+ *	 custom_partitions int, generic_partitions int, signature text)
+ */
+Datum
+capacity_explain_detail(PG_FUNCTION_ARGS)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	PruneResult r;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: query must not be NULL"),
+				 errhint("Pass the SELECT to check.")));
+	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+	init_materialized(fcinfo, &store, &desc);
+	values[0] = Int32GetDatum(r.partitions);
+	values[1] = Int32GetDatum(r.custom_partitions);
+	values[2] = Int32GetDatum(r.generic_partitions);
+	nulls[2] = r.generic_partitions < 0;
+	values[3] = CStringGetTextDatum(r.signature);
+	tuplestore_putvalues(store, desc, values, nulls);
+	return (Datum) 0;
+}
