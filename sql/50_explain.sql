@@ -60,3 +60,47 @@ SELECT * FROM try($q$SELECT capacity_explain_partitions('SELECT 1 INTO TEMP t')$
 SELECT * FROM try($q$SELECT capacity_explain_partitions('SELEC 1')$q$);
 SELECT * FROM try($q$SELECT capacity_explain_partitions('SELECT $1::int', ARRAY['1', '2'])$q$);
 SELECT count(*) AS still_no_side_effects FROM side_effects;
+
+-- registered checks: capacity_manage registered the defaults of ex."Event"
+SELECT name, query, max_partitions, params FROM capacity_explain_check
+ WHERE table_name = 'ex."Event"'::regclass ORDER BY name;
+SELECT name, partitions_scanned, max_partitions, passed, plan_changed
+  FROM capacity_explain_run('2026-11-22 10:00+00') WHERE name LIKE 'ex.%' ORDER BY name;
+-- an application's own check, and a regression it catches
+SELECT capacity_explain_register('ex: tenant timeline',
+       $$SELECT * FROM "Event" WHERE "orgId" = $1 AND "createdAt" >= $2 AND "createdAt" < $3$$,
+       1, ARRAY['acme', '2026-11-23', '2026-11-30']);
+SELECT capacity_explain_register('ex: tenant by function',
+       $$SELECT * FROM "Event" WHERE lower("orgId") = $1 AND "createdAt" >= $2 AND "createdAt" < $3$$,
+       1, ARRAY['acme', '2026-11-23', '2026-11-30']);
+SELECT name, partitions_scanned, max_partitions, passed FROM capacity_explain_run('2026-11-22 10:00+00')
+ WHERE name LIKE 'ex: %' ORDER BY name;
+SELECT labels, value FROM capacity_latest WHERE indicator = 'explain_failures';
+-- a new index changes the plan: the signature says so
+CREATE INDEX ON ex."Event" ("orgId", "createdAt");
+SELECT name, passed, plan_changed FROM capacity_explain_run('2026-11-22 10:00+00')
+ WHERE name = 'ex: tenant timeline';
+SELECT name, passed, plan_changed FROM capacity_explain_run('2026-11-22 10:00+00')
+ WHERE name = 'ex: tenant timeline';
+DELETE FROM capacity_explain_check WHERE name = 'ex: tenant by function';
+-- a check runs as the role that registered it, even when a superuser runs it
+CREATE ROLE mc_checker;
+GRANT USAGE ON SCHEMA ex TO mc_checker;
+GRANT SELECT ON ex."Event" TO mc_checker;
+GRANT EXECUTE ON FUNCTION capacity_explain_register(text, text, integer, text[]) TO mc_checker;
+SET ROLE mc_checker;
+SELECT capacity_explain_register('ex: checker', $$SELECT * FROM "Event" WHERE "orgId" = 'a'
+   AND "createdAt" >= '2026-11-23' AND "createdAt" < '2026-11-30'$$, 1);
+RESET ROLE;
+REVOKE SELECT ON ex."Event" FROM mc_checker;
+SELECT name, partitions_scanned, passed FROM capacity_explain_run('2026-11-22 10:00+00') WHERE name = 'ex: checker';
+SELECT error FROM capacity_explain_result WHERE name = 'ex: checker' ORDER BY id DESC LIMIT 1;
+DELETE FROM capacity_explain_check WHERE name = 'ex: checker';
+REVOKE ALL ON SCHEMA ex FROM mc_checker;
+REVOKE EXECUTE ON FUNCTION capacity_explain_register(text, text, integer, text[]) FROM mc_checker;
+DROP ROLE mc_checker;
+-- registration errors name the check and store nothing
+SELECT * FROM try($q$SELECT capacity_explain_register('ex: typo', 'SELEC 1', 1)$q$);
+SELECT * FROM try($q$SELECT capacity_explain_register('ex: dml', 'DELETE FROM ex."Event"', 1)$q$);
+SELECT * FROM try($q$SELECT capacity_explain_register('ex: negative', 'SELECT 1', -1)$q$);
+SELECT count(*) AS stored FROM capacity_explain_check WHERE name IN ('ex: typo', 'ex: dml', 'ex: negative');

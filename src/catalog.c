@@ -31,6 +31,8 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -215,6 +217,19 @@ require_not_in_recovery(const char *what)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("matter_capacity: cannot %s while the server is in recovery", what),
 				 errhint("Run it on the primary; views and capacity_stage() work on a standby.")));
+}
+
+Oid
+get_rel_owner_oid(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 /* Does the current user own the table (directly or through a role)? */

@@ -41,6 +41,7 @@ extern int	catalog_execute(const char *sql, int nargs, Oid *types,
 							Datum *values, const char *nulls, bool read_only);
 extern void require_not_in_recovery(const char *what);
 extern bool caller_owns_table(Oid relid);
+extern Oid	get_rel_owner_oid(Oid relid);
 extern void require_table_owner(Oid relid);
 extern int	pin_search_path(void);
 extern void init_materialized(FunctionCallInfo fcinfo, Tuplestorestate **store,

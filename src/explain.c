@@ -32,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -44,8 +45,10 @@
 #include "rewrite/rewriteHandler.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
@@ -292,4 +295,149 @@ capacity_explain_detail(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(r.signature);
 	tuplestore_putvalues(store, desc, values, nulls);
 	return (Datum) 0;
+}
+
+/*
+ * capacity_explain_as(owner oid, search_path text, query text, params text[])
+ *	 RETURNS TABLE(partitions int, custom_partitions int, generic_partitions int, signature text)
+ *
+ * One registered check, run as the role that registered it and with its
+ * search_path, so it can see nothing that role could not.  Not granted to
+ * anyone: only capacity_explain_run (and the worker) call it.
+ */
+PG_FUNCTION_INFO_V1(capacity_explain_as);
+
+Datum
+capacity_explain_as(PG_FUNCTION_ARGS)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	PruneResult r;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: owner and query must not be NULL"),
+				 errhint("This function runs registered checks; use capacity_explain_run().")));
+	owner = PG_GETARG_OID(0);
+	init_materialized(fcinfo, &store, &desc);
+
+	nest = NewGUCNestLevel();
+	if (!PG_ARGISNULL(1))
+		(void) set_config_option("search_path", text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
+	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(true, nest);
+
+	values[0] = Int32GetDatum(r.partitions);
+	values[1] = Int32GetDatum(r.custom_partitions);
+	values[2] = Int32GetDatum(r.generic_partitions);
+	nulls[2] = r.generic_partitions < 0;
+	values[3] = CStringGetTextDatum(r.signature);
+	tuplestore_putvalues(store, desc, values, nulls);
+	return (Datum) 0;
+}
+
+/*
+ * capacity_explain_register(name text, query text, max_partitions int,
+ *							 params text[] DEFAULT NULL)
+ *
+ * Stores a check owned by the calling role, with its search_path, after
+ * trying it once as that role: an error (syntax, not a SELECT, no
+ * permission) is reported with the check's name, and nothing is stored.
+ */
+PG_FUNCTION_INFO_V1(capacity_explain_register);
+
+Datum
+capacity_explain_register(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *query;
+	int			max_partitions;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Oid			types[6] = {TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, OIDOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+
+	if (PG_ARGISNULL(0) || strlen(text_to_cstring(PG_GETARG_TEXT_PP(0))) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: an EXPLAIN check needs a name"),
+				 errhint("Name it after the query it guards, e.g. 'event: tenant timeline'.")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: EXPLAIN check \"%s\" needs a query", name),
+				 errhint("Pass the SELECT the application runs, with $1 ... for its parameters.")));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	max_partitions = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	if (max_partitions < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: max_partitions for EXPLAIN check \"%s\" must be 0 or more", name),
+				 errhint("The number of leaf partitions the query may scan, e.g. 1 for tenant + period.")));
+	require_not_in_recovery("register an EXPLAIN check");
+
+	/* try it now, as the caller; name the check in any error */
+	PG_TRY();
+	{
+		(void) check_query_pruning(query, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (strncmp(edata->message, "matter_capacity: ", 17) == 0)
+			edata->message += 17;
+		edata->message = psprintf("matter_capacity: EXPLAIN check \"%s\": %s", name, edata->message);
+		if (edata->hint == NULL)
+			edata->hint = pstrdup("Fix the query; nothing was registered.");
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	SPI_connect();
+	values[0] = CStringGetTextDatum(name);
+	catalog_execute(psprintf("SELECT owner::pg_catalog.oid FROM %s WHERE name = $1",
+							 capacity_object("capacity_explain_check")),
+					1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("matter_capacity: EXPLAIN check \"%s\" belongs to another role", name),
+					 errhint("Only its owner (or a member of the owning role) can replace it.")));
+	}
+	values[1] = CStringGetTextDatum(query);
+	values[2] = Int32GetDatum(max_partitions);
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[4] = ObjectIdGetDatum(GetUserId());
+	values[5] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
+	catalog_execute(psprintf("INSERT INTO %s AS c (name, query, max_partitions, params, owner, search_path) "
+							 "VALUES ($1, $2, $3, $4, $5::pg_catalog.regrole, $6) "
+							 "ON CONFLICT (name) DO UPDATE SET query = $2, max_partitions = $3, "
+							 "params = $4, owner = $5::pg_catalog.regrole, search_path = $6, table_name = NULL",
+							 capacity_object("capacity_explain_check")),
+					6, types, values, nulls, false);
+	SPI_finish();
+	PG_RETURN_VOID();
 }

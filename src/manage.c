@@ -3,7 +3,7 @@
  *		capacity_manage() and capacity_set_hash_partitions(): policies.
  *
  * Owns: validating a partition policy against the table it names and
- * storing it.  Every check runs before anything is written, so bad input
+ * storing it (with the table's default EXPLAIN-stability checks).  Every check runs before anything is written, so bad input
  * changes nothing.  Must not run DDL itself: partitions are made by the
  * rollover engine (capacity_set_hash_partitions calls it for the periods it
  * re-creates).
@@ -222,6 +222,16 @@ capacity_manage(PG_FUNCTION_ARGS)
 							 "default_partition = EXCLUDED.default_partition, updated_at = pg_catalog.now()",
 							 capacity_object("capacity_policy")),
 					9, types, values, nulls, false);
+
+	/* the EXPLAIN-stability checks every managed table gets, as its owner */
+	{
+		Oid			dtypes[2] = {OIDOID, OIDOID};
+		Datum		dvalues[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(get_rel_owner_oid(relid))};
+
+		catalog_execute(psprintf("SELECT %s($1::pg_catalog.regclass, $2::pg_catalog.regrole)",
+								 capacity_object("capacity_explain_register_defaults")),
+						2, dtypes, dvalues, NULL, false);
+	}
 
 	AtEOXact_GUC(true, nest);
 	SPI_finish();

@@ -2,6 +2,9 @@
  * worker.c
  *		One background worker that runs sampling and rollover on a schedule.
  *
+ * Tasks: sampling, rollover and the EXPLAIN-stability checks, each at its
+ * own interval.
+ *
  * Started by the postmaster when matter_capacity is in
  * shared_preload_libraries, once recovery has finished (so it never runs on
  * a hot standby, and starts after promotion); connected to
@@ -104,6 +107,17 @@ task_rollover(void)
 	PG_END_TRY();
 }
 
+static void
+task_explain(void)
+{
+	int			nest = pin_search_path();
+
+	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s()",
+							 capacity_object("capacity_explain_run")), false, 0) < 0)
+		elog(ERROR, "matter_capacity: capacity_explain_run() failed");
+	AtEOXact_GUC(true, nest);
+}
+
 /*
  * Run one task in its own transaction.  Quietly does nothing while the
  * extension is missing or the server is (again) in recovery.  Errors are
@@ -150,6 +164,7 @@ capacity_worker_main(Datum arg)
 {
 	TimestampTz next_sample = 0;
 	TimestampTz next_rollover = 0;
+	TimestampTz next_explain = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -169,7 +184,7 @@ capacity_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* new intervals take effect now */
-			next_sample = next_rollover = 0;
+			next_sample = next_rollover = next_explain = 0;
 		}
 
 		now = GetCurrentTimestamp();
@@ -188,10 +203,20 @@ capacity_worker_main(Datum arg)
 		}
 
 		now = GetCurrentTimestamp();
+		if (mc_explain_interval_s > 0 && now >= next_explain)
+		{
+			run_task("matter_capacity: EXPLAIN checks", task_explain);
+			next_explain = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   (int64) mc_explain_interval_s * 1000);
+		}
+
+		now = GetCurrentTimestamp();
 		wait_ms = 60 * 1000;
 		wait_ms = Min(wait_ms, Max(TimestampDifferenceMilliseconds(now, next_sample), 1));
 		if (mc_rollover_interval_s > 0)
 			wait_ms = Min(wait_ms, Max(TimestampDifferenceMilliseconds(now, next_rollover), 1));
+		if (mc_explain_interval_s > 0)
+			wait_ms = Min(wait_ms, Max(TimestampDifferenceMilliseconds(now, next_explain), 1));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -23,6 +23,9 @@ CREATE TABLE @extschema@.capacity_sample (
     value      double precision
 ) PARTITION BY RANGE (sampled_at);
 CREATE INDEX ON @extschema@.capacity_sample (indicator, sampled_at);
+-- so a value pushed before the first sampling has a place; the rollover at
+-- each sampling creates the day partitions and moves such rows out
+CREATE TABLE @extschema@.capacity_sample_default PARTITION OF @extschema@.capacity_sample DEFAULT;
 
 -- Hourly rollups for long history (matter_capacity.rollup_retention_days).
 CREATE TABLE @extschema@.capacity_sample_hourly (

@@ -11,3 +11,178 @@ CREATE FUNCTION @extschema@.capacity_explain_detail(query text, params text[] DE
 RETURNS TABLE(partitions integer, custom_partitions integer, generic_partitions integer, signature text)
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_explain_detail';
+
+CREATE FUNCTION @extschema@.capacity_explain_as(owner oid, search_path text, query text, params text[])
+RETURNS TABLE(partitions integer, custom_partitions integer, generic_partitions integer, signature text)
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_explain_as';
+
+CREATE TABLE @extschema@.capacity_explain_check (
+    name            text PRIMARY KEY CHECK (name <> ''),
+    query           text NOT NULL,
+    max_partitions  integer NOT NULL CHECK (max_partitions >= 0),
+    params          text[],
+    owner           regrole NOT NULL,
+    search_path     text,
+    table_name      regclass,          -- set for the default checks of a managed table
+    registered_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.capacity_explain_check IS
+    'Registered EXPLAIN-stability checks.  In params, @period_start@, @period_end@, @mid_period@ and '
+    '@mid_next_period@ are replaced at each run by the table''s period boundaries around as_of.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_check', '');
+
+CREATE TABLE @extschema@.capacity_explain_result (
+    id                 bigserial PRIMARY KEY,
+    name               text NOT NULL,
+    run_at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+    as_of              timestamptz NOT NULL,
+    partitions_scanned integer,
+    custom_partitions  integer,
+    generic_partitions integer,
+    max_partitions     integer NOT NULL,
+    passed             boolean NOT NULL,
+    signature          text,
+    plan_changed       boolean NOT NULL,
+    error              text
+);
+CREATE INDEX ON @extschema@.capacity_explain_result (name, id);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_result', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_result_id_seq', '');
+
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VALUES
+ ('explain_failures', 'count', 'builtin', 'EXPLAIN-stability checks that failed in the last capacity_explain_run()');
+
+-- Register (or replace) a check owned by the calling role; it is tried
+-- once now, as that role.
+CREATE FUNCTION @extschema@.capacity_explain_register(name text, query text, max_partitions integer,
+                                                      params text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_explain_register';
+COMMENT ON FUNCTION @extschema@.capacity_explain_register IS
+    'Register a query the application runs and the most leaf partitions it may scan; checked by capacity_explain_run() as the registering role.';
+
+-- @period_start@ ... in params, from the managed table's granularity, in UTC.
+CREATE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH g AS (
+        SELECT CASE p.granularity WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
+                                  ELSE interval '1 month' END AS len,
+               date_trunc(p.granularity, as_of AT TIME ZONE 'UTC') AS start_utc
+          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
+    )
+    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
+        SELECT CASE v
+                 WHEN '@period_start@' THEN ((SELECT start_utc FROM g) AT TIME ZONE 'UTC')::text
+                 WHEN '@period_end@' THEN (((SELECT start_utc + len FROM g)) AT TIME ZONE 'UTC')::text
+                 WHEN '@mid_period@' THEN (((SELECT start_utc + len / 2 FROM g)) AT TIME ZONE 'UTC')::text
+                 WHEN '@mid_next_period@' THEN (((SELECT start_utc + len + len / 2 FROM g)) AT TIME ZONE 'UTC')::text
+                 ELSE v END
+          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
+$$;
+
+-- The default checks of a managed table (called by capacity_manage).
+CREATE FUNCTION @extschema@.capacity_explain_register_defaults(tbl regclass, owner regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p @extschema@.capacity_policy;
+    t text := tbl::text;
+    tenant text;
+    leaves integer;
+BEGIN
+    SELECT * INTO p FROM @extschema@.capacity_policy c WHERE c.table_name = tbl;
+    leaves := coalesce(p.hash_partitions, 1);
+    DELETE FROM @extschema@.capacity_explain_check c WHERE c.table_name = tbl;
+    INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+    VALUES (t || ': one ' || p.granularity,
+            format('SELECT * FROM %s WHERE %I >= $1 AND %I < $2', t, p.time_column, p.time_column),
+            leaves, ARRAY['@period_start@', '@period_end@'], owner, NULL, tbl);
+    IF p.hash_column IS NOT NULL THEN
+        SELECT CASE WHEN typ.typcategory = 'N' THEN '1'
+                    WHEN typ.oid = 'uuid'::regtype THEN '00000000-0000-0000-0000-000000000000'
+                    ELSE 'tenant' END
+          INTO tenant
+          FROM pg_attribute a JOIN pg_type typ ON typ.oid = a.atttypid
+         WHERE a.attrelid = tbl AND a.attname = p.hash_column;
+        INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+        VALUES (t || ': tenant + one ' || p.granularity,
+                format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+                1, ARRAY[tenant, '@period_start@', '@period_end@'], owner, NULL, tbl),
+               (t || ': tenant + one ' || p.granularity || ' across a boundary',
+                format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+                2, ARRAY[tenant, '@mid_period@', '@mid_next_period@'], owner, NULL, tbl);
+    END IF;
+END
+$$;
+
+-- Run every check at as_of: count, compare with the bound and with the
+-- previous signature, keep the result, record explain_failures.
+CREATE FUNCTION @extschema@.capacity_explain_run(as_of timestamptz DEFAULT now())
+RETURNS TABLE(name text, partitions_scanned integer, max_partitions integer,
+              passed boolean, signature text, plan_changed boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    n_parts integer;
+    n_custom integer;
+    n_generic integer;
+    sig text;
+    prev text;
+    err text;
+    failures integer := 0;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    FOR c IN SELECT * FROM @extschema@.capacity_explain_check k
+              WHERE k.table_name IS NULL OR pg_catalog.to_regclass(k.table_name::text) IS NOT NULL
+              ORDER BY k.name LOOP
+        n_parts := NULL; n_custom := NULL; n_generic := NULL; sig := NULL;
+        err := NULL;
+        BEGIN
+            SELECT e.partitions, e.custom_partitions, e.generic_partitions, e.signature
+              INTO n_parts, n_custom, n_generic, sig
+              FROM @extschema@.capacity_explain_as(c.owner, c.search_path, c.query,
+                       @extschema@.capacity_explain_expand(c.params, c.table_name, as_of)) e;
+        EXCEPTION WHEN OTHERS THEN
+            err := SQLERRM;
+        END;
+        SELECT x.signature INTO prev FROM @extschema@.capacity_explain_result x
+         WHERE x.name = c.name AND x.signature IS NOT NULL ORDER BY x.id DESC LIMIT 1;
+        name := c.name;
+        partitions_scanned := n_parts;
+        max_partitions := c.max_partitions;
+        passed := err IS NULL AND n_parts <= c.max_partitions;
+        signature := sig;
+        plan_changed := prev IS NOT NULL AND sig IS NOT NULL AND sig IS DISTINCT FROM prev;
+        IF NOT passed THEN
+            failures := failures + 1;
+        END IF;
+        INSERT INTO @extschema@.capacity_explain_result
+            (name, as_of, partitions_scanned, custom_partitions, generic_partitions, max_partitions,
+             passed, signature, plan_changed, error)
+        VALUES (c.name, as_of, n_parts, n_custom, n_generic, c.max_partitions,
+                passed, sig, plan_changed, err);
+        RETURN NEXT;
+    END LOOP;
+    IF NOT pg_is_in_recovery() THEN
+        INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
+        VALUES ('explain_failures', '{}', as_of, failures);
+        INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
+        VALUES ('explain_failures', '{}', as_of, failures)
+        ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
+           SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
+         WHERE l.sampled_at <= EXCLUDED.sampled_at;
+    END IF;
+END
+$$;

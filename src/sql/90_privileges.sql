@@ -33,3 +33,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb) FR
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz),
                           @extschema@.capacity_report_at(timestamptz, jsonb) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_as(oid, text, text, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register_defaults(regclass, regrole) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register(text, text, integer, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_run(timestamptz) FROM PUBLIC;
+GRANT SELECT ON @extschema@.capacity_explain_result TO pg_monitor;
