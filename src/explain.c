@@ -42,6 +42,9 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "storage/proc.h"
+#include "storage/sinval.h"
+#include "utils/memutils.h"
 #include "rewrite/rewriteHandler.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
@@ -122,6 +125,74 @@ walk_planstate(PlanState *ps, void *context)
 	planstate_tree_walker(ps, walk_planstate, context);
 	appendStringInfoChar(&ws->shape, ')');
 	return false;
+}
+
+/*
+ * Generic plans, reused between checks with the same query, role and
+ * search_path.  A generic plan does not depend on the parameter values
+ * (start-up pruning, which does, runs for every check), and planning one
+ * over a table with thousands of leaves is the expensive part of a check.
+ * Dropped at transaction end and whenever invalidation messages have been
+ * processed (any DDL, such as a rollover attaching a partition), so a plan
+ * is never used after the catalog it was made from has changed.
+ */
+typedef struct GenericPlanEntry
+{
+	Oid			userid;
+	char	   *search_path;
+	char	   *query;
+	PlannedStmt *plan;
+} GenericPlanEntry;
+
+static MemoryContext generic_cxt = NULL;
+static List *generic_plans = NIL;
+static LocalTransactionId generic_lxid = InvalidLocalTransactionId;
+static uint64 generic_inval_count = 0;
+
+static PlannedStmt *
+generic_plan_for(Query *q, const char *query)
+{
+	const char *sp = GetConfigOption("search_path", false, false);
+	ListCell   *lc;
+	GenericPlanEntry *e;
+	MemoryContext old;
+	PlannedStmt *plan;
+
+	if (generic_cxt == NULL)
+		generic_cxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity generic plans",
+											ALLOCSET_DEFAULT_SIZES);
+	if (generic_lxid != MyProc->lxid || generic_inval_count != SharedInvalidMessageCounter)
+	{
+		MemoryContextReset(generic_cxt);
+		generic_plans = NIL;
+		generic_lxid = MyProc->lxid;
+		generic_inval_count = SharedInvalidMessageCounter;
+	}
+	foreach(lc, generic_plans)
+	{
+		e = lfirst(lc);
+		if (e->userid == GetUserId() && strcmp(e->search_path, sp) == 0 && strcmp(e->query, query) == 0)
+			return e->plan;
+	}
+	plan = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN, NULL);
+	if (generic_inval_count != SharedInvalidMessageCounter)
+	{
+		/* the catalog changed while planning: keep nothing */
+		MemoryContextReset(generic_cxt);
+		generic_plans = NIL;
+		generic_inval_count = SharedInvalidMessageCounter;
+		return plan;
+	}
+	/* same transaction: the locks planning took are still held */
+	old = MemoryContextSwitchTo(generic_cxt);
+	e = palloc(sizeof(GenericPlanEntry));
+	e->userid = GetUserId();
+	e->search_path = pstrdup(sp);
+	e->query = pstrdup(query);
+	e->plan = copyObject(plan);
+	generic_plans = lappend(generic_plans, e);
+	MemoryContextSwitchTo(old);
+	return e->plan;
 }
 
 /* Start a plan without running it; count partitions and describe its shape. */
@@ -238,7 +309,7 @@ check_query_pruning(const char *query, ArrayType *params)
 		custom = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK, pl);
 		result.custom_partitions = count_started_plan(custom, query, pl, NULL);
 		/* generic plan: only start-up pruning sees the values */
-		generic = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN, NULL);
+		generic = generic_plan_for(q, query);
 		result.generic_partitions = count_started_plan(generic, query, pl, &shape);
 		result.partitions = Max(result.custom_partitions, result.generic_partitions);
 	}

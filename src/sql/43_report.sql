@@ -103,6 +103,19 @@ BEGIN
     END LOOP;
 
     RETURN NEXT '';
+    RETURN NEXT 'EXPLAIN-stability checks failing at their last run';
+    FOR r IN SELECT DISTINCT ON (x.name) x.name, x.partitions_scanned, x.max_partitions, x.passed, x.error
+               FROM @extschema@.capacity_explain_result x
+               JOIN @extschema@.capacity_explain_check c ON c.name = x.name
+              WHERE x.as_of <= capacity_report_at.as_of
+              ORDER BY x.name, x.id DESC
+    LOOP
+        CONTINUE WHEN r.passed;
+        RETURN NEXT format('  %-50s scans %s (max %s)%s', r.name, coalesce(r.partitions_scanned::text, '?'),
+                           r.max_partitions, coalesce(': ' || r.error, ''));
+    END LOOP;
+
+    RETURN NEXT '';
     RETURN NEXT 'Last decisions';
     FOR r IN SELECT d.* FROM @extschema@.capacity_decision d ORDER BY d.decided_at DESC, d.id DESC LIMIT 5 LOOP
         RETURN NEXT format('  %s  %-8s stage %s, evaluation %s: %s',

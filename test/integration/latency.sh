@@ -18,11 +18,13 @@ cluster_start latency $P "shared_preload_libraries = 'matter_capacity'" \
 
 q -c "CREATE EXTENSION matter_capacity" -c "CREATE TABLE lat_t (x int)" >/dev/null
 q -c "SELECT capacity_sample_now()" >/dev/null          # baseline of the histograms
-# 60 reads of 20 ms, 40 reads of 100 ms, 30 writes of 50 ms (each its own statement)
+# 60 reads of 20 ms, 40 reads of 100 ms, 30 writes of 200 ms (each its own statement;
+# the first statement of a session also loads catalog caches, a few ms that
+# 200 ms keeps well inside the 5 % bound for the slowest write)
 {
     for _ in $(seq 60); do echo "SELECT pg_sleep(0.02);"; done
     for _ in $(seq 40); do echo "SELECT pg_sleep(0.1);"; done
-    for _ in $(seq 30); do echo "INSERT INTO lat_t SELECT 1 FROM pg_sleep(0.05);"; done
+    for _ in $(seq 30); do echo "INSERT INTO lat_t SELECT 1 FROM pg_sleep(0.2);"; done
     # nested statements are not counted: one top-level read that runs 50 inserts
     echo "DO \$\$BEGIN FOR i IN 1..50 LOOP INSERT INTO lat_t VALUES (i); END LOOP; END\$\$;"
 } | q >/dev/null
@@ -36,8 +38,8 @@ echo "# read p50 $rp50 ms, p95 $rp95 ms, p99 $rp99 ms, $rq/s; write p50 $wp50 ms
 within "$rp50" 20 5; ok $? "read p50 within 5% of 20 ms ($rp50)"
 within "$rp95" 100 5; ok $? "read p95 within 5% of 100 ms ($rp95)"
 within "$rp99" 100 5; ok $? "read p99 within 5% of 100 ms ($rp99)"
-within "$wp50" 50 5; ok $? "write p50 within 5% of 50 ms ($wp50)"
-within "$wp99" 50 5; ok $? "write p99 within 5% of 50 ms ($wp99)"
+within "$wp50" 200 5; ok $? "write p50 within 5% of 200 ms ($wp50)"
+within "$wp99" 200 5; ok $? "write p99 within 5% of 200 ms ($wp99)"
 # 100 reads (+ the first capacity_sample_now) and 30 writes in the interval
 n_reads=$(q -c "SELECT round(value * (SELECT extract(epoch FROM max(sampled_at) - min(sampled_at)) FROM capacity_sample WHERE indicator = 'database_bytes'))::int FROM capacity_latest WHERE indicator = 'read_qps'")
 awk -v n="$n_reads" 'BEGIN { exit !(n >= 100 && n <= 103) }'; ok $? "read count over the interval matches the statements run ($n_reads of 100-103)"
