@@ -21,6 +21,12 @@ SELECT capacity_explain_partitions($$SELECT * FROM "Event" WHERE "orgId" = 'acme
    AND date_trunc('week', "createdAt") = '2026-11-23'$$) AS wrapped_column;
 SELECT capacity_explain_partitions($$SELECT * FROM "Event" WHERE lower("orgId") = 'acme'
    AND "createdAt" >= '2026-11-23' AND "createdAt" < '2026-11-30'$$) AS tenant_through_function;
+-- a cast on the tenant column: ::bpchar compares differently and defeats
+-- hash pruning; a plain ::varchar is only a relabel and still prunes
+SELECT capacity_explain_partitions($$SELECT * FROM "Event" WHERE "orgId"::bpchar = 'acme'
+   AND "createdAt" >= '2026-11-23' AND "createdAt" < '2026-11-30'$$) AS tenant_cast_bpchar;
+SELECT capacity_explain_partitions($$SELECT * FROM "Event" WHERE "orgId"::varchar = 'acme'
+   AND "createdAt" >= '2026-11-23' AND "createdAt" < '2026-11-30'$$) AS tenant_relabel_varchar;
 -- parameters: custom plan and the generic plan of a prepared statement;
 -- start-up pruning keeps the generic plan at one leaf
 SELECT partitions, custom_partitions, generic_partitions

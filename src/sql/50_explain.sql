@@ -52,6 +52,10 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_result_
 
 INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VALUES
  ('explain_failures', 'count', 'builtin', 'EXPLAIN-stability checks that failed in the last capacity_explain_run()');
+-- and a leading-indicator alert on it, shown by capacity_trigger_status and the report
+INSERT INTO @extschema@.capacity_trigger (name, stage, indicator, aggregate, comparator, threshold, sustain, description)
+VALUES ('explain_checks', NULL, 'explain_failures', 'latest', '>', 0, '0',
+        'EXPLAIN-stability checks failing (partition pruning regressed)');
 
 -- Register (or replace) a check owned by the calling role; it is tried
 -- once now, as that role.
