@@ -67,6 +67,12 @@ sleep 2
 ok $? "no worker runs on the hot standby"
 sq -c "SELECT capacity_sample_now()" >/dev/null 2>"$SDIR/err.txt"
 grep -q 'recovery' "$SDIR/err.txt"; ok $? "sampling on the standby is refused with an error naming recovery"
+for call in "SELECT * FROM capacity_rollover()" "CALL capacity_rollover_proc()" \
+            "SELECT capacity_manage('w_event', 't', 'day', premake => 3)" \
+            "SELECT capacity_set_hash_partitions('w_event', 4)"; do
+    sq -c "$call" >/dev/null 2>"$SDIR/err.txt"
+    grep -q 'in recovery' "$SDIR/err.txt"; ok $? "on the standby, refused naming recovery: $call"
+done
 views=$(sq -c "SELECT count(*) > 0 FROM capacity_latest" 2>/dev/null)
 [ "$views" = t ]; ok $? "views answer on the standby"
 

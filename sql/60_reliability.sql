@@ -1,0 +1,66 @@
+-- Reliability items that a single session can show (issue 6):
+-- hostile objects on the search path are never called by the extension,
+-- and the install can be dropped and created again cleanly.
+SET TimeZone = 'UTC';
+
+-- a schema placed before pg_catalog shadows a function and an operator the
+-- extension uses; every call of them is logged
+CREATE SCHEMA hostile;
+CREATE TABLE hostile.calls (what text);
+GRANT INSERT ON hostile.calls TO PUBLIC;
+GRANT USAGE ON SCHEMA hostile TO PUBLIC;
+CREATE FUNCTION hostile.date_trunc(text, timestamp) RETURNS timestamp LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO hostile.calls VALUES ('date_trunc'); RETURN pg_catalog.date_trunc($1, $2); END $$;
+CREATE FUNCTION hostile.count_text_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO hostile.calls VALUES ('='); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.count_text_eq);
+CREATE FUNCTION hostile.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO hostile.calls VALUES ('now'); RETURN pg_catalog.now(); END $$;
+
+CREATE SCHEMA rel;
+CREATE TABLE rel."Event" ("orgId" text NOT NULL, "createdAt" timestamptz NOT NULL) PARTITION BY RANGE ("createdAt");
+SET search_path = hostile, pg_catalog, rel, public;
+-- the hostile operator is what an unqualified = would pick now
+SELECT 'a'::text = 'a'::text AS hostile_operator_active;
+SELECT count(*) AS calls_so_far FROM hostile.calls;
+TRUNCATE hostile.calls;
+SELECT public.capacity_manage('rel."Event"', 'createdAt', 'week', 'orgId', 4, premake => 2);
+SELECT action, count(*) FROM public.capacity_rollover('rel."Event"', as_of => '2026-11-22 00:00+00') GROUP BY 1 ORDER BY 1;
+INSERT INTO rel."Event" VALUES ('a', '2027-03-01 00:00+00');   -- lands in the default partition
+INSERT INTO rel."Event" VALUES ('b', '2026-12-24 00:00+00');
+SELECT action, count(*) FROM public.capacity_rollover('rel."Event"', as_of => '2026-12-20 00:00+00') GROUP BY 1 ORDER BY 1;
+SELECT public.capacity_sample_now('2026-12-20 00:00+00') > 0 AS sampled;
+SELECT public.capacity_register_push('hostile_test_metric', 'count');
+SELECT public.capacity_record('hostile_test_metric', 1, '{"k": "v"}', '2026-12-20 00:00+00');
+SELECT count(*) > 0 AS evaluated FROM public.capacity_stage('2026-12-20 00:00+00');
+SELECT count(*) > 0 AS reported FROM public.capacity_report('2026-12-20 00:00+00');
+SELECT count(*) AS checks FROM public.capacity_explain_run('2026-12-20 00:00+00') WHERE name LIKE 'rel.%';
+SET client_min_messages = warning;
+SELECT public.capacity_set_hash_partitions('rel."Event"', 8, as_of => '2026-12-20 00:00+00');
+RESET client_min_messages;
+-- nothing of hostile was called by the extension
+SELECT what, count(*) FROM hostile.calls GROUP BY 1 ORDER BY 1;
+SET search_path = public;
+DELETE FROM capacity_indicator WHERE name = 'hostile_test_metric';
+SET client_min_messages = warning;
+DROP SCHEMA hostile CASCADE;
+RESET client_min_messages;
+
+-- drop and create again: the same objects, nothing left behind
+SELECT count(*) AS objects_before FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'matter_capacity') \gset
+SELECT :objects_before > 50 AS many_objects;
+CREATE DATABASE mc_reinstall;
+\c mc_reinstall
+SET client_min_messages = warning;
+CREATE EXTENSION matter_capacity;
+DROP EXTENSION matter_capacity;
+SELECT count(*) AS leftovers FROM pg_class WHERE relname LIKE 'capacity\_%';
+SELECT count(*) AS leftover_functions FROM pg_proc WHERE proname LIKE 'capacity\_%';
+CREATE EXTENSION matter_capacity;
+SELECT count(*) = :objects_before AS same_objects_after_reinstall FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'matter_capacity');
+\c contrib_regression
+DROP DATABASE mc_reinstall;
