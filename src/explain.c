@@ -338,6 +338,24 @@ capacity_explain_partitions(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(r.partitions);
 }
 
+/* The one-row result of capacity_explain_detail and capacity_explain_as. */
+static void
+return_prune_result(FunctionCallInfo fcinfo, PruneResult *r)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	init_materialized(fcinfo, &store, &desc);
+	values[0] = Int32GetDatum(r->partitions);
+	values[1] = Int32GetDatum(r->custom_partitions);
+	values[2] = Int32GetDatum(r->generic_partitions);
+	nulls[2] = r->generic_partitions < 0;
+	values[3] = CStringGetTextDatum(r->signature);
+	tuplestore_putvalues(store, desc, values, nulls);
+}
+
 /*
  * capacity_explain_detail(query text, params text[]) RETURNS TABLE(partitions int,
  *	 custom_partitions int, generic_partitions int, signature text)
@@ -345,11 +363,7 @@ capacity_explain_partitions(PG_FUNCTION_ARGS)
 Datum
 capacity_explain_detail(PG_FUNCTION_ARGS)
 {
-	Tuplestorestate *store;
-	TupleDesc	desc;
 	PruneResult r;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -358,13 +372,7 @@ capacity_explain_detail(PG_FUNCTION_ARGS)
 				 errhint("Pass the SELECT to check.")));
 	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 							PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
-	init_materialized(fcinfo, &store, &desc);
-	values[0] = Int32GetDatum(r.partitions);
-	values[1] = Int32GetDatum(r.custom_partitions);
-	values[2] = Int32GetDatum(r.generic_partitions);
-	nulls[2] = r.generic_partitions < 0;
-	values[3] = CStringGetTextDatum(r.signature);
-	tuplestore_putvalues(store, desc, values, nulls);
+	return_prune_result(fcinfo, &r);
 	return (Datum) 0;
 }
 
@@ -381,11 +389,7 @@ PG_FUNCTION_INFO_V1(capacity_explain_as);
 Datum
 capacity_explain_as(PG_FUNCTION_ARGS)
 {
-	Tuplestorestate *store;
-	TupleDesc	desc;
 	PruneResult r;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec;
@@ -397,7 +401,6 @@ capacity_explain_as(PG_FUNCTION_ARGS)
 				 errmsg("matter_capacity: owner and query must not be NULL"),
 				 errhint("This function runs registered checks; use capacity_explain_run().")));
 	owner = PG_GETARG_OID(0);
-	init_materialized(fcinfo, &store, &desc);
 
 	nest = NewGUCNestLevel();
 	if (!PG_ARGISNULL(1))
@@ -409,13 +412,7 @@ capacity_explain_as(PG_FUNCTION_ARGS)
 							PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
 	SetUserIdAndSecContext(save_userid, save_sec);
 	AtEOXact_GUC(true, nest);
-
-	values[0] = Int32GetDatum(r.partitions);
-	values[1] = Int32GetDatum(r.custom_partitions);
-	values[2] = Int32GetDatum(r.generic_partitions);
-	nulls[2] = r.generic_partitions < 0;
-	values[3] = CStringGetTextDatum(r.signature);
-	tuplestore_putvalues(store, desc, values, nulls);
+	return_prune_result(fcinfo, &r);
 	return (Datum) 0;
 }
 
