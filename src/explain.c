@@ -320,6 +320,19 @@ check_query_pruning(const char *query, ArrayType *params)
 	return result;
 }
 
+/* (query text, params text[]) of the two SQL entry points, checked. */
+static PruneResult
+prune_call_args(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: query must not be NULL"),
+				 errhint("Pass the SELECT to check.")));
+	return check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+}
+
 /*
  * capacity_explain_partitions(query text, params text[] DEFAULT NULL) RETURNS integer
  */
@@ -328,13 +341,7 @@ capacity_explain_partitions(PG_FUNCTION_ARGS)
 {
 	PruneResult r;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("matter_capacity: query must not be NULL"),
-				 errhint("Pass the SELECT to check.")));
-	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+	r = prune_call_args(fcinfo);
 	PG_RETURN_INT32(r.partitions);
 }
 
@@ -365,13 +372,7 @@ capacity_explain_detail(PG_FUNCTION_ARGS)
 {
 	PruneResult r;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("matter_capacity: query must not be NULL"),
-				 errhint("Pass the SELECT to check.")));
-	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+	r = prune_call_args(fcinfo);
 	return_prune_result(fcinfo, &r);
 	return (Datum) 0;
 }

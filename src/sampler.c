@@ -518,7 +518,9 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	{
 		ErrorData  *edata;
 
-		disable_timeout(probe_timeout_id == MAX_TIMEOUTS ? USER_TIMEOUT : probe_timeout_id, false);
+		/* only our own timeout, and only once it exists */
+		if (probe_timeout_id != MAX_TIMEOUTS)
+			disable_timeout(probe_timeout_id, false);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
