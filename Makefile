@@ -23,7 +23,8 @@ OBJS = \
 	src/probes.o \
 	src/worker.o \
 	src/latency.o \
-	src/explain.o
+	src/explain.o \
+	src/forecast.o
 
 DATA_built = matter_capacity--1.0.sql
 SHLIB_LINK_INTERNAL = $(libpq)

@@ -31,6 +31,10 @@
  *					in shared memory (only when preloaded).
  *	loopback.c		DETACH ... CONCURRENTLY through a connection to this
  *					server (PostgreSQL refuses it inside functions).
+ *	explain.c		EXPLAIN-stability: partitions a query would scan after
+ *					pruning, and the registered checks.
+ *	forecast.c		robust trend fits (Theil-Sen) and threshold crossing
+ *					dates for capacity_forecast().
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot
@@ -70,6 +74,7 @@ int			mc_sample_interval_s = 60;
 int			mc_rollover_interval_s = 3600;
 int			mc_explain_interval_s = 3600;
 bool		mc_track_latency = true;
+int			mc_forecast_lookback_days = 30;
 
 void		_PG_init(void);
 
@@ -158,6 +163,15 @@ _PG_init(void)
 							3600, 0, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.forecast_lookback_days",
+							"Days of daily aggregates a forecast's trend is fitted on.",
+							"capacity_forecast() needs at least 7 days of data whatever this says.",
+							&mc_forecast_lookback_days,
+							30, 7, 730,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	/*

@@ -15,6 +15,29 @@ AS $$
       FROM @extschema@.capacity_table_binding b
 $$;
 
+-- Each trigger with its effective threshold (times its SLO setting) and
+-- the label filter its series must match: a bound hot table adds
+-- {"table": name}.  Shared by the evaluation and the forecast.
+CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb)
+RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
+              ratio_filter jsonb, per_period interval, comparator text, sustain interval,
+              declared_flag text, description text, eff_threshold double precision,
+              thr_default boolean, filter jsonb, unbound boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.name, t.stage, t.indicator, t.label_filter, t.aggregate, t.ratio_filter,
+           t.per_period, t.comparator, t.sustain, t.declared_flag, t.description,
+           t.threshold * coalesce(s.value, 1),
+           (t.threshold_setting IS NOT NULL AND s.value = s.default_value),
+           CASE WHEN t.bind_table IS NULL THEN t.label_filter
+                ELSE t.label_filter || jsonb_build_object('table',
+                       ((bindings ->> t.bind_table)::oid)::regclass::text) END,
+           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL)
+      FROM @extschema@.capacity_trigger t
+      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
+$$;
+
 -- One trigger on one series at as_of.
 CREATE TYPE @extschema@.capacity_trigger_row AS (
     trigger_name text, stage integer, indicator text, labels jsonb,
@@ -66,13 +89,9 @@ BEGIN
     w := coalesce(w, '{}');
 
     FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
-                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol,
-                    CASE WHEN tr.bind_table IS NULL THEN tr.label_filter
-                         ELSE tr.label_filter || jsonb_build_object('table',
-                                ((bindings ->> tr.bind_table)::oid)::regclass::text) END AS filter
-               FROM @extschema@.capacity_trigger tr
-              WHERE tr.aggregate = 'growth'
-                AND (tr.bind_table IS NULL OR bindings ->> tr.bind_table IS NOT NULL)
+                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter
+               FROM @extschema@.capacity_trigger_resolved(bindings) tr
+              WHERE tr.aggregate = 'growth' AND NOT tr.unbound
     LOOP
         FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
                   WHERE ls.indicator = gt.indicator AND ls.labels @> gt.filter
@@ -95,16 +114,8 @@ BEGIN
     RETURN QUERY
 WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
 trig AS (
-    SELECT t.*,
-           t.threshold * coalesce(s.value, 1) AS eff_threshold,
-           (t.threshold_setting IS NOT NULL AND s.value = s.default_value) AS thr_default,
-           CASE WHEN t.bind_table IS NULL THEN t.label_filter
-                ELSE t.label_filter || jsonb_build_object('table',
-                       ((bindings ->> t.bind_table)::oid)::regclass::text) END AS filter,
-           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL) AS unbound,
-           greatest(t.sustain * 0.1, interval '2 minutes') AS tol
-      FROM @extschema@.capacity_trigger t
-      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
+    SELECT t.*, greatest(t.sustain * 0.1, interval '2 minutes') AS tol
+      FROM @extschema@.capacity_trigger_resolved(bindings) t
 ),
 series AS (   -- every series a metric trigger looks at
     SELECT t.name, l.labels
@@ -209,7 +220,8 @@ END
 $fn$;
 
 -- The evaluation behind capacity_stage().
-CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb)
+CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
+                                                horizon interval DEFAULT '6 months')
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
               runbook text, evaluated_at timestamptz)
@@ -224,6 +236,9 @@ DECLARE
     insufficient text[];
     ev jsonb;
     rows @extschema@.capacity_trigger_row[];
+    fc @extschema@.capacity_forecast_row[];
+    planned text[];
+    plan_stage integer;
     event_rel oid := (bindings ->> 'Event')::oid;
     audit_rel oid := (bindings ->> 'AuditEntry')::oid;
 BEGIN
@@ -233,6 +248,9 @@ BEGIN
 
     rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
                    WHERE e.stage IS NOT NULL);
+    -- entry triggers of the stages ahead projected to fire within the horizon
+    fc := ARRAY(SELECT f FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, rows, cur + 1) f
+                 WHERE f.status = 'forecast');
 
     -- per trigger: firing if any series fires; insufficient if none fires
     -- and none has enough data
@@ -263,10 +281,25 @@ BEGIN
         END IF;
     END IF;
 
+    -- per trigger, its earliest series; the plan is for the stage due first
+    SELECT array_agg(f.trigger_name ORDER BY f.eta, f.stage, f.trigger_name),
+           (array_agg(f.stage ORDER BY f.eta, f.stage))[1]
+      INTO planned, plan_stage
+      FROM (SELECT DISTINCT ON (x.trigger_name) x.* FROM unnest(fc) x
+             ORDER BY x.trigger_name, x.eta) f;
+
     SELECT jsonb_build_object(
              'triggers', coalesce(jsonb_object_agg(x.trigger_name, x.detail), '{}'),
              'contradictions', to_jsonb(contradictions),
-             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])))
+             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])),
+             'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                 'trigger', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                 'eta', f.eta, 'days_left', f.days_left,
+                                 'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                 'method', f.method, 'value', f.current_value,
+                                 'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                             FROM unnest(fc) f),
+             'horizon_end', as_of + horizon)
       INTO ev
       FROM (SELECT e.trigger_name,
                    jsonb_build_object('stage', min(e.stage),
@@ -284,24 +317,30 @@ BEGIN
 
     current_stage := cur;
     SELECT d.name INTO current_name FROM @extschema@.capacity_stage_def d WHERE d.stage = cur;
-    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec ELSE cur END;
+    -- promote (a trigger fires) > plan (one is forecast within the
+    -- horizon: recommended is the stage to plan for) > review > stay
+    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec
+                              WHEN plan_stage IS NOT NULL THEN plan_stage
+                              ELSE cur END;
     SELECT d.name, d.runbook INTO recommended_name, runbook
       FROM @extschema@.capacity_stage_def d WHERE d.stage = recommended_stage;
-    decision := CASE WHEN recommended_stage > cur THEN 'promote'
+    decision := CASE WHEN rec IS NOT NULL AND rec > cur THEN 'promote'
+                     WHEN plan_stage IS NOT NULL THEN 'plan'
                      WHEN cardinality(contradictions) > 0 OR insufficient IS NOT NULL THEN 'review'
                      ELSE 'stay' END;
-    firing := coalesce(fired, '{}');
+    firing := CASE WHEN decision = 'plan' THEN planned ELSE coalesce(fired, '{}') END;
     evidence := ev;
     evaluated_at := as_of;
     RETURN NEXT;
 END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now())
+CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
+                                           horizon interval DEFAULT '6 months')
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
               runbook text, evaluated_at timestamptz)
 LANGUAGE sql STABLE
-AS $$ SELECT * FROM @extschema@.capacity_stage_eval(as_of, @extschema@.capacity_bindings()) $$;
+AS $$ SELECT * FROM @extschema@.capacity_stage_eval(as_of, @extschema@.capacity_bindings(), horizon) $$;
 COMMENT ON FUNCTION @extschema@.capacity_stage IS
-    'Where the database stands on the six-stage ladder, whether a trigger says to move, and the evidence.';
+    'Where the database stands on the six-stage ladder, whether a trigger says to move (promote) or will within the horizon (plan), and the evidence.';

@@ -127,11 +127,15 @@ WITH s AS (SELECT * FROM @extschema@.capacity_stage())
 SELECT d.stage, d.name,
        CASE WHEN d.stage = s.current_stage THEN 'current'
             WHEN d.stage < s.current_stage THEN 'passed'
+            WHEN d.stage = s.recommended_stage AND s.decision = 'plan' THEN 'plan'
             WHEN d.stage = s.recommended_stage THEN 'recommended'
             ELSE 'ahead' END AS status,
        (SELECT array_agg(t.name ORDER BY t.name) FROM @extschema@.capacity_trigger t WHERE t.stage = d.stage) AS triggers,
        (SELECT array_agg(f ORDER BY f) FROM unnest(s.firing) f
-         WHERE f IN (SELECT t.name FROM @extschema@.capacity_trigger t WHERE t.stage = d.stage)) AS firing,
+         WHERE s.decision <> 'plan'
+           AND f IN (SELECT t.name FROM @extschema@.capacity_trigger t WHERE t.stage = d.stage)) AS firing,
+       (SELECT array_agg(f ->> 'trigger' ORDER BY f ->> 'trigger') FROM jsonb_array_elements(s.evidence -> 'forecasts') f
+         WHERE (f ->> 'stage')::integer = d.stage) AS forecast,
        d.summary, d.ceiling, d.runbook, d.slo_impact
   FROM @extschema@.capacity_stage_def d CROSS JOIN s
  ORDER BY d.stage;

@@ -24,7 +24,8 @@ AS $$
                 ELSE rtrim(rtrim(round(v::numeric, CASE WHEN abs(v) >= 1 THEN 2 ELSE 6 END)::text, '0'), '.') END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb)
+CREATE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb,
+                                               horizon interval DEFAULT '6 months')
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -36,13 +37,15 @@ DECLARE
     hi double precision;
     lbl text;
 BEGIN
-    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings);
+    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
     RETURN NEXT format('Stage %s (%s); recommended %s (%s): %s',
                        s.current_stage, s.current_name, s.recommended_stage, s.recommended_name,
                        upper(s.decision));
     IF cardinality(s.firing) > 0 THEN
-        RETURN NEXT 'Firing: ' || array_to_string(s.firing, ', ');
+        RETURN NEXT CASE WHEN s.decision = 'plan'
+                         THEN 'Forecast to fire by ' || to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ': '
+                         ELSE 'Firing: ' END || array_to_string(s.firing, ', ');
     END IF;
     FOR r IN SELECT jsonb_array_elements_text(s.evidence->'contradictions') AS c LOOP
         RETURN NEXT 'Contradiction: ' || r.c;
@@ -89,6 +92,33 @@ BEGIN
     RETURN NEXT '  * threshold still at its default SLO setting (capacity_set_threshold)';
 
     RETURN NEXT '';
+    RETURN NEXT format('Forecasts to %s (the horizon), trends over the last %s days',
+                       to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                       coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), ''), '30'));
+    RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
+                       'band (earliest..latest)', 'method', 'trend/day');
+    FOR r IN SELECT f.* FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings,
+                  ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e)) f
+              WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
+    LOOP
+        SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        RETURN NEXT rtrim(format('%-4s %-40s %-16s %-11s %-24s %-15s %s',
+                           coalesce(r.stage::text, '-'),
+                           r.trigger_name || coalesce(' (' || lbl || ')', ''),
+                           r.status,
+                           CASE WHEN r.status = 'firing' THEN 'now'
+                                ELSE coalesce(to_char(r.eta AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '') END,
+                           CASE WHEN r.status = 'firing' OR r.eta IS NULL THEN ''
+                                ELSE to_char(r.eta_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '..'
+                                     || coalesce(to_char(r.eta_latest AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'never') END,
+                           coalesce(r.method, ''),
+                           @extschema@.capacity_fmt(r.trend_per_day)
+                             || CASE WHEN r.daily_growth_pct IS NULL THEN ''
+                                     ELSE ' (' || @extschema@.capacity_fmt(r.daily_growth_pct) || ' %)' END));
+    END LOOP;
+    RETURN NEXT '  (triggers with too little data for a trend are left out; SELECT * FROM capacity_forecast())';
+
+    RETURN NEXT '';
     RETURN NEXT 'Partition runway and default partitions';
     FOR r IN SELECT p.table_name::text AS t,
                     (SELECT round((extract(epoch FROM h.range_to - as_of) / 86400)::numeric, 1)
@@ -126,9 +156,10 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now())
+CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now(),
+                                            horizon interval DEFAULT '6 months')
 RETURNS SETOF text
 LANGUAGE sql STABLE
-AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings()) $$;
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon) $$;
 COMMENT ON FUNCTION @extschema@.capacity_report IS
     'The weekly capacity review as text: verdict, triggers with 30-day sparklines, runway, decisions.';

@@ -16,25 +16,31 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, j
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_latest, @extschema@.capacity_indicator_status TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz),
-                          @extschema@.capacity_stage_eval(timestamptz, jsonb),
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval),
+                          @extschema@.capacity_stage_eval(timestamptz, jsonb, interval),
                           @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_stages, @extschema@.capacity_trigger_status,
                 @extschema@.capacity_decisions TO pg_monitor;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz),
-                          @extschema@.capacity_report_at(timestamptz, jsonb) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval),
+                          @extschema@.capacity_report_at(timestamptz, jsonb, interval) TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_as(oid, text, text, text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register_defaults(regclass, regrole) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register(text, text, integer, text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_run(timestamptz) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_explain_result TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval),
+                          @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer),
+                          @extschema@.capacity_trigger_resolved(jsonb) TO pg_monitor;

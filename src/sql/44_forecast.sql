@@ -1,0 +1,313 @@
+-- Forecasting: when would each metric trigger start to hold, and when
+-- would each managed table run out of partitions?
+--
+-- The fit itself (Theil-Sen, linear or multiplicative, with a 95% band) is
+-- C: capacity_fit_trend in src/forecast.c.  Which points it is given is
+-- decided here, from daily aggregates of the hourly rollups over the last
+-- matter_capacity.forecast_lookback_days complete days (UTC).  See
+-- docs/forecasting.md for what each kind of trigger is fitted on.
+
+CREATE TYPE @extschema@.capacity_trend AS (
+    points        integer,
+    method        text,              -- linear | multiplicative
+    level         double precision,  -- fitted value at t = 0
+    slope         double precision,  -- per day; per day of ln(value) if multiplicative
+    slope_low     double precision,  -- 95% band of the slope
+    slope_high    double precision,
+    fit_error     double precision,  -- median absolute residual
+    days          double precision,  -- until the threshold is crossed
+    days_earliest double precision,
+    days_latest   double precision,
+    verdict       text);             -- insufficient data | trend | reached | moving away | flat or too noisy
+
+CREATE FUNCTION @extschema@.capacity_fit_trend(t double precision[], y double precision[],
+                                               threshold double precision DEFAULT NULL,
+                                               comparator text DEFAULT '>',
+                                               anchor double precision DEFAULT NULL,
+                                               min_points integer DEFAULT 7)
+RETURNS @extschema@.capacity_trend
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_fit_trend';
+COMMENT ON FUNCTION @extschema@.capacity_fit_trend IS
+    'Robust trend (Theil-Sen, linear or multiplicative by fit) of y over t in days, and the days until it crosses threshold.';
+
+CREATE TYPE @extschema@.capacity_forecast_row AS (
+    stage            integer,
+    trigger_name     text,
+    indicator        text,
+    labels           jsonb,
+    current_value    double precision,
+    threshold        double precision,
+    comparator       text,
+    trend_per_day    double precision,
+    daily_growth_pct double precision,
+    method           text,
+    eta              timestamptz,
+    days_left        numeric,
+    eta_earliest     timestamptz,
+    eta_latest       timestamptz,
+    status           text,
+    days_of_data     integer,
+    note             text);
+
+-- The forecast behind capacity_forecast() and the plan decision of
+-- capacity_stage().  evals: capacity_trigger_eval at as_of (its firing
+-- rows make a forecast "firing"); min_stage: only triggers of that stage
+-- and above, no leading indicators and no runway (what the stage
+-- evaluation needs).
+CREATE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                   evals @extschema@.capacity_trigger_row[],
+                                                   min_stage integer DEFAULT NULL)
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    today timestamptz;
+    inds text[];
+    hourly @extschema@.capacity_sample_hourly[];
+    recent @extschema@.capacity_sample[];
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
+        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
+    END IF;
+    today := date_bin('1 day', as_of, origin);
+
+    SELECT array_agg(DISTINCT x.i) INTO inds
+      FROM (SELECT t.indicator FROM @extschema@.capacity_trigger t
+             WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+            UNION SELECT 'table_rows_inserted') x(i);
+    -- complete days of the lookback, and the raw samples of the last day
+    -- (current row counts and counters); planned with their values
+    EXECUTE 'SELECT array_agg(h) FROM @extschema@.capacity_sample_hourly h
+              WHERE h.indicator = ANY ($1) AND h.hour >= $2 AND h.hour < $3'
+       INTO hourly USING inds, today - make_interval(days => lookback), today;
+    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
+              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
+       INTO recent USING ARRAY['table_rows', 'table_rows_inserted'] || inds, as_of - interval '1 day', as_of;
+
+    RETURN QUERY
+WITH hs AS MATERIALIZED (SELECT * FROM unnest(coalesce(hourly, '{}'))),
+now_s AS MATERIALIZED (   -- newest raw sample of each series within the last day
+    SELECT DISTINCT ON (r.indicator, r.labels) r.indicator, r.labels, r.sampled_at, r.value
+      FROM unnest(coalesce(recent, '{}')) r
+     WHERE r.value IS NOT NULL
+     ORDER BY r.indicator, r.labels, r.sampled_at DESC
+),
+trig AS (
+    SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
+           (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
+      FROM @extschema@.capacity_trigger_resolved(bindings) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+),
+series AS (   -- every series a trigger looks at; a ratio trigger is one series
+    SELECT t.name, x.labels
+      FROM trig t
+      JOIN (SELECT DISTINCT h.indicator, h.labels FROM hs h
+            UNION SELECT n.indicator, n.labels FROM now_s n
+            UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
+        ON x.indicator = t.indicator AND x.labels @> t.filter
+     WHERE t.aggregate <> 'ratio' AND NOT t.unbound
+    UNION ALL
+    SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
+),
+day_stats AS (   -- per series and day: the extremes of the hourly rollups
+    SELECT x.name, x.labels, date_bin('1 day', h.hour, origin) AS day,
+           max(h.min) AS max_min, min(h.max) AS min_max, max(h.avg) AS max_avg,
+           min(h.avg) AS min_avg, max(h.max) AS max_max, min(h.min) AS min_min,
+           (array_agg(h.last ORDER BY h.hour DESC))[1] AS last
+      FROM series x JOIN trig t ON t.name = x.name
+      JOIN hs h ON h.indicator = t.indicator AND h.labels = x.labels
+     WHERE t.aggregate IN ('all', 'latest')
+     GROUP BY 1, 2, 3
+),
+level_points AS (
+    -- all: the best hour of the day (the hourly minimum when the window is
+    -- an hour or more, else the hourly average); latest: the day's extreme
+    SELECT d.name, d.labels, 'level'::text AS basis,
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
+           CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
+                     CASE WHEN t.dir > 0 THEN d.max_min ELSE d.min_max END
+                WHEN t.aggregate = 'all' THEN
+                     CASE WHEN t.dir > 0 THEN d.max_avg ELSE d.min_avg END
+                ELSE CASE WHEN t.dir > 0 THEN d.max_max ELSE d.min_min END END AS y
+      FROM day_stats d JOIN trig t ON t.name = d.name
+     WHERE NOT t.rowcount
+    UNION ALL
+    -- ratio: the day's average of the series over that of the reference
+    SELECT t.name, t.label_filter, 'level',
+           extract(epoch FROM date_bin('1 day', h.hour, origin) + interval '12 hours' - as_of)::float8 / 86400,
+           avg(h.avg) FILTER (WHERE h.labels @> t.label_filter)
+             / nullif(avg(h.avg) FILTER (WHERE h.labels @> t.ratio_filter), 0)
+      FROM trig t JOIN hs h ON h.indicator = t.indicator
+     WHERE t.aggregate = 'ratio'
+     GROUP BY t.name, t.label_filter, date_bin('1 day', h.hour, origin)
+),
+rows_now AS (   -- the row count a table_rows trigger starts from
+    SELECT x.name, x.labels, n.value
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
+),
+counters AS (   -- cumulative series: growth triggers, and inserts behind row counts
+    SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
+      FROM series x JOIN trig t ON t.name = x.name
+     WHERE t.aggregate = 'growth' OR t.rowcount
+),
+counter_values AS (   -- end of each day, and the newest raw value of today
+    SELECT c.name, c.labels, d.at, d.v
+      FROM counters c
+      CROSS JOIN LATERAL (
+          SELECT date_bin('1 day', h.hour, origin) + interval '1 day' AS at,
+                 (array_agg(h.last ORDER BY h.hour DESC))[1] AS v
+            FROM hs h WHERE h.indicator = c.counter AND h.labels = c.labels
+           GROUP BY 1
+          UNION ALL
+          SELECT n.sampled_at, n.value FROM now_s n
+           WHERE n.indicator = c.counter AND n.labels = c.labels AND n.sampled_at > today) d
+     WHERE d.v IS NOT NULL
+),
+counter_steps AS (   -- increments; after a reset the counter restarted from zero
+    SELECT v.*, v.v - lag(v.v) OVER w AS dv,
+           extract(epoch FROM v.at - lag(v.at) OVER w)::float8 / 86400 AS dt
+      FROM counter_values v
+    WINDOW w AS (PARTITION BY v.name, v.labels ORDER BY v.at)
+),
+counter_sums AS (
+    SELECT s.*, sum(CASE WHEN s.dv IS NULL THEN 0 WHEN s.dv >= 0 THEN s.dv ELSE s.v END)
+                    OVER (PARTITION BY s.name, s.labels ORDER BY s.at) AS cum
+      FROM counter_steps s
+),
+counter_points AS (
+    -- growth: the rate between two consecutive values, in the trigger's
+    -- per_period units, placed in the middle of its interval
+    SELECT c.name, c.labels, 'rate'::text AS basis,
+           extract(epoch FROM c.at - as_of)::float8 / 86400 - c.dt / 2 AS t,
+           c.dv / c.dt * extract(epoch FROM t.per_period)::float8 / 86400 AS y
+      FROM counter_sums c JOIN trig t ON t.name = c.name
+     WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
+    UNION ALL
+    -- row counts: the current count less the rows inserted since each day
+    SELECT c.name, c.labels, 'inserts',
+           extract(epoch FROM c.at - as_of)::float8 / 86400,
+           r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
+      FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
+    UNION ALL
+    -- row counts without an insert counter: the counts themselves
+    SELECT d.name, d.labels, 'rows',
+           extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
+      FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
+    UNION ALL
+    SELECT r.name, r.labels, 'rows', 0::float8, r.value FROM rows_now r
+),
+points AS (
+    SELECT * FROM level_points WHERE y IS NOT NULL
+    UNION ALL
+    SELECT * FROM counter_points WHERE y IS NOT NULL
+),
+basis AS (   -- row counts: inserts when there are enough of them, else rows
+    SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
+      FROM points p
+     GROUP BY p.name, p.labels, p.basis
+     ORDER BY p.name, p.labels, count(*) >= 7 DESC, p.basis = 'inserts' DESC
+),
+fits AS (
+    SELECT b.name, b.labels, b.basis,
+           @extschema@.capacity_fit_trend(array_agg(p.t ORDER BY p.t), array_agg(p.y ORDER BY p.t),
+                                          t.eff_threshold, t.comparator,
+                                          CASE WHEN t.rowcount THEN min(r.value) END, 7) AS f
+      FROM basis b
+      JOIN points p ON p.name = b.name AND p.labels = b.labels AND p.basis = b.basis
+      JOIN trig t ON t.name = b.name
+      LEFT JOIN rows_now r ON r.name = b.name AND r.labels = b.labels
+     GROUP BY b.name, b.labels, b.basis, t.eff_threshold, t.comparator, t.rowcount
+),
+every AS (   -- every series, and a row for triggers that have none
+    SELECT x.name, x.labels FROM series x
+    UNION ALL
+    SELECT t.name, t.filter FROM trig t
+     WHERE NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
+),
+judged AS (
+    SELECT t.stage, t.name, t.indicator, e.labels, t.eff_threshold, t.comparator, t.aggregate,
+           t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
+           CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
+           -- a growth trigger averages its window: it follows the daily rate by half of it
+           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2 ELSE interval '0' END AS lag_by,
+           EXISTS (SELECT 1 FROM unnest(evals) v
+                    WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
+      FROM every e JOIN trig t ON t.name = e.name
+      LEFT JOIN fits f ON f.name = e.name AND f.labels = e.labels
+      LEFT JOIN rows_now r ON r.name = e.name AND r.labels = e.labels
+),
+dated AS (
+    SELECT j.*,
+           as_of + j.days * interval '1 day' + j.lag_by AS eta_at,
+           as_of + j.days_earliest * interval '1 day' + j.lag_by AS early_at,
+           as_of + j.days_latest * interval '1 day' + j.lag_by AS late_at
+      FROM judged j
+)
+SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.comparator,
+       CASE WHEN d.method = 'multiplicative' THEN d.cur * (exp(d.slope) - 1) ELSE d.slope END,
+       CASE WHEN d.method = 'multiplicative' THEN 100 * (exp(d.slope) - 1) END,
+       d.method,
+       CASE WHEN d.firing THEN as_of ELSE d.eta_at END,
+       CASE WHEN d.firing THEN 0 ELSE round((extract(epoch FROM d.eta_at - as_of) / 86400)::numeric, 1) END,
+       CASE WHEN d.firing THEN as_of ELSE d.early_at END,
+       CASE WHEN d.firing THEN as_of ELSE d.late_at END,
+       CASE WHEN d.firing THEN 'firing'
+            WHEN d.verdict IS NULL OR d.verdict = 'insufficient data' OR (d.rowcount AND d.cur IS NULL)
+                 THEN 'insufficient data'
+            WHEN d.verdict IN ('trend', 'reached') AND d.eta_at IS NOT NULL THEN
+                 CASE WHEN d.eta_at <= as_of + horizon THEN 'forecast' ELSE 'beyond horizon' END
+            ELSE 'no trend' END,
+       coalesce(d.points, 0),
+       concat_ws('; ',
+           CASE WHEN d.unbound THEN 'table not bound (capacity_bind_table)' END,
+           CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
+           CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
+           CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
+           CASE d.basis WHEN 'inserts' THEN 'current rows + insert trend'
+                        WHEN 'rows' THEN 'row counts (no insert counter)'
+                        WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
+                        ELSE NULL END)
+  FROM dated d
+UNION ALL
+-- partition runway: if rollover stopped now, rows for times after the
+-- newest partition's upper bound would land in the default partition
+SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
+       jsonb_build_object('table', p.table_name::text),
+       extract(epoch FROM coalesce(h.range_to, as_of) - as_of)::float8 / 86400, 0::float8, '<='::text,
+       -1::float8, NULL::float8, 'partition bounds'::text,
+       coalesce(h.range_to, as_of),
+       round((extract(epoch FROM coalesce(h.range_to, as_of) - as_of) / 86400)::numeric, 1),
+       coalesce(h.range_to, as_of), coalesce(h.range_to, as_of),
+       CASE WHEN coalesce(h.range_to, as_of) <= as_of THEN 'firing'
+            WHEN h.range_to <= as_of + horizon THEN 'forecast'
+            ELSE 'beyond horizon' END,
+       NULL::integer,
+       CASE WHEN p.default_partition THEN 'if rollover stopped, later rows would go to the default partition'
+            ELSE 'if rollover stopped, later rows would fail: no default partition' END
+  FROM @extschema@.capacity_policy p
+  LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
+ WHERE min_stage IS NULL
+ ORDER BY 1 NULLS LAST, 2, 4;
+END
+$fn$;
+
+CREATE FUNCTION @extschema@.capacity_forecast(as_of timestamptz DEFAULT now(),
+                                              horizon interval DEFAULT '6 months')
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE sql STABLE
+AS $$
+    SELECT * FROM @extschema@.capacity_forecast_eval(as_of, horizon, @extschema@.capacity_bindings(),
+        ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, @extschema@.capacity_bindings()) e))
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_forecast IS
+    'When each metric trigger and leading indicator is projected to fire (trend, eta, band, status), and the partition runway.';
