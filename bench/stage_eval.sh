@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/stage_eval.sh — capacity_stage() over 90 days of one-minute samples
-# for 30 series (3.9M rows in day partitions).  Baseline: the 10 ms target.
+# for 30 series (3.9M rows in day partitions) and their hourly rollups; it
+# includes the forecasts behind the plan decision.  Baseline: the 10 ms target.
 # Median of RUNS calls in one session (after one warm-up call).
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,38 +16,12 @@ cluster_env stage_bench "$PORT"
 [ -n "${MC_BENCH_KEEP:-}" ] || trap "cluster_stop stage_bench" EXIT
 export PGDATABASE=postgres
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/series_data.sh
 
 q -c "CREATE EXTENSION matter_capacity"
-q -c "SET matter_capacity.sample_retention_days = 120" \
-  -c "SELECT count(capacity_sample_now('2030-01-01'::timestamptz + d * interval '1 day')) FROM generate_series(0, 91) d" >/dev/null
-q -c "CREATE TABLE \"Event\" (id int)" -c "CREATE TABLE \"AuditEntry\" (id int)"
-echo "loading 90 days x 1440 samples x 30 series ..."
-q <<'SQL'
-CREATE TEMP TABLE series(indicator text, labels jsonb, base float8);
-INSERT INTO series VALUES
- ('read_qps', '{}', 300), ('write_qps', '{}', 80), ('read_latency_p99_ms', '{}', 15),
- ('write_latency_p99_ms', '{}', 40), ('cpu_utilization', '{}', 35), ('cache_hit_ratio', '{}', 0.99),
- ('table_rows', '{"table": "public.\"Event\""}', 40e6), ('table_rows', '{"table": "public.\"AuditEntry\""}', 10e6),
- ('table_rows_inserted', '{"table": "public.\"Event\""}', 40e6), ('table_rows_inserted', '{"table": "public.\"AuditEntry\""}', 10e6),
- ('region_p99_ms', '{"region": "us"}', 150), ('region_p99_ms', '{"region": "eu"}', 170), ('region_p99_ms', '{"region": "apac"}', 200),
- ('webhook_receiver_p99_ms', '{}', 900), ('webhook_deliveries_per_day', '{}', 4e5), ('webhook_queue_depth_p99', '{"endpoint": "a"}', 20),
- ('kms_calls_per_min', '{}', 1000), ('cdc_lag_p99_seconds', '{}', 0.2), ('cost_per_request', '{}', 0.0008),
- ('sandbox_live_write_ratio', '{"org": "o1"}', 3), ('mcp_tool_calls_per_min', '{"tier": "pro"}', 100),
- ('deprecated_endpoint_calls', '{"endpoint": "v1"}', 0), ('replica_lag_seconds', '{"application_name": "r1"}', 0.1),
- ('pool_utilization', '{"role": "app"}', 40), ('pool_utilization', '{"role": "worker"}', 30),
- ('connections', '{"role": "app"}', 40), ('connections', '{"role": "worker"}', 30), ('connections_utilization', '{}', 35),
- ('database_bytes', '{}', 5e10), ('partition_runway_days', '{"table": "public.\"Event\""}', 28);
-INSERT INTO capacity_sample (indicator, labels, sampled_at, value)
-SELECT s.indicator, s.labels, t, s.base * (1 + 0.05 * sin(extract(epoch FROM t) / 3600))
-  FROM series s, generate_series(timestamptz '2030-01-02', timestamptz '2030-04-01 23:59', interval '1 minute') t;
-INSERT INTO capacity_latest_sample SELECT s.indicator, s.labels, '2030-04-01 23:59', s.base FROM series s
-ON CONFLICT (indicator, labels) DO NOTHING;
-ANALYZE capacity_sample;
-SQL
+load_series
 rows=$(q -c "SELECT count(*) FROM capacity_sample")
-one="DO \$\$DECLARE t0 timestamptz := clock_timestamp(); BEGIN PERFORM * FROM capacity_stage('2030-04-01 23:59'); RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 3); END \$\$;"
-for _ in $(seq $((RUNS + 1))); do echo "$one"; done | q 2>&1 | sed -n 's/.*ms=//p' | tail -n +2 | median > "$MC_RUN/stage_ms"
+time_call "capacity_stage('2030-04-01 23:59')" "$RUNS" > "$MC_RUN/stage_ms"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), $(date -u +%Y-%m-%d)"
 echo "samples: $rows"
 echo "capacity_stage(): $(cat "$MC_RUN/stage_ms") ms (median of $RUNS in one session; target 10 ms)"

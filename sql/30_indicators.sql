@@ -134,6 +134,11 @@ SELECT count(*) AS raw_partitions FROM capacity_partition_tree('capacity_sample'
 -- a rollup row: min/max/avg/last/count of one hour
 SELECT indicator, labels, hour, min, max, avg, last, count FROM capacity_sample_hourly
  WHERE indicator = 'webhook_p99_ms' ORDER BY hour;
+-- and the daily rollups forecasts are fitted on, one per sampled day
+SELECT count(*) AS daily_rollups, min(day), max(day)
+  FROM capacity_sample_daily WHERE day >= '2027-01-01' AND indicator = 'database_bytes';
+SELECT indicator, labels, day, min, max, avg, last, count, peak_hour_min, trough_hour_max
+  FROM capacity_sample_daily WHERE indicator = 'webhook_p99_ms' ORDER BY day;
 -- the log of the sample table's own rollovers
 SELECT action, count(*) > 0 AS happened FROM capacity_rollover_log
  WHERE table_name LIKE '%capacity_sample%' GROUP BY 1 ORDER BY 1;

@@ -10,7 +10,12 @@ SET DateStyle = 'ISO';
 SELECT capacity_set_stage(1, 'forecast tests');
 SELECT count(capacity_declare(flag, 'forecast tests', false)) FROM capacity_declaration WHERE active;
 -- hourly rollups of one series: value = f(d), d = days before as_of
--- (fractional, at the end of each hour)
+-- (fractional, at the end of each hour), and the daily rollups made from
+-- them as the sampler makes them
+-- after hourly history was loaded or corrected
+CREATE FUNCTION fc.reroll() RETURNS void LANGUAGE sql AS $$
+    SELECT capacity_roll_up_days('2030-01-01', '2030-03-01');
+$$;
 CREATE FUNCTION fc.hours(ind text, lbl jsonb, ndays int, f text, as_of timestamptz DEFAULT '2030-03-01 00:00+00')
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -22,6 +27,7 @@ BEGIN
                   FROM generate_series(%L::timestamptz - make_interval(days => %s), %L::timestamptz - interval '1 hour',
                                        interval '1 hour') h) s$q$,
         ind, lbl, f, as_of, as_of, ndays, as_of);
+    PERFORM reroll();
 END $$;
 -- the newest raw sample of a series (what the sampler writes each minute)
 CREATE FUNCTION fc.now_sample(ind text, lbl jsonb, v float8, at timestamptz DEFAULT '2030-03-01 00:00+00')
@@ -63,15 +69,18 @@ SELECT now_sample('table_rows', '{"table": "fc.\"Event\""}', 40e6);
 SELECT * FROM fc('event_rows');
 -- without the insert counter the row counts themselves give the same answer
 DELETE FROM capacity_sample_hourly WHERE indicator = 'table_rows_inserted';
+SELECT reroll();
 SELECT status, method, days_left, note FROM fc('event_rows');
 SELECT hours('table_rows_inserted', '{"table": "fc.\"Event\""}', 30, '1e9 - d * 1e6');
 -- the counter is what counts: rows an ANALYZE reports late do not move the eta
 UPDATE capacity_sample_hourly SET last = last - 5e6
  WHERE indicator = 'table_rows' AND hour BETWEEN '2030-02-10' AND '2030-02-12';
+SELECT reroll();
 SELECT status, days_left FROM fc('event_rows');
 -- a counter reset (server restart) in the middle is stepped over
 UPDATE capacity_sample_hourly SET last = last - 986e6, min = min - 986e6, max = max - 986e6, avg = avg - 986e6
  WHERE indicator = 'table_rows_inserted' AND hour >= '2030-02-15';
+SELECT reroll();
 SELECT status, days_left, days_of_data FROM fc('event_rows');
 -- the growth leading indicator: 30M rows per 30 days is past 5M already;
 -- its 30-day average follows the daily rate by half a window
@@ -89,6 +98,7 @@ CREATE TEMP TABLE no_spike AS SELECT days_left FROM fc('webhook_deliveries');
 -- one huge spike (x100 for an hour) moves the eta by a few percent at most
 UPDATE capacity_sample_hourly SET max = 100 * max, avg = 100 * avg, last = 100 * last
  WHERE indicator = 'webhook_deliveries_per_day' AND hour = '2030-02-20 13:00+00';
+SELECT reroll();
 SELECT status, method, abs(f.days_left - n.days_left) / n.days_left < 0.05 AS eta_moved_under_5pct
   FROM fc('webhook_deliveries') f, no_spike n;
 
@@ -174,10 +184,12 @@ SELECT * FROM try($$SELECT * FROM capacity_fit_trend('{1,2,3}', '{1,2}')$$);
 SELECT * FROM try($$SELECT * FROM capacity_fit_trend('{1,2,3}', '{1,NULL,2}')$$);
 SELECT * FROM try($$SELECT * FROM capacity_fit_trend('{1,2,3}', '{1,2,3}', 5, '=')$$);
 SELECT * FROM try($$SET matter_capacity.forecast_lookback_days = 3$$);
+SELECT * FROM try($$SELECT capacity_roll_up_days('2030-03-01', '2030-02-01')$$);
 
 -- clean up: leave the other tests' catalog as it was
 SELECT capacity_set_stage(1, 'forecast tests done');
 DELETE FROM capacity_sample_hourly WHERE hour >= '2030-01-01';
+DELETE FROM capacity_sample_daily WHERE day >= '2030-01-01';
 DELETE FROM capacity_sample WHERE sampled_at >= '2030-01-01';
 DELETE FROM capacity_latest_sample WHERE sampled_at >= '2030-01-01';
 DROP TABLE fc.ledger;

@@ -8,7 +8,7 @@
  * under matter_capacity.probe_timeout, and keeping history bounded: the
  * raw sample table is rolled over by the partition engine (day partitions,
  * dropped after matter_capacity.sample_retention_days) and rolled up per
- * hour (kept matter_capacity.rollup_retention_days).
+ * hour and per day (kept matter_capacity.rollup_retention_days).
  *
  * Every indicator runs in its own subtransaction: one failing query is
  * recorded in capacity_indicator_run and the others still run.
@@ -546,7 +546,8 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 
 /*
  * Hourly rollup of the last two hours, run after sampling so the samples
- * just written (and pushes that arrived late) are included.
+ * just written (and pushes that arrived late) are included; then the daily
+ * rollup of the day(s) they fall in.
  */
 static void
 roll_up_hours(TimestampTz as_of)
@@ -563,6 +564,10 @@ roll_up_hours(TimestampTz as_of)
 							 "ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, "
 							 "max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count",
 							 capacity_object("capacity_sample_hourly"), capacity_object("capacity_sample")),
+					1, types, values, NULL, false);
+	/* and the days those hours belong to, which forecasts are fitted on */
+	catalog_execute(psprintf("SELECT %s($1 - interval '2 hours', $1)",
+							 capacity_object("capacity_roll_up_days")),
 					1, types, values, NULL, false);
 }
 
@@ -590,6 +595,9 @@ maintain_history(TimestampTz as_of)
 
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),
+					2, types, values, NULL, false);
+	catalog_execute(psprintf("DELETE FROM %s WHERE day < $1 - make_interval(days => $2)",
+							 capacity_object("capacity_sample_daily")),
 					2, types, values, NULL, false);
 	catalog_execute(psprintf("DELETE FROM %s WHERE logged_at < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_rollover_history")),

@@ -40,6 +40,27 @@ CREATE TABLE @extschema@.capacity_sample_hourly (
     PRIMARY KEY (indicator, labels, hour)
 );
 
+-- Daily rollups of the hourly ones, what forecasts are fitted on: the
+-- day's extremes, and its best and worst hours (a sustained trigger
+-- breaches when a whole hour does).  Recomputed from the hourly rollups
+-- by capacity_roll_up_days(); kept as long as those.
+CREATE TABLE @extschema@.capacity_sample_daily (
+    indicator       text NOT NULL,
+    labels          jsonb NOT NULL,
+    day             timestamptz NOT NULL,      -- 00:00 UTC
+    min             double precision,
+    max             double precision,
+    avg             double precision,          -- weighted by samples
+    last            double precision,          -- of the day's last hour
+    count           bigint NOT NULL,
+    peak_hour_min   double precision,          -- highest hourly minimum
+    trough_hour_max double precision,          -- lowest hourly maximum
+    peak_hour_avg   double precision,
+    trough_hour_avg double precision,
+    PRIMARY KEY (indicator, labels, day)
+);
+CREATE INDEX ON @extschema@.capacity_sample_daily (day);
+
 -- The newest sample of each series, kept current on every write so that
 -- reading "now" never scans history.
 CREATE TABLE @extschema@.capacity_latest_sample (
@@ -116,4 +137,5 @@ SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_indicator', 'WHERE source <> ''builtin''');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_pool_size', '');

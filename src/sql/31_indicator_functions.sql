@@ -104,3 +104,42 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Recompute the daily rollups of the UTC days that from_ts .. to_ts
+-- touches from the hourly rollups (the sampler calls it for the last two
+-- hours; call it over a range after loading or correcting hourly history).
+CREATE FUNCTION @extschema@.capacity_roll_up_days(from_ts timestamptz, to_ts timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    lo timestamptz := date_bin('1 day', from_ts, origin);
+    hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
+    n bigint;
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
+        RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
+            USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
+    END IF;
+    DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
+    INSERT INTO @extschema@.capacity_sample_daily AS d
+    SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin),
+           min(h.min), max(h.max), sum(h.avg * h.count) / nullif(sum(h.count), 0),
+           (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2], sum(h.count),
+           max(h.min), min(h.max), max(h.avg), min(h.avg)
+      FROM @extschema@.capacity_sample_hourly h
+     WHERE h.hour >= lo AND h.hour < hi
+     GROUP BY 1, 2, 3
+    ON CONFLICT (indicator, labels, day) DO UPDATE
+       SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
+           count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
+           trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
+           trough_hour_avg = EXCLUDED.trough_hour_avg;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
+    'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups.';

@@ -3,8 +3,9 @@
 --
 -- The fit itself (Theil-Sen, linear or multiplicative, with a 95% band) is
 -- C: capacity_fit_trend in src/forecast.c.  Which points it is given is
--- decided here, from daily aggregates of the hourly rollups over the last
--- matter_capacity.forecast_lookback_days complete days (UTC).  See
+-- decided here, from the daily rollups (capacity_sample_daily, made from
+-- the hourly ones) of the last matter_capacity.forecast_lookback_days
+-- complete UTC days.  See
 -- docs/forecasting.md for what each kind of trigger is fitted on.
 
 CREATE TYPE @extschema@.capacity_trend AS (
@@ -66,8 +67,9 @@ DECLARE
     lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
     origin constant timestamptz := '2000-01-01 00:00+00';
     today timestamptz;
+    first_day timestamptz;
     inds text[];
-    hourly @extschema@.capacity_sample_hourly[];
+    counters text[];
     recent @extschema@.capacity_sample[];
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
@@ -79,28 +81,39 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
     END IF;
     today := date_bin('1 day', as_of, origin);
+    first_day := today - make_interval(days => lookback);
 
-    SELECT array_agg(DISTINCT x.i) INTO inds
-      FROM (SELECT t.indicator FROM @extschema@.capacity_trigger t
-             WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
-            UNION SELECT 'table_rows_inserted') x(i);
-    -- complete days of the lookback, and the raw samples of the last day
-    -- (current row counts and counters); planned with their values
-    EXECUTE 'SELECT array_agg(h) FROM @extschema@.capacity_sample_hourly h
-              WHERE h.indicator = ANY ($1) AND h.hour >= $2 AND h.hour < $3'
-       INTO hourly USING inds, today - make_interval(days => lookback), today;
-    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
-              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
-       INTO recent USING ARRAY['table_rows', 'table_rows_inserted'] || inds, as_of - interval '1 day', as_of;
+    SELECT array_agg(DISTINCT t.indicator),
+           array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
+      INTO inds, counters
+      FROM @extschema@.capacity_trigger t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage);
+    inds := inds || '{table_rows_inserted}';
+    counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
+    -- the newest sample of each row count and counter in the last day: kept
+    -- in capacity_latest_sample, unless as_of is in the past of it; then
+    -- from the raw samples, planned with the bounds to read one or two days
+    recent := ARRAY(SELECT ROW(l.indicator, l.labels, l.sampled_at, l.value)::@extschema@.capacity_sample
+                      FROM @extschema@.capacity_latest_sample l
+                     WHERE l.indicator = ANY (counters) AND l.value IS NOT NULL
+                       AND l.sampled_at > as_of - interval '1 day' AND l.sampled_at <= as_of);
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                WHERE l.indicator = ANY (counters) AND l.sampled_at > as_of) THEN
+        EXECUTE 'SELECT array_agg(s) FROM (
+                     SELECT DISTINCT ON (s.indicator, s.labels) s.*
+                       FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3
+                        AND s.value IS NOT NULL
+                      ORDER BY s.indicator, s.labels, s.sampled_at DESC) s'
+           INTO recent USING counters, as_of - interval '1 day', as_of;
+    END IF;
 
     RETURN QUERY
-WITH hs AS MATERIALIZED (SELECT * FROM unnest(coalesce(hourly, '{}'))),
-now_s AS MATERIALIZED (   -- newest raw sample of each series within the last day
-    SELECT DISTINCT ON (r.indicator, r.labels) r.indicator, r.labels, r.sampled_at, r.value
-      FROM unnest(coalesce(recent, '{}')) r
-     WHERE r.value IS NOT NULL
-     ORDER BY r.indicator, r.labels, r.sampled_at DESC
+WITH days AS MATERIALIZED (   -- each series on each complete day of the lookback
+    SELECT d.* FROM @extschema@.capacity_sample_daily d
+     WHERE d.indicator = ANY (inds) AND d.day >= first_day AND d.day < today
 ),
+now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
 trig AS (
     SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
            (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
@@ -110,7 +123,7 @@ trig AS (
 series AS (   -- every series a trigger looks at; a ratio trigger is one series
     SELECT t.name, x.labels
       FROM trig t
-      JOIN (SELECT DISTINCT h.indicator, h.labels FROM hs h
+      JOIN (SELECT DISTINCT d.indicator, d.labels FROM days d
             UNION SELECT n.indicator, n.labels FROM now_s n
             UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
         ON x.indicator = t.indicator AND x.labels @> t.filter
@@ -118,15 +131,12 @@ series AS (   -- every series a trigger looks at; a ratio trigger is one series
     UNION ALL
     SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
 ),
-day_stats AS (   -- per series and day: the extremes of the hourly rollups
-    SELECT x.name, x.labels, date_bin('1 day', h.hour, origin) AS day,
-           max(h.min) AS max_min, min(h.max) AS min_max, max(h.avg) AS max_avg,
-           min(h.avg) AS min_avg, max(h.max) AS max_max, min(h.min) AS min_min,
-           (array_agg(h.last ORDER BY h.hour DESC))[1] AS last
+day_stats AS (   -- the days of every series a level trigger looks at
+    SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
+           d.max, d.min, d.last
       FROM series x JOIN trig t ON t.name = x.name
-      JOIN hs h ON h.indicator = t.indicator AND h.labels = x.labels
+      JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
      WHERE t.aggregate IN ('all', 'latest')
-     GROUP BY 1, 2, 3
 ),
 level_points AS (
     -- all: the best hour of the day (the hourly minimum when the window is
@@ -134,44 +144,39 @@ level_points AS (
     SELECT d.name, d.labels, 'level'::text AS basis,
            extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
            CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
-                     CASE WHEN t.dir > 0 THEN d.max_min ELSE d.min_max END
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
                 WHEN t.aggregate = 'all' THEN
-                     CASE WHEN t.dir > 0 THEN d.max_avg ELSE d.min_avg END
-                ELSE CASE WHEN t.dir > 0 THEN d.max_max ELSE d.min_min END END AS y
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
+                ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
       FROM day_stats d JOIN trig t ON t.name = d.name
      WHERE NOT t.rowcount
     UNION ALL
     -- ratio: the day's average of the series over that of the reference
     SELECT t.name, t.label_filter, 'level',
-           extract(epoch FROM date_bin('1 day', h.hour, origin) + interval '12 hours' - as_of)::float8 / 86400,
-           avg(h.avg) FILTER (WHERE h.labels @> t.label_filter)
-             / nullif(avg(h.avg) FILTER (WHERE h.labels @> t.ratio_filter), 0)
-      FROM trig t JOIN hs h ON h.indicator = t.indicator
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400,
+           avg(d.avg) FILTER (WHERE d.labels @> t.label_filter)
+             / nullif(avg(d.avg) FILTER (WHERE d.labels @> t.ratio_filter), 0)
+      FROM trig t JOIN days d ON d.indicator = t.indicator
      WHERE t.aggregate = 'ratio'
-     GROUP BY t.name, t.label_filter, date_bin('1 day', h.hour, origin)
+     GROUP BY t.name, t.label_filter, d.day
 ),
 rows_now AS (   -- the row count a table_rows trigger starts from
     SELECT x.name, x.labels, n.value
       FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
       JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
 ),
-counters AS (   -- cumulative series: growth triggers, and inserts behind row counts
+counter_series AS (   -- cumulative series: growth triggers, and inserts behind row counts
     SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
       FROM series x JOIN trig t ON t.name = x.name
      WHERE t.aggregate = 'growth' OR t.rowcount
 ),
 counter_values AS (   -- end of each day, and the newest raw value of today
-    SELECT c.name, c.labels, d.at, d.v
-      FROM counters c
-      CROSS JOIN LATERAL (
-          SELECT date_bin('1 day', h.hour, origin) + interval '1 day' AS at,
-                 (array_agg(h.last ORDER BY h.hour DESC))[1] AS v
-            FROM hs h WHERE h.indicator = c.counter AND h.labels = c.labels
-           GROUP BY 1
-          UNION ALL
-          SELECT n.sampled_at, n.value FROM now_s n
-           WHERE n.indicator = c.counter AND n.labels = c.labels AND n.sampled_at > today) d
-     WHERE d.v IS NOT NULL
+    SELECT c.name, c.labels, d.day + interval '1 day' AS at, d.last AS v
+      FROM counter_series c JOIN days d ON d.indicator = c.counter AND d.labels = c.labels
+    UNION ALL
+    SELECT c.name, c.labels, n.sampled_at, n.value
+      FROM counter_series c JOIN now_s n ON n.indicator = c.counter AND n.labels = c.labels
+     WHERE n.sampled_at > today
 ),
 counter_steps AS (   -- increments; after a reset the counter restarted from zero
     SELECT v.*, v.v - lag(v.v) OVER w AS dv,

@@ -44,3 +44,4 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval) 
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval),
                           @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer),
                           @extschema@.capacity_trigger_resolved(jsonb) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_days(timestamptz, timestamptz) FROM PUBLIC;
