@@ -92,6 +92,29 @@ show "SELECT * FROM capacity_stage()  -- where we stand on the six-stage ladder"
   "SELECT current_stage, current_name, recommended_stage, decision, firing, evidence->'insufficient_data' AS insufficient_data, runbook FROM capacity_stage()"
 show "capacity_latest (table indicators)" \
   "SELECT indicator, labels->>'table' AS \"table\", round(value::numeric, 1) AS value FROM capacity_latest WHERE labels ? 'table' ORDER BY 2, 1"
+
+echo
+echo "== 30 days of history (synthetic, rolled up as the sampler would have): CPU peaks"
+echo "   creeping up, webhook deliveries compounding 2 %/day, read QPS flat and noisy"
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
+SELECT s.indicator, '{}', h, v * 0.95, v * 1.05, v, v, 60
+  FROM (VALUES ('cpu_utilization'), ('webhook_deliveries_per_day'), ('read_qps')) s(indicator),
+       generate_series(date_bin('1 day', now(), '2000-01-01') - interval '30 days',
+                        date_bin('1 day', now(), '2000-01-01') - interval '1 hour', interval '1 hour') h,
+       LATERAL (SELECT extract(epoch FROM now() - h) / 86400 AS d,
+                       extract(hour FROM h AT TIME ZONE 'UTC') AS hr) x,
+       LATERAL (SELECT CASE s.indicator
+                  WHEN 'cpu_utilization' THEN (38 - 0.25 * x.d + 2 * cos(floor(x.d) * 3.7)) * (0.7 + 0.3 * sin(pi() * x.hr / 24))
+                  WHEN 'webhook_deliveries_per_day' THEN 450000 * 1.02 ^ (-x.d) * (1 + 0.04 * sin(floor(x.d) * 5.1))
+                  ELSE 220 + 40 * sin(floor(x.d) * 7.3) END AS v) y
+ON CONFLICT DO NOTHING;
+SELECT capacity_roll_up_days(now() - interval '31 days', now());
+SQL
+show "SELECT * FROM capacity_forecast()  -- when each trigger would fire" \
+  "SELECT stage, trigger_name, labels->>'table' AS \"table\", status, round(current_value::numeric, 1) AS now, threshold, method, round(trend_per_day::numeric, 2) AS per_day, eta::date, days_left, eta_earliest::date AS earliest, eta_latest::date AS latest FROM capacity_forecast() WHERE status <> 'insufficient data' ORDER BY eta NULLS LAST"
+show "capacity_stage() with the forecasts: a transition due within 6 months means plan" \
+  "SELECT current_stage, recommended_stage, recommended_name, decision, firing, runbook FROM capacity_stage()"
 show "SELECT * FROM capacity_report()  -- the weekly review" "SELECT * FROM capacity_report()"
 
 cat <<EOF2

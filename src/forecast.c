@@ -11,10 +11,12 @@
  *	linear			y = level + slope * t
  *	multiplicative	ln y = ln level + slope * t   (only when every y > 0)
  *
- * The multiplicative model is used only when its median absolute residual,
- * measured in the original units, is under three quarters of the linear
- * one: compounding growth is recognised, and an ordinary straight line is
- * never mistaken for it.
+ * The multiplicative model is used only when its mean absolute residual
+ * (original units, the largest tenth left out) is under 90% of the linear
+ * one: compounding growth is recognised, and a noisy straight line is
+ * seldom mistaken for it.  When the model not chosen fits within 10% as
+ * well, the data cannot tell them apart: its crossing date is returned too
+ * (other_days) and the band is widened to include it.
  *
  * The 95% band of the slope is the order-statistic interval of Sen (1968):
  * the pairwise slopes ranked (N -/+ 1.96 sqrt(Var S)) / 2 with
@@ -45,7 +47,10 @@
 #define MAX_TREND_POINTS 1000
 
 /* the linear model stays unless the multiplicative one fits this much better */
-#define MULTIPLICATIVE_GAIN 0.75
+#define MULTIPLICATIVE_GAIN 0.9
+
+/* the model not chosen is still plausible within this margin of error */
+#define PLAUSIBLE_MARGIN 1.1
 
 typedef struct TrendFit
 {
@@ -54,7 +59,8 @@ typedef struct TrendFit
 								 * multiplicative */
 	double		slope_low;		/* 95% band of the slope */
 	double		slope_high;
-	double		error;			/* median absolute residual, original units */
+	double		error;			/* mean absolute residual without the largest
+								 * tenth, original units */
 } TrendFit;
 
 static int
@@ -125,7 +131,13 @@ fit_theil_sen(const double *t, const double *y, int n, bool take_log, TrendFit *
 
 		work[i] = fabs(y[i] - pred);
 	}
-	fit->error = median_of(work, n);
+	/* trimmed mean: efficient enough to tell the models apart, and a spike
+	 * or two (the largest tenth of residuals) cannot decide it */
+	qsort(work, n, sizeof(double), cmp_double);
+	fit->error = 0;
+	for (i = 0; i < n - n / 10; i++)
+		fit->error += work[i];
+	fit->error /= (n - n / 10);
 
 	pfree(slopes);
 	pfree(work);
@@ -194,6 +206,8 @@ float8_array(ArrayType *arr, const char *argname, int *n)
  *		min_points int DEFAULT 7) RETURNS capacity_trend
  *
  * t in days relative to the moment of the forecast (normally <= 0).
+ * other_days: the crossing by the model not chosen, when it fits nearly as
+ * well (and the band then includes it).
  * verdict: insufficient data | trend | reached | moving away (the whole
  * band of the slope points away) | flat or too noisy (the band holds
  * zero); days / days_earliest / days_latest are set for trend and
@@ -205,8 +219,8 @@ Datum
 capacity_fit_trend(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[11];
-	bool		nulls[11];
+	Datum		values[12];
+	bool		nulls[12];
 	double	   *t,
 			   *y;
 	int			nt,
@@ -220,6 +234,7 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 	TrendFit	lin,
 				mul;
 	TrendFit   *fit = NULL;
+	TrendFit   *other = NULL;
 	bool		multiplicative = false;
 	bool		all_positive = true;
 	const char *verdict;
@@ -270,19 +285,26 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 
 	if (nt < Max(min_points, 2) || !fit_theil_sen(t, y, nt, false, &lin))
 	{
-		values[10] = CStringGetTextDatum("insufficient data");
-		nulls[10] = false;
+		values[11] = CStringGetTextDatum("insufficient data");
+		nulls[11] = false;
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 	}
 	fit = &lin;
 	for (i = 0; i < nt; i++)
 		if (y[i] <= 0)
 			all_positive = false;
-	if (all_positive && fit_theil_sen(t, y, nt, true, &mul) &&
-		mul.error < MULTIPLICATIVE_GAIN * lin.error)
+	if (all_positive && fit_theil_sen(t, y, nt, true, &mul))
 	{
-		fit = &mul;
-		multiplicative = true;
+		if (mul.error < MULTIPLICATIVE_GAIN * lin.error)
+		{
+			fit = &mul;
+			multiplicative = true;
+			other = &lin;
+		}
+		else
+			other = &mul;
+		if (other->error > PLAUSIBLE_MARGIN * fit->error)
+			other = NULL;
 	}
 
 	values[1] = CStringGetTextDatum(multiplicative ? "multiplicative" : "linear");
@@ -326,6 +348,20 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 									dir > 0 ? fit->slope_high : fit->slope_low, multiplicative);
 			days[2] = days_to_reach(start, threshold,
 									dir > 0 ? fit->slope_low : fit->slope_high, multiplicative);
+			if (other != NULL)
+			{
+				double		other_start = PG_ARGISNULL(4) ? other->level : start;
+				double		d = days_to_reach(other_start, threshold, other->slope, !multiplicative);
+
+				if (d >= 0)
+				{
+					values[10] = Float8GetDatum(d);
+					nulls[10] = false;
+					if (days[1] >= 0)
+						days[1] = Min(days[1], d);
+					days[2] = days[2] >= 0 ? Max(days[2], d) : -1;
+				}
+			}
 			for (i = 0; i < 3; i++)
 				if (days[i] >= 0)
 				{
@@ -334,8 +370,8 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 				}
 		}
 	}
-	values[10] = CStringGetTextDatum(verdict);
-	nulls[10] = false;
+	values[11] = CStringGetTextDatum(verdict);
+	nulls[11] = false;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -15,10 +15,11 @@ CREATE TYPE @extschema@.capacity_trend AS (
     slope         double precision,  -- per day; per day of ln(value) if multiplicative
     slope_low     double precision,  -- 95% band of the slope
     slope_high    double precision,
-    fit_error     double precision,  -- median absolute residual
+    fit_error     double precision,  -- mean absolute residual, largest tenth left out
     days          double precision,  -- until the threshold is crossed
     days_earliest double precision,
     days_latest   double precision,
+    other_days    double precision,  -- crossing by the other model when it fits nearly as well
     verdict       text);             -- insufficient data | trend | reached | moving away | flat or too noisy
 
 CREATE FUNCTION @extschema@.capacity_fit_trend(t double precision[], y double precision[],
@@ -278,6 +279,9 @@ SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.compara
            CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
            CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
            CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
+           CASE WHEN d.other_days IS NOT NULL THEN
+                'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
+                || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
            CASE d.basis WHEN 'inserts' THEN 'current rows + insert trend'
                         WHEN 'rows' THEN 'row counts (no insert counter)'
                         WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
