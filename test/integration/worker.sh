@@ -75,6 +75,9 @@ for call in "SELECT * FROM capacity_rollover()" "CALL capacity_rollover_proc()" 
 done
 views=$(sq -c "SELECT count(*) > 0 FROM capacity_latest" 2>/dev/null)
 [ "$views" = t ]; ok $? "views answer on the standby"
+evals=$(sq -c "SELECT (SELECT count(*) FROM capacity_forecast()) > 0 AND (SELECT decision FROM capacity_stage()) IS NOT NULL
+                   AND (SELECT count(*) FROM capacity_report()) > 0 AND (SELECT count(*) FROM capacity_sample_daily) > 0" 2>/dev/null)
+[ "$evals" = t ]; ok $? "capacity_stage(), capacity_forecast() and capacity_report() answer on the standby from replicated rollups"
 
 # a logical slot nobody consumes: its lag grows
 pq -c "SELECT pg_create_logical_replication_slot('w_slot', 'test_decoding')" >/dev/null
