@@ -282,10 +282,11 @@ SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.compara
            CASE WHEN d.other_days IS NOT NULL THEN
                 'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
                 || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
-           CASE d.basis WHEN 'inserts' THEN 'current rows + insert trend'
-                        WHEN 'rows' THEN 'row counts (no insert counter)'
-                        WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
-                        ELSE NULL END)
+           CASE WHEN d.verdict <> 'insufficient data' THEN
+                CASE d.basis WHEN 'inserts' THEN 'current rows + insert trend'
+                             WHEN 'rows' THEN 'row counts (no insert counter)'
+                             WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
+                             ELSE NULL END END)
   FROM dated d
 UNION ALL
 -- partition runway: if rollover stopped now, rows for times after the
