@@ -8,20 +8,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-RUNS=${1:-9}
-PORT=${MC_BENCH_PORT:-55449}
-install_dependencies
-build_and_install
-mkdir -p "$MC_RUN"
-cluster_start forecast_bench "$PORT" "matter_capacity.sample_retention_days = 120" "shared_buffers = 512MB"
-cluster_env forecast_bench "$PORT"
-[ -n "${MC_BENCH_KEEP:-}" ] || trap "cluster_stop forecast_bench" EXIT
-export PGDATABASE=postgres
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 . bench/series_data.sh
-
-q -c "CREATE EXTENSION matter_capacity"
-load_series
+RUNS=${1:-9}
+series_cluster forecast_bench "${MC_BENCH_PORT:-55449}"
 q -c "CREATE FUNCTION plain_slopes(as_of timestamptz) RETURNS TABLE(indicator text, labels jsonb, slope float8)
       LANGUAGE sql STABLE AS \$\$
       SELECT d.indicator, d.labels, regr_slope(d.avg, extract(epoch FROM d.day)::float8 / 86400)

@@ -1,8 +1,24 @@
-# bench/series_data.sh — sourced by stage_eval.sh and forecast.sh: the
-# server (with capacity_sample day partitions for 2030-01-01 .. 2030-04-02)
-# and 90 days of one-minute samples for 30 series, slowly growing
-# (0.3 %/day) with an hourly wobble, plus their hourly rollups built the way
-# the sampler builds them.  Expects q() and a session with the extension.
+# bench/series_data.sh — sourced by stage_eval.sh and forecast.sh after
+# scripts/lib.sh: a server with the extension (capacity_sample day
+# partitions for 2030-01-01 .. 2030-04-02) and 90 days of one-minute samples
+# for 30 series, slowly growing (0.3 %/day) with an hourly wobble, plus
+# their hourly and daily rollups built the way the sampler builds them.
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# series_cluster NAME PORT: build, start the cluster (stopped on exit
+# unless MC_BENCH_KEEP is set), create the extension and load the series
+series_cluster() {
+    install_dependencies
+    build_and_install
+    mkdir -p "$MC_RUN"
+    cluster_start "$1" "$2" "matter_capacity.sample_retention_days = 120" "shared_buffers = 512MB"
+    cluster_env "$1" "$2"
+    [ -n "${MC_BENCH_KEEP:-}" ] || trap "cluster_stop $1" EXIT
+    export PGDATABASE=postgres
+    q -c "CREATE EXTENSION matter_capacity"
+    load_series
+}
+
 load_series() {
     q -c "SET matter_capacity.sample_retention_days = 120" \
       -c "SELECT count(capacity_sample_now('2030-01-01'::timestamptz + d * interval '1 day')) FROM generate_series(0, 91) d" >/dev/null
