@@ -15,7 +15,10 @@
 #include "common/hashfn.h"
 #include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/timestamp.h"
 
 #include "periods.h"
 
@@ -261,4 +264,40 @@ utc_label(int64 t)
 	return psprintf("%04d-%02d-%02d %02d:%02d:%02d", y, m, d,
 					(int) (usecs / USECS_PER_HOUR), (int) ((usecs / USECS_PER_MINUTE) % 60),
 					(int) ((usecs / USECS_PER_SEC) % 60));
+}
+
+/*
+ * capacity_partition_name(base text, granularity text, period_start
+ *		timestamptz, hash_remainder int DEFAULT NULL, hash_modulus int
+ *		DEFAULT NULL) RETURNS text
+ *
+ * The name the rollover gives the period partition of base that contains
+ * period_start (or its hash leaf), so SQL that builds partitions (the
+ * online conversion) names them exactly as the engine would.
+ */
+PG_FUNCTION_INFO_V1(capacity_partition_name);
+
+Datum
+capacity_partition_name(PG_FUNCTION_ARGS)
+{
+	char	   *base;
+	char	   *gran_text;
+	Granularity g;
+	int64		start;
+	char	   *name;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	base = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	gran_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!parse_granularity(gran_text, &g))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: granularity \"%s\" is not day, week or month", gran_text),
+				 errhint("Partitions are named per day (p20261122), ISO week (p2026w47) or month (p202611).")));
+	start = period_floor(PG_GETARG_TIMESTAMPTZ(2), g);
+	name = partition_relname(base, period_suffix(start, g));
+	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
+		name = partition_relname(name, hash_leaf_suffix(PG_GETARG_INT32(3), PG_GETARG_INT32(4)));
+	PG_RETURN_TEXT_P(cstring_to_text(name));
 }

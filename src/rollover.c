@@ -491,7 +491,9 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		{
 			PartInfo   *pi = lfirst(lc);
 
-			if (!pi->to_unbounded && pi->to <= cutoff && pi->to <= cur.from)
+			/* a historical partition left by a conversion is never retired */
+			if (!pi->from_unbounded && !pi->to_unbounded &&
+				pi->to <= cutoff && pi->to <= cur.from)
 				expired = lappend(expired, pi);
 		}
 	}

@@ -88,6 +88,15 @@ AS 'MODULE_PATHNAME', 'capacity_partition_tree';
 COMMENT ON FUNCTION @extschema@.capacity_partition_tree IS
     'Every partition under a range-partitioned table with decoded bounds (any table, managed or not).';
 
+CREATE FUNCTION @extschema@.capacity_partition_name(base text, granularity text, period_start timestamptz,
+                                                    hash_remainder integer DEFAULT NULL,
+                                                    hash_modulus integer DEFAULT NULL)
+RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_partition_name';
+COMMENT ON FUNCTION @extschema@.capacity_partition_name IS
+    'The name the rollover gives the period partition of base containing period_start (or its hash leaf).';
+
 CREATE FUNCTION @extschema@.capacity_partition_horizon()
 RETURNS TABLE(table_name regclass, range_to timestamptz)
 LANGUAGE c STRICT STABLE

@@ -1,5 +1,5 @@
--- A managed table that is dropped takes its policy with it, so no
--- rollover ever looks for it again.  SECURITY DEFINER because the dropping
+-- A managed table that is dropped takes its policy (and its conversion
+-- record) with it, so no rollover ever looks for it again.  SECURITY DEFINER because the dropping
 -- role has no rights on our catalog; the search_path is pinned so nothing
 -- on the caller's path is ever resolved here.
 
@@ -14,6 +14,17 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid = 0
        AND p.table_name::pg_catalog.oid = d.objid;
+    -- conversions (60_convert.sql) of dropped tables, and dropped old tables
+    DELETE FROM @extschema@.capacity_conversion c
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.table_name::pg_catalog.oid = d.objid;
+    UPDATE @extschema@.capacity_conversion c SET historical = NULL
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.historical::pg_catalog.oid = d.objid;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forget_dropped_tables() FROM PUBLIC;
