@@ -55,8 +55,9 @@ SELECT c.table_name, c.state, c.historical, c.bound,
             WHEN c.next_page > 0 THEN round(c.rows_copied * greatest(c.pages_total - c.next_page, 0)::numeric / c.next_page)::bigint
             ELSE greatest((SELECT h.reltuples FROM pg_catalog.pg_class h WHERE h.oid = c.historical), 0)::bigint
        END AS rows_left,
-       round(100.0 * CASE WHEN c.state = 'done' THEN 1
-                          ELSE least(c.next_page::numeric / nullif(c.pages_total, 0), 1) END, 1) AS pct_done,
+       CASE WHEN c.state = 'done' THEN 100.0
+            WHEN c.state = 'backfilling' AND c.pages_total > 0
+                 THEN round(100.0 * least(c.next_page::numeric / c.pages_total, 1), 1) END AS pct_done,
        round((c.rows_copied / nullif(extract(epoch FROM c.updated_at - c.backfill_started_at), 0))::numeric)
            AS rows_per_second,
        CASE WHEN c.state = 'backfilling' AND c.next_page > 0 THEN

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Online conversion of a 2M-row table while the application writes and
+# reads it (pgbench, 4 clients): capacity_convert, then the backfill,
+# killed mid-way and started again.  Every row the application wrote is
+# also written to a ledger in the same transaction, so afterwards the
+# table's row count and checksum must equal the ledger's.  Prints TAP
+# lines and the worst application latency.
+set -u
+. "$(dirname "$0")/../../scripts/lib.sh"
+: "${PGHOST:?run through scripts/test.sh}"
+DB=mc_convert
+ROWS=${MC_CONVERT_ROWS:-2000000}
+PGBENCH="$PGBIN/pgbench"
+W=$(mktemp -d)
+chmod 777 "$W"
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$W"' EXIT
+MARGIN_MS=400
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+ok() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q <<SQL
+CREATE EXTENSION matter_capacity;
+CREATE TABLE "Event" (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    "orgId" text NOT NULL,
+    "createdAt" timestamptz NOT NULL DEFAULT now(),
+    payload text,
+    PRIMARY KEY (id, "createdAt", "orgId"));
+CREATE INDEX ON "Event" ("orgId", "createdAt");
+-- ten weeks of history
+INSERT INTO "Event" ("orgId", "createdAt", payload)
+SELECT 'org' || (g % 100), now() - (g % 100800) * interval '1 minute' - interval '1 minute', md5(g::text)
+  FROM generate_series(1, $ROWS) g;
+CREATE TABLE ledger AS SELECT * FROM "Event";
+ANALYZE;
+SQL
+
+cat >"$W/app.sql" <<'SQL'
+\set org random(0, 99)
+WITH i AS (INSERT INTO "Event" ("orgId", payload) VALUES ('org' || :org, 'app') RETURNING *) INSERT INTO ledger SELECT * FROM i;
+SELECT count(*) FROM "Event" WHERE "orgId" = 'org' || :org AND "createdAt" > now() - interval '1 minute';
+SQL
+# the application runs in 5 s rounds until told to stop
+(cd "$W" && i=0 && while [ ! -e stop ]; do
+     i=$((i + 1))
+     "$PGBENCH" -n -c 4 -T 5 -f app.sql -d "$DB" --log --log-prefix="pgbench_log_$i" >>pgbench.out 2>&1
+ done) &
+app=$!
+sleep 2
+
+t0=$(date +%s%N)
+q -c "CALL capacity_convert('\"Event\"', 'createdAt', 'week', 'orgId', 4)" >"$W/convert.out" 2>&1
+ok $? "capacity_convert on $ROWS rows under load ($(( ($(date +%s%N) - t0) / 1000000 )) ms in all)"
+echo "# $(grep -o 'the swap held its lock [0-9.]* ms' "$W/convert.out")"
+[ "$(q -c "SELECT relkind FROM pg_class WHERE oid = '\"Event\"'::regclass")" = p ]; ok $? "\"Event\" is partitioned, the old table attached as its historical partition"
+
+# the backfill, killed after a while
+q -c "CALL capacity_convert_backfill('\"Event\"', 20000)" >"$W/backfill1.out" 2>&1 &
+bf=$!
+for _ in $(seq 1 600); do
+    pct=$(q -c "SELECT coalesce(pct_done, 0)::int FROM capacity_conversions WHERE state = 'backfilling'" 2>/dev/null)
+    [ "${pct:-0}" -ge 30 ] && break
+    sleep 0.1
+done
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL capacity_convert_backfill%' AND pid <> pg_backend_pid()" >/dev/null
+wait $bf
+state=$(q -c "SELECT state || ' ' || pct_done FROM capacity_conversions")
+echo "# backfill killed at: $state"
+[[ "$state" == backfilling* ]]; ok $? "the killed backfill left its progress (state $state)"
+q -c "CALL capacity_convert_backfill('\"Event\"', 20000)" >"$W/backfill2.out" 2>&1
+ok $? "the backfill started again goes on from its watermark and finishes"
+echo "# $(grep -o 'the switch held its lock [0-9.]* ms' "$W/backfill2.out")"
+q -c "SELECT 'backfill: ' || rows_moved || ' rows, ' || rows_per_second || ' rows/s, state ' || state FROM capacity_conversions" | sed 's/^/# /'
+
+sleep 2
+touch "$W/stop"
+wait $app
+worst=$(cat "$W"/pgbench_log_* | awk 'BEGIN{m=0} {if ($3>m) m=$3} END{printf "%d", m/1000}')
+tx=$(cat "$W"/pgbench_log_* | wc -l)
+failed=$(grep -E '^number of failed transactions' "$W/pgbench.out" | awk '{s += $5} END {print s + 0}')
+aborted=$(grep -ci 'abort\|error' "$W/pgbench.out")
+timeout_ms=$(q -c "SHOW matter_capacity.lock_timeout" 2>/dev/null | tr -dc 0-9)
+[ -n "$timeout_ms" ] || timeout_ms=100
+echo "# application: $tx transactions, worst ${worst} ms"
+[ "${failed:-0}" = 0 ] && [ "$aborted" = 0 ] && [ "$tx" -gt 100 ]; ok $? "no application statement failed ($tx transactions)"
+[ "$worst" -lt $((timeout_ms + MARGIN_MS)) ]; ok $? "worst application transaction ${worst} ms < lock_timeout ${timeout_ms} ms + ${MARGIN_MS} ms"
+
+same=$(q -c "SELECT (SELECT count(*) FROM \"Event\") = (SELECT count(*) FROM ledger)
+               AND (SELECT sum(hashtext((e.id, e.\"orgId\", e.\"createdAt\", e.payload)::text)) FROM \"Event\" e)
+                 = (SELECT sum(hashtext((l.id, l.\"orgId\", l.\"createdAt\", l.payload)::text)) FROM ledger l)")
+[ "$same" = t ]; ok $? "row count and checksum equal what was written ($(q -c "SELECT count(*) FROM ledger") rows): nothing lost or duplicated"
+[ "$(q -c "SELECT count(*) FROM (SELECT id FROM \"Event\" GROUP BY id HAVING count(*) > 1) d")" = 0 ]; ok $? "no id appears twice"
+hist=$(q -c "SELECT count(*) FROM pg_inherits WHERE inhparent = '\"Event\"'::regclass AND inhrelid = 'public.\"Event_historical\"'::regclass")
+[ "$hist" = 0 ]; ok $? "the historical partition is detached; period partitions hold the past"
+leaves=$(q -c "SELECT capacity_explain_partitions(\$\$SELECT * FROM \"Event\" WHERE \"orgId\" = 'org7'
+               AND \"createdAt\" >= date_trunc('week', now()) - interval '3 weeks'
+               AND \"createdAt\" < date_trunc('week', now()) - interval '2 weeks'\$\$)")
+[ "$leaves" = 1 ]; ok $? "a tenant + past-week query reads $leaves leaf after the backfill"
+[ "$(q -c "SELECT count(*) FROM \"Event_default\"")" = 0 ]; ok $? "nothing waits in the default partition"
+psql -X -q -d postgres -c "DROP DATABASE $DB"
