@@ -112,7 +112,7 @@ INSERT INTO @extschema@.capacity_stage_def VALUES
  (3, 'partition hot tables',
      'Event and AuditEntry are time-partitioned (and hashed by tenant); retention detaches old periods.',
      'Per-partition size; a tenant + time query scans one leaf.',
-     'docs/partitioning.md',
+     'docs/runbooks/stage-3-migration.md',
      'Write p99 steady as tables grow; queries without a time predicate get slower.'),
  (4, 'per-tenant DB tier ladder',
      'Large or regulated tenants move to dedicated databases by tier.',

@@ -265,9 +265,9 @@ BEGIN
                         concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
             USING ERRCODE = '0A000',
                   HINT = 'A partitioned table''s primary key and unique constraints must include the partition columns. '
-                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (id, '
-                      || quote_ident(time_column) || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., '
-                      || 'ADD PRIMARY KEY USING INDEX ...';
+                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (<key columns>, '
+                      || concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+                      || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., ADD PRIMARY KEY USING INDEX ...';
     END IF;
     SELECT string_agg(format('%I on %s', k.conname, k.conrelid::regclass), ', ' ORDER BY k.conname)
       INTO bad FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = tbl;
