@@ -12,9 +12,12 @@
  * never waits; the DETACH itself may wait for long readers to finish.
  * A detach left pending by an interrupted run is completed with FINALIZE.
  *
+ * The worker also runs the conversion backfill through it: a procedure
+ * that commits must be called at top level.
+ *
  * Owns: the connection string (matter_capacity.loopback_conninfo, or the
  * server's own socket, database and the current role), and running those
- * statements interruptibly.  Must not decide what to detach.
+ * statements interruptibly.  Must not decide what to detach or run.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -114,6 +117,35 @@ loopback_exec(PGconn *conn, const char *sql, char **error)
 	return ok;
 }
 
+/* Interrupted: stop the remote statement too, then drop the connection. */
+static void
+cancel_and_finish(PGconn *conn)
+{
+	PGcancel   *cancel = PQgetCancel(conn);
+	char		errbuf[256];
+
+	if (cancel)
+	{
+		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+		PQfreeCancel(cancel);
+	}
+	PQfinish(conn);
+}
+
+static PGconn *
+loopback_connect(char **error)
+{
+	PGconn	   *conn = PQconnectdb(loopback_conninfo());
+
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		*error = pstrdup(PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
 /*
  * Detach part_q from parent_q concurrently (or finalize a pending detach),
  * then drop it if asked.  The caller holds no lock on the parent.  False
@@ -127,13 +159,8 @@ detach_concurrently(const char *parent_q, const char *part_q, bool drop, char **
 	volatile bool pending = false;
 
 	*error = NULL;
-	conn = PQconnectdb(loopback_conninfo());
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		*error = pstrdup(PQerrorMessage(conn));
-		PQfinish(conn);
+	if ((conn = loopback_connect(error)) == NULL)
 		return false;
-	}
 	PG_TRY();
 	{
 		PGresult   *res;
@@ -156,16 +183,34 @@ detach_concurrently(const char *parent_q, const char *part_q, bool drop, char **
 	}
 	PG_CATCH();
 	{
-		/* interrupted: stop the remote statement too */
-		PGcancel   *cancel = PQgetCancel(conn);
-		char		errbuf[256];
+		cancel_and_finish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PQfinish(conn);
+	return ok;
+}
 
-		if (cancel)
-		{
-			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-			PQfreeCancel(cancel);
-		}
-		PQfinish(conn);
+/*
+ * Run one top-level statement (a CALL of a procedure that commits) on its
+ * own connection; the worker uses it for the conversion backfill.
+ */
+bool
+loopback_run(const char *sql, char **error)
+{
+	PGconn	   *conn;
+	bool		ok;
+
+	*error = NULL;
+	if ((conn = loopback_connect(error)) == NULL)
+		return false;
+	PG_TRY();
+	{
+		ok = loopback_exec(conn, sql, error);
+	}
+	PG_CATCH();
+	{
+		cancel_and_finish(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

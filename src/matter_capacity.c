@@ -75,6 +75,7 @@ int			mc_rollover_interval_s = 3600;
 int			mc_explain_interval_s = 3600;
 bool		mc_track_latency = true;
 int			mc_forecast_lookback_days = 30;
+int			mc_backfill_batches = 100;
 
 void		_PG_init(void);
 
@@ -163,6 +164,15 @@ _PG_init(void)
 							3600, 0, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.backfill_batches",
+							"Batches of a conversion backfill the background worker runs per sampling round (0 disables).",
+							NULL,
+							&mc_backfill_batches,
+							100, 0, 100000,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.forecast_lookback_days",

@@ -25,5 +25,6 @@ extern int	mc_rollover_interval_s;
 extern int	mc_explain_interval_s;
 extern bool mc_track_latency;
 extern int	mc_forecast_lookback_days;
+extern int	mc_backfill_batches;
 
 #endif							/* MATTER_CAPACITY_H */

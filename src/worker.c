@@ -3,7 +3,8 @@
  *		One background worker that runs sampling and rollover on a schedule.
  *
  * Tasks: sampling, rollover and the EXPLAIN-stability checks, each at its
- * own interval.
+ * own interval, and a slice of any unfinished conversion backfill per
+ * sampling round (through the loopback connection).
  *
  * Started by the postmaster when matter_capacity is in
  * shared_preload_libraries, once recovery has finished (so it never runs on
@@ -36,6 +37,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -43,6 +45,7 @@
 
 #include "matter_capacity.h"
 #include "catalog.h"
+#include "loopback.h"
 #include "rollover.h"
 #include "sampler.h"
 #include "worker.h"
@@ -119,6 +122,39 @@ task_explain(void)
 }
 
 /*
+ * A slice of every unfinished conversion backfill, through a loopback
+ * connection: the procedure commits per batch, so it must be called at top
+ * level, and this transaction holds no lock it would wait for.
+ */
+static void
+task_backfill(void)
+{
+	List	   *calls = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	if (SPI_execute(psprintf("SELECT pg_catalog.format('CALL %%s(%%L, 10000, max_batches => %d)', "
+							 "%s, c.table_name::pg_catalog.text) FROM %s c "
+							 "WHERE c.state OPERATOR(pg_catalog.<>) 'done' ORDER BY 1",
+							 mc_backfill_batches,
+							 quote_literal_cstr(capacity_object("capacity_convert_backfill")),
+							 capacity_object("capacity_conversion")),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "matter_capacity: reading capacity_conversion failed");
+	for (i = 0; i < SPI_processed; i++)
+		calls = lappend(calls, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, calls)
+	{
+		char	   *error;
+
+		if (!loopback_run(lfirst(lc), &error))
+			ereport(WARNING,
+					(errmsg("matter_capacity: conversion backfill failed: %s", error),
+					 errhint("Set matter_capacity.loopback_conninfo if the worker cannot connect to this server.")));
+	}
+}
+
+/*
  * Run one task in its own transaction.  Quietly does nothing while the
  * extension is missing or the server is (again) in recovery.  Errors are
  * logged and swallowed: the worker survives them.
@@ -165,6 +201,7 @@ capacity_worker_main(Datum arg)
 	TimestampTz next_sample = 0;
 	TimestampTz next_rollover = 0;
 	TimestampTz next_explain = 0;
+	TimestampTz next_backfill = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -184,7 +221,7 @@ capacity_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* new intervals take effect now */
-			next_sample = next_rollover = next_explain = 0;
+			next_sample = next_rollover = next_explain = next_backfill = 0;
 		}
 
 		now = GetCurrentTimestamp();
@@ -193,6 +230,13 @@ capacity_worker_main(Datum arg)
 			run_task("matter_capacity: sampling", task_sample);
 			next_sample = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  (int64) mc_sample_interval_s * 1000);
+		}
+		/* backfills progress a slice per sampling round */
+		if (mc_backfill_batches > 0 && now >= next_backfill)
+		{
+			run_task("matter_capacity: conversion backfill", task_backfill);
+			next_backfill = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														(int64) mc_sample_interval_s * 1000);
 		}
 		now = GetCurrentTimestamp();
 		if (mc_rollover_interval_s > 0 && now >= next_rollover)

@@ -35,6 +35,15 @@ ok $? "the worker rolls a managed table over on its own"
 wait_for 10 '[ "$(pq -c "SELECT count(DISTINCT sampled_at) FROM capacity_sample WHERE indicator = '\''database_bytes'\''")" -ge 2 ]'
 ok $? "the worker samples every sample_interval"
 
+# a converted table: the worker runs its backfill to the end on its own
+pq <<'SQL' >/dev/null 2>&1
+CREATE TABLE w_conv (id bigint GENERATED ALWAYS AS IDENTITY, t timestamptz NOT NULL, PRIMARY KEY (id, t));
+INSERT INTO w_conv (t) SELECT now() - g * interval '1 minute' - interval '1 minute' FROM generate_series(1, 30000) g;
+CALL capacity_convert('w_conv', 't', 'day', premake => 2);
+SQL
+wait_for 30 '[ "$(pq -c "SELECT state FROM capacity_conversions WHERE table_name = '\''w_conv'\''::regclass")" = done ]'
+ok $? "the worker runs a conversion backfill to the end ($(pq -c "SELECT count(*) FROM w_conv") rows, $(pq -c "SELECT count(*) FROM capacity_partitions WHERE table_name = 'w_conv'::regclass AND level = 1") partitions)"
+
 # an error in one task does not stop the worker
 pq -c "SELECT capacity_register_probe('always_fails', 'SELECT 1 / (SELECT count(*) - count(*) FROM w_event)')" >/dev/null
 before=$(pq -c "SELECT count(*) FROM capacity_sample WHERE indicator = 'database_bytes'")
