@@ -21,6 +21,11 @@ CREATE INDEX event_org_time ON cv."Event" ("orgId", "createdAt");
 COMMENT ON TABLE cv."Event" IS 'what happened';
 CREATE ROLE mc_cv_reader;
 GRANT SELECT ON cv."Event" TO mc_cv_reader;
+-- owned by an application role, not by the superuser converting it
+CREATE ROLE mc_cv_owner;
+GRANT USAGE, CREATE ON SCHEMA cv TO mc_cv_owner;
+GRANT REFERENCES ON cv.org TO mc_cv_owner;
+ALTER TABLE cv."Event" OWNER TO mc_cv_owner;
 INSERT INTO cv."Event" ("orgId", "createdAt")
 SELECT 'org' || (g % 10), timestamptz '2029-12-01' + (g % 4000) * interval '10 minutes'
   FROM generate_series(1, 20000) g;
@@ -104,7 +109,7 @@ SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint WHERE conr
 SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'cv."Event"'::regclass ORDER BY 1;
 SELECT has_table_privilege('mc_cv_reader', 'cv."Event"', 'SELECT') AS reader_can_read,
        obj_description('cv."Event"'::regclass, 'pg_class') AS comment,
-       pg_get_userbyid(relowner) = current_user AS same_owner FROM pg_class WHERE oid = 'cv."Event"'::regclass;
+       pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 'cv."Event"'::regclass;
 SELECT table_name, granularity, hash_column, hash_partitions FROM capacity_policies WHERE table_name = 'cv."Event"'::regclass;
 -- every row is still there; new ids continue the old sequence
 SELECT (SELECT n FROM expected) = count(*) AS same_count, (SELECT h FROM expected) = sum(hashtext(e::text)) AS same_checksum
@@ -137,6 +142,9 @@ SELECT partition_name, range_from, range_to, is_default FROM capacity_partitions
  WHERE table_name = 'cv."Event"'::regclass AND level = 1 ORDER BY is_default, range_from NULLS FIRST;
 SELECT relname, relispartition FROM pg_class WHERE relname IN ('Event_historical', 'Event_backfill');
 SELECT count(*) AS rows_in_default FROM cv."Event_default";
+-- every partition belongs to the table's owner
+SELECT DISTINCT pg_get_userbyid(c.relowner) AS partition_owner
+  FROM pg_partition_tree('cv."Event"') t JOIN pg_class c ON c.oid = t.relid;
 -- pruning: a tenant and a week of the past read one leaf
 SELECT capacity_explain_partitions($$SELECT * FROM cv."Event" WHERE "orgId" = 'org1'
                                      AND "createdAt" >= '2029-12-17' AND "createdAt" < '2029-12-24'$$);
@@ -149,5 +157,6 @@ SET client_min_messages = warning;
 DROP PUBLICATION cv_pub;
 DROP SCHEMA cv CASCADE;
 DROP ROLE mc_cv_reader;
+DROP ROLE mc_cv_owner;
 RESET client_min_messages;
 SELECT count(*) AS conversions_left FROM capacity_conversion;

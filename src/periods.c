@@ -266,38 +266,81 @@ utc_label(int64 t)
 					(int) ((usecs / USECS_PER_SEC) % 60));
 }
 
+/* A granularity argument of a SQL function; errors name it. */
+static Granularity
+granularity_arg(text *arg)
+{
+	char	   *gran_text = text_to_cstring(arg);
+	Granularity g;
+
+	if (!parse_granularity(gran_text, &g))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: granularity \"%s\" is not day, week or month", gran_text),
+				 errhint("Periods are days, ISO weeks (Monday 00:00 UTC) or months.")));
+	return g;
+}
+
 /*
+ * The SQL face of this file, for the SQL that builds partitions (the
+ * online conversion), so it computes periods and names exactly as the
+ * engine does.
+ *
  * capacity_partition_name(base text, granularity text, period_start
  *		timestamptz, hash_remainder int DEFAULT NULL, hash_modulus int
- *		DEFAULT NULL) RETURNS text
- *
- * The name the rollover gives the period partition of base that contains
- * period_start (or its hash leaf), so SQL that builds partitions (the
- * online conversion) names them exactly as the engine would.
+ *		DEFAULT NULL) RETURNS text: the name of the period partition of base
+ *		containing period_start (or of its hash leaf).
  */
 PG_FUNCTION_INFO_V1(capacity_partition_name);
 
 Datum
 capacity_partition_name(PG_FUNCTION_ARGS)
 {
-	char	   *base;
-	char	   *gran_text;
 	Granularity g;
-	int64		start;
 	char	   *name;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	base = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	gran_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (!parse_granularity(gran_text, &g))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("matter_capacity: granularity \"%s\" is not day, week or month", gran_text),
-				 errhint("Partitions are named per day (p20261122), ISO week (p2026w47) or month (p202611).")));
-	start = period_floor(PG_GETARG_TIMESTAMPTZ(2), g);
-	name = partition_relname(base, period_suffix(start, g));
+	g = granularity_arg(PG_GETARG_TEXT_PP(1));
+	name = partition_relname(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							 period_suffix(period_floor(PG_GETARG_TIMESTAMPTZ(2), g), g));
 	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
 		name = partition_relname(name, hash_leaf_suffix(PG_GETARG_INT32(3), PG_GETARG_INT32(4)));
 	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/*
+ * capacity_period_start(t timestamptz, granularity text, n int DEFAULT 0)
+ *		RETURNS timestamptz: start of the period containing t, moved n
+ *		periods on (n = 1: the next period's start).
+ */
+PG_FUNCTION_INFO_V1(capacity_period_start);
+
+Datum
+capacity_period_start(PG_FUNCTION_ARGS)
+{
+	Granularity g;
+	int64		start;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	g = granularity_arg(PG_GETARG_TEXT_PP(1));
+	check_time_in_range(PG_GETARG_TIMESTAMPTZ(0), "t");
+	start = period_advance(period_floor(PG_GETARG_TIMESTAMPTZ(0), g), g, PG_GETARG_INT32(2));
+	check_time_in_range(start, "the period start");
+	PG_RETURN_TIMESTAMPTZ(start);
+}
+
+/*
+ * capacity_time_literal(t timestamptz, typ regtype) RETURNS text: t as a
+ * literal of the time column's type (UTC wall time for timestamp, the day
+ * for date), as partition bounds and CHECK constraints are written.
+ */
+PG_FUNCTION_INFO_V1(capacity_time_literal);
+
+Datum
+capacity_time_literal(PG_FUNCTION_ARGS)
+{
+	check_time_in_range(PG_GETARG_TIMESTAMPTZ(0), "t");
+	PG_RETURN_TEXT_P(cstring_to_text(period_literal(PG_GETARG_TIMESTAMPTZ(0), PG_GETARG_OID(1))));
 }

@@ -97,6 +97,20 @@ AS 'MODULE_PATHNAME', 'capacity_partition_name';
 COMMENT ON FUNCTION @extschema@.capacity_partition_name IS
     'The name the rollover gives the period partition of base containing period_start (or its hash leaf).';
 
+CREATE FUNCTION @extschema@.capacity_period_start(t timestamptz, granularity text, n integer DEFAULT 0)
+RETURNS timestamptz
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_period_start';
+COMMENT ON FUNCTION @extschema@.capacity_period_start IS
+    'Start (UTC) of the period containing t, moved n periods on, as the rollover computes it.';
+
+CREATE FUNCTION @extschema@.capacity_time_literal(t timestamptz, typ regtype)
+RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_time_literal';
+COMMENT ON FUNCTION @extschema@.capacity_time_literal IS
+    't as a literal of a date/timestamp/timestamptz column (UTC), as partition bounds are written.';
+
 CREATE FUNCTION @extschema@.capacity_partition_horizon()
 RETURNS TABLE(table_name regclass, range_to timestamptz)
 LANGUAGE c STRICT STABLE

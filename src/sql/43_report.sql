@@ -36,6 +36,7 @@ DECLARE
     days double precision[];
     hi double precision;
     lbl text;
+    evals @extschema@.capacity_trigger_row[];
 BEGIN
     SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
@@ -60,7 +61,9 @@ BEGIN
 
     RETURN NEXT '';
     RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s', 'stg', 'trigger', 'status', 'value', 'threshold', 'last 30 days (daily avg; | marks the threshold)');
-    FOR r IN SELECT e.* FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
+    -- evaluated once: the trigger table and the forecasts both read it
+    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e);
+    FOR r IN SELECT e.* FROM unnest(evals) e
               ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
     LOOP
         days := NULL;
@@ -98,7 +101,7 @@ BEGIN
     RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
                        'band (earliest..latest)', 'method', 'trend/day');
     FOR r IN SELECT f.* FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings,
-                  ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e)) f
+                  evals) f
               WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
     LOOP
         SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;

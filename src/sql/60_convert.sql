@@ -135,30 +135,6 @@ BEGIN
 END
 $$;
 
--- A bound as a literal of the time column's type (UTC wall time for
--- timestamp, the day for date).
-CREATE FUNCTION @extschema@.capacity_time_literal(t timestamptz, typ regtype)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT quote_literal(CASE typ
-        WHEN 'date'::regtype THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-        WHEN 'timestamp without time zone'::regtype THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
-        ELSE to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00' END)
-$$;
-
--- Start of the period after the one containing t, in UTC.
-CREATE FUNCTION @extschema@.capacity_next_period(t timestamptz, granularity text)
-RETURNS timestamptz
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT (date_trunc(granularity, t AT TIME ZONE 'UTC')
-            + CASE granularity WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
-                               ELSE interval '1 month' END) AT TIME ZONE 'UTC'
-$$;
-
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
@@ -336,6 +312,7 @@ DECLARE
     d record;
     bound timestamptz;
     bound_lit text;
+    bound_label text;
     cname name;
     tmpname name;
     histname name;
@@ -364,8 +341,9 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
-    bound := @extschema@.capacity_next_period(as_of, granularity);
+    bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
+    bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
     cname := left(d.relname, 48) || '_convert_bound';
     tmpname := left(d.relname, 52) || '_converting';
     histname := left(d.relname, 52) || '_historical';
@@ -450,7 +428,7 @@ BEGIN
             RAISE NOTICE '4.%. in one transaction under the lock timeout: %', step, s;
         END LOOP;
         RAISE NOTICE '5. capacity_manage(%, %, %, ...), then capacity_rollover: periods from % on', d.qual,
-                     quote_ident(time_column), granularity, bound_lit;
+                     quote_ident(time_column), granularity, bound_label;
         RETURN;
     END IF;
 
@@ -470,7 +448,7 @@ BEGIN
                                                  format('removing the bound constraint from %s', d.qual));
         COMMIT;
         RAISE EXCEPTION 'matter_capacity: % has % rows whose % is NULL or not before %; nothing was converted',
-                        d.qual, bad, quote_ident(time_column), bound_lit
+                        d.qual, bad, quote_ident(time_column), bound_label
             USING ERRCODE = '23514',
                   HINT = 'Every row must belong to a period: fill or remove NULL times, and move rows dated in future periods.';
     END IF;
@@ -530,7 +508,7 @@ BEGIN
     PERFORM count(*) FROM @extschema@.capacity_rollover(newrel, as_of);
     COMMIT;
     RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%)',
-                 d.qual, histqual, bound_lit, round(swap_ms::numeric, 1), quote_literal(d.qual);
+                 d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
 END
 $$;
 COMMENT ON PROCEDURE @extschema@.capacity_convert IS
@@ -613,7 +591,7 @@ BEGIN
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
         END LOOP;
         EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, left(stagename, 55) || '_default', stagequal);
-        p := (date_trunc(cv.granularity, lo AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC';
+        p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
         WHILE p < cv.bound LOOP
             pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
             pqual := format('%I.%I', nsp, pname);
@@ -622,7 +600,7 @@ BEGIN
                            'CONSTRAINT matter_capacity_bounds CHECK (%I IS NOT NULL AND %I >= %s AND %I < %s))%s',
                            pqual, qual, cv.time_column, cv.time_column,
                            @extschema@.capacity_time_literal(p, typ), cv.time_column,
-                           @extschema@.capacity_time_literal(@extschema@.capacity_next_period(p, cv.granularity), typ),
+                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ),
                            CASE WHEN cv.hash_column IS NULL THEN ''
                                 ELSE format(' PARTITION BY HASH (%I)', cv.hash_column) END);
             FOR r IN 0 .. coalesce(cv.hash_partitions, 0) - 1 LOOP
@@ -632,8 +610,8 @@ BEGIN
             END LOOP;
             EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
                            @extschema@.capacity_time_literal(p, typ),
-                           @extschema@.capacity_time_literal(@extschema@.capacity_next_period(p, cv.granularity), typ));
-            p := @extschema@.capacity_next_period(p, cv.granularity);
+                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ));
+            p := @extschema@.capacity_period_start(p, cv.granularity, 1);
         END LOOP;
         FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(stagequal::regclass) t JOIN pg_class c ON c.oid = t.relid
                   WHERE c.relkind IN ('r', 'p') LOOP
