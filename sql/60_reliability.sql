@@ -49,6 +49,43 @@ SET client_min_messages = warning;
 DROP SCHEMA hostile CASCADE;
 RESET client_min_messages;
 
+-- shipped catalog rows: only the user's rows are dumped (80_dump.sql)
+SET search_path = public;
+SELECT count(*) FILTER (WHERE shipped) AS shipped, count(*) FILTER (WHERE NOT shipped) AS own
+  FROM capacity_trigger;
+-- editing a shipped row makes it the user's; an update that changes nothing does not
+UPDATE capacity_trigger SET threshold = threshold WHERE name = 'audit_rows';
+UPDATE capacity_trigger SET threshold = 50e6 WHERE name = 'event_rows';
+SELECT name, threshold, shipped FROM capacity_trigger WHERE name IN ('audit_rows', 'event_rows') ORDER BY 1;
+SELECT public.capacity_set_threshold('write_slo_ms', 300);
+SELECT name, value, shipped FROM capacity_setting WHERE NOT shipped;
+-- a full row inserted over a shipped, unedited one replaces it (what pg_restore does) ...
+INSERT INTO capacity_trigger (name, stage, indicator, aggregate, comparator, threshold, sustain, description)
+VALUES ('cdc_lag', NULL, 'cdc_lag_p99_seconds', 'all', '>', 5, '10 minutes', 'CDC lag p99 > 5 s for 10 min');
+SELECT name, threshold, sustain, shipped FROM capacity_trigger WHERE name = 'cdc_lag';
+-- ... but over the user's own row it is a plain duplicate
+SELECT * FROM public.try($$INSERT INTO capacity_trigger (name, indicator, threshold, description)
+                          VALUES ('cdc_lag', 'cdc_lag_p99_seconds', 9, 'again')$$);
+-- deleting a shipped row is remembered; restoring the record deletes the fresh copy
+DELETE FROM capacity_trigger WHERE name = 'sandbox_live_ratio';
+SELECT table_name, key FROM capacity_removed_default;
+DELETE FROM capacity_removed_default;
+INSERT INTO capacity_trigger (name, indicator, aggregate, comparator, threshold, sustain, description, shipped)
+VALUES ('sandbox_live_ratio', 'sandbox_live_write_ratio', 'latest', '>', 100, '0', 'sandbox-vs-live write ratio per org > 100x', true);
+INSERT INTO capacity_removed_default (table_name, key) VALUES ('capacity_trigger', 'sandbox_live_ratio');
+SELECT count(*) AS sandbox_trigger_left FROM capacity_trigger WHERE name = 'sandbox_live_ratio';
+SELECT * FROM public.try($$INSERT INTO capacity_removed_default (table_name, key) VALUES ('capacity_policy', 'x')$$);
+-- put the ladder back as shipped for the tests after this one
+DELETE FROM capacity_trigger WHERE name = 'cdc_lag';
+INSERT INTO capacity_trigger (name, indicator, aggregate, comparator, threshold, sustain, description, shipped)
+VALUES ('cdc_lag', 'cdc_lag_p99_seconds', 'all', '>', 1, '5 minutes', 'CDC lag p99 > 1 s for 5 min', true),
+       ('sandbox_live_ratio', 'sandbox_live_write_ratio', 'latest', '>', 100, '0', 'sandbox-vs-live write ratio per org > 100x', true);
+UPDATE capacity_trigger SET threshold = 100e6, shipped = true WHERE name = 'event_rows';
+SELECT public.capacity_set_threshold('write_slo_ms', 200);
+UPDATE capacity_setting SET shipped = true WHERE name = 'write_slo_ms';
+DELETE FROM capacity_removed_default;
+SELECT count(*) AS own_rows FROM capacity_trigger WHERE NOT shipped;
+
 -- drop and create again: the same objects, nothing left behind
 SELECT count(*) AS objects_before FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'

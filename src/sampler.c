@@ -571,6 +571,33 @@ roll_up_hours(TimestampTz as_of)
 					1, types, values, NULL, false);
 }
 
+/*
+ * Index the day partitions of capacity_sample that have no index yet.  The
+ * parent has none of its own: pg_dump dumps these partitions (made at run
+ * time, so not members of the extension) with their indexes, and an index
+ * on the parent would make pg_restore create each of them twice.
+ */
+static void
+index_sample_partitions(Oid parent)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(parent)};
+	List	   *stmts = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	catalog_execute("SELECT pg_catalog.format('CREATE INDEX ON %s (indicator, sampled_at)', "
+					"c.oid::pg_catalog.regclass) "
+					"FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+					"WHERE i.inhparent = $1 AND NOT EXISTS "
+					"(SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid)",
+					1, types, values, NULL, true);
+	for (i = 0; i < SPI_processed; i++)
+		stmts = lappend(stmts, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, stmts)
+		catalog_execute(lfirst(lc), 0, NULL, NULL, NULL, false);
+}
+
 /* Keep the sample table's day partitions and its history bounded. */
 static void
 maintain_history(TimestampTz as_of)
@@ -592,6 +619,7 @@ maintain_history(TimestampTz as_of)
 	sink.as_of = as_of;
 	sink.quiet = true;
 	rollover_table(&pol, &sink, 0);
+	index_sample_partitions(pol.relid);
 
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),

@@ -9,6 +9,7 @@ CREATE TABLE @extschema@.capacity_indicator (
     enabled     boolean NOT NULL DEFAULT true,
     owner       regrole,
     search_path text,           -- probes run with the search_path they were registered under
+    shipped     boolean NOT NULL DEFAULT false,   -- as installed, unedited (80_dump.sql)
     CHECK ((source = 'sql') = (query IS NOT NULL))
 );
 COMMENT ON TABLE @extschema@.capacity_indicator IS
@@ -22,10 +23,14 @@ CREATE TABLE @extschema@.capacity_sample (
     sampled_at timestamptz NOT NULL,
     value      double precision
 ) PARTITION BY RANGE (sampled_at);
-CREATE INDEX ON @extschema@.capacity_sample (indicator, sampled_at);
--- so a value pushed before the first sampling has a place; the rollover at
--- each sampling creates the day partitions and moves such rows out
+-- No index on the parent: the sampler indexes each day partition it makes
+-- (sampler.c), because pg_restore would otherwise build the dumped
+-- partitions' indexes twice.
+-- The default partition gives a value pushed before the first sampling a
+-- place; the rollover at each sampling creates the day partitions and moves
+-- such rows out.
 CREATE TABLE @extschema@.capacity_sample_default PARTITION OF @extschema@.capacity_sample DEFAULT;
+CREATE INDEX ON @extschema@.capacity_sample_default (indicator, sampled_at);
 
 -- Hourly rollups for long history (matter_capacity.rollup_retention_days).
 CREATE TABLE @extschema@.capacity_sample_hourly (
@@ -135,7 +140,6 @@ SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
   FROM @extschema@.capacity_indicator i
   LEFT JOIN @extschema@.capacity_indicator_run r ON r.indicator = i.name;
 
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_indicator', 'WHERE source <> ''builtin''');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_pool_size', '');

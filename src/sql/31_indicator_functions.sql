@@ -34,6 +34,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: indicator % already exists as a % indicator', indicator, existing
             USING ERRCODE = '42710', HINT = 'Choose another name for the pushed indicator.';
     END IF;
+    -- unit and description are kept when not given; spelled out before the
+    -- INSERT because a shipped row is replaced by it (80_dump.sql)
+    IF existing IS NOT NULL THEN
+        SELECT coalesce(capacity_register_push.unit, i.unit), coalesce(capacity_register_push.description, i.description)
+          INTO unit, description
+          FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    END IF;
     INSERT INTO @extschema@.capacity_indicator AS i (name, unit, source, description, owner)
     VALUES (indicator, unit, 'push', description, current_user::regrole)
     ON CONFLICT (name) DO UPDATE

@@ -6,7 +6,8 @@ CREATE TABLE @extschema@.capacity_stage_def (
     summary     text NOT NULL,
     ceiling     text NOT NULL,
     runbook     text,
-    slo_impact  text
+    slo_impact  text,
+    shipped     boolean NOT NULL DEFAULT false   -- as installed, unedited (80_dump.sql)
 );
 
 -- Thresholds that depend on the customer's SLO; value starts at default_value.
@@ -15,14 +16,16 @@ CREATE TABLE @extschema@.capacity_setting (
     value         double precision NOT NULL,
     default_value double precision NOT NULL,
     unit          text,
-    description   text NOT NULL
+    description   text NOT NULL,
+    shipped       boolean NOT NULL DEFAULT false
 );
 
 -- Logical hot tables ("Event", "AuditEntry") bound to relations; a NULL
 -- relation means "the table of that name found on the search path".
 CREATE TABLE @extschema@.capacity_table_binding (
     logical_name text PRIMARY KEY,
-    table_name   regclass
+    table_name   regclass,
+    shipped      boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE @extschema@.capacity_trigger (
@@ -41,6 +44,7 @@ CREATE TABLE @extschema@.capacity_trigger (
     sustain           interval NOT NULL DEFAULT '0',
     declared_flag     text,
     description       text NOT NULL,
+    shipped           boolean NOT NULL DEFAULT false,
     CHECK ((declared_flag IS NULL) = (indicator IS NOT NULL)),
     CHECK (indicator IS NULL OR threshold IS NOT NULL),
     CHECK (aggregate <> 'ratio' OR ratio_filter IS NOT NULL),
@@ -90,12 +94,13 @@ CREATE TABLE @extschema@.capacity_decision (
     decided_by        name NOT NULL
 );
 
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_setting', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_table_binding', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_declaration', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_declaration_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_stage_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_decision', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_declaration_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_stage_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_decision_id_seq', '');
 
 -- The six-stage plan this extension ships.
 INSERT INTO @extschema@.capacity_stage_def VALUES
