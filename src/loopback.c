@@ -147,12 +147,12 @@ loopback_connect(char **error)
 }
 
 /*
- * Detach part_q from parent_q concurrently (or finalize a pending detach),
- * then drop it if asked.  The caller holds no lock on the parent.  False
- * with *error set when the connection or a statement failed.
+ * Detach part_q from parent_q concurrently (or finalize a pending detach).
+ * The caller holds no lock on the parent, and drops the table itself if it
+ * is to go.  False with *error set when the connection or statement failed.
  */
 bool
-detach_concurrently(const char *parent_q, const char *part_q, bool drop, char **error)
+detach_concurrently(const char *parent_q, const char *part_q, char **error)
 {
 	PGconn	   *conn;
 	bool		ok;
@@ -178,8 +178,6 @@ detach_concurrently(const char *parent_q, const char *part_q, bool drop, char **
 										  parent_q, part_q,
 										  pending ? "FINALIZE" : "CONCURRENTLY"),
 						   error);
-		if (ok && drop)
-			ok = loopback_exec(conn, psprintf("DROP TABLE %s", part_q), error);
 	}
 	PG_CATCH();
 	{

@@ -10,7 +10,7 @@
 #include "postgres.h"
 
 extern bool detach_concurrently(const char *parent_q, const char *part_q,
-								bool drop, char **error);
+								char **error);
 extern bool loopback_run(const char *sql, char **error);
 
 #endif							/* MC_LOOPBACK_H */

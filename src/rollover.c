@@ -266,18 +266,137 @@ typedef struct DetachStep
 	const char *parent_q;
 	const char *part_q;
 	bool		drop;
+	Oid			part_relid;
 } DetachStep;
 
-/* Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded. */
+/* Is relid a partition whose DETACH ... CONCURRENTLY was interrupted? */
+static bool
+detach_pending(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	catalog_execute("SELECT 1 FROM pg_catalog.pg_inherits i "
+					"WHERE i.inhrelid OPERATOR(pg_catalog.=) $1 AND i.inhdetachpending",
+					1, types, values, NULL, true);
+	return SPI_processed > 0;
+}
+
+/*
+ * Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded.
+ * A detach left pending by an interrupted DETACH ... CONCURRENTLY refuses a
+ * plain DETACH; FINALIZE completes it (and may run in a transaction).
+ */
 static void
 detach_step(void *arg)
 {
 	DetachStep *d = arg;
 
-	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->parent_q, d->part_q),
+	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s%s", d->parent_q, d->part_q,
+					  detach_pending(d->part_relid) ? " FINALIZE" : ""),
 			 SPI_OK_UTILITY);
 	if (d->drop)
 		exec_sql(psprintf("DROP TABLE %s", d->part_q), SPI_OK_UTILITY);
+}
+
+/* DROP of a partition already detached: only its own lock is needed. */
+static void
+drop_step(void *arg)
+{
+	exec_sql(psprintf("DROP TABLE %s", (const char *) arg), SPI_OK_UTILITY);
+}
+
+static void
+forget_pending_drop(Oid part_relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(part_relid)};
+
+	catalog_execute(psprintf("DELETE FROM %s WHERE partition_oid OPERATOR(pg_catalog.=) $1",
+							 capacity_object("capacity_pending_drop")),
+					1, types, values, NULL, false);
+}
+
+/*
+ * Record the drops the deferred detaches are to finish, in the transaction
+ * that commits before them: a crash or a lock timeout between the detach
+ * and the drop then leaves a row finish_pending_drops() acts on.
+ */
+static void
+record_pending_drops(ActionSink *sink)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->deferred)
+	{
+		DeferredDetach *dd = lfirst(lc);
+		Oid			types[3] = {OIDOID, OIDOID, TEXTOID};
+		Datum		values[3];
+
+		if (!dd->drop)
+			continue;
+		values[0] = ObjectIdGetDatum(dd->part_relid);
+		values[1] = ObjectIdGetDatum(dd->relid);
+		values[2] = CStringGetTextDatum(dd->part_name);
+		catalog_execute(psprintf("INSERT INTO %s (partition_oid, table_oid, partition_name) "
+								 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+								 capacity_object("capacity_pending_drop")),
+						3, types, values, NULL, false);
+	}
+}
+
+/*
+ * Drops an earlier run recorded but did not finish: the partition was
+ * detached and then the server crashed or the DROP's lock timed out.  A
+ * recorded table that is a partition again (or still) is left to retention;
+ * one that is gone is forgotten.  Runs under the advisory lock.
+ */
+static int
+finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(layout->relid)};
+	List	   *oids = NIL;
+	ListCell   *lc;
+	uint64		i;
+	int			done = 0;
+
+	catalog_execute(psprintf("SELECT partition_oid FROM %s WHERE table_oid OPERATOR(pg_catalog.=) $1",
+							 capacity_object("capacity_pending_drop")),
+					1, types, values, NULL, true);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids = lappend_oid(oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	foreach(lc, oids)
+	{
+		Oid			part = lfirst_oid(lc);
+		char	   *relname = get_rel_name(part);
+		char	   *part_q;
+
+		if (relname == NULL)
+		{
+			forget_pending_drop(part);
+			continue;
+		}
+		if (get_rel_relispartition(part))
+			continue;
+		part_q = qualified_name(part);
+		if (run_bounded(drop_step, part_q, NULL))
+		{
+			forget_pending_drop(part);
+			emit(sink, layout, "dropped", relname,
+				 "detached by an earlier retention run that did not finish its drop", started);
+			done++;
+		}
+		else
+			emit(sink, layout, "skipped_locked", relname,
+				 "detached earlier, to be dropped: lock not available", started);
+	}
+	return done;
 }
 
 static void
@@ -296,6 +415,7 @@ defer_detach(ActionSink *sink, TableLayout *layout, DetachStep *d,
 	old = MemoryContextSwitchTo(sink->defer_cxt);
 	dd = palloc0(sizeof(DeferredDetach));
 	dd->relid = layout->relid;
+	dd->part_relid = d->part_relid;
 	dd->parent_q = pstrdup(d->parent_q);
 	dd->part_q = pstrdup(d->part_q);
 	dd->part_name = pstrdup(relname);
@@ -328,20 +448,37 @@ run_deferred_detaches(ActionSink *sink)
 		sink->reported_ms = 0;
 		table_only.relid = dd->relid;
 		table_only.qualname = dd->parent_q;
-		if (detach_concurrently(dd->parent_q, dd->part_q, dd->drop, &error))
-			emit(sink, &table_only, action, dd->part_name,
-				 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
+		if (detach_concurrently(dd->parent_q, dd->part_q, &error))
+		{
+			/* detached; the drop is ours, bounded, and recorded if it fails */
+			if (!dd->drop)
+				emit(sink, &table_only, action, dd->part_name,
+					 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
+			else if (run_bounded(drop_step, dd->part_q, NULL))
+			{
+				forget_pending_drop(dd->part_relid);
+				emit(sink, &table_only, action, dd->part_name,
+					 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
+			}
+			else
+				emit(sink, &table_only, "skipped_locked", dd->part_name,
+					 "detached; the drop is left to the next rollover (lock not available)", started);
+		}
 		else
 		{
-			DetachStep	d = {dd->parent_q, dd->part_q, dd->drop};
+			DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
 
 			ereport(WARNING,
 					(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
 							dd->part_q, error ? error : "unknown error"),
 					 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
 			if (run_bounded(detach_step, &d, NULL))
+			{
+				if (dd->drop)
+					forget_pending_drop(dd->part_relid);
 				emit(sink, &table_only, action, dd->part_name,
 					 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
+			}
 			else
 				emit(sink, &table_only, "skipped_locked", dd->part_name,
 					 "retention: lock not available", started);
@@ -410,6 +547,9 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(layout->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+	if (!sink->dry_run)
+		steps += finish_pending_drops(sink, layout, started);
 
 	/* The default partition first: without it, out-of-range rows fail. */
 	if (pol->default_partition && layout->deflt == NULL)
@@ -555,7 +695,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	foreach(lc, expired)
 	{
 		PartInfo   *pi = lfirst(lc);
-		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop};
+		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop, pi->relid};
 		char	   *relname = get_rel_name(pi->relid);
 		char	   *detail = psprintf("ended %s, before the retention cutoff %s",
 									  utc_label(pi->to), utc_label(cutoff));
@@ -571,7 +711,11 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		if (sink->dry_run)
 			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
 		else if (run_bounded(detach_step, &d, NULL))
+		{
+			if (d.drop)
+				forget_pending_drop(pi->relid);
 			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
+		}
 		else
 			emit(sink, layout, "skipped_locked", relname,
 				 psprintf("retention: lock on %s not available", layout->qualname), started);
@@ -699,6 +843,7 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 		if (sink->deferred != NIL)
 		{
 			/* release every lock this backend holds, then detach */
+			record_pending_drops(sink);
 			commit();
 			run_deferred_detaches(sink);
 			commit();

@@ -36,6 +36,7 @@ typedef struct ActionSink
 typedef struct DeferredDetach
 {
 	Oid			relid;			/* the managed table */
+	Oid			part_relid;
 	char	   *parent_q;
 	char	   *part_q;
 	char	   *part_name;

@@ -34,6 +34,17 @@ CREATE TABLE @extschema@.capacity_rollover_history (
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_rollover_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_rollover_history_id_seq', '');
 
+-- Partitions retention has begun to retire with DETACH ... CONCURRENTLY and
+-- is to drop.  The detach and the drop are separate transactions; a row
+-- still here after a crash or a lock timeout between them tells the next
+-- rollover of the table to finish the drop (rollover.c).  Not dumped: oids.
+CREATE TABLE @extschema@.capacity_pending_drop (
+    partition_oid  oid PRIMARY KEY,
+    table_oid      oid NOT NULL,
+    partition_name text NOT NULL,
+    recorded_at    timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE FUNCTION @extschema@.capacity_manage(
     tbl regclass,
     time_column name,

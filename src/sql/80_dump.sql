@@ -109,36 +109,25 @@ $$;
 CREATE TRIGGER capacity_removed_default_apply AFTER INSERT ON @extschema@.capacity_removed_default
     FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_removed_default_apply();
 
-CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.capacity_stage_def
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited();
-CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.capacity_stage_def
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace('stage');
-CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.capacity_stage_def
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed('stage');
-CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.capacity_setting
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited();
-CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.capacity_setting
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace('name');
-CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.capacity_setting
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed('name');
-CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.capacity_table_binding
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited();
-CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.capacity_table_binding
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace('logical_name');
-CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.capacity_table_binding
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed('logical_name');
-CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.capacity_indicator
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited();
-CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.capacity_indicator
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace('name');
-CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.capacity_indicator
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed('name');
-CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.capacity_trigger
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited();
-CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.capacity_trigger
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace('name');
-CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.capacity_trigger
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed('name');
+-- The three row triggers on each table with shipped rows, by its key column.
+DO $$
+DECLARE
+    t text;
+    k text;
+BEGIN
+    FOR t, k IN VALUES ('capacity_stage_def', 'stage'), ('capacity_setting', 'name'),
+                       ('capacity_table_binding', 'logical_name'), ('capacity_indicator', 'name'),
+                       ('capacity_trigger', 'name')
+    LOOP
+        EXECUTE format('CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited()', t);
+        EXECUTE format('CREATE TRIGGER capacity_shipped_row_replace BEFORE INSERT ON @extschema@.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_replace(%L)', t, k);
+        EXECUTE format('CREATE TRIGGER capacity_shipped_row_removed AFTER DELETE ON @extschema@.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_removed(%L)', t, k);
+    END LOOP;
+END
+$$;
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_stage_def', 'WHERE NOT shipped');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_setting', 'WHERE NOT shipped');
