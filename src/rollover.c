@@ -282,6 +282,30 @@ detach_pending(Oid relid)
 	return SPI_processed > 0;
 }
 
+static void
+forget_pending_drop(Oid part_relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(part_relid)};
+
+	catalog_execute(psprintf("DELETE FROM %s WHERE partition_oid OPERATOR(pg_catalog.=) $1",
+							 capacity_object("capacity_pending_drop")),
+					1, types, values, NULL, false);
+}
+
+/*
+ * DROP of a partition already detached (only its own lock is needed), with
+ * its record in capacity_pending_drop if it has one.
+ */
+static void
+drop_step(void *arg)
+{
+	DetachStep *d = arg;
+
+	exec_sql(psprintf("DROP TABLE %s", d->part_q), SPI_OK_UTILITY);
+	forget_pending_drop(d->part_relid);
+}
+
 /*
  * Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded.
  * A detach left pending by an interrupted DETACH ... CONCURRENTLY refuses a
@@ -296,25 +320,7 @@ detach_step(void *arg)
 					  detach_pending(d->part_relid) ? " FINALIZE" : ""),
 			 SPI_OK_UTILITY);
 	if (d->drop)
-		exec_sql(psprintf("DROP TABLE %s", d->part_q), SPI_OK_UTILITY);
-}
-
-/* DROP of a partition already detached: only its own lock is needed. */
-static void
-drop_step(void *arg)
-{
-	exec_sql(psprintf("DROP TABLE %s", (const char *) arg), SPI_OK_UTILITY);
-}
-
-static void
-forget_pending_drop(Oid part_relid)
-{
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(part_relid)};
-
-	catalog_execute(psprintf("DELETE FROM %s WHERE partition_oid OPERATOR(pg_catalog.=) $1",
-							 capacity_object("capacity_pending_drop")),
-					1, types, values, NULL, false);
+		drop_step(d);
 }
 
 /*
@@ -375,19 +381,18 @@ finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
 	{
 		Oid			part = lfirst_oid(lc);
 		char	   *relname = get_rel_name(part);
-		char	   *part_q;
+		DetachStep	d = {NULL, NULL, true, part};
 
 		if (relname == NULL)
 		{
-			forget_pending_drop(part);
+			forget_pending_drop(part);	/* gone: only the record is left */
 			continue;
 		}
 		if (get_rel_relispartition(part))
 			continue;
-		part_q = qualified_name(part);
-		if (run_bounded(drop_step, part_q, NULL))
+		d.part_q = qualified_name(part);
+		if (run_bounded(drop_step, &d, NULL))
 		{
-			forget_pending_drop(part);
 			emit(sink, layout, "dropped", relname,
 				 "detached by an earlier retention run that did not finish its drop", started);
 			done++;
@@ -443,42 +448,32 @@ run_deferred_detaches(ActionSink *sink)
 		char	   *error = NULL;
 		instr_time	started;
 		TableLayout table_only = {0};
+		DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
 
 		INSTR_TIME_SET_CURRENT(started);
 		sink->reported_ms = 0;
 		table_only.relid = dd->relid;
 		table_only.qualname = dd->parent_q;
+
 		if (detach_concurrently(dd->parent_q, dd->part_q, &error))
 		{
 			/* detached; the drop is ours, bounded, and recorded if it fails */
-			if (!dd->drop)
+			if (!dd->drop || run_bounded(drop_step, &d, NULL))
 				emit(sink, &table_only, action, dd->part_name,
 					 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
-			else if (run_bounded(drop_step, dd->part_q, NULL))
-			{
-				forget_pending_drop(dd->part_relid);
-				emit(sink, &table_only, action, dd->part_name,
-					 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
-			}
 			else
 				emit(sink, &table_only, "skipped_locked", dd->part_name,
 					 "detached; the drop is left to the next rollover (lock not available)", started);
 		}
 		else
 		{
-			DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
-
 			ereport(WARNING,
 					(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
 							dd->part_q, error ? error : "unknown error"),
 					 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
 			if (run_bounded(detach_step, &d, NULL))
-			{
-				if (dd->drop)
-					forget_pending_drop(dd->part_relid);
 				emit(sink, &table_only, action, dd->part_name,
 					 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
-			}
 			else
 				emit(sink, &table_only, "skipped_locked", dd->part_name,
 					 "retention: lock not available", started);
@@ -711,11 +706,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		if (sink->dry_run)
 			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
 		else if (run_bounded(detach_step, &d, NULL))
-		{
-			if (d.drop)
-				forget_pending_drop(pi->relid);
 			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
-		}
 		else
 			emit(sink, layout, "skipped_locked", relname,
 				 psprintf("retention: lock on %s not available", layout->qualname), started);

@@ -618,8 +618,8 @@ maintain_history(TimestampTz as_of)
 	pol.default_partition = true;
 	sink.as_of = as_of;
 	sink.quiet = true;
-	rollover_table(&pol, &sink, 0);
-	index_sample_partitions(pol.relid);
+	if (rollover_table(&pol, &sink, 0) > 0)
+		index_sample_partitions(pol.relid);
 
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),

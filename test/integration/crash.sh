@@ -147,7 +147,7 @@ SQL
 old=$(q -c "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
              WHERE i.inhparent = '\"Old\"'::regclass ORDER BY 1 LIMIT 2" | tr '\n' ' ')
 set -- $old
-first=$1 second=$2
+first=$1
 # The detach and the drop are two transactions, and no lock can hold the
 # gap open (the detach's second phase takes ACCESS EXCLUSIVE on the
 # partition itself), so the state a crash there leaves is made directly:

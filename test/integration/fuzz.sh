@@ -8,7 +8,8 @@
 # was before (nothing changed on error).  Asserted: no internal error (class
 # XX), no change on error, the server never crashes (no "terminated by
 # signal" in its log).  MC_FUZZ_SEED and MC_FUZZ_CALLS (per function,
-# default 25) vary the run.  Prints TAP lines.
+# default 25) vary the run; MC_FUZZ_KEEP=1 keeps the generated script and
+# psql's output to read after a failure.  Prints TAP lines.
 set -u
 . "$(dirname "$0")/../../scripts/lib.sh"
 PORT=55456
