@@ -591,7 +591,7 @@ index_sample_partitions(Oid parent)
 					"FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
 					"WHERE i.inhparent = $1 AND NOT EXISTS "
 					"(SELECT 1 FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid)",
-					1, types, values, NULL, true);
+					1, types, values, NULL, false);	/* new snapshot: see this round's drops */
 	for (i = 0; i < SPI_processed; i++)
 		stmts = lappend(stmts, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	foreach(lc, stmts)
@@ -618,8 +618,8 @@ maintain_history(TimestampTz as_of)
 	pol.default_partition = true;
 	sink.as_of = as_of;
 	sink.quiet = true;
-	if (rollover_table(&pol, &sink, 0) > 0)
-		index_sample_partitions(pol.relid);
+	rollover_table(&pol, &sink, 0);
+	index_sample_partitions(pol.relid);
 
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),
