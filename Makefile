@@ -6,6 +6,13 @@
 #
 # The install script is assembled from src/sql/*.sql, one file per concern,
 # in name order, so each object is defined in one obvious place.
+#
+# Versions: src/sql/released/ keeps every released install script exactly as
+# shipped (1.0 is installed at users' sites); the current version's script is
+# built from src/sql/*.sql, and each upgrade script from the pieces in
+# src/sql/upgrade/<from>--<to>/ in name order.  A change to the install SQL
+# goes into both: the suite (test/integration/upgrade.sh) proves that
+# updating from 1.0 gives the same extension as a fresh install.
 
 PG_CONFIG ?= pg_config
 EXTENSION = matter_capacity
@@ -26,7 +33,9 @@ OBJS = \
 	src/explain.o \
 	src/forecast.o
 
-DATA_built = matter_capacity--1.0.sql
+EXTVERSION = 1.1
+DATA = src/sql/released/matter_capacity--1.0.sql
+DATA_built = matter_capacity--$(EXTVERSION).sql matter_capacity--1.0--1.1.sql
 SHLIB_LINK_INTERNAL = $(libpq)
 SHLIB_LINK = -lm
 
@@ -37,5 +46,12 @@ PG_CPPFLAGS = -Isrc -I$(libpq_srcdir) -Wall -Wmissing-prototypes -Werror=implici
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-matter_capacity--1.0.sql: $(sort $(wildcard src/sql/*.sql))
-	cat $^ > $@
+# Rebuilt every time: a removed piece must leave the script too.
+matter_capacity--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql)) FORCE
+	cat $(filter-out FORCE,$^) > $@
+
+matter_capacity--1.0--1.1.sql: $(sort $(wildcard src/sql/upgrade/1.0--1.1/*.sql)) FORCE
+	cat $(filter-out FORCE,$^) > $@
+
+FORCE:
+.PHONY: FORCE

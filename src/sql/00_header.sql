@@ -1,4 +1,4 @@
--- matter_capacity install script, version 1.0.
+-- matter_capacity install script, version 1.1 (the current install script).
 -- Assembled by the Makefile from src/sql/*.sql in name order: one file per
 -- concern.  Objects go into the schema chosen at CREATE EXTENSION.
 
