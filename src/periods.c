@@ -218,9 +218,15 @@ period_literal(int64 t, Oid typid)
 }
 
 /*
- * base || "_" || suffix, shortened to fit NAMEDATALEN when needed: the base
- * is clipped (on a character boundary) and followed by 8 hex digits of a
- * hash of the whole base, so long names stay deterministic and unique.
+ * base || "_" || suffix, shortened to fit when needed: the base is clipped
+ * (on a character boundary, never inside a multibyte character) and
+ * followed by 8 hex digits of a hash of the whole base, so long names stay
+ * deterministic and unique.  The limit is MC_NAME_MAX_BYTES (62), one byte
+ * under PostgreSQL's 63: every table we create also gets a row type whose
+ * array type is named "_" || name, and PostgreSQL truncates (and then
+ * prepends more underscores to) array names that do not fit, which makes
+ * names sharing a long prefix collide until "could not form array type
+ * name" stops the rollover.
  */
 char *
 partition_relname(const char *base, const char *suffix)
@@ -230,13 +236,22 @@ partition_relname(const char *base, const char *suffix)
 	int			keep;
 	uint32		h;
 
-	if (baselen + 1 + sufflen <= NAMEDATALEN - 1)
+	if (baselen + 1 + sufflen <= MC_NAME_MAX_BYTES)
 		return psprintf("%s_%s", base, suffix);
 
 	h = hash_bytes((const unsigned char *) base, baselen);
-	keep = NAMEDATALEN - 1 - (1 + 8) - (1 + sufflen);
+	keep = MC_NAME_MAX_BYTES - (1 + 8) - (1 + sufflen);
+	if (keep < 0)
+		keep = 0;
 	keep = pg_mbcliplen(base, baselen, keep);
 	return psprintf("%.*s_%08x_%s", keep, base, h, suffix);
+}
+
+/* Is t inside the range periods can be made for (years 1000..9998)? */
+bool
+period_time_supported(int64 t)
+{
+	return t >= MIN_USECS && t < MAX_USECS;
 }
 
 /* "h07" for remainder 7 of 16; four digits once the modulus passes 100. */
@@ -298,14 +313,16 @@ capacity_partition_name(PG_FUNCTION_ARGS)
 {
 	Granularity g;
 	char	   *name;
+	char	   *suffix;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	g = granularity_arg(PG_GETARG_TEXT_PP(1));
-	name = partition_relname(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							 period_suffix(period_floor(PG_GETARG_TIMESTAMPTZ(2), g), g));
+	suffix = period_suffix(period_floor(PG_GETARG_TIMESTAMPTZ(2), g), g);
+	/* a leaf is named from the table's name, as the rollover names it */
 	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
-		name = partition_relname(name, hash_leaf_suffix(PG_GETARG_INT32(3), PG_GETARG_INT32(4)));
+		suffix = psprintf("%s_%s", suffix, hash_leaf_suffix(PG_GETARG_INT32(3), PG_GETARG_INT32(4)));
+	name = partition_relname(text_to_cstring(PG_GETARG_TEXT_PP(0)), suffix);
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
 

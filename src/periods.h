@@ -35,6 +35,10 @@ extern Period period_containing(int64 t, Granularity g);
 extern int64 granularity_nominal_usecs(Granularity g);
 extern char *period_suffix(int64 start, Granularity g);
 extern char *period_literal(int64 t, Oid typid);
+/* longest name we generate: "_" || name (the array type) must fit too */
+#define MC_NAME_MAX_BYTES (NAMEDATALEN - 2)
+
+extern bool period_time_supported(int64 t);
 extern char *partition_relname(const char *base, const char *suffix);
 extern char *utc_label(int64 t);
 extern char *hash_leaf_suffix(int remainder, int modulus);
