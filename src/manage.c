@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -150,6 +151,23 @@ capacity_manage(PG_FUNCTION_ARGS)
 							quote_identifier(hash_column), table, format_type_be(typid)),
 					 errhint("Hash-subpartition by a column of a hashable type.")));
 	}
+	if (hash_column != NULL)
+		check_keys_for_hash(relid, hash_column);
+	{
+		/* partitions are created as the table's owner, in the table's schema */
+		Oid			owner = get_rel_owner_oid(relid);
+		Oid			nsp = get_rel_namespace(relid);
+
+		if (pg_namespace_aclcheck(nsp, owner, ACL_CREATE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("matter_capacity: owner %s of table %s cannot create tables in schema %s",
+							quote_identifier(GetUserNameFromId(owner, false)), table,
+							quote_identifier(get_namespace_name(nsp))),
+					 errhint("Partitions are created as the table's owner: GRANT CREATE ON SCHEMA %s TO %s.",
+							 quote_identifier(get_namespace_name(nsp)),
+							 quote_identifier(GetUserNameFromId(owner, false)))));
+	}
 	if (premake < 1 || premake > MAX_PREMAKE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -185,12 +203,25 @@ capacity_manage(PG_FUNCTION_ARGS)
 	if (existing != NIL)
 	{
 		Policy	   *old = linitial(existing);
-		TableLayout *layout = read_table_layout(relid, old->time_column);
+		TableLayout *layout;
 
+		char	   *old_hash;
+
+		/*
+		 * Columns are compared as the partition keys name them today, so a
+		 * policy whose columns were renamed is repaired by naming them anew.
+		 */
+		layout = read_table_layout(relid, time_column);
+		old_hash = hash_key_column(layout);
+		if (old_hash == NULL && layout->parts == NIL)
+			old_hash = hash_column;
+		if (old_hash == NULL && old->hash_column &&
+			get_attnum(relid, old->hash_column) != InvalidAttrNumber)
+			old_hash = old->hash_column;
 		if (layout->parts != NIL &&
-			(old->gran != gran || strcmp(old->time_column, time_column) != 0 ||
-			 (old->hash_column == NULL) != (hash_column == NULL) ||
-			 (hash_column && strcmp(old->hash_column, hash_column) != 0)))
+			(old->gran != gran ||
+			 (old_hash == NULL) != (hash_column == NULL) ||
+			 (hash_column && strcmp(old_hash, hash_column) != 0)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("matter_capacity: table %s already has partitions by %s %s%s%s",
@@ -198,6 +229,20 @@ capacity_manage(PG_FUNCTION_ARGS)
 							old->hash_column ? " and hash of " : "",
 							old->hash_column ? quote_identifier(old->hash_column) : ""),
 					 errhint("Only premake, retention, hash_partitions and default_partition can change once periods exist.")));
+	}
+
+	/* names the next rollover needs must be free (or ours) */
+	{
+		Policy		pol = {0};
+
+		pol.relid = relid;
+		pol.time_column = time_column;
+		pol.gran = gran;
+		pol.hash_column = hash_column;
+		pol.hash_partitions = hash_n;
+		pol.premake = premake;
+		pol.default_partition = with_default;
+		check_policy_names(&pol, GetCurrentTransactionStartTimestamp());
 	}
 
 	values[0] = ObjectIdGetDatum(relid);

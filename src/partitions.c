@@ -22,6 +22,8 @@
 #include "catalog/pg_partitioned_table.h"
 #include "storage/lmgr.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_index.h"
+#include "utils/relcache.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
@@ -114,6 +116,124 @@ check_hash_column(Oid relid, const char *hash_column)
 				 errmsg("matter_capacity: column %s of table %s does not exist",
 						quote_identifier(hash_column), qualified_name(relid)),
 				 errhint("Name the tenant column to hash-subpartition by, or pass NULL.")));
+}
+
+/*
+ * Name of the single column a table is partitioned by (NULL when it is not
+ * partitioned on one plain column).  Policies name their columns; after a
+ * RENAME COLUMN the stored name is stale but the key still says which
+ * column it is.
+ */
+char *
+partition_key_column(Oid relid)
+{
+	Relation	rel;
+	PartitionKey key;
+	char	   *name = NULL;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return NULL;
+	rel = table_open(relid, AccessShareLock);
+	key = RelationGetPartitionKey(rel);
+	if (key->partnatts == 1 && key->partattrs[0] != 0)
+		name = get_attname(relid, key->partattrs[0], false);
+	table_close(rel, NoLock);
+	return name;
+}
+
+/*
+ * The hash column of a managed table's existing periods (by the newest
+ * hash-partitioned one), or NULL.
+ */
+char *
+hash_key_column(TableLayout *layout)
+{
+	ListCell   *lc;
+	char	   *name = NULL;
+
+	foreach(lc, layout->parts)
+	{
+		PartInfo   *pi = lfirst(lc);
+
+		if (get_rel_relkind(pi->relid) == RELKIND_PARTITIONED_TABLE)
+		{
+			char	   *col = partition_key_column(pi->relid);
+
+			if (col)
+				name = col;
+		}
+	}
+	return name;
+}
+
+/*
+ * With hash subpartitions every period is PARTITION BY HASH (hash_column),
+ * and PostgreSQL refuses a unique index (or primary key) on a partitioned
+ * table unless it contains the partition columns: such a key would make
+ * every period's CREATE fail.  Refuse it up front, naming the index.
+ */
+void
+check_keys_for_hash(Oid relid, const char *hash_column)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	AttrNumber	hashatt = get_attnum(relid, hash_column);
+
+	rel = table_open(relid, AccessShareLock);
+	indexes = RelationGetIndexList(rel);
+	table_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		Oid			indexid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+		Form_pg_index idx;
+		bool		has = false;
+		int			i;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		for (i = 0; i < idx->indnkeyatts; i++)
+			if (idx->indkey.values[i] == hashatt)
+				has = true;
+		if (idx->indisunique && !has)
+		{
+			bool		primary = idx->indisprimary;
+
+			ReleaseSysCache(tup);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("matter_capacity: %s %s of table %s does not include the hash column %s",
+							primary ? "primary key" : "unique index",
+							quote_identifier(get_rel_name(indexid)), qualified_name(relid),
+							quote_identifier(hash_column)),
+					 errhint("PostgreSQL needs every unique key of a hash-partitioned period to contain %s: add it to the key, or manage the table without hash_column.",
+							 quote_identifier(hash_column))));
+		}
+		ReleaseSysCache(tup);
+	}
+}
+
+/*
+ * The relation (or type) in nspid that already holds name, or InvalidOid;
+ * *kind gets the relkind ('T' for a type that is no relation's row type).
+ */
+Oid
+name_holder(Oid nspid, const char *name, char *kind)
+{
+	Oid			relid = get_relname_relid(name, nspid);
+	Oid			typid;
+
+	if (OidIsValid(relid))
+	{
+		*kind = get_rel_relkind(relid);
+		return relid;
+	}
+	typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							CStringGetDatum(name), ObjectIdGetDatum(nspid));
+	*kind = 'T';
+	return typid;
 }
 
 /* Bound value to microseconds; false when it is -infinity/infinity. */
@@ -224,6 +344,7 @@ read_table_layout(Oid relid, const char *time_column)
 	rel = table_open(relid, AccessShareLock);
 	layout->relid = relid;
 	layout->owner = rel->rd_rel->relowner;
+	layout->nspid = RelationGetNamespace(rel);
 	layout->nspname = get_namespace_name(RelationGetNamespace(rel));
 	layout->relname = pstrdup(RelationGetRelationName(rel));
 	layout->qualname = quote_qualified_identifier(layout->nspname, layout->relname);

@@ -30,6 +30,7 @@ typedef struct TableLayout
 {
 	Oid			relid;
 	Oid			owner;
+	Oid			nspid;
 	char	   *nspname;
 	char	   *relname;
 	char	   *qualname;		/* quoted, schema-qualified */
@@ -48,6 +49,10 @@ extern TableLayout *read_table_layout(Oid relid, const char *time_column);
 extern int	leaf_modulus(Oid relid);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
 extern char *qualified_name(Oid relid);
+extern char *partition_key_column(Oid relid);
+extern char *hash_key_column(TableLayout *layout);
+extern void check_keys_for_hash(Oid relid, const char *hash_column);
+extern Oid	name_holder(Oid nspid, const char *name, char *kind);
 
 extern char *sql_create_period(TableLayout *layout, const char *relname,
 							   Period p, const char *hash_column_q);

@@ -20,8 +20,13 @@
  *	   that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
  *	   bounded step each.
- * A transaction-level advisory lock per table makes a concurrent second
- * caller report skipped_busy instead of doing the same DDL.
+ * A transaction-level lock per table (try_busy_guard, in a lock key space
+ * no SQL function reaches) makes a concurrent second caller report
+ * skipped_busy instead of doing the same DDL.
+ *
+ * Nothing that goes wrong with one table escapes: each phase runs in a
+ * subtransaction (run_guarded), an error rolls it back and becomes a row
+ * with action 'failed', and the other tables go on.
  *
  * Must not compute periods (periods.c) or build SQL text (partitions.c).
  *-------------------------------------------------------------------------
@@ -36,6 +41,14 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "access/table.h"
+#include "access/twophase.h"
+#include "catalog/partition.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -52,9 +65,6 @@
 #include "periods.h"
 #include "rollover.h"
 
-/* advisory lock class for "this table is being rolled over": 'MC' */
-#define ROLLOVER_LOCK_CLASS 0x4D43
-
 PG_FUNCTION_INFO_V1(capacity_rollover);
 PG_FUNCTION_INFO_V1(capacity_rollover_proc);
 
@@ -62,6 +72,7 @@ PG_FUNCTION_INFO_V1(capacity_rollover_proc);
 typedef struct NewPeriod
 {
 	Period		p;
+	char	   *suffix;			/* "p20260603", or "p20260603_v2" (see choose_names) */
 	char	   *relname;
 	int64		default_rows;	/* rows of it waiting in the default partition */
 	int64		moved;
@@ -85,21 +96,43 @@ elapsed_ms(instr_time start)
 	return INSTR_TIME_GET_MILLISEC(now);
 }
 
-/* Report one action: a result row (or NOTICE), and a log row unless dry run. */
-static void
-emit(ActionSink *sink, TableLayout *layout, const char *action,
-	 const char *partition, const char *detail, instr_time started)
+/* An action reported inside a guarded section, shown once it succeeded. */
+typedef struct Emitted
 {
-	double		ms = elapsed_ms(started) - sink->reported_ms;
+	Oid			relid;
+	char	   *qualname;
+	char	   *action;
+	char	   *partition;
+	char	   *detail;
+} Emitted;
 
-	sink->reported_ms += ms;
+/* Show one action: a result row, or a NOTICE (held back while buffering). */
+static void
+emit_output(ActionSink *sink, Oid relid, const char *qualname, const char *action,
+			const char *partition, const char *detail)
+{
+	if (sink->buffering)
+	{
+		MemoryContext old = MemoryContextSwitchTo(sink->buffer_cxt);
+		Emitted    *e = palloc0(sizeof(Emitted));
 
+		e->relid = relid;
+		e->qualname = pstrdup(qualname);
+		e->action = pstrdup(action);
+		e->partition = partition ? pstrdup(partition) : NULL;
+		e->detail = detail ? pstrdup(detail) : NULL;
+		sink->buffered = lappend(sink->buffered, e);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (!sink->store && strcmp(action, "failed") == 0)
+		return;					/* the WARNING of report_failure said it */
 	if (sink->store)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {false, false, partition == NULL, detail == NULL};
 
-		values[0] = ObjectIdGetDatum(layout->relid);
+		values[0] = ObjectIdGetDatum(relid);
 		values[1] = CStringGetTextDatum(action);
 		values[2] = partition ? CStringGetTextDatum(partition) : (Datum) 0;
 		values[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
@@ -107,12 +140,148 @@ emit(ActionSink *sink, TableLayout *layout, const char *action,
 	}
 	else if (!sink->quiet)
 		ereport(NOTICE,
-				(errmsg("%s: %s %s%s%s", layout->qualname, action,
+				(errmsg("%s: %s %s%s%s", qualname, action,
 						partition ? partition : "",
 						detail ? ": " : "", detail ? detail : "")));
+}
+
+/*
+ * Report one action: a result row (or NOTICE), and a log row unless dry
+ * run.  The log row is written in the current (sub)transaction, so it goes
+ * when the action is rolled back.
+ */
+static void
+emit(ActionSink *sink, TableLayout *layout, const char *action,
+	 const char *partition, const char *detail, instr_time started)
+{
+	double		ms = elapsed_ms(started) - sink->reported_ms;
+
+	sink->reported_ms += ms;
+	emit_output(sink, layout->relid, layout->qualname, action, partition, detail);
 	if (!sink->dry_run)
 		log_action(layout->relid, layout->qualname, sink->as_of, action,
 				   partition, detail, ms);
+	if (sink->per_step && strcmp(action, "skipped_locked") == 0)
+		sink->stop_table = true;	/* the locks will not come in this call */
+}
+
+/*
+ * Report what could not be done as a row with action 'failed' (the reason
+ * and a hint in detail), a log row, and a WARNING in the server log.
+ */
+static void
+report_failure(ActionSink *sink, Oid relid, const char *qualname, const char *partition,
+			   int sqlerrcode, const char *message, const char *errdetail_text,
+			   const char *hint)
+{
+	char	   *detail = psprintf("%s%s%s%s; hint: %s", message,
+								  errdetail_text ? " (" : "",
+								  errdetail_text ? errdetail_text : "",
+								  errdetail_text ? ")" : "", hint);
+
+	ereport(WARNING,
+			(errcode(sqlerrcode),
+			 errmsg("matter_capacity: rollover of %s%s%s failed: %s", qualname,
+					partition ? ", partition " : "", partition ? partition : "", message),
+			 errdetail_text ? errdetail("%s", errdetail_text) : 0,
+			 errhint("%s", hint)));
+	emit_output(sink, relid, qualname, "failed", partition, detail);
+	if (!sink->dry_run)
+		log_action(relid, qualname, sink->as_of, "failed", partition, detail, 0);
+}
+
+/* A hint for an error that came without one. */
+static const char *
+hint_for(int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_DUPLICATE_TABLE:
+		case ERRCODE_DUPLICATE_OBJECT:
+			return "Another object holds a name the rollover needs: rename or drop it, then run the rollover again.";
+		case ERRCODE_INSUFFICIENT_PRIVILEGE:
+			return "Partitions are created as the table's owner: give that role CREATE on the table's schema.";
+		case ERRCODE_OUT_OF_MEMORY:
+			return "Too many locks for one transaction: lower premake, raise max_locks_per_transaction, or use CALL capacity_rollover_proc(), which commits period by period.";
+		default:
+			return "Fix the cause named above and run the rollover again; the other tables and actions went on.";
+	}
+}
+
+typedef void (*GuardedFn) (void *arg);
+
+/*
+ * Run fn(arg) in a subtransaction.  On an error the subtransaction is
+ * rolled back whole (with it the user id and security context, GUC nest
+ * levels and SPI state of fn), the actions fn reported are withdrawn and
+ * the error is reported as a 'failed' row; returns false.  A cancel or a
+ * statement timeout is not swallowed: it is re-thrown once the
+ * subtransaction is gone, so the caller's transaction ends cleanly.
+ */
+static bool
+run_guarded(ActionSink *sink, Oid relid, const char *qualname, const char *partition,
+			GuardedFn fn, void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		outer_buffering = sink->buffering;
+	List	   *outer_buffered = sink->buffered;
+	MemoryContext outer_cxt = sink->buffer_cxt;
+	List	   *mine;
+	ListCell   *lc;
+	Oid			save_userid;
+	int			save_sec;
+	ErrorData  *edata = NULL;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	sink->buffering = true;
+	sink->buffered = NIL;
+	sink->buffer_cxt = oldcxt;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+
+	mine = sink->buffered;
+	sink->buffering = outer_buffering;
+	sink->buffered = outer_buffered;
+	sink->buffer_cxt = outer_cxt;
+
+	if (edata == NULL)
+	{
+		foreach(lc, mine)
+		{
+			Emitted    *e = lfirst(lc);
+
+			emit_output(sink, e->relid, e->qualname, e->action, e->partition, e->detail);
+		}
+		return true;
+	}
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	report_failure(sink, relid, qualname, partition, edata->sqlerrcode, edata->message,
+				   edata->detail, edata->hint ? edata->hint : hint_for(edata->sqlerrcode));
+	FreeErrorData(edata);
+	if (sink->per_step)
+		sink->stop_table = true;
+	return false;
 }
 
 static List *
@@ -175,7 +344,8 @@ add_new_period(List **periods, TableLayout *layout, Policy *pol, int64 start)
 
 	np->p.from = start;
 	np->p.to = period_advance(start, pol->gran, 1);
-	np->relname = partition_relname(layout->relname, period_suffix(start, pol->gran));
+	np->suffix = period_suffix(start, pol->gran);
+	np->relname = partition_relname(layout->relname, np->suffix);
 	*periods = lappend(*periods, np);
 	return np;
 }
@@ -235,7 +405,7 @@ build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np)
 	exec_sql(sql_create_period(layout, np->relname, np->p, hashcol), SPI_OK_UTILITY);
 	for (r = 0; hashcol && r < pol->hash_partitions; r++)
 	{
-		char	   *suffix = psprintf("%s_%s", period_suffix(np->p.from, pol->gran),
+		char	   *suffix = psprintf("%s_%s", np->suffix,
 									  hash_leaf_suffix(r, pol->hash_partitions));
 
 		exec_sql(sql_create_leaf(layout, np->relname,
@@ -430,11 +600,59 @@ defer_detach(ActionSink *sink, TableLayout *layout, DetachStep *d,
 	MemoryContextSwitchTo(old);
 }
 
+typedef struct DeferredArg
+{
+	ActionSink *sink;
+	DeferredDetach *dd;
+} DeferredArg;
+
+static void
+deferred_one(void *arg)
+{
+	ActionSink *sink = ((DeferredArg *) arg)->sink;
+	DeferredDetach *dd = ((DeferredArg *) arg)->dd;
+	const char *action = dd->drop ? "dropped" : "detached";
+	char	   *error = NULL;
+	instr_time	started;
+	TableLayout table_only = {0};
+	DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
+
+	INSTR_TIME_SET_CURRENT(started);
+	sink->reported_ms = 0;
+	table_only.relid = dd->relid;
+	table_only.qualname = dd->parent_q;
+
+	if (detach_concurrently(dd->parent_q, dd->part_q, &error))
+	{
+		/* detached; the drop is ours, bounded, and recorded if it fails */
+		if (!dd->drop || run_bounded(drop_step, &d, NULL))
+			emit(sink, &table_only, action, dd->part_name,
+				 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
+		else
+			emit(sink, &table_only, "skipped_locked", dd->part_name,
+				 "detached; the drop is left to the next rollover (lock not available)", started);
+	}
+	else
+	{
+		ereport(WARNING,
+				(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
+						dd->part_q, error ? error : "unknown error"),
+				 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
+		if (run_bounded(detach_step, &d, NULL))
+			emit(sink, &table_only, action, dd->part_name,
+				 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
+		else
+			emit(sink, &table_only, "skipped_locked", dd->part_name,
+				 "retention: lock not available", started);
+	}
+}
+
 /*
  * Procedure mode, after a commit (so this backend holds no lock on the
  * parent): DETACH ... CONCURRENTLY through the loopback connection, which
  * never makes the application wait.  If the loopback cannot be used, fall
- * back to the bounded plain DETACH and say why.
+ * back to the bounded plain DETACH and say why.  Each is guarded: a failure
+ * is a 'failed' row and the others go on.
  */
 void
 run_deferred_detaches(ActionSink *sink)
@@ -443,41 +661,9 @@ run_deferred_detaches(ActionSink *sink)
 
 	foreach(lc, sink->deferred)
 	{
-		DeferredDetach *dd = lfirst(lc);
-		const char *action = dd->drop ? "dropped" : "detached";
-		char	   *error = NULL;
-		instr_time	started;
-		TableLayout table_only = {0};
-		DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
+		DeferredArg a = {sink, lfirst(lc)};
 
-		INSTR_TIME_SET_CURRENT(started);
-		sink->reported_ms = 0;
-		table_only.relid = dd->relid;
-		table_only.qualname = dd->parent_q;
-
-		if (detach_concurrently(dd->parent_q, dd->part_q, &error))
-		{
-			/* detached; the drop is ours, bounded, and recorded if it fails */
-			if (!dd->drop || run_bounded(drop_step, &d, NULL))
-				emit(sink, &table_only, action, dd->part_name,
-					 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
-			else
-				emit(sink, &table_only, "skipped_locked", dd->part_name,
-					 "detached; the drop is left to the next rollover (lock not available)", started);
-		}
-		else
-		{
-			ereport(WARNING,
-					(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
-							dd->part_q, error ? error : "unknown error"),
-					 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
-			if (run_bounded(detach_step, &d, NULL))
-				emit(sink, &table_only, action, dd->part_name,
-					 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
-			else
-				emit(sink, &table_only, "skipped_locked", dd->part_name,
-					 "retention: lock not available", started);
-		}
+		(void) run_guarded(sink, a.dd->relid, a.dd->parent_q, a.dd->part_name, deferred_one, &a);
 	}
 	sink->deferred = NIL;
 }
@@ -492,83 +678,452 @@ create_default_step(void *arg)
 	exec_sql(sql_attach_default(b->layout, name), SPI_OK_UTILITY);
 }
 
-/*
- * Roll one table over at sink->as_of.  Does at most step_limit units of
- * work (a period attached, a partition detached) when step_limit > 0, so
- * the procedure can commit between them.  Returns the units done.  The
- * caller has connected SPI, pinned search_path and checked ownership; DDL
- * runs as the table's owner so new partitions belong to it.
- */
-int
-rollover_table(Policy *pol, ActionSink *sink, int step_limit)
+/* State of one table's rollover, shared by its guarded phases. */
+typedef struct Rollover
 {
+	Policy	   *pol;
+	ActionSink *sink;
+	int			step_limit;
 	instr_time	started;
-	TableLayout *layout;
+	TableLayout *layout;		/* NULL until read */
 	Period		cur;
-	int64		horizon_end;
-	int64		cutoff = 0;
-	int64		lower;
-	int64		t;
-	List	   *buckets;
-	List	   *periods = NIL;
-	List	   *expired = NIL;
-	ListCell   *lc;
-	int64		kept_rows = 0;
-	int			steps = 0;
+	int64		cutoff;
+	List	   *expired;		/* PartInfo * retention retires */
+	int			steps;			/* units of work attempted */
+	int			done;			/* units of work completed */
+	int64		kept_rows;
 	Oid			save_userid;
 	int			save_sec;
+} Rollover;
 
-	INSTR_TIME_SET_CURRENT(started);
-	sink->reported_ms = 0;
+/* DDL runs as the table's owner, so new partitions belong to it. */
+static void
+become_owner(Rollover *r)
+{
+	SetUserIdAndSecContext(r->layout->owner,
+						   r->save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+}
 
-	if (!sink->dry_run &&
-		!DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
-										  Int32GetDatum(ROLLOVER_LOCK_CLASS),
-										  Int32GetDatum((int32) pol->relid))))
+static void
+become_caller(Rollover *r)
+{
+	SetUserIdAndSecContext(r->save_userid, r->save_sec);
+}
+
+/*
+ * The busy guard: "this table is being rolled over", held to the end of
+ * the transaction.  A lock on an object tag (database, class = our
+ * capacity_policy table, object = the managed table): no SQL function can
+ * take a lock in that key space, so unlike an advisory lock no other role
+ * can hold it to stop the rollover; as a transaction lock it goes with the
+ * transaction's end, whatever ended it (commit, error, cancel).
+ */
+static bool
+try_busy_guard(Oid relid)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, capacity_relid("capacity_policy"), relid, 0);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Columns of a policy follow RENAME COLUMN: the time column is the table's
+ * partition key, the hash column the key of its hash-partitioned periods.
+ * A stale stored name is replaced (and the policy row corrected).
+ */
+static void
+resolve_columns(Rollover *r)
+{
+	Policy	   *pol = r->pol;
+	MemoryContext polcxt = GetMemoryChunkContext(pol);
+	bool		changed = false;
+
+	if (get_attnum(pol->relid, pol->time_column) == InvalidAttrNumber)
 	{
-		TableLayout table_only = {0};
+		char	   *key = partition_key_column(pol->relid);
 
-		table_only.relid = pol->relid;
-		table_only.qualname = qualified_name(pol->relid);
-		emit(sink, &table_only, "skipped_busy", NULL,
-			 "another session is rolling this table over", started);
-		return 0;
+		if (key)
+		{
+			pol->time_column = MemoryContextStrdup(polcxt, key);
+			changed = true;
+		}
 	}
-	/* see what the session that held the lock committed */
-	AcceptInvalidationMessages();
+	r->layout = read_table_layout(pol->relid, pol->time_column);
+	if (pol->hash_column && get_attnum(pol->relid, pol->hash_column) == InvalidAttrNumber)
+	{
+		char	   *key = hash_key_column(r->layout);
 
-	layout = read_table_layout(pol->relid, pol->time_column);
+		if (key == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("matter_capacity: hash column %s of table %s does not exist",
+							quote_identifier(pol->hash_column), r->layout->qualname),
+					 errhint("Name the column again with capacity_manage(%s, ..., hash_column => ...).",
+							 quote_literal_cstr(r->layout->qualname))));
+		pol->hash_column = MemoryContextStrdup(polcxt, key);
+		changed = true;
+	}
+	if (changed && !r->sink->dry_run)
+	{
+		Oid			types[3] = {OIDOID, NAMEOID, NAMEOID};
+		Datum		values[3];
+		char		nulls[3] = {' ', ' ', pol->hash_column ? ' ' : 'n'};
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(layout->owner,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		values[0] = ObjectIdGetDatum(pol->relid);
+		values[1] = DirectFunctionCall1(namein, CStringGetDatum(pol->time_column));
+		values[2] = pol->hash_column ? DirectFunctionCall1(namein, CStringGetDatum(pol->hash_column)) : (Datum) 0;
+		catalog_execute(psprintf("UPDATE %s SET time_column = $2, hash_column = $3, updated_at = pg_catalog.now() "
+								 "WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+								 capacity_object("capacity_policy")),
+						3, types, values, nulls, false);
+	}
+}
+
+/* Did this policy's retention detach a partition of this name? */
+static bool
+detached_by_retention(Oid relid, const char *name)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(name)};
+
+	catalog_execute(psprintf("SELECT 1 FROM %s WHERE table_oid OPERATOR(pg_catalog.=) $1 "
+							 "AND action OPERATOR(pg_catalog.=) 'detached' "
+							 "AND partition_name OPERATOR(pg_catalog.=) $2 LIMIT 1",
+							 capacity_object("capacity_rollover_history")),
+					2, types, values, NULL, true);
+	return SPI_processed > 0;
+}
+
+/*
+ * A leftover this policy owns: a partition its retention detached (or a
+ * hash leaf of one), still there because retention_action is 'detach'.
+ */
+static bool
+is_own_leftover(TableLayout *layout, Oid holder, char kind)
+{
+	if (kind == 'T' || !OidIsValid(holder))
+		return false;
+	if (get_rel_relispartition(holder))
+	{
+		Oid			parent = get_partition_parent(holder, true);
+
+		if (!OidIsValid(parent) || get_rel_relispartition(parent))
+			return false;
+		holder = parent;
+	}
+	return detached_by_retention(layout->relid, get_rel_name(holder));
+}
+
+/* The first name of a period (or of its leaves) already held, or NULL. */
+static const char *
+taken_name(TableLayout *layout, Policy *pol, const char *suffix, Oid *holder, char *kind)
+{
+	char	   *name = partition_relname(layout->relname, suffix);
+	int			r;
+
+	*holder = name_holder(layout->nspid, name, kind);
+	if (OidIsValid(*holder))
+		return name;
+	for (r = 0; pol->hash_column && r < pol->hash_partitions; r++)
+	{
+		name = partition_relname(layout->relname,
+								 psprintf("%s_%s", suffix, hash_leaf_suffix(r, pol->hash_partitions)));
+		*holder = name_holder(layout->nspid, name, kind);
+		if (OidIsValid(*holder))
+			return name;
+	}
+	return NULL;
+}
+
+#define MAX_NAME_VERSIONS 9
+
+/*
+ * Name a new period before anything is built.  Its own name when free;
+ * when a partition this policy's retention detached still holds it (a late
+ * row for a detached period), the next free version "<name>_v2" ...; when
+ * any other relation or type holds a name, nothing is built for the period:
+ * it is reported failed with a hint naming the holder, and its rows wait in
+ * the default partition.  Returns false then.
+ */
+static bool
+choose_names(Rollover *r, NewPeriod *np)
+{
+	TableLayout *layout = r->layout;
+	Policy	   *pol = r->pol;
+	char	   *base = period_suffix(np->p.from, pol->gran);
+	int			v;
+
+	for (v = 1; v <= MAX_NAME_VERSIONS; v++)
+	{
+		char	   *suffix = (v == 1) ? base : psprintf("%s_v%d", base, v);
+		Oid			holder;
+		char		kind;
+		const char *name = taken_name(layout, pol, suffix, &holder, &kind);
+		char	   *holder_q;
+
+		if (name == NULL)
+		{
+			np->suffix = suffix;
+			np->relname = partition_relname(layout->relname, suffix);
+			return true;
+		}
+		if (is_own_leftover(layout, holder, kind))
+			continue;
+		holder_q = kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder);
+		report_failure(r->sink, layout->relid, layout->qualname, np->relname,
+					   ERRCODE_DUPLICATE_TABLE,
+					   psprintf("period [%s, %s): %s %s already holds the name %s and is not a partition of %s",
+								utc_label(np->p.from), utc_label(np->p.to),
+								kind == 'T' ? "type" : "relation", holder_q,
+								quote_identifier(name), layout->qualname),
+					   NULL,
+					   psprintf("Rename or drop %s (it is not managed by matter_capacity); rows of this period wait in the default partition until then.",
+								holder_q));
+		return false;
+	}
+	report_failure(r->sink, layout->relid, layout->qualname, np->relname,
+				   ERRCODE_DUPLICATE_TABLE,
+				   psprintf("period [%s, %s): %d earlier versions of it, detached by retention, hold its names",
+							utc_label(np->p.from), utc_label(np->p.to), MAX_NAME_VERSIONS),
+				   NULL, "Drop or archive the detached tables of this period.");
+	return false;
+}
+
+/*
+ * For capacity_manage: refuse a policy whose default partition or next
+ * periods (at as_of) would need a name another relation or type holds.
+ */
+void
+check_policy_names(Policy *pol, int64 as_of)
+{
+	TableLayout *layout = read_table_layout(pol->relid, pol->time_column);
+	Period		cur = period_containing(as_of, pol->gran);
+	int64		t;
+	int64		horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);
+	Oid			holder;
+	char		kind;
+	const char *name;
+	int			checked = 0;
+
+	if (pol->default_partition && layout->deflt == NULL)
+	{
+		name = partition_relname(layout->relname, "default");
+		holder = name_holder(layout->nspid, name, &kind);
+		if (OidIsValid(holder))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_TABLE),
+					 errmsg("matter_capacity: %s %s already holds the name %s of the default partition of table %s",
+							kind == 'T' ? "type" : "relation",
+							kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
+							quote_identifier(name), layout->qualname),
+					 errhint("Rename or drop it, or attach a default partition of your own, then call capacity_manage() again.")));
+	}
+	check_time_in_range(horizon_end, "now plus premake periods");
+	/* the first periods the next rollover makes; a bounded number of names */
+	for (t = cur.from; t < horizon_end && checked < 10000; t = period_advance(t, pol->gran, 1))
+	{
+		Period		p = {t, period_advance(t, pol->gran, 1)};
+
+		if (find_overlapping(layout, p) != NULL)
+			continue;
+		checked += 1 + (pol->hash_column ? pol->hash_partitions : 0);
+		name = taken_name(layout, pol, period_suffix(t, pol->gran), &holder, &kind);
+		if (name && !is_own_leftover(layout, holder, kind))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_TABLE),
+					 errmsg("matter_capacity: %s %s already holds the name %s of the period [%s, %s) of table %s",
+							kind == 'T' ? "type" : "relation",
+							kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
+							quote_identifier(name), utc_label(p.from), utc_label(p.to), layout->qualname),
+					 errhint("Rename or drop it, then call capacity_manage() again.")));
+	}
+}
+
+/* Was this period given up earlier in this call (per-step mode)? */
+static bool
+given_up(ActionSink *sink, Oid relid, int64 start)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->given_up)
+	{
+		GivenUp    *g = lfirst(lc);
+
+		if (g->relid == relid && g->start == start)
+			return true;
+	}
+	return false;
+}
+
+static void
+give_up(ActionSink *sink, Oid relid, int64 start)
+{
+	MemoryContext old;
+	GivenUp    *g;
+
+	if (!sink->per_step)
+		return;
+	old = MemoryContextSwitchTo(sink->defer_cxt);
+	g = palloc(sizeof(GivenUp));
+	g->relid = relid;
+	g->start = start;
+	sink->given_up = lappend(sink->given_up, g);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Locks one new period takes (the period, its leaves, their indexes and
+ * TOAST tables, row types), estimated from the parent: what the lock
+ * budget of a one-transaction rollover counts.
+ */
+static int
+locks_per_period(TableLayout *layout, Policy *pol)
+{
+	Relation	rel = table_open(layout->relid, AccessShareLock);
+	int			nindexes = list_length(RelationGetIndexList(rel));
+	int			tables = 1 + (pol->hash_column ? pol->hash_partitions : 0);
+
+	table_close(rel, NoLock);
+	/* measured on PostgreSQL 15: about 5 + 2 per index for each table */
+	return tables * (6 + 2 * nindexes) + 4;
+}
+
+/*
+ * Locks a one-transaction rollover may take for new periods: half the
+ * shared lock table (max_locks_per_transaction x (max_connections +
+ * workers + prepared transactions)), so a big premake never ends in "out of
+ * shared memory" and other sessions keep room for theirs.
+ */
+static int64
+lock_budget(void)
+{
+	return (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2;
+}
+
+/*
+ * Steps 1 and 2 in a subtransaction of their own, undone whole when the
+ * locks cannot be had (false) or on an error (re-thrown after the undo).
+ */
+static bool
+build_and_attach(Rollover *r, List *periods, int *attempts)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	AttachBurst burst = {r->layout, r->pol, periods};
+	bool		attached = false;
+	ListCell   *lc;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		foreach(lc, periods)
+			build_standalone(r->layout, r->pol, lfirst(lc));
+		attached = run_bounded(attach_burst, &burst, attempts);
+		if (attached)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return attached;
+}
+
+/*
+ * First phase, guarded: the policy's columns, drops an earlier run left,
+ * and the default partition (without it, out-of-range rows fail).
+ */
+static void
+prepare_table(void *arg)
+{
+	Rollover   *r = arg;
+	Policy	   *pol = r->pol;
+	ActionSink *sink = r->sink;
+	TableLayout *layout;
+
+	resolve_columns(r);
+	layout = r->layout;
+	become_owner(r);
 
 	if (!sink->dry_run)
-		steps += finish_pending_drops(sink, layout, started);
+		r->done += finish_pending_drops(sink, layout, r->started);
 
-	/* The default partition first: without it, out-of-range rows fail. */
 	if (pol->default_partition && layout->deflt == NULL)
 	{
 		char	   *name = partition_relname(layout->relname, "default");
 		AttachBurst b = {layout, pol, NIL};
+		Oid			holder;
+		char		kind;
 
-		if (sink->dry_run)
-			emit(sink, layout, "created", name, "default partition", started);
+		holder = name_holder(layout->nspid, name, &kind);
+		if (OidIsValid(holder))
+		{
+			char	   *holder_q = kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder);
+
+			report_failure(sink, layout->relid, layout->qualname, name, ERRCODE_DUPLICATE_TABLE,
+						   psprintf("default partition: %s %s already holds the name %s",
+									kind == 'T' ? "type" : "relation", holder_q, quote_identifier(name)),
+						   NULL,
+						   psprintf("Rename or drop %s, or attach a default partition of your own (ALTER TABLE %s ATTACH PARTITION ... DEFAULT).",
+									holder_q, layout->qualname));
+		}
+		else if (sink->dry_run)
+			emit(sink, layout, "created", name, "default partition", r->started);
 		else if (run_bounded(create_default_step, &b, NULL))
 		{
-			emit(sink, layout, "created", name, "default partition", started);
-			layout = read_table_layout(pol->relid, pol->time_column);
-			steps++;
+			emit(sink, layout, "created", name, "default partition", r->started);
+			r->done++;
+			r->steps++;
 		}
 		else
-			emit(sink, layout, "skipped_locked", name, "default partition: lock not available", started);
+			emit(sink, layout, "skipped_locked", name, "default partition: lock not available", r->started);
 	}
+	become_caller(r);
+}
+
+/*
+ * Second phase, guarded: the plan of new periods (names checked first),
+ * build and attach; an error undoes all of it and is reported as 'failed'.
+ */
+static void
+plan_and_build(void *arg)
+{
+	Rollover   *r = arg;
+	Policy	   *pol = r->pol;
+	ActionSink *sink = r->sink;
+	TableLayout *layout;
+	int64		horizon_end;
+	int64		lower;
+	int64		t;
+	List	   *buckets;
+	List	   *periods = NIL;
+	List	   *named = NIL;
+	ListCell   *lc;
+
+	/* afresh: what the first phase made (or undid) */
+	layout = r->layout = read_table_layout(pol->relid, pol->time_column);
+	become_owner(r);
 
 	/* What is wanted: current period and premake ahead ... */
-	cur = period_containing(sink->as_of, pol->gran);
-	horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);
+	r->cur = period_containing(sink->as_of, pol->gran);
+	horizon_end = period_advance(r->cur.from, pol->gran, pol->premake + 1);
 	check_time_in_range(horizon_end, "as_of plus premake periods");
-	for (t = cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
+	for (t = r->cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
 	{
 		Period		p = {t, period_advance(t, pol->gran, 1)};
 
@@ -576,48 +1131,43 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 			add_new_period(&periods, layout, pol, t);
 	}
 
-	/* ... and past periods the policy covers that have rows waiting. */
+	/*
+	 * ... and past periods the policy covers that have rows waiting: back to
+	 * the retention cutoff, or, for a table kept forever, any period (a late
+	 * row older than the first period gets its period too, so no row stays
+	 * in the default partition for good and later attaches need not scan it).
+	 */
 	if (pol->retention)
 	{
-		cutoff = DatumGetTimestamp(DirectFunctionCall2(timestamp_mi_interval,
-													   TimestampGetDatum(sink->as_of),
-													   IntervalPGetDatum(pol->retention)));
-		lower = period_floor(cutoff, pol->gran);
+		r->cutoff = DatumGetTimestamp(DirectFunctionCall2(timestamp_mi_interval,
+														  TimestampGetDatum(sink->as_of),
+														  IntervalPGetDatum(pol->retention)));
+		lower = period_floor(r->cutoff, pol->gran);
 	}
 	else
-	{
-		lower = cur.from;
-		foreach(lc, layout->parts)
-		{
-			PartInfo   *pi = lfirst(lc);
-
-			if (!pi->from_unbounded && pi->from < lower)
-				lower = pi->from;
-		}
-	}
+		lower = PG_INT64_MIN;
 	buckets = read_default_buckets(layout, pol->gran);
 	foreach(lc, buckets)
 	{
 		Bucket	   *b = lfirst(lc);
 		NewPeriod  *np = NULL;
 
-		if (!b->is_null && b->start >= lower && b->start < horizon_end)
+		if (!b->is_null && b->start >= lower && b->start < horizon_end &&
+			period_time_supported(b->start))
 		{
 			Period		p = period_containing(b->start, pol->gran);
 
 			np = find_new_period(periods, p.from);
-			if (np == NULL && find_overlapping(layout, p) == NULL)
+			if (np == NULL && find_overlapping(layout, p) == NULL &&
+				period_time_supported(p.from))
 				np = add_new_period(&periods, layout, pol, p.from);
 		}
 		if (np)
 			np->default_rows += b->rows;
 		else
-			kept_rows += b->rows;
+			r->kept_rows += b->rows;
 	}
 	list_sort(periods, cmp_new_periods);
-	if (step_limit > 0 && list_length(periods) > step_limit - steps)
-		periods = list_truncate(periods, Max(step_limit - steps, 0));
-	steps += list_length(periods);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -628,10 +1178,55 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 
 			/* a historical partition left by a conversion is never retired */
 			if (!pi->from_unbounded && !pi->to_unbounded &&
-				pi->to <= cutoff && pi->to <= cur.from)
-				expired = lappend(expired, pi);
+				pi->to <= r->cutoff && pi->to <= r->cur.from)
+				r->expired = lappend(r->expired, pi);
 		}
 	}
+
+	/* Names first: a period whose name is held elsewhere is not built. */
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (given_up(sink, layout->relid, np->p.from))
+			continue;
+		if (r->step_limit > 0 && list_length(named) >= r->step_limit - r->steps)
+			break;
+		if (choose_names(r, np))
+			named = lappend(named, np);
+		else
+		{
+			give_up(sink, layout->relid, np->p.from);
+			r->kept_rows += np->default_rows;
+		}
+	}
+	periods = named;
+
+	/*
+	 * One transaction can hold only so many locks: beyond the budget, the
+	 * periods are left to the next call (and said so).
+	 */
+	if (r->step_limit == 0 && periods != NIL)
+	{
+		int			per = locks_per_period(layout, pol);
+		int64		room = lock_budget() - sink->locks_used;
+		int			fit = (int) Max(Min(room / per, (int64) list_length(periods)), 0);
+
+		if (fit < list_length(periods))
+		{
+			NewPeriod  *first_left = list_nth(periods, fit);
+			int			left = list_length(periods) - fit;
+
+			periods = list_truncate(periods, fit);
+			emit(sink, layout, "deferred", first_left->relname,
+				 psprintf("%d more %s from %s left for the next call: one transaction may take about " INT64_FORMAT " locks (max_locks_per_transaction = %d) and each period takes about %d; run the rollover again or CALL capacity_rollover_proc(), which commits period by period",
+						  left, left == 1 ? "period" : "periods", utc_label(first_left->p.from),
+						  lock_budget(), max_locks_per_xact, per),
+				 r->started);
+		}
+		sink->locks_used += (int64) per * list_length(periods);
+	}
+	r->steps += list_length(periods);
 
 	if (sink->dry_run)
 	{
@@ -639,33 +1234,17 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		{
 			NewPeriod  *np = lfirst(lc);
 
-			emit(sink, layout, "created", np->relname, period_detail(pol, np), started);
+			emit(sink, layout, "created", np->relname, period_detail(pol, np), r->started);
 			if (np->default_rows > 0)
 				emit(sink, layout, "moved_rows", np->relname,
 					 rows_from_default(np->default_rows),
-					 started);
+					 r->started);
 		}
 	}
 	else if (periods != NIL)
 	{
-		AttachBurst burst = {layout, pol, periods};
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
 		int			attempts = 0;
-		bool		attached;
-
-		/* Steps 1 and 2 in a subtransaction, undone whole if locks fail. */
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		foreach(lc, periods)
-			build_standalone(layout, pol, lfirst(lc));
-		attached = run_bounded(attach_burst, &burst, &attempts);
-		if (attached)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		bool		attached = build_and_attach(r, periods, &attempts);
 
 		foreach(lc, periods)
 		{
@@ -676,50 +1255,132 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 				emit(sink, layout, "skipped_locked", np->relname,
 					 psprintf("locks on %s not available after %d attempts of %d ms",
 							  layout->qualname, attempts, mc_lock_timeout_ms),
-					 started);
+					 r->started);
 				continue;
 			}
-			emit(sink, layout, "created", np->relname, period_detail(pol, np), started);
+			r->done++;
+			emit(sink, layout, "created", np->relname, period_detail(pol, np), r->started);
 			if (np->moved > 0)
 				emit(sink, layout, "moved_rows", np->relname,
 					 rows_from_default(np->moved),
-					 started);
+					 r->started);
 		}
 	}
+	become_caller(r);
+}
 
-	foreach(lc, expired)
+/* Argument of retire_one. */
+typedef struct Retire
+{
+	Rollover   *r;
+	PartInfo   *pi;
+} Retire;
+
+/* Retention of one period, guarded on its own. */
+static void
+retire_one(void *arg)
+{
+	Retire	   *a = arg;
+	Rollover   *r = a->r;
+	ActionSink *sink = r->sink;
+	TableLayout *layout = r->layout;
+	PartInfo   *pi = a->pi;
+	DetachStep	d = {layout->qualname, qualified_name(pi->relid), r->pol->retention_drop, pi->relid};
+	char	   *relname = get_rel_name(pi->relid);
+	char	   *detail = psprintf("ended %s, before the retention cutoff %s",
+								  utc_label(pi->to), utc_label(r->cutoff));
+
+	become_owner(r);
+	if (sink->defer_detach && !r->pol->default_partition && !sink->dry_run)
+		defer_detach(sink, layout, &d, relname, detail);
+	else if (sink->dry_run)
+		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
+	else if (run_bounded(detach_step, &d, NULL))
 	{
-		PartInfo   *pi = lfirst(lc);
-		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop, pi->relid};
-		char	   *relname = get_rel_name(pi->relid);
-		char	   *detail = psprintf("ended %s, before the retention cutoff %s",
-									  utc_label(pi->to), utc_label(cutoff));
+		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
+		r->done++;
+	}
+	else
+		emit(sink, layout, "skipped_locked", relname,
+			 psprintf("retention: lock on %s not available", layout->qualname), r->started);
+	become_caller(r);
+}
 
-		if (sink->defer_detach && !pol->default_partition && !sink->dry_run)
-		{
-			defer_detach(sink, layout, &d, relname, detail);
-			continue;
-		}
-		if (step_limit > 0 && steps >= step_limit)
+/*
+ * Roll one table over at sink->as_of.  Does at most step_limit units of
+ * work (a period attached, a partition detached) when step_limit > 0, so
+ * the procedure can commit between them.  Returns the units done.  The
+ * caller has connected SPI, pinned search_path and checked ownership; DDL
+ * runs as the table's owner so new partitions belong to it.
+ *
+ * No error escapes (but a cancel): whatever fails is rolled back to where
+ * it began and reported as a 'failed' row, and the caller goes on with the
+ * next table.
+ */
+int
+rollover_table(Policy *pol, ActionSink *sink, int step_limit)
+{
+	Rollover	r = {0};
+	char	   *qualname = qualified_name(pol->relid);
+	ListCell   *lc;
+
+	INSTR_TIME_SET_CURRENT(r.started);
+	sink->reported_ms = 0;
+	r.pol = pol;
+	r.sink = sink;
+	r.step_limit = step_limit;
+	GetUserIdAndSecContext(&r.save_userid, &r.save_sec);
+
+	/* a bad as_of is the caller's error, not the table's */
+	check_time_in_range(period_advance(period_floor(sink->as_of, pol->gran), pol->gran,
+									   pol->premake + 1),
+						"as_of plus premake periods");
+
+	if (!sink->dry_run && !try_busy_guard(pol->relid))
+	{
+		TableLayout table_only = {0};
+
+		table_only.relid = pol->relid;
+		table_only.qualname = qualname;
+		emit(sink, &table_only, "skipped_busy", NULL,
+			 "another session is rolling this table over", r.started);
+		return 0;
+	}
+	/* see what the session that held the guard committed */
+	AcceptInvalidationMessages();
+
+	(void) run_guarded(sink, pol->relid, qualname, NULL, prepare_table, &r);
+	become_caller(&r);
+	if (r.layout == NULL)
+		return r.done;			/* the table cannot even be read: reported */
+	if (sink->per_step && sink->stop_table)
+		return r.done;
+	(void) run_guarded(sink, pol->relid, qualname, NULL, plan_and_build, &r);
+	become_caller(&r);
+
+	foreach(lc, r.expired)
+	{
+		Retire		a = {&r, lfirst(lc)};
+
+		if (step_limit > 0 && r.steps >= step_limit)
 			break;
-		steps++;
-		if (sink->dry_run)
-			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
-		else if (run_bounded(detach_step, &d, NULL))
-			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
-		else
-			emit(sink, layout, "skipped_locked", relname,
-				 psprintf("retention: lock on %s not available", layout->qualname), started);
+		if (sink->stop_table)
+			break;
+		if (!(sink->defer_detach && !pol->default_partition && !sink->dry_run))
+			r.steps++;
+		(void) run_guarded(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
 	}
 
-	if (kept_rows > 0 && (step_limit == 0 || steps < step_limit))
+	if (r.kept_rows > 0 && r.layout->deflt && (step_limit == 0 || r.steps < step_limit))
+	{
+		TableLayout *layout = r.layout;
+
 		emit(sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
 			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
-					  kept_rows),
-			 started);
-
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return steps;
+					  r.kept_rows),
+			 r.started);
+	}
+	return r.done;
 }
 
 /* (tbl, as_of, dry_run) of both entry points; returns tbl or InvalidOid. */
@@ -812,6 +1473,7 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 	bool		nonatomic = (commit != NULL);
 
 	sink->defer_detach = nonatomic && !sink->dry_run;
+	sink->per_step = nonatomic && !sink->dry_run;
 	sink->defer_cxt = mcxt;
 	pols = policies_for_call(relid, mcxt);
 	foreach(lc, pols)
@@ -820,6 +1482,12 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 
 		if (!OidIsValid(relid) && !caller_owns_table(pol->relid))
 			continue;
+		/*
+		 * One unit per transaction until the table has nothing left, or a
+		 * unit could not get its locks or failed: that one is not tried
+		 * again in this call (it waits for the next), like the function.
+		 */
+		sink->stop_table = false;
 		for (;;)
 		{
 			int			nest = pin_search_path();
@@ -827,7 +1495,7 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 
 			done = rollover_table(pol, sink, (nonatomic && !sink->dry_run) ? 1 : 0);
 			AtEOXact_GUC(true, nest);
-			if (!nonatomic || sink->dry_run || done == 0)
+			if (!nonatomic || sink->dry_run || done == 0 || sink->stop_table)
 				break;
 			commit();
 		}

@@ -31,7 +31,26 @@ typedef struct ActionSink
 	bool		defer_detach;
 	List	   *deferred;
 	MemoryContext defer_cxt;
+
+	/* Per-step mode (procedure, worker): one unit per transaction. */
+	bool		per_step;
+	bool		stop_table;		/* a unit got no locks or failed: next table */
+	List	   *given_up;		/* GivenUp *, in defer_cxt: not tried again */
+
+	/* Actions of a guarded section are shown once it succeeded. */
+	bool		buffering;
+	List	   *buffered;
+	MemoryContext buffer_cxt;
+
+	/* Function form: locks the periods built so far take (lock budget). */
+	int64		locks_used;
 } ActionSink;
+
+typedef struct GivenUp
+{
+	Oid			relid;
+	int64		start;
+} GivenUp;
 
 typedef struct DeferredDetach
 {
@@ -46,6 +65,7 @@ typedef struct DeferredDetach
 
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
 extern void run_deferred_detaches(ActionSink *sink);
+extern void check_policy_names(Policy *pol, int64 as_of);
 typedef void (*CommitStep) (void);
 extern void rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit,
 							  MemoryContext mcxt);

@@ -186,8 +186,13 @@ run_task(const char *name, WorkerTask task)
 		MemoryContextSwitchTo(oldcxt);
 		EmitErrorReport();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		/* the SPI stack is reset by the abort */
+
+		/*
+		 * Out of every (sub)transaction a task may have left open: the
+		 * abort restores the user id, security context, GUCs and SPI stack
+		 * as they were before the task, so the next task starts clean.
+		 */
+		AbortOutOfAnyTransaction();
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
