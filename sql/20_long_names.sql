@@ -17,7 +17,7 @@ SELECT action, count(*) FROM capacity_rollover('customer_interaction_events_arch
 CREATE TABLE customer_interaction_events_archive_partitioned_by_time_table_a (id bigint, org int NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at, org)) PARTITION BY RANGE (at);
 CREATE TABLE customer_interaction_events_archive_partitioned_by_time_table_b (id bigint, org int NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at, org)) PARTITION BY RANGE (at);
 SELECT capacity_manage('customer_interaction_events_archive_partitioned_by_time_table_a', 'at', 'day', 'org', 128, premake => 1);
-SELECT capacity_manage('customer_interaction_events_archive_partitioned_by_time_table_b', 'at', 'day', 'org', 128, premake => 1);
+SELECT capacity_manage('customer_interaction_events_archive_partitioned_by_time_table_b', 'at', 'day', 'org', 4, premake => 1);
 SELECT action, count(*) FROM capacity_rollover('customer_interaction_events_archive_partitioned_by_time_table_a', as_of => '2026-06-01 00:00+00') GROUP BY 1 ORDER BY 1;
 SELECT action, count(*) FROM capacity_rollover('customer_interaction_events_archive_partitioned_by_time_table_b', as_of => '2026-06-01 00:00+00') GROUP BY 1 ORDER BY 1;
 
