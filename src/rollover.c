@@ -1499,6 +1499,9 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 				break;
 			commit();
 		}
+		/* each table in transactions of its own (the worker samples between) */
+		if (nonatomic && !sink->dry_run)
+			commit();
 		if (sink->deferred != NIL)
 		{
 			/* release every lock this backend holds, then detach */

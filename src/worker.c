@@ -77,13 +77,34 @@ task_sample(void)
 	AtEOXact_GUC(true, nest);
 }
 
-/* Between two rollover steps: commit, and start afresh with a snapshot. */
+static void run_task(const char *name, WorkerTask task);
+
+/* When the next sampling is due; a long rollover samples between its steps. */
+static TimestampTz next_sample = 0;
+
+static void
+sample_if_due(void)
+{
+	if (GetCurrentTimestamp() < next_sample)
+		return;
+	run_task("matter_capacity: sampling", task_sample);
+	next_sample = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  (int64) mc_sample_interval_s * 1000);
+}
+
+/*
+ * Between two rollover steps: commit, sample if that is due (so tables
+ * skipped behind long readers never delay sampling by more than a step),
+ * and start afresh with a snapshot.
+ */
 static void
 worker_commit_step(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	sample_if_due();
+	pgstat_report_activity(STATE_RUNNING, "matter_capacity: rollover");
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -203,7 +224,6 @@ run_task(const char *name, WorkerTask task)
 void
 capacity_worker_main(Datum arg)
 {
-	TimestampTz next_sample = 0;
 	TimestampTz next_rollover = 0;
 	TimestampTz next_explain = 0;
 	TimestampTz next_backfill = 0;
@@ -230,12 +250,7 @@ capacity_worker_main(Datum arg)
 		}
 
 		now = GetCurrentTimestamp();
-		if (now >= next_sample)
-		{
-			run_task("matter_capacity: sampling", task_sample);
-			next_sample = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													  (int64) mc_sample_interval_s * 1000);
-		}
+		sample_if_due();
 		/* backfills progress a slice per sampling round */
 		if (mc_backfill_batches > 0 && now >= next_backfill)
 		{

@@ -70,9 +70,19 @@ wait_for 10 '[ "$(parts orders)" -ge 4 ]'
 ok $? "once the obstacle is gone the worker makes the period by itself"
 
 # --- part B: a long reader on a table that needs a new period ----------------
-q -c "SELECT capacity_manage('other', 'at', 'day', premake => 6)" >/dev/null
+# (three such tables: sampling must not wait for all of them)
+q <<'SQL' >/dev/null
+CREATE TABLE other2 (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE other3 (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('other2', 'at', 'day', premake => 2);
+SELECT capacity_manage('other3', 'at', 'day', premake => 2);
+SQL
+wait_for 10 '[ "$(parts other2)" -ge 4 ] && [ "$(parts other3)" -ge 4 ]'
+q -c "SELECT capacity_manage('other', 'at', 'day', premake => 6)" \
+  -c "SELECT capacity_manage('other2', 'at', 'day', premake => 6)" \
+  -c "SELECT capacity_manage('other3', 'at', 'day', premake => 6)" >/dev/null
 n_before=$(parts other)
-q -c "BEGIN" -c "SELECT count(*) FROM other" -c "SELECT pg_sleep(14)" -c "COMMIT" >/dev/null &
+q -c "BEGIN" -c "SELECT count(*) FROM other, other2, other3" -c "SELECT pg_sleep(14)" -c "COMMIT" >/dev/null &
 reader=$!
 sleep 1
 t0=$(q -c "SELECT now()")
@@ -82,7 +92,7 @@ gap=$(q -c "SELECT coalesce(max(d), 99) FROM (SELECT extract(epoch FROM sampled_
 n=$(q -c "SELECT count(DISTINCT sampled_at) FROM capacity_sample WHERE indicator = 'database_bytes' AND sampled_at > '$t0'")
 echo "# behind the reader: $n samplings in 10 s, longest gap ${gap}s"
 [ "$n" -ge 4 ] && awk "BEGIN { exit !($gap <= 3.5) }"
-ok $? "behind a long reader the worker keeps sampling on time ($n samplings in 10 s, longest gap ${gap}s)"
+ok $? "behind a long reader on three tables the worker keeps sampling on time ($n samplings in 10 s, longest gap ${gap}s)"
 [ "$(parts other)" = "$n_before" ] && [ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE table_name = 'public.other' AND action = 'skipped_locked'")" -ge 1 ]
 ok $? "the blocked table is skipped (skipped_locked), not waited for"
 [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type <> 'matter_capacity'")" = 0 ]
