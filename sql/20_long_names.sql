@@ -67,3 +67,27 @@ SELECT action, count(*) > 0 AS some, count(*) < 600 AS not_all
 SELECT detail ~ '^\d+ more periods from \d{4}-\d\d-\d\d left for the next call' AS says_what_is_left
   FROM capacity_rollover_log WHERE table_name = 'names.huge' AND action = 'deferred';
 DROP TABLE huge;
+
+-- online conversion of live tables with long names (63 bytes, ASCII and
+-- multibyte): its renamed table, indexes and default partition fit and never
+-- collide (refused with "already exists" before)
+CREATE TABLE customer_interaction_events_archive_not_yet_partitioned_tbl_x (id bigint, at timestamptz NOT NULL, PRIMARY KEY (id, at));
+INSERT INTO customer_interaction_events_archive_not_yet_partitioned_tbl_x SELECT g, '2026-05-20'::timestamptz + g * interval '1 minute' FROM generate_series(1, 100) g;
+CALL capacity_convert('customer_interaction_events_archive_not_yet_partitioned_tbl_x', 'at', 'week', premake => 1, as_of => '2026-06-01 00:00+00');
+SELECT partition_name, octet_length(partition_name::text) AS bytes, range_from, range_to FROM capacity_partitions
+ WHERE table_name = 'customer_interaction_events_archive_not_yet_partitioned_tbl_x'::regclass AND level = 1 ORDER BY range_from NULLS FIRST;
+CREATE TABLE "受注明細履歴受注明細履歴受注明細履歴受注明細履" (id bigint, at timestamptz NOT NULL, PRIMARY KEY (id, at));
+SELECT octet_length('受注明細履歴受注明細履歴受注明細履歴受注明細履') AS bytes;
+INSERT INTO "受注明細履歴受注明細履歴受注明細履歴受注明細履" SELECT g, '2026-05-20'::timestamptz + g * interval '1 minute' FROM generate_series(1, 100) g;
+CALL capacity_convert('"受注明細履歴受注明細履歴受注明細履歴受注明細履"', 'at', 'week', premake => 1, as_of => '2026-06-01 00:00+00');
+SELECT c.relname, octet_length(c.relname) AS bytes, c.relkind FROM pg_class c
+ WHERE c.relnamespace = 'names'::regnamespace AND c.relname LIKE '受注%' ORDER BY 1;
+SELECT count(*) AS rows_after FROM "受注明細履歴受注明細履歴受注明細履歴受注明細履";
+CALL capacity_convert_backfill('"受注明細履歴受注明細履歴受注明細履歴受注明細履"');
+SELECT count(*) AS rows_after_backfill, count(DISTINCT tableoid) AS partitions_holding_rows FROM "受注明細履歴受注明細履歴受注明細履歴受注明細履";
+SELECT octet_length(capacity_derived_name(repeat('受', 21), 'historical')) AS derived_bytes,
+       capacity_derived_name(repeat('x', 63) || 'a', 'conv') <> capacity_derived_name(repeat('x', 63) || 'b', 'conv') AS distinct_for_distinct_bases;
+SET client_min_messages = warning;
+DROP SCHEMA names CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS conversions_left FROM capacity_conversion;

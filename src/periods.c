@@ -327,6 +327,26 @@ capacity_partition_name(PG_FUNCTION_ARGS)
 }
 
 /*
+ * capacity_derived_name(base text, suffix text) RETURNS text: base_suffix,
+ * shortened as partition names are, for the other names derived from a
+ * table's (the conversion's renamed table, its indexes, its default).
+ */
+PG_FUNCTION_INFO_V1(capacity_derived_name);
+
+Datum
+capacity_derived_name(PG_FUNCTION_ARGS)
+{
+	char	   *suffix = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	if (strlen(suffix) > 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("matter_capacity: name suffix \"%s\" is longer than 32 bytes", suffix),
+				 errhint("Derived names keep room for a part of the base name and its hash.")));
+	PG_RETURN_TEXT_P(cstring_to_text(partition_relname(text_to_cstring(PG_GETARG_TEXT_PP(0)), suffix)));
+}
+
+/*
  * capacity_period_start(t timestamptz, granularity text, n int DEFAULT 0)
  *		RETURNS timestamptz: start of the period containing t, moved n
  *		periods on (n = 1: the next period's start).

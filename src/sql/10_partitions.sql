@@ -108,6 +108,13 @@ AS 'MODULE_PATHNAME', 'capacity_partition_name';
 COMMENT ON FUNCTION @extschema@.capacity_partition_name IS
     'The name the rollover gives the period partition of base containing period_start (or its hash leaf).';
 
+CREATE FUNCTION @extschema@.capacity_derived_name(base text, suffix text)
+RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_derived_name';
+COMMENT ON FUNCTION @extschema@.capacity_derived_name IS
+    'base_suffix, shortened as partition names are (at most 62 bytes, whole characters, a hash of base): names the conversion derives.';
+
 CREATE FUNCTION @extschema@.capacity_period_start(t timestamptz, granularity text, n integer DEFAULT 0)
 RETURNS timestamptz
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
