@@ -1321,9 +1321,12 @@ int
 rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 {
 	Rollover	r = {0};
-	char	   *qualname = qualified_name(pol->relid);
+	char	   *qualname;
 	ListCell   *lc;
 
+	if (get_rel_name(pol->relid) == NULL)
+		return 0;				/* dropped since the policies were read */
+	qualname = qualified_name(pol->relid);
 	INSTR_TIME_SET_CURRENT(r.started);
 	sink->reported_ms = 0;
 	r.pol = pol;
