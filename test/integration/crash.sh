@@ -86,9 +86,13 @@ check_after() {  # check_after TABLE LABEL
     h=$(half_made "$tbl" 8); o=$(orphans "$tbl"); r=$(rows "$tbl")
     [ "$h" = 0 ] && [ "$o" = 0 ]; ok $? "$label: no half-made period ($h) and no orphaned table ($o)"
     [ "$r" = "$BEFORE" ]; ok $? "$label: every row is still there ($r)"
-    q -c "SELECT count(*) FROM capacity_rollover('\"$tbl\"', as_of => '2026-11-22 00:00+00')" >/dev/null 2>&1
+    # one call builds what fits in the lock table and reports the rest 'deferred'
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        d=$(q -c "SELECT count(*) FROM capacity_rollover('\"$tbl\"', as_of => '2026-11-22 00:00+00') WHERE action = 'deferred'" 2>/dev/null)
+        [ "$d" = 0 ] && break
+    done
     n=$(periods "$tbl")
-    [ "$n" = 602 ] && [ "$(half_made "$tbl" 8)" = 0 ]; ok $? "$label: the next rollover completes (601 periods + the old one: $n)"
+    [ "$n" = 602 ] && [ "$(half_made "$tbl" 8)" = 0 ]; ok $? "$label: the next rollovers complete (601 periods + the old one: $n)"
 }
 
 # --- 1. kill -9 of a backend in capacity_rollover() -----------------------
