@@ -125,6 +125,7 @@ q -d postgres -c "ALTER SYSTEM SET matter_capacity.rollover_interval = 2" -c "SE
 wait_for 60 '[ "$(periods Big4)" -gt 20 ]'
 wpid=$(worker); n0=$(periods Big4)
 kill -9 "$wpid"
+sleep 1   # let the postmaster see the death and restart first, or server_up can answer before it
 wait_for 60 server_up
 n1=$(periods Big4)
 [ -n "$wpid" ] && [ "$n0" -lt 1000 ] && [ "$n1" -lt 1000 ]; ok $? "kill -9 of the worker while it rolled Big4 over ($n1 of 1001 periods + the old one made)"
