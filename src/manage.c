@@ -158,13 +158,14 @@ capacity_manage(PG_FUNCTION_ARGS)
 		Oid			owner = get_rel_owner_oid(relid);
 		Oid			nsp = get_rel_namespace(relid);
 
-		if (pg_namespace_aclcheck(nsp, owner, ACL_CREATE) != ACLCHECK_OK)
+		if (pg_namespace_aclcheck(nsp, owner, ACL_CREATE) != ACLCHECK_OK ||
+			pg_namespace_aclcheck(nsp, owner, ACL_USAGE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("matter_capacity: owner %s of table %s cannot create tables in schema %s",
 							quote_identifier(GetUserNameFromId(owner, false)), table,
 							quote_identifier(get_namespace_name(nsp))),
-					 errhint("Partitions are created as the table's owner: GRANT CREATE ON SCHEMA %s TO %s.",
+					 errhint("Partitions are created as the table's owner: GRANT USAGE, CREATE ON SCHEMA %s TO %s.",
 							 quote_identifier(get_namespace_name(nsp)),
 							 quote_identifier(GetUserNameFromId(owner, false)))));
 	}
