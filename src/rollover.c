@@ -736,8 +736,8 @@ static void
 resolve_columns(Rollover *r)
 {
 	Policy	   *pol = r->pol;
-	MemoryContext polcxt = GetMemoryChunkContext(pol);
 	bool		changed = false;
+	TableLayout *layout;
 
 	if (get_attnum(pol->relid, pol->time_column) == InvalidAttrNumber)
 	{
@@ -745,23 +745,24 @@ resolve_columns(Rollover *r)
 
 		if (key)
 		{
-			pol->time_column = MemoryContextStrdup(polcxt, key);
+			/* a policy read from the catalog lives in the caller's long-lived context */
+			pol->time_column = MemoryContextStrdup(GetMemoryChunkContext(pol), key);
 			changed = true;
 		}
 	}
-	r->layout = read_table_layout(pol->relid, pol->time_column);
+	layout = read_table_layout(pol->relid, pol->time_column);
 	if (pol->hash_column && get_attnum(pol->relid, pol->hash_column) == InvalidAttrNumber)
 	{
-		char	   *key = hash_key_column(r->layout);
+		char	   *key = hash_key_column(layout);
 
 		if (key == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("matter_capacity: hash column %s of table %s does not exist",
-							quote_identifier(pol->hash_column), r->layout->qualname),
+							quote_identifier(pol->hash_column), layout->qualname),
 					 errhint("Name the column again with capacity_manage(%s, ..., hash_column => ...).",
-							 quote_literal_cstr(r->layout->qualname))));
-		pol->hash_column = MemoryContextStrdup(polcxt, key);
+							 quote_literal_cstr(layout->qualname))));
+		pol->hash_column = MemoryContextStrdup(GetMemoryChunkContext(pol), key);
 		changed = true;
 	}
 	if (changed && !r->sink->dry_run)
@@ -778,6 +779,7 @@ resolve_columns(Rollover *r)
 								 capacity_object("capacity_policy")),
 						3, types, values, nulls, false);
 	}
+	r->layout = layout;			/* only once the table is readable as a policy */
 }
 
 /* Did this policy's retention detach a partition of this name? */
