@@ -70,7 +70,8 @@ DROP TABLE huge;
 
 -- online conversion of live tables with long names (63 bytes, ASCII and
 -- multibyte): its renamed table, indexes and default partition fit and never
--- collide (refused with "already exists" before)
+-- collide (refused with "already exists" before); its NOTICEs carry timings
+SET client_min_messages = warning;
 CREATE TABLE customer_interaction_events_archive_not_yet_partitioned_tbl_x (id bigint, at timestamptz NOT NULL, PRIMARY KEY (id, at));
 INSERT INTO customer_interaction_events_archive_not_yet_partitioned_tbl_x SELECT g, '2026-05-20'::timestamptz + g * interval '1 minute' FROM generate_series(1, 100) g;
 CALL capacity_convert('customer_interaction_events_archive_not_yet_partitioned_tbl_x', 'at', 'week', premake => 1, as_of => '2026-06-01 00:00+00');
@@ -85,6 +86,7 @@ SELECT c.relname, octet_length(c.relname) AS bytes, c.relkind FROM pg_class c
 SELECT count(*) AS rows_after FROM "受注明細履歴受注明細履歴受注明細履歴受注明細履";
 CALL capacity_convert_backfill('"受注明細履歴受注明細履歴受注明細履歴受注明細履"');
 SELECT count(*) AS rows_after_backfill, count(DISTINCT tableoid) AS partitions_holding_rows FROM "受注明細履歴受注明細履歴受注明細履歴受注明細履";
+RESET client_min_messages;
 SELECT octet_length(capacity_derived_name(repeat('受', 21), 'historical')) AS derived_bytes,
        capacity_derived_name(repeat('x', 63) || 'a', 'conv') <> capacity_derived_name(repeat('x', 63) || 'b', 'conv') AS distinct_for_distinct_bases;
 SET client_min_messages = warning;

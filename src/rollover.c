@@ -174,10 +174,11 @@ report_failure(ActionSink *sink, Oid relid, const char *qualname, const char *pa
 			   int sqlerrcode, const char *message, const char *errdetail_text,
 			   const char *hint)
 {
-	char	   *detail = psprintf("%s%s%s%s; hint: %s", message,
+	char	   *detail = psprintf("%s%s%s%s (SQLSTATE %s); hint: %s", message,
 								  errdetail_text ? " (" : "",
 								  errdetail_text ? errdetail_text : "",
-								  errdetail_text ? ")" : "", hint);
+								  errdetail_text ? ")" : "",
+								  unpack_sql_state(sqlerrcode), hint);
 
 	ereport(WARNING,
 			(errcode(sqlerrcode),
