@@ -1058,7 +1058,25 @@ prepare_table(void *arg)
 	Policy	   *pol = r->pol;
 	ActionSink *sink = r->sink;
 	TableLayout *layout;
+	LockRequest req = {1, {pol->relid}, {AccessShareLock}};
+	int			attempts = 0;
 
+	/*
+	 * Even reading the table waits for a session that holds it exclusively
+	 * (an ALTER TABLE of a migration): bounded like every other lock.
+	 */
+	if (!run_bounded(lock_relation_step, &req, &attempts))
+	{
+		TableLayout table_only = {0};
+
+		table_only.relid = pol->relid;
+		table_only.qualname = qualified_name(pol->relid);
+		emit(sink, &table_only, "skipped_locked", NULL,
+			 psprintf("the table itself is locked by another session: not available after %d attempts of %d ms",
+					  attempts, mc_lock_timeout_ms),
+			 r->started);
+		return;					/* r->layout stays NULL: nothing more for it */
+	}
 	resolve_columns(r);
 	layout = r->layout;
 	become_owner(r);

@@ -135,6 +135,18 @@ grep -q 'canceling statement' "$W/cancelled.out" && ! grep -q skipped_busy "$W/a
 ok $? "a cancelled rollover releases its guard: the next one works while the cancelled session lives ($(tr '\n' ' ' <"$W/after_cancel.out"))"
 wait "$victim"
 
+# a session holding the table exclusively (a migration's ALTER TABLE): even
+# reading its layout is bounded
+q -c "BEGIN" -c "LOCK TABLE hot IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null &
+locker=$!
+sleep 0.5
+start=$(date +%s%N)
+q -c "SELECT action FROM capacity_rollover('hot', as_of => '2026-06-05 00:00+00')" >"$W/exclusive.out" 2>&1
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$ms" -lt 4000 ] && grep -q skipped_locked "$W/exclusive.out" && ! grep -q ERROR "$W/exclusive.out"
+ok $? "a table held exclusively by another session is skipped_locked after the retries (${ms} ms)"
+wait "$locker"
+
 # --- security 08: no other role can hold the busy guard -----------------------
 q -c "CREATE ROLE outsider LOGIN" >/dev/null
 oid=$(q -c "SELECT 'hot'::regclass::oid")
