@@ -14,6 +14,22 @@ AS 'MODULE_PATHNAME', 'capacity_register_probe';
 COMMENT ON FUNCTION @extschema@.capacity_register_probe IS
     'Register a probe: a single SELECT returning one number or (labels jsonb, value) rows, run as its owner.';
 
+-- Mutating functions refuse on a hot standby before they try to write,
+-- like the C entry points (require_not_in_recovery): 25006, naming recovery.
+CREATE FUNCTION @extschema@.capacity_refuse_in_recovery(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'matter_capacity: cannot % while the server is in recovery', what
+            USING ERRCODE = '25006',
+                  HINT = 'Run it on the primary; views, capacity_stage() and capacity_forecast() work on a standby.';
+    END IF;
+END
+$$;
+
 -- An indicator only the application can see (webhook p99, KMS call rate ...).
 CREATE FUNCTION @extschema@.capacity_register_push(indicator text, unit text DEFAULT NULL,
                                                    description text DEFAULT NULL)
@@ -24,6 +40,7 @@ AS $$
 DECLARE
     existing text;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('register a pushed indicator');
     IF indicator IS NULL OR indicator !~ '^[a-z][a-z0-9_]*$' OR length(indicator) > 63 THEN
         RAISE EXCEPTION 'matter_capacity: indicator name "%" is not valid', indicator
             USING ERRCODE = '42602',
@@ -59,6 +76,7 @@ AS $$
 DECLARE
     kind text;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
     IF kind IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
@@ -96,6 +114,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('set a pool size');
     IF role_name IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: role must not be NULL'
             USING ERRCODE = '22004', HINT = 'Name the role whose pool size you set.';

@@ -120,6 +120,9 @@ ok $? "capacity_forecast() gives the same rows after restore ($(wc -l <"$W/forec
 dq -d app -c "SELECT count(*), sum(id) FROM \"Event\"" -c "SELECT count(*) FROM \"Webhook\"" -c "SELECT count(*) FROM \"AuditEntry\"" -c "SELECT count(*) FROM capacity_sample" >"$W/rows_after"
 cmp -s "$W/rows_before" "$W/rows_after"; ok $? "every application row and raw sample is restored ($(tr '\n' ' ' <"$W/rows_after"))"
 
+r=$(dq -d app -c "SELECT value FROM capacity_latest WHERE indicator = 'webhook_p99_ms' AND labels = '{\"endpoint\": \"acme\"}'")
+[ "$r" = 80 ]; ok $? "a pushed indicator's newest value is in capacity_latest after restore (${r:-missing})"
+
 r=$(dq -d app -c "SELECT (SELECT threshold FROM capacity_trigger WHERE name = 'event_rows'),
                          (SELECT count(*) FROM capacity_trigger WHERE name = 'sandbox_live_ratio'),
                          (SELECT count(*) FROM capacity_trigger WHERE name = 'open_orders_high'),

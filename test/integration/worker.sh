@@ -82,6 +82,16 @@ for call in "SELECT * FROM capacity_rollover()" "CALL capacity_rollover_proc()" 
     sq -c "$call" >/dev/null 2>"$SDIR/err.txt"
     grep -q 'in recovery' "$SDIR/err.txt"; ok $? "on the standby, refused naming recovery: $call"
 done
+# the SQL-language writers refuse alike: 25006 naming recovery, with a hint,
+# before any write is tried (not PostgreSQL's generic read-only error)
+for call in "SELECT capacity_record('webhook_p99_ms', 1)" "SELECT capacity_register_push('w_push')" \
+            "SELECT capacity_declare('eu_residency_customer', 'signed')" "SELECT capacity_decide('stay', 'note')" \
+            "SELECT capacity_set_stage(2, 'note')" "SELECT capacity_set_threshold('write_slo_ms', 300)" \
+            "SELECT * FROM capacity_explain_run()"; do
+    sq -v VERBOSITY=verbose -c "$call" >/dev/null 2>"$SDIR/err.txt"
+    grep -q '^ERROR:  25006: matter_capacity: cannot .* while the server is in recovery' "$SDIR/err.txt" && grep -q '^HINT:  Run it on the primary' "$SDIR/err.txt"
+    ok $? "on the standby, refused with 25006 naming recovery and a hint: $call"
+done
 views=$(sq -c "SELECT count(*) > 0 FROM capacity_latest" 2>/dev/null)
 [ "$views" = t ]; ok $? "views answer on the standby"
 evals=$(sq -c "SELECT (SELECT count(*) FROM capacity_forecast()) > 0 AND (SELECT decision FROM capacity_stage()) IS NOT NULL
