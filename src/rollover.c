@@ -51,6 +51,7 @@
 #include "partitions.h"
 #include "periods.h"
 #include "rollover.h"
+#include "sampler.h"
 
 /* advisory lock class for "this table is being rolled over": 'MC' */
 #define ROLLOVER_LOCK_CLASS 0x4D43
@@ -680,6 +681,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 				continue;
 			}
 			emit(sink, layout, "created", np->relname, period_detail(pol, np), started);
+			record_engine_inserts(layout->relid, np->moved);	/* not growth */
 			if (np->moved > 0)
 				emit(sink, layout, "moved_rows", np->relname,
 					 rows_from_default(np->moved),

@@ -25,6 +25,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -93,14 +94,21 @@ static const BuiltinQuery builtin_queries[] = {
 };
 
 /*
- * table_rows, table_rows_inserted and table_bytes of every top-level
- * partitioned table in one pass: leaves found by walking pg_inherits (much
- * cheaper than pg_partition_root per leaf), rows from the cumulative
- * statistics, bytes from the catalog's page counts of the leaves, their
- * TOAST tables and indexes (current as of the last VACUUM or ANALYZE, like
- * reltuples: stat()ing 10,000 relations per sample would cost more than
- * the whole sampler may).
+ * table_rows and table_bytes of every top-level partitioned table in one
+ * pass: leaves found by walking pg_inherits (much cheaper than
+ * pg_partition_root per leaf), rows from the cumulative statistics, bytes
+ * from the catalog's page counts of the leaves, their TOAST tables and
+ * indexes (current as of the last VACUUM or ANALYZE, like reltuples:
+ * stat()ing 10,000 relations per sample would cost more than the whole
+ * sampler may).  table_rows_inserted is the counter count_inserts() has
+ * just advanced (INSERTED_COUNTER), or, where the extension is still at
+ * 1.0 (the library is newer than the installed SQL until ALTER EXTENSION
+ * UPDATE), the 1.0 sum over the leaves (INSERTED_SUM).
  */
+#define INSERTED_COUNTER \
+	"(SELECT k.value FROM @extschema@.capacity_counter k WHERE k.name = 'table_rows_inserted' " \
+	"  AND k.labels = jsonb_build_object('table', t.root::regclass::text))"
+#define INSERTED_SUM "coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8"
 #define TABLE_STATS_SQL \
 	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
 	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
@@ -108,12 +116,72 @@ static const BuiltinQuery builtin_queries[] = {
 	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1) " \
 	"SELECT jsonb_build_object('table', t.root::regclass::text)::text, " \
 	"coalesce(sum(pg_stat_get_live_tuples(c.oid)), 0)::float8, " \
-	"coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8, " \
+	"%s, " \
 	"coalesce(sum(c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0)), 0) " \
 	"  * current_setting('block_size')::float8 " \
 	"FROM tree t LEFT JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'm') " \
 	"LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
 	"LEFT JOIN ix ON ix.indrelid = c.oid GROUP BY t.root"
+
+/*
+ * table_rows_inserted: rows the application wrote into each table, as a
+ * counter that only grows.  PostgreSQL counts inserts per leaf
+ * (n_tup_ins), and a sum over today's leaves is no counter: a partition
+ * dropped or detached by retention takes its count with it, a statistics
+ * reset zeroes them all, and rows the rescue moves out of the default
+ * partition or the conversion's backfill copies are counted as inserts
+ * again.  So the sampler keeps, per table, its own cumulative count in
+ * capacity_counter ('table_rows_inserted', labels {table}) and advances it
+ * by what each leaf gained since the last sample (capacity_leaf_inserts
+ * remembers every leaf's n_tup_ins by OID): a leaf that left the table
+ * keeps what it contributed; a new leaf, or one whose count went back
+ * (reset, crash), counts from zero.  Rows our own engine inserted are
+ * recorded as they are made (record_engine_inserts: 'engine_rows_inserted',
+ * labels {relid}) and taken out of the gain; what the statistics have not
+ * shown yet is carried to the next sample, so the counter never goes back.
+ * (A negative record is a credit: application rows the backfill's switch
+ * detached with the historical partition before a sample counted them.)
+ * A table seen for the first time (or after a restore) starts from its
+ * newest sample, or else from the sum of its leaves' counts, as before.
+ *
+ * $1 = as_of.  The caller holds capacity_leaf_inserts' lock, so two
+ * samplers never count the same gain twice.
+ */
+#define COUNT_INSERTS_SQL \
+	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
+	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
+	"leaf AS MATERIALIZED (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
+	"  s.inserted AS prev FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
+	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
+	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(sum(l.n), 0) AS total, " \
+	"  coalesce(sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END), 0) AS gain, " \
+	"  min(k.value) AS cum, min(e.value) AS engine, min(ls.value) AS latest " \
+	"  FROM (SELECT p.oid AS root, jsonb_build_object('table', p.oid::regclass::text) AS labels " TOP_TABLES ") r " \
+	"  LEFT JOIN leaf l ON l.root = r.root " \
+	"  LEFT JOIN @extschema@.capacity_counter k ON k.name = 'table_rows_inserted' AND k.labels = r.labels " \
+	"  LEFT JOIN @extschema@.capacity_counter e ON e.name = 'engine_rows_inserted' " \
+	"    AND e.labels = jsonb_build_object('relid', r.root::bigint) " \
+	"  LEFT JOIN @extschema@.capacity_latest_sample ls ON ls.indicator = 'table_rows_inserted' " \
+	"    AND ls.labels = r.labels AND ls.value IS NOT NULL " \
+	"  GROUP BY r.root, r.labels), " \
+	"calc AS MATERIALIZED (SELECT p.root, p.labels, " \
+	"  CASE WHEN p.cum IS NULL THEN coalesce(p.engine, 0) ELSE least(p.gain, coalesce(p.engine, 0)) END AS take, " \
+	"  CASE WHEN p.cum IS NULL THEN coalesce(p.latest, p.total) " \
+	"       ELSE p.cum + p.gain - least(p.gain, coalesce(p.engine, 0)) END AS cum FROM per_root p), " \
+	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at) " \
+	"  SELECT l.leaf, l.n, $1 FROM leaf l WHERE l.prev IS DISTINCT FROM l.n " \
+	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at), " \
+	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s " \
+	"  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.leaf)), " \
+	"counted AS (INSERT INTO @extschema@.capacity_counter AS k (name, labels, value, observed_at) " \
+	"  SELECT 'table_rows_inserted', c.labels, c.cum, $1 FROM calc c " \
+	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at), " \
+	"taken AS (UPDATE @extschema@.capacity_counter e SET value = e.value - c.take, observed_at = $1 " \
+	"  FROM calc c WHERE c.take <> 0 AND e.name = 'engine_rows_inserted' " \
+	"  AND e.labels = jsonb_build_object('relid', c.root::bigint)), " \
+	"forgotten AS (DELETE FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = (e.labels->>'relid')::oid)) " \
+	"SELECT count(*) FROM calc"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
 
@@ -303,6 +371,50 @@ sample_cpu(TimestampTz as_of)
 						 as_of);
 }
 
+/*
+ * Advance every table's insert counter (COUNT_INSERTS_SQL).  Concurrent
+ * samplers queue here; the statistics are read afresh after the lock, so
+ * none sees counts older than those the previous one stored.
+ */
+static void
+count_inserts(TimestampTz as_of)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(as_of)};
+
+	catalog_execute(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE",
+							 capacity_object("capacity_leaf_inserts")),
+					0, NULL, NULL, NULL, false);
+	pgstat_clear_snapshot();
+	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
+}
+
+/*
+ * Rows our own engine inserted into a table (the rescue out of the default
+ * partition; the conversion's backfill records its copies in SQL): not
+ * growth, so the next samples take them out of table_rows_inserted.
+ * Called in the transaction that inserts them.  Our own tables (the
+ * sample table) are not sampled and not recorded.
+ */
+void
+record_engine_inserts(Oid relid, int64 rows)
+{
+	Oid			types[2] = {INT8OID, FLOAT8OID};
+	Datum		values[2] = {Int64GetDatum((int64) relid), Float8GetDatum((double) rows)};
+
+	if (rows <= 0)
+		return;
+	catalog_execute(psprintf("INSERT INTO %s AS e (name, labels, value, observed_at) "
+							 "SELECT 'engine_rows_inserted', pg_catalog.jsonb_build_object('relid', $1), $2, pg_catalog.now() "
+							 "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+							 "  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+							 "  AND d.objid = $1::pg_catalog.oid AND d.deptype = 'e') "
+							 "ON CONFLICT (name, labels) DO UPDATE "
+							 "SET value = e.value OPERATOR(pg_catalog.+) EXCLUDED.value, observed_at = EXCLUDED.observed_at",
+							 capacity_object("capacity_counter")),
+					2, types, values, NULL, false);
+}
+
 /* The three per-table figures from one pass; records the run of each. */
 static int
 sample_table_stats(TimestampTz as_of)
@@ -314,7 +426,16 @@ sample_table_stats(TimestampTz as_of)
 				total = 0;
 	SPITupleTable *tt;
 
-	catalog_execute(TABLE_STATS_SQL, 0, NULL, NULL, NULL, true);
+	catalog_execute(psprintf("SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
+							 quote_literal_cstr(capacity_object("capacity_leaf_inserts"))),
+					0, NULL, NULL, NULL, false);
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0)
+	{
+		count_inserts(as_of);
+		catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
+	}
+	else
+		catalog_execute(psprintf(TABLE_STATS_SQL, INSERTED_SUM), 0, NULL, NULL, NULL, false);
 	n = SPI_processed;
 	tt = SPI_tuptable;
 	for (k = 0; k < 3; k++)
@@ -327,8 +448,11 @@ sample_table_stats(TimestampTz as_of)
 		char	   *labels = quote_literal_cstr(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
 
 		for (k = 0; k < 3; k++)
-			appendStringInfo(&src[k], "%s(%s, %s)", i ? ", " : "", labels,
-							 SPI_getvalue(tt->vals[i], tt->tupdesc, k + 2));
+		{
+			char	   *v = SPI_getvalue(tt->vals[i], tt->tupdesc, k + 2);
+
+			appendStringInfo(&src[k], "%s(%s, %s)", i ? ", " : "", labels, v ? v : "NULL");
+		}
 	}
 	for (k = 0; k < 3; k++)
 	{

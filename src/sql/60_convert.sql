@@ -683,6 +683,7 @@ BEGIN
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
                   format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                          cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page)),
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
     FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd

@@ -666,6 +666,7 @@ BEGIN
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
                   format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                          cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page)),
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
     FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
@@ -694,3 +695,101 @@ END
 $$;
 COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
     'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
+
+-- table_rows_inserted: rows the application wrote, as a counter that only
+-- grows (sampler.c, 30_indicators.sql, 31_indicator_functions.sql,
+-- 60_convert.sql).  Each leaf's insert count at the previous sample:
+CREATE TABLE @extschema@.capacity_leaf_inserts (
+    leaf        oid PRIMARY KEY,
+    inserted    double precision NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION @extschema@.capacity_note_backfill_copies(tbl regclass)
+RETURNS double precision
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stg regclass;
+    deflt oid;
+    n double precision;
+    d bigint := 0;
+BEGIN
+    SELECT c.staging INTO stg FROM @extschema@.capacity_conversion c
+     WHERE c.table_name = tbl AND c.state = 'backfilling';
+    IF stg IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % is not being backfilled', coalesce(tbl::text, 'NULL')
+            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
+    END IF;
+    -- only the switch, which holds the table exclusively, records it
+    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.relation = tbl AND l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
+        RAISE EXCEPTION 'matter_capacity: the backfill copies of % are recorded only at its switch', tbl
+            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
+    END IF;
+    SELECT p.partdefid INTO deflt FROM pg_partitioned_table p WHERE p.partrelid = stg;
+    SELECT coalesce(sum(greatest(pg_stat_get_tuples_inserted(t.relid) + pg_stat_get_xact_tuples_inserted(t.relid)
+                                 - coalesce(s.inserted, 0), 0)), 0)
+      INTO n
+      FROM pg_partition_tree(stg) t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r'
+      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid
+     WHERE t.relid IS DISTINCT FROM deflt;
+    IF deflt IS NOT NULL AND deflt <> 0 THEN
+        EXECUTE format('SELECT count(*) FROM ONLY %s', deflt::regclass) INTO d;
+    END IF;
+    n := n + d;
+    SELECT n - coalesce(greatest(pg_stat_get_tuples_inserted(c.historical) + pg_stat_get_xact_tuples_inserted(c.historical)
+                                 - s.inserted, 0), 0)
+      INTO n
+      FROM @extschema@.capacity_conversion c
+      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = c.historical
+     WHERE c.table_name = tbl;
+    IF n <> 0 THEN
+        INSERT INTO @extschema@.capacity_counter AS e (name, labels, value, observed_at)
+        VALUES ('engine_rows_inserted', jsonb_build_object('relid', tbl::oid::bigint), n, now())
+        ON CONFLICT ON CONSTRAINT capacity_counter_pkey DO UPDATE
+           SET value = e.value + EXCLUDED.value, observed_at = EXCLUDED.observed_at;
+    END IF;
+    RETURN n;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
+ALTER TABLE @extschema@.capacity_indicator DISABLE TRIGGER capacity_shipped_row_edited;
+UPDATE @extschema@.capacity_indicator
+   SET description = 'Rows the application inserted into each partitioned table (cumulative counter), labels {table}'
+ WHERE name = 'table_rows_inserted' AND shipped;
+ALTER TABLE @extschema@.capacity_indicator ENABLE TRIGGER capacity_shipped_row_edited;
+
+-- The history a 1.0 sampler wrote summed the insert counts of the leaves
+-- of the moment, so it fell whenever retention dropped or detached a
+-- partition (or statistics were reset).  Each fall is taken out of the
+-- series from there on (that interval counts no growth), in the raw
+-- samples, the hourly and daily rollups (by their last values) and the
+-- newest values; the sampler then goes on from the newest value.
+UPDATE @extschema@.capacity_sample s SET value = s.value + r.fall
+  FROM (SELECT x.labels, x.sampled_at,
+               sum(greatest(coalesce(x.prev - x.value, 0), 0)) OVER (PARTITION BY x.labels ORDER BY x.sampled_at) AS fall
+          FROM (SELECT labels, sampled_at, value, lag(value) OVER (PARTITION BY labels ORDER BY sampled_at) AS prev
+                  FROM @extschema@.capacity_sample WHERE indicator = 'table_rows_inserted' AND value IS NOT NULL) x) r
+ WHERE s.indicator = 'table_rows_inserted' AND s.labels = r.labels AND s.sampled_at = r.sampled_at AND r.fall > 0;
+UPDATE @extschema@.capacity_sample_hourly h
+   SET min = h.min + r.fall, max = h.max + r.fall, avg = h.avg + r.fall, last = h.last + r.fall
+  FROM (SELECT x.labels, x.hour,
+               sum(greatest(coalesce(x.prev - x.last, 0), 0)) OVER (PARTITION BY x.labels ORDER BY x.hour) AS fall
+          FROM (SELECT labels, hour, last, lag(last) OVER (PARTITION BY labels ORDER BY hour) AS prev
+                  FROM @extschema@.capacity_sample_hourly WHERE indicator = 'table_rows_inserted') x) r
+ WHERE h.indicator = 'table_rows_inserted' AND h.labels = r.labels AND h.hour = r.hour AND r.fall > 0;
+UPDATE @extschema@.capacity_sample_daily d
+   SET min = d.min + r.fall, max = d.max + r.fall, avg = d.avg + r.fall, last = d.last + r.fall,
+       peak_hour_min = d.peak_hour_min + r.fall, trough_hour_max = d.trough_hour_max + r.fall,
+       peak_hour_avg = d.peak_hour_avg + r.fall, trough_hour_avg = d.trough_hour_avg + r.fall
+  FROM (SELECT x.labels, x.day,
+               sum(greatest(coalesce(x.prev - x.last, 0), 0)) OVER (PARTITION BY x.labels ORDER BY x.day) AS fall
+          FROM (SELECT labels, day, last, lag(last) OVER (PARTITION BY labels ORDER BY day) AS prev
+                  FROM @extschema@.capacity_sample_daily WHERE indicator = 'table_rows_inserted') x) r
+ WHERE d.indicator = 'table_rows_inserted' AND d.labels = r.labels AND d.day = r.day AND r.fall > 0;
+UPDATE @extschema@.capacity_latest_sample l SET value = s.value
+  FROM (SELECT DISTINCT ON (labels) labels, sampled_at, value FROM @extschema@.capacity_sample
+         WHERE indicator = 'table_rows_inserted' ORDER BY labels, sampled_at DESC) s
+ WHERE l.indicator = 'table_rows_inserted' AND l.labels = s.labels AND l.sampled_at = s.sampled_at;
+
