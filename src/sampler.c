@@ -27,6 +27,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -372,9 +373,13 @@ sample_cpu(TimestampTz as_of)
 }
 
 /*
- * Advance every table's insert counter (COUNT_INSERTS_SQL).  Concurrent
- * samplers queue here; the statistics are read afresh after the lock, so
- * none sees counts older than those the previous one stored.
+ * Advance every table's insert counter (COUNT_INSERTS_SQL).  One sampler
+ * at a time: a second one (a manual call while the worker samples, or one
+ * left open in a transaction) does not wait; its samples repeat the
+ * counters as they are, and the next sampling counts what it left.  The
+ * statistics are read afresh after the lock, so no sampler sees counts
+ * older than those the previous one stored.  Only the extension's owner
+ * can lock its table: no other role can hold the counting up.
  */
 static void
 count_inserts(TimestampTz as_of)
@@ -382,9 +387,8 @@ count_inserts(TimestampTz as_of)
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(as_of)};
 
-	catalog_execute(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE",
-							 capacity_object("capacity_leaf_inserts")),
-					0, NULL, NULL, NULL, false);
+	if (!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
+		return;
 	pgstat_clear_snapshot();
 	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
 }
