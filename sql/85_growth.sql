@@ -58,6 +58,16 @@ SELECT action, partition_name, detail FROM capacity_rollover('gr.ev', as_of => '
 SELECT pg_stat_force_next_flush();
 SELECT * FROM sample(9);
 
+-- a table sampled for the first time after a rescue: its rows, not the
+-- rows and their moves (30, not 60)
+CREATE TABLE gr.fresh (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('gr.fresh', 'at', 'day', premake => 1);
+SELECT count(*) > 0 AS rolled FROM capacity_rollover('gr.fresh', as_of => '2031-03-01 00:00+00');
+INSERT INTO gr.fresh SELECT '2031-03-08 01:00+00' FROM generate_series(1, 30);
+SELECT action, detail FROM capacity_rollover('gr.fresh', as_of => '2031-03-08 00:00+00') WHERE action = 'moved_rows';
+SELECT pg_stat_force_next_flush();
+SELECT * FROM sample(9, 'gr.fresh');
+
 -- a statistics reset zeroes every leaf's count: the counter stays, and
 -- goes on with what is written after it (table_rows, the statistics' live
 -- count, restarts from zero too, until the next ANALYZE or VACUUM)

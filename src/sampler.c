@@ -143,7 +143,8 @@ static const BuiltinQuery builtin_queries[] = {
  * (A negative record is a credit: application rows the backfill's switch
  * detached with the historical partition before a sample counted them.)
  * A table seen for the first time (or after a restore) starts from its
- * newest sample, or else from the sum of its leaves' counts, as before.
+ * newest sample, or else from the sum of its leaves' counts less the rows
+ * the engine moved or copied into them.
  *
  * $1 = as_of.  The caller holds capacity_leaf_inserts' lock, so two
  * samplers never count the same gain twice.
@@ -156,7 +157,7 @@ static const BuiltinQuery builtin_queries[] = {
 	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
 	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(sum(l.n), 0) AS total, " \
 	"  coalesce(sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END), 0) AS gain, " \
-	"  min(k.value) AS cum, min(e.value) AS engine, min(ls.value) AS latest " \
+	"  min(k.value) AS cum, coalesce(min(e.value), 0) AS engine, min(ls.value) AS latest " \
 	"  FROM (SELECT p.oid AS root, jsonb_build_object('table', p.oid::regclass::text) AS labels " TOP_TABLES ") r " \
 	"  LEFT JOIN leaf l ON l.root = r.root " \
 	"  LEFT JOIN @extschema@.capacity_counter k ON k.name = 'table_rows_inserted' AND k.labels = r.labels " \
@@ -165,10 +166,10 @@ static const BuiltinQuery builtin_queries[] = {
 	"  LEFT JOIN @extschema@.capacity_latest_sample ls ON ls.indicator = 'table_rows_inserted' " \
 	"    AND ls.labels = r.labels AND ls.value IS NOT NULL " \
 	"  GROUP BY r.root, r.labels), " \
-	"calc AS MATERIALIZED (SELECT p.root, p.labels, " \
-	"  CASE WHEN p.cum IS NULL THEN coalesce(p.engine, 0) ELSE least(p.gain, coalesce(p.engine, 0)) END AS take, " \
-	"  CASE WHEN p.cum IS NULL THEN coalesce(p.latest, p.total) " \
-	"       ELSE p.cum + p.gain - least(p.gain, coalesce(p.engine, 0)) END AS cum FROM per_root p), " \
+	"calc AS MATERIALIZED (SELECT p.root, p.labels, CASE WHEN p.cum IS NOT NULL THEN least(p.gain, p.engine) " \
+	"  WHEN p.latest IS NULL THEN least(p.total, p.engine) ELSE p.engine END AS take, " \
+	"  CASE WHEN p.cum IS NOT NULL THEN p.cum + p.gain - least(p.gain, p.engine) " \
+	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum FROM per_root p), " \
 	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at) " \
 	"  SELECT l.leaf, l.n, $1 FROM leaf l WHERE l.prev IS DISTINCT FROM l.n " \
 	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at), " \
