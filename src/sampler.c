@@ -101,10 +101,12 @@ static const BuiltinQuery builtin_queries[] = {
  * from the catalog's page counts of the leaves, their TOAST tables and
  * indexes (current as of the last VACUUM or ANALYZE, like reltuples:
  * stat()ing 10,000 relations per sample would cost more than the whole
- * sampler may).  table_rows_inserted is the counter count_inserts() has
- * just advanced (INSERTED_COUNTER), or, where the extension is still at
- * 1.0 (the library is newer than the installed SQL until ALTER EXTENSION
- * UPDATE), the 1.0 sum over the leaves (INSERTED_SUM).
+ * sampler may).  COUNT_INSERTS_SQL below returns the same figures while
+ * it advances the insert counters; this query serves when that cannot
+ * run: table_rows_inserted is then the counter as stored
+ * (INSERTED_COUNTER), or, where the extension is still at 1.0 (the
+ * library is newer than the installed SQL until ALTER EXTENSION UPDATE),
+ * the 1.0 sum over the leaves (INSERTED_SUM).
  */
 #define INSERTED_COUNTER \
 	"(SELECT k.value FROM @extschema@.capacity_counter k WHERE k.name = 'table_rows_inserted' " \
@@ -146,35 +148,47 @@ static const BuiltinQuery builtin_queries[] = {
  * newest sample, or else from the sum of its leaves' counts less the rows
  * the engine moved or copied into them.
  *
- * $1 = as_of.  The caller holds capacity_leaf_inserts' lock, so two
- * samplers never count the same gain twice.
+ * It also returns the three table figures, as TABLE_STATS_SQL does, from
+ * the same walk of the leaves.  $1 = as_of.  The caller holds
+ * capacity_leaf_inserts' lock, so two samplers never count the same gain
+ * twice.
  */
 #define COUNT_INSERTS_SQL \
 	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
 	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
+	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
+	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1), " \
 	"leaf AS MATERIALIZED (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
-	"  s.inserted AS prev FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
+	"  s.inserted AS prev, pg_stat_get_live_tuples(t.relid)::float8 AS live, " \
+	"  c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0) AS pages " \
+	"  FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
+	"  LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
+	"  LEFT JOIN ix ON ix.indrelid = c.oid " \
 	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
-	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(sum(l.n), 0) AS total, " \
-	"  coalesce(sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END), 0) AS gain, " \
-	"  min(k.value) AS cum, coalesce(min(e.value), 0) AS engine, min(ls.value) AS latest " \
+	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(g.total, 0) AS total, coalesce(g.gain, 0) AS gain, " \
+	"  coalesce(g.live, 0) AS live, coalesce(g.pages, 0) * current_setting('block_size')::float8 AS bytes, " \
+	"  (SELECT k.value FROM @extschema@.capacity_counter k " \
+	"    WHERE k.name = 'table_rows_inserted' AND k.labels = r.labels) AS cum, " \
+	"  coalesce((SELECT e.value FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
+	"    AND e.labels = jsonb_build_object('relid', r.root::bigint)), 0) AS engine, " \
+	"  (SELECT ls.value FROM @extschema@.capacity_latest_sample ls " \
+	"    WHERE ls.indicator = 'table_rows_inserted' AND ls.labels = r.labels) AS latest " \
 	"  FROM (SELECT p.oid AS root, jsonb_build_object('table', p.oid::regclass::text) AS labels " TOP_TABLES ") r " \
-	"  LEFT JOIN leaf l ON l.root = r.root " \
-	"  LEFT JOIN @extschema@.capacity_counter k ON k.name = 'table_rows_inserted' AND k.labels = r.labels " \
-	"  LEFT JOIN @extschema@.capacity_counter e ON e.name = 'engine_rows_inserted' " \
-	"    AND e.labels = jsonb_build_object('relid', r.root::bigint) " \
-	"  LEFT JOIN @extschema@.capacity_latest_sample ls ON ls.indicator = 'table_rows_inserted' " \
-	"    AND ls.labels = r.labels AND ls.value IS NOT NULL " \
-	"  GROUP BY r.root, r.labels), " \
-	"calc AS MATERIALIZED (SELECT p.root, p.labels, CASE WHEN p.cum IS NOT NULL THEN least(p.gain, p.engine) " \
+	"  LEFT JOIN (SELECT l.root, sum(l.n) AS total, sum(l.live) AS live, sum(l.pages) AS pages, " \
+	"    sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END) AS gain " \
+	"    FROM leaf l GROUP BY l.root) g ON g.root = r.root), " \
+	"calc AS MATERIALIZED (SELECT p.root, p.labels, p.live, p.bytes, " \
+	"  CASE WHEN p.cum IS NOT NULL THEN least(p.gain, p.engine) " \
 	"  WHEN p.latest IS NULL THEN least(p.total, p.engine) ELSE p.engine END AS take, " \
 	"  CASE WHEN p.cum IS NOT NULL THEN p.cum + p.gain - least(p.gain, p.engine) " \
 	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum FROM per_root p), " \
 	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at) " \
 	"  SELECT l.leaf, l.n, $1 FROM leaf l WHERE l.prev IS DISTINCT FROM l.n " \
 	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at), " \
-	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s " \
-	"  WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.leaf)), " \
+	"outside AS MATERIALIZED (SELECT s.leaf FROM @extschema@.capacity_leaf_inserts s " \
+	"  LEFT JOIN leaf l ON l.leaf = s.leaf WHERE l.leaf IS NULL), " \
+	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s USING outside o WHERE s.leaf = o.leaf " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = o.leaf)), " \
 	"counted AS (INSERT INTO @extschema@.capacity_counter AS k (name, labels, value, observed_at) " \
 	"  SELECT 'table_rows_inserted', c.labels, c.cum, $1 FROM calc c " \
 	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at), " \
@@ -183,7 +197,7 @@ static const BuiltinQuery builtin_queries[] = {
 	"  AND e.labels = jsonb_build_object('relid', c.root::bigint)), " \
 	"forgotten AS (DELETE FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
 	"  AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = (e.labels->>'relid')::oid)) " \
-	"SELECT count(*) FROM calc"
+	"SELECT c.labels::text, c.live, c.cum, c.bytes FROM calc c"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
 
@@ -374,24 +388,26 @@ sample_cpu(TimestampTz as_of)
 }
 
 /*
- * Advance every table's insert counter (COUNT_INSERTS_SQL).  One sampler
- * at a time: a second one (a manual call while the worker samples, or one
- * left open in a transaction) does not wait; its samples repeat the
+ * Advance every table's insert counter and read the table figures
+ * (COUNT_INSERTS_SQL); false, having done nothing, when another sampler
+ * is counting: a second one (a manual call while the worker samples, or
+ * one left open in a transaction) does not wait; its samples repeat the
  * counters as they are, and the next sampling counts what it left.  The
  * statistics are read afresh after the lock, so no sampler sees counts
  * older than those the previous one stored.  Only the extension's owner
  * can lock its table: no other role can hold the counting up.
  */
-static void
+static bool
 count_inserts(TimestampTz as_of)
 {
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(as_of)};
 
 	if (!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
-		return;
+		return false;
 	pgstat_clear_snapshot();
 	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
+	return true;
 }
 
 /*
@@ -436,8 +452,8 @@ sample_table_stats(TimestampTz as_of)
 					0, NULL, NULL, NULL, false);
 	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0)
 	{
-		count_inserts(as_of);
-		catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
+		if (!count_inserts(as_of))
+			catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
 	}
 	else
 		catalog_execute(psprintf(TABLE_STATS_SQL, INSERTED_SUM), 0, NULL, NULL, NULL, false);
