@@ -42,6 +42,14 @@ SELECT * FROM sample(5);
 SELECT sampled_at::date, value FROM capacity_sample
  WHERE indicator = 'table_rows_inserted' AND labels = '{"table": "gr.ev"}' ORDER BY sampled_at;
 
+-- a growth trigger reads 100 rows a day over the last four days, two of
+-- which saw a partition dropped (a sum over today's leaves would say 50)
+INSERT INTO capacity_trigger (name, indicator, label_filter, aggregate, per_period, comparator, threshold, sustain, description)
+VALUES ('gr_growth', 'table_rows_inserted', '{"table": "gr.ev"}', 'growth', '1 day', '>', 1000, '4 days', 'gr.ev growth');
+SELECT trigger_name, labels, value AS rows_per_day, status
+  FROM capacity_trigger_eval('2031-03-06 02:00+00', capacity_bindings()) WHERE trigger_name = 'gr_growth';
+DELETE FROM capacity_trigger WHERE name = 'gr_growth';
+
 -- a partition detached by hand keeps what it contributed
 ALTER TABLE gr.ev DETACH PARTITION gr.ev_p20310305;
 SELECT day(6, 10);
