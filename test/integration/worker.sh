@@ -43,6 +43,10 @@ CALL capacity_convert('w_conv', 't', 'day', premake => 2);
 SQL
 wait_for 30 '[ "$(pq -c "SELECT state FROM capacity_conversions WHERE table_name = '\''w_conv'\''::regclass")" = done ]'
 ok $? "the worker runs a conversion backfill to the end ($(pq -c "SELECT count(*) FROM w_conv") rows, $(pq -c "SELECT count(*) FROM capacity_partitions WHERE table_name = 'w_conv'::regclass AND level = 1") partitions)"
+# the rows were written once: the backfill's copies are not growth
+sleep 3
+n=$(pq -c "SELECT value FROM capacity_latest WHERE indicator = 'table_rows_inserted' AND labels->>'table' = 'public.w_conv'")
+[ "$n" = 30000 ]; ok $? "its copies are not growth: table_rows_inserted stays at the 30000 rows written (${n:-none})"
 
 # an error in one task does not stop the worker
 pq -c "SELECT capacity_register_probe('always_fails', 'SELECT 1 / (SELECT count(*) - count(*) FROM w_event)')" >/dev/null
