@@ -77,13 +77,20 @@ SELECT pg_stat_force_next_flush();
 SELECT * FROM sample(9, 'gr.fresh');
 
 -- a statistics reset zeroes every leaf's count: the counter stays, and
--- goes on with what is written after it (table_rows, the statistics' live
--- count, restarts from zero too, until the next ANALYZE or VACUUM)
+-- goes on with what is written after it.  The live counts restart from
+-- zero too and stay wrong until the next ANALYZE or VACUUM: until then a
+-- reset leaf counts as its rows at the last ANALYZE plus what was written
+-- since (60 + 20 rows, not 20)
+ANALYZE gr.ev;
 SELECT pg_stat_reset_single_table_counters('gr.ev_p20310310'::regclass);
 SELECT pg_stat_reset();
 INSERT INTO gr.ev SELECT g, '2031-03-10 03:00+00' FROM generate_series(1, 20) g;
 SELECT pg_stat_force_next_flush();
 SELECT * FROM sample(9);
+ANALYZE gr.ev;
+SELECT * FROM sample(9);
+SELECT count(*) AS rows, count(*) FILTER (WHERE reset) AS marked_reset
+  FROM capacity_leaf_inserts s JOIN pg_partition_tree('gr.ev') t ON t.relid = s.leaf;
 
 -- a conversion: the old rows become the baseline of the new partitioned
 -- table; the backfill's copies into period partitions are not growth, the

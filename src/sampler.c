@@ -149,7 +149,13 @@ static const BuiltinQuery builtin_queries[] = {
  * the engine moved or copied into them.
  *
  * It also returns the three table figures, as TABLE_STATS_SQL does, from
- * the same walk of the leaves.  $1 = as_of.  The caller holds
+ * the same walk of the leaves.  A leaf whose statistics were reset has a
+ * live count (n_live_tup) that restarted from zero too, and stays wrong
+ * until the next ANALYZE or VACUUM; until then (no such time recorded
+ * since) its table_rows is the catalog's count at the last one
+ * (reltuples) plus the rows counted since the reset.  The reset is seen
+ * as the insert count going back, and remembered (capacity_leaf_inserts.
+ * reset) until an ANALYZE or VACUUM.  $1 = as_of.  The caller holds
  * capacity_leaf_inserts' lock, so two samplers never count the same gain
  * twice.
  */
@@ -158,13 +164,20 @@ static const BuiltinQuery builtin_queries[] = {
 	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
 	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
 	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1), " \
-	"leaf AS MATERIALIZED (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
-	"  s.inserted AS prev, pg_stat_get_live_tuples(t.relid)::float8 AS live, " \
+	"counts AS (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
+	"  s.inserted AS prev, s.reset AS was_reset, pg_stat_get_live_tuples(t.relid)::float8 AS live, " \
+	"  greatest(c.reltuples, 0)::float8 AS reltuples, " \
 	"  c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0) AS pages " \
 	"  FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
 	"  LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
 	"  LEFT JOIN ix ON ix.indrelid = c.oid " \
 	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
+	"leaf AS MATERIALIZED (SELECT x.root, x.leaf, x.n, x.prev, x.was_reset, x.pages, x.reset, " \
+	"  CASE WHEN x.reset THEN x.reltuples + x.live ELSE x.live END AS live " \
+	"  FROM (SELECT k.*, (k.n < k.prev OR k.was_reset) " \
+	"    AND pg_stat_get_last_analyze_time(k.leaf) IS NULL AND pg_stat_get_last_autoanalyze_time(k.leaf) IS NULL " \
+	"    AND pg_stat_get_last_vacuum_time(k.leaf) IS NULL AND pg_stat_get_last_autovacuum_time(k.leaf) IS NULL AS reset " \
+	"    FROM counts k) x), " \
 	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(g.total, 0) AS total, coalesce(g.gain, 0) AS gain, " \
 	"  coalesce(g.live, 0) AS live, coalesce(g.pages, 0) * current_setting('block_size')::float8 AS bytes, " \
 	"  (SELECT k.value FROM @extschema@.capacity_counter k " \
@@ -182,9 +195,11 @@ static const BuiltinQuery builtin_queries[] = {
 	"  WHEN p.latest IS NULL THEN least(p.total, p.engine) ELSE p.engine END AS take, " \
 	"  CASE WHEN p.cum IS NOT NULL THEN p.cum + p.gain - least(p.gain, p.engine) " \
 	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum FROM per_root p), " \
-	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at) " \
-	"  SELECT l.leaf, l.n, $1 FROM leaf l WHERE l.prev IS DISTINCT FROM l.n " \
-	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at), " \
+	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at, reset) " \
+	"  SELECT l.leaf, l.n, $1, coalesce(l.reset, false) FROM leaf l " \
+	"  WHERE l.prev IS DISTINCT FROM l.n OR l.was_reset IS DISTINCT FROM coalesce(l.reset, false) " \
+	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at, " \
+	"  reset = EXCLUDED.reset), " \
 	"outside AS MATERIALIZED (SELECT s.leaf FROM @extschema@.capacity_leaf_inserts s " \
 	"  LEFT JOIN leaf l ON l.leaf = s.leaf WHERE l.leaf IS NULL), " \
 	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s USING outside o WHERE s.leaf = o.leaf " \

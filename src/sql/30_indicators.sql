@@ -92,7 +92,8 @@ CREATE TABLE @extschema@.capacity_counter (
 CREATE TABLE @extschema@.capacity_leaf_inserts (
     leaf        oid PRIMARY KEY,
     inserted    double precision NOT NULL,
-    observed_at timestamptz NOT NULL
+    observed_at timestamptz NOT NULL,
+    reset       boolean NOT NULL DEFAULT false  -- its statistics were reset, no ANALYZE or VACUUM since
 );
 
 -- Last run of each indicator: ok or the error, for capacity_indicator_status.

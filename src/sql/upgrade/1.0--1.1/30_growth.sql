@@ -702,7 +702,8 @@ COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
 CREATE TABLE @extschema@.capacity_leaf_inserts (
     leaf        oid PRIMARY KEY,
     inserted    double precision NOT NULL,
-    observed_at timestamptz NOT NULL
+    observed_at timestamptz NOT NULL,
+    reset       boolean NOT NULL DEFAULT false  -- its statistics were reset, no ANALYZE or VACUUM since
 );
 CREATE OR REPLACE FUNCTION @extschema@.capacity_note_backfill_copies(tbl regclass)
 RETURNS double precision
