@@ -25,7 +25,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -408,8 +407,9 @@ sample_cpu(TimestampTz as_of)
  * is counting: a second one (a manual call while the worker samples, or
  * one left open in a transaction) does not wait; its samples repeat the
  * counters as they are, and the next sampling counts what it left.  The
- * statistics are read afresh after the lock, so no sampler sees counts
- * older than those the previous one stored.  Only the extension's owner
+ * statistics are read afresh after the lock (not from the snapshot the
+ * sampling took before), so no sampler sees counts older than those the
+ * previous one stored.  Only the extension's owner
  * can lock its table: no other role can hold the counting up.
  */
 static bool
@@ -418,10 +418,16 @@ count_inserts(TimestampTz as_of)
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(as_of)};
 
+	int			nest;
+
 	if (!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
 		return false;
-	pgstat_clear_snapshot();
+	/* the counts as they are now, not this sampling's earlier snapshot */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("stats_fetch_consistency", "none", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
+	AtEOXact_GUC(true, nest);
 	return true;
 }
 
