@@ -72,7 +72,7 @@ DELETE FROM capacity_sample_hourly WHERE indicator = 'table_rows_inserted';
 SELECT reroll();
 SELECT status, method, days_left, note FROM fc('event_rows');
 SELECT hours('table_rows_inserted', '{"table": "fc.\"Event\""}', 30, '1e9 - d * 1e6');
--- the counter is what counts: rows an ANALYZE reports late do not move the eta
+-- a dip in the row counts (an ANALYZE reports rows late) barely moves the eta
 UPDATE capacity_sample_hourly SET last = last - 5e6
  WHERE indicator = 'table_rows' AND hour BETWEEN '2030-02-10' AND '2030-02-12';
 SELECT reroll();
@@ -82,6 +82,27 @@ UPDATE capacity_sample_hourly SET last = last - 986e6, min = min - 986e6, max = 
  WHERE indicator = 'table_rows_inserted' AND hour >= '2030-02-15';
 SELECT reroll();
 SELECT status, days_left, days_of_data FROM fc('event_rows');
+-- retention removes as much as the application adds: 1M rows a day are
+-- inserted through each day and the oldest day is dropped at midnight, so
+-- the count goes 6M .. 7M every day.  The forecast follows the net change:
+-- event_rows is not forecast to fire, and capacity_stage() plans nothing
+-- for it (the insert counter alone would forecast 100M in 94 days)
+SELECT hours('table_rows', '{"table": "fc.\"Event\""}', 30, '6e6 + 1e6 * (1 - (d - floor(d)))');
+SELECT now_sample('table_rows', '{"table": "fc.\"Event\""}', 6e6);
+SELECT hours('table_rows_inserted', '{"table": "fc.\"Event\""}', 30, '1e9 - d * 1e6');
+SELECT status, method, current_value, trend_per_day, days_left, note FROM fc('event_rows');
+SELECT decision, coalesce(jsonb_path_query_array(evidence, '$.forecasts[*].trigger'), '[]') AS forecasts
+  FROM capacity_stage('2030-03-01 00:00+00', '6 months');
+-- stale statistics: a row count that did not move through its last three
+-- days (sampled all day) while 1M rows a day were inserted is not being
+-- refreshed; the current count moved back by the inserts is the evidence
+SELECT hours('table_rows', '{"table": "fc.\"Event\""}', 30, 'CASE WHEN d < 4 THEN 7e6 ELSE 6e6 + 1e6 * (1 - (d - floor(d))) END');
+SELECT now_sample('table_rows', '{"table": "fc.\"Event\""}', 7e6);
+SELECT status, method, current_value, trend_per_day, days_left, note FROM fc('event_rows');
+-- back to the growing table of the tests below
+SELECT hours('table_rows', '{"table": "fc.\"Event\""}', 30, '40e6 - d * 1e6');
+SELECT now_sample('table_rows', '{"table": "fc.\"Event\""}', 40e6);
+
 -- the growth leading indicator: 30M rows per 30 days is past 5M already;
 -- its 30-day average follows the daily rate by half a window
 SELECT status, method, current_value, days_left, note FROM fc('event_growth');

@@ -94,6 +94,20 @@ SELECT conname FROM pg_constraint WHERE conrelid = 'cv."Event"'::regclass ORDER 
 CALL capacity_convert('cv."Event"', 'createdAt', 'week', 'orgId', 4, dry_run => true, as_of => '2030-01-08');
 SELECT fingerprint() = :'before' AS nothing_changed;
 
+-- it commits between steps, so where it cannot commit (autocommit off, a
+-- cron job string of several statements, a function) it refuses first:
+-- 25001, a hint, nothing changed; the dry run still works there
+BEGIN;
+CALL capacity_convert('cv."Event"', 'createdAt', 'week', 'orgId', 4, as_of => '2030-01-08');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SET LOCAL client_min_messages = warning;
+CALL capacity_convert('cv."Event"', 'createdAt', 'week', 'orgId', 4, dry_run => true, as_of => '2030-01-08');
+COMMIT;
+SELECT state, message FROM try($$CALL capacity_convert('cv."Event"', 'createdAt', 'week', 'orgId', 4, as_of => '2030-01-08')$$);
+SELECT fingerprint() = :'before' AS nothing_changed;
+
 -- the conversion
 SET client_min_messages = warning;
 CALL capacity_convert('cv."Event"', 'createdAt', 'week', 'orgId', 4, as_of => '2030-01-08');
@@ -117,6 +131,13 @@ SELECT (SELECT n FROM expected) = count(*) AS same_count, (SELECT h FROM expecte
 INSERT INTO cv."Event" ("orgId", "createdAt") VALUES ('org3', '2030-01-20') RETURNING id, tableoid::regclass;
 INSERT INTO cv."Event" ("orgId", "createdAt") VALUES ('org3', '2030-01-09') RETURNING id, tableoid::regclass;
 SELECT state, rows_moved, pct_done FROM capacity_conversions WHERE table_name = 'cv."Event"'::regclass;
+
+-- the backfill commits per batch: refused likewise in a transaction block
+BEGIN;
+CALL capacity_convert_backfill('cv."Event"', 1000);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT state, rows_moved FROM capacity_conversions WHERE table_name = 'cv."Event"'::regclass;
 
 -- the backfill, interrupted after two batches, with writes in between
 SET client_min_messages = warning;

@@ -23,6 +23,7 @@
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -294,4 +295,30 @@ init_materialized(FunctionCallInfo fcinfo, Tuplestorestate **store, TupleDesc *d
 	rsinfo->returnMode = SFRM_Materialize;
 	rsinfo->setResult = *store;
 	rsinfo->setDesc = *desc;
+}
+
+PG_FUNCTION_INFO_V1(capacity_require_commit);
+
+/*
+ * CALL capacity_require_commit(what text): the procedures that commit
+ * between steps (the conversion) call it first.  A procedure may commit
+ * only when its CALL is not atomic: not inside BEGIN ... COMMIT, not in
+ * an implicit block of several statements sent as one query, not from a
+ * function.  PostgreSQL would otherwise fail at the first COMMIT with a
+ * bare "invalid transaction termination".
+ */
+Datum
+capacity_require_commit(PG_FUNCTION_ARGS)
+{
+	const char *what = PG_ARGISNULL(0) ? "this procedure" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CallContext *call = (fcinfo->context && IsA(fcinfo->context, CallContext))
+		? (CallContext *) fcinfo->context : NULL;
+
+	if (call == NULL || call->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("matter_capacity: %s cannot run inside a transaction block", what),
+				 errdetail("It commits between its steps, which PostgreSQL allows only to a CALL that runs on its own."),
+				 errhint("CALL it as a statement of its own in autocommit mode: not after BEGIN, not together with other statements in one query string (a cron job string, PQexec), not from a function. Nothing was changed.")));
+	PG_RETURN_VOID();
 }

@@ -64,6 +64,7 @@
 #include "partitions.h"
 #include "periods.h"
 #include "rollover.h"
+#include "sampler.h"
 
 PG_FUNCTION_INFO_V1(capacity_rollover);
 PG_FUNCTION_INFO_V1(capacity_rollover_proc);
@@ -1281,6 +1282,7 @@ plan_and_build(void *arg)
 			}
 			r->done++;
 			emit(sink, layout, "created", np->relname, period_detail(pol, np), r->started);
+			record_engine_inserts(layout->relid, np->moved);	/* not growth */
 			if (np->moved > 0)
 				emit(sink, layout, "moved_rows", np->relname,
 					 rows_from_default(np->moved),

@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -93,14 +94,23 @@ static const BuiltinQuery builtin_queries[] = {
 };
 
 /*
- * table_rows, table_rows_inserted and table_bytes of every top-level
- * partitioned table in one pass: leaves found by walking pg_inherits (much
- * cheaper than pg_partition_root per leaf), rows from the cumulative
- * statistics, bytes from the catalog's page counts of the leaves, their
- * TOAST tables and indexes (current as of the last VACUUM or ANALYZE, like
- * reltuples: stat()ing 10,000 relations per sample would cost more than
- * the whole sampler may).
+ * table_rows and table_bytes of every top-level partitioned table in one
+ * pass: leaves found by walking pg_inherits (much cheaper than
+ * pg_partition_root per leaf), rows from the cumulative statistics, bytes
+ * from the catalog's page counts of the leaves, their TOAST tables and
+ * indexes (current as of the last VACUUM or ANALYZE, like reltuples:
+ * stat()ing 10,000 relations per sample would cost more than the whole
+ * sampler may).  COUNT_INSERTS_SQL below returns the same figures while
+ * it advances the insert counters; this query serves when that cannot
+ * run: table_rows_inserted is then the counter as stored
+ * (INSERTED_COUNTER), or, where the extension is still at 1.0 (the
+ * library is newer than the installed SQL until ALTER EXTENSION UPDATE),
+ * the 1.0 sum over the leaves (INSERTED_SUM).
  */
+#define INSERTED_COUNTER \
+	"(SELECT k.value FROM @extschema@.capacity_counter k WHERE k.name = 'table_rows_inserted' " \
+	"  AND k.labels = jsonb_build_object('table', t.root::regclass::text))"
+#define INSERTED_SUM "coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8"
 #define TABLE_STATS_SQL \
 	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
 	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
@@ -108,12 +118,100 @@ static const BuiltinQuery builtin_queries[] = {
 	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1) " \
 	"SELECT jsonb_build_object('table', t.root::regclass::text)::text, " \
 	"coalesce(sum(pg_stat_get_live_tuples(c.oid)), 0)::float8, " \
-	"coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8, " \
+	"%s, " \
 	"coalesce(sum(c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0)), 0) " \
 	"  * current_setting('block_size')::float8 " \
 	"FROM tree t LEFT JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'm') " \
 	"LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
 	"LEFT JOIN ix ON ix.indrelid = c.oid GROUP BY t.root"
+
+/*
+ * table_rows_inserted: rows the application wrote into each table, as a
+ * counter that only grows.  PostgreSQL counts inserts per leaf
+ * (n_tup_ins), and a sum over today's leaves is no counter: a partition
+ * dropped or detached by retention takes its count with it, a statistics
+ * reset zeroes them all, and rows the rescue moves out of the default
+ * partition or the conversion's backfill copies are counted as inserts
+ * again.  So the sampler keeps, per table, its own cumulative count in
+ * capacity_counter ('table_rows_inserted', labels {table}) and advances it
+ * by what each leaf gained since the last sample (capacity_leaf_inserts
+ * remembers every leaf's n_tup_ins by OID): a leaf that left the table
+ * keeps what it contributed; a new leaf, or one whose count went back
+ * (reset, crash), counts from zero.  Rows our own engine inserted are
+ * recorded as they are made (record_engine_inserts: 'engine_rows_inserted',
+ * labels {relid}) and taken out of the gain; what the statistics have not
+ * shown yet is carried to the next sample, so the counter never goes back.
+ * (A negative record is a credit: application rows the backfill's switch
+ * detached with the historical partition before a sample counted them.)
+ * A table seen for the first time (or after a restore) starts from its
+ * newest sample, or else from the sum of its leaves' counts less the rows
+ * the engine moved or copied into them.
+ *
+ * It also returns the three table figures, as TABLE_STATS_SQL does, from
+ * the same walk of the leaves.  A leaf whose statistics were reset has a
+ * live count (n_live_tup) that restarted from zero too, and stays wrong
+ * until the next ANALYZE or VACUUM; until then (no such time recorded
+ * since) its table_rows is the catalog's count at the last one
+ * (reltuples) plus the rows counted since the reset.  The reset is seen
+ * as the insert count going back, and remembered (capacity_leaf_inserts.
+ * reset) until an ANALYZE or VACUUM.  $1 = as_of.  The caller holds
+ * capacity_leaf_inserts' lock, so two samplers never count the same gain
+ * twice.
+ */
+#define COUNT_INSERTS_SQL \
+	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
+	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
+	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
+	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1), " \
+	"counts AS (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
+	"  s.inserted AS prev, s.reset AS was_reset, pg_stat_get_live_tuples(t.relid)::float8 AS live, " \
+	"  greatest(c.reltuples, 0)::float8 AS reltuples, " \
+	"  c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0) AS pages " \
+	"  FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
+	"  LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
+	"  LEFT JOIN ix ON ix.indrelid = c.oid " \
+	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
+	"leaf AS MATERIALIZED (SELECT x.root, x.leaf, x.n, x.prev, x.was_reset, x.pages, x.reset, " \
+	"  CASE WHEN x.reset THEN x.reltuples + x.live ELSE x.live END AS live " \
+	"  FROM (SELECT k.*, (k.n < k.prev OR k.was_reset) " \
+	"    AND pg_stat_get_last_analyze_time(k.leaf) IS NULL AND pg_stat_get_last_autoanalyze_time(k.leaf) IS NULL " \
+	"    AND pg_stat_get_last_vacuum_time(k.leaf) IS NULL AND pg_stat_get_last_autovacuum_time(k.leaf) IS NULL AS reset " \
+	"    FROM counts k) x), " \
+	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(g.total, 0) AS total, coalesce(g.gain, 0) AS gain, " \
+	"  coalesce(g.live, 0) AS live, coalesce(g.pages, 0) * current_setting('block_size')::float8 AS bytes, " \
+	"  (SELECT k.value FROM @extschema@.capacity_counter k " \
+	"    WHERE k.name = 'table_rows_inserted' AND k.labels = r.labels) AS cum, " \
+	"  coalesce((SELECT e.value FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
+	"    AND e.labels = jsonb_build_object('relid', r.root::bigint)), 0) AS engine, " \
+	"  (SELECT ls.value FROM @extschema@.capacity_latest_sample ls " \
+	"    WHERE ls.indicator = 'table_rows_inserted' AND ls.labels = r.labels) AS latest " \
+	"  FROM (SELECT p.oid AS root, jsonb_build_object('table', p.oid::regclass::text) AS labels " TOP_TABLES ") r " \
+	"  LEFT JOIN (SELECT l.root, sum(l.n) AS total, sum(l.live) AS live, sum(l.pages) AS pages, " \
+	"    sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END) AS gain " \
+	"    FROM leaf l GROUP BY l.root) g ON g.root = r.root), " \
+	"calc AS MATERIALIZED (SELECT p.root, p.labels, p.live, p.bytes, " \
+	"  CASE WHEN p.cum IS NOT NULL THEN least(p.gain, p.engine) " \
+	"  WHEN p.latest IS NULL THEN least(p.total, p.engine) ELSE p.engine END AS take, " \
+	"  CASE WHEN p.cum IS NOT NULL THEN p.cum + p.gain - least(p.gain, p.engine) " \
+	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum FROM per_root p), " \
+	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at, reset) " \
+	"  SELECT l.leaf, l.n, $1, coalesce(l.reset, false) FROM leaf l " \
+	"  WHERE l.prev IS DISTINCT FROM l.n OR l.was_reset IS DISTINCT FROM coalesce(l.reset, false) " \
+	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at, " \
+	"  reset = EXCLUDED.reset), " \
+	"outside AS MATERIALIZED (SELECT s.leaf FROM @extschema@.capacity_leaf_inserts s " \
+	"  LEFT JOIN leaf l ON l.leaf = s.leaf WHERE l.leaf IS NULL), " \
+	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s USING outside o WHERE s.leaf = o.leaf " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = o.leaf)), " \
+	"counted AS (INSERT INTO @extschema@.capacity_counter AS k (name, labels, value, observed_at) " \
+	"  SELECT 'table_rows_inserted', c.labels, c.cum, $1 FROM calc c " \
+	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at), " \
+	"taken AS (UPDATE @extschema@.capacity_counter e SET value = e.value - c.take, observed_at = $1 " \
+	"  FROM calc c WHERE c.take <> 0 AND e.name = 'engine_rows_inserted' " \
+	"  AND e.labels = jsonb_build_object('relid', c.root::bigint)), " \
+	"forgotten AS (DELETE FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = (e.labels->>'relid')::oid)) " \
+	"SELECT c.labels::text, c.live, c.cum, c.bytes FROM calc c"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
 
@@ -303,6 +401,62 @@ sample_cpu(TimestampTz as_of)
 						 as_of);
 }
 
+/*
+ * Advance every table's insert counter and read the table figures
+ * (COUNT_INSERTS_SQL); false, having done nothing, when another sampler
+ * is counting: a second one (a manual call while the worker samples, or
+ * one left open in a transaction) does not wait; its samples repeat the
+ * counters as they are, and the next sampling counts what it left.  The
+ * statistics are read afresh after the lock (not from the snapshot the
+ * sampling took before), so no sampler sees counts older than those the
+ * previous one stored.  Only the extension's owner
+ * can lock its table: no other role can hold the counting up.
+ */
+static bool
+count_inserts(TimestampTz as_of)
+{
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(as_of)};
+
+	int			nest;
+
+	if (!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
+		return false;
+	/* the counts as they are now, not this sampling's earlier snapshot */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("stats_fetch_consistency", "none", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
+	AtEOXact_GUC(true, nest);
+	return true;
+}
+
+/*
+ * Rows our own engine inserted into a table (the rescue out of the default
+ * partition; the conversion's backfill records its copies in SQL): not
+ * growth, so the next samples take them out of table_rows_inserted.
+ * Called in the transaction that inserts them.  Our own tables (the
+ * sample table) are not sampled and not recorded.
+ */
+void
+record_engine_inserts(Oid relid, int64 rows)
+{
+	Oid			types[2] = {INT8OID, FLOAT8OID};
+	Datum		values[2] = {Int64GetDatum((int64) relid), Float8GetDatum((double) rows)};
+
+	if (rows <= 0)
+		return;
+	catalog_execute(psprintf("INSERT INTO %s AS e (name, labels, value, observed_at) "
+							 "SELECT 'engine_rows_inserted', pg_catalog.jsonb_build_object('relid', $1), $2, pg_catalog.now() "
+							 "WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+							 "  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+							 "  AND d.objid = $1::pg_catalog.oid AND d.deptype = 'e') "
+							 "ON CONFLICT (name, labels) DO UPDATE "
+							 "SET value = e.value OPERATOR(pg_catalog.+) EXCLUDED.value, observed_at = EXCLUDED.observed_at",
+							 capacity_object("capacity_counter")),
+					2, types, values, NULL, false);
+}
+
 /* The three per-table figures from one pass; records the run of each. */
 static int
 sample_table_stats(TimestampTz as_of)
@@ -314,7 +468,16 @@ sample_table_stats(TimestampTz as_of)
 				total = 0;
 	SPITupleTable *tt;
 
-	catalog_execute(TABLE_STATS_SQL, 0, NULL, NULL, NULL, true);
+	catalog_execute(psprintf("SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
+							 quote_literal_cstr(capacity_object("capacity_leaf_inserts"))),
+					0, NULL, NULL, NULL, false);
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0)
+	{
+		if (!count_inserts(as_of))
+			catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
+	}
+	else
+		catalog_execute(psprintf(TABLE_STATS_SQL, INSERTED_SUM), 0, NULL, NULL, NULL, false);
 	n = SPI_processed;
 	tt = SPI_tuptable;
 	for (k = 0; k < 3; k++)
@@ -327,8 +490,11 @@ sample_table_stats(TimestampTz as_of)
 		char	   *labels = quote_literal_cstr(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
 
 		for (k = 0; k < 3; k++)
-			appendStringInfo(&src[k], "%s(%s, %s)", i ? ", " : "", labels,
-							 SPI_getvalue(tt->vals[i], tt->tupdesc, k + 2));
+		{
+			char	   *v = SPI_getvalue(tt->vals[i], tt->tupdesc, k + 2);
+
+			appendStringInfo(&src[k], "%s(%s, %s)", i ? ", " : "", labels, v ? v : "NULL");
+		}
 	}
 	for (k = 0; k < 3; k++)
 	{

@@ -12,5 +12,6 @@
 
 extern int	sample_all(TimestampTz as_of);
 extern bool is_numeric_type(Oid typid);
+extern void record_engine_inserts(Oid relid, int64 rows);
 
 #endif							/* MC_SAMPLER_H */

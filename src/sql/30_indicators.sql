@@ -86,6 +86,16 @@ CREATE TABLE @extschema@.capacity_counter (
     PRIMARY KEY (name, labels)
 );
 
+-- Each leaf partition's insert count (n_tup_ins) at the previous sample,
+-- by OID: table_rows_inserted advances by what the leaves gained (see
+-- sampler.c).  Rows of relations that no longer exist are removed.
+CREATE TABLE @extschema@.capacity_leaf_inserts (
+    leaf        oid PRIMARY KEY,
+    inserted    double precision NOT NULL,
+    observed_at timestamptz NOT NULL,
+    reset       boolean NOT NULL DEFAULT false  -- its statistics were reset, no ANALYZE or VACUUM since
+);
+
 -- Last run of each indicator: ok or the error, for capacity_indicator_status.
 CREATE TABLE @extschema@.capacity_indicator_run (
     indicator     text PRIMARY KEY,
@@ -104,7 +114,7 @@ CREATE TABLE @extschema@.capacity_pool_size (
 
 INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VALUES
  ('table_rows',                 'rows',    'builtin', 'Live rows of each partitioned table (statistics), labels {table}'),
- ('table_rows_inserted',        'rows',    'builtin', 'Rows ever inserted into each partitioned table (cumulative counter), labels {table}'),
+ ('table_rows_inserted',        'rows',    'builtin', 'Rows the application inserted into each partitioned table (cumulative counter), labels {table}'),
  ('table_bytes',                'bytes',   'builtin', 'Total size with indexes and TOAST of each partitioned table, labels {table}'),
  ('default_partition_rows',     'rows',    'builtin', 'Rows in the default partition of each partitioned table, labels {table}'),
  ('partition_runway_days',      'days',    'builtin', 'Days until the newest partition''s upper bound, labels {table}'),
@@ -143,3 +153,4 @@ SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_pool_size', '');
+-- capacity_latest_sample is registered in 80_dump.sql.

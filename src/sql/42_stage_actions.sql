@@ -8,6 +8,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('set the stage');
     IF stage IS NULL OR stage NOT BETWEEN 1 AND 6 THEN
         RAISE EXCEPTION 'matter_capacity: stage % is not on the ladder', coalesce(stage::text, 'NULL')
             USING ERRCODE = '22023', HINT = 'Stages are 1 to 6; see SELECT * FROM capacity_stages.';
@@ -25,6 +26,7 @@ AS $$
 DECLARE
     known text;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('declare a flag');
     IF flag IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag) THEN
         SELECT string_agg(DISTINCT t.declared_flag, ', ' ORDER BY t.declared_flag) INTO known
           FROM @extschema@.capacity_trigger t WHERE t.declared_flag IS NOT NULL;
@@ -53,6 +55,7 @@ AS $$
 DECLARE
     known text;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('set a threshold');
     IF setting IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_setting s WHERE s.name = setting) THEN
         SELECT string_agg(s.name, ', ' ORDER BY s.name) INTO known FROM @extschema@.capacity_setting s;
         RAISE EXCEPTION 'matter_capacity: threshold setting "%" does not exist', coalesce(setting, 'NULL')
@@ -72,6 +75,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('bind a table');
     IF NOT EXISTS (SELECT 1 FROM @extschema@.capacity_table_binding b WHERE b.logical_name = capacity_bind_table.logical_name) THEN
         RAISE EXCEPTION 'matter_capacity: "%" is not a logical hot table', logical_name
             USING ERRCODE = '42704', HINT = 'The plan knows Event and AuditEntry.';
@@ -91,6 +95,7 @@ DECLARE
     s record;
     br jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('record a decision');
     IF decision IS NULL OR decision NOT IN ('stay', 'promote', 'rollback') THEN
         RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
             USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';

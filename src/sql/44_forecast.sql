@@ -199,13 +199,15 @@ counter_points AS (
       FROM counter_sums c JOIN trig t ON t.name = c.name
      WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
     UNION ALL
-    -- row counts: the current count less the rows inserted since each day
+    -- row counts, where the counts are stale or too few: the current count
+    -- less the rows inserted since each day (retention is not seen)
     SELECT c.name, c.labels, 'inserts',
            extract(epoch FROM c.at - as_of)::float8 / 86400,
            r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
       FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
     UNION ALL
-    -- row counts without an insert counter: the counts themselves
+    -- row counts: the counts themselves, i.e. the net change (inserts less
+    -- deletes and retention)
     SELECT d.name, d.labels, 'rows',
            extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
       FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
@@ -217,11 +219,23 @@ points AS (
     UNION ALL
     SELECT * FROM counter_points WHERE y IS NOT NULL
 ),
-basis AS (   -- row counts: inserts when there are enough of them, else rows
+stale AS (   -- row counts not refreshed: unmoved through the last three days, sampled
+             -- more than once a day, while the insert counter rose
+    SELECT x.name, x.labels
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN days r ON r.indicator = 'table_rows' AND r.labels = x.labels AND r.day >= today - interval '3 days'
+      JOIN days c ON c.indicator = 'table_rows_inserted' AND c.labels = x.labels AND c.day = r.day
+     GROUP BY x.name, x.labels
+    HAVING count(*) = 3 AND min(r.count) >= 2 AND min(r.min) = max(r.max) AND min(r.min) > 0
+       AND max(c.max) > min(c.min)
+),
+basis AS (   -- row counts: their net change, unless they are stale or too few;
+             -- then the current count moved back by the inserts
     SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
       FROM points p
-     GROUP BY p.name, p.labels, p.basis
-     ORDER BY p.name, p.labels, count(*) >= 7 DESC, p.basis = 'inserts' DESC
+      LEFT JOIN stale s ON s.name = p.name AND s.labels = p.labels
+     GROUP BY p.name, p.labels, p.basis, s.name
+     ORDER BY p.name, p.labels, count(*) >= 7 DESC, (p.basis = 'inserts') = (s.name IS NOT NULL) DESC
 ),
 fits AS (
     SELECT b.name, b.labels, b.basis,
@@ -246,6 +260,7 @@ judged AS (
            CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
            -- a growth trigger averages its window: it follows the daily rate by half of it
            CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2 ELSE interval '0' END AS lag_by,
+           EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
            EXISTS (SELECT 1 FROM unnest(evals) v
                     WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
       FROM every e JOIN trig t ON t.name = e.name
@@ -283,8 +298,10 @@ SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.compara
                 'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
                 || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
            CASE WHEN d.verdict <> 'insufficient data' THEN
-                CASE d.basis WHEN 'inserts' THEN 'current rows + insert trend'
-                             WHEN 'rows' THEN 'row counts (no insert counter)'
+                CASE d.basis WHEN 'inserts' THEN
+                                  CASE WHEN d.stale THEN 'current rows + insert trend: the row counts did not move while rows were inserted'
+                                       ELSE 'current rows + insert trend: too few row counts' END
+                             WHEN 'rows' THEN 'row counts: the net change'
                              WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
                              ELSE NULL END END)
   FROM dated d

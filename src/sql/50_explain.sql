@@ -144,6 +144,7 @@ DECLARE
     err text;
     failures integer := 0;
 BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('run EXPLAIN checks');
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';

@@ -301,6 +301,14 @@ BEGIN
 END
 $$;
 
+-- The conversion procedures commit between steps: where their caller
+-- cannot commit (a transaction block, several statements sent as one
+-- query, a function) they refuse first with 25001, changing nothing.
+-- C (catalog.c): only a procedure sees whether its CALL may commit.
+CREATE PROCEDURE @extschema@.capacity_require_commit(what text)
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'capacity_require_commit';
+
 CREATE PROCEDURE @extschema@.capacity_convert(tbl regclass, time_column name, granularity text,
                                               hash_column name DEFAULT NULL, hash_partitions integer DEFAULT NULL,
                                               premake integer DEFAULT 4, retention interval DEFAULT NULL,
@@ -432,6 +440,7 @@ BEGIN
         RETURN;
     END IF;
 
+    CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
     -- 1. the bound, enforced from now on; 2. proven for the old rows online
     PERFORM @extschema@.capacity_run_bounded(plan[1:1], format('adding the bound constraint to %s', d.qual));
     COMMIT;
@@ -546,6 +555,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: capacity_convert_backfill cannot run while the server is in recovery'
             USING ERRCODE = '25006', HINT = 'Run it on the primary.';
     END IF;
+    CALL @extschema@.capacity_require_commit('capacity_convert_backfill');
     IF batch_rows IS NULL OR batch_rows < 1 THEN
         RAISE EXCEPTION 'matter_capacity: batch_rows % must be a positive number', batch_rows
             USING ERRCODE = '22023', HINT = 'Each batch is one transaction; 10000 rows is typical.';
@@ -673,6 +683,7 @@ BEGIN
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
                   format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                          cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page)),
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
     FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd

@@ -137,3 +137,9 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_trigger', 'WHER
 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_shipped_row_edited(), @extschema@.capacity_shipped_row_replace(),
                            @extschema@.capacity_shipped_row_removed(), @extschema@.capacity_removed_default_apply() FROM PUBLIC;
+
+-- The newest value of each series (capacity_latest) is dumped too: a
+-- pushed value may be older than the raw samples kept, and nothing would
+-- make it again.  Registered last, after what 1.0 registered, so that an
+-- updated 1.0 lists its config tables in the same order as a fresh install.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_latest_sample', '');

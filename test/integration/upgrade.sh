@@ -122,3 +122,36 @@ SQL
 echo "$out" | sed 's/^/# /'
 echo "$out" | grep -qx 'rolled 2' && echo "$out" | grep -qx 'sampled true' && echo "$out" | grep -q '^stage 1 '
 ok $? "after the update the 1.0 database rolls over, samples and evaluates its stage"
+
+# The insert counter a 1.0 sampler wrote fell when a partition left the
+# table; the update takes the falls out of the history, and the sampler
+# goes on from the newest value, counting only new rows.
+q -d postgres -c "CREATE DATABASE hist"
+q -d hist >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION matter_capacity VERSION '1.0';
+CREATE TABLE ev (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('ev', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover(as_of => '2026-11-20 00:00+00');
+INSERT INTO ev SELECT '2026-11-20 01:00+00' FROM generate_series(1, 100);
+SELECT pg_stat_force_next_flush();
+SELECT capacity_sample_now('2026-11-20 02:00+00');
+INSERT INTO ev SELECT '2026-11-21 01:00+00' FROM generate_series(1, 50);
+SELECT pg_stat_force_next_flush();
+SELECT capacity_sample_now('2026-11-21 02:00+00');
+ALTER TABLE ev DETACH PARTITION ev_p20261120;
+SELECT capacity_sample_now('2026-11-21 03:00+00');
+SQL
+series() { q -d hist -c "SELECT string_agg(value::text, ' ' ORDER BY sampled_at) FROM capacity_sample WHERE indicator = 'table_rows_inserted'"; }
+before=$(series)
+q -d hist -c "SET client_min_messages = warning" -c "ALTER EXTENSION matter_capacity UPDATE"
+q -d hist >/dev/null <<'SQL'
+SELECT capacity_sample_now('2026-11-21 04:00+00');
+INSERT INTO ev SELECT '2026-11-21 05:00+00' FROM generate_series(1, 10);
+SELECT pg_stat_force_next_flush();
+SELECT capacity_sample_now('2026-11-21 06:00+00');
+SQL
+after=$(series)
+latest=$(q -d hist -c "SELECT value FROM capacity_latest WHERE indicator = 'table_rows_inserted'")
+[ "$before" = "100 150 50" ] && [ "$after" = "100 150 150 150 160" ] && [ "$latest" = 160 ]
+ok $? "the update takes retention's falls out of a 1.0 insert counter, and sampling goes on from it (1.0: $before; updated: $after)"

@@ -43,6 +43,10 @@ CALL capacity_convert('w_conv', 't', 'day', premake => 2);
 SQL
 wait_for 30 '[ "$(pq -c "SELECT state FROM capacity_conversions WHERE table_name = '\''w_conv'\''::regclass")" = done ]'
 ok $? "the worker runs a conversion backfill to the end ($(pq -c "SELECT count(*) FROM w_conv") rows, $(pq -c "SELECT count(*) FROM capacity_partitions WHERE table_name = 'w_conv'::regclass AND level = 1") partitions)"
+# the rows were written once: the backfill's copies are not growth
+sleep 3
+n=$(pq -c "SELECT value FROM capacity_latest WHERE indicator = 'table_rows_inserted' AND labels->>'table' = 'public.w_conv'")
+[ "$n" = 30000 ]; ok $? "its copies are not growth: table_rows_inserted stays at the 30000 rows written (${n:-none})"
 
 # an error in one task does not stop the worker
 pq -c "SELECT capacity_register_probe('always_fails', 'SELECT 1 / (SELECT count(*) - count(*) FROM w_event)')" >/dev/null
@@ -81,6 +85,16 @@ for call in "SELECT * FROM capacity_rollover()" "CALL capacity_rollover_proc()" 
             "SELECT capacity_set_hash_partitions('w_event', 4)"; do
     sq -c "$call" >/dev/null 2>"$SDIR/err.txt"
     grep -q 'in recovery' "$SDIR/err.txt"; ok $? "on the standby, refused naming recovery: $call"
+done
+# the SQL-language writers refuse alike: 25006 naming recovery, with a hint,
+# before any write is tried (not PostgreSQL's generic read-only error)
+for call in "SELECT capacity_record('webhook_p99_ms', 1)" "SELECT capacity_register_push('w_push')" \
+            "SELECT capacity_declare('eu_residency_customer', 'signed')" "SELECT capacity_decide('stay', 'note')" \
+            "SELECT capacity_set_stage(2, 'note')" "SELECT capacity_set_threshold('write_slo_ms', 300)" \
+            "SELECT * FROM capacity_explain_run()"; do
+    sq -v VERBOSITY=verbose -c "$call" >/dev/null 2>"$SDIR/err.txt"
+    grep -q '^ERROR:  25006: matter_capacity: cannot .* while the server is in recovery' "$SDIR/err.txt" && grep -q '^HINT:  Run it on the primary' "$SDIR/err.txt"
+    ok $? "on the standby, refused with 25006 naming recovery and a hint: $call"
 done
 views=$(sq -c "SELECT count(*) > 0 FROM capacity_latest" 2>/dev/null)
 [ "$views" = t ]; ok $? "views answer on the standby"
