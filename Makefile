@@ -31,6 +31,7 @@ OBJS = \
 	src/worker.o \
 	src/latency.o \
 	src/explain.o \
+	src/usercode.o \
 	src/forecast.o
 
 EXTVERSION = 1.1

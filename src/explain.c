@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -57,6 +58,8 @@
 
 #include "catalog.h"
 #include "explain.h"
+#include "matter_capacity.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_explain_partitions);
 PG_FUNCTION_INFO_V1(capacity_explain_detail);
@@ -132,7 +135,8 @@ walk_planstate(PlanState *ps, void *context)
  * search_path.  A generic plan does not depend on the parameter values
  * (start-up pruning, which does, runs for every check), and planning one
  * over a table with thousands of leaves is the expensive part of a check.
- * Dropped at transaction end and whenever invalidation messages have been
+ * Dropped at transaction (and subtransaction: a registered check runs in
+ * one that is rolled back, releasing its locks) end and whenever invalidation messages have been
  * processed (any DDL, such as a rollover attaching a partition), so a plan
  * is never used after the catalog it was made from has changed.
  */
@@ -147,6 +151,7 @@ typedef struct GenericPlanEntry
 static MemoryContext generic_cxt = NULL;
 static List *generic_plans = NIL;
 static LocalTransactionId generic_lxid = InvalidLocalTransactionId;
+static SubTransactionId generic_subid = InvalidSubTransactionId;
 static uint64 generic_inval_count = 0;
 
 static PlannedStmt *
@@ -161,11 +166,13 @@ generic_plan_for(Query *q, const char *query)
 	if (generic_cxt == NULL)
 		generic_cxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity generic plans",
 											ALLOCSET_DEFAULT_SIZES);
-	if (generic_lxid != MyProc->lxid || generic_inval_count != SharedInvalidMessageCounter)
+	if (generic_lxid != MyProc->lxid || generic_subid != GetCurrentSubTransactionId() ||
+		generic_inval_count != SharedInvalidMessageCounter)
 	{
 		MemoryContextReset(generic_cxt);
 		generic_plans = NIL;
 		generic_lxid = MyProc->lxid;
+		generic_subid = GetCurrentSubTransactionId();
 		generic_inval_count = SharedInvalidMessageCounter;
 	}
 	foreach(lc, generic_plans)
@@ -391,28 +398,38 @@ Datum
 capacity_explain_as(PG_FUNCTION_ARGS)
 {
 	PruneResult r;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	volatile PruneResult vr;
+	UserCode	uc;
+	char	   *query;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("matter_capacity: owner and query must not be NULL"),
 				 errhint("This function runs registered checks; use capacity_explain_run().")));
-	owner = PG_GETARG_OID(0);
+	query = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
-	nest = NewGUCNestLevel();
-	if (!PG_ARGISNULL(1))
-		(void) set_config_option("search_path", text_to_cstring(PG_GETARG_TEXT_PP(1)),
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(2)),
-							PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
-	SetUserIdAndSecContext(save_userid, save_sec);
-	AtEOXact_GUC(true, nest);
+	/*
+	 * Planning runs the owner's code (IMMUTABLE functions folded, RLS
+	 * policies): as the owner, bounded, and rolled back, so no setting,
+	 * row or lock of it outlives the check (usercode.c).
+	 */
+	usercode_begin(&uc, "an EXPLAIN check", PG_GETARG_OID(0),
+				   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				   mc_probe_timeout_ms);
+	PG_TRY();
+	{
+		PruneResult t = check_query_pruning(query, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
+
+		vr = t;
+	}
+	PG_CATCH();
+	{
+		ReThrowError(usercode_fail(&uc));
+	}
+	PG_END_TRY();
+	usercode_finish(&uc);
+	r = vr;
 	return_prune_result(fcinfo, &r);
 	return (Datum) 0;
 }

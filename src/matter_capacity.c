@@ -67,6 +67,7 @@ int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
 int			mc_probe_timeout_ms = 5000;
+int			mc_probe_max_rows = 1000;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
 char	   *mc_worker_database = NULL;
@@ -104,12 +105,21 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.probe_timeout",
-							"Time a registered probe query may run before it is cancelled and reported.",
+							"Time a registered probe or EXPLAIN check may run before it is cancelled and reported.",
 							NULL,
 							&mc_probe_timeout_ms,
 							5000, 10, 600000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.probe_max_rows",
+							"Rows (series) a registered probe may return; a probe returning more is recorded as failed.",
+							NULL,
+							&mc_probe_max_rows,
+							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.sample_retention_days",

@@ -55,6 +55,41 @@ check_indicator_name(const char *name)
 }
 
 /*
+ * A probe is one SELECT that only reads: no INTO, no FOR UPDATE, no
+ * data-modifying WITH (PostgreSQL allows those only at the top level).
+ * Checked at registration and again before each run (probes stored by an
+ * older version were not checked for WITH).
+ */
+void
+probe_check_select(const char *name, const char *query)
+{
+	List	   *raw;
+	RawStmt    *rs;
+	SelectStmt *sel;
+	ListCell   *lc;
+
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
+	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
+	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
+				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+	if (sel->withClause != NULL)
+		foreach(lc, sel->withClause->ctes)
+		{
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+			if (!IsA(cte->ctequery, SelectStmt))
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("matter_capacity: probe %s has a data-modifying WITH (%s)", name, cte->ctename),
+						 errhint("A probe only reads: use WITH ... AS (SELECT ...) only.")));
+		}
+}
+
+/*
  * capacity_register_probe(indicator text, query text, unit text DEFAULT NULL)
  */
 Datum
@@ -62,9 +97,6 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *query;
-	List	   *raw;
-	RawStmt    *rs;
-	SelectStmt *sel;
 	SPIPlanPtr	plan;
 	CachedPlanSource *ps;
 	TupleDesc	td;
@@ -89,14 +121,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	raw = raw_parser(query, RAW_PARSE_DEFAULT);
-	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
-	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
-	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
-				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+	probe_check_select(name, query);
 
 	SPI_connect();
 	plan = SPI_prepare(query, 0, NULL);

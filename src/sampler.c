@@ -40,6 +40,7 @@
 #include "periods.h"
 #include "rollover.h"
 #include "sampler.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_sample_now);
 
@@ -116,18 +117,6 @@ static const BuiltinQuery builtin_queries[] = {
 	"LEFT JOIN ix ON ix.indrelid = c.oid GROUP BY t.root"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
-
-static TimeoutId probe_timeout_id = MAX_TIMEOUTS;
-static volatile bool probe_timed_out = false;
-
-static void
-probe_timeout_handler(void)
-{
-	probe_timed_out = true;
-	QueryCancelPending = true;
-	InterruptPending = true;
-	SetLatch(MyLatch);
-}
 
 bool
 is_numeric_type(Oid typid)
@@ -373,56 +362,67 @@ sample_default_rows(TimestampTz as_of)
 	return write_samples("default_partition_rows", src.data, as_of);
 }
 
-/* Run a probe as its owner, with a timeout; returns samples written. */
+/*
+ * Run a probe as its owner (usercode.c: its own rights, read-only, under
+ * matter_capacity.probe_timeout, everything it did rolled back, at most
+ * matter_capacity.probe_max_rows rows); returns samples written.
+ */
 static int
 run_probe(const char *indicator, const char *query, Oid owner,
 		  const char *search_path, TimestampTz as_of)
 {
-	Oid			save_userid;
-	int			save_sec;
-	TupleDesc	td;
+	UserCode	uc;
 	StringInfoData src;
-	uint64		i;
-	int			rc;
-	int			nest = NewGUCNestLevel();
+	volatile uint64 nrows = 0;
+	char	   *what = psprintf("probe %s", indicator);
 
-	(void) set_config_option("search_path", search_path ? search_path : "pg_catalog",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	probe_timed_out = false;
-	if (probe_timeout_id == MAX_TIMEOUTS)
-		probe_timeout_id = RegisterTimeout(USER_TIMEOUT, probe_timeout_handler);
-	enable_timeout_after(probe_timeout_id, mc_probe_timeout_ms);
-	rc = SPI_execute(query, true, 0);
-	disable_timeout(probe_timeout_id, false);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("probe %s did not run a SELECT", indicator)));
-
-	td = SPI_tuptable->tupdesc;
-	if (!((td->natts == 1 && is_numeric_type(SPI_gettypeid(td, 1))) ||
-		  (td->natts == 2 && SPI_gettypeid(td, 1) == JSONBOID && is_numeric_type(SPI_gettypeid(td, 2)))))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("probe %s must return one numeric column or (labels jsonb, value numeric)", indicator)));
-
-	/* materialise the owner's result as literals, written as the extension owner */
+	probe_check_select(indicator, query);
 	initStringInfo(&src);
 	appendStringInfoString(&src, "SELECT l::jsonb, v::float8 FROM (VALUES ");
-	for (i = 0; i < SPI_processed; i++)
+	usercode_begin(&uc, what, owner, search_path, mc_probe_timeout_ms);
+	PG_TRY();
 	{
-		char	   *labels = td->natts == 2 ? SPI_getvalue(SPI_tuptable->vals[i], td, 1) : NULL;
-		char	   *value = SPI_getvalue(SPI_tuptable->vals[i], td, td->natts);
+		TupleDesc	td;
+		uint64		i;
+		int			rc;
 
-		appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "",
-						 quote_literal_cstr(labels ? labels : "{}"),
-						 value ? quote_literal_cstr(value) : "NULL");
+		rc = SPI_execute(query, true, (long) mc_probe_max_rows + 1);
+		if (rc != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("probe %s did not run a SELECT", indicator)));
+		td = SPI_tuptable->tupdesc;
+		if (!((td->natts == 1 && is_numeric_type(SPI_gettypeid(td, 1))) ||
+			  (td->natts == 2 && SPI_gettypeid(td, 1) == JSONBOID && is_numeric_type(SPI_gettypeid(td, 2)))))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("probe %s must return one numeric column or (labels jsonb, value numeric)", indicator)));
+		if (SPI_processed > (uint64) mc_probe_max_rows)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("matter_capacity: probe %s returned more than %d rows (matter_capacity.probe_max_rows)",
+							indicator, mc_probe_max_rows),
+					 errhint("Aggregate in the probe (one row per series), or raise matter_capacity.probe_max_rows.")));
+
+		/* copy the owner's result out as literals, written as the extension owner */
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *labels = td->natts == 2 ? SPI_getvalue(SPI_tuptable->vals[i], td, 1) : NULL;
+			char	   *value = SPI_getvalue(SPI_tuptable->vals[i], td, td->natts);
+
+			appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "",
+							 quote_literal_cstr(labels ? labels : "{}"),
+							 value ? quote_literal_cstr(value) : "NULL");
+		}
+		nrows = SPI_processed;
 	}
-	if (SPI_processed == 0)
+	PG_CATCH();
+	{
+		ReThrowError(usercode_fail(&uc));
+	}
+	PG_END_TRY();
+	usercode_finish(&uc);
+	if (nrows == 0)
 		return 0;
 	appendStringInfoString(&src, ") AS s(l, v)");
 	return write_samples(indicator, src.data, as_of);
@@ -518,22 +518,16 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	{
 		ErrorData  *edata;
 
-		/* only our own timeout, and only once it exists */
-		if (probe_timeout_id != MAX_TIMEOUTS)
-			disable_timeout(probe_timeout_id, false);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		/* a real cancel or shutdown is not a probe failure */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !probe_timed_out)
+		/* a real cancel or shutdown is not a probe failure (ours is 54000) */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
-		error = probe_timed_out
-			? psprintf("timed out after %d ms (matter_capacity.probe_timeout)", mc_probe_timeout_ms)
-			: pstrdup(edata->message);
-		probe_timed_out = false;
+		error = pstrdup(edata->message);
 		ereport(WARNING,
 				(errmsg("matter_capacity: indicator %s failed: %s", indicator, error),
 				 errhint("See capacity_indicator_status; the other indicators were sampled.")));
@@ -689,6 +683,20 @@ sample_all(TimestampTz as_of)
 
 		if (strcmp(source, "sql") == 0)
 		{
+			if (!role_exists(lfirst_oid(d)))
+			{
+				/* its owner was dropped (roles are global: no dependency) */
+				Oid			types[1] = {TEXTOID};
+				Datum		values[1] = {CStringGetTextDatum(name)};
+
+				catalog_execute(psprintf("UPDATE %s SET enabled = false WHERE name = $1",
+										 capacity_object("capacity_indicator")),
+								1, types, values, NULL, false);
+				record_run(name, as_of, 0,
+						   psprintf("disabled: the role that registered probe %s (oid %u) no longer exists",
+									name, lfirst_oid(d)));
+				continue;
+			}
 			total += sample_one(name, SAMPLE_PROBE, lfirst(c), lfirst_oid(d), lfirst(e), as_of);
 			continue;
 		}

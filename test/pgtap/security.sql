@@ -1,0 +1,196 @@
+-- pgTAP: issue 19, "no path to superuser, no row lost, no stall by another
+-- role" (the cases in ../shared/cases/security, one or more tests per
+-- case, named after it).  The suite's database is made by the postgres
+-- superuser, so capacity_sample_now() and capacity_explain_run() here run
+-- exactly as the worker would.  Roles are cluster-wide: they get unique
+-- names (mc_sec_*) and go away with the ROLLBACK at the end.
+BEGIN;
+SELECT plan(25);
+SET LOCAL TimeZone = 'UTC';
+
+CREATE ROLE mc_sec_owner;
+CREATE ROLE mc_sec_tenant;
+CREATE ROLE mc_sec_gone;
+CREATE SCHEMA mc_sec AUTHORIZATION mc_sec_owner;
+CREATE SCHEMA mc_sec_tenant AUTHORIZATION mc_sec_tenant;
+GRANT EXECUTE ON FUNCTION capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean),
+                          capacity_rollover(regclass, timestamptz, boolean),
+                          capacity_set_hash_partitions(regclass, integer, timestamptz),
+                          capacity_register_probe(text, text, text),
+                          capacity_explain_register(text, text, integer, text[]),
+                          capacity_record(text, double precision, jsonb, timestamptz)
+   TO mc_sec_owner;
+
+-- evidence: who ran the hooks, as which role
+CREATE TABLE mc_sec_evidence (who name, superuser boolean, via text);
+GRANT INSERT ON mc_sec_evidence TO PUBLIC;
+SELECT capacity_register_push('sec_push', 'n', 'pushed by the application');
+
+SET ROLE mc_sec_owner;
+-- hooks: an operator on (text, text) and on (timestamptz, timestamptz) in the owner's schema
+CREATE FUNCTION mc_sec.eq_hook(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.mc_sec_evidence SELECT current_user, r.rolsuper, 'mc_sec.='
+      FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user;
+    RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR mc_sec.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mc_sec.eq_hook);
+CREATE FUNCTION mc_sec.le_hook(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.mc_sec_evidence SELECT current_user, r.rolsuper, 'mc_sec.<='
+      FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user;
+    RETURN a OPERATOR(pg_catalog.<=) b;
+END $$;
+CREATE OPERATOR mc_sec.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = mc_sec.le_hook);
+CREATE TABLE mc_sec.event (id bigint GENERATED ALWAYS AS IDENTITY, org text NOT NULL,
+                           at timestamptz NOT NULL, PRIMARY KEY (id, at, org)) PARTITION BY RANGE (at);
+
+-- ---- case 04: the caller's search_path in the registering calls ------
+-- (called directly: pgTAP's own functions would resolve the hostile
+-- operator themselves; an error here aborts the file, a failure too)
+SET search_path = mc_sec, pg_catalog, public;
+SELECT capacity_register_probe('sec_four', 'SELECT 1', 'n');
+SELECT capacity_explain_register('sec check four', 'SELECT 1', 0);
+SELECT capacity_manage('mc_sec.event', 'at', 'week', 'org', 2, premake => 2);
+SELECT count(*) FROM capacity_rollover('mc_sec.event', '2026-11-22 10:00+00');
+SELECT capacity_set_hash_partitions('mc_sec.event', 4, '2026-11-22 10:00+00');
+SELECT capacity_record('sec_push', 1, '{}', '2026-11-22 10:00+00');
+RESET search_path;
+RESET ROLE;
+SELECT is_empty($$SELECT * FROM mc_sec_evidence$$, '04: no operator of the caller ran inside the extension''s calls');
+DELETE FROM capacity_indicator WHERE name = 'sec_four';
+SET ROLE mc_sec_owner;
+
+-- ---- case 02: a probe's set_config outlives it -----------------------
+SELECT capacity_register_probe('sec_aaa_leak',
+    $$SELECT pg_catalog.length(pg_catalog.set_config('search_path', 'mc_sec, pg_catalog', false))$$, 'n');
+RESET ROLE;
+SET LOCAL search_path = public;
+SELECT cmp_ok(capacity_sample_now('2026-11-22 10:00+00'), '>', 0, '02: sampling with a search_path-setting probe');
+SELECT is(current_setting('search_path'), 'public', '02: the probe''s search_path did not survive it');
+SELECT is_empty($$SELECT * FROM mc_sec_evidence$$, '02: no operator of the prober ran as the sampler');
+SELECT is((SELECT value FROM capacity_latest_sample WHERE indicator = 'sec_aaa_leak'), 18::float8,
+          '02: the probe itself still ran and was recorded');
+RESET search_path;
+
+-- ---- case 03: EXPLAIN checks (a registered one, and a managed table's RLS) ----
+SET ROLE mc_sec_tenant;
+CREATE TABLE mc_sec_tenant.ledger (id bigint, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+CREATE FUNCTION mc_sec_tenant.leak() RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'mc_sec, pg_catalog', false);
+    RETURN true;
+END $$;
+RESET ROLE;
+SELECT capacity_manage('mc_sec_tenant.ledger', 'at', 'day', premake => 1);   -- the DBA manages it
+SET ROLE mc_sec_tenant;
+ALTER TABLE mc_sec_tenant.ledger ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mc_sec_tenant.ledger FORCE ROW LEVEL SECURITY;
+CREATE POLICY everything ON mc_sec_tenant.ledger USING (mc_sec_tenant.leak());
+SET ROLE mc_sec_owner;
+CREATE FUNCTION mc_sec.leak() RETURNS integer IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'mc_sec, pg_catalog', false);
+    RETURN 1;
+END $$;
+SELECT capacity_explain_register('sec aaa check', 'SELECT mc_sec.leak()', 0);
+RESET ROLE;
+SET LOCAL search_path = public;
+SELECT is((SELECT count(*)::int FROM capacity_explain_run('2026-11-22 10:00+00') r
+            WHERE r.name IN ('sec aaa check', 'mc_sec_tenant.ledger: one day') AND r.passed), 2,
+          '03: the leaking checks were run (and pass)');
+SELECT is(current_setting('search_path'), 'public', '03: a setting made while planning a check did not survive it');
+SELECT is_empty($$SELECT * FROM mc_sec_evidence$$, '03: no operator of a check''s owner ran as the superuser');
+RESET search_path;
+
+-- ---- case 06: a probe that swallows its cancel -------------------------
+SET ROLE mc_sec_owner;
+CREATE FUNCTION mc_sec.stubborn() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz := clock_timestamp();
+BEGIN
+    WHILE clock_timestamp() < t0 + interval '4 seconds' LOOP
+        BEGIN
+            PERFORM pg_sleep(0.05);
+        EXCEPTION WHEN query_canceled THEN
+            NULL;   -- ignore the probe timeout
+        END;
+    END LOOP;
+    RETURN 1;
+END $$;
+SELECT capacity_register_probe('sec_stubborn', 'SELECT mc_sec.stubborn()', 'n');
+-- ---- case 20: a probe returning many rows ----------------------------
+SELECT capacity_register_probe('sec_many_rows',
+    $$SELECT jsonb_build_object('k', g), g FROM generate_series(1, 100000) g$$, 'n');
+-- ---- case 22: probes with side effects --------------------------------
+CREATE TABLE mc_sec.side (n int);
+CREATE FUNCTION mc_sec.writer() RETURNS integer LANGUAGE sql VOLATILE AS
+    $$ INSERT INTO mc_sec.side VALUES (2) RETURNING 2 $$;
+SELECT throws_ok($$SELECT capacity_register_probe('sec_p_cte', 'WITH w AS (INSERT INTO mc_sec.side VALUES (1) RETURNING n) SELECT count(*) FROM w')$$,
+                 '42809', 'matter_capacity: probe sec_p_cte has a data-modifying WITH (w)',
+                 '22: a data-modifying WITH is refused at registration, saying so');
+SELECT capacity_register_probe('sec_p_writer', $$SELECT mc_sec.writer()$$);
+SELECT capacity_register_probe('sec_p_role', $$SELECT length(set_config('role', 'postgres', false))$$);
+SELECT capacity_register_probe('sec_p_advisory', $$SELECT 1 FROM pg_advisory_lock(424242) x$$);
+RESET ROLE;
+SET LOCAL matter_capacity.probe_timeout = 300;
+SELECT set_config('mc.t0', clock_timestamp()::text, true);
+SELECT cmp_ok(capacity_sample_now('2026-11-22 10:05+00'), '>', 0, '06/20/22: sampling goes on past the hostile probes');
+SELECT cmp_ok(clock_timestamp() - current_setting('mc.t0')::timestamptz, '<', interval '3 seconds',
+              '06: a probe catching query_canceled is still stopped at probe_timeout');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_stubborn'),
+               'timed out after 300 ms', '06: and recorded as timed out');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_many_rows'),
+               'more than 1000 rows \(matter_capacity.probe_max_rows\)', '20: a probe over probe_max_rows rows is refused with the reason');
+SELECT is((SELECT count(*)::int FROM capacity_latest_sample WHERE indicator = 'sec_many_rows'), 0,
+          '20: and none of its series is kept');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_p_writer'),
+               'read-only transaction', '22: a probe''s volatile function cannot write');
+SELECT is_empty($$SELECT * FROM mc_sec.side$$, '22: nothing was written by any probe');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_p_role'),
+               'cannot set parameter "role"', '22: a probe cannot change role');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_p_advisory'),
+               'advisory lock \(released\)', '22: a probe keeping a session advisory lock fails');
+SELECT is_empty($$SELECT * FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242$$,
+                '22: and the lock does not outlive the probe');
+SELECT is(current_user::text, 'postgres', '22: the sampler is still itself');
+DELETE FROM capacity_indicator WHERE name LIKE 'sec\_%';
+
+-- ---- case 07: a check whose planning sleeps --------------------------
+SET ROLE mc_sec_owner;
+CREATE TABLE mc_sec.armed (on_ boolean);
+INSERT INTO mc_sec.armed VALUES (false);
+GRANT SELECT ON mc_sec.armed TO PUBLIC;
+CREATE FUNCTION mc_sec.slow_const() RETURNS integer IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT a.on_ FROM mc_sec.armed a) THEN
+        PERFORM pg_sleep(10);
+    END IF;
+    RETURN 1;
+END $$;
+SELECT capacity_explain_register('sec slow check', 'SELECT mc_sec.slow_const()', 0);
+UPDATE mc_sec.armed SET on_ = true;
+RESET ROLE;
+SELECT set_config('mc.t0', clock_timestamp()::text, true);
+SELECT is((SELECT passed FROM capacity_explain_run('2026-11-22 10:00+00') WHERE name = 'sec slow check'), false,
+          '07: a check whose planning sleeps fails');
+SELECT cmp_ok(clock_timestamp() - current_setting('mc.t0')::timestamptz, '<', interval '3 seconds',
+              '07: after probe_timeout, not after its sleep');
+SELECT matches((SELECT error FROM capacity_explain_result WHERE name = 'sec slow check' ORDER BY id DESC LIMIT 1),
+               'timed out', '07: recorded as timed out');
+
+-- ---- case 30: a probe whose role was dropped -------------------------
+GRANT EXECUTE ON FUNCTION capacity_register_probe(text, text, text) TO mc_sec_gone;
+SET ROLE mc_sec_gone;
+SELECT capacity_register_probe('sec_orphan', 'SELECT 1');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION capacity_register_probe(text, text, text) FROM mc_sec_gone;
+DROP ROLE mc_sec_gone;
+SELECT capacity_sample_now('2026-11-22 10:10+00');
+SELECT is((SELECT enabled FROM capacity_indicator WHERE name = 'sec_orphan'), false,
+          '30: a probe of a dropped role is disabled');
+SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_orphan'),
+               'no longer exists', '30: with the reason recorded');
+
+SELECT * FROM finish();
+ROLLBACK;
