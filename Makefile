@@ -32,6 +32,7 @@ OBJS = \
 	src/latency.o \
 	src/explain.o \
 	src/usercode.o \
+	src/convert.o \
 	src/forecast.o
 
 EXTVERSION = 1.1

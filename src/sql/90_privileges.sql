@@ -50,4 +50,5 @@ REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert_backfill(regclass, inte
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_sync() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;
