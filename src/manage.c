@@ -11,7 +11,11 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -22,6 +26,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -247,9 +254,54 @@ typedef struct DropEmpty
 } DropEmpty;
 
 /*
+ * Does a period (or any of its leaves) hold a row?  Asked under ACCESS
+ * EXCLUSIVE on each of them, so no writer is in flight; answered from the
+ * storage itself, not by a query: no snapshot of the caller's (a REPEATABLE
+ * READ transaction's would miss rows committed since) and no row-level
+ * security (a policy can hide rows from the owner).  A leaf with pages is
+ * scanned with the latest snapshot; anything but a table or partitioned
+ * table counts as holding rows.
+ */
+static bool
+period_has_rows(Oid partid)
+{
+	List	   *rels = find_all_inheritors(partid, AccessExclusiveLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+		bool		found = false;
+
+		if (rel->rd_rel->relkind == RELKIND_RELATION)
+		{
+			if (RelationGetNumberOfBlocks(rel) > 0)
+			{
+				Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+				TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+				TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+				found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+				ExecDropSingleTupleTableSlot(slot);
+				table_endscan(scan);
+				UnregisterSnapshot(snap);
+			}
+		}
+		else if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+			found = true;
+		table_close(rel, NoLock);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Detach and drop a future period if it is still empty.  Takes ACCESS
- * EXCLUSIVE on the parent first (the order DETACH itself uses), so no row
- * can arrive between the check and the drop.
+ * EXCLUSIVE on the parent first (the order DETACH itself uses), then on
+ * the period and its leaves (rows can be written into a leaf directly),
+ * all under the lock timeout, so no row can arrive between the check and
+ * the drop.
  */
 static void
 drop_empty_period(void *arg)
@@ -258,8 +310,7 @@ drop_empty_period(void *arg)
 	char	   *part = qualified_name(d->partid);
 
 	LockRelationOid(d->layout->relid, AccessExclusiveLock);
-	exec_sql(psprintf("SELECT 1 FROM %s LIMIT 1", part), SPI_OK_SELECT);
-	d->dropped = (SPI_processed == 0);
+	d->dropped = !period_has_rows(d->partid);
 	if (!d->dropped)
 		return;
 	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->layout->qualname, part), SPI_OK_UTILITY);
