@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -333,17 +334,29 @@ sample_table_stats(TimestampTz as_of)
 	return total;
 }
 
-/* Default-partition rows need one count per table: dynamic SQL. */
+/*
+ * Default-partition rows need one count per table: dynamic SQL.  Another
+ * session's temporary tables are not ours to read (an error) and any role
+ * may create one and hold its lock: they are skipped.  A default partition
+ * someone holds a strong lock on is skipped too (as
+ * capacity_partition_horizon does), and the count runs under
+ * matter_capacity.lock_timeout, so no other role can stall the sampler.
+ */
 static int
 sample_default_rows(TimestampTz as_of)
 {
 	StringInfoData src;
 	uint64		i,
 				n;
+	int			taken = 0;
+	int			nest;
+	int			written;
 	SPITupleTable *tt;
 
-	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text "
-					TOP_TABLES "AND pt.partdefid <> 0 ORDER BY 1",
+	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text, pt.partdefid "
+					TOP_TABLES "AND pt.partdefid <> 0 "
+					"AND (p.relpersistence <> 't' OR p.relnamespace = pg_catalog.pg_my_temp_schema()) "
+					"ORDER BY 1",
 					0, NULL, NULL, NULL, true);
 	n = SPI_processed;
 	tt = SPI_tuptable;
@@ -354,12 +367,23 @@ sample_default_rows(TimestampTz as_of)
 	{
 		char	   *table = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 		char	   *deflt = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		bool		isnull;
+		Oid			defid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
 
+		if (!ConditionalLockRelationOid(defid, AccessShareLock))
+			continue;
 		appendStringInfo(&src, "%sSELECT jsonb_build_object('table', %s), "
 						 "(SELECT count(*) FROM %s)::float8",
-						 i ? " UNION ALL " : "", quote_literal_cstr(table), deflt);
+						 taken++ ? " UNION ALL " : "", quote_literal_cstr(table), deflt);
 	}
-	return write_samples("default_partition_rows", src.data, as_of);
+	if (taken == 0)
+		return 0;
+	nest = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", psprintf("%d", Max(mc_lock_timeout_ms, 1)),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	written = write_samples("default_partition_rows", src.data, as_of);
+	AtEOXact_GUC(false, nest);
+	return written;
 }
 
 /*
