@@ -142,11 +142,11 @@ _PG_init(void)
 
 	DefineCustomStringVariable("matter_capacity.loopback_conninfo",
 							   "Connection options for the loopback connection that runs DETACH ... CONCURRENTLY.",
-							   "Empty: this server's first Unix socket and port, the current database and role.",
+							   "Empty: this server's first Unix socket and port.  The loopback always connects to the current database as the current role; user and dbname given here are overridden.  Readable by superusers only.",
 							   &mc_loopback_conninfo,
 							   "",
 							   PGC_SUSET,
-							   0,
+							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.sample_interval",
