@@ -5,7 +5,7 @@
 -- exactly as the worker would.  Roles are cluster-wide: they get unique
 -- names (mc_sec_*) and go away with the ROLLBACK at the end.
 BEGIN;
-SELECT plan(25);
+SELECT plan(42);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE ROLE mc_sec_owner;
@@ -191,6 +191,46 @@ SELECT is((SELECT enabled FROM capacity_indicator WHERE name = 'sec_orphan'), fa
           '30: a probe of a dropped role is disabled');
 SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_orphan'),
                'no longer exists', '30: with the reason recorded');
+
+-- ---- case 18: check names taken by another role, or left by a dropped table ----
+GRANT USAGE ON SCHEMA mc_sec_tenant TO mc_sec_owner;
+SET ROLE mc_sec_owner;
+SELECT capacity_explain_register('mc_sec_tenant.orders: one day', 'SELECT 1', 0);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean) TO mc_sec_tenant;
+SET ROLE mc_sec_tenant;
+CREATE TABLE mc_sec_tenant.orders (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT lives_ok($$SELECT capacity_manage('mc_sec_tenant.orders', 'at', 'day')$$,
+                '18: a default check name registered first by another role does not stop capacity_manage');
+CREATE TABLE mc_sec_tenant.events (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('mc_sec_tenant.events', 'at', 'day');
+DROP TABLE mc_sec_tenant.events;
+CREATE TABLE mc_sec_tenant.events (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT lives_ok($$SELECT capacity_manage('mc_sec_tenant.events', 'at', 'day')$$,
+                '18: a dropped and re-created table is managed again');
+RESET ROLE;
+SELECT is((SELECT owner::text FROM capacity_explain_check WHERE name = 'mc_sec_tenant.orders: one day'), 'mc_sec_owner',
+          '18: the other role''s check is left alone');
+SELECT is((SELECT count(*)::int FROM capacity_explain_check WHERE table_name = 'mc_sec_tenant.orders'::regclass), 1,
+          '18: the table still has its default check, under another name');
+
+-- ---- case 29: pg_monitor reads every view and function granted to it ----
+CREATE ROLE mc_sec_monitor IN ROLE pg_monitor;
+SET ROLE mc_sec_monitor;
+SELECT lives_ok($$SELECT count(*) FROM capacity_policies$$, '29: pg_monitor reads capacity_policies');
+SELECT lives_ok($$SELECT count(*) FROM capacity_partitions$$, '29: pg_monitor reads capacity_partitions');
+SELECT lives_ok($$SELECT count(*) FROM capacity_rollover_log$$, '29: pg_monitor reads capacity_rollover_log');
+SELECT lives_ok($$SELECT count(*) FROM capacity_latest$$, '29: pg_monitor reads capacity_latest');
+SELECT lives_ok($$SELECT count(*) FROM capacity_indicator_status$$, '29: pg_monitor reads capacity_indicator_status');
+SELECT lives_ok($$SELECT count(*) FROM capacity_explain_result$$, '29: pg_monitor reads capacity_explain_result');
+SELECT lives_ok($$SELECT count(*) FROM capacity_conversions$$, '29: pg_monitor reads capacity_conversions');
+SELECT lives_ok($$SELECT count(*) FROM capacity_decisions$$, '29: pg_monitor reads capacity_decisions');
+SELECT lives_ok($$SELECT count(*) FROM capacity_stages$$, '29: pg_monitor reads capacity_stages');
+SELECT lives_ok($$SELECT count(*) FROM capacity_trigger_status$$, '29: pg_monitor reads capacity_trigger_status');
+SELECT lives_ok($$SELECT count(*) FROM capacity_stage('2026-11-22 10:00+00')$$, '29: pg_monitor calls capacity_stage()');
+SELECT lives_ok($$SELECT count(*) FROM capacity_report('2026-11-22 10:00+00')$$, '29: pg_monitor calls capacity_report()');
+SELECT lives_ok($$SELECT count(*) FROM capacity_forecast('2026-11-22 10:00+00')$$, '29: pg_monitor calls capacity_forecast()');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

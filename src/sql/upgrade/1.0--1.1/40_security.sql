@@ -199,4 +199,91 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forget_dropped_tables()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.capacity_policy p
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND p.table_name::pg_catalog.oid = d.objid;
+    -- conversions (60_convert.sql) of dropped tables, and dropped old tables
+    DELETE FROM @extschema@.capacity_conversion c
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.table_name::pg_catalog.oid = d.objid;
+    -- the default EXPLAIN checks (50_explain.sql) of dropped tables
+    DELETE FROM @extschema@.capacity_explain_check k
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND k.table_name::pg_catalog.oid = d.objid;
+    UPDATE @extschema@.capacity_conversion c SET historical = NULL
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.historical::pg_catalog.oid = d.objid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_register_defaults(tbl regclass, owner regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p @extschema@.capacity_policy;
+    t text := tbl::text;
+    tenant text;
+    leaves integer;
+    chk record;
+BEGIN
+    SELECT * INTO p FROM @extschema@.capacity_policy c WHERE c.table_name = tbl;
+    leaves := coalesce(p.hash_partitions, 1);
+    DELETE FROM @extschema@.capacity_explain_check c
+     WHERE c.table_name = tbl
+        OR (c.table_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.table_name));
+    IF p.hash_column IS NOT NULL THEN
+        SELECT CASE WHEN typ.typcategory = 'N' THEN '1'
+                    WHEN typ.oid = 'uuid'::regtype THEN '00000000-0000-0000-0000-000000000000'
+                    ELSE 'tenant' END
+          INTO tenant
+          FROM pg_attribute a JOIN pg_type typ ON typ.oid = a.atttypid
+         WHERE a.attrelid = tbl AND a.attname = p.hash_column;
+    END IF;
+    FOR chk IN
+        SELECT t || ': one ' || p.granularity AS name,
+               format('SELECT * FROM %s WHERE %I >= $1 AND %I < $2', t, p.time_column, p.time_column) AS query,
+               leaves AS max_partitions, ARRAY['@period_start@', '@period_end@'] AS params
+        UNION ALL
+        SELECT t || ': tenant + one ' || p.granularity,
+               format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+               1, ARRAY[tenant, '@period_start@', '@period_end@']
+         WHERE p.hash_column IS NOT NULL
+        UNION ALL
+        SELECT t || ': tenant + one ' || p.granularity || ' across a boundary',
+               format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+               2, ARRAY[tenant, '@mid_period@', '@mid_next_period@']
+         WHERE p.hash_column IS NOT NULL
+    LOOP
+        INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+        VALUES (chk.name, chk.query, chk.max_partitions, chk.params, owner, NULL, tbl)
+        ON CONFLICT (name) DO NOTHING;
+        IF NOT FOUND THEN
+            INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+            VALUES (chk.name || ' (' || tbl::oid || ')', chk.query, chk.max_partitions, chk.params, owner, NULL, tbl)
+            ON CONFLICT (name) DO UPDATE
+               SET query = EXCLUDED.query, max_partitions = EXCLUDED.max_partitions, params = EXCLUDED.params,
+                   owner = EXCLUDED.owner, search_path = NULL, table_name = EXCLUDED.table_name;
+        END IF;
+    END LOOP;
+END
+$$;
+
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
+
+GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
