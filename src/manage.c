@@ -31,6 +31,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "matter_capacity.h"
 #include "catalog.h"
 #include "locks.h"
 #include "partitions.h"
@@ -61,6 +62,24 @@ check_hash_partitions(const char *table, int n)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("matter_capacity: hash_partitions %d for table %s is out of range", n, table),
 				 errhint("Use between 2 and %d hash partitions per period.", MAX_HASH_PARTITIONS)));
+}
+
+/*
+ * A policy's size: the current period and premake periods ahead, each of
+ * hash_partitions leaves, are made at once (one transaction in the function
+ * form, each holding locks): bounded by matter_capacity.max_leaves_per_policy.
+ */
+static void
+check_policy_leaves(const char *table, int premake, int hash_n)
+{
+	int64		leaves = (int64) (premake + 1) * Max(hash_n, 1);
+
+	if (leaves > mc_max_leaves_per_policy)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matter_capacity: a policy for table %s with premake %d and %d hash partitions makes " INT64_FORMAT " leaf tables, more than matter_capacity.max_leaves_per_policy (%d)",
+						table, premake, Max(hash_n, 1), leaves, mc_max_leaves_per_policy),
+				 errhint("Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.")));
 }
 
 /* Microseconds an interval spans, months counted as 30 days. */
@@ -162,6 +181,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("matter_capacity: premake %d for table %s is out of range", premake, table),
 				 errhint("Create between 1 and %d periods ahead.", MAX_PREMAKE)));
+	check_policy_leaves(table, premake, hash_column ? hash_n : 0);
 	if (retention)
 	{
 		int64		usecs = interval_nominal_usecs(retention);
@@ -372,6 +392,7 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 				 errmsg("matter_capacity: table %s has no hash subpartitions", table),
 				 errhint("Only policies created with hash_column can change their bucket count.")));
 	check_hash_partitions(table, n);
+	check_policy_leaves(table, pol->premake, n);
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum(n);

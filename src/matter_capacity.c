@@ -68,6 +68,8 @@ int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
 int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
+int			mc_max_leaves_per_policy = 10000;
+int			mc_max_label_bytes = 1024;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
 char	   *mc_worker_database = NULL;
@@ -118,6 +120,24 @@ _PG_init(void)
 							NULL,
 							&mc_probe_max_rows,
 							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.max_leaves_per_policy",
+							"Leaf tables a policy may make at once: (premake + 1) periods times hash_partitions.",
+							NULL,
+							&mc_max_leaves_per_policy,
+							10000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.max_label_bytes",
+							"Size of a pushed value's labels (as JSON text); larger labels are refused.",
+							NULL,
+							&mc_max_label_bytes,
+							1024, 2, 2048,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);

@@ -642,6 +642,12 @@ maintain_history(TimestampTz as_of)
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),
 					2, types, values, NULL, false);
+	/* series (label sets) not seen for the raw retention: their history is gone too */
+	values[1] = Int32GetDatum(mc_sample_retention_days);
+	catalog_execute(psprintf("DELETE FROM %s WHERE sampled_at < $1 - make_interval(days => $2)",
+							 capacity_object("capacity_latest_sample")),
+					2, types, values, NULL, false);
+	values[1] = Int32GetDatum(mc_rollup_retention_days);
 	catalog_execute(psprintf("DELETE FROM %s WHERE day < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_daily")),
 					2, types, values, NULL, false);

@@ -261,8 +261,8 @@ usercode_finish(UserCode *uc)
 	if (timed_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("matter_capacity: %s timed out after %d ms (matter_capacity.probe_timeout)",
-						uc->what, uc->timeout_ms)));
+				 errmsg("timed out after %d ms (matter_capacity.probe_timeout)", uc->timeout_ms),
+				 errdetail("%s ran past the limit", uc->what)));
 }
 
 /*
@@ -286,9 +286,8 @@ usercode_fail(UserCode *uc)
 	if (timed_out)
 	{
 		edata->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		edata->message = psprintf("matter_capacity: %s timed out after %d ms (matter_capacity.probe_timeout)",
-								  uc->what, uc->timeout_ms);
-		edata->detail = NULL;
+		edata->message = psprintf("timed out after %d ms (matter_capacity.probe_timeout)", uc->timeout_ms);
+		edata->detail = psprintf("%s ran past the limit", uc->what);
 		edata->context = NULL;
 		edata->hint = pstrdup("Make it faster, or raise matter_capacity.probe_timeout.");
 	}

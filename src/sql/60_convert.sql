@@ -213,6 +213,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: premake % for % is out of range', premake, qual
             USING ERRCODE = '22023', HINT = 'Create 1 to 1000 periods ahead (4 is typical).';
     END IF;
+    IF (premake + 1)::bigint * coalesce(hash_partitions, 1)
+       > coalesce(nullif(current_setting('matter_capacity.max_leaves_per_policy', true), '')::integer, 10000) THEN
+        RAISE EXCEPTION 'matter_capacity: premake % with % hash partitions for % makes % leaf tables, more than matter_capacity.max_leaves_per_policy',
+                        premake, coalesce(hash_partitions, 1), qual, (premake + 1)::bigint * coalesce(hash_partitions, 1)
+            USING ERRCODE = '54000',
+                  HINT = 'Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.';
+    END IF;
     IF retention_action IS NULL OR retention_action NOT IN ('detach', 'drop') THEN
         RAISE EXCEPTION 'matter_capacity: retention_action "%" for % is not detach or drop', retention_action, qual
             USING ERRCODE = '22023', HINT = 'detach keeps old periods as tables; drop removes them.';

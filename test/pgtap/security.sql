@@ -5,7 +5,7 @@
 -- exactly as the worker would.  Roles are cluster-wide: they get unique
 -- names (mc_sec_*) and go away with the ROLLBACK at the end.
 BEGIN;
-SELECT plan(42);
+SELECT plan(48);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE ROLE mc_sec_owner;
@@ -231,6 +231,39 @@ SELECT lives_ok($$SELECT count(*) FROM capacity_stage('2026-11-22 10:00+00')$$, 
 SELECT lives_ok($$SELECT count(*) FROM capacity_report('2026-11-22 10:00+00')$$, '29: pg_monitor calls capacity_report()');
 SELECT lives_ok($$SELECT count(*) FROM capacity_forecast('2026-11-22 10:00+00')$$, '29: pg_monitor calls capacity_forecast()');
 RESET ROLE;
+
+-- ---- case 19: a policy's size is bounded ------------------------------
+SET ROLE mc_sec_owner;
+CREATE TABLE mc_sec.big (at timestamptz NOT NULL, org int NOT NULL) PARTITION BY RANGE (at);
+SELECT throws_like($$SELECT capacity_manage('mc_sec.big', 'at', 'day', 'org', 1024, premake => 1000)$$,
+                   '%more than matter_capacity.max_leaves_per_policy%',
+                   '19: premake 1000 x 1024 hash partitions is refused');
+SELECT lives_ok($$SELECT capacity_manage('mc_sec.big', 'at', 'day', 'org', 16, premake => 4)$$,
+                '19: an ordinary policy is accepted');
+RESET ROLE;
+SET LOCAL matter_capacity.max_leaves_per_policy = 50;
+SET ROLE mc_sec_owner;
+SELECT throws_like($$SELECT capacity_set_hash_partitions('mc_sec.big', 16, '2026-11-22 10:00+00')$$,
+                   '%more than matter_capacity.max_leaves_per_policy%',
+                   '19: so is a split past the bound');
+RESET ROLE;
+RESET matter_capacity.max_leaves_per_policy;
+
+-- ---- case 21: pushed labels are bounded in size and in time ----------
+SELECT capacity_register_push('sec_push', 'n', 'pushed by the application');
+GRANT EXECUTE ON FUNCTION capacity_record(text, double precision, jsonb, timestamptz) TO mc_sec_tenant;
+SET ROLE mc_sec_tenant;
+SELECT throws_ok($$SELECT capacity_record('sec_push', 1, jsonb_build_object('k', repeat('x', 1000000)), '2026-11-22 10:00+00')$$,
+                 '54000', NULL, '21: a 1 MB label is refused with a clear error, not a raw index size error');
+SELECT capacity_record('sec_push', g, jsonb_build_object('endpoint', 'e' || g), '2026-11-22 10:00+00')
+  FROM generate_series(1, 50) g;
+RESET ROLE;
+SELECT capacity_sample_now('2026-11-22 10:20+00');
+SELECT is((SELECT count(*)::int FROM capacity_latest_sample WHERE indicator = 'sec_push' AND labels ? 'endpoint'), 50,
+          '21: pushed series are kept while fresh');
+SELECT capacity_sample_now(timestamptz '2026-11-22 10:20+00' + interval '800 days');
+SELECT is((SELECT count(*)::int FROM capacity_latest_sample WHERE indicator = 'sec_push'), 0,
+          '21: series not seen for sample_retention_days expire from the newest-value table');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -284,6 +284,226 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
+                                                   hash_column name, hash_partitions integer, premake integer,
+                                                   retention_action text)
+RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    bad text;
+    tatt smallint;
+    hatt smallint;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: the table to convert must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass the table, e.g. ''"Event"''.';
+    END IF;
+    SELECT c.relname, n.nspname, n.oid AS nsp, c.relkind, c.relpersistence, c.relispartition,
+           c.relrowsecurity, c.relowner, pg_get_userbyid(c.relowner) AS owner
+      INTO r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    qual := format('%I.%I', r.nspname, r.relname);
+    nspname := r.nspname;
+    relname := r.relname;
+    owner := r.owner;
+    IF r.relkind = 'p' THEN
+        RAISE EXCEPTION 'matter_capacity: table % is already partitioned', qual
+            USING ERRCODE = '42809', HINT = 'Manage it with capacity_manage(); nothing to convert.';
+    ELSIF r.relkind <> 'r' THEN
+        RAISE EXCEPTION 'matter_capacity: % is not an ordinary table', qual
+            USING ERRCODE = '42809', HINT = 'Only ordinary tables are converted.';
+    ELSIF r.relpersistence = 't' THEN
+        RAISE EXCEPTION 'matter_capacity: % is a temporary table', qual
+            USING ERRCODE = '42809', HINT = 'Temporary tables live for one session; partition a permanent table.';
+    ELSIF r.relpersistence = 'u' THEN
+        RAISE EXCEPTION 'matter_capacity: % is unlogged', qual
+            USING ERRCODE = '55000', HINT = 'Make it durable first: ALTER TABLE ... SET LOGGED (it rewrites the table).';
+    ELSIF r.relispartition THEN
+        RAISE EXCEPTION 'matter_capacity: % is already a partition', qual
+            USING ERRCODE = '42809', HINT = 'Convert its parent instead.';
+    END IF;
+    IF NOT pg_has_role(current_user, r.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'matter_capacity: must be owner of table % to convert it', qual
+            USING ERRCODE = '42501', HINT = format('Run it as %I or a member of that role.', r.owner);
+    END IF;
+    SELECT string_agg(x, ', ') INTO bad FROM (
+        SELECT i.inhrelid::regclass::text AS x FROM pg_inherits i WHERE i.inhparent = tbl
+        UNION ALL SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % takes part in table inheritance (%)', qual, bad
+            USING ERRCODE = '55000', HINT = 'Detach the inheritance (ALTER TABLE ... NO INHERIT) first.';
+    END IF;
+    IF granularity IS NULL OR granularity NOT IN ('day', 'week', 'month') THEN
+        RAISE EXCEPTION 'matter_capacity: granularity "%" for % is not day, week or month', granularity, qual
+            USING ERRCODE = '22023', HINT = 'Use ''day'', ''week'' (ISO, Monday) or ''month''.';
+    END IF;
+    SELECT a.attnum, a.atttypid::regtype INTO tatt, time_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF tatt IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', time_column, qual
+            USING ERRCODE = '42703', HINT = 'Name the column that holds the row''s time, e.g. "createdAt".';
+    ELSIF time_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % is %, not a date or timestamp', time_column, qual, time_type
+            USING ERRCODE = '42804', HINT = 'Partition by a timestamptz, timestamp or date column.';
+    END IF;
+    IF (hash_column IS NULL) <> (hash_partitions IS NULL) THEN
+        RAISE EXCEPTION 'matter_capacity: hash_column and hash_partitions of % go together', qual
+            USING ERRCODE = '22023', HINT = 'Pass both (e.g. ''orgId'', 16) or neither.';
+    END IF;
+    IF hash_column IS NOT NULL THEN
+        IF hash_partitions NOT BETWEEN 2 AND 1024 THEN
+            RAISE EXCEPTION 'matter_capacity: % hash partitions for % is out of range', hash_partitions, qual
+                USING ERRCODE = '22023', HINT = 'Use 2 to 1024 hash partitions (16 is typical).';
+        END IF;
+        SELECT a.attnum INTO hatt FROM pg_attribute a
+         WHERE a.attrelid = tbl AND a.attname = hash_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF hatt IS NULL THEN
+            RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', hash_column, qual
+                USING ERRCODE = '42703', HINT = 'Name the tenant column, e.g. "orgId".';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
+                         JOIN pg_am am ON am.oid = o.opcmethod
+                        WHERE a.attrelid = tbl AND a.attnum = hatt AND am.amname = 'hash' AND o.opcdefault) THEN
+            RAISE EXCEPTION 'matter_capacity: column "%" of % has a type without a hash operator class', hash_column, qual
+                USING ERRCODE = '42704', HINT = 'Hash-partition by a column of a hashable type (text, uuid, integer ...), or leave hash_column NULL.';
+        END IF;
+    END IF;
+    IF premake IS NULL OR premake NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'matter_capacity: premake % for % is out of range', premake, qual
+            USING ERRCODE = '22023', HINT = 'Create 1 to 1000 periods ahead (4 is typical).';
+    END IF;
+    IF (premake + 1)::bigint * coalesce(hash_partitions, 1)
+       > coalesce(nullif(current_setting('matter_capacity.max_leaves_per_policy', true), '')::integer, 10000) THEN
+        RAISE EXCEPTION 'matter_capacity: premake % with % hash partitions for % makes % leaf tables, more than matter_capacity.max_leaves_per_policy',
+                        premake, coalesce(hash_partitions, 1), qual, (premake + 1)::bigint * coalesce(hash_partitions, 1)
+            USING ERRCODE = '54000',
+                  HINT = 'Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.';
+    END IF;
+    IF retention_action IS NULL OR retention_action NOT IN ('detach', 'drop') THEN
+        RAISE EXCEPTION 'matter_capacity: retention_action "%" for % is not detach or drop', retention_action, qual
+            USING ERRCODE = '22023', HINT = 'detach keeps old periods as tables; drop removes them.';
+    END IF;
+    -- what PostgreSQL refuses on a partitioned table, or what would not follow the rename
+    SELECT string_agg(format('%I %s', i.relname, substring(pg_get_indexdef(x.indexrelid) FROM ' USING \w+ (.*)$')),
+                      ', ' ORDER BY i.relname)
+      INTO bad FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+     WHERE x.indrelid = tbl AND x.indisunique
+       AND NOT (tatt = ANY (x.indkey::smallint[]) AND (hatt IS NULL OR hatt = ANY (x.indkey::smallint[])));
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: unique index % of % does not include the partition column(s) %', bad, qual,
+                        concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+            USING ERRCODE = '0A000',
+                  HINT = 'A partitioned table''s primary key and unique constraints must include the partition columns. '
+                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (<key columns>, '
+                      || concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+                      || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., ADD PRIMARY KEY USING INDEX ...';
+    END IF;
+    SELECT string_agg(format('%I on %s', k.conname, k.conrelid::regclass), ', ' ORDER BY k.conname)
+      INTO bad FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: foreign keys point to %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Drop them, convert, then re-create them against a key that includes the partition columns.';
+    END IF;
+    SELECT string_agg(format('%I', k.conname), ', ') INTO bad FROM pg_constraint k
+     WHERE k.conrelid = tbl AND k.contype = 'x';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has exclusion constraints (%), which partitioned tables do not support', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them (enforce the rule in the application or per partition) before converting.';
+    END IF;
+    SELECT string_agg(format('%I', t.tgname), ', ' ORDER BY t.tgname) INTO bad
+      FROM pg_trigger t WHERE t.tgrelid = tbl AND NOT t.tgisinternal;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has triggers: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them, convert, and create them again on the partitioned table.';
+    END IF;
+    SELECT string_agg(format('%I', w.rulename), ', ') INTO bad FROM pg_rewrite w WHERE w.ev_class = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has rules: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Partitioned tables cannot carry rules; replace them with triggers after converting.';
+    END IF;
+    IF r.relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl) THEN
+        RAISE EXCEPTION 'matter_capacity: % has row-level security', qual
+            USING ERRCODE = '0A000', HINT = 'Disable it and drop its policies, convert, then enable and create them again.';
+    END IF;
+    SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) INTO bad FROM pg_publication p
+     WHERE p.puballtables
+        OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = tbl)
+        OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid AND pn.pnnspid = r.nsp);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % is published (%)', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Take it out of the publications, convert, then publish the partitioned table (publish_via_partition_root).';
+    END IF;
+    SELECT string_agg(DISTINCT d, ', ') INTO bad FROM (
+        SELECT w.ev_class::regclass::text AS d FROM pg_depend x JOIN pg_rewrite w ON w.oid = x.objid
+         WHERE x.classid = 'pg_rewrite'::regclass AND x.refclassid = 'pg_class'::regclass
+           AND x.refobjid = tbl AND w.ev_class <> tbl
+        UNION ALL
+        SELECT x.objid::regprocedure::text FROM pg_depend x
+         WHERE x.classid = 'pg_proc'::regclass AND x.refclassid = 'pg_class'::regclass AND x.refobjid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: views or functions depend on %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'They would keep reading the old table. Drop them, convert, and create them again.';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY k.n) INTO key_columns
+      FROM pg_index x, unnest(x.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
+     WHERE x.indrelid = tbl AND x.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
+                                            labels jsonb DEFAULT '{}',
+                                            sampled_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
+            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
+    ELSIF kind <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
+            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
+            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
+            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
+    END IF;
+    IF octet_length(labels::text)
+       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        indicator, octet_length(labels::text),
+                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
+            USING ERRCODE = '54000',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    END IF;
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
+    VALUES (indicator, labels, sampled_at, value);
+    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
+    VALUES (indicator, labels, sampled_at, value)
+    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
+       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
+     WHERE l.sampled_at <= EXCLUDED.sampled_at;
+END
+$$;
+
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
 
 GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
