@@ -260,7 +260,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 						2, dtypes, dvalues, NULL, false);
 	}
 
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -431,7 +431,7 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	/* re-create what was dropped, with the new count */
 	rollover_table(pol, &sink, 0);
 
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

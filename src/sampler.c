@@ -770,7 +770,7 @@ capacity_sample_now(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = pin_search_path();
 	n = sample_all(as_of);
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_INT32(n);
 }

@@ -5,7 +5,7 @@
 -- exactly as the worker would.  Roles are cluster-wide: they get unique
 -- names (mc_sec_*) and go away with the ROLLBACK at the end.
 BEGIN;
-SELECT plan(48);
+SELECT plan(51);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE ROLE mc_sec_owner;
@@ -264,6 +264,30 @@ SELECT is((SELECT count(*)::int FROM capacity_latest_sample WHERE indicator = 's
 SELECT capacity_sample_now(timestamptz '2026-11-22 10:20+00' + interval '800 days');
 SELECT is((SELECT count(*)::int FROM capacity_latest_sample WHERE indicator = 'sec_push'), 0,
           '21: series not seen for sample_retention_days expire from the newest-value table');
+
+-- ---- item 2: a trigger fired by the rescue out of the default partition ----
+SET ROLE mc_sec_owner;
+CREATE TABLE mc_sec.rescued (at timestamptz NOT NULL, note text) PARTITION BY RANGE (at);
+SELECT capacity_manage('mc_sec.rescued', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('mc_sec.rescued', '2026-11-22 10:00+00');
+INSERT INTO mc_sec.rescued VALUES ('2026-12-01 10:00+00', 'waits in the default partition');
+CREATE FUNCTION mc_sec.on_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'mc_sec, pg_catalog', false);
+    INSERT INTO public.mc_sec_evidence SELECT current_user, r.rolsuper, 'rescue trigger'
+      FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user;
+    RETURN OLD;
+END $$;
+-- (the moved rows are deleted from the default partition: a row trigger of the parent fires there)
+CREATE TRIGGER on_move BEFORE DELETE ON mc_sec.rescued FOR EACH ROW EXECUTE FUNCTION mc_sec.on_move();
+RESET ROLE;
+SET LOCAL search_path = public;
+SELECT is((SELECT count(*)::int FROM capacity_rollover('mc_sec.rescued', '2026-11-30 10:00+00') WHERE action = 'moved_rows'), 1,
+          '2: a superuser''s rollover rescues the row (the owner''s trigger fires)');
+SELECT is(current_setting('search_path'), 'public', '2: the trigger''s set_config did not survive the rollover');
+SELECT is((SELECT string_agg(who::text || ' superuser=' || superuser::text, ', ') FROM mc_sec_evidence WHERE via = 'rescue trigger'),
+          'mc_sec_owner superuser=false', '2: and it ran as the table owner, not as the superuser');
+RESET search_path;
 
 SELECT * FROM finish();
 ROLLBACK;
