@@ -410,7 +410,12 @@ run_probe(const char *indicator, const char *query, Oid owner,
 		uint64		i;
 		int			rc;
 
-		rc = SPI_execute(query, true, (long) mc_probe_max_rows + 1);
+		/*
+		 * not SPI's read_only (its refusals name 'a non-volatile function'):
+		 * transaction_read_only, set by usercode_begin, refuses every write
+		 * with a message that says so, volatile functions' included
+		 */
+		rc = SPI_execute(query, false, (long) mc_probe_max_rows + 1);
 		if (rc != SPI_OK_SELECT)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
