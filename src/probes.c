@@ -7,12 +7,13 @@
  * set again when it runs, as a function's SET search_path would be.
  *
  * Owns: checking a probe before it is stored: exactly one SELECT (no INTO,
- * no FOR UPDATE: a probe must only read), and a result of one numeric
+ * no FOR UPDATE, no data-modifying WITH: a probe must only read), and a result of one numeric
  * column or (labels jsonb, value numeric), found by planning the query
  * without running it.  The probe remembers who registered it; the sampler
  * runs it as that role, so it can read nothing its owner could not.
  *
- * Must not run the query (sampler.c does, under a timeout).
+ * Must not run the query (sampler.c does, through usercode.c: as the
+ * owner, read-only, bounded, rolled back).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
