@@ -506,7 +506,7 @@ capacity_explain_register(PG_FUNCTION_ARGS)
 		bool		isnull;
 		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-		if (owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+		if (owner != GetUserId() && role_exists(owner) && !has_privs_of_role(GetUserId(), owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("matter_capacity: EXPLAIN check \"%s\" belongs to another role", name),

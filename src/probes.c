@@ -31,6 +31,7 @@
 
 #include "catalog.h"
 #include "sampler.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_register_probe);
 
@@ -157,7 +158,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("matter_capacity: indicator %s already exists as a %s indicator", name, source),
 					 errhint("Choose another name for the probe.")));
-		if (!isnull && owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+		if (!isnull && owner != GetUserId() && role_exists(owner) && !has_privs_of_role(GetUserId(), owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("matter_capacity: probe %s belongs to another role", name),
@@ -172,7 +173,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 	catalog_execute(psprintf("INSERT INTO %s (name, unit, source, query, owner, search_path) "
 							 "VALUES ($1, $3, 'sql', $2, $4::pg_catalog.regrole, $5) "
 							 "ON CONFLICT (name) DO UPDATE SET query = $2, unit = $3, "
-							 "owner = $4::pg_catalog.regrole, search_path = $5",
+							 "owner = $4::pg_catalog.regrole, search_path = $5, enabled = true",
 							 capacity_object("capacity_indicator")),
 					5, types, values, nulls, false);
 	SPI_finish();

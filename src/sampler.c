@@ -510,6 +510,7 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	ResourceOwner oldowner = CurrentResourceOwner;
 	int			n = 0;
 	char	   *error = NULL;
+	TimestampTz started = GetCurrentTimestamp();
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -564,6 +565,30 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	}
 	PG_END_TRY();
 	record_run(indicator, as_of, n, error);
+
+	/*
+	 * A probe that kept running well past its timeout (its code reached no
+	 * interrupt check for a while) would cost every round as much: it is
+	 * disabled, with the reason, until its owner registers it again.
+	 */
+	if (kind == SAMPLE_PROBE &&
+		TimestampDifferenceExceeds(started, GetCurrentTimestamp(), mc_probe_timeout_ms + 1000))
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(indicator)};
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+		catalog_execute(psprintf("UPDATE %s SET enabled = false WHERE name = $1",
+								 capacity_object("capacity_indicator")),
+						1, types, values, NULL, false);
+		record_run(indicator, as_of, 0,
+				   psprintf("disabled: ran %ld ms, past matter_capacity.probe_timeout (%d ms); register it again to re-enable it",
+							secs * 1000 + usecs / 1000, mc_probe_timeout_ms));
+		ereport(WARNING,
+				(errmsg("matter_capacity: probe %s ran past matter_capacity.probe_timeout and was disabled", indicator)));
+	}
 	return n;
 }
 

@@ -5,7 +5,7 @@
 -- exactly as the worker would.  Roles are cluster-wide: they get unique
 -- names (mc_sec_*) and go away with the ROLLBACK at the end.
 BEGIN;
-SELECT plan(51);
+SELECT plan(53);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE ROLE mc_sec_owner;
@@ -191,6 +191,12 @@ SELECT is((SELECT enabled FROM capacity_indicator WHERE name = 'sec_orphan'), fa
           '30: a probe of a dropped role is disabled');
 SELECT matches((SELECT last_error FROM capacity_indicator_run WHERE indicator = 'sec_orphan'),
                'no longer exists', '30: with the reason recorded');
+SET ROLE mc_sec_owner;
+SELECT lives_ok($$SELECT capacity_register_probe('sec_orphan', 'SELECT 2')$$,
+                '30: another role may take over the name of a dropped role''s probe');
+RESET ROLE;
+SELECT is((SELECT enabled::text || ' ' || owner::text FROM capacity_indicator WHERE name = 'sec_orphan'), 'true mc_sec_owner',
+          '30: registering it again enables it, as its new owner');
 
 -- ---- case 18: check names taken by another role, or left by a dropped table ----
 GRANT USAGE ON SCHEMA mc_sec_tenant TO mc_sec_owner;
