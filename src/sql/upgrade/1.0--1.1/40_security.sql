@@ -1,5 +1,14 @@
 -- Issue 19 (security): see docs/security.md.  Each object below is
--- re-created exactly as the install pieces define it.
+-- re-created exactly as the install pieces define it; when another change
+-- edits one of them in src/sql, this piece (concatenated after lower-numbered
+-- ones) must carry the merged definition:
+--   60_convert.sql: capacity_run_as_owner
+--   60_convert.sql: capacity_convert_sync
+--   60_convert.sql: capacity_convert_backfill
+--   20_drop_cleanup.sql: capacity_forget_dropped_tables
+--   50_explain.sql: capacity_explain_register_defaults
+--   60_convert.sql: capacity_convert_check
+--   31_indicator_functions.sql: capacity_record
 
 CREATE FUNCTION @extschema@.capacity_run_as_owner(tbl regclass, stmts text[])
 RETURNS bigint
