@@ -43,6 +43,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/sinval.h"
 #include "utils/memutils.h"
@@ -135,8 +136,9 @@ walk_planstate(PlanState *ps, void *context)
  * search_path.  A generic plan does not depend on the parameter values
  * (start-up pruning, which does, runs for every check), and planning one
  * over a table with thousands of leaves is the expensive part of a check.
- * Dropped at transaction (and subtransaction: a registered check runs in
- * one that is rolled back, releasing its locks) end and whenever invalidation messages have been
+ * A registered check runs in a subtransaction that is rolled back, releasing
+ * the locks planning took: a reused plan's relations are locked again first.
+ * Dropped at transaction end and whenever invalidation messages have been
  * processed (any DDL, such as a rollover attaching a partition), so a plan
  * is never used after the catalog it was made from has changed.
  */
@@ -151,7 +153,6 @@ typedef struct GenericPlanEntry
 static MemoryContext generic_cxt = NULL;
 static List *generic_plans = NIL;
 static LocalTransactionId generic_lxid = InvalidLocalTransactionId;
-static SubTransactionId generic_subid = InvalidSubTransactionId;
 static uint64 generic_inval_count = 0;
 
 static PlannedStmt *
@@ -166,20 +167,40 @@ generic_plan_for(Query *q, const char *query)
 	if (generic_cxt == NULL)
 		generic_cxt = AllocSetContextCreate(TopMemoryContext, "matter_capacity generic plans",
 											ALLOCSET_DEFAULT_SIZES);
-	if (generic_lxid != MyProc->lxid || generic_subid != GetCurrentSubTransactionId() ||
-		generic_inval_count != SharedInvalidMessageCounter)
+	if (generic_lxid != MyProc->lxid || generic_inval_count != SharedInvalidMessageCounter)
 	{
 		MemoryContextReset(generic_cxt);
 		generic_plans = NIL;
 		generic_lxid = MyProc->lxid;
-		generic_subid = GetCurrentSubTransactionId();
 		generic_inval_count = SharedInvalidMessageCounter;
 	}
 	foreach(lc, generic_plans)
 	{
 		e = lfirst(lc);
 		if (e->userid == GetUserId() && strcmp(e->search_path, sp) == 0 && strcmp(e->query, query) == 0)
-			return e->plan;
+		{
+			ListCell   *rl;
+
+			/*
+			 * The locks planning took may be gone (a registered check runs
+			 * in a subtransaction that is rolled back): take them again, as
+			 * the plan cache does before reusing a plan; if that processed
+			 * an invalidation, the plan may be stale: plan afresh.
+			 */
+			foreach(rl, e->plan->rtable)
+			{
+				RangeTblEntry *rte = lfirst_node(RangeTblEntry, rl);
+
+				if (rte->rtekind == RTE_RELATION)
+					LockRelationOid(rte->relid, rte->rellockmode);
+			}
+			if (generic_inval_count == SharedInvalidMessageCounter)
+				return e->plan;
+			MemoryContextReset(generic_cxt);
+			generic_plans = NIL;
+			generic_inval_count = SharedInvalidMessageCounter;
+			break;
+		}
 	}
 	plan = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN, NULL);
 	if (generic_inval_count != SharedInvalidMessageCounter)
