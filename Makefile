@@ -31,6 +31,8 @@ OBJS = \
 	src/worker.o \
 	src/latency.o \
 	src/explain.o \
+	src/usercode.o \
+	src/convert.o \
 	src/forecast.o
 
 EXTVERSION = 1.1

@@ -119,6 +119,13 @@ capacity_owner(void)
 /*
  * Run SQL on our own catalog tables as the extension owner.  Returns the
  * SPI result code; results stay in SPI_tuptable.
+ *
+ * The statement runs with the extension owner's rights, so nothing of the
+ * caller may reach it: search_path is pinned to pg_catalog, pg_temp for
+ * the statement (whatever the caller or any earlier user code set), in a
+ * GUC nest level closed as on abort, so no setting made during the
+ * statement survives it either.  Our tables are named schema-qualified by
+ * capacity_object(); functions and operators then resolve in pg_catalog.
  */
 int
 catalog_execute(const char *sql, int nargs, Oid *types, Datum *values,
@@ -127,11 +134,14 @@ catalog_execute(const char *sql, int nargs, Oid *types, Datum *values,
 	Oid			save_userid;
 	int			save_sec;
 	int			rc;
+	int			nest;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = pin_search_path();
 	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(false, nest);
 	if (rc < 0)
 		elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, sql);
 	return rc;

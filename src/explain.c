@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -42,6 +43,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/sinval.h"
 #include "utils/memutils.h"
@@ -57,6 +59,8 @@
 
 #include "catalog.h"
 #include "explain.h"
+#include "matter_capacity.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_explain_partitions);
 PG_FUNCTION_INFO_V1(capacity_explain_detail);
@@ -132,6 +136,8 @@ walk_planstate(PlanState *ps, void *context)
  * search_path.  A generic plan does not depend on the parameter values
  * (start-up pruning, which does, runs for every check), and planning one
  * over a table with thousands of leaves is the expensive part of a check.
+ * A registered check runs in a subtransaction that is rolled back, releasing
+ * the locks planning took: a reused plan's relations are locked again first.
  * Dropped at transaction end and whenever invalidation messages have been
  * processed (any DDL, such as a rollover attaching a partition), so a plan
  * is never used after the catalog it was made from has changed.
@@ -172,7 +178,29 @@ generic_plan_for(Query *q, const char *query)
 	{
 		e = lfirst(lc);
 		if (e->userid == GetUserId() && strcmp(e->search_path, sp) == 0 && strcmp(e->query, query) == 0)
-			return e->plan;
+		{
+			ListCell   *rl;
+
+			/*
+			 * The locks planning took may be gone (a registered check runs
+			 * in a subtransaction that is rolled back): take them again, as
+			 * the plan cache does before reusing a plan; if that processed
+			 * an invalidation, the plan may be stale: plan afresh.
+			 */
+			foreach(rl, e->plan->rtable)
+			{
+				RangeTblEntry *rte = lfirst_node(RangeTblEntry, rl);
+
+				if (rte->rtekind == RTE_RELATION)
+					LockRelationOid(rte->relid, rte->rellockmode);
+			}
+			if (generic_inval_count == SharedInvalidMessageCounter)
+				return e->plan;
+			MemoryContextReset(generic_cxt);
+			generic_plans = NIL;
+			generic_inval_count = SharedInvalidMessageCounter;
+			break;
+		}
 	}
 	plan = pg_plan_query(copyObject(q), query, CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN, NULL);
 	if (generic_inval_count != SharedInvalidMessageCounter)
@@ -391,28 +419,38 @@ Datum
 capacity_explain_as(PG_FUNCTION_ARGS)
 {
 	PruneResult r;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	int			nest;
+	volatile PruneResult vr;
+	UserCode	uc;
+	char	   *query;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("matter_capacity: owner and query must not be NULL"),
 				 errhint("This function runs registered checks; use capacity_explain_run().")));
-	owner = PG_GETARG_OID(0);
+	query = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
-	nest = NewGUCNestLevel();
-	if (!PG_ARGISNULL(1))
-		(void) set_config_option("search_path", text_to_cstring(PG_GETARG_TEXT_PP(1)),
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	r = check_query_pruning(text_to_cstring(PG_GETARG_TEXT_PP(2)),
-							PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
-	SetUserIdAndSecContext(save_userid, save_sec);
-	AtEOXact_GUC(true, nest);
+	/*
+	 * Planning runs the owner's code (IMMUTABLE functions folded, RLS
+	 * policies): as the owner, bounded, and rolled back, so no setting,
+	 * row or lock of it outlives the check (usercode.c).
+	 */
+	usercode_begin(&uc, "an EXPLAIN check", PG_GETARG_OID(0),
+				   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				   mc_probe_timeout_ms);
+	PG_TRY();
+	{
+		PruneResult t = check_query_pruning(query, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3));
+
+		vr = t;
+	}
+	PG_CATCH();
+	{
+		ReThrowError(usercode_fail(&uc));
+	}
+	PG_END_TRY();
+	usercode_finish(&uc);
+	r = vr;
 	return_prune_result(fcinfo, &r);
 	return (Datum) 0;
 }
@@ -489,7 +527,7 @@ capacity_explain_register(PG_FUNCTION_ARGS)
 		bool		isnull;
 		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-		if (owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+		if (owner != GetUserId() && role_exists(owner) && !has_privs_of_role(GetUserId(), owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("matter_capacity: EXPLAIN check \"%s\" belongs to another role", name),

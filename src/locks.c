@@ -102,7 +102,7 @@ run_bounded(BoundedStep step, void *arg, int *attempts)
 			(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
 									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 			step(arg);
-			AtEOXact_GUC(true, nest);
+			AtEOXact_GUC(false, nest);
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcxt);
 			CurrentResourceOwner = oldowner;

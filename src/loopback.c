@@ -15,8 +15,9 @@
  * The worker also runs the conversion backfill through it: a procedure
  * that commits must be called at top level.
  *
- * Owns: the connection string (matter_capacity.loopback_conninfo, or the
- * server's own socket, database and the current role), and running those
+ * Owns: the connection parameters (how to reach the server from
+ * matter_capacity.loopback_conninfo, or the server's own socket; always
+ * this database and the current role), and running those
  * statements interruptibly.  Must not decide what to detach or run.
  *-------------------------------------------------------------------------
  */
@@ -34,46 +35,53 @@
 #include "matter_capacity.h"
 #include "loopback.h"
 
-/* 'value' quoted for a libpq connection string */
-static void
-append_conninfo_value(StringInfo buf, const char *key, const char *value)
+/*
+ * The loopback connects to this server, this database, as the current
+ * role, always: matter_capacity.loopback_conninfo may add how to reach the
+ * server (host, port, sslmode, passfile ...), but its user and dbname, if
+ * any, are overridden.  Parameters are passed as keyword/value arrays
+ * (PQconnectdbParams), never formatted into a string, so no database or
+ * role name can add or change a parameter.  Only the setting itself is
+ * parsed as a connection string (the first dbname, expand_dbname); libpq
+ * uses the last value of a repeated keyword.
+ */
+#define LOOPBACK_PARAMS 7
+
+static PGconn *
+loopback_connect_params(void)
 {
-	const char *p;
+	const char *keywords[LOOPBACK_PARAMS + 1];
+	const char *values[LOOPBACK_PARAMS + 1];
+	int			n = 0;
+	bool		expand = false;
 
-	appendStringInfo(buf, "%s='", key);
-	for (p = value; *p; p++)
-	{
-		if (*p == '\'' || *p == '\\')
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, *p);
-	}
-	appendStringInfoString(buf, "' ");
-}
-
-static char *
-loopback_conninfo(void)
-{
-	StringInfoData buf;
-	char	   *dirs;
-	char	   *comma;
-
-	initStringInfo(&buf);
 	if (mc_loopback_conninfo && mc_loopback_conninfo[0] != '\0')
-		appendStringInfo(&buf, "%s ", mc_loopback_conninfo);
+	{
+		keywords[n] = "dbname";
+		values[n++] = mc_loopback_conninfo;
+		expand = true;
+	}
 	else
 	{
-		dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
-		comma = strchr(dirs, ',');
+		char	   *dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+		char	   *comma = strchr(dirs, ',');
+
 		if (comma)
 			*comma = '\0';
-		append_conninfo_value(&buf, "host", dirs[0] ? dirs : "localhost");
-		appendStringInfo(&buf, "port=%d ", PostPortNumber);
+		keywords[n] = "host";
+		values[n++] = dirs[0] ? dirs : "localhost";
+		keywords[n] = "port";
+		values[n++] = psprintf("%d", PostPortNumber);
 	}
-	append_conninfo_value(&buf, "dbname", get_database_name(MyDatabaseId));
-	if (strstr(buf.data, "user=") == NULL)
-		append_conninfo_value(&buf, "user", GetUserNameFromId(GetUserId(), false));
-	appendStringInfoString(&buf, "application_name='matter_capacity loopback'");
-	return buf.data;
+	keywords[n] = "dbname";
+	values[n++] = get_database_name(MyDatabaseId);
+	keywords[n] = "user";
+	values[n++] = GetUserNameFromId(GetUserId(), false);
+	keywords[n] = "application_name";
+	values[n++] = "matter_capacity loopback";
+	keywords[n] = NULL;
+	values[n] = NULL;
+	return PQconnectdbParams(keywords, values, expand ? 1 : 0);
 }
 
 /* Run one statement, waiting on our latch so cancel and shutdown work. */
@@ -135,7 +143,7 @@ cancel_and_finish(PGconn *conn)
 static PGconn *
 loopback_connect(char **error)
 {
-	PGconn	   *conn = PQconnectdb(loopback_conninfo());
+	PGconn	   *conn = loopback_connect_params();
 
 	if (PQstatus(conn) != CONNECTION_OK)
 	{

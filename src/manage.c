@@ -11,7 +11,11 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -23,8 +27,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "matter_capacity.h"
 #include "catalog.h"
 #include "locks.h"
 #include "partitions.h"
@@ -55,6 +63,24 @@ check_hash_partitions(const char *table, int n)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("matter_capacity: hash_partitions %d for table %s is out of range", n, table),
 				 errhint("Use between 2 and %d hash partitions per period.", MAX_HASH_PARTITIONS)));
+}
+
+/*
+ * A policy's size: the current period and premake periods ahead, each of
+ * hash_partitions leaves, are made at once (one transaction in the function
+ * form, each holding locks): bounded by matter_capacity.max_leaves_per_policy.
+ */
+static void
+check_policy_leaves(const char *table, int premake, int hash_n)
+{
+	int64		leaves = (int64) (premake + 1) * Max(hash_n, 1);
+
+	if (leaves > mc_max_leaves_per_policy)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matter_capacity: a policy for table %s with premake %d and %d hash partitions makes " INT64_FORMAT " leaf tables, more than matter_capacity.max_leaves_per_policy (%d)",
+						table, premake, Max(hash_n, 1), leaves, mc_max_leaves_per_policy),
+				 errhint("Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.")));
 }
 
 /* Microseconds an interval spans, months counted as 30 days. */
@@ -174,6 +200,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("matter_capacity: premake %d for table %s is out of range", premake, table),
 				 errhint("Create between 1 and %d periods ahead.", MAX_PREMAKE)));
+	check_policy_leaves(table, premake, hash_column ? hash_n : 0);
 	if (retention)
 	{
 		int64		usecs = interval_nominal_usecs(retention);
@@ -279,7 +306,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 						2, dtypes, dvalues, NULL, false);
 	}
 
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -293,9 +320,54 @@ typedef struct DropEmpty
 } DropEmpty;
 
 /*
+ * Does a period (or any of its leaves) hold a row?  Asked under ACCESS
+ * EXCLUSIVE on each of them, so no writer is in flight; answered from the
+ * storage itself, not by a query: no snapshot of the caller's (a REPEATABLE
+ * READ transaction's would miss rows committed since) and no row-level
+ * security (a policy can hide rows from the owner).  A leaf with pages is
+ * scanned with the latest snapshot; anything but a table or partitioned
+ * table counts as holding rows.
+ */
+static bool
+period_has_rows(Oid partid)
+{
+	List	   *rels = find_all_inheritors(partid, AccessExclusiveLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+		bool		found = false;
+
+		if (rel->rd_rel->relkind == RELKIND_RELATION)
+		{
+			if (RelationGetNumberOfBlocks(rel) > 0)
+			{
+				Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+				TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+				TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+				found = table_scan_getnextslot(scan, ForwardScanDirection, slot);
+				ExecDropSingleTupleTableSlot(slot);
+				table_endscan(scan);
+				UnregisterSnapshot(snap);
+			}
+		}
+		else if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+			found = true;
+		table_close(rel, NoLock);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Detach and drop a future period if it is still empty.  Takes ACCESS
- * EXCLUSIVE on the parent first (the order DETACH itself uses), so no row
- * can arrive between the check and the drop.
+ * EXCLUSIVE on the parent first (the order DETACH itself uses), then on
+ * the period and its leaves (rows can be written into a leaf directly),
+ * all under the lock timeout, so no row can arrive between the check and
+ * the drop.
  */
 static void
 drop_empty_period(void *arg)
@@ -304,8 +376,7 @@ drop_empty_period(void *arg)
 	char	   *part = qualified_name(d->partid);
 
 	LockRelationOid(d->layout->relid, AccessExclusiveLock);
-	exec_sql(psprintf("SELECT 1 FROM %s LIMIT 1", part), SPI_OK_SELECT);
-	d->dropped = (SPI_processed == 0);
+	d->dropped = !period_has_rows(d->partid);
 	if (!d->dropped)
 		return;
 	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s", d->layout->qualname, part), SPI_OK_UTILITY);
@@ -367,6 +438,7 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 				 errmsg("matter_capacity: table %s has no hash subpartitions", table),
 				 errhint("Only policies created with hash_column can change their bucket count.")));
 	check_hash_partitions(table, n);
+	check_policy_leaves(table, pol->premake, n);
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum(n);
@@ -405,7 +477,7 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	/* re-create what was dropped, with the new count */
 	rollover_table(pol, &sink, 0);
 
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -67,6 +67,9 @@ int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
 int			mc_probe_timeout_ms = 5000;
+int			mc_probe_max_rows = 1000;
+int			mc_max_leaves_per_policy = 10000;
+int			mc_max_label_bytes = 1024;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
 char	   *mc_worker_database = NULL;
@@ -104,12 +107,39 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.probe_timeout",
-							"Time a registered probe query may run before it is cancelled and reported.",
+							"Time a registered probe or EXPLAIN check may run before it is cancelled and reported.",
 							NULL,
 							&mc_probe_timeout_ms,
 							5000, 10, 600000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.probe_max_rows",
+							"Rows (series) a registered probe may return; a probe returning more is recorded as failed.",
+							NULL,
+							&mc_probe_max_rows,
+							1000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.max_leaves_per_policy",
+							"Leaf tables a policy may make at once: (premake + 1) periods times hash_partitions.",
+							NULL,
+							&mc_max_leaves_per_policy,
+							10000, 1, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.max_label_bytes",
+							"Size of a pushed value's labels (as JSON text); larger labels are refused.",
+							NULL,
+							&mc_max_label_bytes,
+							1024, 2, 2048,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.sample_retention_days",
@@ -132,11 +162,11 @@ _PG_init(void)
 
 	DefineCustomStringVariable("matter_capacity.loopback_conninfo",
 							   "Connection options for the loopback connection that runs DETACH ... CONCURRENTLY.",
-							   "Empty: this server's first Unix socket and port, the current database and role.",
+							   "Empty: this server's first Unix socket and port.  The loopback always connects to the current database as the current role; user and dbname given here are overridden.  Readable by superusers only.",
 							   &mc_loopback_conninfo,
 							   "",
 							   PGC_SUSET,
-							   0,
+							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.sample_interval",

@@ -17,6 +17,8 @@ extern int	mc_lock_timeout_ms;
 extern int	mc_lock_retries;
 extern char *mc_loopback_conninfo;
 extern int	mc_probe_timeout_ms;
+extern int	mc_probe_max_rows;
+extern int	mc_max_leaves_per_policy;
 extern int	mc_sample_retention_days;
 extern int	mc_rollup_retention_days;
 extern char *mc_worker_database;

@@ -7,12 +7,13 @@
  * set again when it runs, as a function's SET search_path would be.
  *
  * Owns: checking a probe before it is stored: exactly one SELECT (no INTO,
- * no FOR UPDATE: a probe must only read), and a result of one numeric
+ * no FOR UPDATE, no data-modifying WITH: a probe must only read), and a result of one numeric
  * column or (labels jsonb, value numeric), found by planning the query
  * without running it.  The probe remembers who registered it; the sampler
  * runs it as that role, so it can read nothing its owner could not.
  *
- * Must not run the query (sampler.c does, under a timeout).
+ * Must not run the query (sampler.c does, through usercode.c: as the
+ * owner, read-only, bounded, rolled back).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +31,7 @@
 
 #include "catalog.h"
 #include "sampler.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_register_probe);
 
@@ -55,6 +57,41 @@ check_indicator_name(const char *name)
 }
 
 /*
+ * A probe is one SELECT that only reads: no INTO, no FOR UPDATE, no
+ * data-modifying WITH (PostgreSQL allows those only at the top level).
+ * Checked at registration and again before each run (probes stored by an
+ * older version were not checked for WITH).
+ */
+void
+probe_check_select(const char *name, const char *query)
+{
+	List	   *raw;
+	RawStmt    *rs;
+	SelectStmt *sel;
+	ListCell   *lc;
+
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
+	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
+	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
+				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+	if (sel->withClause != NULL)
+		foreach(lc, sel->withClause->ctes)
+		{
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+			if (!IsA(cte->ctequery, SelectStmt))
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("matter_capacity: probe %s has a data-modifying WITH (%s)", name, cte->ctename),
+						 errhint("A probe only reads: use WITH ... AS (SELECT ...) only.")));
+		}
+}
+
+/*
  * capacity_register_probe(indicator text, query text, unit text DEFAULT NULL)
  */
 Datum
@@ -62,9 +99,6 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *query;
-	List	   *raw;
-	RawStmt    *rs;
-	SelectStmt *sel;
 	SPIPlanPtr	plan;
 	CachedPlanSource *ps;
 	TupleDesc	td;
@@ -89,14 +123,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	raw = raw_parser(query, RAW_PARSE_DEFAULT);
-	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
-	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
-	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
-				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+	probe_check_select(name, query);
 
 	SPI_connect();
 	plan = SPI_prepare(query, 0, NULL);
@@ -131,7 +158,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("matter_capacity: indicator %s already exists as a %s indicator", name, source),
 					 errhint("Choose another name for the probe.")));
-		if (!isnull && owner != GetUserId() && !has_privs_of_role(GetUserId(), owner))
+		if (!isnull && owner != GetUserId() && role_exists(owner) && !has_privs_of_role(GetUserId(), owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("matter_capacity: probe %s belongs to another role", name),
@@ -146,7 +173,7 @@ capacity_register_probe(PG_FUNCTION_ARGS)
 	catalog_execute(psprintf("INSERT INTO %s (name, unit, source, query, owner, search_path) "
 							 "VALUES ($1, $3, 'sql', $2, $4::pg_catalog.regrole, $5) "
 							 "ON CONFLICT (name) DO UPDATE SET query = $2, unit = $3, "
-							 "owner = $4::pg_catalog.regrole, search_path = $5",
+							 "owner = $4::pg_catalog.regrole, search_path = $5, enabled = true",
 							 capacity_object("capacity_indicator")),
 					5, types, values, nulls, false);
 	SPI_finish();

@@ -1471,7 +1471,7 @@ capacity_rollover(PG_FUNCTION_ARGS)
 			continue;
 		rollover_table(pol, &sink, 0);
 	}
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -1520,7 +1520,7 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 			int			done;
 
 			done = rollover_table(pol, sink, (nonatomic && !sink->dry_run) ? 1 : 0);
-			AtEOXact_GUC(true, nest);
+			AtEOXact_GUC(false, nest);
 			if (!nonatomic || sink->dry_run || done == 0 || sink->stop_table)
 				break;
 			commit();

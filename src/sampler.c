@@ -41,6 +41,7 @@
 #include "periods.h"
 #include "rollover.h"
 #include "sampler.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_sample_now);
 
@@ -214,18 +215,6 @@ static const BuiltinQuery builtin_queries[] = {
 	"SELECT c.labels::text, c.live, c.cum, c.bytes FROM calc c"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
-
-static TimeoutId probe_timeout_id = MAX_TIMEOUTS;
-static volatile bool probe_timed_out = false;
-
-static void
-probe_timeout_handler(void)
-{
-	probe_timed_out = true;
-	QueryCancelPending = true;
-	InterruptPending = true;
-	SetLatch(MyLatch);
-}
 
 bool
 is_numeric_type(Oid typid)
@@ -510,17 +499,29 @@ sample_table_stats(TimestampTz as_of)
 	return total;
 }
 
-/* Default-partition rows need one count per table: dynamic SQL. */
+/*
+ * Default-partition rows need one count per table: dynamic SQL.  Another
+ * session's temporary tables are not ours to read (an error) and any role
+ * may create one and hold its lock: they are skipped.  A default partition
+ * someone holds a strong lock on is skipped too (as
+ * capacity_partition_horizon does), and the count runs under
+ * matter_capacity.lock_timeout, so no other role can stall the sampler.
+ */
 static int
 sample_default_rows(TimestampTz as_of)
 {
 	StringInfoData src;
 	uint64		i,
 				n;
+	int			taken = 0;
+	int			nest;
+	int			written;
 	SPITupleTable *tt;
 
-	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text "
-					TOP_TABLES "AND pt.partdefid <> 0 ORDER BY 1",
+	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text, pt.partdefid "
+					TOP_TABLES "AND pt.partdefid <> 0 "
+					"AND (p.relpersistence <> 't' OR p.relnamespace = pg_catalog.pg_my_temp_schema()) "
+					"ORDER BY 1",
 					0, NULL, NULL, NULL, true);
 	n = SPI_processed;
 	tt = SPI_tuptable;
@@ -531,64 +532,91 @@ sample_default_rows(TimestampTz as_of)
 	{
 		char	   *table = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 		char	   *deflt = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		bool		isnull;
+		Oid			defid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
 
+		if (!ConditionalLockRelationOid(defid, AccessShareLock))
+			continue;
 		appendStringInfo(&src, "%sSELECT jsonb_build_object('table', %s), "
 						 "(SELECT count(*) FROM %s)::float8",
-						 i ? " UNION ALL " : "", quote_literal_cstr(table), deflt);
+						 taken++ ? " UNION ALL " : "", quote_literal_cstr(table), deflt);
 	}
-	return write_samples("default_partition_rows", src.data, as_of);
+	if (taken == 0)
+		return 0;
+	nest = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", psprintf("%d", Max(mc_lock_timeout_ms, 1)),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	written = write_samples("default_partition_rows", src.data, as_of);
+	AtEOXact_GUC(false, nest);
+	return written;
 }
 
-/* Run a probe as its owner, with a timeout; returns samples written. */
+/*
+ * Run a probe as its owner (usercode.c: its own rights, read-only, under
+ * matter_capacity.probe_timeout, everything it did rolled back, at most
+ * matter_capacity.probe_max_rows rows); returns samples written.
+ */
 static int
 run_probe(const char *indicator, const char *query, Oid owner,
 		  const char *search_path, TimestampTz as_of)
 {
-	Oid			save_userid;
-	int			save_sec;
-	TupleDesc	td;
+	UserCode	uc;
 	StringInfoData src;
-	uint64		i;
-	int			rc;
-	int			nest = NewGUCNestLevel();
+	volatile uint64 nrows = 0;
+	char	   *what = psprintf("probe %s", indicator);
 
-	(void) set_config_option("search_path", search_path ? search_path : "pg_catalog",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	probe_timed_out = false;
-	if (probe_timeout_id == MAX_TIMEOUTS)
-		probe_timeout_id = RegisterTimeout(USER_TIMEOUT, probe_timeout_handler);
-	enable_timeout_after(probe_timeout_id, mc_probe_timeout_ms);
-	rc = SPI_execute(query, true, 0);
-	disable_timeout(probe_timeout_id, false);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	AtEOXact_GUC(true, nest);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("probe %s did not run a SELECT", indicator)));
-
-	td = SPI_tuptable->tupdesc;
-	if (!((td->natts == 1 && is_numeric_type(SPI_gettypeid(td, 1))) ||
-		  (td->natts == 2 && SPI_gettypeid(td, 1) == JSONBOID && is_numeric_type(SPI_gettypeid(td, 2)))))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("probe %s must return one numeric column or (labels jsonb, value numeric)", indicator)));
-
-	/* materialise the owner's result as literals, written as the extension owner */
+	probe_check_select(indicator, query);
 	initStringInfo(&src);
 	appendStringInfoString(&src, "SELECT l::jsonb, v::float8 FROM (VALUES ");
-	for (i = 0; i < SPI_processed; i++)
+	usercode_begin(&uc, what, owner, search_path, mc_probe_timeout_ms);
+	PG_TRY();
 	{
-		char	   *labels = td->natts == 2 ? SPI_getvalue(SPI_tuptable->vals[i], td, 1) : NULL;
-		char	   *value = SPI_getvalue(SPI_tuptable->vals[i], td, td->natts);
+		TupleDesc	td;
+		uint64		i;
+		int			rc;
 
-		appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "",
-						 quote_literal_cstr(labels ? labels : "{}"),
-						 value ? quote_literal_cstr(value) : "NULL");
+		/*
+		 * not SPI's read_only (its refusals name 'a non-volatile function'):
+		 * transaction_read_only, set by usercode_begin, refuses every write
+		 * with a message that says so, volatile functions' included
+		 */
+		rc = SPI_execute(query, false, (long) mc_probe_max_rows + 1);
+		if (rc != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("probe %s did not run a SELECT", indicator)));
+		td = SPI_tuptable->tupdesc;
+		if (!((td->natts == 1 && is_numeric_type(SPI_gettypeid(td, 1))) ||
+			  (td->natts == 2 && SPI_gettypeid(td, 1) == JSONBOID && is_numeric_type(SPI_gettypeid(td, 2)))))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("probe %s must return one numeric column or (labels jsonb, value numeric)", indicator)));
+		if (SPI_processed > (uint64) mc_probe_max_rows)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("matter_capacity: probe %s returned more than %d rows (matter_capacity.probe_max_rows)",
+							indicator, mc_probe_max_rows),
+					 errhint("Aggregate in the probe (one row per series), or raise matter_capacity.probe_max_rows.")));
+
+		/* copy the owner's result out as literals, written as the extension owner */
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *labels = td->natts == 2 ? SPI_getvalue(SPI_tuptable->vals[i], td, 1) : NULL;
+			char	   *value = SPI_getvalue(SPI_tuptable->vals[i], td, td->natts);
+
+			appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "",
+							 quote_literal_cstr(labels ? labels : "{}"),
+							 value ? quote_literal_cstr(value) : "NULL");
+		}
+		nrows = SPI_processed;
 	}
-	if (SPI_processed == 0)
+	PG_CATCH();
+	{
+		ReThrowError(usercode_fail(&uc));
+	}
+	PG_END_TRY();
+	usercode_finish(&uc);
+	if (nrows == 0)
 		return 0;
 	appendStringInfoString(&src, ") AS s(l, v)");
 	return write_samples(indicator, src.data, as_of);
@@ -647,6 +675,7 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	ResourceOwner oldowner = CurrentResourceOwner;
 	int			n = 0;
 	char	   *error = NULL;
+	TimestampTz started = GetCurrentTimestamp();
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -684,22 +713,16 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	{
 		ErrorData  *edata;
 
-		/* only our own timeout, and only once it exists */
-		if (probe_timeout_id != MAX_TIMEOUTS)
-			disable_timeout(probe_timeout_id, false);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		/* a real cancel or shutdown is not a probe failure */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !probe_timed_out)
+		/* a real cancel or shutdown is not a probe failure (ours is 54000) */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
-		error = probe_timed_out
-			? psprintf("timed out after %d ms (matter_capacity.probe_timeout)", mc_probe_timeout_ms)
-			: pstrdup(edata->message);
-		probe_timed_out = false;
+		error = pstrdup(edata->message);
 		ereport(WARNING,
 				(errmsg("matter_capacity: indicator %s failed: %s", indicator, error),
 				 errhint("See capacity_indicator_status; the other indicators were sampled.")));
@@ -707,6 +730,30 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 	}
 	PG_END_TRY();
 	record_run(indicator, as_of, n, error);
+
+	/*
+	 * A probe that kept running well past its timeout (its code reached no
+	 * interrupt check for a while) would cost every round as much: it is
+	 * disabled, with the reason, until its owner registers it again.
+	 */
+	if (kind == SAMPLE_PROBE &&
+		TimestampDifferenceExceeds(started, GetCurrentTimestamp(), mc_probe_timeout_ms + 1000))
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(indicator)};
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+		catalog_execute(psprintf("UPDATE %s SET enabled = false WHERE name = $1",
+								 capacity_object("capacity_indicator")),
+						1, types, values, NULL, false);
+		record_run(indicator, as_of, 0,
+				   psprintf("disabled: ran %ld ms, past matter_capacity.probe_timeout (%d ms); register it again to re-enable it",
+							secs * 1000 + usecs / 1000, mc_probe_timeout_ms));
+		ereport(WARNING,
+				(errmsg("matter_capacity: probe %s ran past matter_capacity.probe_timeout and was disabled", indicator)));
+	}
 	return n;
 }
 
@@ -790,6 +837,12 @@ maintain_history(TimestampTz as_of)
 	catalog_execute(psprintf("DELETE FROM %s WHERE hour < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_hourly")),
 					2, types, values, NULL, false);
+	/* series (label sets) not seen for the raw retention: their history is gone too */
+	values[1] = Int32GetDatum(mc_sample_retention_days);
+	catalog_execute(psprintf("DELETE FROM %s WHERE sampled_at < $1 - make_interval(days => $2)",
+							 capacity_object("capacity_latest_sample")),
+					2, types, values, NULL, false);
+	values[1] = Int32GetDatum(mc_rollup_retention_days);
 	catalog_execute(psprintf("DELETE FROM %s WHERE day < $1 - make_interval(days => $2)",
 							 capacity_object("capacity_sample_daily")),
 					2, types, values, NULL, false);
@@ -855,6 +908,20 @@ sample_all(TimestampTz as_of)
 
 		if (strcmp(source, "sql") == 0)
 		{
+			if (!role_exists(lfirst_oid(d)))
+			{
+				/* its owner was dropped (roles are global: no dependency) */
+				Oid			types[1] = {TEXTOID};
+				Datum		values[1] = {CStringGetTextDatum(name)};
+
+				catalog_execute(psprintf("UPDATE %s SET enabled = false WHERE name = $1",
+										 capacity_object("capacity_indicator")),
+								1, types, values, NULL, false);
+				record_run(name, as_of, 0,
+						   psprintf("disabled: the role that registered probe %s (oid %u) no longer exists",
+									name, lfirst_oid(d)));
+				continue;
+			}
 			total += sample_one(name, SAMPLE_PROBE, lfirst(c), lfirst_oid(d), lfirst(e), as_of);
 			continue;
 		}
@@ -898,7 +965,7 @@ capacity_sample_now(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = pin_search_path();
 	n = sample_all(as_of);
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 	SPI_finish();
 	PG_RETURN_INT32(n);
 }

@@ -13,5 +13,6 @@
 extern int	sample_all(TimestampTz as_of);
 extern bool is_numeric_type(Oid typid);
 extern void record_engine_inserts(Oid relid, int64 rows);
+extern void probe_check_select(const char *name, const char *query);
 
 #endif							/* MC_SAMPLER_H */

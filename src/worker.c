@@ -74,7 +74,7 @@ task_sample(void)
 	int			nest = pin_search_path();
 
 	(void) sample_all(GetCurrentTimestamp());
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 }
 
 static void run_task(const char *name, WorkerTask task);
@@ -139,7 +139,7 @@ task_explain(void)
 	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s()",
 							 capacity_object("capacity_explain_run")), false, 0) < 0)
 		elog(ERROR, "matter_capacity: capacity_explain_run() failed");
-	AtEOXact_GUC(true, nest);
+	AtEOXact_GUC(false, nest);
 }
 
 /*

@@ -1,5 +1,5 @@
 -- A managed table that is dropped takes its policy (and its conversion
--- record) with it, so no rollover ever looks for it again.  SECURITY DEFINER because the dropping
+-- record and default EXPLAIN checks) with it, so no rollover ever looks for it again.  SECURITY DEFINER because the dropping
 -- role has no rights on our catalog; the search_path is pinned so nothing
 -- on the caller's path is ever resolved here.
 
@@ -20,6 +20,12 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid = 0
        AND c.table_name::pg_catalog.oid = d.objid;
+    -- the default EXPLAIN checks (50_explain.sql) of dropped tables
+    DELETE FROM @extschema@.capacity_explain_check k
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND k.table_name::pg_catalog.oid = d.objid;
     UPDATE @extschema@.capacity_conversion c SET historical = NULL
       FROM pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass

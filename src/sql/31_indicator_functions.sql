@@ -93,6 +93,14 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
             USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
     END IF;
+    IF octet_length(labels::text)
+       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        indicator, octet_length(labels::text),
+                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
+            USING ERRCODE = '54000',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    END IF;
     IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
         RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';

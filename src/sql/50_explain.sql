@@ -90,6 +90,10 @@ AS $$
 $$;
 
 -- The default checks of a managed table (called by capacity_manage).
+-- Check names are global and any role allowed to register checks may
+-- have taken "<table>: one week" first: such a name is left to it and the
+-- default check gets the table's OID appended.  Default checks left by a
+-- dropped table (from before the drop event trigger forgot them) go.
 CREATE FUNCTION @extschema@.capacity_explain_register_defaults(tbl regclass, owner regrole)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -100,14 +104,13 @@ DECLARE
     t text := tbl::text;
     tenant text;
     leaves integer;
+    chk record;
 BEGIN
     SELECT * INTO p FROM @extschema@.capacity_policy c WHERE c.table_name = tbl;
     leaves := coalesce(p.hash_partitions, 1);
-    DELETE FROM @extschema@.capacity_explain_check c WHERE c.table_name = tbl;
-    INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
-    VALUES (t || ': one ' || p.granularity,
-            format('SELECT * FROM %s WHERE %I >= $1 AND %I < $2', t, p.time_column, p.time_column),
-            leaves, ARRAY['@period_start@', '@period_end@'], owner, NULL, tbl);
+    DELETE FROM @extschema@.capacity_explain_check c
+     WHERE c.table_name = tbl
+        OR (c.table_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.table_name));
     IF p.hash_column IS NOT NULL THEN
         SELECT CASE WHEN typ.typcategory = 'N' THEN '1'
                     WHEN typ.oid = 'uuid'::regtype THEN '00000000-0000-0000-0000-000000000000'
@@ -115,14 +118,33 @@ BEGIN
           INTO tenant
           FROM pg_attribute a JOIN pg_type typ ON typ.oid = a.atttypid
          WHERE a.attrelid = tbl AND a.attname = p.hash_column;
-        INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
-        VALUES (t || ': tenant + one ' || p.granularity,
-                format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
-                1, ARRAY[tenant, '@period_start@', '@period_end@'], owner, NULL, tbl),
-               (t || ': tenant + one ' || p.granularity || ' across a boundary',
-                format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
-                2, ARRAY[tenant, '@mid_period@', '@mid_next_period@'], owner, NULL, tbl);
     END IF;
+    FOR chk IN
+        SELECT t || ': one ' || p.granularity AS name,
+               format('SELECT * FROM %s WHERE %I >= $1 AND %I < $2', t, p.time_column, p.time_column) AS query,
+               leaves AS max_partitions, ARRAY['@period_start@', '@period_end@'] AS params
+        UNION ALL
+        SELECT t || ': tenant + one ' || p.granularity,
+               format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+               1, ARRAY[tenant, '@period_start@', '@period_end@']
+         WHERE p.hash_column IS NOT NULL
+        UNION ALL
+        SELECT t || ': tenant + one ' || p.granularity || ' across a boundary',
+               format('SELECT * FROM %s WHERE %I = $1 AND %I >= $2 AND %I < $3', t, p.hash_column, p.time_column, p.time_column),
+               2, ARRAY[tenant, '@mid_period@', '@mid_next_period@']
+         WHERE p.hash_column IS NOT NULL
+    LOOP
+        INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+        VALUES (chk.name, chk.query, chk.max_partitions, chk.params, owner, NULL, tbl)
+        ON CONFLICT (name) DO NOTHING;
+        IF NOT FOUND THEN
+            INSERT INTO @extschema@.capacity_explain_check (name, query, max_partitions, params, owner, search_path, table_name)
+            VALUES (chk.name || ' (' || tbl::oid || ')', chk.query, chk.max_partitions, chk.params, owner, NULL, tbl)
+            ON CONFLICT (name) DO UPDATE
+               SET query = EXCLUDED.query, max_partitions = EXCLUDED.max_partitions, params = EXCLUDED.params,
+                   owner = EXCLUDED.owner, search_path = NULL, table_name = EXCLUDED.table_name;
+        END IF;
+    END LOOP;
 END
 $$;
 

@@ -104,36 +104,23 @@ BEGIN
 END
 $$;
 
--- Replays a write on the historical partition into the backfill copy.
--- Runs as the extension owner so the application role needs no right on
--- the copy; its arguments are checked against capacity_conversion.
+-- Statements that write a user's rows (the backfill's copies), run as the
+-- owner of tbl under SECURITY_RESTRICTED_OPERATION (src/convert.c): the
+-- owner's triggers, constraints, defaults and policies on the tables it
+-- owns never run with the rights of whoever runs the conversion.  The
+-- caller must own tbl.  Returns the rows processed.
+CREATE FUNCTION @extschema@.capacity_run_as_owner(tbl regclass, stmts text[])
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_run_as_owner';
+
+-- Replays a write on the historical partition into the backfill copy,
+-- as the copy's owner (src/convert.c); the application role needs no
+-- right on the copy.  Its argument is checked against capacity_conversion.
 CREATE FUNCTION @extschema@.capacity_convert_sync()
 RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    stg regclass := TG_ARGV[0]::regclass;
-    keys name[];
-BEGIN
-    SELECT c.key_columns INTO keys FROM @extschema@.capacity_conversion c
-     WHERE c.staging = stg AND c.historical = TG_RELID AND c.state = 'backfilling';
-    IF keys IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % is not the backfill copy of %', stg, TG_RELID::regclass
-            USING ERRCODE = '55000', HINT = 'Only capacity_convert_backfill() installs this trigger.';
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        EXECUTE format('DELETE FROM %s WHERE (%s) = (%s)', stg,
-                       (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) k),
-                       (SELECT string_agg('($1).' || quote_ident(k), ', ') FROM unnest(keys) k))
-          USING OLD;
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        EXECUTE format('INSERT INTO %s SELECT ($1).* ON CONFLICT DO NOTHING', stg) USING NEW;
-    END IF;
-    RETURN NULL;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'capacity_convert_sync';
 
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
@@ -225,6 +212,13 @@ BEGIN
     IF premake IS NULL OR premake NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'matter_capacity: premake % for % is out of range', premake, qual
             USING ERRCODE = '22023', HINT = 'Create 1 to 1000 periods ahead (4 is typical).';
+    END IF;
+    IF (premake + 1)::bigint * coalesce(hash_partitions, 1)
+       > coalesce(nullif(current_setting('matter_capacity.max_leaves_per_policy', true), '')::integer, 10000) THEN
+        RAISE EXCEPTION 'matter_capacity: premake % with % hash partitions for % makes % leaf tables, more than matter_capacity.max_leaves_per_policy',
+                        premake, coalesce(hash_partitions, 1), qual, (premake + 1)::bigint * coalesce(hash_partitions, 1)
+            USING ERRCODE = '54000',
+                  HINT = 'Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.';
     END IF;
     IF retention_action IS NULL OR retention_action NOT IN ('detach', 'drop') THEN
         RAISE EXCEPTION 'matter_capacity: retention_action "%" for % is not detach or drop', retention_action, qual
@@ -660,10 +654,10 @@ BEGIN
         SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
           INTO per_page FROM pg_class c WHERE c.oid = cv.historical;
         pages := greatest(1, ceil(batch_rows / per_page))::bigint;
-        EXECUTE format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
-                       'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cv.historical::text,
-                       format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages));
-        GET DIAGNOSTICS n = ROW_COUNT;
+        n := @extschema@.capacity_run_as_owner(tbl, ARRAY[format(
+                 'INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
+                 'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cv.historical::text,
+                 format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages))]);
         UPDATE @extschema@.capacity_conversion c
            SET next_page = cv.next_page + pages, rows_copied = c.rows_copied + n,
                pages_total = greatest(c.pages_total, nblocks), updated_at = clock_timestamp()
@@ -681,8 +675,9 @@ BEGIN
     -- proven by constraints, so the lock is held for catalog work only
     swap := ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
-                  format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
-                         cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page)),
+                  format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                         format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
+                                cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
                   format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
@@ -696,7 +691,9 @@ BEGIN
                      || format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd);
     END LOOP;
     -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp, @extschema@.capacity_derived_name(stagename, 'default'))
+    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                           format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
+                                  @extschema@.capacity_derived_name(stagename, 'default')))
                  || format('DROP TABLE %s', cv.staging::text);
     t0 := clock_timestamp();
     PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual));

@@ -29,6 +29,9 @@ GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval),
                           @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_stages, @extschema@.capacity_trigger_status,
                 @extschema@.capacity_decisions TO pg_monitor;
+-- capacity_bindings() (stage evaluation, report, forecast) reads the
+-- logical table names as the caller: pg_monitor reads them too.
+GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval),
@@ -51,4 +54,5 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_sync() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;

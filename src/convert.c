@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ * convert.c
+ *		The parts of the online conversion (src/sql/60_convert.sql) that
+ *		move a user's rows: run as that table's owner, never with the
+ *		rights of whoever runs the conversion.
+ *
+ * The conversion is run by a superuser (the runbook) or the worker's
+ * loopback (the bootstrap superuser).  The rows it copies go into tables
+ * the converted table's owner owns and may put triggers, constraints,
+ * index expressions, defaults and policies on: all of that is the owner's
+ * code.  So every statement that writes the owner's rows runs as the
+ * owner under SECURITY_RESTRICTED_OPERATION (as REFRESH MATERIALIZED VIEW
+ * and CREATE INDEX do: the owner's code cannot SET ROLE back to the
+ * session's superuser), with search_path pinned and every setting made
+ * during it undone.  Only our own catalog (capacity_conversion) is read
+ * as the extension owner.
+ *
+ * Owns: capacity_run_as_owner() and the write-replay trigger
+ * capacity_convert_sync().  Must not decide anything about the conversion.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+
+#include "catalog.h"
+
+PG_FUNCTION_INFO_V1(capacity_run_as_owner);
+PG_FUNCTION_INFO_V1(capacity_convert_sync);
+
+/* Run statements (SPI connected) as `owner`, restricted; rows processed. */
+static int64
+execute_as(Oid owner, int n, char **stmts, int nargs, Oid *types, Datum *values)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+	int64		total = 0;
+	int			i;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = pin_search_path();
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	for (i = 0; i < n; i++)
+	{
+		int			rc = SPI_execute_with_args(stmts[i], nargs, types, values, NULL, false, 0);
+
+		if (rc < 0)
+			elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, stmts[i]);
+		total += (int64) SPI_processed;
+	}
+	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(false, nest);
+	return total;
+}
+
+/*
+ * capacity_run_as_owner(tbl regclass, stmts text[]) RETURNS bigint
+ *
+ * The statements, as tbl's owner; the caller must own tbl (or be a member
+ * of the owning role, or a superuser), so nobody gains a right through it.
+ */
+Datum
+capacity_run_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	char	  **stmts;
+	int64		total;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: table and statements must not be NULL")));
+	relid = PG_GETARG_OID(0);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: relation with OID %u does not exist", relid)));
+	require_table_owner(relid);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	stmts = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("matter_capacity: a statement must not be NULL")));
+		stmts[i] = TextDatumGetCString(elems[i]);
+	}
+	SPI_connect();
+	total = execute_as(get_rel_owner_oid(relid), n, stmts, 0, NULL, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * capacity_convert_sync(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on
+ * the historical partition during a backfill; replays the write into the
+ * staging copy (trigger argument), as the staging table's owner.
+ */
+Datum
+capacity_convert_sync(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	hist;
+	Oid			stg;
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+	Datum	   *keys;
+	bool	   *knulls;
+	int			nkeys,
+				i;
+	bool		isnull;
+	Datum		d;
+	StringInfoData cols,
+				vals;
+	char	   *stgname;
+	Oid			rowtype[1];
+	Datum		row[1];
+	char	   *stmt;
+	int			nest;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("matter_capacity: capacity_convert_sync must be an AFTER ... FOR EACH ROW trigger with one argument"),
+				 errhint("Only capacity_convert_backfill() installs this trigger.")));
+	hist = td->tg_relation;
+
+	SPI_connect();
+	nest = pin_search_path();
+	stg = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(td->tg_trigger->tgargs[0])),
+						   NoLock, true);
+	values[0] = ObjectIdGetDatum(stg);
+	values[1] = ObjectIdGetDatum(RelationGetRelid(hist));
+	catalog_execute(psprintf("SELECT c.key_columns::pg_catalog.text[] FROM %s c "
+							 "WHERE c.staging OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+							 "AND c.historical OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
+							 "AND c.state OPERATOR(pg_catalog.=) 'backfilling'",
+							 capacity_object("capacity_conversion")),
+					2, types, values, NULL, false);	/* a fresh snapshot: the backfill may have
+													 * begun after our statement's */
+	d = SPI_processed == 1 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
+	if (SPI_processed != 1 || isnull || !OidIsValid(stg))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("matter_capacity: %s is not the backfill copy of %s", td->tg_trigger->tgargs[0],
+						RelationGetRelationName(hist)),
+				 errhint("Only capacity_convert_backfill() installs this trigger.")));
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &keys, &knulls, &nkeys);
+	stgname = psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(stg))),
+					   quote_identifier(get_rel_name(stg)));
+
+	rowtype[0] = hist->rd_rel->reltype;
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		initStringInfo(&cols);
+		initStringInfo(&vals);
+		for (i = 0; i < nkeys; i++)
+		{
+			const char *k = quote_identifier(TextDatumGetCString(keys[i]));
+
+			appendStringInfo(&cols, "%s%s", i ? ", " : "", k);
+			appendStringInfo(&vals, "%s($1).%s", i ? ", " : "", k);
+		}
+		stmt = psprintf("DELETE FROM %s WHERE (%s) = (%s)", stgname, cols.data, vals.data);
+		row[0] = heap_copy_tuple_as_datum(td->tg_trigtuple, RelationGetDescr(hist));
+		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+	}
+	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+		stmt = psprintf("INSERT INTO %s SELECT ($1).* ON CONFLICT DO NOTHING", stgname);
+		row[0] = heap_copy_tuple_as_datum(newtup, RelationGetDescr(hist));
+		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+	}
+	AtEOXact_GUC(false, nest);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,295 @@
+/*-------------------------------------------------------------------------
+ * usercode.c
+ *		Running code a user controls from a session with more rights.
+ *
+ * Probes (sampler.c) and EXPLAIN checks (explain.c) are SQL that a role
+ * registered; the worker (a superuser) or an operator's session runs them.
+ * Planning constant-folds the role's IMMUTABLE functions and applies its
+ * row-level-security policies, executing runs its functions: all of it is
+ * that role's code.  Between usercode_begin and usercode_finish (or
+ * usercode_fail in PG_CATCH) it runs:
+ *
+ *	- as the role, under SECURITY_RESTRICTED_OPERATION (no SET ROLE, no
+ *	  session_authorization, no temporary objects, like REFRESH
+ *	  MATERIALIZED VIEW), and the role must still exist;
+ *	- with its own search_path, in its own GUC nest level inside its own
+ *	  subtransaction, both ROLLED BACK at the end, success or not: a
+ *	  set_config(..., false) made by the code, the rows it wrote, the
+ *	  locks it took (including the relation locks planning takes) do not
+ *	  outlive it.  Session-level advisory locks survive a rollback: those
+ *	  it took are released and reported as its error (one it already held
+ *	  before, taken again, is not seen);
+ *	- read-only (transaction_read_only = on, which the code cannot turn
+ *	  off inside a subtransaction);
+ *	- under a time limit (matter_capacity.probe_timeout): a query cancel
+ *	  when it expires, and again after every subtransaction the code rolls
+ *	  back (a PL/pgSQL EXCEPTION WHEN query_canceled block), so catching
+ *	  the cancel only moves it to the next statement outside the block;
+ *	- and afterwards the session's role, security context and search_path
+ *	  are checked to be exactly what they were before.
+ *
+ * Limits: code that never reaches a CHECK_FOR_INTERRUPTS (an untrusted
+ * language's busy loop) cannot be stopped by any in-process means; only
+ * superusers can create such functions.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+
+#include "usercode.h"
+
+static TimeoutId usercode_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t timed_out = false;
+static UserCode *current_uc = NULL;
+static bool callback_registered = false;
+
+static void
+usercode_timeout_handler(void)
+{
+	timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * The user code caught our cancel (rolling back the subtransaction of its
+ * exception block): cancel again, so the next statement fails.
+ */
+static void
+usercode_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && current_uc != NULL &&
+		current_uc->active && timed_out && mySubid > current_uc->subid)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+}
+
+bool
+role_exists(Oid roleid)
+{
+	return OidIsValid(roleid) && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid));
+}
+
+bool
+usercode_timed_out(void)
+{
+	return timed_out;
+}
+
+int
+usercode_elapsed_ms(UserCode *uc)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(uc->started, GetCurrentTimestamp(), &secs, &usecs);
+	return (int) Min(secs * 1000 + usecs / 1000, (long) INT_MAX);
+}
+
+
+/* Advisory locks this backend holds now (after a rollback: session-level). */
+static List *
+my_advisory_locks(void)
+{
+	LockData   *ld = GetLockStatusData();
+	List	   *result = NIL;
+	int			i;
+
+	for (i = 0; i < ld->nelements; i++)
+	{
+		LockInstanceData *li = &ld->locks[i];
+
+		if (li->pid == MyProcPid && li->locktag.locktag_type == LOCKTAG_ADVISORY &&
+			li->holdMask != 0)
+		{
+			LockInstanceData *copy = palloc(sizeof(LockInstanceData));
+
+			*copy = *li;
+			result = lappend(result, copy);
+		}
+	}
+	return result;
+}
+
+/* Release advisory locks taken since `before`; true when there were some. */
+static bool
+release_new_advisory_locks(List *before)
+{
+	List	   *now = my_advisory_locks();
+	ListCell   *a;
+	bool		found = false;
+
+	foreach(a, now)
+	{
+		LockInstanceData *li = lfirst(a);
+		ListCell   *b;
+		bool		old = false;
+		LOCKMODE	mode;
+
+		foreach(b, before)
+			if (memcmp(&((LockInstanceData *) lfirst(b))->locktag, &li->locktag, sizeof(LOCKTAG)) == 0)
+				old = true;
+		if (old)
+			continue;
+		found = true;
+		for (mode = 1; mode <= MaxLockMode; mode++)
+			if (li->holdMask & LOCKBIT_ON(mode))
+				while (LockHeldByMe(&li->locktag, mode) &&
+					   LockRelease(&li->locktag, mode, true))
+					;
+	}
+	return found;
+}
+
+void
+usercode_begin(UserCode *uc, const char *what, Oid role, const char *search_path,
+			   int timeout_ms)
+{
+	if (!role_exists(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("matter_capacity: the role that owns %s (oid %u) no longer exists", what, role),
+				 errhint("Register it again as an existing role, or delete it.")));
+	if (current_uc != NULL && current_uc->active)
+		elog(ERROR, "matter_capacity: %s started inside %s", what, current_uc->what);
+	if (usercode_timeout_id == MAX_TIMEOUTS)
+		usercode_timeout_id = RegisterTimeout(USER_TIMEOUT, usercode_timeout_handler);
+	if (!callback_registered)
+	{
+		RegisterSubXactCallback(usercode_subxact_callback, NULL);
+		callback_registered = true;
+	}
+
+	uc->what = what;
+	uc->role = role;
+	uc->timeout_ms = timeout_ms;
+	uc->search_path_before = pstrdup(GetConfigOption("search_path", false, false));
+	GetUserIdAndSecContext(&uc->save_userid, &uc->save_sec);
+	uc->oldcxt = CurrentMemoryContext;
+	uc->oldowner = CurrentResourceOwner;
+	uc->advisory_before = my_advisory_locks();
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(uc->oldcxt);
+	uc->subid = GetCurrentSubTransactionId();
+	uc->nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path ? search_path : "pg_catalog",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("transaction_read_only", "on",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	uc->run_sec = uc->save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION;
+	SetUserIdAndSecContext(role, uc->run_sec);
+
+	timed_out = false;
+	uc->started = GetCurrentTimestamp();
+	uc->active = true;
+	current_uc = uc;
+	enable_timeout_after(usercode_timeout_id, timeout_ms);
+}
+
+/* Stop the clock; forget a cancel that was ours. */
+static void
+usercode_stop(UserCode *uc)
+{
+	disable_timeout(usercode_timeout_id, false);
+	uc->active = false;
+	current_uc = NULL;
+	if (timed_out)
+	{
+		QueryCancelPending = false;
+		/* InterruptPending may cover other requests: leave it set */
+	}
+}
+
+/* The session is exactly as before the user code, or we stop here. */
+static void
+usercode_verify(UserCode *uc)
+{
+	Oid			userid;
+	int			sec;
+
+	GetUserIdAndSecContext(&userid, &sec);
+	if (userid != uc->save_userid || sec != uc->save_sec ||
+		strcmp(GetConfigOption("search_path", false, false), uc->search_path_before) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("matter_capacity: the session's role or search_path changed across %s", uc->what)));
+}
+
+/*
+ * The code returned normally: results it produced must already have been
+ * copied out (the subtransaction's memory, SPI tuple tables included, is
+ * freed here).  Everything it did is rolled back.
+ */
+void
+usercode_finish(UserCode *uc)
+{
+	Oid			userid;
+	int			sec;
+	bool		same;
+
+	usercode_stop(uc);
+	GetUserIdAndSecContext(&userid, &sec);
+	same = userid == uc->role && sec == uc->run_sec;
+	SetUserIdAndSecContext(uc->save_userid, uc->save_sec);
+	AtEOXact_GUC(false, uc->nest);
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(uc->oldcxt);
+	CurrentResourceOwner = uc->oldowner;
+	usercode_verify(uc);
+	if (release_new_advisory_locks(uc->advisory_before))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("matter_capacity: %s took a session-level advisory lock (released)", uc->what),
+				 errhint("A probe or check only reads; it must not keep locks after it ends.")));
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("matter_capacity: %s changed the role it runs as", uc->what)));
+	if (timed_out)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("timed out after %d ms (matter_capacity.probe_timeout)", uc->timeout_ms),
+				 errdetail("%s ran past the limit", uc->what)));
+}
+
+/*
+ * In PG_CATCH: roll the code back and return its error (copied into the
+ * caller's memory context), rewritten when it was our time limit.
+ */
+ErrorData *
+usercode_fail(UserCode *uc)
+{
+	ErrorData  *edata;
+
+	usercode_stop(uc);
+	MemoryContextSwitchTo(uc->oldcxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(uc->oldcxt);
+	CurrentResourceOwner = uc->oldowner;
+	usercode_verify(uc);
+	(void) release_new_advisory_locks(uc->advisory_before);
+	if (timed_out)
+	{
+		edata->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		edata->message = psprintf("timed out after %d ms (matter_capacity.probe_timeout)", uc->timeout_ms);
+		edata->detail = psprintf("%s ran past the limit", uc->what);
+		edata->context = NULL;
+		edata->hint = pstrdup("Make it faster, or raise matter_capacity.probe_timeout.");
+	}
+	return edata;
+}
