@@ -108,7 +108,11 @@ SELECT capacity_register_probe('ours_orgs', 'SELECT count(DISTINCT org) FROM our
 SELECT capacity_register_probe('ours_by_org_parity',
        $$SELECT jsonb_build_object('parity', org % 2), count(*) FROM ours GROUP BY 1$$, 'rows');
 SELECT capacity_register_probe('broken_probe', 'SELECT 1 / (SELECT count(*) - count(*) FROM ours)');
-SELECT capacity_register_probe('slow_probe', 'SELECT count(*) FROM pg_sleep(5)');
+-- slow by work, not by sleeping: under libfaketime (test/integration/clock.sh)
+-- a timer signal that arrives while a backend sleeps sees the real clock,
+-- so a sleeping probe would never time out there
+SELECT capacity_register_probe('slow_probe',
+       'SELECT count(*) FROM generate_series(1, 30000) a, generate_series(1, 30000) b');
 SELECT * FROM try($q$SELECT capacity_register_probe('p1', 'DELETE FROM ours')$q$);
 SELECT * FROM try($q$SELECT capacity_register_probe('p2', 'SELECT 1; SELECT 2')$q$);
 SELECT * FROM try($q$SELECT capacity_register_probe('p3', 'SELECT ''x''::text')$q$);
