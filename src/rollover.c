@@ -493,6 +493,45 @@ create_default_step(void *arg)
 }
 
 /*
+ * Retention: detach (or drop) each expired period under run_bounded.
+ * Returns the units done; with step_limit > 0, stops once steps (done
+ * before) plus these reach it.
+ */
+static int
+retire_expired(ActionSink *sink, TableLayout *layout, Policy *pol, List *expired,
+			   int64 cutoff, int steps, int step_limit, instr_time started)
+{
+	ListCell   *lc;
+	int			done = 0;
+
+	foreach(lc, expired)
+	{
+		PartInfo   *pi = lfirst(lc);
+		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop, pi->relid};
+		char	   *relname = get_rel_name(pi->relid);
+		char	   *detail = psprintf("ended %s, before the retention cutoff %s",
+									  utc_label(pi->to), utc_label(cutoff));
+
+		if (sink->defer_detach && !pol->default_partition && !sink->dry_run)
+		{
+			defer_detach(sink, layout, &d, relname, detail);
+			continue;
+		}
+		if (step_limit > 0 && steps + done >= step_limit)
+			break;
+		done++;
+		if (sink->dry_run)
+			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
+		else if (run_bounded(detach_step, &d, NULL))
+			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
+		else
+			emit(sink, layout, "skipped_locked", relname,
+				 psprintf("retention: lock on %s not available", layout->qualname), started);
+	}
+	return done;
+}
+
+/*
  * Roll one table over at sink->as_of.  Does at most step_limit units of
  * work (a period attached, a partition detached) when step_limit > 0, so
  * the procedure can commit between them.  Returns the units done.  The
@@ -633,6 +672,24 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		}
 	}
 
+	/*
+	 * In one transaction (the function form) retention goes first.  A
+	 * DETACH needs ACCESS EXCLUSIVE on the parent, and the attach burst
+	 * holds the default partition until commit: detaching after the burst
+	 * inverted the application's lock order (parent, then partitions), so
+	 * readers queued on the default partition while holding the parent,
+	 * every DETACH attempt timed out behind them, and the pauses between
+	 * attempts kept the default locked (4.8 s stalls in load.sh).  Parent
+	 * first, nothing strong is held while we pause, and once the parent is
+	 * ours the burst waits for nobody.  Per-step callers commit between
+	 * units, so their order (new periods first) carries no lock over.
+	 */
+	if (step_limit == 0)
+	{
+		retire_expired(sink, layout, pol, expired, cutoff, 0, 0, started);
+		expired = NIL;
+	}
+
 	if (sink->dry_run)
 	{
 		foreach(lc, periods)
@@ -687,30 +744,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		}
 	}
 
-	foreach(lc, expired)
-	{
-		PartInfo   *pi = lfirst(lc);
-		DetachStep	d = {layout->qualname, qualified_name(pi->relid), pol->retention_drop, pi->relid};
-		char	   *relname = get_rel_name(pi->relid);
-		char	   *detail = psprintf("ended %s, before the retention cutoff %s",
-									  utc_label(pi->to), utc_label(cutoff));
-
-		if (sink->defer_detach && !pol->default_partition && !sink->dry_run)
-		{
-			defer_detach(sink, layout, &d, relname, detail);
-			continue;
-		}
-		if (step_limit > 0 && steps >= step_limit)
-			break;
-		steps++;
-		if (sink->dry_run)
-			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
-		else if (run_bounded(detach_step, &d, NULL))
-			emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, started);
-		else
-			emit(sink, layout, "skipped_locked", relname,
-				 psprintf("retention: lock on %s not available", layout->qualname), started);
-	}
+	steps += retire_expired(sink, layout, pol, expired, cutoff, steps, step_limit, started);
 
 	if (kept_rows > 0 && (step_limit == 0 || steps < step_limit))
 		emit(sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
