@@ -21,7 +21,7 @@
 # expected/ from the work tree and writes results to a temporary directory,
 # so the comparison is the same one `make installcheck` makes.
 #
-# Besides the suite, each date checks the paths that read the clock
+# The pgTAP tests run there too.  Besides the suites, each date checks the paths that read the clock
 # itself (as_of DEFAULT now()): rollover, sampling, stage and forecast
 # under the session's own TimeZone.  MC_CLOCK_DATES picks dates (names
 # above, space separated).  Prints TAP lines.
@@ -89,6 +89,17 @@ run_date() {
     fi
     local ended; ended=$($q -d postgres -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
     ok $rc "$name: pg_regress suite matches expected/ ($passed of $(echo $TESTS | wc -w) tests, ran until $ended UTC)"
+
+    # the pgTAP tests too (they assert the contract, through as_of)
+    $q -d postgres -c "DROP DATABASE IF EXISTS clock_tap" -c "CREATE DATABASE clock_tap" >/dev/null 2>&1
+    $q -d clock_tap -c "SET client_min_messages = warning" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION matter_capacity" >/dev/null
+    (cd "$MC_ROOT" && PGHOST=$dir PGPORT=$PORT PGUSER=postgres PGTZ=$zone faketime --exclude-monotonic -f "$ft" \
+        pg_prove -v -d clock_tap test/pgtap/*.sql) >"$out/pgtap.log" 2>&1
+    local tp tf
+    tp=$(grep -cE '^ *ok [0-9]' "$out/pgtap.log"); tf=$(grep -cE '^ *not ok [0-9]|Dubious|Bad plan|Parse errors' "$out/pgtap.log")
+    [ "$tf" = 0 ] || grep -E 'not ok|Dubious|Bad plan|Parse errors|#' "$out/pgtap.log" | head -n 30 | sed "s/^/# $name: /"
+    [ "$tf" = 0 ] && [ "$tp" -gt 0 ]
+    ok $? "$name: pgTAP tests pass ($tp ok, $tf failed)"
 
     # the clock-reading paths, in a session of the date's TimeZone
     $q -d postgres -c "DROP DATABASE IF EXISTS clock" -c "CREATE DATABASE clock" >/dev/null 2>&1
