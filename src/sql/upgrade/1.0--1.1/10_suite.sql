@@ -465,8 +465,16 @@ BEGIN
     END LOOP;
 
     -- the switch: the historical partition out, the period tables in; all
-    -- proven by constraints, so the lock is held for catalog work only
-    swap := ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
+    -- proven by constraints, so the lock is held for catalog work only.
+    -- The parent first, under the lock timeout; once it is ours no
+    -- application statement holds a partition, so every further lock is
+    -- free unless another session holds a partition itself (a long reader
+    -- of the historical table, autovacuum): then the attempt ends at once
+    -- (10 ms) instead of keeping the application queued behind the parent
+    -- for a second timeout.
+    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
+                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
+                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
                   format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                          cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page)),
