@@ -85,6 +85,7 @@ DECLARE
     av record;
     seen boolean := false;
     may_cancel boolean := true;
+    cancelled integer := 0;
     deadline timestamptz := clock_timestamp() + interval '60 seconds';
 BEGIN
     LOOP
@@ -105,7 +106,10 @@ BEGIN
         IF may_cancel AND av.query LIKE 'autovacuum: %' AND av.query NOT LIKE '%to prevent wraparound%' THEN
             BEGIN
                 IF pg_cancel_backend(av.pid) THEN
-                    RAISE NOTICE 'matter_capacity: %: cancelled that autovacuum (it runs again later)', what;
+                    cancelled := cancelled + 1;
+                    IF cancelled = 1 THEN
+                        RAISE NOTICE 'matter_capacity: %: cancelled that autovacuum (it runs again later)', what;
+                    END IF;
                 END IF;
             EXCEPTION WHEN insufficient_privilege THEN
                 may_cancel := false;
@@ -117,6 +121,10 @@ BEGIN
         END IF;
         PERFORM pg_sleep(0.1);
     END LOOP;
+    IF cancelled > 1 THEN
+        -- a cancelled worker goes on to its next table, maybe another of ours
+        RAISE NOTICE 'matter_capacity: %: % autovacuum tasks cancelled in all', what, cancelled;
+    END IF;
     RETURN seen;
 END
 $$;

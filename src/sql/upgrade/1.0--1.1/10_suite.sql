@@ -12,6 +12,7 @@ DECLARE
     av record;
     seen boolean := false;
     may_cancel boolean := true;
+    cancelled integer := 0;
     deadline timestamptz := clock_timestamp() + interval '60 seconds';
 BEGIN
     LOOP
@@ -32,7 +33,10 @@ BEGIN
         IF may_cancel AND av.query LIKE 'autovacuum: %' AND av.query NOT LIKE '%to prevent wraparound%' THEN
             BEGIN
                 IF pg_cancel_backend(av.pid) THEN
-                    RAISE NOTICE 'matter_capacity: %: cancelled that autovacuum (it runs again later)', what;
+                    cancelled := cancelled + 1;
+                    IF cancelled = 1 THEN
+                        RAISE NOTICE 'matter_capacity: %: cancelled that autovacuum (it runs again later)', what;
+                    END IF;
                 END IF;
             EXCEPTION WHEN insufficient_privilege THEN
                 may_cancel := false;
@@ -44,6 +48,10 @@ BEGIN
         END IF;
         PERFORM pg_sleep(0.1);
     END LOOP;
+    IF cancelled > 1 THEN
+        -- a cancelled worker goes on to its next table, maybe another of ours
+        RAISE NOTICE 'matter_capacity: %: % autovacuum tasks cancelled in all', what, cancelled;
+    END IF;
     RETURN seen;
 END
 $$;
