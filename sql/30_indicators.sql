@@ -12,6 +12,23 @@ CREATE EXTENSION pg_partman SCHEMA partman;
 CREATE TABLE ind.pm_events (id bigint, created timestamptz NOT NULL) PARTITION BY RANGE (created);
 SELECT partman.create_parent('ind.pm_events', 'created', 'native', 'daily', p_premake := 2,
        p_start_partition := '2026-11-20') IS NOT NULL AS partman_ok;
+-- pg_partman premakes from the wall clock (now() + premake days): pin the
+-- set to the five days [2026-11-20, 2026-11-25) whatever day the test runs,
+-- so the runway below is 2.5 days from the 2026-11-22 12:00 sample
+SELECT partman.create_partition_time('ind.pm_events',
+       ARRAY(SELECT generate_series(timestamptz '2026-11-20', '2026-11-24', interval '1 day')),
+       p_analyze := false) IS NOT NULL AS pinned;
+DO $$
+DECLARE child text;
+BEGIN
+  FOR child IN SELECT format('%I.%I', p.partition_schemaname, p.partition_tablename)
+                 FROM partman.show_partitions('ind.pm_events') p LOOP
+    IF (SELECT child_start_time FROM partman.show_partition_info(child)) >= '2026-11-25' THEN
+      EXECUTE format('DROP TABLE %s', child);
+    END IF;
+  END LOOP;
+END $$;
+SELECT partition_tablename FROM partman.show_partitions('ind.pm_events');
 INSERT INTO ind.pm_events SELECT g, '2026-11-21 12:00+00' FROM generate_series(1, 70) g;
 CREATE TABLE ind.ours (org int NOT NULL, t timestamptz NOT NULL) PARTITION BY RANGE (t);
 SELECT capacity_manage('ind.ours', 't', 'day', 'org', 2, premake => 3);
@@ -91,7 +108,11 @@ SELECT capacity_register_probe('ours_orgs', 'SELECT count(DISTINCT org) FROM our
 SELECT capacity_register_probe('ours_by_org_parity',
        $$SELECT jsonb_build_object('parity', org % 2), count(*) FROM ours GROUP BY 1$$, 'rows');
 SELECT capacity_register_probe('broken_probe', 'SELECT 1 / (SELECT count(*) - count(*) FROM ours)');
-SELECT capacity_register_probe('slow_probe', 'SELECT count(*) FROM pg_sleep(5)');
+-- slow by work, not by sleeping: under libfaketime (test/integration/clock.sh)
+-- a timer signal that arrives while a backend sleeps sees the real clock,
+-- so a sleeping probe would never time out there
+SELECT capacity_register_probe('slow_probe',
+       'SELECT count(*) FROM generate_series(1, 30000) a, generate_series(1, 30000) b');
 SELECT * FROM try($q$SELECT capacity_register_probe('p1', 'DELETE FROM ours')$q$);
 SELECT * FROM try($q$SELECT capacity_register_probe('p2', 'SELECT 1; SELECT 2')$q$);
 SELECT * FROM try($q$SELECT capacity_register_probe('p3', 'SELECT ''x''::text')$q$);

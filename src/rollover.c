@@ -698,6 +698,8 @@ typedef struct Rollover
 	int			save_sec;
 } Rollover;
 
+static void retire_expired(Rollover *r);
+
 /* DDL runs as the table's owner, so new partitions belong to it. */
 static void
 become_owner(Rollover *r)
@@ -1205,6 +1207,25 @@ plan_and_build(void *arg)
 		}
 	}
 
+	/*
+	 * In one transaction (the function form) retention goes first.  A
+	 * DETACH needs ACCESS EXCLUSIVE on the parent, and the attach burst
+	 * holds the default partition until commit: detaching after the burst
+	 * inverted the application's lock order (parent, then partitions), so
+	 * readers queued on the default partition while holding the parent,
+	 * every DETACH attempt timed out behind them, and the pauses between
+	 * attempts kept the default locked (4.8 s stalls in load.sh).  Parent
+	 * first, nothing strong is held while we pause, and once the parent is
+	 * ours the burst waits for nobody.  Per-step callers commit between
+	 * units, so their order (new periods first) carries no lock over.
+	 */
+	if (r->step_limit == 0)
+	{
+		retire_expired(r);
+		r->expired = NIL;
+		become_owner(r);
+	}
+
 	/* Names first: a period whose name is held elsewhere is not built. */
 	foreach(lc, periods)
 	{
@@ -1329,6 +1350,29 @@ retire_one(void *arg)
 	become_caller(r);
 }
 
+/* Retention of each expired period, each guarded on its own. */
+static void
+retire_expired(Rollover *r)
+{
+	ActionSink *sink = r->sink;
+	Policy	   *pol = r->pol;
+	char	   *qualname = qualified_name(pol->relid);
+	ListCell   *lc;
+
+	foreach(lc, r->expired)
+	{
+		Retire		a = {r, lfirst(lc)};
+
+		if (r->step_limit > 0 && r->steps >= r->step_limit)
+			break;
+		if (sink->stop_table)
+			break;
+		if (!(sink->defer_detach && !pol->default_partition && !sink->dry_run))
+			r->steps++;
+		(void) run_guarded(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
+	}
+}
+
 /*
  * Roll one table over at sink->as_of.  Does at most step_limit units of
  * work (a period attached, a partition detached) when step_limit > 0, so
@@ -1345,7 +1389,6 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 {
 	Rollover	r = {0};
 	char	   *qualname;
-	ListCell   *lc;
 
 	if (get_rel_name(pol->relid) == NULL)
 		return 0;				/* dropped since the policies were read */
@@ -1384,18 +1427,7 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	(void) run_guarded(sink, pol->relid, qualname, NULL, plan_and_build, &r);
 	become_caller(&r);
 
-	foreach(lc, r.expired)
-	{
-		Retire		a = {&r, lfirst(lc)};
-
-		if (step_limit > 0 && r.steps >= step_limit)
-			break;
-		if (sink->stop_table)
-			break;
-		if (!(sink->defer_detach && !pol->default_partition && !sink->dry_run))
-			r.steps++;
-		(void) run_guarded(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
-	}
+	retire_expired(&r);
 
 	if (r.kept_rows > 0 && r.layout->deflt && (step_limit == 0 || r.steps < step_limit))
 	{

@@ -66,16 +66,83 @@ SELECT c.table_name, c.state, c.historical, c.bound,
        c.convert_swap_ms, c.backfill_swap_ms, c.converted_at, c.backfill_started_at, c.finished_at
   FROM @extschema@.capacity_conversion c;
 
+-- Autovacuum gives way.  PostgreSQL cancels an autovacuum worker that
+-- blocks a lock request for deadlock_timeout (1 s); our requests give up
+-- after matter_capacity.lock_timeout (100 ms), so an autovacuum of a big
+-- table (seconds, longer on a busy machine) outlasted every attempt and the
+-- conversion failed.  So, after a lock timeout: an autovacuum worker holding
+-- a lock on one of rels (or a partition of one) is cancelled, as PostgreSQL
+-- would, when it does not run to prevent wraparound and the caller may
+-- signal it (superuser or pg_signal_backend); else we wait for it to end,
+-- queueing no lock meanwhile, so nobody waits behind us, at most 60 s.
+-- Returns whether an autovacuum was in the way.
+CREATE FUNCTION @extschema@.capacity_autovacuum_yield(rels regclass[], what text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    av record;
+    seen boolean := false;
+    may_cancel boolean := true;
+    cancelled integer := 0;
+    deadline timestamptz := clock_timestamp() + interval '60 seconds';
+BEGIN
+    LOOP
+        SELECT a.pid, a.query, string_agg(DISTINCT l.relation::regclass::text, ', ') AS held INTO av
+          FROM pg_stat_activity a
+          JOIN pg_locks l ON l.pid = a.pid AND l.granted AND l.locktype = 'relation'
+         WHERE a.backend_type = 'autovacuum worker' AND a.datname = current_database()
+           AND l.relation IN (SELECT r FROM unnest(rels) r
+                              UNION ALL SELECT t.relid FROM unnest(rels) r, pg_partition_tree(r) t)
+         GROUP BY a.pid, a.query
+         LIMIT 1;
+        EXIT WHEN av.pid IS NULL;
+        IF NOT seen THEN
+            RAISE NOTICE 'matter_capacity: %: autovacuum worker % (%) holds %', what, av.pid,
+                         coalesce(av.query, '?'), av.held;
+        END IF;
+        seen := true;
+        IF may_cancel AND av.query LIKE 'autovacuum: %' AND av.query NOT LIKE '%to prevent wraparound%' THEN
+            BEGIN
+                IF pg_cancel_backend(av.pid) THEN
+                    cancelled := cancelled + 1;
+                    IF cancelled = 1 THEN
+                        RAISE NOTICE 'matter_capacity: %: cancelled that autovacuum (it runs again later)', what;
+                    END IF;
+                END IF;
+            EXCEPTION WHEN insufficient_privilege THEN
+                may_cancel := false;
+                RAISE NOTICE 'matter_capacity: %: waiting for that autovacuum to end', what;
+            END;
+        END IF;
+        IF clock_timestamp() > deadline THEN
+            RETURN false;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+    IF cancelled > 1 THEN
+        -- a cancelled worker goes on to its next table, maybe another of ours
+        RAISE NOTICE 'matter_capacity: %: % autovacuum tasks cancelled in all', what, cancelled;
+    END IF;
+    RETURN seen;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_autovacuum_yield(regclass[], text) FROM PUBLIC;
+
 -- Run statements in one subtransaction under matter_capacity.lock_timeout,
 -- retried matter_capacity.lock_retries times with growing pauses; returns
--- the attempts used.  Only a lock timeout is retried.
-CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text)
+-- the attempts used.  Only a lock timeout is retried.  An autovacuum worker
+-- holding one of yield_to is made to give way (above), and that attempt is
+-- not counted.
+CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     attempt integer := 0;
+    yields integer := 0;
     s text;
     retries integer := coalesce(nullif(current_setting('matter_capacity.lock_retries', true), '')::integer, 3);
     timeout text := coalesce(nullif(current_setting('matter_capacity.lock_timeout', true), ''), '100');
@@ -92,6 +159,12 @@ BEGIN
             RETURN attempt;
         EXCEPTION WHEN lock_not_available THEN
             PERFORM set_config('lock_timeout', saved, true);
+            IF yield_to IS NOT NULL AND yields < 10
+               AND @extschema@.capacity_autovacuum_yield(yield_to, what) THEN
+                yields := yields + 1;
+                attempt := attempt - 1;
+                CONTINUE;
+            END IF;
             IF attempt > retries THEN
                 RAISE EXCEPTION 'matter_capacity: % skipped: lock not available after % attempts of %',
                                 what, attempt, timeout
@@ -103,6 +176,14 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) FROM PUBLIC;
+
+-- The same without yielding (1.0's form, kept for its callers).
+CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text)
+RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT @extschema@.capacity_run_bounded(stmts, what, NULL::regclass[]) $$;
 
 -- Statements that write a user's rows (the backfill's copies), run as the
 -- owner of tbl under SECURITY_RESTRICTED_OPERATION (src/convert.c): the
@@ -436,7 +517,7 @@ BEGIN
 
     CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
     -- 1. the bound, enforced from now on; 2. proven for the old rows online
-    PERFORM @extschema@.capacity_run_bounded(plan[1:1], format('adding the bound constraint to %s', d.qual));
+    PERFORM @extschema@.capacity_run_bounded(plan[1:1], format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     BEGIN
@@ -448,7 +529,7 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s WHERE NOT (%I IS NOT NULL AND %I < %s)',
                        d.qual, time_column, time_column, bound_lit) INTO bad;
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual));
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
         RAISE EXCEPTION 'matter_capacity: % has % rows whose % is NULL or not before %; nothing was converted',
                         d.qual, bad, quote_ident(time_column), bound_label
@@ -469,7 +550,7 @@ BEGIN
     END;
     IF failed THEN
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual));
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
         RAISE EXCEPTION 'matter_capacity: the partitioned copy of % could not be prepared: %; nothing was converted', d.qual, s
             USING ERRCODE = '55000', HINT = 'Fix the cause; the dry run (dry_run => true) lists every statement.';
@@ -480,7 +561,7 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     t0 := clock_timestamp();
     BEGIN
-        PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual));
+        PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual), ARRAY[tbl]);
     EXCEPTION WHEN OTHERS THEN
         failed := true;
         GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
@@ -488,7 +569,7 @@ BEGIN
     IF failed THEN
         EXECUTE format('DROP TABLE %s', tmpqual);
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual));
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
         RAISE EXCEPTION 'matter_capacity: % was not converted: %', d.qual, s
             USING ERRCODE = '55P03', HINT = 'Nothing changed; run it again when the table is less busy.';
@@ -542,6 +623,8 @@ DECLARE
     swap text[];
     x record;
     t0 timestamptz;
+    failed boolean;
+    err text;
     blk integer := current_setting('block_size')::integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -632,7 +715,7 @@ BEGIN
                     'CREATE TRIGGER capacity_convert_sync AFTER INSERT OR UPDATE OR DELETE ON %s '
                     'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
                     cv.historical::text, stagequal)],
-                format('installing the write replay on %s', cv.historical::text));
+                format('installing the write replay on %s', cv.historical::text), ARRAY[cv.historical]);
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
@@ -672,8 +755,16 @@ BEGIN
     END LOOP;
 
     -- the switch: the historical partition out, the period tables in; all
-    -- proven by constraints, so the lock is held for catalog work only
-    swap := ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
+    -- proven by constraints, so the lock is held for catalog work only.
+    -- The parent first, under the lock timeout; once it is ours no
+    -- application statement holds a partition, so every further lock is
+    -- free unless another session holds a partition itself (a long reader
+    -- of the historical table, autovacuum): then the attempt ends at once
+    -- (10 ms) instead of keeping the application queued behind the parent
+    -- for a second timeout.
+    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
+                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
+                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
                   format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
                          format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
@@ -695,8 +786,35 @@ BEGIN
                            format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
                                   @extschema@.capacity_derived_name(stagename, 'default')))
                  || format('DROP TABLE %s', cv.staging::text);
-    t0 := clock_timestamp();
-    PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual));
+    -- Every row is copied and writes are replayed, so a switch that cannot
+    -- get its locks loses nothing by waiting: three rounds, a second apart
+    -- with nothing held, then a warning and a clean return; the next CALL
+    -- (or the worker's next slice) switches.
+    FOR rnd IN 1 .. 3 LOOP
+        failed := false;
+        t0 := clock_timestamp();
+        BEGIN
+            PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual),
+                                                     ARRAY[tbl, cv.historical, cv.staging]);
+        EXCEPTION WHEN lock_not_available THEN
+            failed := true;
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        END;
+        EXIT WHEN NOT failed;
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        IF rnd < 3 THEN
+            PERFORM pg_sleep(1);
+        END IF;
+    END LOOP;
+    IF failed THEN
+        RAISE WARNING 'capacity_convert_backfill: % is copied but not yet switched to its period partitions: %', qual, err
+            USING HINT = format('Nothing is lost: %s stays attached and its writes are replayed into the copy. '
+                                'CALL capacity_convert_backfill(%L) again when the table is less busy '
+                                '(the background worker retries on its own); pg_locks shows who holds it.',
+                                cv.historical, qual);
+        RETURN;
+    END IF;
     UPDATE @extschema@.capacity_conversion c
        SET state = 'done', staging = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp(),
            backfill_swap_ms = extract(epoch FROM clock_timestamp() - t0) * 1000
