@@ -94,7 +94,7 @@ run_date() {
     $q -d postgres -c "DROP DATABASE IF EXISTS clock_tap" -c "CREATE DATABASE clock_tap" >/dev/null 2>&1
     $q -d clock_tap -c "SET client_min_messages = warning" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION matter_capacity" >/dev/null
     (cd "$MC_ROOT" && PGHOST=$dir PGPORT=$PORT PGUSER=postgres PGTZ=$zone faketime --exclude-monotonic -f "$ft" \
-        pg_prove -v -d clock_tap test/pgtap/*.sql) >"$out/pgtap.log" 2>&1
+        pg_prove -v -S fake_clock=1 -d clock_tap test/pgtap/*.sql) >"$out/pgtap.log" 2>&1
     local tp tf
     tp=$(grep -cE '^ *ok [0-9]' "$out/pgtap.log"); tf=$(grep -cE '^ *not ok [0-9]|Dubious|Bad plan|Parse errors' "$out/pgtap.log")
     [ "$tf" = 0 ] || grep -E 'not ok|Dubious|Bad plan|Parse errors|#' "$out/pgtap.log" | head -n 30 | sed "s/^/# $name: /"
