@@ -336,9 +336,9 @@ BEGIN
     bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
     bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
-    cname := left(d.relname, 48) || '_convert_bound';
-    tmpname := left(d.relname, 52) || '_converting';
-    histname := left(d.relname, 52) || '_historical';
+    cname := @extschema@.capacity_derived_name(d.relname, 'convert_bound');
+    tmpname := @extschema@.capacity_derived_name(d.relname, 'converting');
+    histname := @extschema@.capacity_derived_name(d.relname, 'historical');
     tmpqual := format('%I.%I', d.nspname, tmpname);
     histqual := format('%I.%I', d.nspname, histname);
     IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
@@ -356,20 +356,20 @@ BEGIN
               ORDER BY k.contype, k.conname LOOP
         -- index-backed constraints get a temporary name; the swap gives them theirs
         prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
-                               CASE WHEN x.contype IN ('p', 'u') THEN left(x.conname, 56) || '_conv' ELSE x.conname END,
+                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
                                x.def);
         IF x.contype IN ('p', 'u') THEN
-            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, left(x.conname, 52) || '_historical')
-                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, left(x.conname, 56) || '_conv', x.conname);
+            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
+                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
         END IF;
     END LOOP;
     FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
               WHERE ix.indrelid = tbl AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)
               ORDER BY i.relname LOOP
         prep := prep || replace(x.def, format('INDEX %I ON %s ', x.relname, d.qual),
-                                format('INDEX %I ON %s ', left(x.relname, 56) || '_conv', tmpqual));
-        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, left(x.relname, 52) || '_historical')
-                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, left(x.relname, 56) || '_conv', x.relname);
+                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname, 'conv'), tmpqual));
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname, 'historical'))
+                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname, 'conv'), x.relname);
     END LOOP;
     FOR x IN SELECT a.privilege_type, a.is_grantable,
                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
@@ -380,10 +380,10 @@ BEGIN
     IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
         prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
     END IF;
-    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, left(d.relname, 55) || '_default', tmpqual);
+    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), tmpqual);
     IF d.owner <> current_user THEN
         prep := prep || format('ALTER TABLE %s OWNER TO %I', tmpqual, d.owner)
-                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, left(d.relname, 55) || '_default', d.owner);
+                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), d.owner);
     END IF;
 
     -- the swap: identity values carried over, serial sequences re-owned,
@@ -567,7 +567,7 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
      WHERE c.oid = tbl;
     qual := format('%I.%I', nsp, rel);
-    stagename := left(rel, 54) || '_backfill';
+    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
     stagequal := format('%I.%I', nsp, stagename);
 
     IF cv.state = 'converted' THEN
@@ -583,7 +583,7 @@ BEGIN
                   WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
         END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, left(stagename, 55) || '_default', stagequal);
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
         p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
         WHILE p < cv.bound LOOP
             pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
@@ -679,7 +679,7 @@ BEGIN
                      || format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd);
     END LOOP;
     -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp, left(stagename, 55) || '_default')
+    swap := swap || format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp, @extschema@.capacity_derived_name(stagename, 'default'))
                  || format('DROP TABLE %s', cv.staging::text);
     t0 := clock_timestamp();
     PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual));
