@@ -31,7 +31,8 @@ OBJS = \
 	src/worker.o \
 	src/latency.o \
 	src/explain.o \
-	src/forecast.o
+	src/forecast.o \
+	src/import.o
 
 EXTVERSION = 1.1
 DATA = src/sql/released/matter_capacity--1.0.sql
