@@ -32,7 +32,9 @@ OBJS = \
 	src/latency.o \
 	src/explain.o \
 	src/forecast.o \
-	src/import.o
+	src/import.o \
+	src/measures.o \
+	src/shares.o
 
 EXTVERSION = 1.1
 DATA = src/sql/released/matter_capacity--1.0.sql

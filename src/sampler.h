@@ -13,5 +13,6 @@
 extern int	sample_all(TimestampTz as_of);
 extern bool is_numeric_type(Oid typid);
 extern void record_engine_inserts(Oid relid, int64 rows);
+extern int	write_samples(const char *indicator, const char *source, TimestampTz as_of);
 
 #endif							/* MC_SAMPLER_H */

@@ -1,7 +1,38 @@
 -- Issue 14: measurements the presets need.  History imported from the
 -- monitoring system already in use (capacity_import_samples), written the
 -- way the sampler writes: raw samples, the newest value of each series,
--- hourly and daily rollups.
+-- hourly and daily rollups; the rows deleted from each table; tenant
+-- shares; the top statement's share of execution time.
+
+-- Each leaf partition's delete count (n_tup_del) at the previous sample,
+-- by OID: table_rows_deleted advances by what the leaves gained, as
+-- table_rows_inserted does (measures.c).  Rows of relations that no longer
+-- exist are removed.
+CREATE TABLE @extschema@.capacity_leaf_deletes (
+    leaf        oid PRIMARY KEY,
+    deleted     double precision NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+
+-- Each statement's total execution time (pg_stat_statements, this
+-- database, top level) at the previous sample: statement_top_share is the
+-- share of the time between two samples (measures.c).
+CREATE TABLE @extschema@.capacity_statement_time (
+    queryid     bigint PRIMARY KEY,
+    total_ms    double precision NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VALUES
+ ('table_rows_deleted',        'rows',  'builtin', 'Rows deleted from each partitioned table (cumulative counter from the leaves'' n_tup_del; default partitions left out), labels {table}'),
+ ('tenant_top_share',          'ratio', 'builtin', 'Share (0..1) of the rows of the current and previous period written by the largest tenant, from a bounded sample, labels {table}'),
+ ('tenant_top10_share',        'ratio', 'builtin', 'Share (0..1) of those rows written by the ten largest tenants, labels {table}'),
+ ('tenant_top_share_stderr',   'ratio', 'builtin', 'Standard error of tenant_top_share (0 when the window was read whole), labels {table}'),
+ ('tenant_top10_share_stderr', 'ratio', 'builtin', 'Standard error of tenant_top10_share (0 when the window was read whole), labels {table}'),
+ ('tenant_count',              'count', 'builtin', 'Tenants with rows in the current and previous period (exact, or estimated from the sample: seen plus Chao1), labels {table}'),
+ ('tenant_rows_p50',           'rows',  'builtin', 'Median rows per tenant in the current and previous period (tenants seen in the sample), labels {table}'),
+ ('tenant_rows_p99',           'rows',  'builtin', '99th percentile of rows per tenant in the current and previous period (tenants seen), labels {table}'),
+ ('statement_top_share',       'ratio', 'builtin', 'Share (0..1) of execution time between two samples taken by the top statement (pg_stat_statements, top level), labels {queryid}');
 
 -- The loader both public forms go through (the array form below, the
 -- table form in C: src/import.c, which reads the source as the caller).

@@ -1,6 +1,51 @@
 -- Issue 14 (branch wip/F): measurements the presets need.  Every object
--- below is created as src/sql/33_measures.sql creates it.
+-- below is created as src/sql/33_measures.sql creates it; the note column
+-- and the view as src/sql/30_indicators.sql defines them.
 
+-- Why an indicator wrote nothing (30_indicators.sql): a column at the end.
+ALTER TABLE @extschema@.capacity_indicator_run ADD COLUMN note text;
+CREATE OR REPLACE VIEW @extschema@.capacity_indicator_status AS
+SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
+       r.last_run, r.last_ok, r.samples AS last_samples, r.last_error, r.last_error_at,
+       (SELECT pg_catalog.max(l.sampled_at) FROM @extschema@.capacity_latest_sample l
+         WHERE l.indicator = i.name) AS last_sampled_at,
+       (SELECT pg_catalog.count(*) FROM @extschema@.capacity_latest_sample l
+         WHERE l.indicator = i.name) AS series,
+       r.note
+  FROM @extschema@.capacity_indicator i
+  LEFT JOIN @extschema@.capacity_indicator_run r ON r.indicator = i.name;
+
+
+-- Each leaf partition's delete count (n_tup_del) at the previous sample,
+-- by OID: table_rows_deleted advances by what the leaves gained, as
+-- table_rows_inserted does (measures.c).  Rows of relations that no longer
+-- exist are removed.
+CREATE TABLE @extschema@.capacity_leaf_deletes (
+    leaf        oid PRIMARY KEY,
+    deleted     double precision NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+
+-- Each statement's total execution time (pg_stat_statements, this
+-- database, top level) at the previous sample: statement_top_share is the
+-- share of the time between two samples (measures.c).
+CREATE TABLE @extschema@.capacity_statement_time (
+    queryid     bigint PRIMARY KEY,
+    total_ms    double precision NOT NULL,
+    observed_at timestamptz NOT NULL
+);
+
+-- shipped rows (80_dump.sql marks the fresh install's)
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shipped) VALUES
+ ('table_rows_deleted',        'rows',  'builtin', 'Rows deleted from each partitioned table (cumulative counter from the leaves'' n_tup_del; default partitions left out), labels {table}', true),
+ ('tenant_top_share',          'ratio', 'builtin', 'Share (0..1) of the rows of the current and previous period written by the largest tenant, from a bounded sample, labels {table}', true),
+ ('tenant_top10_share',        'ratio', 'builtin', 'Share (0..1) of those rows written by the ten largest tenants, labels {table}', true),
+ ('tenant_top_share_stderr',   'ratio', 'builtin', 'Standard error of tenant_top_share (0 when the window was read whole), labels {table}', true),
+ ('tenant_top10_share_stderr', 'ratio', 'builtin', 'Standard error of tenant_top10_share (0 when the window was read whole), labels {table}', true),
+ ('tenant_count',              'count', 'builtin', 'Tenants with rows in the current and previous period (exact, or estimated from the sample: seen plus Chao1), labels {table}', true),
+ ('tenant_rows_p50',           'rows',  'builtin', 'Median rows per tenant in the current and previous period (tenants seen in the sample), labels {table}', true),
+ ('tenant_rows_p99',           'rows',  'builtin', '99th percentile of rows per tenant in the current and previous period (tenants seen), labels {table}', true),
+ ('statement_top_share',       'ratio', 'builtin', 'Share (0..1) of execution time between two samples taken by the top statement (pg_stat_statements, top level), labels {queryid}', true);
 
 -- The loader both public forms go through (the array form below, the
 -- table form in C: src/import.c, which reads the source as the caller).
