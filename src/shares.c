@@ -86,8 +86,9 @@ typedef struct TableShares
  * read.  tenant_count: exact when the whole window was read, else the
  * tenants seen plus Chao1's estimate of those unseen
  * (f1 (f1 - 1) / (2 (f2 + 1)), f1 and f2 the tenants seen once and twice).
- * Percentiles of the rows per tenant seen, scaled by 1 / fraction.
- * %1$s: the sample's SELECT, %2$s: the fraction read (0..1).
+ * Percentiles of the rows per tenant seen, scaled by the window's rows
+ * over the rows read.  %1$s: the sample's SELECT, %2$s: the fraction
+ * aimed at (0..1; 1: read whole), %3$s: the window's estimated rows.
  */
 #define SHARES_SQL \
 	"WITH s AS MATERIALIZED (%1$s), " \
@@ -114,8 +115,10 @@ typedef struct TableShares
 	"     OPERATOR(pg_catalog.*) greatest(pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 1) OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.float8 " \
 	"     OPERATOR(pg_catalog./) (2 OPERATOR(pg_catalog.*) (pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 2) OPERATOR(pg_catalog.+) 1))::pg_catalog.float8 END " \
 	"   FROM per_tenant x), " \
-	"  (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY x.n) OPERATOR(pg_catalog./) %2$s::pg_catalog.float8 FROM per_tenant x), " \
-	"  (SELECT pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY x.n) OPERATOR(pg_catalog./) %2$s::pg_catalog.float8 FROM per_tenant x) " \
+	"  (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) OPERATOR(pg_catalog.*) " \
+	"    CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 1 ELSE %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END, " \
+	"  (SELECT pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) OPERATOR(pg_catalog.*) " \
+	"    CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 1 ELSE %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END " \
 	"FROM tot t WHERE t.n OPERATOR(pg_catalog.>) 0"
 
 /*
@@ -198,7 +201,7 @@ read_table_shares(Oid relid, const char *granularity, const char *hash_column,
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(get_rel_owner_oid(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	if (SPI_execute(psprintf(SHARES_SQL, sample.data, psprintf("%.17g", fraction)), true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf(SHARES_SQL, sample.data, psprintf("%.17g", fraction), psprintf("%.17g", est)), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "matter_capacity: reading the tenant sample failed");
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (SPI_processed == 0)
