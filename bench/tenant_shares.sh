@@ -43,13 +43,14 @@ size=$(q -c "SELECT pg_size_pretty(sum(pg_relation_size(relid))) FROM pg_partiti
 
 # the baseline: exact shares from a full scan (median of 3, warm)
 exact_sql="WITH c AS (SELECT \"orgId\", count(*)::float8 AS n FROM \"Event\" GROUP BY 1)
-SELECT max(n) / sum(n), (SELECT sum(n) FROM (SELECT n FROM c ORDER BY n DESC LIMIT 10) t) / sum(n), count(*) FROM c"
+SELECT max(n) / sum(n), (SELECT sum(n) FROM (SELECT n FROM c ORDER BY n DESC LIMIT 10) t) / sum(n), count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY n), percentile_cont(0.99) WITHIN GROUP (ORDER BY n) FROM c"
 exact=$(q -c "$exact_sql")
 scan_ms=$(for _ in 1 2 3; do
     q -c "DO \$\$DECLARE t0 timestamptz := clock_timestamp(); BEGIN PERFORM count(*) FROM ($exact_sql) x;
           RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$\$" 2>&1 | sed -n 's/.*ms=//p'
   done | median)
-IFS='|' read -r top top10 tenants <<<"$exact"
+IFS='|' read -r top top10 tenants p50 p99 <<<"$exact"
 
 # what the shares add to one sampling (one warm session each way)
 time_sample() {
@@ -64,7 +65,7 @@ q -c "UPDATE capacity_indicator SET enabled = true WHERE name = 'tenant_top_shar
 budget=$(q -c "LOAD 'matter_capacity'" -c "SHOW matter_capacity.tenant_sample_rows")
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), $(date -u +%Y-%m-%d), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "table: $ROWS rows, 16 hash leaves, $size; exact: top $(printf %.4f "$top"), top10 $(printf %.4f "$top10"), $tenants tenants"
+echo "table: $ROWS rows, 16 hash leaves, $size; exact: top $(printf %.4f "$top"), top10 $(printf %.4f "$top10"), $tenants tenants, rows per tenant p50 $p50, p99 $p99"
 echo "full scan (baseline): $scan_ms ms"
 echo "tenant shares in capacity_sample_now(): $with_ms - $without_ms ms (budget $budget rows); ratio to the full scan: $(awk -v a="$with_ms" -v b="$without_ms" -v s="$scan_ms" 'BEGIN { printf "%.4f", (a - b) / s }')"
 echo "seed | top (err, reported se) | top10 (err, reported se) | tenants | p50 | p99"

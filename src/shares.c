@@ -192,8 +192,9 @@ read_table_shares(Oid relid, const char *granularity, const char *hash_column,
 		if (fraction < 1.0)
 		{
 			appendStringInfo(&sample, " TABLESAMPLE SYSTEM (%s)", pct);
+			/* a seed per leaf: the same seed would pick the same page numbers in every leaf */
 			if (mc_tenant_sample_seed >= 0)
-				appendStringInfo(&sample, " REPEATABLE (%d)", mc_tenant_sample_seed);
+				appendStringInfo(&sample, " REPEATABLE (%d)", mc_tenant_sample_seed + foreach_current_index(lc));
 		}
 	}
 

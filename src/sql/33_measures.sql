@@ -208,6 +208,10 @@ BEGIN
 END
 $$;
 
+COMMENT ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], timestamptz[], double precision[], timestamptz, text) IS
+    'Internal (not for PUBLIC): validate every sample, then write them as the sampler does; both capacity_import_samples forms call it. '
+    'Arrays of the same length (indicator, labels, sampled_at, value); what_row names an element in messages. Returns the samples loaded.';
+
 -- One series from arrays: sampled_at[i] and value[i] are sample i.
 CREATE FUNCTION @extschema@.capacity_import_samples(indicator text, labels jsonb,
                                                     sampled_at timestamptz[], value double precision[],
