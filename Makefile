@@ -33,7 +33,10 @@ OBJS = \
 	src/explain.o \
 	src/usercode.o \
 	src/convert.o \
-	src/forecast.o
+	src/forecast.o \
+	src/import.o \
+	src/measures.o \
+	src/shares.o
 
 EXTVERSION = 1.1
 DATA = src/sql/released/matter_capacity--1.0.sql

@@ -10,7 +10,7 @@ SELECT c.relname FROM pg_extension e, unnest(e.extconfig) cfg(oid)
 -- the public interface of the partition lifecycle
 SELECT p.oid::regprocedure FROM pg_proc p
  WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'capacity\_%'
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT c.relname, c.relkind FROM pg_class c
  WHERE c.relnamespace = 'public'::regnamespace AND c.relname LIKE 'capacity\_%' AND c.relkind IN ('r', 'v', 'p')
  ORDER BY 1;

@@ -35,6 +35,12 @@
  *					pruning, and the registered checks.
  *	forecast.c		robust trend fits (Theil-Sen) and threshold crossing
  *					dates for capacity_forecast().
+ *	import.c		capacity_import_samples() from a table or view, read
+ *					with the caller's rights.
+ *	measures.c		table_rows_deleted, statement_top_share, and the
+ *					dispatch of issue 14's indicators from the sampler.
+ *	shares.c		tenant shares of managed tables, from a bounded sample
+ *					read as the table's owner.
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot
@@ -52,6 +58,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -79,6 +87,8 @@ int			mc_explain_interval_s = 3600;
 bool		mc_track_latency = true;
 int			mc_forecast_lookback_days = 30;
 int			mc_backfill_batches = 100;
+int			mc_tenant_sample_rows = 30000;
+int			mc_tenant_sample_seed = -1;
 
 void		_PG_init(void);
 
@@ -211,6 +221,24 @@ _PG_init(void)
 							&mc_forecast_lookback_days,
 							30, 7, 730,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.tenant_sample_rows",
+							"Rows the tenant shares of one table are estimated from (a TABLESAMPLE SYSTEM sample of its recent partitions).",
+							"A window with fewer rows is read whole and its shares are exact.",
+							&mc_tenant_sample_rows,
+							30000, 100, 10000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.tenant_sample_seed",
+							"Seed of the tenant-share sample (TABLESAMPLE ... REPEATABLE); -1 draws a new sample each time.",
+							NULL,
+							&mc_tenant_sample_seed,
+							-1, -1, INT_MAX,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -28,5 +28,7 @@ extern int	mc_explain_interval_s;
 extern bool mc_track_latency;
 extern int	mc_forecast_lookback_days;
 extern int	mc_backfill_batches;
+extern int	mc_tenant_sample_rows;
+extern int	mc_tenant_sample_seed;
 
 #endif							/* MATTER_CAPACITY_H */

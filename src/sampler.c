@@ -38,6 +38,7 @@
 #include "matter_capacity.h"
 #include "catalog.h"
 #include "latency.h"
+#include "measures.h"
 #include "periods.h"
 #include "rollover.h"
 #include "sampler.h"
@@ -240,7 +241,7 @@ with_schema(const char *sql)
  * Insert rows (labels, value) produced by `source` (SQL text, $1 = as_of)
  * as samples of one indicator, and keep capacity_latest_sample current.
  */
-static int
+int
 write_samples(const char *indicator, const char *source, TimestampTz as_of)
 {
 	Oid			types[2] = {TIMESTAMPTZOID, TEXTOID};
@@ -663,7 +664,8 @@ typedef enum SampleKind
 	SAMPLE_CACHE,
 	SAMPLE_CPU,
 	SAMPLE_LATENCY,
-	SAMPLE_PROBE
+	SAMPLE_PROBE,
+	SAMPLE_MEASURE				/* measures.c */
 } SampleKind;
 
 /* Run one indicator in a subtransaction; record ok or the error. */
@@ -703,6 +705,9 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 				break;
 			case SAMPLE_PROBE:
 				n = run_probe(indicator, sql, owner, search_path, as_of);
+				break;
+			case SAMPLE_MEASURE:
+				n = sample_measure(indicator, as_of);
 				break;
 		}
 		ReleaseCurrentSubTransaction();
@@ -936,6 +941,8 @@ sample_all(TimestampTz as_of)
 			total += sample_one(name, SAMPLE_CACHE, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "cpu_utilization") == 0)
 			total += sample_one(name, SAMPLE_CPU, NULL, InvalidOid, NULL, as_of);
+		else if (measure_known(name))
+			total += sample_one(name, SAMPLE_MEASURE, NULL, InvalidOid, NULL, as_of);
 	}
 	/* read/write rates and latencies: only with the hooks (preload) */
 	if (latency_tracking_available())

@@ -14,5 +14,6 @@ extern int	sample_all(TimestampTz as_of);
 extern bool is_numeric_type(Oid typid);
 extern void record_engine_inserts(Oid relid, int64 rows);
 extern void probe_check_select(const char *name, const char *query);
+extern int	write_samples(const char *indicator, const char *source, TimestampTz as_of);
 
 #endif							/* MC_SAMPLER_H */

@@ -103,7 +103,8 @@ CREATE TABLE @extschema@.capacity_indicator_run (
     last_ok       timestamptz,
     samples       integer NOT NULL DEFAULT 0,
     last_error    text,
-    last_error_at timestamptz
+    last_error_at timestamptz,
+    note          text          -- why the last run wrote nothing, or what it skipped (measures.c)
 );
 
 -- Per-role pool size overrides for pool_utilization.
@@ -146,7 +147,8 @@ SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
        (SELECT pg_catalog.max(l.sampled_at) FROM @extschema@.capacity_latest_sample l
          WHERE l.indicator = i.name) AS last_sampled_at,
        (SELECT pg_catalog.count(*) FROM @extschema@.capacity_latest_sample l
-         WHERE l.indicator = i.name) AS series
+         WHERE l.indicator = i.name) AS series,
+       r.note
   FROM @extschema@.capacity_indicator i
   LEFT JOIN @extschema@.capacity_indicator_run r ON r.indicator = i.name;
 
