@@ -87,7 +87,9 @@ DELETE FROM capacity_removed_default;
 SELECT count(*) AS own_rows FROM capacity_trigger WHERE NOT shipped;
 
 -- drop and create again: the same objects, nothing left behind
-SELECT count(*) AS objects_before FROM pg_depend
+SELECT count(*) AS objects_before,
+       string_agg(pg_describe_object(classid, objid, objsubid), '|' ORDER BY pg_describe_object(classid, objid, objsubid) COLLATE "C") AS members_before
+  FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'matter_capacity') \gset
 SELECT :objects_before > 50 AS many_objects;
@@ -102,5 +104,14 @@ CREATE EXTENSION matter_capacity;
 SELECT count(*) = :objects_before AS same_objects_after_reinstall FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'matter_capacity');
+-- by name: members only one of the two databases has (none)
+WITH now_ AS (SELECT pg_describe_object(classid, objid, objsubid) AS member FROM pg_depend
+               WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+                 AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'matter_capacity')),
+     before AS (SELECT unnest(string_to_array(:'members_before', '|')) AS member)
+(SELECT 'only before' AS side, member FROM before EXCEPT SELECT 'only before', member FROM now_)
+UNION ALL
+(SELECT 'only after', member FROM now_ EXCEPT SELECT 'only after', member FROM before)
+ORDER BY 1, 2;
 \c contrib_regression
 DROP DATABASE mc_reinstall;
