@@ -498,6 +498,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
 --   guardrails: a rule holding is a violation (review);
 --   alerts:     reported in the evidence only.
 -- Otherwise review when the rule of the next move lacks data, else stay.
+-- firing: the conditions of the groups that hold and decide.
 -- current_stage and recommended_stage are rungs of the ladder (0 for a
 -- plan without tiers).
 CREATE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
@@ -511,6 +512,7 @@ DECLARE
     rows @extschema@.capacity_trigger_row[];
     cs jsonb;               -- per condition: status and series
     rs jsonb;               -- per step and rule: holds | fails | insufficient
+    gs jsonb;               -- per step, rule and group: the same
     cur record;
     up record;
     down record;
@@ -557,10 +559,12 @@ BEGIN
     SELECT (SELECT jsonb_object_agg(c.name, jsonb_build_object('step', c.step, 'rule', c.rule, 'group', c.grp,
                                         'status', c.status, 'description', c.description,
                                         'series', coalesce(c.series, '[]'::jsonb))) FROM cond c),
-           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r)
-      INTO cs, rs;
+           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r),
+           (SELECT jsonb_object_agg(g.step || '/' || g.rule || '/' || g.grp, g.status) FROM grp g)
+      INTO cs, rs, gs;
     cs := coalesce(cs, '{}');
     rs := coalesce(rs, '{}');
+    gs := coalesce(gs, '{}');
 
     -- the ladder
     SELECT s.* INTO cur
@@ -613,9 +617,9 @@ BEGIN
         runbook := coalesce(up.runbook, (SELECT s.runbook FROM @extschema@.capacity_plan_step s
                                           WHERE s.plan = plan_name AND s.name = gates_open[1]));
         fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'status' = 'firing' AND c.value ->> 'rule' <> 'checklist'
-                          AND ((c.value ->> 'step' = up.name AND c.value ->> 'rule' = 'enter')
-                               OR c.value ->> 'step' = ANY (gates_open))
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
+                          AND (c.value ->> 'step' = up.name OR c.value ->> 'step' = ANY (gates_open))
                         ORDER BY c.key);
     ELSIF down.name IS NOT NULL THEN
         decision := 'rollback';
@@ -632,7 +636,8 @@ BEGIN
         recommended_name := current_name;
         runbook := cur.runbook;
         fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'status' = 'firing' AND c.value ->> 'rule' <> 'checklist'
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
                           AND (c.value ->> 'step' = ANY (violated) OR c.value ->> 'step' = ANY (gates_pending))
                         ORDER BY c.key);
     END IF;
@@ -840,13 +845,16 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
 
 CREATE VIEW @extschema@.capacity_plans AS
 SELECT p.name, p.active, p.description,
-       (SELECT array_agg(s.name ORDER BY s.ordinal) FROM @extschema@.capacity_plan_step s
-         WHERE s.plan = p.name AND s.kind = 'tier') AS tiers,
+       CASE WHEN p.name = 'matter-six-stage'
+            THEN (SELECT array_agg('stage ' || d.stage ORDER BY d.stage) FROM @extschema@.capacity_stage_def d)
+            ELSE (SELECT array_agg(s.name ORDER BY s.ordinal) FROM @extschema@.capacity_plan_step s
+                   WHERE s.plan = p.name AND s.kind = 'tier') END AS tiers,
        (SELECT array_agg(s.name ORDER BY s.ordinal) FROM @extschema@.capacity_plan_step s
          WHERE s.plan = p.name AND s.kind = 'gate') AS gates,
        (SELECT array_agg(s.name ORDER BY s.ordinal) FROM @extschema@.capacity_plan_step s
          WHERE s.plan = p.name AND s.kind IN ('guardrail', 'alert')) AS guards,
-       (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) AS conditions,
+       CASE WHEN p.name = 'matter-six-stage' THEN (SELECT count(*) FROM @extschema@.capacity_trigger)
+            ELSE (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) END AS conditions,
        p.doc IS NULL OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr
                                  WHERE pr.name = p.name AND pr.doc = p.doc) AS preset
   FROM @extschema@.capacity_plan p
