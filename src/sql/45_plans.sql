@@ -247,9 +247,9 @@ BEGIN
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
     END IF;
     FOR k IN SELECT jsonb_object_keys(doc) LOOP
-        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts') THEN
+        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
             PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
-                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts.');
+                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts, grid.');
         END IF;
     END LOOP;
     IF doc ? 'format' AND doc -> 'format' <> '1'::jsonb THEN
@@ -397,6 +397,51 @@ BEGIN
             END LOOP;
         END LOOP;
     END LOOP;
+    -- the grid: archetypes by size band x columns, a requirement per cell
+    IF doc ? 'grid' THEN
+        st := doc -> 'grid';
+        IF jsonb_typeof(st) <> 'object' OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) x WHERE x NOT IN ('measure', 'archetypes', 'columns', 'cells')) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid', 'a grid is {"measure", "archetypes", "columns", "cells"}', '22023',
+                'See docs/plans.md, preset tenant-archetypes.');
+        END IF;
+        IF jsonb_typeof(st -> 'measure') IS DISTINCT FROM 'string' OR NOT (st ->> 'measure' = ANY (known_ind)) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.measure', format('unknown indicator "%s"', st ->> 'measure'), '42704',
+                'The indicator whose latest value per {tenant} label places a tenant in a size band.');
+        END IF;
+        IF jsonb_typeof(st -> 'archetypes') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'archetypes') = 0 THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.archetypes', 'a non-empty array of {"name", "up_to"}', '22023',
+                '"up_to" names the setting bounding the band; the last archetype has none.');
+        END IF;
+        IF jsonb_typeof(st -> 'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'columns') = 0
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'columns') x WHERE jsonb_typeof(x) <> 'string')
+           OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements_text(st -> 'columns') x) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.columns', 'a non-empty array of distinct column names', '22023',
+                'For example ["shared pool", "dedicated database"].');
+        END IF;
+        FOR i IN 0 .. jsonb_array_length(st -> 'archetypes') - 1 LOOP
+            sname := st -> 'archetypes' -> i ->> 'name';
+            IF jsonb_typeof(st -> 'archetypes' -> i) <> 'object' OR sname IS NULL
+               OR EXISTS (SELECT 1 FROM jsonb_object_keys(st -> 'archetypes' -> i) x WHERE x NOT IN ('name', 'up_to'))
+               OR (SELECT count(*) FROM jsonb_array_elements(st -> 'archetypes') a WHERE a ->> 'name' = sname) > 1 THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s]', i), 'an archetype is {"name", "up_to"} with a distinct name', '22023',
+                    'For example {"name": "A", "up_to": "archetype_a_max_rows"}.');
+            END IF;
+            IF (i < jsonb_array_length(st -> 'archetypes') - 1) <> (st -> 'archetypes' -> i ? 'up_to')
+               OR (st -> 'archetypes' -> i ? 'up_to' AND NOT (st -> 'archetypes' -> i ->> 'up_to' = ANY (known_set))) THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s].up_to', i),
+                    'every archetype but the last is bounded by a known setting', '42704',
+                    'Define the band''s bound under $.settings; the last archetype takes every larger tenant.');
+            END IF;
+            FOR k IN SELECT jsonb_array_elements_text(st -> 'columns') LOOP
+                IF coalesce(st #>> ARRAY['cells', sname, k], '') NOT IN ('required', 'recommended', 'optional', 'n.a.') THEN
+                    PERFORM @extschema@.capacity_plan_fail(format('$.grid.cells.%s.%s', sname, k),
+                        'each cell is required, recommended, optional or n.a.', '22023',
+                        'Fill every archetype x column of the grid.');
+                END IF;
+            END LOOP;
+        END LOOP;
+    END IF;
+
     IF jsonb_array_length(steps) = 0 THEN
         PERFORM @extschema@.capacity_plan_fail('$', 'the plan has no tiers, gates, guardrails or alerts', '22023',
             'A plan needs at least one step.');
@@ -861,3 +906,66 @@ SELECT p.name, p.active, p.description,
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
     'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+
+-- The grid of a plan (tenant-archetypes), answered per tenant: each
+-- tenant's size (the newest value of the grid's measure per {tenant}
+-- label in the 7 days to as_of), its archetype (the first band whose
+-- bound setting it does not exceed) and what each column requires.
+CREATE FUNCTION @extschema@.capacity_plan_grid(plan text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE(tenant text, size double precision, archetype text, grid_column text, requirement text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p text := @extschema@.capacity_plan_resolve(plan);
+    g jsonb;
+BEGIN
+    SELECT pl.doc -> 'grid' INTO g FROM @extschema@.capacity_plan pl WHERE pl.name = p;
+    IF g IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: plan % has no archetype grid', p
+            USING ERRCODE = '22023', HINT = 'Install the preset tenant-archetypes, or add "grid" to your plan''s document.';
+    END IF;
+    RETURN QUERY
+    WITH sizes AS (
+        SELECT DISTINCT ON (s.labels ->> 'tenant') s.labels ->> 'tenant' AS tenant, s.value
+          FROM @extschema@.capacity_sample s
+         WHERE s.indicator = g ->> 'measure' AND s.labels ? 'tenant'
+           AND s.sampled_at <= as_of AND s.sampled_at > as_of - interval '7 days'
+         ORDER BY s.labels ->> 'tenant', s.sampled_at DESC
+    ), bands AS (
+        SELECT a.v ->> 'name' AS name, a.o, st.value AS up_to
+          FROM jsonb_array_elements(g -> 'archetypes') WITH ORDINALITY a(v, o)
+          LEFT JOIN @extschema@.capacity_setting st ON st.name = a.v ->> 'up_to'
+    ), placed AS (
+        SELECT z.tenant, z.value,
+               (SELECT b.name FROM bands b WHERE b.up_to IS NULL OR z.value <= b.up_to ORDER BY b.o LIMIT 1) AS archetype
+          FROM sizes z
+    )
+    SELECT pt.tenant, pt.value, pt.archetype, c.col, g #>> ARRAY['cells', pt.archetype, c.col]
+      FROM placed pt
+     CROSS JOIN jsonb_array_elements_text(g -> 'columns') WITH ORDINALITY c(col, o)
+     ORDER BY pt.tenant, c.o;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) IS
+    'Per tenant of a plan with an archetype grid (tenant-archetypes): its size (the grid''s measure, labels {tenant}), '
+    'its archetype by the size-band settings, and each column''s requirement (required, recommended, optional, n.a.). '
+    'Errors: 42704 plan not installed, 22023 plan without a grid.';
+
+-- The connection-pool budget: the pool sizes set with capacity_set_pool_size
+-- against max_connections less the reserved connections, in percent (what
+-- tenant-archetypes reads as pool_budget_percent; push it with
+-- SELECT capacity_record('pool_budget_percent', percent) FROM capacity_pool_budget()).
+CREATE FUNCTION @extschema@.capacity_pool_budget()
+RETURNS TABLE(pool_sizes bigint, budget integer, percent double precision)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(sum(p.pool_size), 0)::bigint,
+           current_setting('max_connections')::integer - current_setting('superuser_reserved_connections')::integer,
+           100.0 * coalesce(sum(p.pool_size), 0)
+                 / nullif(current_setting('max_connections')::integer - current_setting('superuser_reserved_connections')::integer, 0)
+      FROM @extschema@.capacity_pool_size p
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_pool_budget() IS
+    'Sum of the pool sizes set with capacity_set_pool_size, the connection budget (max_connections less superuser_reserved_connections) and their ratio in percent.';

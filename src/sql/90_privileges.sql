@@ -65,10 +65,14 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_use(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_check_condition(jsonb, text, text[], text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_rule_groups(jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_pool_budget() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text),
                           @extschema@.capacity_trigger_eval(timestamptz, jsonb, text),
                           @extschema@.capacity_plan_resolve(text),
                           @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text),
                           @extschema@.capacity_plan_eval(timestamptz, jsonb, text),
-                          @extschema@.capacity_plan_export(text) TO pg_monitor;
+                          @extschema@.capacity_plan_export(text),
+                          @extschema@.capacity_plan_grid(text, timestamptz),
+                          @extschema@.capacity_pool_budget() TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
