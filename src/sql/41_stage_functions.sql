@@ -94,7 +94,8 @@ CREATE TYPE @extschema@.capacity_growth_point AS (
 -- so, and two short index probes per growth series (first and last value
 -- of the counter).  The set logic then runs over those arrays with a
 -- cached plan.  Conditions over N consecutive UTC days read each day's
--- aggregate (one grouped scan of the N complete days before as_of's day):
+-- aggregate of the N complete days before as_of's day (the daily rollups,
+-- else the raw samples; a day's p95 always from the raw samples):
 -- firing when every one of the N days breaches, ok as soon as one day is
 -- under, insufficient data when days are missing and none is under.
 -- plan_name: as in capacity_trigger_resolved.
@@ -117,6 +118,10 @@ DECLARE
     day0 timestamptz := date_trunc('day', as_of, 'UTC');
     maxdays integer;
     dinds text[];
+    pinds text[];
+    ind text;
+    missing timestamptz[];
+    raw @extschema@.capacity_day_point[];
     dp @extschema@.capacity_day_point[];
 BEGIN
     SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
@@ -131,21 +136,48 @@ BEGIN
        INTO w USING inds, lo, as_of;
     w := coalesce(w, '{}');
 
-    -- each UTC day's aggregates of the series day conditions read
-    SELECT max(tr.days), array_agg(DISTINCT tr.indicator) INTO maxdays, dinds
+    -- each UTC day's aggregates of the series day conditions read: the
+    -- daily rollups the sampler keeps, and the raw samples (one pruned
+    -- grouped scan per indicator) for the days a series lacks a rollup of
+    -- and for every day of an indicator whose days need their p95
+    SELECT max(tr.days), array_agg(DISTINCT tr.indicator),
+           coalesce(array_agg(DISTINCT tr.indicator) FILTER (WHERE tr.daily = 'p95'), '{}')
+      INTO maxdays, dinds, pinds
       FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
      WHERE tr.aggregate = 'days' AND NOT tr.unbound;
+    dp := '{}';
     IF maxdays IS NOT NULL THEN
-        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
-                   FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
-                                avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min,
-                                percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95, count(*) AS n
-                           FROM @extschema@.capacity_sample s
-                          WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
-                          GROUP BY 1, 2, 3) d'
-           INTO dp USING dinds, day0 - maxdays * interval '1 day', day0;
+        lo := day0 - maxdays * interval '1 day';
+        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, NULL, d.count)::@extschema@.capacity_day_point)
+                   FROM @extschema@.capacity_sample_daily d
+                  WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
+           INTO dp USING dinds, lo, day0;
+        dp := coalesce(dp, '{}');
+        FOREACH ind IN ARRAY dinds LOOP
+            -- a day is read raw when it has no rollup, or a series alive
+            -- since then has none
+            missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
+                              WHERE ind = ANY (pinds)
+                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                             WHERE l.indicator = ind AND l.sampled_at >= g
+                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+            CONTINUE WHEN cardinality(missing) = 0;
+            dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
+            EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
+                              FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
+                                           avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min, %s AS p95, count(*) AS n
+                                      FROM @extschema@.capacity_sample s
+                                     WHERE s.indicator = $1 AND s.sampled_at >= $2 AND s.sampled_at < $3
+                                     GROUP BY 1, 2, 3) d
+                             WHERE d.day = ANY ($4)',
+                           CASE WHEN ind = ANY (pinds) THEN 'percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value)'
+                                ELSE 'NULL::double precision' END)
+               INTO raw USING ind, missing[1], missing[cardinality(missing)] + interval '1 day', missing;
+            dp := dp || coalesce(raw, '{}');
+        END LOOP;
     END IF;
-    dp := coalesce(dp, '{}');
 
     FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
                     greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter

@@ -7,7 +7,7 @@
 -- An error about a plan document, naming the path of the bad field.
 CREATE FUNCTION @extschema@.capacity_plan_fail(path text, message text, state text, hint text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -168,7 +168,7 @@ $$;
 -- {"all": [condition, ...]}) as rows: (grp, path, condition).
 CREATE FUNCTION @extschema@.capacity_plan_rule_groups(r jsonb, path text)
 RETURNS TABLE(grp integer, pos integer, cpath text, cond jsonb)
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

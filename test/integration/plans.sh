@@ -5,7 +5,7 @@
 # pg_restore and evaluate the same after it.  Prints TAP lines.
 set -u
 . "$(dirname "$0")/../../scripts/lib.sh"
-PORT=55461
+PORT=55471
 W=$(mktemp -d); chmod 755 "$W"
 ok() { if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fi; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$(cluster_dir plans)" -p $PORT -U postgres "$@"; }
