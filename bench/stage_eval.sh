@@ -37,6 +37,14 @@ INSERT INTO capacity_latest_sample (indicator, labels, sampled_at, value)
 SELECT DISTINCT ON (indicator, labels) indicator, labels, sampled_at, value FROM capacity_sample
  WHERE sampled_at > '2030-04-01 23:00' ORDER BY indicator, labels, sampled_at DESC
 ON CONFLICT (indicator, labels) DO UPDATE SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value;
+-- their hourly and daily rollups, as the sampler keeps them
+INSERT INTO capacity_sample_hourly AS h (indicator, labels, hour, min, max, avg, last, count)
+SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01 00:00+00'), min(value), max(value), avg(value),
+       (array_agg(value ORDER BY sampled_at DESC))[1], count(*)
+  FROM capacity_sample WHERE sampled_at >= '2030-03-18 23:00' GROUP BY 1, 2, 3
+ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg,
+   last = EXCLUDED.last, count = EXCLUDED.count;
+SELECT capacity_roll_up_days('2030-03-18 23:00', '2030-04-01 23:59');
 ANALYZE capacity_sample;
 SQL
     for p in matter-six-stage tiers-abc evidence-gates control-plane tenant-archetypes; do
