@@ -658,8 +658,9 @@ BEGIN
         PERFORM @extschema@.capacity_plan_fail(path || '.comparator', format('unknown comparator "%s"', c ->> 'comparator'), '22023',
             'Comparators: >, >=, <, <=.');
     END IF;
-    IF jsonb_typeof(c -> 'threshold') IS DISTINCT FROM 'number' THEN
-        PERFORM @extschema@.capacity_plan_fail(path || '.threshold', 'a metric condition needs a numeric "threshold"', '22023',
+    IF (CASE WHEN jsonb_typeof(c -> 'threshold') IS DISTINCT FROM 'number' THEN true
+             ELSE abs((c ->> 'threshold')::numeric) > 1e300 END) THEN
+        PERFORM @extschema@.capacity_plan_fail(path || '.threshold', 'a metric condition needs a numeric "threshold" (at most 1e300)', '22023',
             'The threshold is in the indicator''s unit, or a factor of "setting".');
     END IF;
     IF c ? 'setting' AND NOT (c ->> 'setting' = ANY (known_set)) THEN
@@ -688,8 +689,9 @@ BEGIN
         END IF;
     END IF;
     IF c ? 'days' THEN
-        IF jsonb_typeof(c -> 'days') <> 'number' OR (c ->> 'days')::numeric <> trunc((c ->> 'days')::numeric)
-           OR (c ->> 'days')::numeric NOT BETWEEN 1 AND 366 THEN
+        IF (CASE WHEN jsonb_typeof(c -> 'days') <> 'number' THEN true
+                 ELSE (c ->> 'days')::numeric <> trunc((c ->> 'days')::numeric)
+                      OR (c ->> 'days')::numeric NOT BETWEEN 1 AND 366 END) THEN
             PERFORM @extschema@.capacity_plan_fail(path || '.days', format('days %s is not a whole number from 1 to 366', c -> 'days'), '22023',
                 'N consecutive UTC days: each day''s aggregate breaches.');
         END IF;
@@ -858,9 +860,9 @@ BEGIN
         IF k !~ '^[a-z][a-z0-9_]{0,62}$' THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s', k), 'not a setting name', '22023', 'Lower-case letters, digits and _.');
         END IF;
-        IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number'
-           OR (st ->> 'value')::float8 <= 0 THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value"', '22023',
+        IF (CASE WHEN jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number' THEN true
+                 ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
                 'The figure in the setting''s unit.');
         END IF;
     END LOOP;
