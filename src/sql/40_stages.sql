@@ -91,7 +91,10 @@ CREATE TABLE @extschema@.capacity_decision (
     firing            text[] NOT NULL,
     breaches          jsonb NOT NULL,
     evidence          jsonb NOT NULL,
-    decided_by        name NOT NULL
+    decided_by        name NOT NULL,
+    plan              text,                       -- the plan evaluated (1.1; NULL: before plans)
+    current_tier      text,                       -- the plan's current tier by name (1.1)
+    evidence_refs     text[] NOT NULL DEFAULT '{}' -- the caller's gate artifacts: paths, run ids (1.1)
 );
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_declaration', '');
@@ -214,3 +217,77 @@ INSERT INTO @extschema@.capacity_trigger
   'MCP tool-call rate per tier above its outlier limit'),
  ('deprecated_endpoints',      NULL, 'deprecated_endpoint_calls', '{}', NULL, 'latest', NULL, NULL, '>', 0, NULL, '0', NULL,
   'deprecated-endpoint usage > 0');
+
+-- Plans (1.1): a plan is a named set of tiers (an ordered ladder), gates
+-- (independent decisions), guardrails and alerts, each with conditions.
+-- The shipped six-stage ladder is the plan 'matter-six-stage' (doc NULL:
+-- its stages are capacity_stage_def and its triggers capacity_trigger);
+-- every other plan is imported from a JSON document (45_plans.sql) and its
+-- conditions are evaluated by the same capacity_trigger_eval.  Dump
+-- registrations are at the end of 80_dump.sql.
+CREATE TABLE @extschema@.capacity_plan (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_-]*$'),
+    description text NOT NULL,
+    doc         jsonb,                               -- the document imported (NULL: matter-six-stage)
+    active      boolean NOT NULL DEFAULT false,      -- evaluated by capacity_stage() without a plan
+    shipped     boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE @extschema@.capacity_plan IS
+    'Installed plans; the active one is what capacity_stage() evaluates when no plan is named.';
+
+CREATE TABLE @extschema@.capacity_plan_step (
+    plan        text NOT NULL REFERENCES @extschema@.capacity_plan ON DELETE CASCADE,
+    name        text NOT NULL,
+    kind        text NOT NULL CHECK (kind IN ('tier', 'gate', 'guardrail', 'alert')),
+    ordinal     integer NOT NULL,        -- tiers: rung of the ladder from 1; others: place in the document
+    from_tier   text,                    -- tiers: the tier it is entered from (NULL: the first)
+    one_way     boolean NOT NULL DEFAULT false,   -- tiers: never suggest moving back down
+    runbook     text,
+    description text NOT NULL DEFAULT '',
+    PRIMARY KEY (plan, name)
+);
+
+-- A step's rule (enter, exit, checklist) holds when every condition of one
+-- of its groups holds: groups are any-of, conditions in a group all-of.
+CREATE TABLE @extschema@.capacity_plan_condition (
+    plan              text NOT NULL,
+    name              text NOT NULL,
+    step              text NOT NULL,
+    rule              text NOT NULL CHECK (rule IN ('enter', 'exit', 'checklist')),
+    grp               integer NOT NULL,
+    indicator         text,
+    label_filter      jsonb NOT NULL DEFAULT '{}',
+    bind_table        text,
+    aggregate         text NOT NULL DEFAULT 'all'
+                      CHECK (aggregate IN ('all', 'latest', 'growth', 'ratio', 'days')),
+    ratio_filter      jsonb,
+    per_period        interval,
+    comparator        text NOT NULL DEFAULT '>' CHECK (comparator IN ('>', '>=', '<', '<=')),
+    threshold         double precision,
+    threshold_setting text,
+    sustain           interval NOT NULL DEFAULT '0',
+    days              integer CHECK (days BETWEEN 1 AND 366),  -- 'days': N consecutive UTC days
+    daily             text CHECK (daily IN ('avg', 'max', 'min', 'p95')),  -- 'days': each day's aggregate
+    declared_flag     text,
+    description       text NOT NULL,
+    PRIMARY KEY (plan, name),
+    FOREIGN KEY (plan, step) REFERENCES @extschema@.capacity_plan_step ON DELETE CASCADE,
+    CHECK ((declared_flag IS NULL) = (indicator IS NOT NULL)),
+    CHECK (indicator IS NULL OR threshold IS NOT NULL),
+    CHECK ((aggregate = 'days') = (days IS NOT NULL))
+);
+
+CREATE TABLE @extschema@.capacity_plan_tier_history (
+    id          bigserial PRIMARY KEY,
+    plan        text NOT NULL,
+    tier        text NOT NULL,
+    note        text,
+    set_at      timestamptz NOT NULL,
+    set_by      name NOT NULL
+);
+
+-- Shipped plan documents, installed by capacity_plan_install(name).
+CREATE TABLE @extschema@.capacity_plan_preset (
+    name        text PRIMARY KEY,
+    doc         jsonb NOT NULL
+);

@@ -17,12 +17,15 @@ $$;
 
 -- Each trigger with its effective threshold (times its SLO setting) and
 -- the label filter its series must match: a bound hot table adds
--- {"table": name}.  Shared by the evaluation and the forecast.
-CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb)
+-- {"table": name}.  Shared by the evaluation and the forecast.  plan_name
+-- NULL: the six-stage ladder's capacity_trigger; a plan's name: that
+-- plan's conditions (stage is their step's ordinal; days and daily are
+-- set for N-consecutive-UTC-day conditions, whose sustain is N days).
+CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
 RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
               ratio_filter jsonb, per_period interval, comparator text, sustain interval,
               declared_flag text, description text, eff_threshold double precision,
-              thr_default boolean, filter jsonb, unbound boolean)
+              thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -33,9 +36,36 @@ AS $$
            CASE WHEN t.bind_table IS NULL THEN t.label_filter
                 ELSE t.label_filter || jsonb_build_object('table',
                        ((bindings ->> t.bind_table)::oid)::regclass::text) END,
-           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL)
-      FROM @extschema@.capacity_trigger t
+           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL),
+           t.days, t.daily
+      FROM (SELECT c.name, c.stage, c.indicator, c.label_filter, c.bind_table, c.aggregate,
+                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
+                   c.sustain, c.declared_flag, c.description, NULL::integer AS days, NULL::text AS daily
+              FROM @extschema@.capacity_trigger c
+             WHERE capacity_trigger_resolved.plan_name IS NULL
+            UNION ALL
+            SELECT c.name, st.ordinal, c.indicator, c.label_filter, c.bind_table, c.aggregate,
+                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
+                   CASE WHEN c.aggregate = 'days' THEN c.days * interval '1 day' ELSE c.sustain END,
+                   c.declared_flag, c.description, c.days, coalesce(c.daily, 'avg')
+              FROM @extschema@.capacity_plan_condition c
+              JOIN @extschema@.capacity_plan_step st ON st.plan = c.plan AND st.name = c.step
+             WHERE c.plan = capacity_trigger_resolved.plan_name) t
       LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
+$$;
+
+-- The six-stage ladder's triggers (as in 1.0).
+CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb)
+RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
+              ratio_filter jsonb, per_period interval, comparator text, sustain interval,
+              declared_flag text, description text, eff_threshold double precision,
+              thr_default boolean, filter jsonb, unbound boolean)
+LANGUAGE sql STABLE
+AS $$
+    SELECT r.name, r.stage, r.indicator, r.label_filter, r.aggregate, r.ratio_filter, r.per_period,
+           r.comparator, r.sustain, r.declared_flag, r.description, r.eff_threshold, r.thr_default,
+           r.filter, r.unbound
+      FROM @extschema@.capacity_trigger_resolved(bindings, NULL::text) r
 $$;
 
 -- One trigger on one series at as_of.
@@ -45,6 +75,11 @@ CREATE TYPE @extschema@.capacity_trigger_row AS (
     threshold double precision, threshold_is_default boolean,
     comparator text, sustain interval, samples bigint,
     window_start timestamptz, status text, description text);
+
+-- One UTC day of one series: its aggregates (conditions over N days).
+CREATE TYPE @extschema@.capacity_day_point AS (
+    indicator text, labels jsonb, day timestamptz, avg double precision,
+    max double precision, min double precision, p95 double precision, n bigint);
 
 -- First and last value of a cumulative counter in a growth window.
 CREATE TYPE @extschema@.capacity_growth_point AS (
@@ -58,8 +93,13 @@ CREATE TYPE @extschema@.capacity_growth_point AS (
 -- partitions the windows touch: one scan for every window of an hour or
 -- so, and two short index probes per growth series (first and last value
 -- of the counter).  The set logic then runs over those arrays with a
--- cached plan.
-CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
+-- cached plan.  Conditions over N consecutive UTC days read each day's
+-- aggregate of the N complete days before as_of's day (the daily rollups,
+-- else the raw samples; a day's p95 always from the raw samples):
+-- firing when every one of the N days breaches, ok as soon as one day is
+-- under, insufficient data when days are missing and none is under.
+-- plan_name: as in capacity_trigger_resolved.
+CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -75,12 +115,20 @@ DECLARE
     gs record;
     fp record;
     lp record;
+    day0 timestamptz := date_trunc('day', as_of, 'UTC');
+    maxdays integer;
+    dinds text[];
+    pinds text[];
+    ind text;
+    missing timestamptz[];
+    raw @extschema@.capacity_day_point[];
+    dp @extschema@.capacity_day_point[];
 BEGIN
     SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
            array_agg(DISTINCT tr.indicator)
       INTO maxwin, inds
-      FROM @extschema@.capacity_trigger tr
-     WHERE tr.indicator IS NOT NULL AND tr.aggregate <> 'growth';
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+     WHERE tr.indicator IS NOT NULL AND tr.aggregate NOT IN ('growth', 'days');
     lo := as_of - maxwin;
     -- EXECUTE ... USING plans once with the values: the bounds prune
     EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
@@ -88,9 +136,52 @@ BEGIN
        INTO w USING inds, lo, as_of;
     w := coalesce(w, '{}');
 
+    -- each UTC day's aggregates of the series day conditions read: the
+    -- daily rollups the sampler keeps, and the raw samples (one pruned
+    -- grouped scan per indicator) for the days a series lacks a rollup of
+    -- and for every day of an indicator whose days need their p95
+    SELECT max(tr.days), array_agg(DISTINCT tr.indicator),
+           coalesce(array_agg(DISTINCT tr.indicator) FILTER (WHERE tr.daily = 'p95'), '{}')
+      INTO maxdays, dinds, pinds
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+     WHERE tr.aggregate = 'days' AND NOT tr.unbound;
+    dp := '{}';
+    IF maxdays IS NOT NULL THEN
+        lo := day0 - maxdays * interval '1 day';
+        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, NULL, d.count)::@extschema@.capacity_day_point)
+                   FROM @extschema@.capacity_sample_daily d
+                  WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
+           INTO dp USING dinds, lo, day0;
+        dp := coalesce(dp, '{}');
+        FOREACH ind IN ARRAY dinds LOOP
+            -- a day is read raw when it has no rollup, or a series alive
+            -- since then has none
+            missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
+                              WHERE ind = ANY (pinds)
+                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                             WHERE l.indicator = ind AND l.sampled_at >= g
+                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+            CONTINUE WHEN cardinality(missing) = 0;
+            dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
+            EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
+                              FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
+                                           avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min, %s AS p95, count(*) AS n
+                                      FROM @extschema@.capacity_sample s
+                                     WHERE s.indicator = $1 AND s.sampled_at >= $2 AND s.sampled_at < $3
+                                     GROUP BY 1, 2, 3) d
+                             WHERE d.day = ANY ($4)',
+                           CASE WHEN ind = ANY (pinds) THEN 'percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value)'
+                                ELSE 'NULL::double precision' END)
+               INTO raw USING ind, missing[1], missing[cardinality(missing)] + interval '1 day', missing;
+            dp := dp || coalesce(raw, '{}');
+        END LOOP;
+    END IF;
+
     FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
                     greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter
-               FROM @extschema@.capacity_trigger_resolved(bindings) tr
+               FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
               WHERE tr.aggregate = 'growth' AND NOT tr.unbound
     LOOP
         FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
@@ -115,7 +206,7 @@ BEGIN
 WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
 trig AS (
     SELECT t.*, greatest(t.sustain * 0.1, interval '2 minutes') AS tol
-      FROM @extschema@.capacity_trigger_resolved(bindings) t
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
 ),
 series AS (   -- every series a metric trigger looks at
     SELECT t.name, l.labels
@@ -142,6 +233,25 @@ breach AS (   -- 'all' and 'latest': the samples of the window, per series
         ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
        AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
      WHERE t.aggregate IN ('all', 'latest')
+     GROUP BY t.name, t.comparator, x.labels
+),
+days AS (     -- 'days': each of the N UTC days before as_of's day, per series
+    SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
+           (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
+           CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
+           bool_and(CASE t.comparator WHEN '>' THEN d.v > t.eff_threshold
+                                      WHEN '>=' THEN d.v >= t.eff_threshold
+                                      WHEN '<' THEN d.v < t.eff_threshold
+                                      ELSE d.v <= t.eff_threshold END) AS all_breach
+      FROM trig t
+      JOIN series x ON x.name = t.name
+      JOIN (SELECT p.indicator, p.labels, p.day,
+                   CASE tt.daily WHEN 'max' THEN p.max WHEN 'min' THEN p.min
+                                 WHEN 'p95' THEN p.p95 ELSE p.avg END AS v, tt.name
+              FROM unnest(dp) p JOIN trig tt ON tt.indicator = p.indicator AND tt.aggregate = 'days') d
+        ON d.name = t.name AND d.labels = x.labels
+       AND d.day >= day0 - t.days * interval '1 day' AND d.day < day0
+     WHERE t.aggregate = 'days'
      GROUP BY t.name, t.comparator, x.labels
 ),
 growth AS (   -- 'growth': first and last value of a cumulative counter (read above)
@@ -176,6 +286,12 @@ rows AS (
                 WHEN b.all_breach THEN 'firing' ELSE 'ok' END
       FROM breach b JOIN trig t ON t.name = b.name
     UNION ALL
+    SELECT dd.name, dd.labels, dd.last_value, dd.deciding, dd.n, dd.first_day,
+           CASE WHEN NOT dd.all_breach THEN 'ok'          -- one day under resets the count
+                WHEN dd.n < t.days THEN 'insufficient data'
+                ELSE 'firing' END
+      FROM days dd JOIN trig t ON t.name = dd.name
+    UNION ALL
     SELECT g.name, g.labels,
            (g.last_v - g.first_v) / nullif(extract(epoch FROM g.last_at - g.first_at), 0)
                * extract(epoch FROM t.per_period),
@@ -203,8 +319,10 @@ rows AS (
     -- series that exist but have no sample in the window
     SELECT x.name, x.labels, NULL, NULL, 0, NULL, 'insufficient data'
       FROM series x JOIN trig t ON t.name = x.name
-     WHERE t.aggregate IN ('all', 'latest')
-       AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels)
+     WHERE (t.aggregate IN ('all', 'latest')
+            AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels))
+        OR (t.aggregate = 'days'
+            AND NOT EXISTS (SELECT 1 FROM days dd WHERE dd.name = x.name AND dd.labels = x.labels))
     UNION ALL
     -- metric triggers with no series at all
     SELECT t.name, t.filter, NULL, NULL, 0, NULL,
@@ -218,6 +336,12 @@ SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_thresh
   FROM rows r JOIN trig t ON t.name = r.name;
 END
 $fn$;
+
+-- The six-stage ladder's triggers (as in 1.0).
+CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
+RETURNS SETOF @extschema@.capacity_trigger_row
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_trigger_eval(as_of, bindings, NULL::text) $$;
 
 -- The evaluation behind capacity_stage().
 CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
@@ -335,12 +459,60 @@ BEGIN
 END
 $$;
 
+-- Which plan: NULL is the active one; an unknown name is an error.
+CREATE FUNCTION @extschema@.capacity_plan_resolve(plan_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found text;
+    known text;
+BEGIN
+    IF plan_name IS NULL THEN
+        SELECT p.name INTO found FROM @extschema@.capacity_plan p WHERE p.active ORDER BY p.name LIMIT 1;
+        RETURN coalesce(found, 'matter-six-stage');
+    END IF;
+    SELECT p.name INTO found FROM @extschema@.capacity_plan p WHERE p.name = plan_name;
+    IF found IS NULL THEN
+        SELECT string_agg(p.name, ', ' ORDER BY p.name) INTO known FROM @extschema@.capacity_plan p;
+        RAISE EXCEPTION 'matter_capacity: plan "%" is not installed', plan_name
+            USING ERRCODE = '42704',
+                  HINT = 'Installed plans: ' || coalesce(known, 'none') || '. Install a preset with capacity_plan_install(name) or load a document with capacity_plan_import(doc).';
+    END IF;
+    RETURN found;
+END
+$$;
+
+-- capacity_stage() for any plan: the six-stage ladder's evaluation or a
+-- plan's (capacity_plan_eval, 45_plans.sql).
+CREATE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p text := @extschema@.capacity_plan_resolve(plan_name);
+BEGIN
+    IF p = 'matter-six-stage' THEN
+        RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
+    ELSE
+        RETURN QUERY SELECT * FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+    END IF;
+END
+$$;
+
 CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
-                                           horizon interval DEFAULT '6 months')
+                                           horizon interval DEFAULT '6 months',
+                                           plan text DEFAULT NULL)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
               runbook text, evaluated_at timestamptz)
 LANGUAGE sql STABLE
-AS $$ SELECT * FROM @extschema@.capacity_stage_eval(as_of, @extschema@.capacity_bindings(), horizon) $$;
+AS $$ SELECT * FROM @extschema@.capacity_plan_stage(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
 COMMENT ON FUNCTION @extschema@.capacity_stage IS
-    'Where the database stands on the six-stage ladder, whether a trigger says to move (promote) or will within the horizon (plan), and the evidence.';
+    'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
+    'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan, six-stage ladder only), and the evidence. '
+    'Error 42704 for a plan that is not installed.';

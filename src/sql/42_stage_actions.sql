@@ -27,9 +27,13 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('declare a flag');
-    IF flag IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag) THEN
-        SELECT string_agg(DISTINCT t.declared_flag, ', ' ORDER BY t.declared_flag) INTO known
-          FROM @extschema@.capacity_trigger t WHERE t.declared_flag IS NOT NULL;
+    IF flag IS NULL OR NOT (EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag)
+                            OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c WHERE c.declared_flag = flag)) THEN
+        SELECT string_agg(DISTINCT f.flag, ', ' ORDER BY f.flag) INTO known
+          FROM (SELECT t.declared_flag FROM @extschema@.capacity_trigger t
+                UNION ALL
+                SELECT c.declared_flag FROM @extschema@.capacity_plan_condition c) f(flag)
+         WHERE f.flag IS NOT NULL;
         RAISE EXCEPTION 'matter_capacity: flag "%" is not a declared trigger', coalesce(flag, 'NULL')
             USING ERRCODE = '22023', HINT = 'Known flags: ' || known || '.';
     END IF;
@@ -85,8 +89,11 @@ BEGIN
 END
 $$;
 
--- The weekly review: record the decision with the evidence of this moment.
-CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, as_of timestamptz, bindings jsonb)
+-- The weekly review: record the decision with the evidence of this moment,
+-- for the six-stage ladder or a plan (plan_name resolved by the caller),
+-- with the caller's references to the gate artifacts it rests on.
+CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, as_of timestamptz, bindings jsonb,
+                                               plan_name text, evidence_refs text[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -94,6 +101,7 @@ AS $$
 DECLARE
     s record;
     br jsonb;
+    p text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a decision');
     IF decision IS NULL OR decision NOT IN ('stay', 'promote', 'rollback') THEN
@@ -104,22 +112,36 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: as_of of the decision must be a finite time'
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
-    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings);
+    IF evidence_refs IS NOT NULL AND (array_position(evidence_refs, NULL) IS NOT NULL
+                                      OR EXISTS (SELECT 1 FROM unnest(evidence_refs) r WHERE btrim(r) = '')) THEN
+        RAISE EXCEPTION 'matter_capacity: evidence_refs of the decision must not hold NULL or empty references'
+            USING ERRCODE = '22004', HINT = 'Pass the paths or run ids of the gate artifacts, e.g. ARRAY[''ci/run/4711/plan-check.tap''].';
+    END IF;
+    p := @extschema@.capacity_plan_resolve(plan_name);
+    SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, interval '6 months', p);
     SELECT coalesce(jsonb_agg(jsonb_build_object('trigger', e.trigger_name, 'stage', e.stage,
                         'labels', e.labels, 'value', e.value, 'threshold', e.threshold,
                         'since', e.window_start) ORDER BY e.stage, e.trigger_name), '[]')
       INTO br
-      FROM @extschema@.capacity_trigger_eval(as_of, bindings) e WHERE e.status = 'firing';
+      FROM @extschema@.capacity_trigger_eval(as_of, bindings, CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e
+     WHERE e.status = 'firing';
     INSERT INTO @extschema@.capacity_decision
-        (decided_at, decision, note, current_stage, recommended_stage, evaluation, firing, breaches, evidence, decided_by)
-    VALUES (as_of, decision, note, s.current_stage, s.recommended_stage, s.decision, s.firing, br, s.evidence, session_user);
+        (decided_at, decision, note, current_stage, recommended_stage, evaluation, firing, breaches, evidence, decided_by,
+         plan, current_tier, evidence_refs)
+    VALUES (as_of, decision, note, s.current_stage, s.recommended_stage, s.decision, s.firing, br, s.evidence, session_user,
+            p, s.current_name, coalesce(evidence_refs, '{}'));
 END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now())
+CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
+                                            plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE sql
-AS $$ SELECT @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings()) $$;
+AS $$ SELECT @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs) $$;
+COMMENT ON FUNCTION @extschema@.capacity_decide IS
+    'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
+    '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
+    'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference.';
 
 CREATE VIEW @extschema@.capacity_trigger_status AS
 SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
@@ -128,7 +150,7 @@ SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
   FROM @extschema@.capacity_trigger_eval(now(), @extschema@.capacity_bindings()) e;
 
 CREATE VIEW @extschema@.capacity_stages AS
-WITH s AS (SELECT * FROM @extschema@.capacity_stage())
+WITH s AS (SELECT * FROM @extschema@.capacity_stage(plan => 'matter-six-stage'))
 SELECT d.stage, d.name,
        CASE WHEN d.stage = s.current_stage THEN 'current'
             WHEN d.stage < s.current_stage THEN 'passed'
@@ -147,5 +169,5 @@ SELECT d.stage, d.name,
 
 CREATE VIEW @extschema@.capacity_decisions AS
 SELECT id, decided_at, decision, note, current_stage, recommended_stage, evaluation,
-       firing, breaches, evidence, decided_by
+       firing, breaches, evidence, decided_by, plan, current_tier, evidence_refs
   FROM @extschema@.capacity_decision;

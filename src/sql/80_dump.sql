@@ -27,6 +27,7 @@ UPDATE @extschema@.capacity_setting SET shipped = true;
 UPDATE @extschema@.capacity_table_binding SET shipped = true;
 UPDATE @extschema@.capacity_indicator SET shipped = true;
 UPDATE @extschema@.capacity_trigger SET shipped = true;
+UPDATE @extschema@.capacity_plan SET shipped = true;
 
 CREATE FUNCTION @extschema@.capacity_shipped_row_edited()
 RETURNS trigger
@@ -95,11 +96,12 @@ BEGIN
                   WHEN 'capacity_table_binding' THEN 'logical_name'
                   WHEN 'capacity_indicator' THEN 'name'
                   WHEN 'capacity_trigger' THEN 'name'
+                  WHEN 'capacity_plan' THEN 'name'
               END;
     IF keycol IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: "%" is not a catalog table with shipped rows', NEW.table_name
             USING ERRCODE = '22023',
-                  HINT = 'capacity_removed_default records rows deleted from capacity_stage_def, capacity_setting, capacity_table_binding, capacity_indicator or capacity_trigger.';
+                  HINT = 'capacity_removed_default records rows deleted from capacity_stage_def, capacity_setting, capacity_table_binding, capacity_indicator, capacity_trigger or capacity_plan.';
     END IF;
     EXECUTE format('DELETE FROM %I.%I t WHERE t.%I::text = $1 AND t.shipped', TG_TABLE_SCHEMA, NEW.table_name, keycol)
       USING NEW.key;
@@ -117,7 +119,7 @@ DECLARE
 BEGIN
     FOR t, k IN VALUES ('capacity_stage_def', 'stage'), ('capacity_setting', 'name'),
                        ('capacity_table_binding', 'logical_name'), ('capacity_indicator', 'name'),
-                       ('capacity_trigger', 'name')
+                       ('capacity_trigger', 'name'), ('capacity_plan', 'name')
     LOOP
         EXECUTE format('CREATE TRIGGER capacity_shipped_row_edited BEFORE UPDATE ON @extschema@.%I '
                        'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_shipped_row_edited()', t);
@@ -143,3 +145,13 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_shipped_row_edited(), @extschema
 -- make it again.  Registered last, after what 1.0 registered, so that an
 -- updated 1.0 lists its config tables in the same order as a fresh install.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_latest_sample', '');
+
+-- Plans (1.1): the shipped matter-six-stage row as above (choosing another
+-- plan edits it, so it is dumped); imported plans, their steps and
+-- conditions, and the tier history are the user's.  Registered after
+-- capacity_latest_sample, in the order the 1.0 -> 1.1 update registers them.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_step', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_condition', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history_id_seq', '');

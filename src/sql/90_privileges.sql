@@ -17,14 +17,14 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) 
 GRANT SELECT ON @extschema@.capacity_latest, @extschema@.capacity_indicator_status TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval),
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text),
                           @extschema@.capacity_stage_eval(timestamptz, jsonb, interval),
                           @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_stages, @extschema@.capacity_trigger_status,
@@ -56,3 +56,27 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM P
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;
+-- plans (1.1)
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_resolve(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_eval(timestamptz, jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_import(jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_install(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_use(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_check_condition(jsonb, text, text[], text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_rule_groups(jsonb, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_pool_budget() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text),
+                          @extschema@.capacity_trigger_eval(timestamptz, jsonb, text),
+                          @extschema@.capacity_plan_resolve(text),
+                          @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text),
+                          @extschema@.capacity_plan_eval(timestamptz, jsonb, text),
+                          @extschema@.capacity_plan_export(text),
+                          @extschema@.capacity_plan_grid(text, timestamptz),
+                          @extschema@.capacity_pool_budget() TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
