@@ -110,6 +110,23 @@ SELECT table_name, time_column, hash_column FROM capacity_policies WHERE table_n
 SET ROLE mc_err_owner;
 SELECT capacity_manage('renamed', 'happened_at', 'day', 'tenant', 2, premake => 2);
 SELECT * FROM try($q$SELECT capacity_manage('renamed', 'happened_at', 'day', 'tenant2', 2)$q$);
+
+-- (case 18) the procedure inside BEGIN ... COMMIT cannot commit: it does the
+-- function's work in the caller's transaction and says so with a NOTICE,
+-- never "invalid transaction termination"; ROLLBACK undoes it, COMMIT keeps it
+CREATE TABLE blk (id bigint, at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('blk', 'at', 'day', premake => 1);
+BEGIN;
+CALL capacity_rollover_proc('blk', as_of => '2026-07-01 00:00+00');
+SELECT count(*) AS periods_in_block FROM pg_inherits WHERE inhparent = 'blk'::regclass;
+ROLLBACK;
+SELECT count(*) AS periods_after_rollback FROM pg_inherits WHERE inhparent = 'blk'::regclass;
+BEGIN;
+CALL capacity_rollover_proc('blk', as_of => '2026-07-01 00:00+00');
+SELECT 1 AS still_in_the_transaction;
+COMMIT;
+SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'blk'::regclass ORDER BY 1;
 RESET ROLE;
 DROP SCHEMA err CASCADE;
 REVOKE ALL ON FUNCTION capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean),

@@ -1588,6 +1588,19 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 
 	relid = rollover_args(fcinfo, &sink);
 
+	/*
+	 * A CALL inside BEGIN ... COMMIT, in a multi-statement query string (one
+	 * implicit transaction) or from a function cannot commit: PostgreSQL
+	 * would fail at the first COMMIT with "invalid transaction termination".
+	 * Then do the function's work in the caller's transaction instead, and
+	 * say so (issue 13, case 18).
+	 */
+	if (!nonatomic && !sink.dry_run)
+		ereport(NOTICE,
+				(errmsg("matter_capacity: capacity_rollover_proc runs in one transaction here, like capacity_rollover()"),
+				 errdetail("It was called inside a transaction block or together with other statements in one query string, where a procedure cannot commit."),
+				 errhint("Its locks are held until the caller's transaction ends. CALL it as a statement of its own in autocommit mode to commit period by period.")));
+
 	SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0);
 	PG_TRY();
 	{

@@ -33,4 +33,18 @@ rows=$(q -c "SELECT string_agg(key, ',' ORDER BY key) FROM \"IdempotencyRecord\"
 [ "$rows" = b ]; ok $? "rows of retained days are kept, dropped day's rows are gone ($rows)"
 again=$(q -c "CALL capacity_rollover_proc(as_of => '2026-11-26 12:00+00')" 2>&1 | grep -c NOTICE)
 [ "$again" = 0 ]; ok $? "a second CALL has nothing to do"
+# case 18: CALL together with another statement in one query string (a cron
+# job string, PQexec) runs as one implicit transaction where a procedure
+# cannot commit: it does the work in that transaction with a NOTICE instead
+# of failing with "invalid transaction termination"
+q -c "CREATE TABLE multi (at timestamptz NOT NULL) PARTITION BY RANGE (at)" \
+  -c "SELECT capacity_manage('multi', 'at', 'day', premake => 1)" >/dev/null
+out=$(psql -X -At -d "$DB" -c "CALL capacity_rollover_proc('multi', as_of => '2026-11-22 00:00+00'); SELECT 'next statement ran'" 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+[ "$rc" = 0 ] && ! echo "$out" | grep -q 'invalid transaction termination' && echo "$out" | grep -q 'next statement ran'
+ok $? "CALL in a multi-statement query string does not fail (rc $rc)"
+echo "$out" | grep -q 'runs in one transaction here'; ok $? "it says it runs in one transaction"
+n=$(q -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'multi'::regclass")
+[ "$n" = 3 ]; ok $? "its periods are made ($n partitions)"
 psql -X -q -d postgres -c "DROP DATABASE $DB"
