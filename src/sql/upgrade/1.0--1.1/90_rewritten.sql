@@ -111,7 +111,8 @@ BEGIN
     END LOOP;
     swap := swap || format('ALTER TABLE %s RENAME TO %I', d.qual, histname)
                  || format('ALTER TABLE %s RENAME TO %I', tmpqual, d.relname)
-                 || format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit);
+                 || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', histqual,
+                           format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit));
 
     plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
                          d.qual, cname, time_column, time_column, bound_lit),
@@ -136,17 +137,25 @@ BEGIN
 
     CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
     -- 1. the bound, enforced from now on; 2. proven for the old rows online
-    PERFORM @extschema@.capacity_run_bounded(plan[1:1], format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
+    -- Every statement that reads the user's rows or can evaluate the owner's
+    -- code (the bound's validation, the count of bad rows, the ATTACH of the
+    -- old table) runs as the table's owner under SECURITY_RESTRICTED_OPERATION
+    -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
+    -- still bounds its locks.  Our own catalog rows are written as the caller.
+    PERFORM @extschema@.capacity_run_bounded(
+                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', d.qual, plan[1])],
+                format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     BEGIN
-        EXECUTE plan[2];
+        PERFORM @extschema@.capacity_run_as_owner(tbl, plan[2:2]);
     EXCEPTION WHEN check_violation THEN
         failed := true;
     END;
     IF failed THEN
-        EXECUTE format('SELECT count(*) FROM %s WHERE NOT (%I IS NOT NULL AND %I < %s)',
-                       d.qual, time_column, time_column, bound_lit) INTO bad;
+        -- the rows a zero-column SELECT returns, counted as the owner
+        bad := @extschema@.capacity_run_as_owner(tbl, ARRAY[format('SELECT FROM %s WHERE NOT (%I IS NOT NULL AND %I < %s)',
+                                                                   d.qual, time_column, time_column, bound_lit)]);
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
                                                  format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
@@ -395,8 +404,9 @@ BEGIN
         IF x.bnd = 'DEFAULT' THEN
             CONTINUE;
         END IF;
-        swap := swap || format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part)
-                     || format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd);
+        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L, %L])', qual,
+                               format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
+                               format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
     END LOOP;
     -- rows older than the first period (written during the backfill) go to the default partition
     swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
