@@ -38,6 +38,7 @@
 #include "catalog.h"
 
 PG_FUNCTION_INFO_V1(capacity_run_as_owner);
+PG_FUNCTION_INFO_V1(capacity_owner_value);
 PG_FUNCTION_INFO_V1(capacity_convert_sync);
 
 /* Run statements (SPI connected) as `owner`, restricted; rows processed. */
@@ -52,7 +53,13 @@ execute_as(Oid owner, int n, char **stmts, int nargs, Oid *types, Datum *values)
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	nest = pin_search_path();
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/*
+	 * SECURITY_NOFORCE_RLS: the owner sees all of its own rows even when it
+	 * FORCEd row-level security on a table after the conversion began (as
+	 * RI checks do), so no row is left out of a copy and no policy runs.
+	 */
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
 	for (i = 0; i < n; i++)
 	{
 		int			rc = SPI_execute_with_args(stmts[i], nargs, types, values, NULL, false, 0);
@@ -107,6 +114,63 @@ capacity_run_as_owner(PG_FUNCTION_ARGS)
 	total = execute_as(get_rel_owner_oid(relid), n, stmts, 0, NULL, NULL);
 	SPI_finish();
 	PG_RETURN_INT64(total);
+}
+
+/*
+ * capacity_owner_value(tbl regclass, query text) RETURNS text
+ *
+ * The first column of the first row of a read-only query, as tbl's owner
+ * under SECURITY_RESTRICTED_OPERATION (NULL when it returns no row): for
+ * the conversion's reads of a user's rows that need a value (the oldest
+ * time of the historical partition), so a policy the owner put on it never
+ * runs as the caller.  The caller must own tbl, as for run_as_owner.
+ */
+Datum
+capacity_owner_value(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *query;
+	char	   *val = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+	int			rc;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: table and query must not be NULL")));
+	relid = PG_GETARG_OID(0);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: relation with OID %u does not exist", relid)));
+	require_table_owner(relid);
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	SPI_connect();
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	nest = pin_search_path();
+	SetUserIdAndSecContext(get_rel_owner_oid(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	rc = SPI_execute(query, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, query);
+	if (SPI_processed > 0)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			val = MemoryContextStrdup(cxt, v);
+	}
+	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(false, nest);
+	SPI_finish();
+	if (val == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(val));
 }
 
 /*

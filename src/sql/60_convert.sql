@@ -195,6 +195,13 @@ RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_run_as_owner';
 
+-- The first value of a read-only query over a user's rows, as the owner of
+-- tbl, restricted (src/convert.c); NULL when it returns no row.
+CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
+RETURNS text
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_owner_value';
+
 -- Replays a write on the historical partition into the backfill copy,
 -- as the copy's owner (src/convert.c); the application role needs no
 -- right on the copy.  Its argument is checked against capacity_conversion.
@@ -676,7 +683,10 @@ BEGIN
     IF cv.state = 'converted' THEN
         -- the period tables, gathered under a private staging table, and
         -- the trigger that replays writes on the historical partition
-        EXECUTE format('SELECT min(%I) FROM ONLY %s', cv.time_column, cv.historical::text) INTO lo;
+        -- as the owner: a policy they put on the historical partition after
+        -- the conversion never runs as the caller
+        lo := @extschema@.capacity_owner_value(tbl, format('SELECT min(%I)::pg_catalog.timestamptz FROM ONLY %s',
+                                                           cv.time_column, cv.historical::text))::timestamptz;
         lo := coalesce(lo, cv.bound - interval '1 day');
         -- constraints, indexes and foreign keys as the parent has them, so the
         -- period tables attach later without building or validating anything

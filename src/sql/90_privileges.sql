@@ -55,6 +55,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, te
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
 GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;
 -- plans (1.1)
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) FROM PUBLIC;

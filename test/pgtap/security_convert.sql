@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
-SELECT plan(7);
+SELECT plan(10);
 
 DROP SCHEMA IF EXISTS mc_sc CASCADE;
 DROP TABLE IF EXISTS public.mc_sc_evidence;
@@ -67,12 +67,28 @@ SET ROLE mc_sc_owner;
 CREATE TRIGGER orders_trg BEFORE INSERT OR UPDATE ON mc_sc.orders FOR EACH ROW EXECUTE FUNCTION mc_sc.trg();
 INSERT INTO mc_sc.orders VALUES (1000, '2026-06-16 00:00+00', 'new');
 UPDATE mc_sc.orders SET note = 'touched' WHERE id = 150;
+-- after the conversion the owner FORCEs row-level security on the historical
+-- partition, with a policy (their code) that hides half of the old rows
+CREATE FUNCTION mc_sc.pol(id bigint) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM mc_sc.rec('policy');
+    RETURN id % 2 = 0;
+END $$;
+CREATE POLICY hide_odd ON mc_sc.orders_historical USING (mc_sc.pol(id));
+ALTER TABLE mc_sc.orders_historical ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 RESET ROLE;
+SELECT is((SELECT count(*) FROM public.mc_sc_evidence WHERE via = 'policy'), 0::bigint,
+          'convert-kind3: (the policy has not run yet)');
 CALL capacity_convert_backfill('mc_sc.orders', 50);
 
 SELECT is((SELECT state FROM capacity_conversion WHERE table_name = 'mc_sc.orders'::regclass), 'done',
           'convert-kind3: the conversion and its backfill completed');
 SELECT is((SELECT count(*) FROM mc_sc.orders), 201::bigint, 'convert-kind3: every row is in the partitioned table');
+SELECT is((SELECT count(*) FROM ONLY mc_sc.orders_historical h
+            WHERE NOT EXISTS (SELECT 1 FROM mc_sc.orders o WHERE o.id = h.id)), 0::bigint,
+          'convert-kind3: the owner''s FORCEd policy hid no old row from the backfill (none left only in the detached table)');
+SELECT is((SELECT count(*) FROM public.mc_sc_evidence WHERE via = 'policy'), 0::bigint,
+          'convert-kind3: the owner''s policy on the historical partition did not run during the backfill');
 SELECT ok((SELECT count(*) FROM public.mc_sc_evidence WHERE via = 'check') > 0,
           'convert-kind3: the owner''s CHECK ran during the conversion (as the owner)');
 SELECT is((SELECT string_agg(DISTINCT via || ' as ' || who, ', ') FROM public.mc_sc_evidence WHERE superuser),

@@ -293,7 +293,10 @@ BEGIN
     IF cv.state = 'converted' THEN
         -- the period tables, gathered under a private staging table, and
         -- the trigger that replays writes on the historical partition
-        EXECUTE format('SELECT min(%I) FROM ONLY %s', cv.time_column, cv.historical::text) INTO lo;
+        -- as the owner: a policy they put on the historical partition after
+        -- the conversion never runs as the caller
+        lo := @extschema@.capacity_owner_value(tbl, format('SELECT min(%I)::pg_catalog.timestamptz FROM ONLY %s',
+                                                           cv.time_column, cv.historical::text))::timestamptz;
         lo := coalesce(lo, cv.bound - interval '1 day');
         -- constraints, indexes and foreign keys as the parent has them, so the
         -- period tables attach later without building or validating anything
