@@ -295,7 +295,7 @@ BEGIN
             @extschema@.capacity_html(@extschema@.capacity_fmt(f.current_value)),
             CASE WHEN f.current_value < 7 THEN ' short' ELSE '' END,
             round((320 * greatest(f.current_value, 0) / maxrun)::numeric, 1),
-            @extschema@.capacity_html(coalesce(@extschema@.capacity_fmt(f.deflt), 'not sampled')),
+            @extschema@.capacity_html(CASE WHEN f.deflt IS NULL THEN 'not sampled' ELSE @extschema@.capacity_fmt(f.deflt) END),
             @extschema@.capacity_html(f.note));
     END LOOP;
     IF n = 0 THEN

@@ -29,6 +29,7 @@ q >/dev/null <<'SQL'
 SET TimeZone = 'UTC';
 CREATE TABLE "Event" (id bigint, "createdAt" timestamptz NOT NULL) PARTITION BY RANGE ("createdAt");
 SELECT capacity_manage('"Event"', 'createdAt', 'week', premake => 4);
+SELECT capacity_rollover('"Event"');
 SELECT capacity_bind_table('Event', '"Event"');
 CREATE TEMP TABLE at AS SELECT date_trunc('day', now()) AS as_of;
 INSERT INTO capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
