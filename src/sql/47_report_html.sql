@@ -48,6 +48,7 @@ DECLARE
     out text;
     fx text;
     band text;
+    dots text := '';
 BEGIN
     SELECT greatest(max(v), threshold, from_v) INTO hi FROM unnest(vals) v;
     SELECT least(min(v), threshold, from_v, 0) INTO lo FROM unnest(vals) v;
@@ -102,10 +103,16 @@ BEGIN
                  || round((l + (extract(epoch FROM days[i]) - x0) / (x1 - x0) * (w - l - r))::numeric, 1) || ' '
                  || round((h - b - (vals[i] - lo) / (hi - lo) * (h - t - b))::numeric, 1) || ' ';
             pen := true;
+            -- a day with no neighbour is a dot (a path of one point draws nothing)
+            IF (i = 1 OR vals[i - 1] IS NULL) AND (i = cardinality(vals) OR vals[i + 1] IS NULL) THEN
+                dots := dots || format('<circle class="dot" r="2.5" cx="%s" cy="%s"/>',
+                    round((l + (extract(epoch FROM days[i]) - x0) / (x1 - x0) * (w - l - r))::numeric, 1),
+                    round((h - b - (vals[i] - lo) / (hi - lo) * (h - t - b))::numeric, 1));
+            END IF;
         END IF;
     END LOOP;
     IF npts > 0 THEN
-        out := out || format('<path class="series" data-points="%s" d="%s"/>', npts, rtrim(path));
+        out := out || format('<path class="series" data-points="%s" d="%s"/>', npts, rtrim(path)) || dots;
     ELSE
         out := out || format('<text x="%s" y="%s" class="ax" text-anchor="middle">no samples in these days</text>',
                              (w + l) / 2, h / 2);
@@ -166,7 +173,7 @@ BEGIN
         || '.st-firing{color:#cf222e;font-weight:700}.st-ok{color:#1a7f37}.st-insufficient{color:#6e7781}'
         || '.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}'
         || '.card{border:1px solid #d0d7de;border-radius:6px;padding:8px 10px;break-inside:avoid}.card h3{font-size:14px;margin:0 0 2px}.card p{margin:0 0 4px;color:#57606a;font-size:12px}'
-        || 'svg .plot{fill:#fbfcfd;stroke:#d0d7de}svg .ax{font-size:10px;fill:#57606a}svg .series{fill:none;stroke:#0969da;stroke-width:2}'
+        || 'svg .plot{fill:#fbfcfd;stroke:#d0d7de}svg .ax{font-size:10px;fill:#57606a}svg .series{fill:none;stroke:#0969da;stroke-width:2}svg .dot{fill:#0969da}'
         || 'svg .thr{stroke:#cf222e;stroke-width:1.5;stroke-dasharray:6 4}svg .fc{fill:none;stroke:#8250df;stroke-width:1.5;stroke-dasharray:3 3}'
         || 'svg .band{fill:#8250df;fill-opacity:.15}svg .eta{stroke:#8250df;stroke-width:1}svg .bar{fill:#2da44e}svg .bar.short{fill:#cf222e}'
         || '.legend span{margin-right:14px}.sw{display:inline-block;width:18px;height:0;border-top:2px solid;vertical-align:middle;margin-right:4px}'
@@ -257,10 +264,11 @@ BEGIN
             CONTINUE;
         END IF;
         n := n + 1;
-        charts := charts || format('<div class="card"><h3>%s</h3><p>%s%s &middot; now %s, threshold %s %s</p>',
+        charts := charts || format('<div class="card"><h3>%s</h3><p>%s%s &middot; now %s &middot; threshold %s %s</p>',
                       @extschema@.capacity_html(r.trigger_name),
                       @extschema@.capacity_html(r.indicator), CASE WHEN lbl IS NULL THEN '' ELSE ' (' || @extschema@.capacity_html(lbl) || ')' END,
-                      @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)),
+                      CASE WHEN r.value IS NULL THEN 'no value (' || @extschema@.capacity_html(r.status) || ')'
+                           ELSE @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)) END,
                       @extschema@.capacity_html(r.comparator), @extschema@.capacity_html(@extschema@.capacity_fmt(r.threshold)))
             || @extschema@.capacity_svg_chart(days, vals, r.threshold, as_of, r.fcur,
                    CASE WHEN r.fstatus IN ('forecast', 'beyond horizon') THEN r.eta END,
