@@ -79,3 +79,29 @@ ok $? "the screenshot is 1200x2000 ($size)"
 [ "$(stat -c %s "$W/report.png" 2>/dev/null || echo 0)" -gt 30000 ]
 ok $? "the screenshot is not blank ($(stat -c %s "$W/report.png" 2>/dev/null) bytes)"
 if [ -n "${REPORT_PNG:-}" ]; then cp "$W/report.png" "$REPORT_PNG"; cp "$W/report.html" "${REPORT_PNG%.png}.html"; fi
+
+# an HTML parser (Python's html.parser) reads the document: tags balance,
+# each chart's path has as many points as its data-points says
+python3 - "$W/report.html" <<'PY'
+import re, sys
+from html.parser import HTMLParser
+VOID = {"meta", "br", "rect", "line", "polygon", "polyline", "path", "circle"}
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.stack = []; self.bad = []; self.svgs = 0; self.paths = []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg": self.svgs += 1
+        if tag == "path": self.paths.append((int(a["data-points"]), len(re.findall(r"[ML]", a["d"]))))
+        if tag not in VOID: self.stack.append(tag)
+    def handle_startendtag(self, tag, attrs): self.handle_starttag(tag, attrs) if tag in VOID else None
+    def handle_endtag(self, tag):
+        if tag in VOID: return
+        if not self.stack or self.stack[-1] != tag: self.bad.append(tag)
+        else: self.stack.pop()
+p = P(); p.feed(open(sys.argv[1]).read()); p.close()
+print(("ok" if not p.bad and not p.stack else "not ok")
+      + " - html.parser: every element closed in order (%d svg)" % p.svgs)
+print(("ok" if p.paths and all(n == m for n, m in p.paths) else "not ok")
+      + " - html.parser: each chart's path has its data-points (%s)" % ", ".join("%d" % n for n, _ in p.paths))
+PY
