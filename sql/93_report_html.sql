@@ -61,6 +61,14 @@ SELECT (regexp_match(h, '<h3>read_qps_sustained</h3>.*?<path class="series" data
        (SELECT eta::date FROM capacity_forecast('2032-06-01 00:00+00') WHERE trigger_name = 'read_qps_sustained') AS forecast_eta,
        h ~ '<h3>read_qps_sustained</h3>.*?<polygon class="band"' AS band_drawn
   FROM doc;
+-- coordinates where the data says: plot x 62..548, y 146 (lo = 0) up to
+-- 10 (hi = 8 % over the largest of series and threshold: 80 * 1.08)
+SELECT (regexp_match(h, '<h3>pool_utilization</h3>.*?<line class="thr" x1="62" x2="548" y1="([0-9.]+)"'))[1] AS pool_threshold_y,
+       round(146 - 80 / 86.4 * 136, 1) AS expected_threshold_y,
+       (regexp_match(h, '<h3>pool_utilization</h3>.*?<path class="series" data-points="\d+" d="M([0-9.]+) ([0-9.]+) '))[2] AS pool_series_y,
+       round(146 - 40 / 86.4 * 136, 1) AS expected_series_y,
+       (regexp_match(h, '<h3>pool_utilization</h3>.*?<path class="series" data-points="\d+" d="M([0-9.]+) '))[1] AS first_day_x
+  FROM doc;
 -- the hostile note is text; nothing fetched; only decisions up to as_of
 SELECT h LIKE '%&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;&lt;/svg&gt; &amp; &quot;quoted&quot;%' AS note_escaped,
        position('<script' IN lower(h)) = 0 AS no_script,
