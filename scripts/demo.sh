@@ -116,6 +116,8 @@ show "SELECT * FROM capacity_forecast()  -- when each trigger would fire" \
 show "capacity_stage() with the forecasts: a transition due within 6 months means plan" \
   "SELECT current_stage, recommended_stage, recommended_name, decision, firing, runbook FROM capacity_stage()"
 show "SELECT * FROM capacity_report()  -- the weekly review" "SELECT * FROM capacity_report()"
+"$MC_ROOT/scripts/report.sh" matter_demo >"$MC_RUN/demo_report.html"
+echo; echo "== the review as HTML (capacity_report_html(), docs/report.md): $MC_RUN/demo_report.html"
 
 cat <<EOF2
 
