@@ -42,6 +42,28 @@ PG_FUNCTION_INFO_V1(capacity_owner_value);
 PG_FUNCTION_INFO_V1(capacity_convert_sync);
 
 /* Run statements (SPI connected) as `owner`, restricted; rows processed. */
+/*
+ * A statement SPI would not run (transaction control, a utility SPI cannot
+ * take, a non-query where a query is needed) is the caller's error: say so
+ * with a SQLSTATE of its own, not as an internal error.
+ */
+static void
+refuse_spi_result(int rc, int expected, const char *sql)
+{
+	if (rc == SPI_ERROR_TRANSACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("matter_capacity: transaction control cannot run as a table's owner: %s", sql),
+				 errhint("Pass statements that read or write rows; the caller's transaction is the one that commits.")));
+	if (rc < 0 || (expected != 0 && rc != expected))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("matter_capacity: statement cannot run as a table's owner (%s): %s",
+						SPI_result_code_string(rc), sql),
+				 errhint(expected == SPI_OK_SELECT ? "Pass one SELECT returning one column." :
+						 "Pass SQL statements that read or write rows.")));
+}
+
 static int64
 execute_as(Oid owner, int n, char **stmts, int nargs, Oid *types, Datum *values)
 {
@@ -65,7 +87,7 @@ execute_as(Oid owner, int n, char **stmts, int nargs, Oid *types, Datum *values)
 		int			rc = SPI_execute_with_args(stmts[i], nargs, types, values, NULL, false, 0);
 
 		if (rc < 0)
-			elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, stmts[i]);
+			refuse_spi_result(rc, 0, stmts[i]);
 		total += (int64) SPI_processed;
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -157,7 +179,7 @@ capacity_owner_value(PG_FUNCTION_ARGS)
 						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
 	rc = SPI_execute(query, true, 1);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, query);
+		refuse_spi_result(rc, SPI_OK_SELECT, query);
 	if (SPI_processed > 0)
 	{
 		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

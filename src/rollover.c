@@ -1451,7 +1451,12 @@ rollover_args(FunctionCallInfo fcinfo, ActionSink *sink)
 				 errmsg("matter_capacity: as_of must not be NULL"),
 				 errhint("Omit it to use now().")));
 	sink->as_of = PG_GETARG_TIMESTAMPTZ(1);
-	sink->dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: dry_run must not be NULL"),
+				 errhint("Pass true to see what would be done, or omit it (false) to do it.")));
+	sink->dry_run = PG_GETARG_BOOL(2);
 	check_time_in_range(sink->as_of, "as_of");
 	if (!sink->dry_run)
 		require_not_in_recovery("roll partitions over");

@@ -1367,7 +1367,7 @@ BEGIN
                          'enter', (SELECT CASE WHEN count(*) > 0 THEN jsonb_build_object('any', jsonb_agg(
                                           @extschema@.capacity_plan_condition_doc(t.name, t.indicator, t.label_filter, t.bind_table,
                                               t.aggregate, t.ratio_filter, t.per_period, t.comparator, t.threshold,
-                                              t.threshold_setting, t.sustain, NULL, NULL, t.declared_flag, t.description)
+                                              t.threshold_setting, t.sustain, NULL::integer, NULL::text, t.declared_flag, t.description)
                                           ORDER BY t.name)) END
                                      FROM @extschema@.capacity_trigger t WHERE t.stage = sd.stage AND sd.stage > 1)))
                          ORDER BY sd.stage)
@@ -1376,7 +1376,7 @@ BEGIN
                           'when', jsonb_build_object('any', jsonb_build_array(
                                   @extschema@.capacity_plan_condition_doc(t.name, t.indicator, t.label_filter, t.bind_table,
                                       t.aggregate, t.ratio_filter, t.per_period, t.comparator, t.threshold,
-                                      t.threshold_setting, t.sustain, NULL, NULL, t.declared_flag, t.description))))
+                                      t.threshold_setting, t.sustain, NULL::integer, NULL::text, t.declared_flag, t.description))))
                           ORDER BY t.name), '[]')
                      FROM @extschema@.capacity_trigger t WHERE t.stage IS NULL))
       INTO d;
