@@ -9,8 +9,8 @@
 #
 # Versions: src/sql/released/ keeps every released install script exactly as
 # shipped (1.0 is installed at users' sites); the current version's script is
-# built from src/sql/*.sql, and each upgrade script from the pieces in
-# src/sql/upgrade/<from>--<to>/ in name order.  A change to the install SQL
+# built from src/sql/*.sql; each upgrade script is src/sql/upgrade/
+# matter_capacity--<from>--<to>.sql.  A change to the install SQL
 # goes into both: the suite (test/integration/upgrade.sh) proves that
 # updating from 1.0 gives the same extension as a fresh install.
 
@@ -39,8 +39,8 @@ OBJS = \
 	src/shares.o
 
 EXTVERSION = 1.1
-DATA = src/sql/released/matter_capacity--1.0.sql
-DATA_built = matter_capacity--$(EXTVERSION).sql matter_capacity--1.0--1.1.sql
+DATA = src/sql/released/matter_capacity--1.0.sql src/sql/upgrade/matter_capacity--1.0--1.1.sql
+DATA_built = matter_capacity--$(EXTVERSION).sql
 SHLIB_LINK_INTERNAL = $(libpq)
 SHLIB_LINK = -lm
 
@@ -55,8 +55,6 @@ include $(PGXS)
 matter_capacity--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql)) FORCE
 	cat $(filter-out FORCE,$^) > $@
 
-matter_capacity--1.0--1.1.sql: $(sort $(wildcard src/sql/upgrade/1.0--1.1/*.sql)) FORCE
-	cat $(filter-out FORCE,$^) > $@
 
 FORCE:
 .PHONY: FORCE
