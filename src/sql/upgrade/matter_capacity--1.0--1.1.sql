@@ -6,7 +6,7 @@
 
 \echo Use "ALTER EXTENSION matter_capacity UPDATE" to load this file. \quit
 
--- ======== 10_suite ========
+-- ======== the suite on any day: conversion switch under load, autovacuum yield ========
 -- Conversion under a busy machine (issue 13): an autovacuum worker holding
 -- the table outlasted every lock attempt of the conversion, and a switch
 -- that could not get its locks ended the backfill with an error.
@@ -116,7 +116,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.capacity_run_bounded(stmts, what, NULL::regclass[]) $$;
 
 
--- ======== 20_errors ========
+-- ======== errors stay with their table; generated names that fit ========
 -- Issue 13 (errors and names), 1.0 -> 1.1.  Mirrors src/sql/10_partitions.sql
 -- (capacity_derived_name) and src/sql/60_convert.sql (the conversion derives
 -- its names with it: at most 62 bytes, whole characters, never colliding).
@@ -129,7 +129,7 @@ COMMENT ON FUNCTION @extschema@.capacity_derived_name IS
     'base_suffix, shortened as partition names are (at most 62 bytes, whole characters, a hash of base): names the conversion derives.';
 
 
--- ======== 30_growth ========
+-- ======== growth the application wrote; standby refusals; conversion in a transaction block ========
 -- Issue 13, sections 4 and 5 (branch wip/C): growth that means growth,
 -- forecasts of the net change, refusals on a standby and in a transaction
 -- block, the newest values kept by pg_dump.  Each object below is
@@ -760,7 +760,7 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
 END
 $fn$;
 
--- ======== 40_security ========
+-- ======== security: user code as its owner, bounded, settings undone ========
 -- Issue 19 (security): see docs/security.md.  Each object below is
 -- re-created exactly as the install pieces define it; when another change
 -- edits one of them in src/sql, this piece (concatenated after lower-numbered
@@ -1044,7 +1044,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) F
 
 GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
 
--- ======== 50_plans ========
+-- ======== plans as data and their presets ========
 -- Plans (issue 14): the pieces of 40_stages.sql, 41_stage_functions.sql,
 -- 42_stage_actions.sql, 45_plans.sql, 46_plan_presets.sql, 80_dump.sql and
 -- 90_privileges.sql that 1.1 adds or changes.  capacity_stage,
@@ -2967,7 +2967,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text),
                           @extschema@.capacity_pool_budget() TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
 
--- ======== 60_measures ========
+-- ======== history import, tenant and statement shares, deleted rows ========
 -- Issue 14 (branch wip/F): measurements the presets need.  Every object
 -- below is created as src/sql/33_measures.sql creates it; the note column
 -- and the view as src/sql/30_indicators.sql defines them.
@@ -3236,7 +3236,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], tim
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_import_samples(text, jsonb, timestamptz[], double precision[], timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_import_samples(regclass, timestamptz) FROM PUBLIC;
 
--- ======== 70_report_html ========
+-- ======== the HTML review ========
 -- Issue 16 (branch wip/H): the HTML review; every object as
 -- src/sql/47_report_html.sql creates it.
 
@@ -4093,7 +4093,7 @@ END
 $$;
 
 
--- ======== 95_leftovers ========
+-- ======== the conversion's first read as the table owner ========
 -- Leftovers of issue 19 (kind 3), after the rewritten procedures:
 --   60_convert.sql: capacity_owner_value (the backfill's first read of the
 --   historical partition, as the table's owner)
