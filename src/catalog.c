@@ -7,7 +7,10 @@
  * EXTENSION), reading policies, writing the rollover log, and the checks
  * every mutating entry point makes first (not in recovery, caller owns the
  * table).  Catalog tables are written as the extension owner, so callers
- * need EXECUTE on our functions, not rights on our tables.
+ * need EXECUTE on our functions, not rights on our tables.  Also the
+ * generic helpers every other file uses, so that this file depends on no
+ * other of ours: qualified_name(), pin_search_path(), init_materialized(),
+ * table ownership checks.
  *
  * Must not touch user tables.
  *-------------------------------------------------------------------------
@@ -37,7 +40,6 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
-#include "partitions.h"
 
 #define EXTENSION_NAME "matter_capacity"
 
@@ -71,6 +73,14 @@ extension_row(Oid *nsp, Oid *owner)
 				 errmsg("matter_capacity: extension \"%s\" is not installed in database \"%s\"",
 						EXTENSION_NAME, get_database_name(MyDatabaseId)),
 				 errhint("Run CREATE EXTENSION matter_capacity.")));
+}
+
+/* Quoted, schema-qualified name of any relation (generic helper). */
+char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
 }
 
 /* Quoted name of the extension's schema. */

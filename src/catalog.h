@@ -29,6 +29,7 @@ typedef struct Policy
 	bool		default_partition;
 } Policy;
 
+extern char *qualified_name(Oid relid);
 extern char *capacity_schema(void);
 extern char *capacity_object(const char *name);
 extern Oid	capacity_owner(void);

@@ -40,16 +40,6 @@ exec_sql(const char *sql, int expected)
 }
 
 void
-exec_sql_step(void *arg)
-{
-	const char *sql = arg;
-	int			rc = SPI_execute(sql, false, 0);
-
-	if (rc < 0)
-		elog(ERROR, "matter_capacity: SPI error %d for: %s", rc, sql);
-}
-
-void
 lock_relation_step(void *arg)
 {
 	LockRequest *req = arg;

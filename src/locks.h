@@ -14,7 +14,6 @@ typedef void (*BoundedStep) (void *arg);
 
 extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
 extern void lock_relation_step(void *arg);
-extern void exec_sql_step(void *arg);
 
 /* Argument of lock_relation_step: lock these relations in this order. */
 typedef struct LockRequest

@@ -3,10 +3,12 @@
  *		capacity_manage() and capacity_set_hash_partitions(): policies.
  *
  * Owns: validating a partition policy against the table it names and
- * storing it (with the table's default EXPLAIN-stability checks).  Every check runs before anything is written, so bad input
- * changes nothing.  Must not run DDL itself: partitions are made by the
- * rollover engine (capacity_set_hash_partitions calls it for the periods it
- * re-creates).
+ * storing it (with the table's default EXPLAIN-stability checks).  Every
+ * check runs before anything is written, so bad input changes nothing.
+ * Must not create partitions: the rollover engine makes them.  The one DDL
+ * run here is capacity_set_hash_partitions' DETACH + DROP of an empty
+ * future period (under locks.c's bounded loop, as the table owner), which
+ * the rollover then re-creates with the new bucket count.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

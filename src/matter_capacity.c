@@ -41,6 +41,34 @@
  *					dispatch of issue 14's indicators from the sampler.
  *	shares.c		tenant shares of managed tables, from a bounded sample
  *					read as the table's owner.
+ *	usercode.c		running code a user registered (probes, EXPLAIN
+ *					checks) as that user, restricted, under a timeout.
+ *	convert.c		the parts of the online conversion that write a user's
+ *					rows: run as the table's owner, and the write replay.
+ *
+ * The SQL half (src/sql/, assembled in name order into the install script;
+ * the 1.0 -> 1.1 upgrade is src/sql/upgrade/):
+ *
+ *	10_partitions	policies, the rollover log, their SQL entry points.
+ *	20_drop_cleanup	a dropped managed table takes its policy with it.
+ *	30_indicators	indicators, raw samples, hourly and daily rollups.
+ *	31_indicator_functions	sampling, pushing, registering probes.
+ *	33_measures		imported history, deleted rows, tenant shares.
+ *	40_stages		the stage ladder, triggers, SLOs, decisions (tables).
+ *	41_stage_functions	stage evaluation (capacity_stage()).
+ *	42_stage_actions	declaring the stage, flags, thresholds, bindings.
+ *	43_report		capacity_report(): the weekly review as text.
+ *	44_forecast		which points the trend fit (forecast.c) is given;
+ *					trigger and runway forecasts.
+ *	45_plans, 46_plan_presets	plans other than the ladder, shipped plans.
+ *	47_report_html	capacity_report_html(): the review as one HTML page.
+ *	50_explain		EXPLAIN-stability checks (explain.c does the planning).
+ *	60_convert		online conversion of an ordinary table (the stage 3
+ *					migration) and its backfill, as procedures.
+ *	80_dump			what pg_dump keeps of tables that ship rows.
+ *
+ * docs/ has one page per capability; docs/where-things-live.md maps each
+ * capability to its C, SQL, tests and page.
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot

@@ -42,13 +42,6 @@
 
 #define BOUNDS_CONSTRAINT "matter_capacity_bounds"
 
-char *
-qualified_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
-
 /*
  * The table must be partitioned by RANGE on exactly time_column, and that
  * column must be date, timestamp or timestamptz.  Errors name the table.
@@ -348,7 +341,6 @@ read_table_layout(Oid relid, const char *time_column)
 	layout->nspname = get_namespace_name(RelationGetNamespace(rel));
 	layout->relname = pstrdup(RelationGetRelationName(rel));
 	layout->qualname = quote_qualified_identifier(layout->nspname, layout->relname);
-	layout->timeattr = get_attnum(relid, time_column);
 	layout->timecol_q = pstrdup(quote_identifier(time_column));
 
 	tupdesc = RelationGetDescr(rel);
@@ -570,10 +562,11 @@ walk_tree(TreeState *st, Oid parent, int level, bool has_range, int64 from,
 		if (!HeapTupleIsValid(tup))
 			continue;
 		d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+		/* d points into the cache entry: decode it before releasing that */
+		spec = isnull ? NULL : (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
 		ReleaseSysCache(tup);
-		if (isnull)
+		if (spec == NULL)
 			continue;
-		spec = (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
 
 		values[0] = ObjectIdGetDatum(child);
 		values[1] = ObjectIdGetDatum(parent);

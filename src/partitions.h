@@ -34,7 +34,6 @@ typedef struct TableLayout
 	char	   *nspname;
 	char	   *relname;
 	char	   *qualname;		/* quoted, schema-qualified */
-	AttrNumber	timeattr;
 	Oid			timetype;		/* DATEOID, TIMESTAMPOID or TIMESTAMPTZOID */
 	char	   *timecol_q;		/* quoted time column */
 	char	   *columns_q;		/* quoted list of stored columns, for moves */
@@ -48,7 +47,6 @@ extern void check_hash_column(Oid relid, const char *hash_column);
 extern TableLayout *read_table_layout(Oid relid, const char *time_column);
 extern int	leaf_modulus(Oid relid);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
-extern char *qualified_name(Oid relid);
 extern char *partition_key_column(Oid relid);
 extern char *hash_key_column(TableLayout *layout);
 extern void check_keys_for_hash(Oid relid, const char *hash_column);

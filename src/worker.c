@@ -18,9 +18,13 @@
  * intervals; SIGTERM ends it at the next wait (every wait is on the latch);
  * after a crash the postmaster restarts it.
  *
- * Owns: the schedule and transaction handling.  Must not contain task
- * logic: it calls sample_all() and rollover_per_step() as the SQL
- * functions do.
+ * Owns: the schedule, transaction handling, and how each task is started:
+ * sample_all() and rollover_per_step() called as the SQL functions call
+ * them, capacity_explain_run() through SPI, and one CALL of
+ * capacity_convert_backfill() per unfinished conversion, sent through the
+ * loopback connection because the procedure commits per batch.  Must not
+ * contain what the tasks do: that lives in sampler.c, rollover.c,
+ * explain.c and 60_convert.sql.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
