@@ -259,9 +259,8 @@ PruneResult
 check_query_pruning(const char *query, ArrayType *params)
 {
 	PruneResult result = {0};
-	List	   *raw;
 	RawStmt    *rs;
-	SelectStmt *sel;
+	const char *cte;
 	Oid		   *ptypes = NULL;
 	int			nptypes = 0;
 	int			nvalues = 0;
@@ -272,15 +271,28 @@ check_query_pruning(const char *query, ArrayType *params)
 	StringInfoData shape;
 	int			i;
 
-	raw = raw_parser(query, RAW_PARSE_DEFAULT);
-	if (list_length(raw) != 1)
-		refuse(list_length(raw) == 0 ? "an empty string" : "several statements");
-	rs = linitial_node(RawStmt, raw);
-	if (!IsA(rs->stmt, SelectStmt))
-		refuse("not a SELECT");
-	sel = (SelectStmt *) rs->stmt;
-	if (sel->intoClause != NULL)
-		refuse("SELECT INTO");
+	/* planning never takes row locks, so FOR UPDATE is checked as written */
+	switch (single_select_shape(query, &rs, &cte))
+	{
+		case SELECT_ONE:
+		case SELECT_LOCKING:
+			break;
+		case SELECT_EMPTY:
+			refuse("an empty string");
+			break;
+		case SELECT_SEVERAL:
+			refuse("several statements");
+			break;
+		case SELECT_NOT_SELECT:
+			refuse("not a SELECT");
+			break;
+		case SELECT_INTO:
+			refuse("SELECT INTO");
+			break;
+		case SELECT_MODIFYING_WITH:
+			refuse("a SELECT with a data-modifying WITH");
+			break;
+	}
 
 	if (params)
 		deconstruct_array(params, TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, &nvalues);

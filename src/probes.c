@@ -6,7 +6,8 @@
  * The search_path in force at registration is stored with the probe and
  * set again when it runs, as a function's SET search_path would be.
  *
- * Owns: checking a probe before it is stored: exactly one SELECT (no INTO,
+ * Owns: the indicator-name rule (capacity_check_indicator_name), and
+ * checking a probe before it is stored: exactly one SELECT (no INTO,
  * no FOR UPDATE, no data-modifying WITH: a probe must only read), and a result of one numeric
  * column or (labels jsonb, value numeric), found by planning the query
  * without running it.  The probe remembers who registered it; the sampler
@@ -41,19 +42,39 @@ probe_error_context(void *arg)
 	errcontext("registering probe %s", (const char *) arg);
 }
 
+/*
+ * The indicator-name rule, the only copy: a lower-case letter, then
+ * lower-case letters, digits and underscores, at most 63 bytes (a name).
+ * SQL checks it through capacity_check_indicator_name(): the
+ * capacity_indicator table's CHECK, capacity_register_push, plan documents.
+ */
 static void
 check_indicator_name(const char *name)
 {
 	const char *p;
-	bool		ok = strlen(name) > 0 && strlen(name) < NAMEDATALEN && name[0] >= 'a' && name[0] <= 'z';
+	bool		ok = name != NULL && strlen(name) > 0 && strlen(name) < NAMEDATALEN &&
+		name[0] >= 'a' && name[0] <= 'z';
 
 	for (p = name; ok && *p; p++)
 		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("matter_capacity: indicator name \"%s\" is not valid", name),
+				 errmsg("matter_capacity: indicator name \"%s\" is not valid", name ? name : "<NULL>"),
 				 errhint("Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.")));
+}
+
+PG_FUNCTION_INFO_V1(capacity_check_indicator_name);
+
+/*
+ * capacity_check_indicator_name(name text) RETURNS boolean: true, or the
+ * error (42602) naming the bad name.
+ */
+Datum
+capacity_check_indicator_name(PG_FUNCTION_ARGS)
+{
+	check_indicator_name(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_BOOL(true);
 }
 
 /*
@@ -65,30 +86,25 @@ check_indicator_name(const char *name)
 void
 probe_check_select(const char *name, const char *query)
 {
-	List	   *raw;
 	RawStmt    *rs;
-	SelectStmt *sel;
-	ListCell   *lc;
+	const char *cte;
 
-	raw = raw_parser(query, RAW_PARSE_DEFAULT);
-	rs = list_length(raw) == 1 ? linitial_node(RawStmt, raw) : NULL;
-	sel = (rs && IsA(rs->stmt, SelectStmt)) ? (SelectStmt *) rs->stmt : NULL;
-	if (sel == NULL || sel->intoClause != NULL || sel->lockingClause != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("matter_capacity: probe %s must be a single SELECT", name),
-				 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
-	if (sel->withClause != NULL)
-		foreach(lc, sel->withClause->ctes)
-		{
-			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
-
-			if (!IsA(cte->ctequery, SelectStmt))
-				ereport(ERROR,
-						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						 errmsg("matter_capacity: probe %s has a data-modifying WITH (%s)", name, cte->ctename),
-						 errhint("A probe only reads: use WITH ... AS (SELECT ...) only.")));
-		}
+	switch (single_select_shape(query, &rs, &cte))
+	{
+		case SELECT_ONE:
+			return;
+		case SELECT_MODIFYING_WITH:
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("matter_capacity: probe %s has a data-modifying WITH (%s)", name, cte),
+					 errhint("A probe only reads: use WITH ... AS (SELECT ...) only.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("matter_capacity: probe %s must be a single SELECT", name),
+					 errhint("A probe only reads: one SELECT statement, without INTO or FOR UPDATE.")));
+	}
 }
 
 /*

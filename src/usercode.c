@@ -44,6 +44,8 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "usercode.h"
 
 static TimeoutId usercode_timeout_id = MAX_TIMEOUTS;
@@ -292,4 +294,47 @@ usercode_fail(UserCode *uc)
 		edata->hint = pstrdup("Make it faster, or raise matter_capacity.probe_timeout.");
 	}
 	return edata;
+}
+
+/*
+ * The one check of "a single SELECT" that probes (probes.c) and EXPLAIN
+ * checks (explain.c) share: parse query and say what it is.  *stmt gets
+ * the statement when there is exactly one, *cte_name the first WITH query
+ * that writes.  Each caller words its own error (and decides whether
+ * FOR UPDATE matters to it).
+ */
+SelectShape
+single_select_shape(const char *query, RawStmt **stmt, const char **cte_name)
+{
+	List	   *raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	SelectStmt *sel;
+	ListCell   *lc;
+
+	*stmt = NULL;
+	*cte_name = NULL;
+	if (list_length(raw) == 0)
+		return SELECT_EMPTY;
+	if (list_length(raw) > 1)
+		return SELECT_SEVERAL;
+	*stmt = linitial_node(RawStmt, raw);
+	if (!IsA((*stmt)->stmt, SelectStmt))
+		return SELECT_NOT_SELECT;
+	sel = (SelectStmt *) (*stmt)->stmt;
+	if (sel->intoClause != NULL)
+		return SELECT_INTO;
+	/* PostgreSQL allows data-modifying WITH only at the top level */
+	if (sel->withClause != NULL)
+		foreach(lc, sel->withClause->ctes)
+		{
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+			if (!IsA(cte->ctequery, SelectStmt))
+			{
+				*cte_name = cte->ctename;
+				return SELECT_MODIFYING_WITH;
+			}
+		}
+	if (sel->lockingClause != NIL)
+		return SELECT_LOCKING;
+	return SELECT_ONE;
 }

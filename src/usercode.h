@@ -44,4 +44,19 @@ extern bool usercode_timed_out(void);
 extern int	usercode_elapsed_ms(UserCode *uc);
 extern bool role_exists(Oid roleid);
 
+/* What a user's query is, as far as "one SELECT that only reads" goes. */
+typedef enum SelectShape
+{
+	SELECT_ONE,					/* one SELECT: the only acceptable answer */
+	SELECT_EMPTY,				/* no statement at all */
+	SELECT_SEVERAL,				/* several statements */
+	SELECT_NOT_SELECT,			/* another kind of statement */
+	SELECT_INTO,				/* SELECT ... INTO creates a table */
+	SELECT_LOCKING,				/* FOR UPDATE / SHARE ... takes row locks */
+	SELECT_MODIFYING_WITH		/* WITH x AS (INSERT/UPDATE/DELETE ...) */
+} SelectShape;
+
+extern SelectShape single_select_shape(const char *query, struct RawStmt **stmt,
+									   const char **cte_name);
+
 #endif							/* MC_USERCODE_H */

@@ -1,7 +1,17 @@
 -- Indicators: what is measured, the samples, their hourly rollups.
 
+-- The indicator-name rule lives once, in C (src/probes.c): true, or the
+-- error 42602 naming the bad name.
+CREATE FUNCTION @extschema@.capacity_check_indicator_name(name text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_check_indicator_name';
+COMMENT ON FUNCTION @extschema@.capacity_check_indicator_name(text) IS
+    'true when name is a valid indicator name (a lower-case letter, then lower-case letters, digits and _, at most 63 bytes); else error 42602 naming it.';
+
 CREATE TABLE @extschema@.capacity_indicator (
-    name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]*$'),
+    name        text PRIMARY KEY CONSTRAINT capacity_indicator_name_check
+                                 CHECK (@extschema@.capacity_check_indicator_name(name)),
     unit        text,
     source      text NOT NULL CHECK (source IN ('builtin', 'sql', 'push')),
     query       text,

@@ -41,11 +41,7 @@ DECLARE
     existing text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('register a pushed indicator');
-    IF indicator IS NULL OR indicator !~ '^[a-z][a-z0-9_]*$' OR length(indicator) > 63 THEN
-        RAISE EXCEPTION 'matter_capacity: indicator name "%" is not valid', indicator
-            USING ERRCODE = '42602',
-                  HINT = 'Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.';
-    END IF;
+    PERFORM @extschema@.capacity_check_indicator_name(indicator);
     SELECT i.source INTO existing FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
     IF existing IS NOT NULL AND existing <> 'push' THEN
         RAISE EXCEPTION 'matter_capacity: indicator % already exists as a % indicator', indicator, existing

@@ -86,6 +86,22 @@ CREATE TYPE @extschema@.capacity_growth_point AS (
     name text, labels jsonb, first_at timestamptz, first_v double precision,
     last_at timestamptz, last_v double precision);
 
+-- Does value breach threshold under a trigger's comparator (> >= < <=)?
+-- The one place the comparator is read; a plain SQL expression, so the
+-- planner inlines it into the evaluation.
+CREATE FUNCTION @extschema@.capacity_breaches(value double precision, comparator text,
+                                              threshold double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT CASE comparator WHEN '>' THEN value OPERATOR(pg_catalog.>) threshold
+                       WHEN '>=' THEN value OPERATOR(pg_catalog.>=) threshold
+                       WHEN '<' THEN value OPERATOR(pg_catalog.<) threshold
+                       ELSE value OPERATOR(pg_catalog.<=) threshold END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double precision) IS
+    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds.';
+
 -- One row per trigger and series: its value, threshold and status at as_of.
 --
 -- Samples are read first, by statements planned with their bound values
@@ -218,14 +234,8 @@ breach AS (   -- 'all' and 'latest': the samples of the window, per series
     SELECT t.name, x.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
            (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
            CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
-           bool_and(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
-                                      WHEN '>=' THEN s.value >= t.eff_threshold
-                                      WHEN '<' THEN s.value < t.eff_threshold
-                                      ELSE s.value <= t.eff_threshold END) AS all_breach,
-           (array_agg(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
-                                        WHEN '>=' THEN s.value >= t.eff_threshold
-                                        WHEN '<' THEN s.value < t.eff_threshold
-                                        ELSE s.value <= t.eff_threshold END
+           bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
+           (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
                       ORDER BY s.sampled_at DESC))[1] AS last_breach
       FROM trig t
       JOIN series x ON x.name = t.name
@@ -239,10 +249,7 @@ days AS (     -- 'days': each of the N UTC days before as_of's day, per series
     SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
            (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
            CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
-           bool_and(CASE t.comparator WHEN '>' THEN d.v > t.eff_threshold
-                                      WHEN '>=' THEN d.v >= t.eff_threshold
-                                      WHEN '<' THEN d.v < t.eff_threshold
-                                      ELSE d.v <= t.eff_threshold END) AS all_breach
+           bool_and(@extschema@.capacity_breaches(d.v, t.comparator, t.eff_threshold)) AS all_breach
       FROM trig t
       JOIN series x ON x.name = t.name
       JOIN (SELECT p.indicator, p.labels, p.day,
@@ -299,20 +306,16 @@ rows AS (
            CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
                      OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
                      OR g.last_v < g.first_v THEN 'insufficient data'
-                WHEN CASE t.comparator WHEN '>' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) > t.eff_threshold
-                                       WHEN '>=' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) >= t.eff_threshold
-                                       WHEN '<' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) < t.eff_threshold
-                                       ELSE (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) <= t.eff_threshold END
+                WHEN @extschema@.capacity_breaches((g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at)
+                                                        * extract(epoch FROM t.per_period),
+                                                    t.comparator, t.eff_threshold)
                      THEN 'firing' ELSE 'ok' END
       FROM growth g JOIN trig t ON t.name = g.name
     UNION ALL
     SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
            CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
                      THEN 'insufficient data'
-                WHEN CASE t.comparator WHEN '>' THEN r.num / r.den > t.eff_threshold
-                                       WHEN '>=' THEN r.num / r.den >= t.eff_threshold
-                                       WHEN '<' THEN r.num / r.den < t.eff_threshold
-                                       ELSE r.num / r.den <= t.eff_threshold END
+                WHEN @extschema@.capacity_breaches(r.num / r.den, t.comparator, t.eff_threshold)
                      THEN 'firing' ELSE 'ok' END
       FROM ratio r JOIN trig t ON t.name = r.name
     UNION ALL
