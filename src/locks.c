@@ -11,22 +11,32 @@
  * reported as not done; the caller logs skipped_locked.  Any other error is
  * re-thrown unchanged.
  *
- * Must not decide what to run: that is rollover.c's business.
+ * The conversion procedures (60_convert.sql) use the same loop through
+ * capacity_run_bounded(), with one addition they need: an autovacuum
+ * worker in the way is made to give way (capacity_autovacuum_yield) and
+ * that attempt is not counted.
+ *
+ * Must not decide what to run: that is rollover.c's business (and the
+ * conversion's).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/wait_event.h"
 
 #include "matter_capacity.h"
+#include "catalog.h"
 #include "locks.h"
 
 /* Run one SQL statement through SPI; ERROR unless it succeeds. */
@@ -63,25 +73,31 @@ pause_between_attempts(int attempt)
 /*
  * Run step(arg) under the lock timeout; true when it completed.  Locks it
  * took stay held by the enclosing transaction.  *attempts gets the number
- * of tries made.
+ * of tries made.  After a lock timeout, yield (when given) may make the
+ * holder give way (an autovacuum worker, 60_convert.sql); when it says
+ * something did, the attempt is not counted and is made again at once, at
+ * most MAX_YIELDS times.
  */
+#define MAX_YIELDS 10
+
 bool
-run_bounded(BoundedStep step, void *arg, int *attempts)
+run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yield_arg,
+					 int *attempts)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	char		timeout[32];
-	int			attempt;
+	int			attempt = 0;
+	int			yields = 0;
 
 	snprintf(timeout, sizeof(timeout), "%d", mc_lock_timeout_ms);
-	for (attempt = 1; attempt <= mc_lock_retries + 1; attempt++)
+	for (;;)
 	{
 		bool		done = false;
 
+		attempt++;
 		if (attempts)
 			*attempts = attempt;
-		if (attempt > 1)
-			pause_between_attempts(attempt - 1);
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(oldcxt);
@@ -116,6 +132,124 @@ run_bounded(BoundedStep step, void *arg, int *attempts)
 		PG_END_TRY();
 		if (done)
 			return true;
+		if (yield && yields < MAX_YIELDS && yield(yield_arg))
+		{
+			yields++;
+			attempt--;
+			continue;
+		}
+		if (attempt > mc_lock_retries)
+			return false;
+		pause_between_attempts(attempt);
 	}
-	return false;
+}
+
+bool
+run_bounded(BoundedStep step, void *arg, int *attempts)
+{
+	return run_bounded_yielding(step, arg, NULL, NULL, attempts);
+}
+
+/*
+ * The SQL face of the loop above, for the conversion procedures
+ * (60_convert.sql), so that they bound their locks exactly as the rollover
+ * does:
+ *
+ * capacity_run_bounded(stmts text[], what text, yield_to regclass[])
+ *		RETURNS integer
+ *
+ * Runs stmts in one subtransaction per attempt under
+ * matter_capacity.lock_timeout, search_path pinned; returns the attempts
+ * used.  After a lock timeout an autovacuum worker holding one of
+ * yield_to (or a partition of one) is made to give way by
+ * capacity_autovacuum_yield(), and that attempt is not counted.  When the
+ * locks are still not available: error 55P03 naming what.
+ */
+typedef struct StatementsStep
+{
+	Datum	   *stmts;
+	int			n;
+} StatementsStep;
+
+typedef struct AutovacuumYield
+{
+	Datum		rels;			/* regclass[] */
+	Datum		what;			/* text */
+} AutovacuumYield;
+
+static void
+statements_step(void *arg)
+{
+	StatementsStep *st = arg;
+	int			i;
+
+	for (i = 0; i < st->n; i++)
+	{
+		char	   *sql = TextDatumGetCString(st->stmts[i]);
+
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "matter_capacity: SPI error for: %s", sql);
+	}
+}
+
+static bool
+autovacuum_yield(void *arg)
+{
+	AutovacuumYield *y = arg;
+	Oid			types[2] = {REGCLASSARRAYOID, TEXTOID};
+	Datum		values[2] = {y->rels, y->what};
+	bool		isnull;
+
+	if (SPI_execute_with_args(psprintf("SELECT %s($1, $2)",
+									   capacity_object("capacity_autovacuum_yield")),
+							  2, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "matter_capacity: capacity_autovacuum_yield() failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+}
+
+PG_FUNCTION_INFO_V1(capacity_run_bounded);
+
+Datum
+capacity_run_bounded(PG_FUNCTION_ARGS)
+{
+	StatementsStep st;
+	AutovacuumYield y;
+	bool	   *nulls;
+	char	   *what;
+	int			attempts = 0;
+	int			nest;
+	bool		done;
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: capacity_run_bounded needs statements and what they do"),
+				 errhint("capacity_run_bounded(ARRAY['ALTER TABLE ...'], 'adding the bound constraint to t')")));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT,
+					  &st.stmts, &nulls, &st.n);
+	for (i = 0; i < st.n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("matter_capacity: statement %d given to capacity_run_bounded is NULL", i + 1),
+					 errhint("Pass only statements.")));
+	what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	y.what = PG_GETARG_DATUM(1);
+	y.rels = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+
+	SPI_connect();
+	nest = pin_search_path();
+	done = run_bounded_yielding(statements_step, &st,
+								PG_ARGISNULL(2) ? NULL : autovacuum_yield, &y, &attempts);
+	AtEOXact_GUC(false, nest);
+	SPI_finish();
+	if (!done)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("matter_capacity: %s skipped: lock not available after %d attempts of %d ms",
+						what, attempts, mc_lock_timeout_ms),
+				 errhint("Long transactions hold the table; run it again later, or raise matter_capacity.lock_retries.")));
+	PG_RETURN_INT32(attempts);
 }

@@ -12,7 +12,12 @@
 
 typedef void (*BoundedStep) (void *arg);
 
+/* after a lock timeout: true when the holder was made to give way */
+typedef bool (*BoundedYield) (void *arg);
+
 extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
+extern bool run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield,
+								 void *yield_arg, int *attempts);
 extern void lock_relation_step(void *arg);
 
 /* Argument of lock_relation_step: lock these relations in this order. */

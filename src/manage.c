@@ -57,6 +57,17 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errhint("See docs/partitioning.md for the arguments of capacity_manage().")));
 }
 
+/* capacity_manage and capacity_check_policy take the same arguments first */
+static void
+require_policy_args(FunctionCallInfo fcinfo)
+{
+	require_arg(fcinfo, 0, "tbl");
+	require_arg(fcinfo, 1, "time_column");
+	require_arg(fcinfo, 2, "granularity");
+	require_arg(fcinfo, 5, "premake");
+	require_arg(fcinfo, 7, "retention_action");
+}
+
 static void
 check_hash_partitions(const char *table, int n)
 {
@@ -94,53 +105,17 @@ interval_nominal_usecs(Interval *iv)
 }
 
 /*
- * capacity_manage(tbl, time_column, granularity, hash_column, hash_partitions,
- *				   premake, retention, retention_action, default_partition)
+ * The policy checks, the only copy: capacity_manage() makes them on a
+ * partitioned table, the conversion (capacity_convert_check, through
+ * capacity_check_policy()) on the table it is about to partition.  Errors
+ * name the table; nothing is changed.
  */
-Datum
-capacity_manage(PG_FUNCTION_ARGS)
+static void
+check_policy(Oid relid, const char *table, const char *time_column, const char *gran_text,
+			 Granularity *granp, const char *hash_column, bool has_hash_n, int hash_n,
+			 int premake, Interval *retention, const char *action)
 {
-	Oid			relid;
-	char	   *time_column;
-	char	   *gran_text;
 	Granularity gran;
-	char	   *hash_column = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
-	bool		has_hash_n = !PG_ARGISNULL(4);
-	int			hash_n = has_hash_n ? PG_GETARG_INT32(4) : 0;
-	int			premake;
-	Interval   *retention = PG_ARGISNULL(6) ? NULL : PG_GETARG_INTERVAL_P(6);
-	char	   *action;
-	bool		with_default;
-	char	   *table;
-	List	   *existing;
-	int			nest;
-	Oid			types[9] = {OIDOID, NAMEOID, TEXTOID, NAMEOID, INT4OID, INT4OID,
-	INTERVALOID, TEXTOID, BOOLOID};
-	Datum		values[9];
-	char		nulls[9] = "         ";
-
-	require_arg(fcinfo, 0, "tbl");
-	require_arg(fcinfo, 1, "time_column");
-	require_arg(fcinfo, 2, "granularity");
-	require_arg(fcinfo, 5, "premake");
-	require_arg(fcinfo, 7, "retention_action");
-	require_arg(fcinfo, 8, "default_partition");
-	relid = PG_GETARG_OID(0);
-	time_column = NameStr(*PG_GETARG_NAME(1));
-	gran_text = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	premake = PG_GETARG_INT32(5);
-	action = text_to_cstring(PG_GETARG_TEXT_PP(7));
-	with_default = PG_GETARG_BOOL(8);
-
-	require_not_in_recovery("manage a table");
-	if (get_rel_name(relid) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("matter_capacity: table with OID %u does not exist", relid),
-				 errhint("Pass an existing partitioned table.")));
-	table = qualified_name(relid);
-	require_table_owner(relid);
-	check_range_partitioned_by(relid, time_column, NULL);
 
 	if (!parse_granularity(gran_text, &gran))
 		ereport(ERROR,
@@ -179,8 +154,6 @@ capacity_manage(PG_FUNCTION_ARGS)
 							quote_identifier(hash_column), table, format_type_be(typid)),
 					 errhint("Hash-subpartition by a column of a hashable type.")));
 	}
-	if (hash_column != NULL)
-		check_keys_for_hash(relid, hash_column);
 	{
 		/* partitions are created as the table's owner, in the table's schema */
 		Oid			owner = get_rel_owner_oid(relid);
@@ -225,6 +198,58 @@ capacity_manage(PG_FUNCTION_ARGS)
 				 errmsg("matter_capacity: retention_action \"%s\" for table %s is not supported", action, table),
 				 errhint("Use detach (keep the old period as a table) or drop.")));
 
+	*granp = gran;
+}
+
+/*
+ * capacity_manage(tbl, time_column, granularity, hash_column, hash_partitions,
+ *				   premake, retention, retention_action, default_partition)
+ */
+Datum
+capacity_manage(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *time_column;
+	char	   *gran_text;
+	Granularity gran;
+	char	   *hash_column = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
+	bool		has_hash_n = !PG_ARGISNULL(4);
+	int			hash_n = has_hash_n ? PG_GETARG_INT32(4) : 0;
+	int			premake;
+	Interval   *retention = PG_ARGISNULL(6) ? NULL : PG_GETARG_INTERVAL_P(6);
+	char	   *action;
+	bool		with_default;
+	char	   *table;
+	List	   *existing;
+	int			nest;
+	Oid			types[9] = {OIDOID, NAMEOID, TEXTOID, NAMEOID, INT4OID, INT4OID,
+	INTERVALOID, TEXTOID, BOOLOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+
+	require_policy_args(fcinfo);
+	require_arg(fcinfo, 8, "default_partition");
+	relid = PG_GETARG_OID(0);
+	time_column = NameStr(*PG_GETARG_NAME(1));
+	gran_text = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	premake = PG_GETARG_INT32(5);
+	action = text_to_cstring(PG_GETARG_TEXT_PP(7));
+	with_default = PG_GETARG_BOOL(8);
+
+	require_not_in_recovery("manage a table");
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: table with OID %u does not exist", relid),
+				 errhint("Pass an existing partitioned table.")));
+	table = qualified_name(relid);
+	require_table_owner(relid);
+	check_range_partitioned_by(relid, time_column, NULL);
+
+	check_policy(relid, table, time_column, gran_text, &gran, hash_column, has_hash_n, hash_n,
+				 premake, retention, action);
+	if (hash_column != NULL)
+		check_keys_for_hash(relid, hash_column);
 	SPI_connect();
 	nest = pin_search_path();
 
@@ -481,5 +506,37 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 
 	AtEOXact_GUC(false, nest);
 	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(capacity_check_policy);
+
+/*
+ * capacity_check_policy(tbl regclass, time_column name, granularity text,
+ *		hash_column name, hash_partitions int, premake int, retention interval,
+ *		retention_action text) RETURNS void
+ *
+ * capacity_manage()'s checks of a policy's arguments for tbl, for the
+ * conversion, which partitions a table before it is managed.
+ */
+Datum
+capacity_check_policy(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Granularity gran;
+
+	require_policy_args(fcinfo);
+	relid = PG_GETARG_OID(0);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("matter_capacity: table with OID %u does not exist", relid),
+				 errhint("Pass an existing table.")));
+	check_policy(relid, qualified_name(relid), NameStr(*PG_GETARG_NAME(1)),
+				 text_to_cstring(PG_GETARG_TEXT_PP(2)), &gran,
+				 PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3)),
+				 !PG_ARGISNULL(4), PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4),
+				 PG_GETARG_INT32(5), PG_ARGISNULL(6) ? NULL : PG_GETARG_INTERVAL_P(6),
+				 text_to_cstring(PG_GETARG_TEXT_PP(7)));
 	PG_RETURN_VOID();
 }

@@ -29,6 +29,7 @@
 #include "nodes/parsenodes.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/lsyscache.h"
@@ -455,6 +456,34 @@ sql_create_leaf(TableLayout *layout, const char *period_relname,
 					sql_qualify(layout, period_relname), modulus, remainder);
 }
 
+/*
+ * The one builder of a period: the statements that make the standalone
+ * table of period p, named from the table's name and suffix (the period's,
+ * period_suffix(), or a version of it the rollover chose because a
+ * detached period holds the name), and its hash leaves.  The rollover runs them before attaching; the conversion's
+ * backfill (capacity_period_ddl) before gathering them under its staging
+ * table.
+ */
+List *
+sql_build_period(TableLayout *layout, const char *suffix, Period p,
+				 const char *hash_column, int hash_partitions)
+{
+	char	   *relname = partition_relname(layout->relname, suffix);
+	List	   *stmts;
+	int			r;
+
+	stmts = list_make1(sql_create_period(layout, relname, p,
+										 hash_column ? quote_identifier(hash_column) : NULL));
+	for (r = 0; hash_column && r < hash_partitions; r++)
+		stmts = lappend(stmts,
+						sql_create_leaf(layout, relname,
+										partition_relname(layout->relname,
+														  psprintf("%s_%s", suffix,
+																   hash_leaf_suffix(r, hash_partitions))),
+										hash_partitions, r));
+	return stmts;
+}
+
 char *
 sql_create_default(TableLayout *layout, const char *relname)
 {
@@ -685,4 +714,49 @@ capacity_partition_horizon(PG_FUNCTION_ARGS)
 		table_close(rel, NoLock);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * capacity_period_ddl(tbl regclass, time_column name, granularity text,
+ *	 period_start timestamptz, hash_column name, hash_partitions int)
+ *	 RETURNS text[]
+ *
+ * sql_build_period() for SQL: the statements that make the standalone
+ * table of the period of tbl containing period_start, exactly as the
+ * rollover makes it.  Runs nothing.
+ */
+PG_FUNCTION_INFO_V1(capacity_period_ddl);
+
+Datum
+capacity_period_ddl(PG_FUNCTION_ARGS)
+{
+	TableLayout *layout;
+	Granularity g;
+	Period		p;
+	List	   *stmts;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			i = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: table, time column, granularity and period start must not be NULL"),
+				 errhint("capacity_period_ddl('t', 'created_at', 'day', '2026-11-30')")));
+	if (!parse_granularity(text_to_cstring(PG_GETARG_TEXT_PP(2)), &g))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: granularity \"%s\" is not day, week or month",
+						text_to_cstring(PG_GETARG_TEXT_PP(2))),
+				 errhint("Periods are days, ISO weeks (Monday 00:00 UTC) or months.")));
+	check_time_in_range(PG_GETARG_TIMESTAMPTZ(3), "period_start");
+	layout = read_table_layout(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)));
+	p = period_containing(PG_GETARG_TIMESTAMPTZ(3), g);
+	stmts = sql_build_period(layout, period_suffix(p.from, g), p,
+							 PG_ARGISNULL(4) ? NULL : NameStr(*PG_GETARG_NAME(4)),
+							 PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5));
+	elems = palloc(sizeof(Datum) * list_length(stmts));
+	foreach(lc, stmts)
+		elems[i++] = CStringGetTextDatum(lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -56,6 +56,8 @@ extern char *sql_create_period(TableLayout *layout, const char *relname,
 							   Period p, const char *hash_column_q);
 extern char *sql_create_leaf(TableLayout *layout, const char *period_relname,
 							 const char *leaf_relname, int modulus, int remainder);
+extern List *sql_build_period(TableLayout *layout, const char *suffix, Period p,
+							  const char *hash_column, int hash_partitions);
 extern char *sql_create_default(TableLayout *layout, const char *relname);
 extern char *sql_attach_period(TableLayout *layout, const char *relname, Period p);
 extern char *sql_attach_default(TableLayout *layout, const char *relname);

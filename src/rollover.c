@@ -401,20 +401,10 @@ attach_burst(void *arg)
 static void
 build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np)
 {
-	char	   *hashcol = pol->hash_column ? pstrdup(quote_identifier(pol->hash_column)) : NULL;
-	int			r;
+	ListCell   *lc;
 
-	exec_sql(sql_create_period(layout, np->relname, np->p, hashcol), SPI_OK_UTILITY);
-	for (r = 0; hashcol && r < pol->hash_partitions; r++)
-	{
-		char	   *suffix = psprintf("%s_%s", np->suffix,
-									  hash_leaf_suffix(r, pol->hash_partitions));
-
-		exec_sql(sql_create_leaf(layout, np->relname,
-								 partition_relname(layout->relname, suffix),
-								 pol->hash_partitions, r),
-				 SPI_OK_UTILITY);
-	}
+	foreach(lc, sql_build_period(layout, np->suffix, np->p, pol->hash_column, pol->hash_partitions))
+		exec_sql(lfirst(lc), SPI_OK_UTILITY);
 	if (np->default_rows > 0)
 	{
 		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);

@@ -129,6 +129,30 @@ AS 'MODULE_PATHNAME', 'capacity_time_literal';
 COMMENT ON FUNCTION @extschema@.capacity_time_literal IS
     't as a literal of a date/timestamp/timestamptz column (UTC), as partition bounds are written.';
 
+-- capacity_manage()'s checks of a policy, for the conversion, which
+-- partitions a table before it is managed (src/manage.c; one validator).
+CREATE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
+                                                  hash_column name, hash_partitions integer, premake integer,
+                                                  retention interval, retention_action text)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_check_policy';
+COMMENT ON FUNCTION @extschema@.capacity_check_policy IS
+    'Raises what capacity_manage would refuse in these policy arguments for tbl (granularity, hash column and count, premake and leaf limit, retention, retention_action); changes nothing.';
+
+-- The statements that build one period of a range-partitioned table as the
+-- rollover builds it (src/partitions.c; one builder): the standalone
+-- table with its bounds CHECK, then its hash leaves.  Runs nothing.
+CREATE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
+                                                period_start timestamptz, hash_column name,
+                                                hash_partitions integer)
+RETURNS text[]
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_period_ddl';
+COMMENT ON FUNCTION @extschema@.capacity_period_ddl IS
+    'CREATE statements for the standalone table of the period of tbl containing period_start (and its hash leaves), named and shaped as the rollover makes them; to be attached by the caller.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_partition_horizon()
 RETURNS TABLE(table_name regclass, range_to timestamptz)
 LANGUAGE c STRICT STABLE

@@ -67,24 +67,25 @@ AS 'MODULE_PATHNAME', 'capacity_explain_register';
 COMMENT ON FUNCTION @extschema@.capacity_explain_register IS
     'Register a query the application runs and the most leaf partitions it may scan; checked by capacity_explain_run() as the registering role.';
 
--- @period_start@ ... in params, from the managed table's granularity, in UTC.
+-- @period_start@ ... in params, from the managed table's granularity, in
+-- UTC: the periods the rollover makes (capacity_period_start, periods.c).
 CREATE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH g AS (
-        SELECT CASE p.granularity WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
-                                  ELSE interval '1 month' END AS len,
-               date_trunc(p.granularity, as_of AT TIME ZONE 'UTC') AS start_utc
+        SELECT @extschema@.capacity_period_start(as_of, p.granularity, 0) AS start,
+               @extschema@.capacity_period_start(as_of, p.granularity, 1) AS next,
+               @extschema@.capacity_period_start(as_of, p.granularity, 2) AS after_next
           FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
     )
     SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
         SELECT CASE v
-                 WHEN '@period_start@' THEN ((SELECT start_utc FROM g) AT TIME ZONE 'UTC')::text
-                 WHEN '@period_end@' THEN (((SELECT start_utc + len FROM g)) AT TIME ZONE 'UTC')::text
-                 WHEN '@mid_period@' THEN (((SELECT start_utc + len / 2 FROM g)) AT TIME ZONE 'UTC')::text
-                 WHEN '@mid_next_period@' THEN (((SELECT start_utc + len + len / 2 FROM g)) AT TIME ZONE 'UTC')::text
+                 WHEN '@period_start@' THEN (SELECT start FROM g)::text
+                 WHEN '@period_end@' THEN (SELECT next FROM g)::text
+                 WHEN '@mid_period@' THEN (SELECT start + (next - start) / 2 FROM g)::text
+                 WHEN '@mid_next_period@' THEN (SELECT next + (after_next - next) / 2 FROM g)::text
                  ELSE v END
           FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
 $$;

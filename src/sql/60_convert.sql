@@ -131,51 +131,16 @@ $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_autovacuum_yield(regclass[], text) FROM PUBLIC;
 
 -- Run statements in one subtransaction under matter_capacity.lock_timeout,
--- retried matter_capacity.lock_retries times with growing pauses; returns
--- the attempts used.  Only a lock timeout is retried.  An autovacuum worker
--- holding one of yield_to is made to give way (above), and that attempt is
--- not counted.
+-- retried as the rollover retries (src/locks.c: the same loop, the same
+-- pauses); returns the attempts used.  An autovacuum worker holding one of
+-- yield_to is made to give way (above), and that attempt is not counted.
+-- Locks still not available: error 55P03 naming what.
 CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
 RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    attempt integer := 0;
-    yields integer := 0;
-    s text;
-    retries integer := coalesce(nullif(current_setting('matter_capacity.lock_retries', true), '')::integer, 3);
-    timeout text := coalesce(nullif(current_setting('matter_capacity.lock_timeout', true), ''), '100');
-    saved text := current_setting('lock_timeout');
-BEGIN
-    LOOP
-        attempt := attempt + 1;
-        BEGIN
-            PERFORM set_config('lock_timeout', timeout, true);
-            FOREACH s IN ARRAY stmts LOOP
-                EXECUTE s;
-            END LOOP;
-            PERFORM set_config('lock_timeout', saved, true);
-            RETURN attempt;
-        EXCEPTION WHEN lock_not_available THEN
-            PERFORM set_config('lock_timeout', saved, true);
-            IF yield_to IS NOT NULL AND yields < 10
-               AND @extschema@.capacity_autovacuum_yield(yield_to, what) THEN
-                yields := yields + 1;
-                attempt := attempt - 1;
-                CONTINUE;
-            END IF;
-            IF attempt > retries THEN
-                RAISE EXCEPTION 'matter_capacity: % skipped: lock not available after % attempts of %',
-                                what, attempt, timeout
-                    USING ERRCODE = '55P03',
-                          HINT = 'Long transactions hold the table; run it again later, or raise matter_capacity.lock_retries.';
-            END IF;
-            PERFORM pg_sleep(least(0.1 * attempt, 1));
-        END;
-    END LOOP;
-END
-$$;
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_run_bounded';
+COMMENT ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) IS
+    'Run statements under matter_capacity.lock_timeout, retried matter_capacity.lock_retries times (src/locks.c); returns the attempts; 55P03 when the locks stay unavailable.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) FROM PUBLIC;
 
 -- The same without yielding (1.0's form, kept for its callers).
@@ -213,7 +178,7 @@ AS 'MODULE_PATHNAME', 'capacity_convert_sync';
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
-                                                   retention_action text)
+                                                   retention_action text, retention interval)
 RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -262,10 +227,6 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: % takes part in table inheritance (%)', qual, bad
             USING ERRCODE = '55000', HINT = 'Detach the inheritance (ALTER TABLE ... NO INHERIT) first.';
     END IF;
-    IF granularity IS NULL OR granularity NOT IN ('day', 'week', 'month') THEN
-        RAISE EXCEPTION 'matter_capacity: granularity "%" for % is not day, week or month', granularity, qual
-            USING ERRCODE = '22023', HINT = 'Use ''day'', ''week'' (ISO, Monday) or ''month''.';
-    END IF;
     SELECT a.attnum, a.atttypid::regtype INTO tatt, time_type
       FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF tatt IS NULL THEN
@@ -275,42 +236,12 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: column "%" of % is %, not a date or timestamp', time_column, qual, time_type
             USING ERRCODE = '42804', HINT = 'Partition by a timestamptz, timestamp or date column.';
     END IF;
-    IF (hash_column IS NULL) <> (hash_partitions IS NULL) THEN
-        RAISE EXCEPTION 'matter_capacity: hash_column and hash_partitions of % go together', qual
-            USING ERRCODE = '22023', HINT = 'Pass both (e.g. ''orgId'', 16) or neither.';
-    END IF;
+    -- the policy's own checks, as capacity_manage makes them (src/manage.c)
+    PERFORM @extschema@.capacity_check_policy(tbl, time_column, granularity, hash_column, hash_partitions,
+                                              premake, retention, retention_action);
     IF hash_column IS NOT NULL THEN
-        IF hash_partitions NOT BETWEEN 2 AND 1024 THEN
-            RAISE EXCEPTION 'matter_capacity: % hash partitions for % is out of range', hash_partitions, qual
-                USING ERRCODE = '22023', HINT = 'Use 2 to 1024 hash partitions (16 is typical).';
-        END IF;
         SELECT a.attnum INTO hatt FROM pg_attribute a
          WHERE a.attrelid = tbl AND a.attname = hash_column AND a.attnum > 0 AND NOT a.attisdropped;
-        IF hatt IS NULL THEN
-            RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', hash_column, qual
-                USING ERRCODE = '42703', HINT = 'Name the tenant column, e.g. "orgId".';
-        END IF;
-        IF NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_opclass o ON o.opcintype = a.atttypid
-                         JOIN pg_am am ON am.oid = o.opcmethod
-                        WHERE a.attrelid = tbl AND a.attnum = hatt AND am.amname = 'hash' AND o.opcdefault) THEN
-            RAISE EXCEPTION 'matter_capacity: column "%" of % has a type without a hash operator class', hash_column, qual
-                USING ERRCODE = '42704', HINT = 'Hash-partition by a column of a hashable type (text, uuid, integer ...), or leave hash_column NULL.';
-        END IF;
-    END IF;
-    IF premake IS NULL OR premake NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'matter_capacity: premake % for % is out of range', premake, qual
-            USING ERRCODE = '22023', HINT = 'Create 1 to 1000 periods ahead (4 is typical).';
-    END IF;
-    IF (premake + 1)::bigint * coalesce(hash_partitions, 1)
-       > coalesce(nullif(current_setting('matter_capacity.max_leaves_per_policy', true), '')::integer, 10000) THEN
-        RAISE EXCEPTION 'matter_capacity: premake % with % hash partitions for % makes % leaf tables, more than matter_capacity.max_leaves_per_policy',
-                        premake, coalesce(hash_partitions, 1), qual, (premake + 1)::bigint * coalesce(hash_partitions, 1)
-            USING ERRCODE = '54000',
-                  HINT = 'Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.';
-    END IF;
-    IF retention_action IS NULL OR retention_action NOT IN ('detach', 'drop') THEN
-        RAISE EXCEPTION 'matter_capacity: retention_action "%" for % is not detach or drop', retention_action, qual
-            USING ERRCODE = '22023', HINT = 'detach keeps old periods as tables; drop removes them.';
     END IF;
     -- what PostgreSQL refuses on a partitioned table, or what would not follow the rename
     SELECT string_agg(format('%I %s', i.relname, substring(pg_get_indexdef(x.indexrelid) FROM ' USING \w+ (.*)$')),
@@ -426,7 +357,7 @@ BEGIN
             USING ERRCODE = '25006', HINT = 'Run it on the primary.';
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
-                                                            hash_partitions, premake, retention_action);
+                                                            hash_partitions, premake, retention_action, retention);
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
@@ -631,6 +562,7 @@ DECLARE
     p timestamptz;
     pname text;
     pqual text;
+    stmt text;
     nblocks bigint;
     per_page float8;
     pages bigint;
@@ -701,18 +633,10 @@ BEGIN
         WHILE p < cv.bound LOOP
             pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
             pqual := format('%I.%I', nsp, pname);
-            EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
-                           'INCLUDING STORAGE, '
-                           'CONSTRAINT matter_capacity_bounds CHECK (%I IS NOT NULL AND %I >= %s AND %I < %s))%s',
-                           pqual, qual, cv.time_column, cv.time_column,
-                           @extschema@.capacity_time_literal(p, typ), cv.time_column,
-                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ),
-                           CASE WHEN cv.hash_column IS NULL THEN ''
-                                ELSE format(' PARTITION BY HASH (%I)', cv.hash_column) END);
-            FOR r IN 0 .. coalesce(cv.hash_partitions, 0) - 1 LOOP
-                EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES WITH (MODULUS %s, REMAINDER %s)', nsp,
-                               @extschema@.capacity_partition_name(rel, cv.granularity, p, r, cv.hash_partitions),
-                               pqual, cv.hash_partitions, r);
+            -- built as the rollover builds a period (src/partitions.c)
+            FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
+                                                                  cv.hash_column, cv.hash_partitions) LOOP
+                EXECUTE stmt;
             END LOOP;
             EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
                            @extschema@.capacity_time_literal(p, typ),

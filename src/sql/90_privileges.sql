@@ -51,7 +51,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_days(timestamptz, timest
 REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert(regclass, name, text, name, integer, integer, interval, text, boolean, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert_backfill(regclass, integer, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_sync() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;

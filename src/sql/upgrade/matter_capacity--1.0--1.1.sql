@@ -4388,3 +4388,650 @@ SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_thresh
 END
 $fn$;
 
+
+-- ======== one partition engine: builder, policy checks, bounded locks ========
+-- The conversion builds its periods with the rollover's builder
+-- (capacity_period_ddl, src/partitions.c), checks its policy with
+-- capacity_manage's validator (capacity_check_policy, src/manage.c) and
+-- bounds its locks with locks.c's loop (capacity_run_bounded is C now);
+-- explain's period bounds are the rollover's (capacity_period_start).
+-- Mirrors 10_partitions.sql, 50_explain.sql and 60_convert.sql.
+
+CREATE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
+                                                  hash_column name, hash_partitions integer, premake integer,
+                                                  retention interval, retention_action text)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_check_policy';
+COMMENT ON FUNCTION @extschema@.capacity_check_policy IS
+    'Raises what capacity_manage would refuse in these policy arguments for tbl (granularity, hash column and count, premake and leaf limit, retention, retention_action); changes nothing.';
+
+CREATE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
+                                                period_start timestamptz, hash_column name,
+                                                hash_partitions integer)
+RETURNS text[]
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_period_ddl';
+COMMENT ON FUNCTION @extschema@.capacity_period_ddl IS
+    'CREATE statements for the standalone table of the period of tbl containing period_start (and its hash leaves), named and shaped as the rollover makes them; to be attached by the caller.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
+RETURNS integer
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_run_bounded';
+COMMENT ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) IS
+    'Run statements under matter_capacity.lock_timeout, retried matter_capacity.lock_retries times (src/locks.c); returns the attempts; 55P03 when the locks stay unavailable.';
+
+DROP FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text);
+CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
+                                                   hash_column name, hash_partitions integer, premake integer,
+                                                   retention_action text, retention interval)
+RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    bad text;
+    tatt smallint;
+    hatt smallint;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: the table to convert must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass the table, e.g. ''"Event"''.';
+    END IF;
+    SELECT c.relname, n.nspname, n.oid AS nsp, c.relkind, c.relpersistence, c.relispartition,
+           c.relrowsecurity, c.relowner, pg_get_userbyid(c.relowner) AS owner
+      INTO r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    qual := format('%I.%I', r.nspname, r.relname);
+    nspname := r.nspname;
+    relname := r.relname;
+    owner := r.owner;
+    IF r.relkind = 'p' THEN
+        RAISE EXCEPTION 'matter_capacity: table % is already partitioned', qual
+            USING ERRCODE = '42809', HINT = 'Manage it with capacity_manage(); nothing to convert.';
+    ELSIF r.relkind <> 'r' THEN
+        RAISE EXCEPTION 'matter_capacity: % is not an ordinary table', qual
+            USING ERRCODE = '42809', HINT = 'Only ordinary tables are converted.';
+    ELSIF r.relpersistence = 't' THEN
+        RAISE EXCEPTION 'matter_capacity: % is a temporary table', qual
+            USING ERRCODE = '42809', HINT = 'Temporary tables live for one session; partition a permanent table.';
+    ELSIF r.relpersistence = 'u' THEN
+        RAISE EXCEPTION 'matter_capacity: % is unlogged', qual
+            USING ERRCODE = '55000', HINT = 'Make it durable first: ALTER TABLE ... SET LOGGED (it rewrites the table).';
+    ELSIF r.relispartition THEN
+        RAISE EXCEPTION 'matter_capacity: % is already a partition', qual
+            USING ERRCODE = '42809', HINT = 'Convert its parent instead.';
+    END IF;
+    IF NOT pg_has_role(current_user, r.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'matter_capacity: must be owner of table % to convert it', qual
+            USING ERRCODE = '42501', HINT = format('Run it as %I or a member of that role.', r.owner);
+    END IF;
+    SELECT string_agg(x, ', ') INTO bad FROM (
+        SELECT i.inhrelid::regclass::text AS x FROM pg_inherits i WHERE i.inhparent = tbl
+        UNION ALL SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % takes part in table inheritance (%)', qual, bad
+            USING ERRCODE = '55000', HINT = 'Detach the inheritance (ALTER TABLE ... NO INHERIT) first.';
+    END IF;
+    SELECT a.attnum, a.atttypid::regtype INTO tatt, time_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF tatt IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', time_column, qual
+            USING ERRCODE = '42703', HINT = 'Name the column that holds the row''s time, e.g. "createdAt".';
+    ELSIF time_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % is %, not a date or timestamp', time_column, qual, time_type
+            USING ERRCODE = '42804', HINT = 'Partition by a timestamptz, timestamp or date column.';
+    END IF;
+    -- the policy's own checks, as capacity_manage makes them (src/manage.c)
+    PERFORM @extschema@.capacity_check_policy(tbl, time_column, granularity, hash_column, hash_partitions,
+                                              premake, retention, retention_action);
+    IF hash_column IS NOT NULL THEN
+        SELECT a.attnum INTO hatt FROM pg_attribute a
+         WHERE a.attrelid = tbl AND a.attname = hash_column AND a.attnum > 0 AND NOT a.attisdropped;
+    END IF;
+    -- what PostgreSQL refuses on a partitioned table, or what would not follow the rename
+    SELECT string_agg(format('%I %s', i.relname, substring(pg_get_indexdef(x.indexrelid) FROM ' USING \w+ (.*)$')),
+                      ', ' ORDER BY i.relname)
+      INTO bad FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+     WHERE x.indrelid = tbl AND x.indisunique
+       AND NOT (tatt = ANY (x.indkey::smallint[]) AND (hatt IS NULL OR hatt = ANY (x.indkey::smallint[])));
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: unique index % of % does not include the partition column(s) %', bad, qual,
+                        concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+            USING ERRCODE = '0A000',
+                  HINT = 'A partitioned table''s primary key and unique constraints must include the partition columns. '
+                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (<key columns>, '
+                      || concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+                      || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., ADD PRIMARY KEY USING INDEX ...';
+    END IF;
+    SELECT string_agg(format('%I on %s', k.conname, k.conrelid::regclass), ', ' ORDER BY k.conname)
+      INTO bad FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: foreign keys point to %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Drop them, convert, then re-create them against a key that includes the partition columns.';
+    END IF;
+    SELECT string_agg(format('%I', k.conname), ', ') INTO bad FROM pg_constraint k
+     WHERE k.conrelid = tbl AND k.contype = 'x';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has exclusion constraints (%), which partitioned tables do not support', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them (enforce the rule in the application or per partition) before converting.';
+    END IF;
+    SELECT string_agg(format('%I', t.tgname), ', ' ORDER BY t.tgname) INTO bad
+      FROM pg_trigger t WHERE t.tgrelid = tbl AND NOT t.tgisinternal;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has triggers: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them, convert, and create them again on the partitioned table.';
+    END IF;
+    SELECT string_agg(format('%I', w.rulename), ', ') INTO bad FROM pg_rewrite w WHERE w.ev_class = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has rules: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Partitioned tables cannot carry rules; replace them with triggers after converting.';
+    END IF;
+    IF r.relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl) THEN
+        RAISE EXCEPTION 'matter_capacity: % has row-level security', qual
+            USING ERRCODE = '0A000', HINT = 'Disable it and drop its policies, convert, then enable and create them again.';
+    END IF;
+    SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) INTO bad FROM pg_publication p
+     WHERE p.puballtables
+        OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = tbl)
+        OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid AND pn.pnnspid = r.nsp);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % is published (%)', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Take it out of the publications, convert, then publish the partitioned table (publish_via_partition_root).';
+    END IF;
+    SELECT string_agg(DISTINCT d, ', ') INTO bad FROM (
+        SELECT w.ev_class::regclass::text AS d FROM pg_depend x JOIN pg_rewrite w ON w.oid = x.objid
+         WHERE x.classid = 'pg_rewrite'::regclass AND x.refclassid = 'pg_class'::regclass
+           AND x.refobjid = tbl AND w.ev_class <> tbl
+        UNION ALL
+        SELECT x.objid::regprocedure::text FROM pg_depend x
+         WHERE x.classid = 'pg_proc'::regclass AND x.refclassid = 'pg_class'::regclass AND x.refobjid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: views or functions depend on %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'They would keep reading the old table. Drop them, convert, and create them again.';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY k.n) INTO key_columns
+      FROM pg_index x, unnest(x.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
+     WHERE x.indrelid = tbl AND x.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
+    RETURN NEXT;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
+
+CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert(tbl regclass, time_column name, granularity text,
+                                              hash_column name DEFAULT NULL, hash_partitions integer DEFAULT NULL,
+                                              premake integer DEFAULT 4, retention interval DEFAULT NULL,
+                                              retention_action text DEFAULT 'detach',
+                                              dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    d record;
+    bound timestamptz;
+    bound_lit text;
+    bound_label text;
+    cname name;
+    tmpname name;
+    histname name;
+    tmpqual text;
+    histqual text;
+    newrel regclass;
+    plan text[] := '{}';
+    prep text[] := '{}';
+    swap text[] := '{}';
+    x record;
+    failed boolean := false;
+    bad bigint;
+    t0 timestamptz;
+    swap_ms float8;
+    step integer := 0;
+    s text;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_convert cannot run while the server is in recovery'
+            USING ERRCODE = '25006', HINT = 'Run it on the primary.';
+    END IF;
+    SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
+                                                            hash_partitions, premake, retention_action, retention);
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    bound := @extschema@.capacity_period_start(as_of, granularity, 1);
+    bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
+    bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
+    cname := @extschema@.capacity_derived_name(d.relname, 'convert_bound');
+    tmpname := @extschema@.capacity_derived_name(d.relname, 'converting');
+    histname := @extschema@.capacity_derived_name(d.relname, 'historical');
+    tmpqual := format('%I.%I', d.nspname, tmpname);
+    histqual := format('%I.%I', d.nspname, histname);
+    IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % or % already exists', tmpqual, histqual
+            USING ERRCODE = '42P07', HINT = 'A previous conversion left it; drop or rename it first.';
+    END IF;
+
+    -- the new parent: same columns, defaults, identity, storage, comments;
+    -- constraints and indexes re-created with their definitions
+    prep := prep || format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED '
+                           'INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION INCLUDING STATISTICS) '
+                           'PARTITION BY RANGE (%I)', tmpqual, d.qual, time_column);
+    FOR x IN SELECT k.conname, k.contype, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
+              WHERE k.conrelid = tbl AND k.contype IN ('c', 'f', 'p', 'u') AND k.conname <> cname
+              ORDER BY k.contype, k.conname LOOP
+        -- index-backed constraints get a temporary name; the swap gives them theirs
+        prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
+                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
+                               x.def);
+        IF x.contype IN ('p', 'u') THEN
+            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
+                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
+        END IF;
+    END LOOP;
+    FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
+              WHERE ix.indrelid = tbl AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)
+              ORDER BY i.relname LOOP
+        prep := prep || replace(x.def, format('INDEX %I ON %s ', x.relname, d.qual),
+                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname, 'conv'), tmpqual));
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname, 'historical'))
+                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname, 'conv'), x.relname);
+    END LOOP;
+    FOR x IN SELECT a.privilege_type, a.is_grantable,
+                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
+               FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = tbl AND a.grantee <> c.relowner LOOP
+        prep := prep || format('GRANT %s ON %s TO %s%s', x.privilege_type, tmpqual, x.grantee,
+                               CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
+        prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
+    END IF;
+    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), tmpqual);
+    IF d.owner <> current_user THEN
+        prep := prep || format('ALTER TABLE %s OWNER TO %I', tmpqual, d.owner)
+                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), d.owner);
+    END IF;
+
+    -- the swap: identity values carried over, serial sequences re-owned,
+    -- names exchanged, the old table attached as the historical partition
+    swap := ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', d.qual)] || swap;
+    FOR x IN SELECT a.attname FROM pg_attribute a WHERE a.attrelid = tbl AND a.attidentity <> '' AND NOT a.attisdropped LOOP
+        swap := swap || format('SELECT setval(pg_get_serial_sequence(%L, %L), v) FROM pg_sequence_last_value(pg_get_serial_sequence(%L, %L)) v WHERE v IS NOT NULL',
+                               tmpqual, x.attname, d.qual, x.attname)
+                     || format('ALTER TABLE %s ALTER COLUMN %I DROP IDENTITY', d.qual, x.attname);
+    END LOOP;
+    FOR x IN SELECT s.oid::regclass AS seq, a.attname FROM pg_depend dp JOIN pg_class s ON s.oid = dp.objid
+               JOIN pg_attribute a ON a.attrelid = dp.refobjid AND a.attnum = dp.refobjsubid
+              WHERE dp.classid = 'pg_class'::regclass AND dp.refobjid = tbl AND dp.deptype = 'a' AND s.relkind = 'S' LOOP
+        swap := swap || format('ALTER SEQUENCE %s OWNED BY %s.%I', x.seq, tmpqual, x.attname);
+    END LOOP;
+    swap := swap || format('ALTER TABLE %s RENAME TO %I', d.qual, histname)
+                 || format('ALTER TABLE %s RENAME TO %I', tmpqual, d.relname)
+                 || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', histqual,
+                           format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit));
+
+    plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
+                         d.qual, cname, time_column, time_column, bound_lit),
+                  format('ALTER TABLE %s VALIDATE CONSTRAINT %I', d.qual, cname)];
+    IF dry_run THEN
+        RAISE NOTICE 'capacity_convert(%): dry run, nothing changed', d.qual;
+        RAISE NOTICE '1. under the lock timeout: %', plan[1];
+        RAISE NOTICE '2. online (reads the table, blocks no writer): %', plan[2];
+        FOREACH s IN ARRAY prep LOOP
+            step := step + 1;
+            RAISE NOTICE '3.%. %', step, s;
+        END LOOP;
+        step := 0;
+        FOREACH s IN ARRAY swap LOOP
+            step := step + 1;
+            RAISE NOTICE '4.%. in one transaction under the lock timeout: %', step, s;
+        END LOOP;
+        RAISE NOTICE '5. capacity_manage(%, %, %, ...), then capacity_rollover: periods from % on', d.qual,
+                     quote_ident(time_column), granularity, bound_label;
+        RETURN;
+    END IF;
+
+    CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
+    -- 1. the bound, enforced from now on; 2. proven for the old rows online
+    -- Every statement that reads the user's rows or can evaluate the owner's
+    -- code (the bound's validation, the count of bad rows, the ATTACH of the
+    -- old table) runs as the table's owner under SECURITY_RESTRICTED_OPERATION
+    -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
+    -- still bounds its locks.  Our own catalog rows are written as the caller.
+    PERFORM @extschema@.capacity_run_bounded(
+                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', d.qual, plan[1])],
+                format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    BEGIN
+        PERFORM @extschema@.capacity_run_as_owner(tbl, plan[2:2]);
+    EXCEPTION WHEN check_violation THEN
+        failed := true;
+    END;
+    IF failed THEN
+        -- the rows a zero-column SELECT returns, counted as the owner
+        bad := @extschema@.capacity_run_as_owner(tbl, ARRAY[format('SELECT FROM %s WHERE NOT (%I IS NOT NULL AND %I < %s)',
+                                                                   d.qual, time_column, time_column, bound_lit)]);
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        COMMIT;
+        RAISE EXCEPTION 'matter_capacity: % has % rows whose % is NULL or not before %; nothing was converted',
+                        d.qual, bad, quote_ident(time_column), bound_label
+            USING ERRCODE = '23514',
+                  HINT = 'Every row must belong to a period: fill or remove NULL times, and move rows dated in future periods.';
+    END IF;
+    COMMIT;
+
+    -- 3. the new parent, invisible under its temporary name
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    BEGIN
+        FOREACH s IN ARRAY prep LOOP
+            EXECUTE s;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        failed := true;
+        GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
+    END;
+    IF failed THEN
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        COMMIT;
+        RAISE EXCEPTION 'matter_capacity: the partitioned copy of % could not be prepared: %; nothing was converted', d.qual, s
+            USING ERRCODE = '55000', HINT = 'Fix the cause; the dry run (dry_run => true) lists every statement.';
+    END IF;
+    COMMIT;
+
+    -- 4. the swap, short and bounded
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    t0 := clock_timestamp();
+    BEGIN
+        PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual), ARRAY[tbl]);
+    EXCEPTION WHEN OTHERS THEN
+        failed := true;
+        GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
+    END;
+    IF failed THEN
+        EXECUTE format('DROP TABLE %s', tmpqual);
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
+                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        COMMIT;
+        RAISE EXCEPTION 'matter_capacity: % was not converted: %', d.qual, s
+            USING ERRCODE = '55P03', HINT = 'Nothing changed; run it again when the table is less busy.';
+    END IF;
+    swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    COMMIT;
+
+    -- 5. the policy, and the periods from the bound on
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    newrel := to_regclass(d.qual);
+    PERFORM @extschema@.capacity_manage(newrel, time_column, granularity, hash_column, hash_partitions,
+                                        premake, retention, retention_action, true);
+    INSERT INTO @extschema@.capacity_conversion
+        (table_name, historical, time_column, granularity, hash_column, hash_partitions, bound,
+         key_columns, state, converted_at, convert_swap_ms)
+    VALUES (newrel, tbl, time_column, granularity, hash_column, hash_partitions, bound,
+            d.key_columns, 'converted', clock_timestamp(), swap_ms);
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM count(*) FROM @extschema@.capacity_rollover(newrel, as_of);
+    COMMIT;
+    RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%)',
+                 d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
+END
+$$;
+COMMENT ON PROCEDURE @extschema@.capacity_convert IS
+    'Turn an ordinary table into a managed partitioned table of the same name online; the old rows stay in a historical partition until capacity_convert_backfill.';
+
+CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert_backfill(tbl regclass, batch_rows integer DEFAULT 10000,
+                                                       max_batches integer DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cv @extschema@.capacity_conversion;
+    qual text;
+    nsp name;
+    rel name;
+    owner name;
+    typ regtype;
+    stagename name;
+    stagequal text;
+    lo timestamptz;
+    p timestamptz;
+    pname text;
+    pqual text;
+    stmt text;
+    nblocks bigint;
+    per_page float8;
+    pages bigint;
+    n bigint;
+    batches integer := 0;
+    swap text[];
+    x record;
+    t0 timestamptz;
+    failed boolean;
+    err text;
+    blk integer := current_setting('block_size')::integer;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_convert_backfill cannot run while the server is in recovery'
+            USING ERRCODE = '25006', HINT = 'Run it on the primary.';
+    END IF;
+    CALL @extschema@.capacity_require_commit('capacity_convert_backfill');
+    IF batch_rows IS NULL OR batch_rows < 1 THEN
+        RAISE EXCEPTION 'matter_capacity: batch_rows % must be a positive number', batch_rows
+            USING ERRCODE = '22023', HINT = 'Each batch is one transaction; 10000 rows is typical.';
+    END IF;
+    SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: % was not converted by capacity_convert', coalesce(tbl::text, 'NULL')
+            USING ERRCODE = '42704', HINT = 'SELECT * FROM capacity_conversions lists the conversions.';
+    END IF;
+    IF cv.state = 'done' THEN
+        RAISE NOTICE 'capacity_convert_backfill: % is already backfilled', tbl;
+        RETURN;
+    END IF;
+    IF cv.key_columns IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has no primary key, so writes during the backfill cannot be replayed', tbl
+            USING ERRCODE = '0A000',
+                  HINT = 'Add a primary key that includes the partition columns, then run the backfill again.';
+    END IF;
+    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'matter_capacity: must be owner of table % to backfill it', tbl
+            USING ERRCODE = '42501', HINT = 'Run it as the table''s owner.';
+    END IF;
+    SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), a.atttypid::regtype
+      INTO nsp, rel, owner, typ
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
+     WHERE c.oid = tbl;
+    qual := format('%I.%I', nsp, rel);
+    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
+    stagequal := format('%I.%I', nsp, stagename);
+
+    IF cv.state = 'converted' THEN
+        -- the period tables, gathered under a private staging table, and
+        -- the trigger that replays writes on the historical partition
+        -- as the owner: a policy they put on the historical partition after
+        -- the conversion never runs as the caller
+        lo := @extschema@.capacity_owner_value(tbl, format('SELECT min(%I)::pg_catalog.timestamptz FROM ONLY %s',
+                                                           cv.time_column, cv.historical::text))::timestamptz;
+        lo := coalesce(lo, cv.bound - interval '1 day');
+        -- constraints, indexes and foreign keys as the parent has them, so the
+        -- period tables attach later without building or validating anything
+        EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES '
+                       'INCLUDING CONSTRAINTS INCLUDING STORAGE) PARTITION BY RANGE (%I)', stagequal, qual, cv.time_column);
+        FOR x IN SELECT k.conname, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
+                  WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
+            EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
+        END LOOP;
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
+        p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
+        WHILE p < cv.bound LOOP
+            pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
+            pqual := format('%I.%I', nsp, pname);
+            -- built as the rollover builds a period (src/partitions.c)
+            FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
+                                                                  cv.hash_column, cv.hash_partitions) LOOP
+                EXECUTE stmt;
+            END LOOP;
+            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
+                           @extschema@.capacity_time_literal(p, typ),
+                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ));
+            p := @extschema@.capacity_period_start(p, cv.granularity, 1);
+        END LOOP;
+        FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(stagequal::regclass) t JOIN pg_class c ON c.oid = t.relid
+                  WHERE c.relkind IN ('r', 'p') LOOP
+            IF owner <> current_user THEN
+                EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
+            END IF;
+        END LOOP;
+        UPDATE @extschema@.capacity_conversion c
+           SET staging = stagequal::regclass, state = 'backfilling', next_page = 0, rows_copied = 0,
+               pages_total = pg_relation_size(cv.historical) / blk,
+               backfill_started_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE c.table_name = tbl;
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format(
+                    'CREATE TRIGGER capacity_convert_sync AFTER INSERT OR UPDATE OR DELETE ON %s '
+                    'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
+                    cv.historical::text, stagequal)],
+                format('installing the write replay on %s', cv.historical::text), ARRAY[cv.historical]);
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
+        RAISE NOTICE 'capacity_convert_backfill: % periods from % to % prepared; copying % pages of %',
+                     (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = cv.staging) - 1,
+                     to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD'), to_char(cv.bound AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                     cv.pages_total, cv.historical;
+    END IF;
+
+    -- batches of pages, one transaction each; the watermark commits with them
+    LOOP
+        nblocks := pg_relation_size(cv.historical) / blk;
+        EXIT WHEN cv.next_page >= nblocks;
+        IF max_batches IS NOT NULL AND batches >= max_batches THEN
+            RAISE NOTICE 'capacity_convert_backfill: stopped after % batches at page % of %; CALL it again to go on',
+                         batches, cv.next_page, nblocks;
+            RETURN;
+        END IF;
+        SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
+          INTO per_page FROM pg_class c WHERE c.oid = cv.historical;
+        pages := greatest(1, ceil(batch_rows / per_page))::bigint;
+        n := @extschema@.capacity_run_as_owner(tbl, ARRAY[format(
+                 'INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
+                 'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cv.historical::text,
+                 format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages))]);
+        UPDATE @extschema@.capacity_conversion c
+           SET next_page = cv.next_page + pages, rows_copied = c.rows_copied + n,
+               pages_total = greatest(c.pages_total, nblocks), updated_at = clock_timestamp()
+         WHERE c.table_name = tbl
+        RETURNING * INTO cv;
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        batches := batches + 1;
+        IF batches % 50 = 0 THEN
+            RAISE NOTICE 'capacity_convert_backfill: % rows copied, page % of %', cv.rows_copied, cv.next_page, nblocks;
+        END IF;
+    END LOOP;
+
+    -- the switch: the historical partition out, the period tables in; all
+    -- proven by constraints, so the lock is held for catalog work only.
+    -- The parent first, under the lock timeout; once it is ours no
+    -- application statement holds a partition, so every further lock is
+    -- free unless another session holds a partition itself (a long reader
+    -- of the historical table, autovacuum): then the attempt ends at once
+    -- (10 ms) instead of keeping the application queued behind the parent
+    -- for a second timeout.
+    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
+                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
+                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
+                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
+                  format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                         format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
+                                cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
+                  format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
+                  format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
+    FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = cv.staging ORDER BY 2 LOOP
+        IF x.bnd = 'DEFAULT' THEN
+            CONTINUE;
+        END IF;
+        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L, %L])', qual,
+                               format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
+                               format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
+    END LOOP;
+    -- rows older than the first period (written during the backfill) go to the default partition
+    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                           format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
+                                  @extschema@.capacity_derived_name(stagename, 'default')))
+                 || format('DROP TABLE %s', cv.staging::text);
+    -- Every row is copied and writes are replayed, so a switch that cannot
+    -- get its locks loses nothing by waiting: three rounds, a second apart
+    -- with nothing held, then a warning and a clean return; the next CALL
+    -- (or the worker's next slice) switches.
+    FOR rnd IN 1 .. 3 LOOP
+        failed := false;
+        t0 := clock_timestamp();
+        BEGIN
+            PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual),
+                                                     ARRAY[tbl, cv.historical, cv.staging]);
+        EXCEPTION WHEN lock_not_available THEN
+            failed := true;
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        END;
+        EXIT WHEN NOT failed;
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        IF rnd < 3 THEN
+            PERFORM pg_sleep(1);
+        END IF;
+    END LOOP;
+    IF failed THEN
+        RAISE WARNING 'capacity_convert_backfill: % is copied but not yet switched to its period partitions: %', qual, err
+            USING HINT = format('Nothing is lost: %s stays attached and its writes are replayed into the copy. '
+                                'CALL capacity_convert_backfill(%L) again when the table is less busy '
+                                '(the background worker retries on its own); pg_locks shows who holds it.',
+                                cv.historical, qual);
+        RETURN;
+    END IF;
+    UPDATE @extschema@.capacity_conversion c
+       SET state = 'done', staging = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+           backfill_swap_ms = extract(epoch FROM clock_timestamp() - t0) * 1000
+     WHERE c.table_name = tbl
+    RETURNING * INTO cv;
+    COMMIT;
+    RAISE NOTICE 'capacity_convert_backfill: % done: % rows in period partitions; the switch held its lock % ms. The old table % is detached: drop it once checked.',
+                 qual, cv.rows_copied, round(cv.backfill_swap_ms::numeric, 1), cv.historical;
+END
+$$;
+COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
+    'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH g AS (
+        SELECT @extschema@.capacity_period_start(as_of, p.granularity, 0) AS start,
+               @extschema@.capacity_period_start(as_of, p.granularity, 1) AS next,
+               @extschema@.capacity_period_start(as_of, p.granularity, 2) AS after_next
+          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
+    )
+    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
+        SELECT CASE v
+                 WHEN '@period_start@' THEN (SELECT start FROM g)::text
+                 WHEN '@period_end@' THEN (SELECT next FROM g)::text
+                 WHEN '@mid_period@' THEN (SELECT start + (next - start) / 2 FROM g)::text
+                 WHEN '@mid_next_period@' THEN (SELECT next + (after_next - next) / 2 FROM g)::text
+                 ELSE v END
+          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
+$$;
+
