@@ -8,7 +8,12 @@
  * under matter_capacity.probe_timeout, and keeping history bounded: the
  * raw sample table is rolled over by the partition engine (day partitions,
  * dropped after matter_capacity.sample_retention_days) and rolled up per
- * hour and per day (kept matter_capacity.rollup_retention_days).
+ * hour and per day (kept matter_capacity.rollup_retention_days).  Also the
+ * one write path of a sample (write_samples: the raw sample and the
+ * series' newest value), which SQL uses through capacity_write_sample();
+ * the hourly rollup (roll_up_hour_range, which the import calls through
+ * capacity_roll_up_hours()); the daily one is SQL (capacity_roll_up_days),
+ * called from here.
  *
  * Every indicator runs in its own subtransaction: one failing query is
  * recorded in capacity_indicator_run and the others still run.
@@ -238,15 +243,28 @@ with_schema(const char *sql)
 }
 
 /*
- * Insert rows (labels, value) produced by `source` (SQL text, $1 = as_of)
- * as samples of one indicator, and keep capacity_latest_sample current.
+ * The one write path of a sample: insert rows (labels, value) produced by
+ * `source` (SQL text, $1 = as_of, $2 = the indicator, then nextra more
+ * parameters) as samples of one indicator, and keep capacity_latest_sample
+ * current.  The sampler calls it for every indicator it measures; SQL
+ * (capacity_record, capacity_explain_run) through capacity_write_sample().
  */
-int
-write_samples(const char *indicator, const char *source, TimestampTz as_of)
+static int
+write_samples_args(const char *indicator, const char *source, TimestampTz as_of,
+				   int nextra, Oid *xtypes, Datum *xvalues, const char *xnulls)
 {
-	Oid			types[2] = {TIMESTAMPTZOID, TEXTOID};
-	Datum		values[2] = {TimestampTzGetDatum(as_of), CStringGetTextDatum(indicator)};
+	Oid			types[4] = {TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4] = {TimestampTzGetDatum(as_of), CStringGetTextDatum(indicator)};
+	char		nulls[4] = "    ";
+	int			i;
 
+	Assert(nextra <= 2);
+	for (i = 0; i < nextra; i++)
+	{
+		types[2 + i] = xtypes[i];
+		values[2 + i] = xvalues[i];
+		nulls[2 + i] = xnulls[i];
+	}
 	catalog_execute(psprintf("WITH src(labels, value) AS (%s), "
 							 "ins AS (INSERT INTO %s (indicator, labels, sampled_at, value) "
 							 "  SELECT $2, src.labels, $1, src.value FROM src RETURNING *) "
@@ -257,8 +275,45 @@ write_samples(const char *indicator, const char *source, TimestampTz as_of)
 							 "WHERE l.sampled_at <= EXCLUDED.sampled_at",
 							 source, capacity_object("capacity_sample"),
 							 capacity_object("capacity_latest_sample")),
-					2, types, values, NULL, false);
+					2 + nextra, types, values, nulls, false);
 	return (int) SPI_processed;
+}
+
+int
+write_samples(const char *indicator, const char *source, TimestampTz as_of)
+{
+	return write_samples_args(indicator, source, as_of, 0, NULL, NULL, NULL);
+}
+
+PG_FUNCTION_INFO_V1(capacity_write_sample);
+
+/*
+ * capacity_write_sample(indicator text, labels jsonb, sampled_at
+ *		timestamptz, value double precision) RETURNS void
+ *
+ * write_samples() for one value, for SQL callers that checked it already
+ * (capacity_record, capacity_explain_run).
+ */
+Datum
+capacity_write_sample(PG_FUNCTION_ARGS)
+{
+	Oid			xtypes[2] = {JSONBOID, FLOAT8OID};
+	Datum		xvalues[2];
+	char		xnulls[2] = {' ', ' '};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("matter_capacity: a sample needs its indicator, labels and time"),
+				 errhint("capacity_write_sample('webhook_p99_ms', '{}', now(), 12.5)")));
+	xvalues[0] = PG_GETARG_DATUM(1);
+	xvalues[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	xnulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
+	SPI_connect();
+	(void) write_samples_args(text_to_cstring(PG_GETARG_TEXT_PP(0)), "SELECT $3, $4",
+							  PG_GETARG_TIMESTAMPTZ(2), 2, xtypes, xvalues, xnulls);
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 static void
@@ -763,9 +818,35 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 }
 
 /*
+ * The one hourly rollup: min, max, avg, last and count of the raw samples
+ * of the hours from .. to touches, up to to.  Returns the rollups written.
+ */
+static int64
+roll_up_hour_range(TimestampTz from, TimestampTz to)
+{
+	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
+
+	catalog_execute(psprintf("INSERT INTO %s AS h (indicator, labels, hour, min, max, avg, last, count) "
+							 "SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01 00:00+00'), "
+							 "min(value), max(value), avg(value), "
+							 "(array_agg(value ORDER BY sampled_at DESC))[1], count(*) "
+							 "FROM %s WHERE sampled_at >= date_bin('1 hour', $1, TIMESTAMPTZ '2000-01-01 00:00+00') "
+							 "AND sampled_at <= $2 GROUP BY 1, 2, 3 "
+							 "ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, "
+							 "max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count",
+							 capacity_object("capacity_sample_hourly"), capacity_object("capacity_sample")),
+					2, types, values, NULL, false);
+	return (int64) SPI_processed;
+}
+
+/*
  * Hourly rollup of the last two hours, run after sampling so the samples
  * just written (and pushes that arrived late) are included; then the daily
- * rollup of the day(s) they fall in.
+ * rollup of the day(s) they fall in (capacity_roll_up_days, SQL).  The
+ * import rolls up its hours with the same function, through
+ * capacity_roll_up_hours().  Only objects 1.0 has are called from here: a
+ * 1.0 database runs on this library until ALTER EXTENSION UPDATE.
  */
 static void
 roll_up_hours(TimestampTz as_of)
@@ -773,20 +854,40 @@ roll_up_hours(TimestampTz as_of)
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(as_of)};
 
-	catalog_execute(psprintf("INSERT INTO %s AS h (indicator, labels, hour, min, max, avg, last, count) "
-							 "SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01 00:00+00'), "
-							 "min(value), max(value), avg(value), "
-							 "(array_agg(value ORDER BY sampled_at DESC))[1], count(*) "
-							 "FROM %s WHERE sampled_at >= date_bin('1 hour', $1 - interval '2 hours', TIMESTAMPTZ '2000-01-01 00:00+00') "
-							 "AND sampled_at <= $1 GROUP BY 1, 2, 3 "
-							 "ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, "
-							 "max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count",
-							 capacity_object("capacity_sample_hourly"), capacity_object("capacity_sample")),
-					1, types, values, NULL, false);
+	(void) roll_up_hour_range(as_of - 2 * USECS_PER_HOUR, as_of);
 	/* and the days those hours belong to, which forecasts are fitted on */
 	catalog_execute(psprintf("SELECT %s($1 - interval '2 hours', $1)",
 							 capacity_object("capacity_roll_up_days")),
 					1, types, values, NULL, false);
+}
+
+PG_FUNCTION_INFO_V1(capacity_roll_up_hours);
+
+/*
+ * capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz) RETURNS
+ *		bigint: roll_up_hour_range() for SQL (the import).
+ */
+Datum
+capacity_roll_up_hours(PG_FUNCTION_ARGS)
+{
+	TimestampTz from;
+	TimestampTz to;
+	int64		n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
+		TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(0)) || TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)) ||
+		PG_GETARG_TIMESTAMPTZ(0) > PG_GETARG_TIMESTAMPTZ(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: the hours to roll up are not a range of finite times"),
+				 errhint("Pass from_ts <= to_ts, e.g. now() - interval '2 hours', now().")));
+	from = PG_GETARG_TIMESTAMPTZ(0);
+	to = PG_GETARG_TIMESTAMPTZ(1);
+	require_not_in_recovery("roll up samples");
+	SPI_connect();
+	n = roll_up_hour_range(from, to);
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }
 
 /*

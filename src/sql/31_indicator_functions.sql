@@ -62,6 +62,17 @@ BEGIN
 END
 $$;
 
+-- The one write path of a sample (sampler.c, write_samples): the raw
+-- sample and the series' newest value.  For callers that checked it.
+CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
+                                                  value double precision)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_write_sample';
+COMMENT ON FUNCTION @extschema@.capacity_write_sample IS
+    'Internal (not for PUBLIC): write one sample and keep the newest value of its series, as the sampler writes (src/sampler.c); no checks.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timestamptz, double precision) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
                                             labels jsonb DEFAULT '{}',
                                             sampled_at timestamptz DEFAULT now())
@@ -101,13 +112,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    VALUES (indicator, labels, sampled_at, value);
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    VALUES (indicator, labels, sampled_at, value)
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
+    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
 END
 $$;
 
@@ -193,6 +198,18 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The hourly rollups (min, max, avg, last, count) of the hours from_ts ..
+-- to_ts touch, from the raw samples up to to_ts: the sampler's own rollup
+-- (sampler.c; it rolls up the last two hours after each sampling), for the
+-- import.
+CREATE FUNCTION @extschema@.capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz)
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_roll_up_hours';
+COMMENT ON FUNCTION @extschema@.capacity_roll_up_hours IS
+    'Recompute the hourly rollups of the hours from_ts .. to_ts touches from the raw samples up to to_ts, as the sampler does (the daily ones: capacity_roll_up_days); returns the rollups written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_hours(timestamptz, timestamptz) FROM PUBLIC;
 
 -- Recompute the daily rollups of the UTC days that from_ts .. to_ts
 -- touches from the hourly rollups (the sampler calls it for the last two

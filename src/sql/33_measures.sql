@@ -68,6 +68,8 @@ DECLARE
     keep_from timestamptz;
     lo timestamptz;
     hi timestamptz;
+    raw_lo timestamptz;
+    raw_hi timestamptz;
     loaded bigint := 0;
     k bigint;
 BEGIN
@@ -175,19 +177,13 @@ BEGIN
     INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
     SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
 
-    -- hours of raw samples: from all the raw samples of the hour, as the
-    -- sampler's rollup (sampler.c, roll_up_hours) computes them
-    INSERT INTO @extschema@.capacity_sample_hourly AS h (indicator, labels, hour, min, max, avg, last, count)
-    SELECT s.indicator, s.labels, t.hour, min(s.value), max(s.value), avg(s.value),
-           (array_agg(s.value ORDER BY s.sampled_at DESC))[1], count(*)
-      FROM (SELECT DISTINCT r.ind, r.lab, date_bin('1 hour', r.at, origin) AS hour
-              FROM capacity_import_rows r WHERE r.raw) t
-      JOIN @extschema@.capacity_sample s
-        ON s.indicator = t.ind AND s.labels = t.lab
-       AND s.sampled_at >= t.hour AND s.sampled_at < t.hour + interval '1 hour'
-     GROUP BY 1, 2, 3
-    ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min,
-       max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count;
+    -- hours of raw samples: from all the raw samples of the hour, by the
+    -- sampler's rollup (capacity_roll_up_hours), whole hours
+    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    IF raw_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+    END IF;
     -- older hours: from the imported samples alone
     INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
     SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),

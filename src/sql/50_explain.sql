@@ -204,13 +204,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-        VALUES ('explain_failures', '{}', as_of, failures);
-        INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-        VALUES ('explain_failures', '{}', as_of, failures)
-        ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-           SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-         WHERE l.sampled_at <= EXCLUDED.sampled_at;
+        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
     END IF;
 END
 $$;
