@@ -47,10 +47,11 @@
  *					rows: run as the table's owner, and the write replay.
  *
  * The SQL half (src/sql/, assembled in name order into the install script;
- * the 1.0 -> 1.1 upgrade is src/sql/upgrade/):
+ * the 1.0 -> 1.1 upgrade is src/sql/upgrade/).  Each piece carries the
+ * GRANT/REVOKE of what it defines, right after the definition, and refers
+ * to nothing a later piece defines:
  *
  *	10_partitions	policies, the rollover log, their SQL entry points.
- *	20_drop_cleanup	a dropped managed table takes its policy with it.
  *	30_indicators	indicators, raw samples, hourly and daily rollups.
  *	31_indicator_functions	sampling, pushing, registering probes.
  *	33_measures		imported history, deleted rows, tenant shares.
@@ -65,6 +66,8 @@
  *	50_explain		EXPLAIN-stability checks (explain.c does the planning).
  *	60_convert		online conversion of an ordinary table (the stage 3
  *					migration) and its backfill, as procedures.
+ *	70_drop_cleanup	a dropped managed table takes its policy, conversion
+ *					record and default checks with it (event trigger).
  *	80_dump			what pg_dump keeps of tables that ship rows.
  *
  * docs/ has one page per capability; docs/where-things-live.md maps each

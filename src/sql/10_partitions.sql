@@ -60,6 +60,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_manage';
 COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column).';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_rollover(
     tbl regclass DEFAULT NULL,
@@ -70,6 +71,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_rollover';
 COMMENT ON FUNCTION @extschema@.capacity_rollover IS
     'Create partitions ahead, move rows out of the default partition, apply retention; one row per action.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_rollover(regclass, timestamptz, boolean) FROM PUBLIC;
 
 CREATE PROCEDURE @extschema@.capacity_rollover_proc(
     tbl regclass DEFAULT NULL,
@@ -79,6 +81,7 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'capacity_rollover_proc';
 COMMENT ON PROCEDURE @extschema@.capacity_rollover_proc IS
     'capacity_rollover() committing after each period; actions are NOTICEs and rows of capacity_rollover_log.';
+REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_rollover_proc(regclass, timestamptz, boolean) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_set_hash_partitions(
     tbl regclass,
@@ -89,6 +92,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_set_hash_partitions';
 COMMENT ON FUNCTION @extschema@.capacity_set_hash_partitions IS
     'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_hash_partitions(regclass, integer, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_partition_tree(tbl regclass)
 RETURNS TABLE(partition_name regclass, parent_name regclass, level integer,
@@ -165,6 +169,7 @@ SELECT p.table_name, p.time_column, p.granularity, p.hash_column, p.hash_partiti
        p.premake, p.retention, p.retention_action, p.default_partition,
        p.created_at, p.updated_at
   FROM @extschema@.capacity_policy p;
+GRANT SELECT ON @extschema@.capacity_policies TO pg_monitor;
 
 CREATE VIEW @extschema@.capacity_partitions AS
 SELECT p.table_name, t.partition_name, t.parent_name, t.level,
@@ -178,8 +183,10 @@ SELECT p.table_name, t.partition_name, t.parent_name, t.level,
          WHERE pt.isleaf) AS total_bytes
   FROM @extschema@.capacity_policy p,
        LATERAL @extschema@.capacity_partition_tree(p.table_name) t;
+GRANT SELECT ON @extschema@.capacity_partitions TO pg_monitor;
 
 CREATE VIEW @extschema@.capacity_rollover_log AS
 SELECT h.id, h.logged_at, h.as_of, h.table_name, h.action, h.partition_name,
        h.detail, h.duration_ms
   FROM @extschema@.capacity_rollover_history h;
+GRANT SELECT ON @extschema@.capacity_rollover_log TO pg_monitor;

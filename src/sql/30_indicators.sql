@@ -150,6 +150,7 @@ CREATE VIEW @extschema@.capacity_latest AS
 SELECT l.indicator, l.labels, l.sampled_at, l.value, i.unit, i.source
   FROM @extschema@.capacity_latest_sample l
   LEFT JOIN @extschema@.capacity_indicator i ON i.name = l.indicator;
+GRANT SELECT ON @extschema@.capacity_latest TO pg_monitor;
 
 CREATE VIEW @extschema@.capacity_indicator_status AS
 SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
@@ -161,6 +162,7 @@ SELECT i.name AS indicator, i.source, i.unit, i.enabled, i.owner,
        r.note
   FROM @extschema@.capacity_indicator i
   LEFT JOIN @extschema@.capacity_indicator_run r ON r.indicator = i.name;
+GRANT SELECT ON @extschema@.capacity_indicator_status TO pg_monitor;
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_sample_daily', '');

@@ -6,6 +6,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_sample_now';
 COMMENT ON FUNCTION @extschema@.capacity_sample_now IS
     'Sample every enabled built-in indicator and probe once; returns the number of samples written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_sample_now(timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_register_probe(indicator text, query text, unit text DEFAULT NULL)
 RETURNS void
@@ -13,6 +14,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_register_probe';
 COMMENT ON FUNCTION @extschema@.capacity_register_probe IS
     'Register a probe: a single SELECT returning one number or (labels jsonb, value) rows, run as its owner.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_probe(text, text, text) FROM PUBLIC;
 
 -- Mutating functions refuse on a hot standby before they try to write,
 -- like the C entry points (require_not_in_recovery): 25006, naming recovery.
@@ -62,6 +64,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_push(text, text, text) FROM PUBLIC;
 -- The one write path of a sample (sampler.c, write_samples): the raw
 -- sample and the series' newest value.  For callers that checked it.
 CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
@@ -116,6 +119,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, jsonb, timestamptz) FROM PUBLIC;
 -- Rows the conversion's backfill copied are not the application's: at its
 -- switch (60_convert.sql, under its locks) the copies join the table; this
 -- records how many, so the sampler takes them out of table_rows_inserted
@@ -175,6 +179,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
 -- Pool size of a role for pool_utilization (NULL removes the override).
 CREATE FUNCTION @extschema@.capacity_set_pool_size(role_name regrole, pool_size integer)
 RETURNS void
@@ -199,6 +204,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
 -- The hourly rollups (min, max, avg, last, count) of the hours from_ts ..
 -- to_ts touch, from the raw samples up to to_ts: the sampler's own rollup
 -- (sampler.c; it rolls up the last two hours after each sampling), for the
@@ -249,3 +255,4 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_days(timestamptz, timestamptz) FROM PUBLIC;

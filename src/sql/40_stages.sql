@@ -27,6 +27,9 @@ CREATE TABLE @extschema@.capacity_table_binding (
     table_name   regclass,
     shipped      boolean NOT NULL DEFAULT false
 );
+-- capacity_bindings() (stage evaluation, report, forecast) reads the
+-- logical table names as the caller: pg_monitor reads them too.
+GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
 
 CREATE TABLE @extschema@.capacity_trigger (
     name              text PRIMARY KEY,

@@ -54,6 +54,8 @@ AS $$
       LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) TO pg_monitor;
 -- The six-stage ladder's triggers (as in 1.0).
 CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb)
 RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
@@ -68,6 +70,8 @@ AS $$
       FROM @extschema@.capacity_trigger_resolved(bindings, NULL::text) r
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb) TO pg_monitor;
 -- One trigger on one series at as_of.
 CREATE TYPE @extschema@.capacity_trigger_row AS (
     trigger_name text, stage integer, indicator text, labels jsonb,
@@ -340,12 +344,16 @@ SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_thresh
 END
 $fn$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb, text) TO pg_monitor;
 -- The six-stage ladder's triggers (as in 1.0).
 CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE sql STABLE
 AS $$ SELECT * FROM @extschema@.capacity_trigger_eval(as_of, bindings, NULL::text) $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
 -- The evaluation behind capacity_stage().
 CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
                                                 horizon interval DEFAULT '6 months')
@@ -462,6 +470,8 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) TO pg_monitor;
 -- Which plan: NULL is the active one; an unknown name is an error.
 CREATE FUNCTION @extschema@.capacity_plan_resolve(plan_name text)
 RETURNS text
@@ -487,6 +497,8 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_resolve(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_resolve(text) TO pg_monitor;
 -- capacity_stage() for any plan: the six-stage ladder's evaluation or a
 -- plan's (capacity_plan_eval, 45_plans.sql).
 CREATE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
@@ -507,6 +519,8 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) TO pg_monitor;
 CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
                                            horizon interval DEFAULT '6 months',
                                            plan text DEFAULT NULL)
@@ -519,3 +533,5 @@ COMMENT ON FUNCTION @extschema@.capacity_stage IS
     'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
     'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan, six-stage ladder only), and the evidence. '
     'Error 42704 for a plan that is not installed.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) TO pg_monitor;

@@ -18,6 +18,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PUBLIC;
 CREATE FUNCTION @extschema@.capacity_declare(flag text, note text, active boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -51,6 +52,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
 CREATE FUNCTION @extschema@.capacity_set_threshold(setting text, value double precision)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -73,6 +75,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
 CREATE FUNCTION @extschema@.capacity_bind_table(logical_name text, tbl regclass)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -89,6 +92,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
 -- The weekly review: record the decision with the evidence of this moment,
 -- for the six-stage ladder or a plan (plan_name resolved by the caller),
 -- with the caller's references to the gate artifacts it rests on.
@@ -133,6 +137,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) FROM PUBLIC;
 CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
                                             plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void
@@ -142,12 +147,14 @@ COMMENT ON FUNCTION @extschema@.capacity_decide IS
     'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
     '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
     'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz, text, text[]) FROM PUBLIC;
 
 CREATE VIEW @extschema@.capacity_trigger_status AS
 SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
        e.threshold_is_default, e.comparator, e.sustain AS "window", e.samples,
        e.status = 'firing' AS fired, e.status, e.description
   FROM @extschema@.capacity_trigger_eval(now(), @extschema@.capacity_bindings()) e;
+GRANT SELECT ON @extschema@.capacity_trigger_status TO pg_monitor;
 
 CREATE VIEW @extschema@.capacity_stages AS
 WITH s AS (SELECT * FROM @extschema@.capacity_stage(plan => 'matter-six-stage'))
@@ -166,8 +173,10 @@ SELECT d.stage, d.name,
        d.summary, d.ceiling, d.runbook, d.slo_impact
   FROM @extschema@.capacity_stage_def d CROSS JOIN s
  ORDER BY d.stage;
+GRANT SELECT ON @extschema@.capacity_stages TO pg_monitor;
 
 CREATE VIEW @extschema@.capacity_decisions AS
 SELECT id, decided_at, decision, note, current_stage, recommended_stage, evaluation,
        firing, breaches, evidence, decided_by, plan, current_tier, evidence_refs
   FROM @extschema@.capacity_decision;
+GRANT SELECT ON @extschema@.capacity_decisions TO pg_monitor;

@@ -159,6 +159,8 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) TO pg_monitor;
 CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now(),
                                             horizon interval DEFAULT '6 months')
 RETURNS SETOF text
@@ -166,3 +168,5 @@ LANGUAGE sql STABLE
 AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon) $$;
 COMMENT ON FUNCTION @extschema@.capacity_report IS
     'The weekly capacity review as text: verdict, triggers with 30-day sparklines, runway, decisions.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) TO pg_monitor;

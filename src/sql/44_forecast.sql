@@ -328,6 +328,8 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
 END
 $fn$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) TO pg_monitor;
 CREATE FUNCTION @extschema@.capacity_forecast(as_of timestamptz DEFAULT now(),
                                               horizon interval DEFAULT '6 months')
 RETURNS SETOF @extschema@.capacity_forecast_row
@@ -338,3 +340,5 @@ AS $$
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_forecast IS
     'When each metric trigger and leading indicator is projected to fire (trend, eta, band, status), and the partition runway.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast(timestamptz, interval) TO pg_monitor;

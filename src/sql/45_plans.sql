@@ -166,6 +166,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_check_condition(jsonb, text, text[], text[]) FROM PUBLIC;
 -- A rule of a step ({"any": [condition or {"all": [...]}, ...]} or
 -- {"all": [condition, ...]}) as rows: (grp, path, condition).
 CREATE FUNCTION @extschema@.capacity_plan_rule_groups(r jsonb, path text)
@@ -212,6 +213,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_rule_groups(jsonb, text) FROM PUBLIC;
 -- Load a plan document (docs/plans.md): everything is checked first, then
 -- the plan replaces any installed plan of that name (staying active if it
 -- was).  Settings it defines are created or set to the document's value;
@@ -530,6 +532,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
     '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
     'An installed plan of the same name is replaced (and stays active if it was).';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_import(jsonb) FROM PUBLIC;
 
 -- The evaluation behind capacity_stage(plan => name) for a plan other
 -- than the six-stage ladder; same columns.  Each condition is evaluated by
@@ -723,6 +726,8 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_eval(timestamptz, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_eval(timestamptz, jsonb, text) TO pg_monitor;
 -- A condition of capacity_trigger or capacity_plan_condition as it is
 -- written in a plan document.
 CREATE FUNCTION @extschema@.capacity_plan_condition_doc(name text, indicator text, label_filter jsonb, bind_table text,
@@ -806,6 +811,8 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
     'The plan (an installed plan''s name) as a JSON document for capacity_plan_import(); settings with their current values. '
     'Error 42704 for a plan that is not installed.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) TO pg_monitor;
 
 -- Install a shipped preset (capacity_plan_preset), or put it back as
 -- shipped if it is installed.
@@ -839,6 +846,7 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
     'an installed one is put back as shipped. Error 42704 for an unknown preset.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_install(text) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_plan_use(name text)
 RETURNS void
@@ -860,6 +868,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_use(text) IS
     'Make an installed plan the active one, the plan capacity_stage() evaluates without a plan argument. Error 42704 for a plan that is not installed.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_use(text) FROM PUBLIC;
 
 -- Where a plan's ladder stands: the six-stage ladder's is capacity_set_stage.
 CREATE FUNCTION @extschema@.capacity_plan_set_tier(plan text, tier text, note text)
@@ -889,6 +898,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
     'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 42704 unknown plan or tier.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) FROM PUBLIC;
 
 CREATE VIEW @extschema@.capacity_plans AS
 SELECT p.name, p.active, p.description,
@@ -908,6 +918,7 @@ SELECT p.name, p.active, p.description,
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
     'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
 
 -- The grid of a plan (tenant-archetypes), answered per tenant: each
 -- tenant's size (the newest value of the grid's measure per {tenant}
@@ -953,6 +964,8 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) IS
     'Per tenant of a plan with an archetype grid (tenant-archetypes): its size (the grid''s measure, labels {tenant}), '
     'its archetype by the size-band settings, and each column''s requirement (required, recommended, optional, n.a.). '
     'Errors: 42704 plan not installed, 22023 plan without a grid.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) TO pg_monitor;
 
 -- The connection-pool budget: the pool sizes set with capacity_set_pool_size
 -- against max_connections less the reserved connections, in percent (what
@@ -971,3 +984,5 @@ AS $$
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_pool_budget() IS
     'Sum of the pool sizes set with capacity_set_pool_size, the connection budget (max_connections less superuser_reserved_connections) and their ratio in percent.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_pool_budget() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_pool_budget() TO pg_monitor;

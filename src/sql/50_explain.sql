@@ -17,6 +17,7 @@ RETURNS TABLE(partitions integer, custom_partitions integer, generic_partitions 
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_explain_as';
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_as(oid, text, text, text[]) FROM PUBLIC;
 CREATE TABLE @extschema@.capacity_explain_check (
     name            text PRIMARY KEY CHECK (name <> ''),
     query           text NOT NULL,
@@ -46,6 +47,7 @@ CREATE TABLE @extschema@.capacity_explain_result (
     plan_changed       boolean NOT NULL,
     error              text
 );
+GRANT SELECT ON @extschema@.capacity_explain_result TO pg_monitor;
 CREATE INDEX ON @extschema@.capacity_explain_result (name, id);
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_result', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_explain_result_id_seq', '');
@@ -66,6 +68,7 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_explain_register';
 COMMENT ON FUNCTION @extschema@.capacity_explain_register IS
     'Register a query the application runs and the most leaf partitions it may scan; checked by capacity_explain_run() as the registering role.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register(text, text, integer, text[]) FROM PUBLIC;
 
 -- @period_start@ ... in params, from the managed table's granularity, in
 -- UTC: the periods the rollover makes (capacity_period_start, periods.c).
@@ -149,6 +152,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register_defaults(regclass, regrole) FROM PUBLIC;
 -- Run every check at as_of: count, compare with the bound and with the
 -- previous signature, keep the result, record explain_failures.
 CREATE FUNCTION @extschema@.capacity_explain_run(as_of timestamptz DEFAULT now())
@@ -208,3 +212,5 @@ BEGIN
     END IF;
 END
 $$;
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_run(timestamptz) FROM PUBLIC;

@@ -65,6 +65,7 @@ SELECT c.table_name, c.state, c.historical, c.bound,
        END AS time_left,
        c.convert_swap_ms, c.backfill_swap_ms, c.converted_at, c.backfill_started_at, c.finished_at
   FROM @extschema@.capacity_conversion c;
+GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;
 
 -- Autovacuum gives way.  PostgreSQL cancels an autovacuum worker that
 -- blocks a lock request for deadlock_timeout (1 s); our requests give up
@@ -150,6 +151,7 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.capacity_run_bounded(stmts, what, NULL::regclass[]) $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
 -- Statements that write a user's rows (the backfill's copies), run as the
 -- owner of tbl under SECURITY_RESTRICTED_OPERATION (src/convert.c): the
 -- owner's triggers, constraints, defaults and policies on the tables it
@@ -160,6 +162,7 @@ RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_run_as_owner';
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
 -- The first value of a read-only query over a user's rows, as the owner of
 -- tbl, restricted (src/convert.c); NULL when it returns no row.
 CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
@@ -167,6 +170,7 @@ RETURNS text
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_owner_value';
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
 -- Replays a write on the historical partition into the backfill copy,
 -- as the copy's owner (src/convert.c); the application role needs no
 -- right on the copy.  Its argument is checked against capacity_conversion.
@@ -175,6 +179,7 @@ RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'capacity_convert_sync';
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_sync() FROM PUBLIC;
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
@@ -314,6 +319,7 @@ BEGIN
 END
 $$;
 
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
 -- The conversion procedures commit between steps: where their caller
 -- cannot commit (a transaction block, several statements sent as one
 -- query, a function) they refuse first with 25001, changing nothing.
@@ -544,6 +550,7 @@ END
 $$;
 COMMENT ON PROCEDURE @extschema@.capacity_convert IS
     'Turn an ordinary table into a managed partitioned table of the same name online; the old rows stay in a historical partition until capacity_convert_backfill.';
+REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert(regclass, name, text, name, integer, integer, interval, text, boolean, timestamptz) FROM PUBLIC;
 
 CREATE PROCEDURE @extschema@.capacity_convert_backfill(tbl regclass, batch_rows integer DEFAULT 10000,
                                                        max_batches integer DEFAULT NULL)
@@ -771,3 +778,4 @@ END
 $$;
 COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
     'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
+REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert_backfill(regclass, integer, integer) FROM PUBLIC;

@@ -768,7 +768,7 @@ $fn$;
 --   60_convert.sql: capacity_run_as_owner
 --   60_convert.sql: capacity_convert_sync
 --   60_convert.sql: capacity_convert_backfill
---   20_drop_cleanup.sql: capacity_forget_dropped_tables
+--   70_drop_cleanup.sql (20_drop_cleanup.sql until issue 17): capacity_forget_dropped_tables
 --   50_explain.sql: capacity_explain_register_defaults
 --   60_convert.sql: capacity_convert_check
 --   31_indicator_functions.sql: capacity_record
@@ -1047,7 +1047,7 @@ GRANT SELECT ON @extschema@.capacity_table_binding TO pg_monitor;
 -- ======== plans as data and their presets ========
 -- Plans (issue 14): the pieces of 40_stages.sql, 41_stage_functions.sql,
 -- 42_stage_actions.sql, 45_plans.sql, 46_plan_presets.sql, 80_dump.sql and
--- 90_privileges.sql that 1.1 adds or changes.  capacity_stage,
+-- the grants (each piece's own since issue 17) that 1.1 adds or changes.  capacity_stage,
 -- capacity_decide and capacity_decide_at change signature (a plan
 -- argument, evidence references): they are dropped with the view that
 -- depends on capacity_stage and made again.
@@ -2936,7 +2936,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_condition'
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history_id_seq', '');
 
--- 90_privileges.sql: the new signatures and objects
+-- grants (in the pieces that define them): the new signatures and objects
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz, text, text[]) FROM PUBLIC;

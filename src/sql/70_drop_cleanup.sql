@@ -1,5 +1,7 @@
 -- A managed table that is dropped takes its policy (and its conversion
--- record and default EXPLAIN checks) with it, so no rollover ever looks for it again.  SECURITY DEFINER because the dropping
+-- record and default EXPLAIN checks) with it, so no rollover ever looks
+-- for it again.  After 10, 50 and 60, whose tables it cleans: no piece
+-- refers to an object defined after it.  SECURITY DEFINER because the dropping
 -- role has no rights on our catalog; the search_path is pinned so nothing
 -- on the caller's path is ever resolved here.
 
