@@ -56,14 +56,16 @@
  *	31_indicator_functions	sampling, pushing, registering probes.
  *	33_measures		imported history, deleted rows, tenant shares.
  *	40_stages		the stage ladder, triggers, SLOs, decisions (tables).
- *	41_stage_functions	stage evaluation (capacity_stage()).
- *	42_stage_actions	declaring the stage, flags, thresholds, bindings.
- *	43_report		capacity_report(): the weekly review as text.
+ *	41_stage_functions	trigger evaluation (which triggers hold).
+ *	42_explain		EXPLAIN-stability checks (explain.c does the planning).
  *	44_forecast		which points the trend fit (forecast.c) is given;
  *					trigger and runway forecasts.
- *	45_plans, 46_plan_presets	plans other than the ladder, shipped plans.
+ *	45_plans		plans other than the ladder.
+ *	45_stage		the stage: capacity_stage() on any plan.
+ *	46_plan_presets	shipped plans.
+ *	46_report		capacity_report(): the weekly review as text.
+ *	46_stage_actions	declaring the stage, flags, thresholds, bindings.
  *	47_report_html	capacity_report_html(): the review as one HTML page.
- *	50_explain		EXPLAIN-stability checks (explain.c does the planning).
  *	60_convert		online conversion of an ordinary table (the stage 3
  *					migration) and its backfill, as procedures.
  *	70_drop_cleanup	a dropped managed table takes its policy, conversion

@@ -63,8 +63,8 @@ BEGIN
            description = coalesce(EXCLUDED.description, i.description);
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_register_push(text, text, text) FROM PUBLIC;
+
 -- The one write path of a sample (sampler.c, write_samples): the raw
 -- sample and the series' newest value.  For callers that checked it.
 CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
@@ -118,68 +118,8 @@ BEGIN
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, jsonb, timestamptz) FROM PUBLIC;
--- Rows the conversion's backfill copied are not the application's: at its
--- switch (60_convert.sql, under its locks) the copies join the table; this
--- records how many, so the sampler takes them out of table_rows_inserted
--- (see sampler.c).  Every insert into the staging leaves (copies, replayed
--- writes) the sampler has not already counted under the staging table,
--- including this session's not yet flushed statistics, plus the rows of the
--- staging default partition, which the switch inserts into the table; less
--- what the application wrote into the historical partition since the last
--- sample, which the switch detaches before a sampler could count it.
-CREATE FUNCTION @extschema@.capacity_note_backfill_copies(tbl regclass)
-RETURNS double precision
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    stg regclass;
-    deflt oid;
-    n double precision;
-    d bigint := 0;
-BEGIN
-    SELECT c.staging INTO stg FROM @extschema@.capacity_conversion c
-     WHERE c.table_name = tbl AND c.state = 'backfilling';
-    IF stg IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % is not being backfilled', coalesce(tbl::text, 'NULL')
-            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
-    END IF;
-    -- only the switch, which holds the table exclusively, records it
-    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                      AND l.relation = tbl AND l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
-        RAISE EXCEPTION 'matter_capacity: the backfill copies of % are recorded only at its switch', tbl
-            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
-    END IF;
-    SELECT p.partdefid INTO deflt FROM pg_partitioned_table p WHERE p.partrelid = stg;
-    SELECT coalesce(sum(greatest(pg_stat_get_tuples_inserted(t.relid) + pg_stat_get_xact_tuples_inserted(t.relid)
-                                 - coalesce(s.inserted, 0), 0)), 0)
-      INTO n
-      FROM pg_partition_tree(stg) t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r'
-      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid
-     WHERE t.relid IS DISTINCT FROM deflt;
-    IF deflt IS NOT NULL AND deflt <> 0 THEN
-        EXECUTE format('SELECT count(*) FROM ONLY %s', deflt::regclass) INTO d;
-    END IF;
-    n := n + d;
-    SELECT n - coalesce(greatest(pg_stat_get_tuples_inserted(c.historical) + pg_stat_get_xact_tuples_inserted(c.historical)
-                                 - s.inserted, 0), 0)
-      INTO n
-      FROM @extschema@.capacity_conversion c
-      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = c.historical
-     WHERE c.table_name = tbl;
-    IF n <> 0 THEN
-        INSERT INTO @extschema@.capacity_counter AS e (name, labels, value, observed_at)
-        VALUES ('engine_rows_inserted', jsonb_build_object('relid', tbl::oid::bigint), n, now())
-        ON CONFLICT ON CONSTRAINT capacity_counter_pkey DO UPDATE
-           SET value = e.value + EXCLUDED.value, observed_at = EXCLUDED.observed_at;
-    END IF;
-    RETURN n;
-END
-$$;
 
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
 -- Pool size of a role for pool_utilization (NULL removes the override).
 CREATE FUNCTION @extschema@.capacity_set_pool_size(role_name regrole, pool_size integer)
 RETURNS void
@@ -203,8 +143,8 @@ BEGIN
     END IF;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
+
 -- The hourly rollups (min, max, avg, last, count) of the hours from_ts ..
 -- to_ts touch, from the raw samples up to to_ts: the sampler's own rollup
 -- (sampler.c; it rolls up the last two hours after each sampling), for the

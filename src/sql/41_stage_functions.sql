@@ -53,9 +53,9 @@ AS $$
              WHERE c.plan = capacity_trigger_resolved.plan_name) t
       LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb, text) TO pg_monitor;
+
 -- The six-stage ladder's triggers (as in 1.0).
 CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb)
 RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
@@ -69,9 +69,9 @@ AS $$
            r.filter, r.unbound
       FROM @extschema@.capacity_trigger_resolved(bindings, NULL::text) r
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_resolved(jsonb) TO pg_monitor;
+
 -- One trigger on one series at as_of.
 CREATE TYPE @extschema@.capacity_trigger_row AS (
     trigger_name text, stage integer, indicator text, labels jsonb,
@@ -343,135 +343,17 @@ SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_thresh
   FROM rows r JOIN trig t ON t.name = r.name;
 END
 $fn$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb, text) TO pg_monitor;
+
 -- The six-stage ladder's triggers (as in 1.0).
 CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb)
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE sql STABLE
 AS $$ SELECT * FROM @extschema@.capacity_trigger_eval(as_of, bindings, NULL::text) $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_trigger_eval(timestamptz, jsonb) TO pg_monitor;
--- The evaluation behind capacity_stage().
-CREATE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
-                                                horizon interval DEFAULT '6 months')
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cur integer;
-    rec integer;
-    fired text[];
-    contradictions text[] := '{}';
-    insufficient text[];
-    ev jsonb;
-    rows @extschema@.capacity_trigger_row[];
-    fc @extschema@.capacity_forecast_row[];
-    planned text[];
-    plan_stage integer;
-    event_rel oid := (bindings ->> 'Event')::oid;
-    audit_rel oid := (bindings ->> 'AuditEntry')::oid;
-BEGIN
-    SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
-     WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
-    cur := coalesce(cur, 1);
 
-    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
-                   WHERE e.stage IS NOT NULL);
-    -- entry triggers of the stages ahead projected to fire within the horizon
-    fc := ARRAY(SELECT f FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, rows, cur + 1) f
-                 WHERE f.status = 'forecast');
-
-    -- per trigger: firing if any series fires; insufficient if none fires
-    -- and none has enough data
-    SELECT array_agg(t.trigger_name ORDER BY t.stage, t.trigger_name), max(t.stage)
-      INTO fired, rec
-      FROM (SELECT e.trigger_name, e.stage FROM unnest(rows) e
-             WHERE e.stage > cur GROUP BY 1, 2 HAVING bool_or(e.status = 'firing')) t;
-
-    SELECT array_agg(t.trigger_name ORDER BY t.trigger_name) INTO insufficient
-      FROM (SELECT e.trigger_name FROM unnest(rows) e
-             WHERE e.stage = cur + 1 GROUP BY 1
-            HAVING NOT bool_or(e.status IN ('firing', 'ok', 'not declared'))) t;
-
-    -- what the database shows against what was declared
-    IF cur >= 2 AND NOT EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.state = 'streaming') THEN
-        contradictions := contradictions || 'stage 2+ declared but no streaming standby is connected'::text;
-    END IF;
-    IF cur >= 3 THEN
-        IF event_rel IS NULL OR NOT EXISTS (
-               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
-                WHERE c.oid = event_rel AND c.relkind = 'p') THEN
-            contradictions := contradictions || 'stage 3+ declared but Event is not a managed partitioned table'::text;
-        END IF;
-        IF audit_rel IS NULL OR NOT EXISTS (
-               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
-                WHERE c.oid = audit_rel AND c.relkind = 'p') THEN
-            contradictions := contradictions || 'stage 3+ declared but AuditEntry is not a managed partitioned table'::text;
-        END IF;
-    END IF;
-
-    -- per trigger, its earliest series; the plan is for the stage due first
-    SELECT array_agg(f.trigger_name ORDER BY f.eta, f.stage, f.trigger_name),
-           (array_agg(f.stage ORDER BY f.eta, f.stage))[1]
-      INTO planned, plan_stage
-      FROM (SELECT DISTINCT ON (x.trigger_name) x.* FROM unnest(fc) x
-             ORDER BY x.trigger_name, x.eta) f;
-
-    SELECT jsonb_build_object(
-             'triggers', coalesce(jsonb_object_agg(x.trigger_name, x.detail), '{}'),
-             'contradictions', to_jsonb(contradictions),
-             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])),
-             'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                 'trigger', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
-                                 'eta', f.eta, 'days_left', f.days_left,
-                                 'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
-                                 'method', f.method, 'value', f.current_value,
-                                 'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
-                             FROM unnest(fc) f),
-             'horizon_end', as_of + horizon)
-      INTO ev
-      FROM (SELECT e.trigger_name,
-                   jsonb_build_object('stage', min(e.stage),
-                     'status', CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
-                                    WHEN bool_or(e.status = 'ok') THEN 'ok'
-                                    ELSE min(e.status) END,
-                     'series', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                         'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
-                         'threshold', e.threshold, 'threshold_is_default', e.threshold_is_default,
-                         'window', e.sustain::text, 'samples', e.samples,
-                         'window_start', e.window_start, 'status', e.status))
-                       ORDER BY e.labels::text)) AS detail
-              FROM unnest(rows) e WHERE e.stage > cur
-             GROUP BY e.trigger_name) x;
-
-    current_stage := cur;
-    SELECT d.name INTO current_name FROM @extschema@.capacity_stage_def d WHERE d.stage = cur;
-    -- promote (a trigger fires) > plan (one is forecast within the
-    -- horizon: recommended is the stage to plan for) > review > stay
-    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec
-                              WHEN plan_stage IS NOT NULL THEN plan_stage
-                              ELSE cur END;
-    SELECT d.name, d.runbook INTO recommended_name, runbook
-      FROM @extschema@.capacity_stage_def d WHERE d.stage = recommended_stage;
-    decision := CASE WHEN rec IS NOT NULL AND rec > cur THEN 'promote'
-                     WHEN plan_stage IS NOT NULL THEN 'plan'
-                     WHEN cardinality(contradictions) > 0 OR insufficient IS NOT NULL THEN 'review'
-                     ELSE 'stay' END;
-    firing := CASE WHEN decision = 'plan' THEN planned ELSE coalesce(fired, '{}') END;
-    evidence := ev;
-    evaluated_at := as_of;
-    RETURN NEXT;
-END
-$$;
-
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) TO pg_monitor;
 -- Which plan: NULL is the active one; an unknown name is an error.
 CREATE FUNCTION @extschema@.capacity_plan_resolve(plan_name text)
 RETURNS text
@@ -496,42 +378,5 @@ BEGIN
     RETURN found;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_resolve(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_resolve(text) TO pg_monitor;
--- capacity_stage() for any plan: the six-stage ladder's evaluation or a
--- plan's (capacity_plan_eval, 45_plans.sql).
-CREATE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p text := @extschema@.capacity_plan_resolve(plan_name);
-BEGIN
-    IF p = 'matter-six-stage' THEN
-        RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
-    ELSE
-        RETURN QUERY SELECT * FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
-    END IF;
-END
-$$;
-
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) TO pg_monitor;
-CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
-                                           horizon interval DEFAULT '6 months',
-                                           plan text DEFAULT NULL)
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE sql STABLE
-AS $$ SELECT * FROM @extschema@.capacity_plan_stage(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
-COMMENT ON FUNCTION @extschema@.capacity_stage IS
-    'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
-    'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan, six-stage ladder only), and the evidence. '
-    'Error 42704 for a plan that is not installed.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) TO pg_monitor;

@@ -327,9 +327,9 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
  ORDER BY 1 NULLS LAST, 2, 4;
 END
 $fn$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) TO pg_monitor;
+
 CREATE FUNCTION @extschema@.capacity_forecast(as_of timestamptz DEFAULT now(),
                                               horizon interval DEFAULT '6 months')
 RETURNS SETOF @extschema@.capacity_forecast_row

@@ -1,6 +1,6 @@
 -- Plans (issue 14): install, import, export, choose and evaluate plans
 -- other than the six-stage ladder.  Tables are in 40_stages.sql, the
--- public capacity_stage(plan => ...) in 41_stage_functions.sql, the
+-- public capacity_stage(plan => ...) in 45_stage.sql, the
 -- shipped documents in 46_plan_presets.sql, the plan's document format in
 -- docs/plans.md.
 
@@ -165,8 +165,8 @@ BEGIN
                         WHEN win IS NOT NULL THEN ' for ' || (c ->> 'window') ELSE '' END)));
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_check_condition(jsonb, text, text[], text[]) FROM PUBLIC;
+
 -- A rule of a step ({"any": [condition or {"all": [...]}, ...]} or
 -- {"all": [condition, ...]}) as rows: (grp, path, condition).
 CREATE FUNCTION @extschema@.capacity_plan_rule_groups(r jsonb, path text)
@@ -212,8 +212,8 @@ BEGIN
     END LOOP;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_rule_groups(jsonb, text) FROM PUBLIC;
+
 -- Load a plan document (docs/plans.md): everything is checked first, then
 -- the plan replaces any installed plan of that name (staying active if it
 -- was).  Settings it defines are created or set to the document's value;
@@ -725,9 +725,9 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_eval(timestamptz, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_eval(timestamptz, jsonb, text) TO pg_monitor;
+
 -- A condition of capacity_trigger or capacity_plan_condition as it is
 -- written in a plan document.
 CREATE FUNCTION @extschema@.capacity_plan_condition_doc(name text, indicator text, label_filter jsonb, bind_table text,

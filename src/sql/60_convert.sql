@@ -67,6 +67,66 @@ SELECT c.table_name, c.state, c.historical, c.bound,
   FROM @extschema@.capacity_conversion c;
 GRANT SELECT ON @extschema@.capacity_conversions TO pg_monitor;
 
+-- Rows the conversion's backfill copied are not the application's: at its
+-- switch (capacity_convert_backfill, under its locks) the copies join the table; this
+-- records how many, so the sampler takes them out of table_rows_inserted
+-- (see sampler.c).  Every insert into the staging leaves (copies, replayed
+-- writes) the sampler has not already counted under the staging table,
+-- including this session's not yet flushed statistics, plus the rows of the
+-- staging default partition, which the switch inserts into the table; less
+-- what the application wrote into the historical partition since the last
+-- sample, which the switch detaches before a sampler could count it.
+CREATE FUNCTION @extschema@.capacity_note_backfill_copies(tbl regclass)
+RETURNS double precision
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stg regclass;
+    deflt oid;
+    n double precision;
+    d bigint := 0;
+BEGIN
+    SELECT c.staging INTO stg FROM @extschema@.capacity_conversion c
+     WHERE c.table_name = tbl AND c.state = 'backfilling';
+    IF stg IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % is not being backfilled', coalesce(tbl::text, 'NULL')
+            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
+    END IF;
+    -- only the switch, which holds the table exclusively, records it
+    IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.relation = tbl AND l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
+        RAISE EXCEPTION 'matter_capacity: the backfill copies of % are recorded only at its switch', tbl
+            USING ERRCODE = '55000', HINT = 'capacity_convert_backfill() calls this at its switch; nothing else needs to.';
+    END IF;
+    SELECT p.partdefid INTO deflt FROM pg_partitioned_table p WHERE p.partrelid = stg;
+    SELECT coalesce(sum(greatest(pg_stat_get_tuples_inserted(t.relid) + pg_stat_get_xact_tuples_inserted(t.relid)
+                                 - coalesce(s.inserted, 0), 0)), 0)
+      INTO n
+      FROM pg_partition_tree(stg) t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r'
+      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid
+     WHERE t.relid IS DISTINCT FROM deflt;
+    IF deflt IS NOT NULL AND deflt <> 0 THEN
+        EXECUTE format('SELECT count(*) FROM ONLY %s', deflt::regclass) INTO d;
+    END IF;
+    n := n + d;
+    SELECT n - coalesce(greatest(pg_stat_get_tuples_inserted(c.historical) + pg_stat_get_xact_tuples_inserted(c.historical)
+                                 - s.inserted, 0), 0)
+      INTO n
+      FROM @extschema@.capacity_conversion c
+      LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = c.historical
+     WHERE c.table_name = tbl;
+    IF n <> 0 THEN
+        INSERT INTO @extschema@.capacity_counter AS e (name, labels, value, observed_at)
+        VALUES ('engine_rows_inserted', jsonb_build_object('relid', tbl::oid::bigint), n, now())
+        ON CONFLICT ON CONSTRAINT capacity_counter_pkey DO UPDATE
+           SET value = e.value + EXCLUDED.value, observed_at = EXCLUDED.observed_at;
+    END IF;
+    RETURN n;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_note_backfill_copies(regclass) FROM PUBLIC;
+
 -- Autovacuum gives way.  PostgreSQL cancels an autovacuum worker that
 -- blocks a lock request for deadlock_timeout (1 s); our requests give up
 -- after matter_capacity.lock_timeout (100 ms), so an autovacuum of a big
@@ -150,8 +210,8 @@ RETURNS integer
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT @extschema@.capacity_run_bounded(stmts, what, NULL::regclass[]) $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text) FROM PUBLIC;
+
 -- Statements that write a user's rows (the backfill's copies), run as the
 -- owner of tbl under SECURITY_RESTRICTED_OPERATION (src/convert.c): the
 -- owner's triggers, constraints, defaults and policies on the tables it
@@ -161,16 +221,16 @@ CREATE FUNCTION @extschema@.capacity_run_as_owner(tbl regclass, stmts text[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_run_as_owner';
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_as_owner(regclass, text[]) FROM PUBLIC;
+
 -- The first value of a read-only query over a user's rows, as the owner of
 -- tbl, restricted (src/convert.c); NULL when it returns no row.
 CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
 RETURNS text
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_owner_value';
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
+
 -- Replays a write on the historical partition into the backfill copy,
 -- as the copy's owner (src/convert.c); the application role needs no
 -- right on the copy.  Its argument is checked against capacity_conversion.
@@ -178,8 +238,8 @@ CREATE FUNCTION @extschema@.capacity_convert_sync()
 RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'capacity_convert_sync';
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_sync() FROM PUBLIC;
+
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
@@ -318,8 +378,8 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
+
 -- The conversion procedures commit between steps: where their caller
 -- cannot commit (a transaction block, several statements sent as one
 -- query, a function) they refuse first with 25001, changing nothing.

@@ -22,7 +22,7 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid = 0
        AND c.table_name::pg_catalog.oid = d.objid;
-    -- the default EXPLAIN checks (50_explain.sql) of dropped tables
+    -- the default EXPLAIN checks (42_explain.sql) of dropped tables
     DELETE FROM @extschema@.capacity_explain_check k
      USING pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass

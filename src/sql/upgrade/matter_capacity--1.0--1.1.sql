@@ -5317,3 +5317,40 @@ BEGIN
 END
 $$;
 
+
+-- ======== each piece in dependency order, with its own grants ========
+-- The grants moved into the pieces that define their objects and the pieces
+-- were put in dependency order (70_drop_cleanup.sql, 42_explain.sql,
+-- 45_stage.sql, 46_report.sql, 46_stage_actions.sql): only a comment in a
+-- function body changes.
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forget_dropped_tables()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.capacity_policy p
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND p.table_name::pg_catalog.oid = d.objid;
+    -- conversions (60_convert.sql) of dropped tables, and dropped old tables
+    DELETE FROM @extschema@.capacity_conversion c
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.table_name::pg_catalog.oid = d.objid;
+    -- the default EXPLAIN checks (42_explain.sql) of dropped tables
+    DELETE FROM @extschema@.capacity_explain_check k
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND k.table_name::pg_catalog.oid = d.objid;
+    UPDATE @extschema@.capacity_conversion c SET historical = NULL
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND c.historical::pg_catalog.oid = d.objid;
+END
+$$;

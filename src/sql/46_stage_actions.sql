@@ -17,8 +17,8 @@ BEGIN
     VALUES (stage, note, now(), session_user);
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_stage(integer, text) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_declare(flag text, note text, active boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -51,8 +51,8 @@ BEGIN
     VALUES (flag, active, note, now(), session_user);
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_declare(text, text, boolean) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_set_threshold(setting text, value double precision)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -74,8 +74,8 @@ BEGIN
     UPDATE @extschema@.capacity_setting s SET value = capacity_set_threshold.value WHERE s.name = setting;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_threshold(text, double precision) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_bind_table(logical_name text, tbl regclass)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -91,8 +91,8 @@ BEGIN
      WHERE b.logical_name = capacity_bind_table.logical_name;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_bind_table(text, regclass) FROM PUBLIC;
+
 -- The weekly review: record the decision with the evidence of this moment,
 -- for the six-stage ladder or a plan (plan_name resolved by the caller),
 -- with the caller's references to the gate artifacts it rests on.
@@ -136,8 +136,8 @@ BEGIN
             p, s.current_name, coalesce(evidence_refs, '{}'));
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
                                             plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void

@@ -158,9 +158,9 @@ BEGIN
     RETURN;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) TO pg_monitor;
+
 CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now(),
                                             horizon interval DEFAULT '6 months')
 RETURNS SETOF text

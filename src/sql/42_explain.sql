@@ -16,8 +16,8 @@ CREATE FUNCTION @extschema@.capacity_explain_as(owner oid, search_path text, que
 RETURNS TABLE(partitions integer, custom_partitions integer, generic_partitions integer, signature text)
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_explain_as';
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_as(oid, text, text, text[]) FROM PUBLIC;
+
 CREATE TABLE @extschema@.capacity_explain_check (
     name            text PRIMARY KEY CHECK (name <> ''),
     query           text NOT NULL,
@@ -151,8 +151,8 @@ BEGIN
     END LOOP;
 END
 $$;
-
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register_defaults(regclass, regrole) FROM PUBLIC;
+
 -- Run every check at as_of: count, compare with the bound and with the
 -- previous signature, keep the result, record explain_failures.
 CREATE FUNCTION @extschema@.capacity_explain_run(as_of timestamptz DEFAULT now())
