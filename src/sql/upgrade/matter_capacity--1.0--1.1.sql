@@ -4102,3 +4102,105 @@ RETURNS text
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_owner_value';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
+
+
+-- ======== the fleet registry: members, their checks ========
+-- New in 1.1 (issue 15): 48_fleet.sql (registry part)
+CREATE TABLE @extschema@.capacity_fleet_member (
+    name      text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    kind      text NOT NULL CHECK (kind IN ('replica', 'tier', 'region', 'pooler')),
+    server    name,                        -- postgres_fdw foreign server (replica/tier/region)
+    conninfo  text,                        -- pooler only; never holds a password (password file)
+    labels    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
+    added_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK ((kind = 'pooler') = (conninfo IS NOT NULL)),
+    CHECK ((kind = 'pooler') = (server IS NULL))
+);
+COMMENT ON TABLE @extschema@.capacity_fleet_member IS
+    'Fleet members watched by the hub.  name is the member label of their samples; server is a postgres_fdw '
+    'foreign server (credentials in its user mapping), conninfo a PgBouncer admin console (no password: password file). '
+    'labels: tier {"tenants": [...]}, region {"region": "eu"}, pooler optionally {"role_of_pool": {...}}.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_fleet_member', '');
+
+CREATE FUNCTION @extschema@.capacity_fleet_check(name text, kind text, target text)
+RETURNS jsonb
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_fleet_check';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
+    'Connects to a prospective member within matter_capacity.fleet_timeout and raises if it cannot be one '
+    '(unknown server 42704, no user mapping 42704, unreachable 08001, this very database 42P17, '
+    'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023).  Returns its version and role.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
+    END IF;
+    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name, coalesce(quote_literal(kind), 'NULL')
+            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
+    END IF;
+    IF target IS NULL OR target = '' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
+            USING ERRCODE = '22023',
+                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
+                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
+            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
+            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
+            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
+            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
+    END IF;
+    -- raises when the member cannot be one; nothing is registered then
+    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
+    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
+    VALUES (name, kind,
+            CASE WHEN kind <> 'pooler' THEN target END,
+            CASE WHEN kind = 'pooler' THEN target END,
+            labels);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
+    'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
+    'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
+    'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels, 42710 exists, and those of capacity_fleet_check.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_remove(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
+    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist', name
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
+    'Forgets a fleet member (its recorded samples stay).  42704 if there is none of that name.  '
+    'The foreign server and user mapping are left to the DBA.';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
