@@ -21,7 +21,7 @@ COMMENT ON TABLE @extschema@.capacity_fleet_member IS
     'Fleet members watched by the hub.  name is the member label of their samples; server is a postgres_fdw '
     'foreign server (credentials in its user mapping), conninfo a PgBouncer admin console (no password: password file). '
     'labels: tier {"tenants": [...]}, region {"region": "eu"}, pooler optionally {"role_of_pool": {...}}.';
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_fleet_member', '');
+-- dumped (the user's rows): registered in 80_dump.sql, in update order
 
 CREATE FUNCTION @extschema@.capacity_fleet_check(name text, kind text, target text)
 RETURNS jsonb
