@@ -304,7 +304,8 @@ quote_json(const char *s)
  * One statement a PostgreSQL member answers in one row.  Everything it
  * reads is open to pg_monitor.  When the member runs matter_capacity and
  * the role may read it, its own stage and newest figures come through
- * query_to_xml (the schema is only known there); otherwise those are NULL.
+ * query_to_xml (the schema is only known there; privileges are checked in
+ * the select list, on that one schema only); otherwise those are NULL.
  */
 #define MEMBER_SQL \
 	"SELECT pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery()::text, " \
@@ -335,8 +336,12 @@ quote_json(const char *s)
 	"  (pg_catalog.xpath('/row/write_p99/text()', x.q))[1]::text, " \
 	"  (pg_catalog.xpath('/row/cpu/text()', x.q))[1]::text, " \
 	"  (pg_catalog.xpath('/row/sampled_at/text()', x.q))[1]::text " \
-	"FROM (SELECT 1) one LEFT JOIN LATERAL (" \
-	"  SELECT pg_catalog.query_to_xml(pg_catalog.format(" \
+	"FROM (SELECT 1) one LEFT JOIN (" \
+	"  SELECT pg_catalog.query_to_xml(CASE WHEN " \
+	"      pg_catalog.has_function_privilege(pg_catalog.format('%I.capacity_stage(timestamptz, interval, text)', e.nspname), 'EXECUTE') " \
+	"      AND pg_catalog.has_function_privilege(pg_catalog.format('%I.capacity_bindings()', e.nspname), 'EXECUTE') " \
+	"      AND pg_catalog.has_table_privilege(pg_catalog.format('%I.capacity_latest', e.nspname), 'SELECT') " \
+	"    THEN pg_catalog.format(" \
 	"    'SELECT s.current_stage AS stage, s.recommended_stage AS recommended, s.decision, " \
 	"            l.read_qps, l.write_qps, l.read_p99, l.write_p99, l.cpu, l.sampled_at " \
 	"       FROM %1$I.capacity_stage() s, (SELECT " \
@@ -348,12 +353,9 @@ quote_json(const char *s)
 	"            pg_catalog.max(v.sampled_at) AS sampled_at " \
 	"          FROM %1$I.capacity_latest v WHERE v.labels = ''{}'' AND v.indicator IN " \
 	"            (''read_qps'', ''write_qps'', ''read_latency_p99_ms'', ''write_latency_p99_ms'', ''cpu_utilization'')) l', " \
-	"    n.nspname), false, true, '') AS q " \
-	"    FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace " \
-	"   WHERE e.extname = 'matter_capacity' " \
-	"     AND pg_catalog.has_function_privilege(pg_catalog.format('%I.capacity_stage(timestamptz, interval, text)', n.nspname), 'EXECUTE') " \
-	"     AND pg_catalog.has_table_privilege(pg_catalog.format('%I.capacity_latest', n.nspname), 'SELECT') " \
-	"     AND pg_catalog.has_function_privilege(pg_catalog.format('%I.capacity_bindings()', n.nspname), 'EXECUTE') " \
+	"    e.nspname) ELSE 'SELECT' END, false, true, '') AS q " \
+	"    FROM (SELECT n.nspname FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace " \
+	"           WHERE x.extname = 'matter_capacity' OFFSET 0) e " \
 	") x ON true"
 
 #define MEMBER_COLS 16
