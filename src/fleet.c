@@ -406,16 +406,19 @@ fmt_double(double v)
 
 /* Load the registry, as the caller (the owner: the functions are definer's). */
 static Member *
-load_members(int *nmembers)
+load_members(const char *only, int *nmembers)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	Member	   *members;
 	uint64		n;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {only ? CStringGetTextDatum(only) : (Datum) 0};
 
 	SPI_connect();
-	SPI_execute(psprintf("SELECT m.name, m.kind, coalesce(m.server::text, m.conninfo), m.labels::text, "
-						 "m.labels->>'region' FROM %s m ORDER BY m.name",
-						 capacity_object("capacity_fleet_member")), true, 0);
+	SPI_execute_with_args(psprintf("SELECT m.name, m.kind, coalesce(m.server::text, m.conninfo), m.labels::text, "
+								   "m.labels->>'region' FROM %s m WHERE $1 IS NULL OR m.name = $1 ORDER BY m.name",
+								   capacity_object("capacity_fleet_member")),
+						  1, types, args, only ? " " : "n", true, 0);
 	n = SPI_processed;
 	members = MemoryContextAllocZero(outer, sizeof(Member) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
@@ -517,7 +520,7 @@ opt(PGresult *res, int c)
  * for a member: its error goes into its row.
  */
 static Member *
-poll_members(int *nmembers)
+poll_members(const char *only, int *nmembers)
 {
 	int			n;
 	Member	   *members;
@@ -530,7 +533,7 @@ poll_members(int *nmembers)
 	/* the owner's user mappings, whoever samples (the worker, a superuser) */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	members = load_members(&n);
+	members = load_members(only, &n);
 	calls = palloc0(sizeof(RemoteCall) * Max(n * POOLER_CALLS, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -662,8 +665,9 @@ poll_members(int *nmembers)
 PG_FUNCTION_INFO_V1(capacity_fleet_poll);
 
 /*
- * capacity_fleet_poll() RETURNS SETOF record: one row per member, polled
- * concurrently, each within matter_capacity.fleet_timeout.
+ * capacity_fleet_poll(member text) RETURNS SETOF record: one row per member
+ * (or just that member), polled concurrently, each within
+ * matter_capacity.fleet_timeout.
  */
 Datum
 capacity_fleet_poll(PG_FUNCTION_ARGS)
@@ -678,7 +682,7 @@ capacity_fleet_poll(PG_FUNCTION_ARGS)
 	if (desc->natts != F_NCOLS)
 		elog(ERROR, "matter_capacity: capacity_fleet_poll() has %d columns, expected %d", desc->natts, F_NCOLS);
 	meta = TupleDescGetAttInMetadata(desc);
-	members = poll_members(&n);
+	members = poll_members(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)), &n);
 	for (int i = 0; i < n; i++)
 		tuplestore_puttuple(store, BuildTupleFromCStrings(meta, members[i].values));
 	return (Datum) 0;
@@ -776,7 +780,7 @@ fleet_sample_rows(TimestampTz as_of)
 	};
 	StringInfoData src;
 
-	members = poll_members(&n);
+	members = poll_members(NULL, &n);
 	if (n == 0)
 		return 0;
 	initStringInfo(&src);

@@ -117,6 +117,7 @@ INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shi
 -- One row per member, polled now; SECURITY DEFINER so that the owner's
 -- user mappings are used whoever reads the view (they never see them).
 CREATE FUNCTION @extschema@.capacity_fleet_poll(
+    member text DEFAULT NULL,
     OUT name text, OUT kind text, OUT labels jsonb, OUT reachable boolean, OUT error text,
     OUT polled_at timestamptz, OUT connect_ms double precision, OUT rtt_ms double precision,
     OUT server_version text, OUT role text, OUT stage integer, OUT recommended_stage integer,
@@ -128,11 +129,11 @@ CREATE FUNCTION @extschema@.capacity_fleet_poll(
     OUT pool_clients_waiting integer, OUT pool_maxwait_seconds double precision,
     OUT pools jsonb, OUT database_bytes bigint, OUT largest_tables jsonb)
 RETURNS SETOF record
-LANGUAGE c VOLATILE SECURITY DEFINER
+LANGUAGE c CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'capacity_fleet_poll';
-COMMENT ON FUNCTION @extschema@.capacity_fleet_poll() IS
-    'Polls every fleet member concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
+COMMENT ON FUNCTION @extschema@.capacity_fleet_poll(text) IS
+    'Polls every fleet member (or just the one named by member) concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
     'an unreachable or slow member is a row with reachable false and error set.  Read it through capacity_fleet.';
 
 CREATE VIEW @extschema@.capacity_fleet AS
@@ -147,7 +148,7 @@ SELECT p.name, p.kind, p.labels, p.reachable, p.error,
        p.database_bytes, p.largest_tables,
        p.polled_at AS live_figures_at,
        p.member_sampled_at AS member_figures_at
-  FROM @extschema@.capacity_fleet_poll() p;
+  FROM @extschema@.capacity_fleet_poll(NULL) p;
 COMMENT ON VIEW @extschema@.capacity_fleet IS
     'One row per fleet member, polled now (concurrently, each within matter_capacity.fleet_timeout): reachable, '
     'last_seen, round trip, version, primary/standby/pooler, its own stage and decision and newest read/write QPS, p99 '
@@ -155,6 +156,6 @@ COMMENT ON VIEW @extschema@.capacity_fleet IS
     '(utilisation % = (sv_active+sv_used+sv_tested+sv_login)/pool_size), database bytes, largest tables (live, as of '
     'live_figures_at).  Never an error for an unreachable member.  docs/fleet.md.';
 
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
