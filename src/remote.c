@@ -49,8 +49,8 @@
 #define SCRUBBED		"********"
 
 /*
- * msg with every non-empty password among keywords/values replaced, and
- * trailing newlines removed.  palloc'd.
+ * msg with every non-empty password among keywords/values replaced, on
+ * one line.  palloc'd.
  */
 char *
 remote_scrub(const char *msg, const char *const *keywords,
@@ -79,9 +79,28 @@ remote_scrub(const char *msg, const char *const *keywords,
 			out = buf.data;
 		}
 	}
+	/* one line: libpq continues messages on indented lines */
 	len = strlen(out);
 	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
 		out[--len] = '\0';
+	{
+		char	   *r = out,
+				   *w = out;
+
+		while (*r)
+		{
+			if (*r == '\n' || *r == '\r')
+			{
+				while (r[1] == ' ' || r[1] == '\t' || r[1] == '\n' || r[1] == '\r')
+					r++;
+				*w++ = ' ';
+				r++;
+			}
+			else
+				*w++ = *r++;
+		}
+		*w = '\0';
+	}
 	return out;
 }
 

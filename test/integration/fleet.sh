@@ -45,7 +45,9 @@ trap cleanup EXIT
 
 # scram for the fleet role (and pgbench's bench role) on every server
 scram_hba() { sed -i '1i local all fleet,bench scram-sha-256' "$1/data/pg_hba.conf"; }
-cluster_start fl_hub $P "password_encryption = 'scram-sha-256'"
+# a generous member timeout, so a busy machine never makes a member late;
+# the timeout itself is tested with a lock and its own, shorter setting
+cluster_start fl_hub $P "password_encryption = 'scram-sha-256'" "matter_capacity.fleet_timeout = 30000"
 cluster_start fl_eu $E "shared_preload_libraries = 'matter_capacity'" "matter_capacity.database = 'postgres'" \
     "matter_capacity.sample_interval = 86400" "matter_capacity.rollover_interval = 0"
 scram_hba "$HUB"; scram_hba "$EU"
