@@ -44,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "matter_capacity.h"
@@ -65,9 +66,8 @@ PG_FUNCTION_INFO_V1(capacity_fleet_check);
  * keyword/value arrays (never given to libpq as one string that it could
  * echo in an error), dbname forced to the admin console.
  */
-static void
-pooler_params(const char *member, const char *conninfo,
-			  const char ***keywords, const char ***values)
+static bool
+pooler_params(const char *conninfo, const char ***keywords, const char ***values)
 {
 	PQconninfoOption *opts;
 	char	   *parse_error = NULL;
@@ -79,13 +79,10 @@ pooler_params(const char *member, const char *conninfo,
 	opts = PQconninfoParse(conninfo, &parse_error);
 	if (opts == NULL)
 	{
-		/* libpq's message may quote the string: not repeated here */
+		/* libpq's message may quote the string: not repeated anywhere */
 		if (parse_error)
 			PQfreemem(parse_error);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("matter_capacity: the connection string of pooler member \"%s\" is not valid", member),
-				 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file.")));
+		return false;
 	}
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 		count++;
@@ -106,6 +103,7 @@ pooler_params(const char *member, const char *conninfo,
 	PQconninfoFree(opts);
 	*keywords = kw;
 	*values = val;
+	return true;
 }
 
 /* Does a pooler conninfo carry a password?  (It must not.) */
@@ -128,24 +126,20 @@ conninfo_has_password(const char *conninfo)
 static bool
 has_user_mapping(Oid serverid)
 {
-	UserMapping *um;
-	volatile bool found = true;
-	MemoryContext ctx = CurrentMemoryContext;
+	Oid			users[2] = {GetUserId(), InvalidOid};
 
-	/* GetUserMapping raises when there is none; it looks up PUBLIC too */
-	PG_TRY();
+	for (int i = 0; i < 2; i++)
 	{
-		um = GetUserMapping(GetUserId(), serverid);
-		(void) um;
+		HeapTuple	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(users[i]),
+										 ObjectIdGetDatum(serverid));
+
+		if (HeapTupleIsValid(tp))
+		{
+			ReleaseSysCache(tp);
+			return true;
+		}
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(ctx);
-		FlushErrorState();
-		found = false;
-	}
-	PG_END_TRY();
-	return found;
+	return false;
 }
 
 /*
@@ -197,7 +191,11 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("matter_capacity: the connection string of pooler member \"%s\" contains a password", member),
 					 errhint("Remove it and put the password in the password file of the server's OS user (~/.pgpass, or passfile=...).")));
-		pooler_params(member, target, &keywords, &values);
+		if (!pooler_params(target, &keywords, &values))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: the connection string of pooler member \"%s\" is not valid", member),
+					 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file.")));
 	}
 	else
 	{
@@ -540,28 +538,17 @@ poll_members(const char *only, int *nmembers)
 		Member	   *m = &members[i];
 		const char **kw = NULL;
 		const char **val = NULL;
-		MemoryContext ctx = CurrentMemoryContext;
 
 		/* a dropped server or a bad conninfo is this member's error only */
-		PG_TRY();
+		if (m->pooler)
 		{
-			if (m->pooler)
-				pooler_params(m->name, m->target, &kw, &val);
-			else if (GetForeignServerByName(m->target, true) == NULL)
-				m->setup_error = psprintf("foreign server \"%s\" does not exist", m->target);
-			else
-				remote_server_params(m->target, &kw, &val);
+			if (!pooler_params(m->target, &kw, &val))
+				m->setup_error = "the connection string is not valid";
 		}
-		PG_CATCH();
-		{
-			ErrorData  *e;
-
-			MemoryContextSwitchTo(ctx);
-			e = CopyErrorData();
-			FlushErrorState();
-			m->setup_error = e->message;
-		}
-		PG_END_TRY();
+		else if (GetForeignServerByName(m->target, true) == NULL)
+			m->setup_error = psprintf("foreign server \"%s\" does not exist", m->target);
+		else
+			remote_server_params(m->target, &kw, &val);
 		if (m->setup_error == NULL)
 			m->setup_error = (char *) credential_rule(m->pooler, kw, val);
 		if (m->setup_error)
@@ -730,6 +717,11 @@ fleet_sample(TimestampTz as_of)
 	MemoryContext ctx = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile int n = 0;
+
+	/* an extension not yet updated to 1.1 has no fleet */
+	if (!OidIsValid(get_relname_relid("capacity_fleet_member",
+									  get_rel_namespace(capacity_relid("capacity_sample")))))
+		return 0;
 
 	/* a failure here must not lose the hub's own samples */
 	BeginInternalSubTransaction(NULL);

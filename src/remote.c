@@ -503,16 +503,26 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 #endif
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			active = 0;
 			for (int i = 0; i < ncalls; i++)
 			{
 				RemoteCall *c = &calls[i];
 
+				if (c->state != RC_DONE && PQsocket(c->conn) == PGINVALID_SOCKET)
+					call_fail(c, "connection lost");
 				if (c->state == RC_DONE)
 					continue;
 				AddWaitEventToSet(set,
 								  (c->state == RC_CONNECTING && c->poll == PGRES_POLLING_WRITING)
 								  ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
 								  PQsocket(c->conn), NULL, c);
+				active++;
+			}
+			if (active == 0)
+			{
+				FreeWaitEventSet(set);
+				set = NULL;
+				continue;
 			}
 			nready = WaitEventSetWait(set, left, occurred, active + 2, PG_WAIT_EXTENSION);
 			FreeWaitEventSet(set);
