@@ -222,6 +222,17 @@ up=$(hq -c "SELECT string_agg(labels->>'member' || '=' || value, ' ' ORDER BY la
              WHERE indicator = 'fleet_member_up' AND sampled_at = '$T7'")
 [ "$up" = "eu=0 pgb=1 standby=1" ]; ok $? "that sampling recorded eu down and sampled the others ($up)"
 
+# ---- the background worker samples the fleet too (last: its real-time
+# samplings would expire the pinned ones above)
+as_server_user "$PGBIN/pg_ctl" -D "$HUB/data" -l "$HUB/server.log" -w restart \
+    -o "-c shared_preload_libraries=matter_capacity -c matter_capacity.sample_interval=1 -c matter_capacity.rollover_interval=0" >/dev/null
+worker_up() {
+    hq -c "SELECT string_agg(labels->>'member' || '=' || value, ' ' ORDER BY labels->>'member') FROM capacity_sample
+            WHERE indicator = 'fleet_member_up'
+              AND sampled_at = (SELECT max(sampled_at) FROM capacity_sample WHERE indicator = 'fleet_member_up' AND sampled_at > '$T7')"
+}
+wait_for 30 '[ "$(worker_up)" = "eu=0 pgb=1 standby=1" ]'; ok $? "the worker's samplings record the members too ($(worker_up))"
+
 # ---- the password shows nowhere
 hq -c "SELECT * FROM capacity_fleet" -c "SELECT * FROM capacity_fleet_member" -c "SELECT * FROM capacity_latest" \
    -c "SELECT * FROM capacity_indicator_status" > "$MC_RUN/fl_views.txt"
