@@ -88,6 +88,9 @@ pooler_params(const char *conninfo, const char ***keywords, const char ***values
 		count++;
 	kw = palloc0(sizeof(char *) * (count + 3));
 	val = palloc0(sizeof(char *) * (count + 3));
+	/* first, so that no dbname is ever expanded (remote.c) */
+	kw[n] = "fallback_application_name";
+	val[n++] = "matter_capacity fleet";
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 	{
 		if (o->val == NULL || strcmp(o->keyword, "dbname") == 0 ||
@@ -98,8 +101,6 @@ pooler_params(const char *conninfo, const char ***keywords, const char ***values
 	}
 	kw[n] = "dbname";
 	val[n++] = "pgbouncer";
-	kw[n] = "fallback_application_name";
-	val[n++] = "matter_capacity fleet";
 	PQconninfoFree(opts);
 	*keywords = kw;
 	*values = val;
@@ -402,7 +403,7 @@ fmt_double(double v)
 	return psprintf("%.17g", v);
 }
 
-/* Load the registry, as the caller (the owner: the functions are definer's). */
+/* Load the registry (only: one member, or NULL for all). */
 static Member *
 load_members(const char *only, int *nmembers)
 {
@@ -413,10 +414,11 @@ load_members(const char *only, int *nmembers)
 	Datum		args[1] = {only ? CStringGetTextDatum(only) : (Datum) 0};
 
 	SPI_connect();
-	SPI_execute_with_args(psprintf("SELECT m.name, m.kind, coalesce(m.server::text, m.conninfo), m.labels::text, "
-								   "m.labels->>'region' FROM %s m WHERE $1 IS NULL OR m.name = $1 ORDER BY m.name",
-								   capacity_object("capacity_fleet_member")),
-						  1, types, args, only ? " " : "n", true, 0);
+	/* as the owner, search_path pinned (catalog.c) */
+	catalog_execute(psprintf("SELECT m.name, m.kind, coalesce(m.server::text, m.conninfo), m.labels::text, "
+							 "m.labels->>'region' FROM %s m WHERE $1 IS NULL OR m.name = $1 ORDER BY m.name",
+							 capacity_object("capacity_fleet_member")),
+					1, types, args, only ? " " : "n", true);
 	n = SPI_processed;
 	members = MemoryContextAllocZero(outer, sizeof(Member) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)

@@ -52,6 +52,35 @@
  * msg with every non-empty password among keywords/values replaced, on
  * one line.  palloc'd.
  */
+/* Replace every occurrence of secret in *out. */
+static void
+scrub_one(char **out, const char *secret)
+{
+	char	   *hit;
+	size_t		slen;
+
+	if (secret == NULL || secret[0] == '\0')
+		return;
+	slen = strlen(secret);
+	while ((hit = strstr(*out, secret)) != NULL)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, *out, hit - *out);
+		appendStringInfoString(&buf, SCRUBBED);
+		appendStringInfoString(&buf, hit + slen);
+		*out = buf.data;
+	}
+}
+
+/* A first "dbname" is a connection string (expand_dbname), as in libpq. */
+static bool
+expands_dbname(const char *const *keywords)
+{
+	return keywords && keywords[0] && strcmp(keywords[0], "dbname") == 0;
+}
+
 char *
 remote_scrub(const char *msg, const char *const *keywords,
 			 const char *const *values)
@@ -60,24 +89,17 @@ remote_scrub(const char *msg, const char *const *keywords,
 	int			len;
 
 	for (int i = 0; keywords && keywords[i]; i++)
+		if (strcmp(keywords[i], "password") == 0)
+			scrub_one(&out, values[i]);
+	if (expands_dbname(keywords) && values[0])
 	{
-		const char *secret = values[i];
-		char	   *hit;
-		size_t		slen;
+		PQconninfoOption *opts = PQconninfoParse(values[0], NULL);
 
-		if (strcmp(keywords[i], "password") != 0 || secret == NULL || secret[0] == '\0')
-			continue;
-		slen = strlen(secret);
-		while ((hit = strstr(out, secret)) != NULL)
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			appendBinaryStringInfo(&buf, out, hit - out);
-			appendStringInfoString(&buf, SCRUBBED);
-			appendStringInfoString(&buf, hit + slen);
-			out = buf.data;
-		}
+		for (PQconninfoOption *o = opts; o && o->keyword; o++)
+			if (strcmp(o->keyword, "password") == 0)
+				scrub_one(&out, o->val);
+		if (opts)
+			PQconninfoFree(opts);
 	}
 	/* one line: libpq continues messages on indented lines */
 	len = strlen(out);
@@ -143,7 +165,7 @@ remote_connect(const char *const *keywords, const char *const *values,
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
 
 	*error = NULL;
-	conn = PQconnectStartParams(keywords, values, 0);
+	conn = PQconnectStartParams(keywords, values, expands_dbname(keywords));
 	if (conn == NULL)
 	{
 		*error = pstrdup("out of memory");
@@ -330,6 +352,9 @@ remote_server_params(const char *server, const char ***keywords,
 
 	kw = palloc0(sizeof(char *) * (list_length(fs->options) + list_length(umopts) + 2));
 	val = palloc0(sizeof(char *) * (list_length(fs->options) + list_length(umopts) + 2));
+	/* first, so that a server's dbname is taken literally, never expanded */
+	kw[n] = "fallback_application_name";
+	val[n++] = "matter_capacity fleet";
 	foreach(lc, fs->options)
 	{
 		DefElem    *d = lfirst(lc);
@@ -350,8 +375,6 @@ remote_server_params(const char *server, const char ***keywords,
 			val[n++] = defGetString(d);
 		}
 	}
-	kw[n] = "fallback_application_name";
-	val[n++] = "matter_capacity fleet";
 	kw[n] = NULL;
 	val[n] = NULL;
 	if (defaults)
@@ -453,7 +476,7 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 		c->connect_ms = c->rtt_ms = -1;
 		c->state = RC_CONNECTING;
 		c->poll = PGRES_POLLING_WRITING;
-		c->conn = PQconnectStartParams(c->keywords, c->values, 0);
+		c->conn = PQconnectStartParams(c->keywords, c->values, expands_dbname(c->keywords));
 		if (c->conn == NULL)
 		{
 			c->error = pstrdup("out of memory");
