@@ -142,10 +142,43 @@ ms_since(TimestampTz start)
 	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
-/* Ask the peer to stop the statement running on conn; best effort. */
+/*
+ * Ask the peer to stop the statement running on conn; best effort.  With
+ * libpq 17's non-blocking cancel the request is bounded by CANCEL_WAIT_MS
+ * (it may run while an error is being thrown: no CHECK_FOR_INTERRUPTS);
+ * older libpq's PQcancel blocks until the peer's postmaster answers.
+ */
+#define CANCEL_WAIT_MS	1000
+
 static void
 send_cancel(PGconn *conn)
 {
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+	PGcancelConn *cc = PQcancelCreate(conn);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_WAIT_MS);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (cc == NULL)
+		return;
+	if (PQcancelStart(cc))
+		while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		{
+			long		left = ms_left(deadline);
+			int			rc;
+
+			if (left <= 0 || PQcancelSocket(cc) < 0)
+				break;
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								   (st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE),
+								   PQcancelSocket(cc), left, PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+			if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+				st = PQcancelPoll(cc);
+		}
+	PQcancelFinish(cc);
+#else
 	PGcancel   *cancel = PQgetCancel(conn);
 	char		errbuf[256];
 
@@ -154,6 +187,7 @@ send_cancel(PGconn *conn)
 		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
 		PQfreeCancel(cancel);
 	}
+#endif
 }
 
 PGconn *
