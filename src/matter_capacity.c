@@ -45,6 +45,12 @@
  *					checks) as that user, restricted, under a timeout.
  *	convert.c		the parts of the online conversion that write a user's
  *					rows: run as the table's owner, and the write replay.
+ *	remote.c		libpq from a backend or the worker: connect and run
+ *					statements on the latch, bounded by timeouts,
+ *					cancelled when late; errors scrubbed of passwords.
+ *	fleet.c			the fleet seen from the hub: member checks at
+ *					registration, polling members concurrently for
+ *					capacity_fleet, their figures for the sampler.
  *
  * The SQL half (src/sql/, assembled in name order into the install script;
  * the 1.0 -> 1.1 upgrade is src/sql/upgrade/).  Each piece carries the
@@ -66,6 +72,7 @@
  *	46_report		capacity_report(): the weekly review as text.
  *	46_stage_actions	declaring the stage, flags, thresholds, bindings.
  *	47_report_html	capacity_report_html(): the review as one HTML page.
+ *	48_fleet		the fleet registry and the capacity_fleet view.
  *	60_convert		online conversion of an ordinary table (the stage 3
  *					migration) and its backfill, as procedures.
  *	70_drop_cleanup	a dropped managed table takes its policy, conversion
@@ -122,6 +129,7 @@ int			mc_forecast_lookback_days = 30;
 int			mc_backfill_batches = 100;
 int			mc_tenant_sample_rows = 30000;
 int			mc_tenant_sample_seed = -1;
+int			mc_fleet_timeout_ms = 2000;
 
 void		_PG_init(void);
 
@@ -273,6 +281,15 @@ _PG_init(void)
 							-1, -1, INT_MAX,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.fleet_timeout",
+							"Time a fleet member (server or pooler) may take to connect and answer before it is reported unreachable.",
+							"Members are polled concurrently, so capacity_fleet and a fleet sampling take at most about this long.",
+							&mc_fleet_timeout_ms,
+							2000, 10, 600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	/*
