@@ -17,49 +17,54 @@
  *
  * Owns: the connection parameters (how to reach the server from
  * matter_capacity.loopback_conninfo, or the server's own socket; always
- * this database and the current role), and running those
- * statements interruptibly.  Must not decide what to detach or run.
+ * this database and the current role).  Connecting and running go through
+ * remote.c (on the latch; the connection bounded by
+ * matter_capacity.loopback_timeout).  Must not decide what to detach or
+ * run.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "libpq-fe.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
-#include "storage/latch.h"
 #include "commands/dbcommands.h"
 #include "utils/builtins.h"
-#include "utils/wait_event.h"
 
 #include "matter_capacity.h"
 #include "loopback.h"
+#include "remote.h"
 
 /*
  * The loopback connects to this server, this database, as the current
  * role, always: matter_capacity.loopback_conninfo may add how to reach the
  * server (host, port, sslmode, passfile ...), but its user and dbname, if
- * any, are overridden.  Parameters are passed as keyword/value arrays
- * (PQconnectdbParams), never formatted into a string, so no database or
- * role name can add or change a parameter.  Only the setting itself is
- * parsed as a connection string (the first dbname, expand_dbname); libpq
- * uses the last value of a repeated keyword.
+ * any, are overridden.  Parameters are passed as keyword/value arrays,
+ * never formatted into a string, so no database or role name can add or
+ * change a parameter.  Only the setting itself is parsed as a connection
+ * string (the first dbname, expand_dbname); libpq uses the last value of a
+ * repeated keyword.
+ *
+ * Connecting goes through remote.c: asynchronous on the latch, so SIGTERM
+ * and query cancel are honoured while the server is slow to answer, and
+ * bounded by matter_capacity.loopback_timeout.
  */
 #define LOOPBACK_PARAMS 7
 
 static PGconn *
-loopback_connect_params(void)
+loopback_connect(char **error)
 {
 	const char *keywords[LOOPBACK_PARAMS + 1];
 	const char *values[LOOPBACK_PARAMS + 1];
 	int			n = 0;
-	bool		expand = false;
 
 	if (mc_loopback_conninfo && mc_loopback_conninfo[0] != '\0')
 	{
+		/* a first dbname is expanded as a connection string (remote.c) */
 		keywords[n] = "dbname";
 		values[n++] = mc_loopback_conninfo;
-		expand = true;
 	}
 	else
 	{
@@ -81,77 +86,26 @@ loopback_connect_params(void)
 	values[n++] = "matter_capacity loopback";
 	keywords[n] = NULL;
 	values[n] = NULL;
-	return PQconnectdbParams(keywords, values, expand ? 1 : 0);
+	return remote_connect(keywords, values, mc_loopback_timeout_ms, error);
 }
 
-/* Run one statement, waiting on our latch so cancel and shutdown work. */
+/*
+ * Run one statement, waiting on our latch so cancel and shutdown work (and
+ * stop the statement on the server too).  The statements sent here are the
+ * work itself (a DETACH waiting for readers, a slice of backfill bounded by
+ * matter_capacity.backfill_batches), so they get no deadline of their own.
+ */
+#define LOOPBACK_NO_DEADLINE_MS INT_MAX
+
 static bool
 loopback_exec(PGconn *conn, const char *sql, char **error)
 {
-	PGresult   *res;
-	bool		ok = true;
+	PGresult   *res = remote_exec(conn, sql, 0, NULL, LOOPBACK_NO_DEADLINE_MS, error);
 
-	if (!PQsendQuery(conn, sql))
-	{
-		*error = pstrdup(PQerrorMessage(conn));
+	if (res == NULL)
 		return false;
-	}
-	for (;;)
-	{
-		while (PQisBusy(conn))
-		{
-			int			rc = WaitLatchOrSocket(MyLatch,
-											   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-											   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
-			{
-				*error = pstrdup(PQerrorMessage(conn));
-				return false;
-			}
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		{
-			*error = pstrdup(PQresultErrorMessage(res));
-			ok = false;
-		}
-		PQclear(res);
-	}
-	return ok;
-}
-
-/* Interrupted: stop the remote statement too, then drop the connection. */
-static void
-cancel_and_finish(PGconn *conn)
-{
-	PGcancel   *cancel = PQgetCancel(conn);
-	char		errbuf[256];
-
-	if (cancel)
-	{
-		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-		PQfreeCancel(cancel);
-	}
-	PQfinish(conn);
-}
-
-static PGconn *
-loopback_connect(char **error)
-{
-	PGconn	   *conn = loopback_connect_params();
-
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		*error = pstrdup(PQerrorMessage(conn));
-		PQfinish(conn);
-		return NULL;
-	}
-	return conn;
+	PQclear(res);
+	return true;
 }
 
 /*
@@ -163,37 +117,38 @@ bool
 detach_concurrently(const char *parent_q, const char *part_q, char **error)
 {
 	PGconn	   *conn;
+	PGresult   *res;
 	bool		ok;
-	volatile bool pending = false;
+	bool		pending = false;
 
 	*error = NULL;
 	if ((conn = loopback_connect(error)) == NULL)
 		return false;
 	PG_TRY();
 	{
-		PGresult   *res;
-		char	   *sql;
-
-		sql = psprintf("SELECT i.inhdetachpending FROM pg_catalog.pg_inherits i "
-					   "WHERE i.inhrelid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass",
-					   quote_literal_cstr(part_q));
-		res = PQexec(conn, sql);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		res = remote_exec(conn,
+						  psprintf("SELECT i.inhdetachpending FROM pg_catalog.pg_inherits i "
+								   "WHERE i.inhrelid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass",
+								   quote_literal_cstr(part_q)),
+						  0, NULL, mc_loopback_timeout_ms, error);
+		ok = res != NULL;
+		if (res && PQntuples(res) == 1)
 			pending = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		PQclear(res);
-
-		ok = loopback_exec(conn, psprintf("ALTER TABLE %s DETACH PARTITION %s %s",
-										  parent_q, part_q,
-										  pending ? "FINALIZE" : "CONCURRENTLY"),
-						   error);
+		if (res)
+			PQclear(res);
+		if (ok)
+			ok = loopback_exec(conn, psprintf("ALTER TABLE %s DETACH PARTITION %s %s",
+											  parent_q, part_q,
+											  pending ? "FINALIZE" : "CONCURRENTLY"),
+							   error);
 	}
 	PG_CATCH();
 	{
-		cancel_and_finish(conn);
+		remote_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	PQfinish(conn);
+	remote_close(conn);
 	return ok;
 }
 
@@ -216,10 +171,10 @@ loopback_run(const char *sql, char **error)
 	}
 	PG_CATCH();
 	{
-		cancel_and_finish(conn);
+		remote_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	PQfinish(conn);
+	remote_close(conn);
 	return ok;
 }

@@ -114,6 +114,7 @@ PG_MODULE_MAGIC;
 int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
+int			mc_loopback_timeout_ms = 10000;
 int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
 int			mc_max_leaves_per_policy = 10000;
@@ -219,6 +220,15 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.loopback_timeout",
+							"Time the loopback connection may take to connect (and to answer a short query) before the caller gives up.",
+							"The DETACH ... CONCURRENTLY and backfill statements sent through it are waited for without a deadline, interruptibly; a failed loopback falls back to a bounded plain DETACH.",
+							&mc_loopback_timeout_ms,
+							10000, 10, 600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("matter_capacity.sample_interval",
 							"Seconds between two samplings by the background worker.",
