@@ -45,11 +45,13 @@ probe_error_context(void *arg)
 /*
  * The indicator-name rule, the only copy: a lower-case letter, then
  * lower-case letters, digits and underscores, at most 63 bytes (a name).
- * SQL checks it through capacity_check_indicator_name(): the
- * capacity_indicator table's CHECK, capacity_register_push, plan documents.
+ * SQL checks it through capacity_check_indicator_name() (the
+ * capacity_indicator table's CHECK, capacity_register_push) and
+ * capacity_indicator_name_valid() (plan documents, which report their own
+ * error with the document path).
  */
-static void
-check_indicator_name(const char *name)
+static bool
+indicator_name_valid(const char *name)
 {
 	const char *p;
 	bool		ok = name != NULL && strlen(name) > 0 && strlen(name) < NAMEDATALEN &&
@@ -57,11 +59,26 @@ check_indicator_name(const char *name)
 
 	for (p = name; ok && *p; p++)
 		ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
-	if (!ok)
+	return ok;
+}
+
+static void
+check_indicator_name(const char *name)
+{
+	if (!indicator_name_valid(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("matter_capacity: indicator name \"%s\" is not valid", name ? name : "<NULL>"),
 				 errhint("Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.")));
+}
+
+PG_FUNCTION_INFO_V1(capacity_indicator_name_valid);
+
+/* capacity_indicator_name_valid(name text) RETURNS boolean (NULL: false) */
+Datum
+capacity_indicator_name_valid(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!PG_ARGISNULL(0) && indicator_name_valid(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
 PG_FUNCTION_INFO_V1(capacity_check_indicator_name);

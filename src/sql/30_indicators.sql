@@ -8,6 +8,12 @@ LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'capacity_check_indicator_name';
 COMMENT ON FUNCTION @extschema@.capacity_check_indicator_name(text) IS
     'true when name is a valid indicator name (a lower-case letter, then lower-case letters, digits and _, at most 63 bytes); else error 42602 naming it.';
+CREATE FUNCTION @extschema@.capacity_indicator_name_valid(name text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_indicator_name_valid';
+COMMENT ON FUNCTION @extschema@.capacity_indicator_name_valid(text) IS
+    'Whether name is a valid indicator name (the rule of capacity_check_indicator_name), without raising; false for NULL.';
 
 CREATE TABLE @extschema@.capacity_indicator (
     name        text PRIMARY KEY CONSTRAINT capacity_indicator_name_check

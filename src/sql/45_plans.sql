@@ -297,7 +297,7 @@ BEGIN
             '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
     END IF;
     FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
-        IF k !~ '^[a-z][a-z0-9_]*$' OR jsonb_typeof(st) <> 'object' THEN
+        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
                 'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
         END IF;

@@ -5513,3 +5513,329 @@ COMMENT ON VIEW @extschema@.capacity_fleet IS
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
+
+-- ======== the indicator-name rule in plan documents too ========
+-- Plan documents check indicator names with the same C rule
+-- (capacity_indicator_name_valid).  Mirrors 30_indicators.sql and 45_plans.sql.
+
+CREATE FUNCTION @extschema@.capacity_indicator_name_valid(name text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_indicator_name_valid';
+COMMENT ON FUNCTION @extschema@.capacity_indicator_name_valid(text) IS
+    'Whether name is a valid indicator name (the rule of capacity_check_indicator_name), without raising; false for NULL.';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pname text;
+    k text;
+    kind text;
+    i integer;
+    st jsonb;
+    spath text;
+    sname text;
+    known_ind text[];
+    known_set text[];
+    steps jsonb := '[]';          -- normalised steps
+    conds jsonb := '[]';          -- normalised conditions
+    names text[] := '{}';
+    cnames text[] := '{}';
+    g record;
+    nc jsonb;
+    cname text;
+    roots integer := 0;
+    rung integer;
+    cur text;
+    was_active boolean;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
+    IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
+            'Start from SELECT capacity_plan_export(''tiers-abc'').');
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(doc) LOOP
+        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
+            PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
+                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts, grid.');
+        END IF;
+    END LOOP;
+    IF doc ? 'format' AND doc -> 'format' <> '1'::jsonb THEN
+        PERFORM @extschema@.capacity_plan_fail('$.format', format('format %s is not known', doc -> 'format'), '22023',
+            'This version reads format 1.');
+    END IF;
+    pname := doc ->> 'name';
+    IF jsonb_typeof(doc -> 'name') IS DISTINCT FROM 'string' OR pname !~ '^[a-z][a-z0-9_-]{0,62}$' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.name', 'the plan needs a "name" of lower-case letters, digits, _ and -', '22023',
+            'For example "name": "acme-tiers".');
+    END IF;
+    IF pname = 'matter-six-stage' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.name', 'matter-six-stage is the shipped ladder and is not replaced by a document', '42710',
+            'Import the document under another name; edit the ladder''s triggers in capacity_trigger.');
+    END IF;
+    IF doc ? 'description' AND jsonb_typeof(doc -> 'description') <> 'string' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.description', '"description" must be a string', '22023', 'Quote the value.');
+    END IF;
+
+    -- settings: {"name": {"value": n, "unit": ..., "description": ...}}
+    IF doc ? 'settings' AND jsonb_typeof(doc -> 'settings') <> 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.settings', '"settings" must be an object', '22023',
+            '{"name": {"value": 1000, "unit": "per second", "description": "..."}}');
+    END IF;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
+        IF k !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s', k), 'not a setting name', '22023', 'Lower-case letters, digits and _.');
+        END IF;
+        IF (CASE WHEN jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number' THEN true
+                 ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
+                'The figure in the setting''s unit.');
+        END IF;
+    END LOOP;
+    known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
+                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'settings', '{}')));
+
+    -- indicators: {"name": {"unit": ..., "description": ...}}, pushed
+    IF doc ? 'indicators' AND jsonb_typeof(doc -> 'indicators') <> 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.indicators', '"indicators" must be an object', '22023',
+            '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
+    END IF;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
+        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
+                'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
+        END IF;
+    END LOOP;
+    known_ind := ARRAY(SELECT i.name FROM @extschema@.capacity_indicator i
+                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'indicators', '{}')));
+
+    -- steps and their rules
+    FOREACH kind IN ARRAY ARRAY['tiers', 'gates', 'guardrails', 'alerts'] LOOP
+        IF doc ? kind AND jsonb_typeof(doc -> kind) <> 'array' THEN
+            PERFORM @extschema@.capacity_plan_fail('$.' || kind, format('"%s" must be an array', kind), '22023', 'List the steps in order.');
+        END IF;
+        FOR i IN 0 .. coalesce(jsonb_array_length(doc -> kind), 0) - 1 LOOP
+            st := doc -> kind -> i;
+            spath := format('$.%s[%s]', kind, i);
+            IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'name') IS DISTINCT FROM 'string'
+               OR st ->> 'name' !~ '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.name', 'a step needs a "name" (letters, digits, space, _ . -)', '22023',
+                    'For example "name": "B".');
+            END IF;
+            sname := st ->> 'name';
+            IF sname = ANY (names) THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.name', format('step "%s" is named twice', sname), '42710',
+                    'Tiers, gates, guardrails and alerts of a plan have distinct names.');
+            END IF;
+            names := names || sname;
+            FOR k IN SELECT jsonb_object_keys(st) LOOP
+                IF NOT (k IN ('name', 'description', 'runbook')
+                        OR (kind = 'tiers' AND k IN ('from', 'enter', 'exit', 'one_way'))
+                        OR (kind <> 'tiers' AND k = 'when')
+                        OR (kind = 'gates' AND k = 'checklist')) THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('unknown field "%s" of a %s step', k, rtrim(kind, 's')), '22023',
+                        'Tiers: name, description, runbook, from, enter, exit, one_way; gates: name, description, runbook, when, checklist; guardrails and alerts: name, description, runbook, when.');
+                END IF;
+                IF k IN ('description', 'runbook', 'from') AND jsonb_typeof(st -> k) <> 'string' THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('"%s" must be a string', k), '22023', 'Quote the value.');
+                END IF;
+            END LOOP;
+            IF st ? 'one_way' AND jsonb_typeof(st -> 'one_way') <> 'boolean' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.one_way', '"one_way" is true or false', '22023', 'true: never suggest moving back down.');
+            END IF;
+            IF kind = 'tiers' THEN
+                IF st ? 'from' THEN
+                    IF NOT st ? 'enter' THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || '.enter', format('tier "%s" has no "enter" rule', sname), '22023',
+                            'Every tier above the first says when to move into it.');
+                    END IF;
+                ELSE
+                    roots := roots + 1;
+                    IF roots > 1 THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || '.from', format('tier "%s" has no "from": a ladder has one first tier', sname), '22023',
+                            'Name the tier each tier is entered from.');
+                    END IF;
+                    IF st ? 'enter' OR st ? 'exit' THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || CASE WHEN st ? 'enter' THEN '.enter' ELSE '.exit' END,
+                            format('the first tier "%s" is not entered or left by a rule', sname), '22023',
+                            'Put the conditions of staying in the first tier in the exit rule of the tier above it.');
+                    END IF;
+                END IF;
+                IF coalesce((st ->> 'one_way')::boolean, false) AND st ? 'exit' THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.exit', format('one-way tier "%s" has an exit rule', sname), '22023',
+                        'Remove "exit" or "one_way".');
+                END IF;
+            ELSIF NOT st ? 'when' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.when', format('step "%s" has no "when" rule', sname), '22023',
+                    'A gate, guardrail or alert holds when its rule does.');
+            END IF;
+            IF st ? 'checklist' AND (jsonb_typeof(st -> 'checklist') <> 'array'
+                   OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'checklist') x WHERE jsonb_typeof(x) <> 'string'
+                                 OR x #>> '{}' !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$')) THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', 'a checklist is an array of flag names', '22023',
+                    'Each item is declared with capacity_declare(flag, note) once it is done.');
+            END IF;
+            steps := steps || jsonb_build_object('name', sname, 'kind', rtrim(kind, 's'), 'ordinal', i + 1,
+                                                 'from_tier', st ->> 'from', 'one_way', coalesce((st ->> 'one_way')::boolean, false),
+                                                 'runbook', st ->> 'runbook', 'description', coalesce(st ->> 'description', ''));
+            FOREACH k IN ARRAY ARRAY['enter', 'exit', 'when'] LOOP
+                CONTINUE WHEN NOT st ? k;
+                FOR g IN SELECT * FROM @extschema@.capacity_plan_rule_groups(st -> k, spath || '.' || k) LOOP
+                    nc := @extschema@.capacity_plan_check_condition(g.cond, g.cpath, known_ind, known_set);
+                    cname := coalesce(g.cond ->> 'name', format('%s.%s.%s.%s', sname, k, g.grp, g.pos));
+                    IF cname = ANY (cnames) THEN
+                        PERFORM @extschema@.capacity_plan_fail(g.cpath || '.name', format('condition "%s" is named twice', cname), '42710',
+                            'Conditions of a plan have distinct names.');
+                    END IF;
+                    cnames := cnames || cname;
+                    conds := conds || (nc || jsonb_build_object('name', cname, 'step', sname,
+                                         'rule', CASE k WHEN 'when' THEN 'enter' ELSE k END, 'grp', g.grp));
+                END LOOP;
+            END LOOP;
+            FOR k IN SELECT x #>> '{}' FROM jsonb_array_elements(coalesce(st -> 'checklist', '[]')) x LOOP
+                cname := sname || '.checklist.' || k;
+                IF cname = ANY (cnames) THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', format('checklist item "%s" is listed twice', k), '42710',
+                        'List each item once.');
+                END IF;
+                cnames := cnames || cname;
+                conds := conds || jsonb_build_object('name', cname, 'step', sname, 'rule', 'checklist', 'grp', 0,
+                                     'declared_flag', k, 'aggregate', 'latest', 'comparator', '>', 'sustain', '0',
+                                     'label_filter', '{}'::jsonb, 'description', 'checklist: ' || k);
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    -- the grid: archetypes by size band x columns, a requirement per cell
+    IF doc ? 'grid' THEN
+        st := doc -> 'grid';
+        IF jsonb_typeof(st) <> 'object' OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) x WHERE x NOT IN ('measure', 'archetypes', 'columns', 'cells')) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid', 'a grid is {"measure", "archetypes", "columns", "cells"}', '22023',
+                'See docs/plans.md, preset tenant-archetypes.');
+        END IF;
+        IF jsonb_typeof(st -> 'measure') IS DISTINCT FROM 'string' OR NOT (st ->> 'measure' = ANY (known_ind)) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.measure', format('unknown indicator "%s"', st ->> 'measure'), '42704',
+                'The indicator whose latest value per {tenant} label places a tenant in a size band.');
+        END IF;
+        IF jsonb_typeof(st -> 'archetypes') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'archetypes') = 0 THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.archetypes', 'a non-empty array of {"name", "up_to"}', '22023',
+                '"up_to" names the setting bounding the band; the last archetype has none.');
+        END IF;
+        IF jsonb_typeof(st -> 'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'columns') = 0
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'columns') x WHERE jsonb_typeof(x) <> 'string')
+           OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements_text(st -> 'columns') x) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.columns', 'a non-empty array of distinct column names', '22023',
+                'For example ["shared pool", "dedicated database"].');
+        END IF;
+        FOR i IN 0 .. jsonb_array_length(st -> 'archetypes') - 1 LOOP
+            sname := st -> 'archetypes' -> i ->> 'name';
+            IF jsonb_typeof(st -> 'archetypes' -> i) <> 'object' OR sname IS NULL
+               OR EXISTS (SELECT 1 FROM jsonb_object_keys(st -> 'archetypes' -> i) x WHERE x NOT IN ('name', 'up_to'))
+               OR (SELECT count(*) FROM jsonb_array_elements(st -> 'archetypes') a WHERE a ->> 'name' = sname) > 1 THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s]', i), 'an archetype is {"name", "up_to"} with a distinct name', '22023',
+                    'For example {"name": "A", "up_to": "archetype_a_max_rows"}.');
+            END IF;
+            IF (i < jsonb_array_length(st -> 'archetypes') - 1) <> (st -> 'archetypes' -> i ? 'up_to')
+               OR (st -> 'archetypes' -> i ? 'up_to' AND NOT (st -> 'archetypes' -> i ->> 'up_to' = ANY (known_set))) THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s].up_to', i),
+                    'every archetype but the last is bounded by a known setting', '42704',
+                    'Define the band''s bound under $.settings; the last archetype takes every larger tenant.');
+            END IF;
+            FOR k IN SELECT jsonb_array_elements_text(st -> 'columns') LOOP
+                IF coalesce(st #>> ARRAY['cells', sname, k], '') NOT IN ('required', 'recommended', 'optional', 'n.a.') THEN
+                    PERFORM @extschema@.capacity_plan_fail(format('$.grid.cells.%s.%s', sname, k),
+                        'each cell is required, recommended, optional or n.a.', '22023',
+                        'Fill every archetype x column of the grid.');
+                END IF;
+            END LOOP;
+        END LOOP;
+    END IF;
+
+    IF jsonb_array_length(steps) = 0 THEN
+        PERFORM @extschema@.capacity_plan_fail('$', 'the plan has no tiers, gates, guardrails or alerts', '22023',
+            'A plan needs at least one step.');
+    END IF;
+
+    -- the ladder: every "from" names a tier, no two tiers are entered from
+    -- the same one, and walking up from the first tier reaches them all
+    FOR i IN 0 .. coalesce(jsonb_array_length(doc -> 'tiers'), 0) - 1 LOOP
+        st := doc -> 'tiers' -> i;
+        CONTINUE WHEN NOT st ? 'from';
+        IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'name' = st ->> 'from') THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('tier "%s" is not in the plan', st ->> 'from'), '42704',
+                'Name a tier listed under $.tiers.');
+        END IF;
+        IF (SELECT count(*) FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = st ->> 'from') > 1 THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('two tiers are entered from "%s": a ladder does not branch', st ->> 'from'), '42P17',
+                'Each tier has at most one tier above it; use gates for independent decisions.');
+        END IF;
+    END LOOP;
+    IF coalesce(jsonb_array_length(doc -> 'tiers'), 0) > 0 THEN
+        cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE NOT t ? 'from');
+        rung := 0;
+        WHILE cur IS NOT NULL LOOP
+            rung := rung + 1;
+            steps := (SELECT jsonb_agg(CASE WHEN s ->> 'name' = cur AND s ->> 'kind' = 'tier'
+                                            THEN s || jsonb_build_object('ordinal', rung) ELSE s END)
+                        FROM jsonb_array_elements(steps) s);
+            cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = cur);
+            EXIT WHEN rung > jsonb_array_length(doc -> 'tiers');
+        END LOOP;
+        IF rung <> jsonb_array_length(doc -> 'tiers') THEN
+            -- the first tier the walk from the first one never reached
+            SELECT t.o - 1 INTO i FROM jsonb_array_elements(doc -> 'tiers') WITH ORDINALITY t(v, o)
+             WHERE t.v ? 'from' AND NOT EXISTS (
+                   WITH RECURSIVE up(n, d) AS (
+                       SELECT x ->> 'name', 1 FROM jsonb_array_elements(doc -> 'tiers') x WHERE NOT x ? 'from'
+                       UNION ALL
+                       SELECT x ->> 'name', up.d + 1 FROM up JOIN jsonb_array_elements(doc -> 'tiers') x ON x ->> 'from' = up.n
+                        WHERE up.d <= jsonb_array_length(doc -> 'tiers'))
+                   SELECT 1 FROM up WHERE up.n = t.v ->> 'name')
+             ORDER BY t.o LIMIT 1;
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', coalesce(i, 0)),
+                format('tier "%s" is on a cycle: the ladder never reaches it from its first tier', doc -> 'tiers' -> coalesce(i, 0) ->> 'name'),
+                '42P17', 'A ladder starts at one tier without "from"; each other tier names the one below it.');
+        END IF;
+    END IF;
+
+    -- all checked: write
+    SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
+        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
+        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
+                coalesce(st ->> 'description', format('setting of plan %s', pname)))
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
+    END LOOP;
+    INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
+    SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
+           session_user::text::regrole
+      FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) e
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator i WHERE i.name = e.key);
+    INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
+    VALUES (pname, coalesce(doc ->> 'description', ''), doc, coalesce(was_active, false));
+    INSERT INTO @extschema@.capacity_plan_step (plan, name, kind, ordinal, from_tier, one_way, runbook, description)
+    SELECT pname, s.name, s.kind, s.ordinal, s.from_tier, s.one_way, s.runbook, s.description
+      FROM jsonb_to_recordset(steps) AS s(name text, kind text, ordinal integer, from_tier text, one_way boolean,
+                                          runbook text, description text);
+    INSERT INTO @extschema@.capacity_plan_condition
+        (plan, name, step, rule, grp, indicator, label_filter, bind_table, aggregate, ratio_filter, per_period,
+         comparator, threshold, threshold_setting, sustain, days, daily, declared_flag, description)
+    SELECT pname, c.name, c.step, c.rule, c.grp, c.indicator, coalesce(c.label_filter, '{}'), c.bind_table,
+           c.aggregate, c.ratio_filter, c.per_period::interval, c.comparator, c.threshold, c.threshold_setting,
+           coalesce(c.sustain, '0')::interval, c.days, c.daily, c.declared_flag, c.description
+      FROM jsonb_to_recordset(conds) AS c(name text, step text, rule text, grp integer, indicator text,
+                                          label_filter jsonb, bind_table text, aggregate text, ratio_filter jsonb,
+                                          per_period text, comparator text, threshold float8, threshold_setting text,
+                                          sustain text, days integer, daily text, declared_flag text, description text);
+    RETURN pname;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
+    'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
+    'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
+    'An installed plan of the same name is replaced (and stays active if it was).';
