@@ -47,6 +47,10 @@
  *	fleet.c			the fleet seen from the hub: member checks at
  *					registration, polling members concurrently for
  *					capacity_fleet, their figures for the sampler.
+ *	tenant_move.c	stage 4 carried out: a tenant moved to a tier member
+ *					with logical replication (publication row filter,
+ *					subscription on the member), verified at one
+ *					consistent point, frozen, cut over, cleaned up.
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot
@@ -96,6 +100,7 @@ int			mc_backfill_batches = 100;
 int			mc_tenant_sample_rows = 30000;
 int			mc_tenant_sample_seed = -1;
 int			mc_fleet_timeout_ms = 2000;
+int			mc_tenant_move_timeout_ms = 30000;
 
 void		_PG_init(void);
 
@@ -255,6 +260,16 @@ _PG_init(void)
 							&mc_fleet_timeout_ms,
 							2000, 10, 600000,
 							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.tenant_move_timeout",
+							"Time each step of a tenant move may take on the member, and the longest wait for its lag to reach a point.",
+							"Bounds CREATE SUBSCRIPTION, counts and checksums on the member, and the catch-up during verification "
+							"and cutover (while the tenant's writes pause).",
+							&mc_tenant_move_timeout_ms,
+							30000, 10, 3600000,
+							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
