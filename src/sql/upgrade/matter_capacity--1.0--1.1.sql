@@ -4344,5 +4344,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) FROM P
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() FROM PUBLIC;
+-- CREATE TRIGGER checks EXECUTE; only capacity_tenant_move adds the guard
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_guard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_tenant_moves, @extschema@.capacity_tenant_tier TO pg_monitor;
