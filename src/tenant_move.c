@@ -926,6 +926,11 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(m->tenant)};
 
+		if (old && (strcmp(old->state, "cut over") == 0 || strcmp(old->state, "cleaned") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" has already moved to fleet member \"%s\"", m->tenant, old->member),
+					 errhint("See capacity_tenant_tier and capacity_tenant_moves.")));
 		if (old)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -202,6 +202,8 @@ for t in org_b org_c; do
 done
 got=$(qs -c "SELECT tenant || ' ' || tier || ' ' || member FROM capacity_tenant_tier")
 [ "$got" = "org_a dedicated tier1" ]; ok $? "the tier registry records the move ($got)"
+got=$(qs -c "SELECT evidence->'tenant_tiers'->'org_a'->>'member' FROM capacity_stage(as_of => '2026-11-25 00:00+00')")
+[ "$got" = tier1 ]; ok $? "stage 4's evidence reads the tier registry (org_a on $got)"
 got=$(qs -c "SELECT labels->'tenants' FROM capacity_fleet_member WHERE name = 'tier1'")
 [ "$got" = '["org_a"]' ]; ok $? "the member's labels list the tenant ($got)"
 got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")/$(qt -c "SELECT count(*) FROM pg_subscription")

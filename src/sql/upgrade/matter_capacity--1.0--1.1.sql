@@ -4348,3 +4348,124 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() FROM PUBLIC
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_guard() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() TO pg_monitor;
 GRANT SELECT ON @extschema@.capacity_tenant_moves, @extschema@.capacity_tenant_tier TO pg_monitor;
+
+-- ======== stage 4's evidence reads the tier registry (tenant moves) ========
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
+                                                horizon interval DEFAULT '6 months')
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur integer;
+    rec integer;
+    fired text[];
+    contradictions text[] := '{}';
+    insufficient text[];
+    ev jsonb;
+    rows @extschema@.capacity_trigger_row[];
+    fc @extschema@.capacity_forecast_row[];
+    planned text[];
+    plan_stage integer;
+    event_rel oid := (bindings ->> 'Event')::oid;
+    audit_rel oid := (bindings ->> 'AuditEntry')::oid;
+BEGIN
+    SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
+     WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
+    cur := coalesce(cur, 1);
+
+    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
+                   WHERE e.stage IS NOT NULL);
+    -- entry triggers of the stages ahead projected to fire within the horizon
+    fc := ARRAY(SELECT f FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, rows, cur + 1) f
+                 WHERE f.status = 'forecast');
+
+    -- per trigger: firing if any series fires; insufficient if none fires
+    -- and none has enough data
+    SELECT array_agg(t.trigger_name ORDER BY t.stage, t.trigger_name), max(t.stage)
+      INTO fired, rec
+      FROM (SELECT e.trigger_name, e.stage FROM unnest(rows) e
+             WHERE e.stage > cur GROUP BY 1, 2 HAVING bool_or(e.status = 'firing')) t;
+
+    SELECT array_agg(t.trigger_name ORDER BY t.trigger_name) INTO insufficient
+      FROM (SELECT e.trigger_name FROM unnest(rows) e
+             WHERE e.stage = cur + 1 GROUP BY 1
+            HAVING NOT bool_or(e.status IN ('firing', 'ok', 'not declared'))) t;
+
+    -- what the database shows against what was declared
+    IF cur >= 2 AND NOT EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.state = 'streaming') THEN
+        contradictions := contradictions || 'stage 2+ declared but no streaming standby is connected'::text;
+    END IF;
+    IF cur >= 3 THEN
+        IF event_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = event_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but Event is not a managed partitioned table'::text;
+        END IF;
+        IF audit_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = audit_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but AuditEntry is not a managed partitioned table'::text;
+        END IF;
+    END IF;
+
+    -- per trigger, its earliest series; the plan is for the stage due first
+    SELECT array_agg(f.trigger_name ORDER BY f.eta, f.stage, f.trigger_name),
+           (array_agg(f.stage ORDER BY f.eta, f.stage))[1]
+      INTO planned, plan_stage
+      FROM (SELECT DISTINCT ON (x.trigger_name) x.* FROM unnest(fc) x
+             ORDER BY x.trigger_name, x.eta) f;
+
+    SELECT jsonb_build_object(
+             'triggers', coalesce(jsonb_object_agg(x.trigger_name, x.detail), '{}'),
+             'contradictions', to_jsonb(contradictions),
+             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])),
+             'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                 'trigger', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                 'eta', f.eta, 'days_left', f.days_left,
+                                 'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                 'method', f.method, 'value', f.current_value,
+                                 'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                             FROM unnest(fc) f),
+             'horizon_end', as_of + horizon,
+             -- stage 4 carried out: the tenants moved to their tier (capacity_tenant_move_cutover)
+             'tenant_tiers', (SELECT coalesce(jsonb_object_agg(t.tenant, jsonb_build_object(
+                                  'tier', t.tier, 'member', t.member, 'moved_at', t.moved_at)), '{}')
+                                FROM @extschema@.capacity_tenant_tier t))
+      INTO ev
+      FROM (SELECT e.trigger_name,
+                   jsonb_build_object('stage', min(e.stage),
+                     'status', CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
+                                    WHEN bool_or(e.status = 'ok') THEN 'ok'
+                                    ELSE min(e.status) END,
+                     'series', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                         'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
+                         'threshold', e.threshold, 'threshold_is_default', e.threshold_is_default,
+                         'window', e.sustain::text, 'samples', e.samples,
+                         'window_start', e.window_start, 'status', e.status))
+                       ORDER BY e.labels::text)) AS detail
+              FROM unnest(rows) e WHERE e.stage > cur
+             GROUP BY e.trigger_name) x;
+
+    current_stage := cur;
+    SELECT d.name INTO current_name FROM @extschema@.capacity_stage_def d WHERE d.stage = cur;
+    -- promote (a trigger fires) > plan (one is forecast within the
+    -- horizon: recommended is the stage to plan for) > review > stay
+    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec
+                              WHEN plan_stage IS NOT NULL THEN plan_stage
+                              ELSE cur END;
+    SELECT d.name, d.runbook INTO recommended_name, runbook
+      FROM @extschema@.capacity_stage_def d WHERE d.stage = recommended_stage;
+    decision := CASE WHEN rec IS NOT NULL AND rec > cur THEN 'promote'
+                     WHEN plan_stage IS NOT NULL THEN 'plan'
+                     WHEN cardinality(contradictions) > 0 OR insufficient IS NOT NULL THEN 'review'
+                     ELSE 'stay' END;
+    firing := CASE WHEN decision = 'plan' THEN planned ELSE coalesce(fired, '{}') END;
+    evidence := ev;
+    evaluated_at := as_of;
+    RETURN NEXT;
+END
+$$;
