@@ -58,6 +58,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "foreign/foreign.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -319,7 +320,10 @@ member_connect(const char *member, const char *server)
 	return conn;
 }
 
-/* Run sql on the member; ERROR (connection closed) unless it succeeds. */
+/*
+ * Run sql on the member; ERROR unless it succeeds.  Callers close the
+ * connection in their PG_CATCH, so no error path leaks or double-closes it.
+ */
 static PGresult *
 member_exec(PGconn *conn, const char *member, const char *sql, int nparams,
 			const char *const *params)
@@ -328,13 +332,10 @@ member_exec(PGconn *conn, const char *member, const char *sql, int nparams,
 	PGresult   *res = remote_exec(conn, sql, nparams, params, mc_tenant_move_timeout_ms, &error);
 
 	if (res == NULL)
-	{
-		remote_close(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("fleet member \"%s\" failed a tenant move step: %s", member, error),
 				 errhint("matter_capacity.tenant_move_timeout bounds each step on the member.")));
-	}
 	return res;
 }
 
@@ -462,7 +463,6 @@ require_synced(PGconn *conn, Move *m)
 		char	   *st = pstrdup(PQgetvalue(res, 0, 1));
 
 		PQclear(res);
-		remote_close(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the initial copy of tenant \"%s\" to member \"%s\" is not finished", m->tenant, m->member),
@@ -584,11 +584,11 @@ capacity_tenant_move_verify(PG_FUNCTION_ARGS)
 	m = require_move(tenant, "verification");
 	require_state(m, ok_states, "verification");
 	conn = member_connect(m->member, m->server);
-	require_synced(conn, m);
 	src = palloc0(sizeof(Tally) * m->ntables);
 	dst = palloc0(sizeof(Tally) * m->ntables);
 	PG_TRY();
 	{
+		require_synced(conn, m);
 		tally_both(m, conn, src, dst);
 	}
 	PG_CATCH();
@@ -751,7 +751,6 @@ check_member_tables(Move *m, PGconn *conn)
 		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		{
 			PQclear(res);
-			remote_close(conn);
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("table %s does not exist on fleet member \"%s\"", t->qname, m->member),
@@ -760,7 +759,6 @@ check_member_tables(Move *m, PGconn *conn)
 		if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
 		{
 			PQclear(res);
-			remote_close(conn);
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table %s on fleet member \"%s\" has no primary key or replica identity",
@@ -791,7 +789,6 @@ check_member_tables(Move *m, PGconn *conn)
 			if (found == NULL || strcmp(found, type) != 0)
 			{
 				PQclear(res);
-				remote_close(conn);
 				ereport(ERROR,
 						(errcode(found ? ERRCODE_DATATYPE_MISMATCH : ERRCODE_UNDEFINED_COLUMN),
 						 found ? errmsg("column %s of table %s is %s on fleet member \"%s\", %s here",
@@ -810,7 +807,6 @@ check_member_tables(Move *m, PGconn *conn)
 		if (strcmp(PQgetvalue(res, 0, 0), "f") != 0)
 		{
 			PQclear(res);
-			remote_close(conn);
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table %s on fleet member \"%s\" already has rows of tenant \"%s\"",
@@ -900,6 +896,7 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	char	   *error = NULL;
 	StringInfoData pub;
 	PGconn	   *conn;
+	volatile bool published = false;
 	volatile bool subscribed = false;
 	int			i;
 
@@ -966,7 +963,6 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	check_source_tables(m);
 
 	conn = member_connect(m->member, m->server);
-	check_member_tables(m, conn);
 
 	initStringInfo(&pub);
 	appendStringInfo(&pub, "CREATE PUBLICATION %s FOR TABLE ", quote_identifier(m->name));
@@ -978,7 +974,9 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
+		check_member_tables(m, conn);
 		/* committed at once: the member's slot must not wait for us */
+		published = true;
 		if (!loopback_run(psprintf("DROP PUBLICATION IF EXISTS %s; %s", quote_identifier(m->name), pub.data),
 						  &error))
 			ereport(ERROR,
@@ -1003,7 +1001,9 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		undo_move(m, PQstatus(conn) == CONNECTION_OK ? conn : NULL, subscribed);
+		if (published)
+			undo_move(m, PQstatus(conn) == CONNECTION_OK ? conn : NULL, subscribed);
+		remote_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1067,11 +1067,11 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 	m = require_move(tenant, "cutover");
 	require_state(m, ok_states, "cutover");
 	conn = member_connect(m->member, m->server);
-	require_synced(conn, m);
 	src = palloc0(sizeof(Tally) * m->ntables);
 	dst = palloc0(sizeof(Tally) * m->ntables);
 	PG_TRY();
 	{
+		require_synced(conn, m);
 		tally_both(m, conn, src, dst);
 		equal = record_tallies(m, src, dst);
 		if (!equal)
@@ -1313,7 +1313,9 @@ capacity_tenant_move_guard(PG_FUNCTION_ARGS)
 					 ? errmsg("tenant \"%s\" is frozen: it is moving to fleet member \"%s\"", tenant, member)
 					 : errmsg("tenant \"%s\" has moved to fleet member \"%s\"", tenant, member),
 					 errdetail("Writes of the tenant are refused on this database (move state: %s).", state),
-					 errhint("Route the tenant's connections to \"%s\"; retry there after cutover.", member)));
+					 strcmp(state, "frozen") == 0
+					 ? errhint("Route the tenant's connections to \"%s\"; retry there after cutover.", member)
+					 : errhint("The tenant lives on \"%s\" now: route its connections there.", member)));
 		SPI_finish();
 	}
 	return PointerGetDatum(newt ? newt : oldt);
@@ -1359,7 +1361,9 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 		bool	   *nulls = palloc0(sizeof(bool) * 14 * Max(m->ntables, 1));
 
 		confirmed = live ? slot_confirmed(m->name) : InvalidXLogRecPtr;
-		if (m->server)
+		if (m->server && GetForeignServerByName(m->server, true) == NULL)
+			note = psprintf("foreign server %s of fleet member %s does not exist", m->server, m->member);
+		else if (m->server)
 		{
 			const char **keywords;
 			const char **values;

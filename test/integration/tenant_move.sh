@@ -141,6 +141,10 @@ ok $? "the move resumed: both tables ready, state verifying"
 got=$(qs -c "SELECT string_agg(table_name || '=' || source_rows || '/' || target_rows || ':' || equal, ' ' ORDER BY table_name::text) FROM capacity_tenant_move_verify('org_b')")
 [ "$got" = '"AuditEntry"=2000/2000:true "Event"=10000/10000:true' ]; ok $? "verified equal after the crash ($got)"
 st=$(state_of "SELECT capacity_tenant_move('org_b', 'tier1')"); [ "$st" = 55000 ]; ok $? "a tenant being moved is refused a second move ($st)"
+sub=$(qs -c "SELECT name FROM capacity_tenant_move WHERE tenant = 'org_b'")
+qt -c "DROP SUBSCRIPTION $sub" >/dev/null
+got=$(qs -c "SELECT DISTINCT state || ': ' || reason FROM capacity_tenant_moves")
+[ "$got" = "failed: fleet member tier1 has no subscription $sub" ]; ok $? "a move whose subscription was dropped on the member shows failed, with the reason ($got)"
 qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort before cutover"
 b_src_after=$(checks qs org_b)
 [ "$b_src_after" = "$b_src_before" ]; ok $? "abort: org_b's rows here as before ($b_src_after)"
@@ -236,3 +240,12 @@ st=$(psql -X -q -At -h "$SD" -p $S -U app -d postgres -v VERBOSITY=verbose -c "S
 [ "$st" = 42501 ]; ok $? "mutating functions are not for PUBLIC ($st)"
 got=$(psql -X -q -At -h "$SD" -p $S -U mon -d postgres -c "SELECT count(*) FROM capacity_tenant_moves" 2>&1)
 [ "$got" = 2 ]; ok $? "pg_monitor reads capacity_tenant_moves ($got)"
+
+# ---- credentials never show: a password in the user mapping, the member down
+qs -c "ALTER USER MAPPING FOR postgres SERVER tier1_srv OPTIONS (ADD password 'sekret-pw-42')" >/dev/null
+cluster_stop move_dst
+note=$(qs -c "SELECT DISTINCT note FROM capacity_tenant_moves" 2>&1)
+err=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1')" 2>&1)
+[ -n "$note" ] && echo "$err" | grep -q 'could not connect to fleet member "tier1"' \
+  && ! echo "$note $err" | grep -q sekret && ! grep -q sekret "$SD/server.log"
+ok $? "member down: the view has a note, the move a clear error, the password shows nowhere (view, error, log)"
