@@ -884,7 +884,8 @@ undo_move(Move *m, PGconn *conn, bool subscription)
 
 	if (conn && subscription)
 		member_exec_quiet(conn, psprintf("DROP SUBSCRIPTION IF EXISTS %s", quote_identifier(m->name)), &error);
-	(void) loopback_run(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), &error);
+	(void) loopback_run(psprintf("SET statement_timeout = %d; DROP PUBLICATION IF EXISTS %s",
+								 mc_tenant_move_timeout_ms, quote_identifier(m->name)), &error);
 }
 
 Datum
@@ -977,7 +978,10 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 		check_member_tables(m, conn);
 		/* committed at once: the member's slot must not wait for us */
 		published = true;
-		if (!loopback_run(psprintf("DROP PUBLICATION IF EXISTS %s; %s", quote_identifier(m->name), pub.data),
+		if (!loopback_run(psprintf("SET statement_timeout = %d; SET lock_timeout = %d; "
+								   "DROP PUBLICATION IF EXISTS %s; %s",
+								   mc_tenant_move_timeout_ms, mc_tenant_move_timeout_ms,
+								   quote_identifier(m->name), pub.data),
 						  &error))
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -142,7 +142,7 @@ got=$(qs -c "SELECT string_agg(table_name || '=' || source_rows || '/' || target
 [ "$got" = '"AuditEntry"=2000/2000:true "Event"=10000/10000:true' ]; ok $? "verified equal after the crash ($got)"
 st=$(state_of "SELECT capacity_tenant_move('org_b', 'tier1')"); [ "$st" = 55000 ]; ok $? "a tenant being moved is refused a second move ($st)"
 sub=$(qs -c "SELECT name FROM capacity_tenant_move WHERE tenant = 'org_b'")
-qt -c "DROP SUBSCRIPTION $sub" >/dev/null
+qt -c "DROP SUBSCRIPTION $sub" >/dev/null 2>&1
 got=$(qs -c "SELECT DISTINCT state || ': ' || reason FROM capacity_tenant_moves")
 [ "$got" = "failed: fleet member tier1 has no subscription $sub" ]; ok $? "a move whose subscription was dropped on the member shows failed, with the reason ($got)"
 qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort before cutover"
