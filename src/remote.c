@@ -49,9 +49,38 @@
 #define SCRUBBED		"********"
 
 /*
- * msg with every non-empty password among keywords/values replaced, and
- * trailing newlines removed.  palloc'd.
+ * msg with every non-empty password among keywords/values replaced, on
+ * one line.  palloc'd.
  */
+/* Replace every occurrence of secret in *out. */
+static void
+scrub_one(char **out, const char *secret)
+{
+	char	   *hit;
+	size_t		slen;
+
+	if (secret == NULL || secret[0] == '\0')
+		return;
+	slen = strlen(secret);
+	while ((hit = strstr(*out, secret)) != NULL)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, *out, hit - *out);
+		appendStringInfoString(&buf, SCRUBBED);
+		appendStringInfoString(&buf, hit + slen);
+		*out = buf.data;
+	}
+}
+
+/* A first "dbname" is a connection string (expand_dbname), as in libpq. */
+static bool
+expands_dbname(const char *const *keywords)
+{
+	return keywords && keywords[0] && strcmp(keywords[0], "dbname") == 0;
+}
+
 char *
 remote_scrub(const char *msg, const char *const *keywords,
 			 const char *const *values)
@@ -60,28 +89,40 @@ remote_scrub(const char *msg, const char *const *keywords,
 	int			len;
 
 	for (int i = 0; keywords && keywords[i]; i++)
+		if (strcmp(keywords[i], "password") == 0)
+			scrub_one(&out, values[i]);
+	if (expands_dbname(keywords) && values[0])
 	{
-		const char *secret = values[i];
-		char	   *hit;
-		size_t		slen;
+		PQconninfoOption *opts = PQconninfoParse(values[0], NULL);
 
-		if (strcmp(keywords[i], "password") != 0 || secret == NULL || secret[0] == '\0')
-			continue;
-		slen = strlen(secret);
-		while ((hit = strstr(out, secret)) != NULL)
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			appendBinaryStringInfo(&buf, out, hit - out);
-			appendStringInfoString(&buf, SCRUBBED);
-			appendStringInfoString(&buf, hit + slen);
-			out = buf.data;
-		}
+		for (PQconninfoOption *o = opts; o && o->keyword; o++)
+			if (strcmp(o->keyword, "password") == 0)
+				scrub_one(&out, o->val);
+		if (opts)
+			PQconninfoFree(opts);
 	}
+	/* one line: libpq continues messages on indented lines */
 	len = strlen(out);
 	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
 		out[--len] = '\0';
+	{
+		char	   *r = out,
+				   *w = out;
+
+		while (*r)
+		{
+			if (*r == '\n' || *r == '\r')
+			{
+				while (r[1] == ' ' || r[1] == '\t' || r[1] == '\n' || r[1] == '\r')
+					r++;
+				*w++ = ' ';
+				r++;
+			}
+			else
+				*w++ = *r++;
+		}
+		*w = '\0';
+	}
 	return out;
 }
 
@@ -101,10 +142,43 @@ ms_since(TimestampTz start)
 	return (double) (GetCurrentTimestamp() - start) / 1000.0;
 }
 
-/* Ask the peer to stop the statement running on conn; best effort. */
+/*
+ * Ask the peer to stop the statement running on conn; best effort.  With
+ * libpq 17's non-blocking cancel the request is bounded by CANCEL_WAIT_MS
+ * (it may run while an error is being thrown: no CHECK_FOR_INTERRUPTS);
+ * older libpq's PQcancel blocks until the peer's postmaster answers.
+ */
+#define CANCEL_WAIT_MS	1000
+
 static void
 send_cancel(PGconn *conn)
 {
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+	PGcancelConn *cc = PQcancelCreate(conn);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_WAIT_MS);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (cc == NULL)
+		return;
+	if (PQcancelStart(cc))
+		while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		{
+			long		left = ms_left(deadline);
+			int			rc;
+
+			if (left <= 0 || PQcancelSocket(cc) < 0)
+				break;
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								   (st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE),
+								   PQcancelSocket(cc), left, PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+				ResetLatch(MyLatch);
+			if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+				st = PQcancelPoll(cc);
+		}
+	PQcancelFinish(cc);
+#else
 	PGcancel   *cancel = PQgetCancel(conn);
 	char		errbuf[256];
 
@@ -113,6 +187,7 @@ send_cancel(PGconn *conn)
 		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
 		PQfreeCancel(cancel);
 	}
+#endif
 }
 
 PGconn *
@@ -124,7 +199,7 @@ remote_connect(const char *const *keywords, const char *const *values,
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
 
 	*error = NULL;
-	conn = PQconnectStartParams(keywords, values, 0);
+	conn = PQconnectStartParams(keywords, values, expands_dbname(keywords));
 	if (conn == NULL)
 	{
 		*error = pstrdup("out of memory");
@@ -311,6 +386,9 @@ remote_server_params(const char *server, const char ***keywords,
 
 	kw = palloc0(sizeof(char *) * (list_length(fs->options) + list_length(umopts) + 2));
 	val = palloc0(sizeof(char *) * (list_length(fs->options) + list_length(umopts) + 2));
+	/* first, so that a server's dbname is taken literally, never expanded */
+	kw[n] = "fallback_application_name";
+	val[n++] = "matter_capacity fleet";
 	foreach(lc, fs->options)
 	{
 		DefElem    *d = lfirst(lc);
@@ -331,8 +409,6 @@ remote_server_params(const char *server, const char ***keywords,
 			val[n++] = defGetString(d);
 		}
 	}
-	kw[n] = "fallback_application_name";
-	val[n++] = "matter_capacity fleet";
 	kw[n] = NULL;
 	val[n] = NULL;
 	if (defaults)
@@ -434,7 +510,7 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 		c->connect_ms = c->rtt_ms = -1;
 		c->state = RC_CONNECTING;
 		c->poll = PGRES_POLLING_WRITING;
-		c->conn = PQconnectStartParams(c->keywords, c->values, 0);
+		c->conn = PQconnectStartParams(c->keywords, c->values, expands_dbname(c->keywords));
 		if (c->conn == NULL)
 		{
 			c->error = pstrdup("out of memory");
@@ -484,16 +560,26 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 #endif
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			active = 0;
 			for (int i = 0; i < ncalls; i++)
 			{
 				RemoteCall *c = &calls[i];
 
+				if (c->state != RC_DONE && PQsocket(c->conn) == PGINVALID_SOCKET)
+					call_fail(c, "connection lost");
 				if (c->state == RC_DONE)
 					continue;
 				AddWaitEventToSet(set,
 								  (c->state == RC_CONNECTING && c->poll == PGRES_POLLING_WRITING)
 								  ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
 								  PQsocket(c->conn), NULL, c);
+				active++;
+			}
+			if (active == 0)
+			{
+				FreeWaitEventSet(set);
+				set = NULL;
+				continue;
 			}
 			nready = WaitEventSetWait(set, left, occurred, active + 2, PG_WAIT_EXTENSION);
 			FreeWaitEventSet(set);

@@ -15,14 +15,18 @@
  * Connect with PQconnectStartParams + PQconnectPoll, waiting with
  * WaitLatchOrSocket and CHECK_FOR_INTERRUPTS; gives up after timeout_ms.
  * NULL on failure, with *error set to a message that never contains a
- * password.
+ * password.  As in libpq's expand_dbname, a FIRST keyword "dbname" is a
+ * connection string (a setting like matter_capacity.loopback_conninfo);
+ * any other dbname is taken literally (remote_server_params never puts
+ * dbname first).  Later keywords override what it sets.
  */
 extern PGconn *remote_connect(const char *const *keywords,
 							  const char *const *values,
 							  int timeout_ms, char **error);
 
 /*
- * Send one statement (PQsendQueryParams, text results), wait on the latch;
+ * Send one statement (PQsendQueryParams, text results; with nparams 0
+ * PQsendQuery, the simple protocol PgBouncer's console needs), wait on the latch;
  * on timeout send a cancel and return NULL with *error "timed out after N
  * ms".  Returns the last result (caller PQclears it), NULL with *error on
  * failure.

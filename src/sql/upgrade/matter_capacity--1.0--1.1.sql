@@ -4205,6 +4205,64 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) FR
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
 
+
+-- ======== the fleet view: members polled concurrently, their indicators ========
+-- New in 1.1 (issue 15): 48_fleet.sql (capacity_fleet_poll, capacity_fleet, fleet indicators)
+
+-- What the fleet sampling records besides the hub's own indicators (which
+-- it also records per member, labels {member}).
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shipped) VALUES
+ ('fleet_member_up',      'bool',    'builtin', 'Fleet member answered within matter_capacity.fleet_timeout (1) or not (0), labels {member}', true),
+ ('fleet_rtt_ms',         'ms',      'builtin', 'Round trip of the fleet poll statement to a member, labels {member}', true),
+ ('pool_clients_waiting', 'count',   'builtin', 'PgBouncer clients waiting for a server connection (cl_waiting), labels {member, pool, database, user}', true),
+ ('pool_maxwait_seconds', 'seconds', 'builtin', 'PgBouncer: age of the oldest waiting client (maxwait + maxwait_us), labels {member, pool, database, user}', true);
+
+-- One row per member, polled now; SECURITY DEFINER so that the owner's
+-- user mappings are used whoever reads the view (they never see them).
+CREATE FUNCTION @extschema@.capacity_fleet_poll(
+    member text DEFAULT NULL,
+    OUT name text, OUT kind text, OUT labels jsonb, OUT reachable boolean, OUT error text,
+    OUT polled_at timestamptz, OUT connect_ms double precision, OUT rtt_ms double precision,
+    OUT server_version text, OUT role text, OUT stage integer, OUT recommended_stage integer,
+    OUT decision text, OUT read_qps double precision, OUT write_qps double precision,
+    OUT read_p99_ms double precision, OUT write_p99_ms double precision,
+    OUT cpu_utilization double precision, OUT member_sampled_at timestamptz,
+    OUT replica_lag_seconds double precision, OUT connections integer,
+    OUT connections_utilization double precision, OUT pool_utilization double precision,
+    OUT pool_clients_waiting integer, OUT pool_maxwait_seconds double precision,
+    OUT pools jsonb, OUT database_bytes bigint, OUT largest_tables jsonb)
+RETURNS SETOF record
+LANGUAGE c CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'capacity_fleet_poll';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_poll(text) IS
+    'Polls every fleet member (or just the one named by member) concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
+    'an unreachable or slow member is a row with reachable false and error set.  Read it through capacity_fleet.';
+
+CREATE VIEW @extschema@.capacity_fleet AS
+SELECT p.name, p.kind, p.labels, p.reachable, p.error,
+       CASE WHEN p.reachable THEN p.polled_at
+            ELSE (SELECT l.sampled_at FROM @extschema@.capacity_latest_sample l
+                   WHERE l.indicator = 'fleet_rtt_ms' AND l.labels = jsonb_build_object('member', p.name)) END AS last_seen,
+       p.rtt_ms, p.connect_ms, p.server_version, p.role, p.stage, p.recommended_stage, p.decision,
+       p.read_qps, p.write_qps, p.read_p99_ms, p.write_p99_ms, p.cpu_utilization,
+       p.replica_lag_seconds, p.connections, p.connections_utilization,
+       p.pool_utilization, p.pool_clients_waiting, p.pool_maxwait_seconds, p.pools,
+       p.database_bytes, p.largest_tables,
+       p.polled_at AS live_figures_at,
+       p.member_sampled_at AS member_figures_at
+  FROM @extschema@.capacity_fleet_poll(NULL) p;
+COMMENT ON VIEW @extschema@.capacity_fleet IS
+    'One row per fleet member, polled now (concurrently, each within matter_capacity.fleet_timeout): reachable, '
+    'last_seen, round trip, version, primary/standby/pooler, its own stage and decision and newest read/write QPS, p99 '
+    'and CPU where it runs matter_capacity (as of member_figures_at), replica lag, connections, PgBouncer pools '
+    '(utilisation % = (sv_active+sv_used+sv_tested+sv_login)/pool_size), database bytes, largest tables (live, as of '
+    'live_figures_at).  Never an error for an unreachable member.  docs/fleet.md.';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
+
 -- ======== tenant moves: a tenant to a tier member by logical replication, verified before cutover ========
 
 -- Tenant moves (stage 4 carried out): a tenant's rows move to a dedicated
