@@ -176,13 +176,28 @@ wait_for 60 "SELECT string_agg(sync_state || ':' || state, ' ') FROM capacity_te
 ok $? "the view shows the sync done: $(qs -c "SELECT string_agg(table_name || ' ' || sync_state || ' lag ' || (lag_bytes IS NOT NULL) || ' rows ' || (source_rows > 0) || ' ' || state, '; ') FROM capacity_tenant_moves")"
 got=$(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) || ' ' || bool_and(source_rows > 0) FROM capacity_tenant_move_verify('org_a')")
 [ "$got" = "2/2 true" ]; ok $? "verified equal while the application writes ($got)"
-got=$(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) FROM capacity_tenant_move_verify('org_a')")
-[ "$got" = "2/2" ]; ok $? "verified equal again, later ($got)"
+got=""; for i in 1 2 3 4 5; do
+    got="$got $(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) FROM capacity_tenant_move_verify('org_a')")"
+done
+[ "$got" = " 2/2 2/2 2/2 2/2 2/2" ]; ok $? "verified equal five times more, each at its own point of the writes ($got)"
 n1=$(qs -c "SELECT count(*) FROM \"Event\" WHERE \"orgId\" = 'org_a'"); sleep 1
 n2=$(qs -c "SELECT count(*) FROM \"Event\" WHERE \"orgId\" = 'org_a'")
 [ "$n2" -gt "$n1" ]; ok $? "org_a was still being written during verification ($n1 -> $n2)"
 
+# a REPEATABLE READ writer whose snapshot predates the freeze must be refused too
+PGAPPNAME=mc_holder qs -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+holder2=$!; pids="$pids $holder2"
+wait_for 10 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'mc_holder' AND l.locktype = 'advisory' AND l.granted" 1
+PGAPPNAME=mc_rr qs -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM \"Event\"" \
+   -c "SELECT pg_advisory_lock(4242)" -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") VALUES ('org_a', '2026-11-24 00:00+00')" \
+   -c "COMMIT" > "$SD/rr.out" 2>&1 &
+rr=$!; pids="$pids $rr"
+wait_for 10 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'mc_rr' AND l.locktype = 'advisory' AND NOT l.granted" 1
 qs -c "SELECT capacity_tenant_move_freeze('org_a')" >/dev/null; ok $? "freeze"
+qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mc_holder'" >/dev/null
+wait $rr
+grep -q 'ERROR:  25006: tenant "org_a" is frozen' "$SD/rr.out"
+ok $? "a REPEATABLE READ transaction that took its snapshot before the freeze is refused too ($(grep -c ERROR "$SD/rr.out") error)"
 st=$(state_of "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") VALUES ('org_a', '2026-11-24 00:00+00')")
 [ "$st" = 25006 ]; ok $? "the source refuses org_a's insert after freeze ($st)"
 st=$(state_of "DELETE FROM \"AuditEntry\" WHERE \"orgId\" = 'org_a'"); [ "$st" = 25006 ]; ok $? "and its delete ($st)"
