@@ -38,7 +38,8 @@ OBJS = \
 	src/measures.o \
 	src/shares.o \
 	src/remote.o \
-	src/fleet.o
+	src/fleet.o \
+	src/tenant_move.o
 
 EXTVERSION = 1.1
 DATA = src/sql/released/matter_capacity--1.0.sql src/sql/upgrade/matter_capacity--1.0--1.1.sql

@@ -468,7 +468,12 @@ pooler_figures(Member *m, PGresult *pools, PGresult *dbs)
 
 	initStringInfo(&js);
 	appendStringInfoChar(&js, '[');
-	for (int r = 0; r < PQntuples(pools); r++)
+	/* columns by name: PgBouncer adds columns between versions */
+	if (col(pools, "database") < 0 || col(pools, "user") < 0)
+		pools = NULL;
+	if (dbs && (col(dbs, "name") < 0 || col(dbs, "pool_size") < 0))
+		dbs = NULL;
+	for (int r = 0; pools && r < PQntuples(pools); r++)
 	{
 		Pool	   *p = palloc0(sizeof(Pool));
 		double		size = -1;

@@ -49,6 +49,13 @@ exec_sql(const char *sql, int expected)
 		elog(ERROR, "matter_capacity: unexpected SPI result %d for: %s", rc, sql);
 }
 
+/* A BoundedStep that runs one statement through SPI (the tenant move's guard trigger DDL). */
+void
+exec_sql_step(void *arg)
+{
+	exec_sql((const char *) arg, SPI_OK_UTILITY);
+}
+
 void
 lock_relation_step(void *arg)
 {

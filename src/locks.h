@@ -19,6 +19,7 @@ extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
 extern bool run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield,
 								 void *yield_arg, int *attempts);
 extern void lock_relation_step(void *arg);
+extern void exec_sql_step(void *arg);
 
 /* Argument of lock_relation_step: lock these relations in this order. */
 typedef struct LockRequest

@@ -51,6 +51,10 @@
  *	fleet.c			the fleet seen from the hub: member checks at
  *					registration, polling members concurrently for
  *					capacity_fleet, their figures for the sampler.
+ *	tenant_move.c	stage 4 carried out: a tenant moved to a tier member
+ *					with logical replication (publication row filter,
+ *					subscription on the member), verified at one
+ *					consistent point, frozen, cut over, cleaned up.
  *
  * The SQL half (src/sql/, assembled in name order into the install script;
  * the 1.0 -> 1.1 upgrade is src/sql/upgrade/).  Each piece carries the
@@ -131,6 +135,7 @@ int			mc_backfill_batches = 100;
 int			mc_tenant_sample_rows = 30000;
 int			mc_tenant_sample_seed = -1;
 int			mc_fleet_timeout_ms = 2000;
+int			mc_tenant_move_timeout_ms = 30000;
 
 void		_PG_init(void);
 
@@ -299,6 +304,16 @@ _PG_init(void)
 							&mc_fleet_timeout_ms,
 							2000, 10, 600000,
 							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.tenant_move_timeout",
+							"Time each step of a tenant move may take on the member, and the longest wait for its lag to reach a point.",
+							"Bounds CREATE SUBSCRIPTION, counts and checksums on the member, and the catch-up during verification "
+							"and cutover (while the tenant's writes pause).",
+							&mc_tenant_move_timeout_ms,
+							30000, 10, 3600000,
+							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -32,5 +32,6 @@ extern int	mc_backfill_batches;
 extern int	mc_tenant_sample_rows;
 extern int	mc_tenant_sample_seed;
 extern int	mc_fleet_timeout_ms;
+extern int	mc_tenant_move_timeout_ms;
 
 #endif							/* MATTER_CAPACITY_H */

@@ -294,3 +294,16 @@ CREATE TABLE @extschema@.capacity_plan_preset (
     name        text PRIMARY KEY,
     doc         jsonb NOT NULL
 );
+
+-- The tier registry: where each moved tenant lives now.  Stage 4's
+-- evidence (capacity_stage) counts it.
+CREATE TABLE @extschema@.capacity_tenant_tier (
+    tenant    text PRIMARY KEY,
+    tier      text NOT NULL,                   -- the member's labels.tier, else 'dedicated'
+    member    text NOT NULL,
+    moved_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_tier IS
+    'Tier registry: the tier and fleet member of every tenant moved off this database (written at cutover).';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_tier', '');
+GRANT SELECT ON @extschema@.capacity_tenant_tier TO pg_monitor;

@@ -84,7 +84,11 @@ BEGIN
                                  'method', f.method, 'value', f.current_value,
                                  'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
                              FROM unnest(fc) f),
-             'horizon_end', as_of + horizon)
+             'horizon_end', as_of + horizon,
+             -- stage 4 carried out: the tenants moved to their tier (capacity_tenant_move_cutover)
+             'tenant_tiers', (SELECT coalesce(jsonb_object_agg(t.tenant, jsonb_build_object(
+                                  'tier', t.tier, 'member', t.member, 'moved_at', t.moved_at)), '{}')
+                                FROM @extschema@.capacity_tenant_tier t))
       INTO ev
       FROM (SELECT e.trigger_name,
                    jsonb_build_object('stage', min(e.stage),

@@ -5839,3 +5839,267 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
     '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
     'An installed plan of the same name is replaced (and stays active if it was).';
+-- ======== tenant moves: a tenant to a tier member by logical replication, verified before cutover ========
+
+-- Tenant moves (stage 4 carried out): a tenant's rows move to a dedicated
+-- cluster, a `tier` fleet member, with PostgreSQL's logical replication
+-- (a publication with a row filter on the tenant column here, a
+-- subscription there), verified before cutover.  The C side is
+-- src/tenant_move.c; the runbook is docs/runbooks/tenant-tier-migration.md.
+
+CREATE TABLE @extschema@.capacity_tenant_move (
+    tenant      text PRIMARY KEY,
+    member      text NOT NULL,                 -- capacity_fleet_member.name (kind tier)
+    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>
+    state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed')),
+    reason      text,                          -- why it failed
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    frozen_at   timestamptz,
+    cutover_at  timestamptz,
+    cleaned_at  timestamptz
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_move IS
+    'One row per tenant move in progress or done; written by capacity_tenant_move*() only.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_move', '');
+
+CREATE TABLE @extschema@.capacity_tenant_move_table (
+    tenant          text NOT NULL REFERENCES @extschema@.capacity_tenant_move ON DELETE CASCADE,
+    table_name      regclass NOT NULL,
+    tenant_column   name NOT NULL,
+    source_rows     bigint,                    -- the last verification
+    target_rows     bigint,
+    source_checksum text,
+    target_checksum text,
+    equal           boolean,
+    verified_at     timestamptz,
+    PRIMARY KEY (tenant, table_name)
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_move_table IS
+    'The tables of each move, their tenant column and their last verification.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_move_table', '');
+
+-- The tier registry: where each moved tenant lives now.  Stage 4's
+-- evidence (capacity_stage) counts it.
+CREATE TABLE @extschema@.capacity_tenant_tier (
+    tenant    text PRIMARY KEY,
+    tier      text NOT NULL,                   -- the member's labels.tier, else 'dedicated'
+    member    text NOT NULL,
+    moved_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_tier IS
+    'Tier registry: the tier and fleet member of every tenant moved off this database (written at cutover).';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_tier', '');
+
+CREATE FUNCTION @extschema@.capacity_tenant_move(tenant text, target text, tables regclass[] DEFAULT NULL,
+                                                source_conninfo text DEFAULT NULL)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) IS
+    'Start moving a tenant to fleet member target (kind tier): tables default to every managed table with a tenant '
+    '(hash) column.  Checks here (the tenant has rows, else P0002; a replica identity covering the tenant column 55000) '
+    'and on the member (table 42P01, columns 42703 and types 42804, primary key or identity 55000, no rows of the tenant 55000); '
+    'then a publication with a row filter on the tenant column (publish_via_partition_root), the subscription on the member '
+    '(its initial copy is PostgreSQL''s), and a guard trigger per table.  source_conninfo: how the member reaches this '
+    'database, without password (default: this server''s socket, database and role).  Call it in its own transaction (25001).';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
+RETURNS TABLE(table_name regclass, source_rows bigint, target_rows bigint,
+              source_checksum text, target_checksum text, equal boolean)
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_verify';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
+    'Per table, count and checksum (sum of md5 of the row text) of the tenant''s rows here and on the member at one '
+    'consistent point while the application writes: the tenant''s writes pause (bounded by lock_timeout, then by '
+    'tenant_move_timeout for the member to confirm the WAL position), both snapshots are taken, writes resume, then the '
+    'counting runs.  55000 while the initial copy is not finished.  Recorded as the move''s last verification.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_freeze';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
+    'Refuse the tenant''s writes here from now on (SQLSTATE 25006 with a hint naming the member); waits at most '
+    'lock_timeout x (lock_retries + 1) for the tenant''s writes in flight.  Other tenants are not affected.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
+    'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
+    'if they differ), records the tenant in capacity_tenant_tier and in the member''s labels.tenants, drops the '
+    'subscription and the publication.  Routing the application is the application''s.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
+    'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
+    'guard triggers (bounded by lock_timeout) and the publication here; the tenant''s rows here were never touched.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_cleanup(tenant text, batch_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_cleanup';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) IS
+    'After cutover only, when asked: deletes up to batch_rows of the tenant''s rows per table here, each batch under '
+    'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_guard()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_guard';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_guard() IS
+    'BEFORE ROW trigger (tenant column, tenant) added by capacity_tenant_move: on the tenant''s rows only, lets '
+    'verification pause them, and refuses them (25006) once frozen.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_status()
+RETURNS TABLE(tenant text, member text, table_name regclass, sync_state text, lag_bytes bigint,
+              source_rows bigint, target_rows bigint, verified_at timestamptz, verified_equal boolean,
+              verified_source_rows bigint, verified_target_rows bigint, state text, reason text, note text)
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_status';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_status() IS
+    'The rows of capacity_tenant_moves; a member that cannot be reached within fleet_timeout gives NULLs and a note.';
+
+CREATE VIEW @extschema@.capacity_tenant_moves AS
+    SELECT * FROM @extschema@.capacity_tenant_move_status();
+COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
+    'Per move and table: initial sync state on the member (init, copying, copied, synchronized, ready), lag_bytes of '
+    'the subscription''s slot here, the tenant''s rows on each side now, the last verification, and the state: '
+    'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason).';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_verify(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() FROM PUBLIC;
+-- CREATE TRIGGER checks EXECUTE; only capacity_tenant_move adds the guard
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_tenant_moves, @extschema@.capacity_tenant_tier TO pg_monitor;
+
+-- ======== stage 4's evidence reads the tier registry (tenant moves) ========
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_stage_eval(as_of timestamptz, bindings jsonb,
+                                                horizon interval DEFAULT '6 months')
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur integer;
+    rec integer;
+    fired text[];
+    contradictions text[] := '{}';
+    insufficient text[];
+    ev jsonb;
+    rows @extschema@.capacity_trigger_row[];
+    fc @extschema@.capacity_forecast_row[];
+    planned text[];
+    plan_stage integer;
+    event_rel oid := (bindings ->> 'Event')::oid;
+    audit_rel oid := (bindings ->> 'AuditEntry')::oid;
+BEGIN
+    SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
+     WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
+    cur := coalesce(cur, 1);
+
+    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e
+                   WHERE e.stage IS NOT NULL);
+    -- entry triggers of the stages ahead projected to fire within the horizon
+    fc := ARRAY(SELECT f FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, rows, cur + 1) f
+                 WHERE f.status = 'forecast');
+
+    -- per trigger: firing if any series fires; insufficient if none fires
+    -- and none has enough data
+    SELECT array_agg(t.trigger_name ORDER BY t.stage, t.trigger_name), max(t.stage)
+      INTO fired, rec
+      FROM (SELECT e.trigger_name, e.stage FROM unnest(rows) e
+             WHERE e.stage > cur GROUP BY 1, 2 HAVING bool_or(e.status = 'firing')) t;
+
+    SELECT array_agg(t.trigger_name ORDER BY t.trigger_name) INTO insufficient
+      FROM (SELECT e.trigger_name FROM unnest(rows) e
+             WHERE e.stage = cur + 1 GROUP BY 1
+            HAVING NOT bool_or(e.status IN ('firing', 'ok', 'not declared'))) t;
+
+    -- what the database shows against what was declared
+    IF cur >= 2 AND NOT EXISTS (SELECT 1 FROM pg_stat_replication r WHERE r.state = 'streaming') THEN
+        contradictions := contradictions || 'stage 2+ declared but no streaming standby is connected'::text;
+    END IF;
+    IF cur >= 3 THEN
+        IF event_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = event_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but Event is not a managed partitioned table'::text;
+        END IF;
+        IF audit_rel IS NULL OR NOT EXISTS (
+               SELECT 1 FROM pg_class c JOIN @extschema@.capacity_policy p ON p.table_name::oid = c.oid
+                WHERE c.oid = audit_rel AND c.relkind = 'p') THEN
+            contradictions := contradictions || 'stage 3+ declared but AuditEntry is not a managed partitioned table'::text;
+        END IF;
+    END IF;
+
+    -- per trigger, its earliest series; the plan is for the stage due first
+    SELECT array_agg(f.trigger_name ORDER BY f.eta, f.stage, f.trigger_name),
+           (array_agg(f.stage ORDER BY f.eta, f.stage))[1]
+      INTO planned, plan_stage
+      FROM (SELECT DISTINCT ON (x.trigger_name) x.* FROM unnest(fc) x
+             ORDER BY x.trigger_name, x.eta) f;
+
+    SELECT jsonb_build_object(
+             'triggers', coalesce(jsonb_object_agg(x.trigger_name, x.detail), '{}'),
+             'contradictions', to_jsonb(contradictions),
+             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])),
+             'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                 'trigger', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                 'eta', f.eta, 'days_left', f.days_left,
+                                 'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                 'method', f.method, 'value', f.current_value,
+                                 'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                             FROM unnest(fc) f),
+             'horizon_end', as_of + horizon,
+             -- stage 4 carried out: the tenants moved to their tier (capacity_tenant_move_cutover)
+             'tenant_tiers', (SELECT coalesce(jsonb_object_agg(t.tenant, jsonb_build_object(
+                                  'tier', t.tier, 'member', t.member, 'moved_at', t.moved_at)), '{}')
+                                FROM @extschema@.capacity_tenant_tier t))
+      INTO ev
+      FROM (SELECT e.trigger_name,
+                   jsonb_build_object('stage', min(e.stage),
+                     'status', CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
+                                    WHEN bool_or(e.status = 'ok') THEN 'ok'
+                                    ELSE min(e.status) END,
+                     'series', jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                         'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
+                         'threshold', e.threshold, 'threshold_is_default', e.threshold_is_default,
+                         'window', e.sustain::text, 'samples', e.samples,
+                         'window_start', e.window_start, 'status', e.status))
+                       ORDER BY e.labels::text)) AS detail
+              FROM unnest(rows) e WHERE e.stage > cur
+             GROUP BY e.trigger_name) x;
+
+    current_stage := cur;
+    SELECT d.name INTO current_name FROM @extschema@.capacity_stage_def d WHERE d.stage = cur;
+    -- promote (a trigger fires) > plan (one is forecast within the
+    -- horizon: recommended is the stage to plan for) > review > stay
+    recommended_stage := CASE WHEN rec IS NOT NULL AND rec > cur THEN rec
+                              WHEN plan_stage IS NOT NULL THEN plan_stage
+                              ELSE cur END;
+    SELECT d.name, d.runbook INTO recommended_name, runbook
+      FROM @extschema@.capacity_stage_def d WHERE d.stage = recommended_stage;
+    decision := CASE WHEN rec IS NOT NULL AND rec > cur THEN 'promote'
+                     WHEN plan_stage IS NOT NULL THEN 'plan'
+                     WHEN cardinality(contradictions) > 0 OR insufficient IS NOT NULL THEN 'review'
+                     ELSE 'stay' END;
+    firing := CASE WHEN decision = 'plan' THEN planned ELSE coalesce(fired, '{}') END;
+    evidence := ev;
+    evaluated_at := as_of;
+    RETURN NEXT;
+END
+$$;

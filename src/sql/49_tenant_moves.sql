@@ -1,0 +1,129 @@
+-- Tenant moves (stage 4 carried out): a tenant's rows move to a dedicated
+-- cluster, a `tier` fleet member, with PostgreSQL's logical replication
+-- (a publication with a row filter on the tenant column here, a
+-- subscription there), verified before cutover.  The C side is
+-- src/tenant_move.c; the runbook is docs/runbooks/tenant-tier-migration.md.
+
+CREATE TABLE @extschema@.capacity_tenant_move (
+    tenant      text PRIMARY KEY,
+    member      text NOT NULL,                 -- capacity_fleet_member.name (kind tier)
+    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>
+    state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed')),
+    reason      text,                          -- why it failed
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    frozen_at   timestamptz,
+    cutover_at  timestamptz,
+    cleaned_at  timestamptz
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_move IS
+    'One row per tenant move in progress or done; written by capacity_tenant_move*() only.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_move', '');
+
+CREATE TABLE @extschema@.capacity_tenant_move_table (
+    tenant          text NOT NULL REFERENCES @extschema@.capacity_tenant_move ON DELETE CASCADE,
+    table_name      regclass NOT NULL,
+    tenant_column   name NOT NULL,
+    source_rows     bigint,                    -- the last verification
+    target_rows     bigint,
+    source_checksum text,
+    target_checksum text,
+    equal           boolean,
+    verified_at     timestamptz,
+    PRIMARY KEY (tenant, table_name)
+);
+COMMENT ON TABLE @extschema@.capacity_tenant_move_table IS
+    'The tables of each move, their tenant column and their last verification.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_move_table', '');
+
+CREATE FUNCTION @extschema@.capacity_tenant_move(tenant text, target text, tables regclass[] DEFAULT NULL,
+                                                source_conninfo text DEFAULT NULL)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) IS
+    'Start moving a tenant to fleet member target (kind tier): tables default to every managed table with a tenant '
+    '(hash) column.  Checks here (the tenant has rows, else P0002; a replica identity covering the tenant column 55000) '
+    'and on the member (table 42P01, columns 42703 and types 42804, primary key or identity 55000, no rows of the tenant 55000); '
+    'then a publication with a row filter on the tenant column (publish_via_partition_root), the subscription on the member '
+    '(its initial copy is PostgreSQL''s), and a guard trigger per table.  source_conninfo: how the member reaches this '
+    'database, without password (default: this server''s socket, database and role).  Call it in its own transaction (25001).';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
+RETURNS TABLE(table_name regclass, source_rows bigint, target_rows bigint,
+              source_checksum text, target_checksum text, equal boolean)
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_verify';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
+    'Per table, count and checksum (sum of md5 of the row text) of the tenant''s rows here and on the member at one '
+    'consistent point while the application writes: the tenant''s writes pause (bounded by lock_timeout, then by '
+    'tenant_move_timeout for the member to confirm the WAL position), both snapshots are taken, writes resume, then the '
+    'counting runs.  55000 while the initial copy is not finished.  Recorded as the move''s last verification.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_freeze';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
+    'Refuse the tenant''s writes here from now on (SQLSTATE 25006 with a hint naming the member); waits at most '
+    'lock_timeout x (lock_retries + 1) for the tenant''s writes in flight.  Other tenants are not affected.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
+    'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
+    'if they differ), records the tenant in capacity_tenant_tier and in the member''s labels.tenants, drops the '
+    'subscription and the publication.  Routing the application is the application''s.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
+RETURNS void
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
+    'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
+    'guard triggers (bounded by lock_timeout) and the publication here; the tenant''s rows here were never touched.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_cleanup(tenant text, batch_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_cleanup';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) IS
+    'After cutover only, when asked: deletes up to batch_rows of the tenant''s rows per table here, each batch under '
+    'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_guard()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_guard';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_guard() IS
+    'BEFORE ROW trigger (tenant column, tenant) added by capacity_tenant_move: on the tenant''s rows only, lets '
+    'verification pause them, and refuses them (25006) once frozen.';
+
+CREATE FUNCTION @extschema@.capacity_tenant_move_status()
+RETURNS TABLE(tenant text, member text, table_name regclass, sync_state text, lag_bytes bigint,
+              source_rows bigint, target_rows bigint, verified_at timestamptz, verified_equal boolean,
+              verified_source_rows bigint, verified_target_rows bigint, state text, reason text, note text)
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_status';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_status() IS
+    'The rows of capacity_tenant_moves; a member that cannot be reached within fleet_timeout gives NULLs and a note.';
+
+CREATE VIEW @extschema@.capacity_tenant_moves AS
+    SELECT * FROM @extschema@.capacity_tenant_move_status();
+COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
+    'Per move and table: initial sync state on the member (init, copying, copied, synchronized, ready), lag_bytes of '
+    'the subscription''s slot here, the tenant''s rows on each side now, the last verification, and the state: '
+    'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason).';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_verify(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() FROM PUBLIC;
+-- CREATE TRIGGER checks EXECUTE; only capacity_tenant_move adds the guard
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_tenant_moves TO pg_monitor;

@@ -1,0 +1,1517 @@
+/*-------------------------------------------------------------------------
+ * tenant_move.c
+ *		Stage 4 carried out: one tenant's rows moved to a dedicated cluster
+ *		(a `tier` fleet member) with PostgreSQL's own logical replication,
+ *		verified before cutover.
+ *
+ * The copy is PostgreSQL's: a publication on this database with a row
+ * filter on each table's tenant (hash) column, published through the
+ * partitioned root (publish_via_partition_root), and a subscription on the
+ * member created over the fleet connection (src/remote.c).  We never copy
+ * a row ourselves.
+ *
+ * A move goes syncing -> frozen -> cut over -> cleaned, or is aborted
+ * (rows deleted: both sides as before) before cutover:
+ *	capacity_tenant_move	checks both sides, creates the publication
+ *							(through the loopback, so it is committed
+ *							before the member creates its slot: slot
+ *							creation waits for every transaction holding
+ *							an xid, ours included), the subscription, and a
+ *							guard trigger on each table.
+ *	guard trigger			on the moved tenant's rows only: takes a
+ *							shared "tenant barrier" lock; once the move is
+ *							frozen it refuses the write (SQLSTATE 25006).
+ *	verify					one consistent point while the application
+ *							writes: take the barrier exclusively (bounded
+ *							by lock_timeout: in-flight writes of the tenant
+ *							finish, new ones wait), take the source
+ *							snapshot and the WAL insert LSN, wait until
+ *							the subscription's slot has confirmed that LSN,
+ *							open a REPEATABLE READ snapshot on the member,
+ *							release the barrier; then count and checksum
+ *							the tenant's rows in both snapshots.  Both see
+ *							exactly the tenant's transactions committed
+ *							before the barrier.  The tenant's writes pause
+ *							for the catch-up (bounded); other tenants never.
+ *	freeze / cutover		freeze takes the barrier and marks the move
+ *							frozen; cutover waits for lag zero, verifies,
+ *							records the tenant's tier and member (the tier
+ *							registry capacity_tenant_tier, and the member's
+ *							labels.tenants) and drops the subscription and
+ *							the publication.
+ *	cleanup					deletes the tenant's rows here, one batch per
+ *							table per call, each under the lock timeout.
+ *
+ * The barrier is a lock on an object nobody else can name (class = our
+ * capacity_tenant_move table, object = hash of the tenant), so no other
+ * role can take or block it.
+ *
+ * Owns: capacity_tenant_move*, the guard trigger, the move catalog rows.
+ * Must not: open libpq connections itself (remote.c, loopback.c), run a
+ * copy loop, or touch other tenants' rows.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/hash.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "foreign/foreign.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "commands/dbcommands.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "matter_capacity.h"
+#include "catalog.h"
+#include "locks.h"
+#include "loopback.h"
+#include "remote.h"
+
+PG_FUNCTION_INFO_V1(capacity_tenant_move);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_verify);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_freeze);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_cutover);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_abort);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_cleanup);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_guard);
+PG_FUNCTION_INFO_V1(capacity_tenant_move_status);
+
+typedef struct MoveTable
+{
+	Oid			relid;
+	char	   *qname;			/* "schema"."table" */
+	char	   *column;			/* tenant column */
+	char	   *coltype;		/* format_type of it */
+} MoveTable;
+
+typedef struct Move
+{
+	char	   *tenant;
+	char	   *member;
+	char	   *server;
+	char	   *name;			/* publication = subscription = slot */
+	char	   *state;
+	int			ntables;
+	MoveTable  *tables;
+} Move;
+
+/* Cleanup deletes through the guard: set only while it runs, this backend. */
+static const char *cleanup_tenant = NULL;
+
+/* ---------------------------------------------------------------- helpers */
+
+static char *
+move_name(const char *tenant)
+{
+	Datum		d = DirectFunctionCall1(md5_text, CStringGetTextDatum(tenant));
+
+	return psprintf("mc_move_%.16s", TextDatumGetCString(d));
+}
+
+static char *
+spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* The move of tenant, or NULL; needs SPI. */
+static Move *
+load_move(const char *tenant)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenant)};
+	Move	   *m;
+	uint64		i;
+
+	catalog_execute(psprintf("SELECT m.member, f.server, m.name, m.state FROM %s m "
+							 "LEFT JOIN %s f ON f.name OPERATOR(pg_catalog.=) m.member "
+							 "WHERE m.tenant OPERATOR(pg_catalog.=) $1",
+							 capacity_object("capacity_tenant_move"),
+							 capacity_object("capacity_fleet_member")),
+					1, types, values, NULL, true);
+	if (SPI_processed == 0)
+		return NULL;
+	m = palloc0(sizeof(Move));
+	m->tenant = pstrdup(tenant);
+	m->member = spi_text(0, 1);
+	m->server = spi_text(0, 2);
+	m->name = spi_text(0, 3);
+	m->state = spi_text(0, 4);
+	catalog_execute(psprintf("SELECT t.table_name::pg_catalog.oid, t.table_name::pg_catalog.text, "
+							 "t.tenant_column::pg_catalog.text, "
+							 "pg_catalog.format_type(a.atttypid, a.atttypmod) FROM %s t "
+							 "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.table_name "
+							 " AND a.attname OPERATOR(pg_catalog.=) t.tenant_column "
+							 "WHERE t.tenant OPERATOR(pg_catalog.=) $1 ORDER BY t.table_name::pg_catalog.text",
+							 capacity_object("capacity_tenant_move_table")),
+					1, types, values, NULL, true);
+	m->ntables = (int) SPI_processed;
+	m->tables = palloc0(sizeof(MoveTable) * Max(m->ntables, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+
+		t->relid = DatumGetObjectId(DirectFunctionCall1(oidin, CStringGetDatum(spi_text(i, 1))));
+		t->qname = psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(t->relid))),
+							quote_identifier(get_rel_name(t->relid)));
+		t->column = spi_text(i, 3);
+		t->coltype = spi_text(i, 4);
+	}
+	return m;
+}
+
+static Move *
+require_move(const char *tenant, const char *what)
+{
+	Move	   *m = load_move(tenant);
+
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" is not being moved", tenant),
+				 errhint("Start a move with capacity_tenant_move(); %s applies to a move in progress.", what)));
+	return m;
+}
+
+static void
+require_state(Move *m, const char *const *states, const char *what)
+{
+	for (; *states; states++)
+		if (strcmp(m->state, *states) == 0)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the move of tenant \"%s\" is %s: %s is not possible now", m->tenant, m->state, what),
+			 errhint("See capacity_tenant_moves for its state.")));
+}
+
+static void
+set_state(Move *m, const char *state, const char *stamp_column, const char *reason)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(m->tenant), CStringGetTextDatum(state), (Datum) 0};
+	char		nulls[3] = {' ', ' ', reason ? ' ' : 'n'};
+
+	if (reason)
+		values[2] = CStringGetTextDatum(reason);
+	catalog_execute(psprintf("UPDATE %s SET state = $2, reason = $3%s%s%s WHERE tenant OPERATOR(pg_catalog.=) $1",
+							 capacity_object("capacity_tenant_move"),
+							 stamp_column ? ", " : "", stamp_column ? stamp_column : "",
+							 stamp_column ? " = pg_catalog.now()" : ""),
+					3, types, values, nulls, false);
+	m->state = pstrdup(state);
+}
+
+/* The tenant as a literal of the column's type: partition pruning works. */
+static char *
+tenant_literal(const char *tenant, const char *coltype)
+{
+	return psprintf("%s::%s", quote_literal_cstr(tenant), coltype);
+}
+
+/* Settings that make row text identical on both sides. */
+#define ROW_TEXT_SETTINGS \
+	"SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; " \
+	"SET extra_float_digits = 3; SET bytea_output = 'hex'"
+
+static const char *const row_text_gucs[][2] = {
+	{"DateStyle", "ISO, YMD"}, {"TimeZone", "UTC"}, {"IntervalStyle", "postgres"},
+	{"extra_float_digits", "3"}, {"bytea_output", "hex"}, {"search_path", "pg_catalog, pg_temp"}
+};
+
+static int
+pin_row_text_settings(void)
+{
+	int			nest = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < lengthof(row_text_gucs); i++)
+		(void) set_config_option(row_text_gucs[i][0], row_text_gucs[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
+ * Count and checksum of the tenant's rows: the checksum is the sum of the
+ * first 64 bits of md5(row text) over the rows, in the source's column
+ * order, so it needs no sort and no memory, and the member computes the
+ * same text.  cols is the column list (quoted, comma separated).
+ */
+static char *
+checksum_sql(MoveTable *t, const char *cols, const char *tenant)
+{
+	return psprintf("SELECT pg_catalog.count(*), "
+					"COALESCE(pg_catalog.sum(('x' OPERATOR(pg_catalog.||) pg_catalog.substr(pg_catalog.md5("
+					"ROW(%s)::pg_catalog.text), 1, 16))::pg_catalog.bit(64)::pg_catalog.int8::pg_catalog.numeric), 0)::pg_catalog.text "
+					"FROM %s WHERE %s OPERATOR(pg_catalog.=) %s",
+					cols, t->qname, quote_identifier(t->column), tenant_literal(tenant, t->coltype));
+}
+
+static char *
+column_list(Oid relid)
+{
+	StringInfoData s;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	uint64		i;
+
+	SPI_execute_with_args("SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a "
+						  "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
+						  "AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '' ORDER BY a.attnum",
+						  1, types, values, NULL, true, 0);
+	initStringInfo(&s);
+	for (i = 0; i < SPI_processed; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", quote_identifier(spi_text(i, 1)));
+	return s.data;
+}
+
+/* ----------------------------------------------------------------- remote */
+
+static PGconn *
+member_connect(const char *member, const char *server)
+{
+	const char **keywords;
+	const char **values;
+	char	   *error = NULL;
+	PGconn	   *conn;
+	Oid			save_userid;
+	int			save_sec;
+
+	if (server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("fleet member \"%s\" is not registered any more", member),
+				 errhint("Register it again with capacity_fleet_add(%s, 'tier', server).",
+						 quote_literal_cstr(member))));
+	/* the extension owner's user mapping: the view runs as pg_monitor */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		remote_server_params(server, &keywords, &values);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &error);
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to fleet member \"%s\": %s", member, error),
+				 errhint("matter_capacity.fleet_timeout bounds the connection.")));
+	return conn;
+}
+
+/*
+ * Run sql on the member; ERROR unless it succeeds.  Callers close the
+ * connection in their PG_CATCH, so no error path leaks or double-closes it.
+ */
+static PGresult *
+member_exec(PGconn *conn, const char *member, const char *sql, int nparams,
+			const char *const *params)
+{
+	char	   *error = NULL;
+	PGresult   *res = remote_exec(conn, sql, nparams, params, mc_tenant_move_timeout_ms, &error);
+
+	if (res == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("fleet member \"%s\" failed a tenant move step: %s", member, error),
+				 errhint("matter_capacity.tenant_move_timeout bounds each step on the member.")));
+	return res;
+}
+
+static void
+member_exec_quiet(PGconn *conn, const char *sql, char **error)
+{
+	PGresult   *res = remote_exec(conn, sql, 0, NULL, mc_tenant_move_timeout_ms, error);
+
+	if (res)
+		PQclear(res);
+}
+
+/* ---------------------------------------------------------------- barrier */
+
+static uint32
+tenant_key(const char *tenant)
+{
+	return DatumGetUInt32(hash_any((const unsigned char *) tenant, strlen(tenant)));
+}
+
+typedef struct BarrierArg
+{
+	Oid			classid;
+	uint32		key;
+	LOCKMODE	mode;
+} BarrierArg;
+
+static void
+barrier_step(void *arg)
+{
+	BarrierArg *b = arg;
+
+	LockDatabaseObject(b->classid, b->key, 0, b->mode);
+}
+
+/* Exclusive barrier on the tenant's writes, bounded like any DDL step. */
+static BarrierArg
+barrier_take(const char *tenant)
+{
+	BarrierArg	b;
+
+	b.classid = capacity_relid("capacity_tenant_move");
+	b.key = tenant_key(tenant);
+	b.mode = ShareLock;
+	if (!run_bounded(barrier_step, &b, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("writes of tenant \"%s\" did not pause within matter_capacity.lock_timeout", tenant),
+				 errdetail("A transaction writing the tenant's rows held on for %d attempts of %d ms.",
+						   mc_lock_retries + 1, mc_lock_timeout_ms),
+				 errhint("Try again; long transactions on the tenant's rows delay the barrier.")));
+	return b;
+}
+
+static void
+barrier_release(BarrierArg *b)
+{
+	ResourceOwner save = CurrentResourceOwner;
+
+	/* run_bounded's subtransaction handed the lock to the transaction's owner */
+	CurrentResourceOwner = CurTransactionResourceOwner;
+	UnlockDatabaseObject(b->classid, b->key, 0, b->mode);
+	CurrentResourceOwner = save;
+}
+
+/* WAL position the move's slot has confirmed (flushed on the member). */
+static XLogRecPtr
+slot_confirmed(const char *slot)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(slot)};
+	bool		isnull;
+	Datum		d;
+
+	SPI_execute_with_args("SELECT confirmed_flush_lsn FROM pg_catalog.pg_replication_slots "
+						  "WHERE slot_name OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, true, 0);
+	if (SPI_processed != 1)
+		return InvalidXLogRecPtr;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+}
+
+/* Wait (bounded) until the member confirmed lsn. */
+static void
+wait_confirmed(Move *m, XLogRecPtr lsn)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), mc_tenant_move_timeout_ms);
+
+	for (;;)
+	{
+		XLogRecPtr	got = slot_confirmed(m->name);
+
+		if (got != InvalidXLogRecPtr && got >= lsn)
+			return;
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("fleet member \"%s\" did not confirm WAL %X/%X of tenant \"%s\" within %d ms",
+							m->member, LSN_FORMAT_ARGS(lsn), m->tenant, mc_tenant_move_timeout_ms),
+					 errdetail("The subscription's slot %s has confirmed %X/%X.", m->name, LSN_FORMAT_ARGS(got)),
+					 errhint("Check the lag in capacity_tenant_moves; matter_capacity.tenant_move_timeout bounds the wait.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Every table of the subscription must be ready (initial copy done). */
+static void
+require_synced(PGconn *conn, Move *m)
+{
+	const char *params[1] = {m->name};
+	PGresult   *res = member_exec(conn, m->member,
+								  "SELECT r.srrelid::pg_catalog.regclass::pg_catalog.text, r.srsubstate "
+								  "FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_subscription s "
+								  "ON s.oid = r.srsubid WHERE s.subname = $1 AND r.srsubstate <> 'r' "
+								  "UNION ALL SELECT '(no subscription)', '?' WHERE NOT EXISTS "
+								  "(SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1)",
+								  1, params);
+
+	if (PQntuples(res) > 0)
+	{
+		char	   *tbl = pstrdup(PQgetvalue(res, 0, 0));
+		char	   *st = pstrdup(PQgetvalue(res, 0, 1));
+
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the initial copy of tenant \"%s\" to member \"%s\" is not finished", m->tenant, m->member),
+				 errdetail("Table %s is in subscription state %s.", tbl, st),
+				 errhint("Wait until capacity_tenant_moves shows the move verifying.")));
+	}
+	PQclear(res);
+}
+
+/* ----------------------------------------------------------------- verify */
+
+typedef struct Tally
+{
+	char	   *rows;
+	char	   *checksum;
+} Tally;
+
+/*
+ * Counts and checksums on both sides at one consistent point; see the file
+ * header.  Source tallies in src[], member's in dst[].  The member
+ * connection is left open (in no transaction).
+ */
+static void
+tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst)
+{
+	char	  **cols = palloc(sizeof(char *) * m->ntables);
+	bool		live = strcmp(m->state, "syncing") == 0;
+	BarrierArg	b;
+	Snapshot	snap;
+	int			i;
+	int			nest;
+
+	for (i = 0; i < m->ntables; i++)
+		cols[i] = column_list(m->tables[i].relid);
+	PQclear(member_exec(conn, m->member, ROW_TEXT_SETTINGS, 0, NULL));
+
+	if (live)
+		b = barrier_take(m->tenant);
+	/* frozen: no write of the tenant can commit any more */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	wait_confirmed(m, GetXLogInsertRecPtr());
+	PQclear(member_exec(conn, m->member, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
+	PQclear(member_exec(conn, m->member, "SELECT 1", 0, NULL));
+	if (live)
+		barrier_release(&b);
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		PGresult   *res = member_exec(conn, m->member,
+									  checksum_sql(&m->tables[i], cols[i], m->tenant), 0, NULL);
+
+		dst[i].rows = pstrdup(PQgetvalue(res, 0, 0));
+		dst[i].checksum = pstrdup(PQgetvalue(res, 0, 1));
+		PQclear(res);
+	}
+	PQclear(member_exec(conn, m->member, "COMMIT", 0, NULL));
+
+	PushActiveSnapshot(snap);
+	nest = pin_row_text_settings();
+	for (i = 0; i < m->ntables; i++)
+	{
+		if (SPI_execute(checksum_sql(&m->tables[i], cols[i], m->tenant), true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "matter_capacity: tally of %s failed", m->tables[i].qname);
+		src[i].rows = spi_text(0, 1);
+		src[i].checksum = spi_text(0, 2);
+	}
+	AtEOXact_GUC(false, nest);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
+}
+
+/* Record the tallies as the last verification; true when all are equal. */
+static bool
+record_tallies(Move *m, Tally *src, Tally *dst)
+{
+	bool		all = true;
+	int			i;
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		Oid			types[6] = {TEXTOID, OIDOID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+		Datum		values[6];
+		bool		eq = strcmp(src[i].rows, dst[i].rows) == 0 &&
+			strcmp(src[i].checksum, dst[i].checksum) == 0;
+
+		all = all && eq;
+		values[0] = CStringGetTextDatum(m->tenant);
+		values[1] = ObjectIdGetDatum(m->tables[i].relid);
+		values[2] = DirectFunctionCall1(int8in, CStringGetDatum(src[i].rows));
+		values[3] = DirectFunctionCall1(int8in, CStringGetDatum(dst[i].rows));
+		values[4] = CStringGetTextDatum(src[i].checksum);
+		values[5] = CStringGetTextDatum(dst[i].checksum);
+		catalog_execute(psprintf("UPDATE %s SET source_rows = $3, target_rows = $4, source_checksum = $5, "
+								 "target_checksum = $6, equal = ($3 OPERATOR(pg_catalog.=) $4 AND "
+								 "$5 OPERATOR(pg_catalog.=) $6), verified_at = pg_catalog.now() "
+								 "WHERE tenant OPERATOR(pg_catalog.=) $1 "
+								 "AND table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+								 capacity_object("capacity_tenant_move_table")),
+						6, types, values, NULL, false);
+	}
+	return all;
+}
+
+Datum
+capacity_tenant_move_verify(PG_FUNCTION_ARGS)
+{
+	static const char *const ok_states[] = {"syncing", "frozen", NULL};
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Move	   *m;
+	PGconn	   *conn;
+	Tally	   *src,
+			   *dst;
+	int			i;
+
+	init_materialized(fcinfo, &store, &desc);
+	SPI_connect();
+	m = require_move(tenant, "verification");
+	require_state(m, ok_states, "verification");
+	conn = member_connect(m->member, m->server);
+	src = palloc0(sizeof(Tally) * m->ntables);
+	dst = palloc0(sizeof(Tally) * m->ntables);
+	PG_TRY();
+	{
+		require_synced(conn, m);
+		tally_both(m, conn, src, dst);
+	}
+	PG_CATCH();
+	{
+		remote_close(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	remote_close(conn);
+	(void) record_tallies(m, src, dst);
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = ObjectIdGetDatum(m->tables[i].relid);
+		values[1] = DirectFunctionCall1(int8in, CStringGetDatum(src[i].rows));
+		values[2] = DirectFunctionCall1(int8in, CStringGetDatum(dst[i].rows));
+		values[3] = CStringGetTextDatum(src[i].checksum);
+		values[4] = CStringGetTextDatum(dst[i].checksum);
+		values[5] = BoolGetDatum(strcmp(src[i].rows, dst[i].rows) == 0 &&
+								 strcmp(src[i].checksum, dst[i].checksum) == 0);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+/* ------------------------------------------------------------------- move */
+
+/* Tables to move: the given ones, or every managed table with a tenant column. */
+static void
+resolve_tables(Move *m, ArrayType *given)
+{
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+	char		nulls[1] = {given ? ' ' : 'n'};
+	uint64		i;
+
+	if (given)
+		values[0] = PointerGetDatum(given);
+	else
+		values[0] = (Datum) 0;
+	/* given tables that have no tenant column are named */
+	if (given)
+	{
+		catalog_execute(psprintf("SELECT g::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.unnest($1) g "
+								 "WHERE NOT EXISTS (SELECT 1 FROM %s p WHERE p.table_name::pg_catalog.oid "
+								 "OPERATOR(pg_catalog.=) g AND p.hash_column IS NOT NULL)",
+								 capacity_object("capacity_policy")),
+						1, types, values, nulls, true);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table %s has no tenant column", spi_text(0, 1)),
+					 errhint("Only tables managed with a tenant (hash) column by capacity_manage() can be moved by tenant.")));
+	}
+	catalog_execute(psprintf("SELECT p.table_name::pg_catalog.oid::pg_catalog.text, p.hash_column::pg_catalog.text, "
+							 "pg_catalog.format_type(a.atttypid, a.atttypmod) FROM %s p "
+							 "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.table_name "
+							 " AND a.attname OPERATOR(pg_catalog.=) p.hash_column "
+							 "WHERE p.hash_column IS NOT NULL AND ($1 IS NULL OR p.table_name::pg_catalog.oid "
+							 "OPERATOR(pg_catalog.=) ANY ($1)) ORDER BY p.table_name::pg_catalog.text",
+							 capacity_object("capacity_policy")),
+					1, types, values, nulls, true);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no managed table has a tenant column"),
+				 errhint("Manage the tables with capacity_manage(..., hash_column => ...) or pass tables.")));
+	m->ntables = (int) SPI_processed;
+	m->tables = palloc0(sizeof(MoveTable) * m->ntables);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+
+		t->relid = DatumGetObjectId(DirectFunctionCall1(oidin, CStringGetDatum(spi_text(i, 1))));
+		t->qname = psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(t->relid))),
+							quote_identifier(get_rel_name(t->relid)));
+		t->column = spi_text(i, 2);
+		t->coltype = spi_text(i, 3);
+	}
+}
+
+/*
+ * Every table (and every partition of it) needs a replica identity that
+ * covers the tenant column: without it the publication would make the
+ * application's UPDATEs and DELETEs fail, and the row filter is invalid.
+ */
+static void
+check_source_tables(Move *m)
+{
+	bool		any_rows = false;
+	int			i;
+
+	for (i = 0; i < m->ntables && !any_rows; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+
+		SPI_execute(psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
+							 quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
+					true, 0);
+		any_rows = SPI_processed > 0;
+	}
+	if (!any_rows)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("tenant \"%s\" has no rows in the tables to move", m->tenant),
+				 errhint("Check the spelling: the tenant column of %s is %s.",
+						 m->tables[0].qname, quote_identifier(m->tables[0].column))));
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+		Oid			types[2] = {OIDOID, TEXTOID};
+		Datum		values[2] = {ObjectIdGetDatum(t->relid), CStringGetTextDatum(t->column)};
+
+		SPI_execute_with_args("SELECT c.oid::pg_catalog.regclass::pg_catalog.text "
+							  "FROM pg_catalog.pg_partition_tree($1) p JOIN pg_catalog.pg_class c ON c.oid = p.relid "
+							  "WHERE NOT (c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+							  " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2::pg_catalog.name "
+							  " WHERE i.indrelid = c.oid AND a.attnum = ANY (i.indkey::pg_catalog.int2[]) "
+							  " AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)))) "
+							  "ORDER BY p.level, 1 LIMIT 1",
+							  2, types, values, NULL, true, 0);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s has no replica identity covering its tenant column %s",
+							spi_text(0, 1), quote_identifier(t->column)),
+					 errdetail("Publishing it would make UPDATE and DELETE on it fail."),
+					 errhint("Give %s a primary key that includes %s, or ALTER TABLE ... REPLICA IDENTITY.",
+							 t->qname, quote_identifier(t->column))));
+	}
+}
+
+/* The member has each table, the same columns and types, an identity, no rows of the tenant. */
+static void
+check_member_tables(Move *m, PGconn *conn)
+{
+	int			i;
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+		Oid			types[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+		const char *params[1] = {t->qname};
+		PGresult   *res;
+		uint64		j;
+		char	   *found;
+
+		res = member_exec(conn, m->member,
+						  "SELECT pg_catalog.to_regclass($1) IS NOT NULL, "
+						  "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1) "
+						  " AND (c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+						  "  WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident))))",
+						  1, params);
+		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		{
+			PQclear(res);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table %s does not exist on fleet member \"%s\"", t->qname, m->member),
+					 errhint("Create the same schema on the member first (and the same capacity_manage policies).")));
+		}
+		if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		{
+			PQclear(res);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s on fleet member \"%s\" has no primary key or replica identity",
+							t->qname, m->member),
+					 errhint("The subscription needs it to apply UPDATE and DELETE; give it the source's primary key.")));
+		}
+		PQclear(res);
+
+		res = member_exec(conn, m->member,
+						  "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+						  "FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) "
+						  "AND a.attnum > 0 AND NOT a.attisdropped",
+						  1, params);
+		SPI_execute_with_args("SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+							  "FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 "
+							  "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum",
+							  1, types, values, NULL, true, 0);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			char	   *name = spi_text(j, 1);
+			char	   *type = spi_text(j, 2);
+			int			r;
+
+			found = NULL;
+			for (r = 0; r < PQntuples(res); r++)
+				if (strcmp(PQgetvalue(res, r, 0), name) == 0)
+					found = pstrdup(PQgetvalue(res, r, 1));
+			if (found == NULL || strcmp(found, type) != 0)
+			{
+				PQclear(res);
+				ereport(ERROR,
+						(errcode(found ? ERRCODE_DATATYPE_MISMATCH : ERRCODE_UNDEFINED_COLUMN),
+						 found ? errmsg("column %s of table %s is %s on fleet member \"%s\", %s here",
+										quote_identifier(name), t->qname, found, m->member, type)
+						 : errmsg("column %s of table %s does not exist on fleet member \"%s\"",
+								  quote_identifier(name), t->qname, m->member),
+						 errhint("The member's table must have the same columns with the same types.")));
+			}
+		}
+		PQclear(res);
+
+		res = member_exec(conn, m->member,
+						  psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s = %s)", t->qname,
+								   quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
+						  0, NULL);
+		if (strcmp(PQgetvalue(res, 0, 0), "f") != 0)
+		{
+			PQclear(res);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s on fleet member \"%s\" already has rows of tenant \"%s\"",
+							t->qname, m->member, m->tenant),
+					 errhint("A move copies into an empty tenant; delete those rows on the member or choose another member.")));
+		}
+		PQclear(res);
+	}
+}
+
+static char *
+trigger_name(const char *tenant)
+{
+	return psprintf("capacity_tenant_move_%s", move_name(tenant) + strlen("mc_move_"));
+}
+
+static void
+run_ddl_bounded(const char *sql, const char *what)
+{
+	if (!run_bounded(exec_sql_step, (void *) sql, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not %s within matter_capacity.lock_timeout", what),
+				 errdetail("%d attempts of %d ms each.", mc_lock_retries + 1, mc_lock_timeout_ms),
+				 errhint("Try again when fewer long transactions hold the table.")));
+}
+
+/* The source conninfo the member's subscription uses: no password, ever. */
+static char *
+source_conninfo(text *given)
+{
+	char	   *ci;
+	char	   *err = NULL;
+	PQconninfoOption *opts;
+	PQconninfoOption *o;
+
+	if (given)
+		ci = text_to_cstring(given);
+	else
+	{
+		char	   *dirs = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+		char	   *comma = strchr(dirs, ',');
+
+		if (comma)
+			*comma = '\0';
+		ci = psprintf("host=%s port=%d dbname=%s user=%s",
+					  quote_literal_cstr(dirs[0] ? dirs : "localhost"), PostPortNumber,
+					  quote_literal_cstr(get_database_name(MyDatabaseId)),
+					  quote_literal_cstr(GetUserNameFromId(GetUserId(), false)));
+	}
+	opts = PQconninfoParse(ci, &err);
+	if (opts == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source_conninfo is not a valid connection string"),
+				 errhint("Give host, port, dbname and user as key=value pairs.")));
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+		{
+			PQconninfoFree(opts);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("source_conninfo must not contain a password"),
+					 errhint("Put the password in the member's password file (passfile).")));
+		}
+	PQconninfoFree(opts);
+	return ci;
+}
+
+/* Undo what the move created so far, quietly (we are failing already). */
+static void
+undo_move(Move *m, PGconn *conn, bool subscription)
+{
+	char	   *error = NULL;
+
+	if (conn && subscription)
+		member_exec_quiet(conn, psprintf("DROP SUBSCRIPTION IF EXISTS %s", quote_identifier(m->name)), &error);
+	(void) loopback_run(psprintf("SET statement_timeout = %d; DROP PUBLICATION IF EXISTS %s",
+								 mc_tenant_move_timeout_ms, quote_identifier(m->name)), &error);
+}
+
+Datum
+capacity_tenant_move(PG_FUNCTION_ARGS)
+{
+	Move	   *m = palloc0(sizeof(Move));
+	char	   *kind;
+	char	   *conninfo;
+	char	   *error = NULL;
+	StringInfoData pub;
+	PGconn	   *conn;
+	volatile bool published = false;
+	volatile bool subscribed = false;
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant and target must not be NULL"),
+				 errhint("Name the tenant and a fleet member of kind tier.")));
+	m->tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m->member = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	m->name = move_name(m->tenant);
+	conninfo = source_conninfo(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
+	require_not_in_recovery("capacity_tenant_move");
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("capacity_tenant_move must run in a transaction that has not written yet"),
+				 errdetail("The member's replication slot waits for every transaction that has written."),
+				 errhint("Call it on its own (autocommit), not after writes in the same transaction.")));
+
+	SPI_connect();
+	{
+		Move	   *old = load_move(m->tenant);
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(m->tenant)};
+
+		if (old && (strcmp(old->state, "cut over") == 0 || strcmp(old->state, "cleaned") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" has already moved to fleet member \"%s\"", m->tenant, old->member),
+					 errhint("See capacity_tenant_tier and capacity_tenant_moves.")));
+		if (old)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" is already being moved to fleet member \"%s\" (%s)",
+							m->tenant, old->member, old->state),
+					 errhint("Finish it with capacity_tenant_move_cutover() or undo it with capacity_tenant_move_abort().")));
+		catalog_execute(psprintf("SELECT member FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_tenant_tier")),
+						1, types, values, NULL, true);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" has already moved to fleet member \"%s\"", m->tenant, spi_text(0, 1)),
+					 errhint("See capacity_tenant_tier.")));
+		values[0] = CStringGetTextDatum(m->member);
+		catalog_execute(psprintf("SELECT kind, server FROM %s WHERE name OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_fleet_member")),
+						1, types, values, NULL, true);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("fleet member \"%s\" does not exist", m->member),
+					 errhint("Register the dedicated cluster with capacity_fleet_add(name, 'tier', server).")));
+		kind = spi_text(0, 1);
+		m->server = spi_text(0, 2);
+		if (strcmp(kind, "tier") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("fleet member \"%s\" is a %s, not a tier", m->member, kind),
+					 errhint("A tenant moves to a member registered with kind 'tier'.")));
+	}
+	resolve_tables(m, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	check_source_tables(m);
+
+	conn = member_connect(m->member, m->server);
+
+	initStringInfo(&pub);
+	appendStringInfo(&pub, "CREATE PUBLICATION %s FOR TABLE ", quote_identifier(m->name));
+	for (i = 0; i < m->ntables; i++)
+		appendStringInfo(&pub, "%s%s WHERE (%s = %s)", i ? ", " : "", m->tables[i].qname,
+						 quote_identifier(m->tables[i].column),
+						 tenant_literal(m->tenant, m->tables[i].coltype));
+	appendStringInfoString(&pub, " WITH (publish_via_partition_root = true)");
+
+	PG_TRY();
+	{
+		check_member_tables(m, conn);
+		/* committed at once: the member's slot must not wait for us */
+		published = true;
+		if (!loopback_run(psprintf("SET statement_timeout = %d; SET lock_timeout = %d; "
+								   "DROP PUBLICATION IF EXISTS %s; %s",
+								   mc_tenant_move_timeout_ms, mc_tenant_move_timeout_ms,
+								   quote_identifier(m->name), pub.data),
+						  &error))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not create publication %s for tenant \"%s\": %s", m->name, m->tenant, error),
+					 errhint("The publication is created through matter_capacity.loopback_conninfo.")));
+		subscribed = true;
+		PQclear(member_exec(conn, m->member,
+							psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s "
+									 "WITH (slot_name = %s, copy_data = true)",
+									 quote_identifier(m->name), quote_literal_cstr(conninfo),
+									 quote_identifier(m->name), quote_identifier(m->name)),
+							0, NULL));
+
+		for (i = 0; i < m->ntables; i++)
+			run_ddl_bounded(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW "
+									 "EXECUTE FUNCTION %s(%s, %s)",
+									 quote_identifier(trigger_name(m->tenant)), m->tables[i].qname,
+									 capacity_object("capacity_tenant_move_guard"),
+									 quote_literal_cstr(m->tables[i].column), quote_literal_cstr(m->tenant)),
+							psprintf("add the tenant guard trigger to %s", m->tables[i].qname));
+	}
+	PG_CATCH();
+	{
+		if (published)
+			undo_move(m, PQstatus(conn) == CONNECTION_OK ? conn : NULL, subscribed);
+		remote_close(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	remote_close(conn);
+
+	{
+		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		values[3] = {CStringGetTextDatum(m->tenant), CStringGetTextDatum(m->member),
+		CStringGetTextDatum(m->name)};
+
+		catalog_execute(psprintf("INSERT INTO %s (tenant, member, name, state) VALUES ($1, $2, $3, 'syncing')",
+								 capacity_object("capacity_tenant_move")),
+						3, types, values, NULL, false);
+		for (i = 0; i < m->ntables; i++)
+		{
+			Oid			t2[3] = {TEXTOID, OIDOID, TEXTOID};
+			Datum		v2[3] = {values[0], ObjectIdGetDatum(m->tables[i].relid),
+			CStringGetTextDatum(m->tables[i].column)};
+
+			catalog_execute(psprintf("INSERT INTO %s (tenant, table_name, tenant_column) VALUES ($1, $2, $3)",
+									 capacity_object("capacity_tenant_move_table")),
+							3, t2, v2, NULL, false);
+		}
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------- freeze and cutover */
+
+Datum
+capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
+{
+	static const char *const ok_states[] = {"syncing", NULL};
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Move	   *m;
+
+	SPI_connect();
+	m = require_move(tenant, "freeze");
+	require_state(m, ok_states, "freeze");
+	/* in-flight writes of the tenant finish; later ones see frozen */
+	(void) barrier_take(tenant);
+	set_state(m, "frozen", "frozen_at", NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
+capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
+{
+	static const char *const ok_states[] = {"frozen", NULL};
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Move	   *m;
+	PGconn	   *conn;
+	Tally	   *src,
+			   *dst;
+	bool		equal;
+	int			i;
+
+	SPI_connect();
+	m = require_move(tenant, "cutover");
+	require_state(m, ok_states, "cutover");
+	conn = member_connect(m->member, m->server);
+	src = palloc0(sizeof(Tally) * m->ntables);
+	dst = palloc0(sizeof(Tally) * m->ntables);
+	PG_TRY();
+	{
+		require_synced(conn, m);
+		tally_both(m, conn, src, dst);
+		equal = record_tallies(m, src, dst);
+		if (!equal)
+		{
+			for (i = 0; i < m->ntables; i++)
+				if (strcmp(src[i].rows, dst[i].rows) != 0 || strcmp(src[i].checksum, dst[i].checksum) != 0)
+					break;
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("tenant \"%s\" differs on fleet member \"%s\": %s has %s rows here, %s there",
+							tenant, m->member, m->tables[i].qname, src[i].rows, dst[i].rows),
+					 errdetail("Checksums %s here, %s there.", src[i].checksum, dst[i].checksum),
+					 errhint("The move stays frozen; investigate, then capacity_tenant_move_abort() or cut over again.")));
+		}
+		PQclear(member_exec(conn, m->member,
+							psprintf("DROP SUBSCRIPTION %s", quote_identifier(m->name)), 0, NULL));
+	}
+	PG_CATCH();
+	{
+		remote_close(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	remote_close(conn);
+
+	exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), SPI_OK_UTILITY);
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2] = {CStringGetTextDatum(tenant), CStringGetTextDatum(m->member)};
+
+		/* the tier registry, and the member's own label */
+		catalog_execute(psprintf("INSERT INTO %s (tenant, tier, member) SELECT $1, "
+								 "COALESCE(f.labels OPERATOR(pg_catalog.->>) 'tier', 'dedicated'), $2 FROM %s f "
+								 "WHERE f.name OPERATOR(pg_catalog.=) $2",
+								 capacity_object("capacity_tenant_tier"), capacity_object("capacity_fleet_member")),
+						2, types, values, NULL, false);
+		catalog_execute(psprintf("UPDATE %s SET labels = pg_catalog.jsonb_set(labels, '{tenants}', "
+								 "COALESCE(labels OPERATOR(pg_catalog.->) 'tenants', '[]') OPERATOR(pg_catalog.||) "
+								 "pg_catalog.to_jsonb($1)) WHERE name OPERATOR(pg_catalog.=) $2 AND NOT "
+								 "COALESCE(labels OPERATOR(pg_catalog.->) 'tenants', '[]') OPERATOR(pg_catalog.?) $1",
+								 capacity_object("capacity_fleet_member")),
+						2, types, values, NULL, false);
+	}
+	set_state(m, "cut over", "cutover_at", NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------- abort, cleanup */
+
+Datum
+capacity_tenant_move_abort(PG_FUNCTION_ARGS)
+{
+	static const char *const ok_states[] = {"syncing", "frozen", "failed", NULL};
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Move	   *m;
+	PGconn	   *conn;
+	int			i;
+
+	SPI_connect();
+	m = require_move(tenant, "abort");
+	require_state(m, ok_states, "abort");
+	conn = member_connect(m->member, m->server);
+	PG_TRY();
+	{
+		/* the member as before: no subscription, none of the tenant's rows */
+		PQclear(member_exec(conn, m->member,
+							psprintf("DROP SUBSCRIPTION IF EXISTS %s", quote_identifier(m->name)), 0, NULL));
+		for (i = 0; i < m->ntables; i++)
+			PQclear(member_exec(conn, m->member,
+								psprintf("DELETE FROM %s WHERE %s = %s", m->tables[i].qname,
+										 quote_identifier(m->tables[i].column),
+										 tenant_literal(tenant, m->tables[i].coltype)),
+								0, NULL));
+	}
+	PG_CATCH();
+	{
+		remote_close(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	remote_close(conn);
+
+	for (i = 0; i < m->ntables; i++)
+		run_ddl_bounded(psprintf("DROP TRIGGER IF EXISTS %s ON %s", quote_identifier(trigger_name(tenant)),
+								 m->tables[i].qname),
+						psprintf("drop the tenant guard trigger of %s", m->tables[i].qname));
+	exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), SPI_OK_UTILITY);
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(tenant)};
+
+		catalog_execute(psprintf("DELETE FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_tenant_move_table")),
+						1, types, values, NULL, false);
+		catalog_execute(psprintf("DELETE FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_tenant_move")),
+						1, types, values, NULL, false);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+typedef struct DeleteArg
+{
+	const char *sql;
+	uint64		deleted;
+} DeleteArg;
+
+static void
+delete_step(void *arg)
+{
+	DeleteArg  *d = arg;
+
+	if (SPI_execute(d->sql, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "matter_capacity: cleanup delete failed");
+	d->deleted = SPI_processed;
+}
+
+Datum
+capacity_tenant_move_cleanup(PG_FUNCTION_ARGS)
+{
+	static const char *const ok_states[] = {"cut over", NULL};
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		batch = PG_ARGISNULL(1) ? 10000 : PG_GETARG_INT32(1);
+	Move	   *m;
+	int64		total = 0;
+	int			i;
+
+	if (batch < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_rows must be positive"),
+				 errhint("It bounds the rows deleted per table per call.")));
+	SPI_connect();
+	m = require_move(tenant, "cleanup");
+	require_state(m, ok_states, "cleanup");
+	cleanup_tenant = tenant;
+	PG_TRY();
+	{
+		for (i = 0; i < m->ntables; i++)
+		{
+			MoveTable  *t = &m->tables[i];
+			DeleteArg	d;
+
+			d.deleted = 0;
+			d.sql = psprintf("DELETE FROM %s WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM %s "
+							 "WHERE %s OPERATOR(pg_catalog.=) %s LIMIT %d)",
+							 t->qname, t->qname, quote_identifier(t->column),
+							 tenant_literal(tenant, t->coltype), batch);
+			if (!run_bounded(delete_step, &d, NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("could not delete rows of tenant \"%s\" from %s within matter_capacity.lock_timeout",
+								tenant, t->qname),
+						 errhint("Try again; the rows deleted so far in this call are rolled back.")));
+			total += d.deleted;
+		}
+	}
+	PG_FINALLY();
+	{
+		cleanup_tenant = NULL;
+	}
+	PG_END_TRY();
+	if (total == 0)
+		set_state(m, "cleaned", "cleaned_at", NULL);
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/* ------------------------------------------------------------ the guard */
+
+static bool
+tuple_is_tenant(HeapTuple tuple, TupleDesc desc, int attnum, const char *tenant)
+{
+	char	   *v;
+
+	if (tuple == NULL)
+		return false;
+	v = SPI_getvalue(tuple, desc, attnum);
+	return v != NULL && strcmp(v, tenant) == 0;
+}
+
+Datum
+capacity_tenant_move_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	newt = NULL,
+				oldt = NULL;
+	const char *column;
+	const char *tenant;
+	int			attnum;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event) || td->tg_trigger->tgnargs != 2)
+		elog(ERROR, "capacity_tenant_move_guard: must be a BEFORE ROW trigger with two arguments");
+	desc = RelationGetDescr(td->tg_relation);
+	column = td->tg_trigger->tgargs[0];
+	tenant = td->tg_trigger->tgargs[1];
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		newt = td->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		oldt = td->tg_trigtuple;
+		newt = td->tg_newtuple;
+	}
+	else
+		oldt = td->tg_trigtuple;
+
+	attnum = SPI_fnumber(desc, column);
+	if (attnum > 0 && (tuple_is_tenant(newt, desc, attnum, tenant) ||
+					   tuple_is_tenant(oldt, desc, attnum, tenant)) &&
+		!(cleanup_tenant && strcmp(cleanup_tenant, tenant) == 0))
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(tenant)};
+		char	   *state = NULL;
+		char	   *member = NULL;
+
+		/* shared with other writers; verify and freeze wait for us */
+		LockDatabaseObject(capacity_relid("capacity_tenant_move"), tenant_key(tenant), 0, RowExclusiveLock);
+		SPI_connect();
+		/* the latest state, whatever this transaction's isolation */
+		PushActiveSnapshot(GetLatestSnapshot());
+		catalog_execute(psprintf("SELECT state, member FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_tenant_move")),
+						1, types, values, NULL, true);
+		PopActiveSnapshot();
+		if (SPI_processed > 0)
+		{
+			state = spi_text(0, 1);
+			member = spi_text(0, 2);
+		}
+		if (state && strcmp(state, "syncing") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 strcmp(state, "frozen") == 0
+					 ? errmsg("tenant \"%s\" is frozen: it is moving to fleet member \"%s\"", tenant, member)
+					 : errmsg("tenant \"%s\" has moved to fleet member \"%s\"", tenant, member),
+					 errdetail("Writes of the tenant are refused on this database (move state: %s).", state),
+					 strcmp(state, "frozen") == 0
+					 ? errhint("Route the tenant's connections to \"%s\"; retry there after cutover.", member)
+					 : errhint("The tenant lives on \"%s\" now: route its connections there.", member)));
+		SPI_finish();
+	}
+	return PointerGetDatum(newt ? newt : oldt);
+}
+
+/* ------------------------------------------------------------- the view */
+
+/*
+ * One row per move and table: initial sync state on the member, lag of
+ * the slot here, the tenant's rows on each side now, the last
+ * verification, the state.  Never an error for an unreachable member: its
+ * figures are NULL and note says why (credentials are never in it).
+ */
+Datum
+capacity_tenant_move_status(PG_FUNCTION_ARGS)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	uint64		n,
+				k;
+	char	  **tenants;
+
+	init_materialized(fcinfo, &store, &desc);
+	SPI_connect();
+	catalog_execute(psprintf("SELECT tenant FROM %s ORDER BY tenant", capacity_object("capacity_tenant_move")),
+					0, NULL, NULL, NULL, true);
+	n = SPI_processed;
+	tenants = palloc(sizeof(char *) * Max(n, 1));
+	for (k = 0; k < n; k++)
+		tenants[k] = spi_text(k, 1);
+
+	for (k = 0; k < n; k++)
+	{
+		Move	   *m = load_move(tenants[k]);
+		PGconn	   *conn = NULL;
+		PGresult   *sync = NULL;
+		char	   *note = NULL;
+		XLogRecPtr	confirmed;
+		bool		live = strcmp(m->state, "syncing") == 0 || strcmp(m->state, "frozen") == 0;
+		bool		all_ready = true;
+		int			i;
+		Datum	   *vals = palloc(sizeof(Datum) * 14 * Max(m->ntables, 1));
+		bool	   *nulls = palloc0(sizeof(bool) * 14 * Max(m->ntables, 1));
+
+		confirmed = live ? slot_confirmed(m->name) : InvalidXLogRecPtr;
+		if (m->server && GetForeignServerByName(m->server, true) == NULL)
+			note = psprintf("foreign server %s of fleet member %s does not exist", m->server, m->member);
+		else if (m->server)
+		{
+			const char **keywords;
+			const char **values;
+			Oid			save_userid;
+			int			save_sec;
+
+			GetUserIdAndSecContext(&save_userid, &save_sec);
+			SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+			remote_server_params(m->server, &keywords, &values);
+			SetUserIdAndSecContext(save_userid, save_sec);
+			conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &note);
+		}
+		else
+			note = psprintf("fleet member %s is not registered", m->member);
+		if (conn && live)
+		{
+			const char *params[1] = {m->name};
+
+			sync = remote_exec(conn, "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), r.srsubstate::text "
+							   "FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_subscription s "
+							   "ON s.oid = r.srsubid JOIN pg_catalog.pg_class c ON c.oid = r.srrelid "
+							   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE s.subname = $1",
+							   1, params, mc_fleet_timeout_ms, &note);
+		}
+		for (i = 0; i < m->ntables; i++)
+		{
+			MoveTable  *t = &m->tables[i];
+			Datum	   *v = vals + i * 14;
+			bool	   *nl = nulls + i * 14;
+			char	   *st = NULL;
+			Oid			types[2] = {TEXTOID, OIDOID};
+			Datum		args[2] = {CStringGetTextDatum(m->tenant), ObjectIdGetDatum(t->relid)};
+			int			r;
+
+			v[0] = CStringGetTextDatum(m->tenant);
+			v[1] = CStringGetTextDatum(m->member);
+			v[2] = ObjectIdGetDatum(t->relid);
+			if (sync)
+			{
+				for (r = 0; r < PQntuples(sync); r++)
+					if (strcmp(PQgetvalue(sync, r, 0), t->qname) == 0)
+						st = PQgetvalue(sync, r, 1);
+				st = st == NULL ? "not subscribed" :
+					*st == 'i' ? "init" : *st == 'd' ? "copying" : *st == 'f' ? "copied" :
+					*st == 's' ? "synchronized" : *st == 'r' ? "ready" : st;
+				all_ready = all_ready && strcmp(st, "ready") == 0;
+			}
+			else
+				all_ready = false;
+			if (st)
+				v[3] = CStringGetTextDatum(st);
+			else
+				nl[3] = true;
+			if (confirmed != InvalidXLogRecPtr)
+				v[4] = Int64GetDatum((int64) (GetXLogInsertRecPtr() - Min(confirmed, GetXLogInsertRecPtr())));
+			else
+				nl[4] = true;
+			/* rows on each side now; as the caller here (pg_monitor may not read them) */
+			{
+				int			nest = pin_search_path();
+				Oid			save_userid;
+				int			save_sec;
+
+				GetUserIdAndSecContext(&save_userid, &save_sec);
+				SetUserIdAndSecContext(get_rel_owner_oid(t->relid),
+									   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+				SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) %s",
+									 t->qname, quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
+							true, 0);
+				SetUserIdAndSecContext(save_userid, save_sec);
+				AtEOXact_GUC(false, nest);
+				v[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &nl[5]);
+			}
+			nl[6] = true;
+			if (conn && PQstatus(conn) == CONNECTION_OK)
+			{
+				char	   *err = NULL;
+				PGresult   *res = remote_exec(conn, psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s = %s",
+															 t->qname, quote_identifier(t->column),
+															 tenant_literal(m->tenant, t->coltype)),
+											  0, NULL, mc_fleet_timeout_ms, &err);
+
+				if (res)
+				{
+					v[6] = DirectFunctionCall1(int8in, CStringGetDatum(PQgetvalue(res, 0, 0)));
+					nl[6] = false;
+					PQclear(res);
+				}
+				else if (note == NULL)
+					note = err;
+			}
+			catalog_execute(psprintf("SELECT verified_at, equal, source_rows, target_rows FROM %s "
+									 "WHERE tenant OPERATOR(pg_catalog.=) $1 "
+									 "AND table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+									 capacity_object("capacity_tenant_move_table")),
+							2, types, args, NULL, true);
+			v[7] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &nl[7]);
+			v[8] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &nl[8]);
+			v[9] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &nl[9]);
+			v[10] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &nl[10]);
+		}
+		if (conn)
+			remote_close(conn);
+		{
+			Oid			types[1] = {TEXTOID};
+			Datum		args[1] = {CStringGetTextDatum(m->tenant)};
+			char	   *state;
+			char	   *reason;
+			Datum		started;
+			bool		snull;
+
+			catalog_execute(psprintf("SELECT reason, started_at FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+									 capacity_object("capacity_tenant_move")),
+							1, types, args, NULL, true);
+			reason = spi_text(0, 1);
+			started = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &snull);
+			state = strcmp(m->state, "syncing") == 0 && all_ready ? "verifying" : m->state;
+			/* the member lost the subscription: the move cannot go on */
+			if (live && sync && PQntuples(sync) == 0)
+			{
+				state = "failed";
+				reason = psprintf("fleet member %s has no subscription %s", m->member, m->name);
+			}
+			for (i = 0; i < m->ntables; i++)
+			{
+				Datum	   *v = vals + i * 14;
+				bool	   *nl = nulls + i * 14;
+
+				v[11] = CStringGetTextDatum(state);
+				if (reason)
+					v[12] = CStringGetTextDatum(reason);
+				else
+					nl[12] = true;
+				if (note)
+					v[13] = CStringGetTextDatum(note);
+				else
+					nl[13] = true;
+				(void) started;
+				tuplestore_putvalues(store, desc, v, nl);
+			}
+		}
+		if (sync)
+			PQclear(sync);
+	}
+	SPI_finish();
+	PG_RETURN_NULL();
+}
