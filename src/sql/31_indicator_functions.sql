@@ -75,6 +75,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
@@ -112,6 +114,24 @@ BEGIN
     ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
        SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
      WHERE l.sampled_at <= EXCLUDED.sampled_at;
+    -- A late value: the sampler rolls up only the last two hours
+    -- (sampler.c, roll_up_hours), so an older hour is rolled up here, for
+    -- this series alone, and its UTC day again (capacity_roll_up_days: the
+    -- day's hourly rows, at most 24 per series).  Cost: one hour of one
+    -- series plus one day; a value pushed on time costs nothing more.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
+        INSERT INTO @extschema@.capacity_sample_hourly AS h (indicator, labels, hour, min, max, avg, last, count)
+        SELECT s.indicator, s.labels, late_hour, min(s.value), max(s.value), avg(s.value),
+               (array_agg(s.value ORDER BY s.sampled_at DESC))[1], count(*)
+          FROM @extschema@.capacity_sample s
+         WHERE s.indicator = capacity_record.indicator AND s.labels = capacity_record.labels
+           AND s.sampled_at >= late_hour AND s.sampled_at < late_hour + interval '1 hour'
+         GROUP BY 1, 2
+        ON CONFLICT ON CONSTRAINT capacity_sample_hourly_pkey DO UPDATE SET min = EXCLUDED.min,
+           max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count;
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
 END
 $$;
 

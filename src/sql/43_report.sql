@@ -1,17 +1,34 @@
 -- capacity_report(): the weekly capacity review as text, one line per row.
 
--- Eight-level sparkline of values scaled from 0 to hi.
+-- Eight-level sparkline of values scaled from 0 to hi.  The level is
+-- clamped in double precision before it becomes an integer, so values
+-- near the limits of float8 (+-1e308) draw as the lowest or highest bar
+-- instead of overflowing; NaN and infinities are refused.
 CREATE FUNCTION @extschema@.capacity_sparkline(vals double precision[], hi double precision)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
-                                    ELSE substr('▁▂▃▄▅▆▇█', 1 + least(7, greatest(0,
-                                           floor(v / nullif(hi, 0) * 8)::int)), 1) END,
-                               '' ORDER BY i), '')
-      FROM unnest(vals) WITH ORDINALITY AS u(v, i)
+BEGIN
+    IF hi IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+       OR EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_sparkline draws finite numbers only'
+            USING ERRCODE = '22023', DETAIL = format('hi = %s; values %s', hi, vals),
+                  HINT = 'Leave a value without data NULL (it draws as a blank).';
+    END IF;
+    RETURN (SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
+                                            -- hi 0 or NULL: no scale, nothing drawn (as in 1.0)
+                                            WHEN hi IS NULL OR hi = 0 THEN NULL
+                                            ELSE substr('▁▂▃▄▅▆▇█', 1 + CASE WHEN hi < 0 OR v <= 0 THEN 0
+                                                                            WHEN v >= hi THEN 7
+                                                                            ELSE least(7, floor(v / hi * 8)::int) END, 1) END,
+                                       '' ORDER BY i), '')
+              FROM unnest(vals) WITH ORDINALITY AS u(v, i));
+END
 $$;
+COMMENT ON FUNCTION @extschema@.capacity_sparkline(double precision[], double precision) IS
+    'Eight-level sparkline (one character per value, NULL a blank) of vals scaled from 0 to hi; '
+    'values beyond the range draw as the lowest or highest bar. Errors: 22023 NaN or infinite value or hi.';
 
 -- A number as a person reads it: whole above 100, else up to 6 decimals.
 CREATE FUNCTION @extschema@.capacity_fmt(v double precision)
@@ -20,6 +37,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN v IS NULL THEN ''
+                WHEN v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) OR abs(v) >= 1e15 THEN v::text
                 WHEN abs(v) >= 100 THEN round(v::numeric)::text
                 ELSE rtrim(rtrim(round(v::numeric, CASE WHEN abs(v) >= 1 THEN 2 ELSE 6 END)::text, '0'), '.') END
 $$;
