@@ -140,14 +140,17 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     -- runs as the caller, to resolve the hot tables on the caller's search
-    -- path (capacity_bindings); the recording is capacity_decide_at's, which
-    -- a role granted capacity_decide needs too: say so, not "permission denied"
+    -- path (capacity_bindings reads capacity_table_binding); the recording
+    -- is capacity_decide_at's.  A role granted capacity_decide alone lacks
+    -- both: say what to grant, not "permission denied"
     IF NOT pg_catalog.has_function_privilege(
-             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE') THEN
-        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide needs EXECUTE on capacity_decide_at too', current_user
+             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE')
+       OR NOT pg_catalog.has_table_privilege('@extschema@.capacity_table_binding', 'SELECT') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide also needs EXECUTE on capacity_decide_at and SELECT on capacity_table_binding', current_user
             USING ERRCODE = '42501',
-                  HINT = 'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
-                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO the reviewer''s role.';
+                  HINT = 'GRANT pg_monitor TO the reviewer''s role (it reads capacity_table_binding) and '
+                         'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
+                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO it.';
     END IF;
     PERFORM @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs);
 END
@@ -156,7 +159,8 @@ COMMENT ON FUNCTION @extschema@.capacity_decide IS
     'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
     '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
     'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference, '
-    '42501 the role lacks EXECUTE on capacity_decide_at (grant both: capacity_decide resolves tables as the caller, capacity_decide_at records).';
+    '42501 the role lacks EXECUTE on capacity_decide_at or SELECT on capacity_table_binding (grant pg_monitor and both functions: '
+    'capacity_decide resolves the hot tables as the caller, capacity_decide_at records).';
 
 CREATE VIEW @extschema@.capacity_trigger_status AS
 SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
