@@ -36,7 +36,9 @@ OBJS = \
 	src/forecast.o \
 	src/import.o \
 	src/measures.o \
-	src/shares.o
+	src/shares.o \
+	src/remote.o \
+	src/fleet.o
 
 EXTVERSION = 1.1
 DATA = src/sql/released/matter_capacity--1.0.sql src/sql/upgrade/matter_capacity--1.0--1.1.sql

@@ -7,7 +7,7 @@
 MC_ROOT=${MC_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 MC_RUN=${MC_RUN:-/tmp/matter_capacity_run}
 PGBIN=${PGBIN:-$(pg_config --bindir)}
-MC_APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-partman postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl build-essential faketime chromium"
+MC_APT_PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-partman postgresql-15-pgtap postgresql-15-cron libtap-parser-sourcehandler-pgtap-perl build-essential faketime chromium pgbouncer"
 
 # The OS user that runs servers: postgres when we are root, else ourselves.
 if [ "$(id -u)" = 0 ]; then MC_OSUSER=postgres; else MC_OSUSER=$(id -un); fi

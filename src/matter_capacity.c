@@ -41,6 +41,12 @@
  *					dispatch of issue 14's indicators from the sampler.
  *	shares.c		tenant shares of managed tables, from a bounded sample
  *					read as the table's owner.
+ *	remote.c		libpq from a backend or the worker: connect and run
+ *					statements on the latch, bounded by timeouts,
+ *					cancelled when late; errors scrubbed of passwords.
+ *	fleet.c			the fleet seen from the hub: member checks at
+ *					registration, polling members concurrently for
+ *					capacity_fleet, their figures for the sampler.
  *
  * Design rules that every file follows:
  *	- Nothing the extension does may stall the application.  DDL on a hot
@@ -89,6 +95,7 @@ int			mc_forecast_lookback_days = 30;
 int			mc_backfill_batches = 100;
 int			mc_tenant_sample_rows = 30000;
 int			mc_tenant_sample_seed = -1;
+int			mc_fleet_timeout_ms = 2000;
 
 void		_PG_init(void);
 
@@ -240,6 +247,15 @@ _PG_init(void)
 							-1, -1, INT_MAX,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.fleet_timeout",
+							"Time a fleet member (server or pooler) may take to connect and answer before it is reported unreachable.",
+							"Members are polled concurrently, so capacity_fleet and a fleet sampling take at most about this long.",
+							&mc_fleet_timeout_ms,
+							2000, 10, 600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	/*

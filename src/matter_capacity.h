@@ -30,5 +30,6 @@ extern int	mc_forecast_lookback_days;
 extern int	mc_backfill_batches;
 extern int	mc_tenant_sample_rows;
 extern int	mc_tenant_sample_seed;
+extern int	mc_fleet_timeout_ms;
 
 #endif							/* MATTER_CAPACITY_H */

@@ -37,6 +37,7 @@
 
 #include "matter_capacity.h"
 #include "catalog.h"
+#include "fleet.h"
 #include "latency.h"
 #include "measures.h"
 #include "periods.h"
@@ -947,6 +948,8 @@ sample_all(TimestampTz as_of)
 	/* read/write rates and latencies: only with the hooks (preload) */
 	if (latency_tracking_available())
 		total += sample_one("read_qps", SAMPLE_LATENCY, NULL, InvalidOid, NULL, as_of);
+	/* the fleet's members, labels {member} (fleet.c; never raises for a member) */
+	total += fleet_sample(as_of);
 	roll_up_hours(as_of);
 	return total;
 }

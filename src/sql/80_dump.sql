@@ -155,3 +155,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_step', '')
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_condition', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_plan_tier_history_id_seq', '');
+
+-- The fleet registry (1.1, 48_fleet.sql) is the user's; registered here,
+-- after the plans, in the order the 1.0 -> 1.1 update registers it.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_fleet_member', '');

@@ -4104,6 +4104,165 @@ AS 'MODULE_PATHNAME', 'capacity_owner_value';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
 
 
+-- ======== the fleet registry: members, their checks ========
+-- New in 1.1 (issue 15): 48_fleet.sql (registry part)
+CREATE TABLE @extschema@.capacity_fleet_member (
+    name      text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    kind      text NOT NULL CHECK (kind IN ('replica', 'tier', 'region', 'pooler')),
+    server    name,                        -- postgres_fdw foreign server (replica/tier/region)
+    conninfo  text,                        -- pooler only; never holds a password (password file)
+    labels    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(labels) = 'object'),
+    added_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK ((kind = 'pooler') = (conninfo IS NOT NULL)),
+    CHECK ((kind = 'pooler') = (server IS NULL))
+);
+COMMENT ON TABLE @extschema@.capacity_fleet_member IS
+    'Fleet members watched by the hub.  name is the member label of their samples; server is a postgres_fdw '
+    'foreign server (credentials in its user mapping), conninfo a PgBouncer admin console (no password: password file). '
+    'labels: tier {"tenants": [...]}, region {"region": "eu"}, pooler optionally {"role_of_pool": {...}}.';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_fleet_member', '');
+
+CREATE FUNCTION @extschema@.capacity_fleet_check(name text, kind text, target text)
+RETURNS jsonb
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_fleet_check';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
+    'Connects to a prospective member within matter_capacity.fleet_timeout and raises if it cannot be one '
+    '(unknown server 42704, no user mapping 42704, unreachable 08001, this very database 42P17, '
+    'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023).  Returns its version and role.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
+    END IF;
+    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name, coalesce(quote_literal(kind), 'NULL')
+            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
+    END IF;
+    IF target IS NULL OR target = '' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
+            USING ERRCODE = '22023',
+                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
+                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
+            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
+            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
+            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
+            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
+    END IF;
+    -- raises when the member cannot be one; nothing is registered then
+    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
+    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
+    VALUES (name, kind,
+            CASE WHEN kind <> 'pooler' THEN target END,
+            CASE WHEN kind = 'pooler' THEN target END,
+            labels);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
+    'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
+    'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
+    'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels, 42710 exists, and those of capacity_fleet_check.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_remove(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
+    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist', name
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
+    'Forgets a fleet member (its recorded samples stay).  42704 if there is none of that name.  '
+    'The foreign server and user mapping are left to the DBA.';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
+
+
+-- ======== the fleet view: members polled concurrently, their indicators ========
+-- New in 1.1 (issue 15): 48_fleet.sql (capacity_fleet_poll, capacity_fleet, fleet indicators)
+
+-- What the fleet sampling records besides the hub's own indicators (which
+-- it also records per member, labels {member}).
+INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shipped) VALUES
+ ('fleet_member_up',      'bool',    'builtin', 'Fleet member answered within matter_capacity.fleet_timeout (1) or not (0), labels {member}', true),
+ ('fleet_rtt_ms',         'ms',      'builtin', 'Round trip of the fleet poll statement to a member, labels {member}', true),
+ ('pool_clients_waiting', 'count',   'builtin', 'PgBouncer clients waiting for a server connection (cl_waiting), labels {member, pool, database, user}', true),
+ ('pool_maxwait_seconds', 'seconds', 'builtin', 'PgBouncer: age of the oldest waiting client (maxwait + maxwait_us), labels {member, pool, database, user}', true);
+
+-- One row per member, polled now; SECURITY DEFINER so that the owner's
+-- user mappings are used whoever reads the view (they never see them).
+CREATE FUNCTION @extschema@.capacity_fleet_poll(
+    member text DEFAULT NULL,
+    OUT name text, OUT kind text, OUT labels jsonb, OUT reachable boolean, OUT error text,
+    OUT polled_at timestamptz, OUT connect_ms double precision, OUT rtt_ms double precision,
+    OUT server_version text, OUT role text, OUT stage integer, OUT recommended_stage integer,
+    OUT decision text, OUT read_qps double precision, OUT write_qps double precision,
+    OUT read_p99_ms double precision, OUT write_p99_ms double precision,
+    OUT cpu_utilization double precision, OUT member_sampled_at timestamptz,
+    OUT replica_lag_seconds double precision, OUT connections integer,
+    OUT connections_utilization double precision, OUT pool_utilization double precision,
+    OUT pool_clients_waiting integer, OUT pool_maxwait_seconds double precision,
+    OUT pools jsonb, OUT database_bytes bigint, OUT largest_tables jsonb)
+RETURNS SETOF record
+LANGUAGE c CALLED ON NULL INPUT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'capacity_fleet_poll';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_poll(text) IS
+    'Polls every fleet member (or just the one named by member) concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
+    'an unreachable or slow member is a row with reachable false and error set.  Read it through capacity_fleet.';
+
+CREATE VIEW @extschema@.capacity_fleet AS
+SELECT p.name, p.kind, p.labels, p.reachable, p.error,
+       CASE WHEN p.reachable THEN p.polled_at
+            ELSE (SELECT l.sampled_at FROM @extschema@.capacity_latest_sample l
+                   WHERE l.indicator = 'fleet_rtt_ms' AND l.labels = jsonb_build_object('member', p.name)) END AS last_seen,
+       p.rtt_ms, p.connect_ms, p.server_version, p.role, p.stage, p.recommended_stage, p.decision,
+       p.read_qps, p.write_qps, p.read_p99_ms, p.write_p99_ms, p.cpu_utilization,
+       p.replica_lag_seconds, p.connections, p.connections_utilization,
+       p.pool_utilization, p.pool_clients_waiting, p.pool_maxwait_seconds, p.pools,
+       p.database_bytes, p.largest_tables,
+       p.polled_at AS live_figures_at,
+       p.member_sampled_at AS member_figures_at
+  FROM @extschema@.capacity_fleet_poll(NULL) p;
+COMMENT ON VIEW @extschema@.capacity_fleet IS
+    'One row per fleet member, polled now (concurrently, each within matter_capacity.fleet_timeout): reachable, '
+    'last_seen, round trip, version, primary/standby/pooler, its own stage and decision and newest read/write QPS, p99 '
+    'and CPU where it runs matter_capacity (as of member_figures_at), replica lag, connections, PgBouncer pools '
+    '(utilisation % = (sv_active+sv_used+sv_tested+sv_login)/pool_size), database bytes, largest tables (live, as of '
+    'live_figures_at).  Never an error for an unreachable member.  docs/fleet.md.';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_fleet_poll(text) TO pg_monitor;
+GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
+
 -- ======== review: plans forecast and are checked like the ladder; the review of any plan; the HTML charts; late values; clear errors ========
 -- 31_indicator_functions.sql: capacity_record re-rolls a late value's hour and day
 CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ * remote.h
+ *		libpq connections made from a backend or the worker, asynchronous
+ *		on the latch, each call bounded by a timeout.
+ *-------------------------------------------------------------------------
+ */
+#ifndef MC_REMOTE_H
+#define MC_REMOTE_H
+
+#include "postgres.h"
+
+#include "libpq-fe.h"
+
+/*
+ * Connect with PQconnectStartParams + PQconnectPoll, waiting with
+ * WaitLatchOrSocket and CHECK_FOR_INTERRUPTS; gives up after timeout_ms.
+ * NULL on failure, with *error set to a message that never contains a
+ * password.  As in libpq's expand_dbname, a FIRST keyword "dbname" is a
+ * connection string (a setting like matter_capacity.loopback_conninfo);
+ * any other dbname is taken literally (remote_server_params never puts
+ * dbname first).  Later keywords override what it sets.
+ */
+extern PGconn *remote_connect(const char *const *keywords,
+							  const char *const *values,
+							  int timeout_ms, char **error);
+
+/*
+ * Send one statement (PQsendQueryParams, text results; with nparams 0
+ * PQsendQuery, the simple protocol PgBouncer's console needs), wait on the latch;
+ * on timeout send a cancel and return NULL with *error "timed out after N
+ * ms".  Returns the last result (caller PQclears it), NULL with *error on
+ * failure.
+ */
+extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
+							 const char *const *params, int timeout_ms,
+							 char **error);
+
+/*
+ * conninfo keywords/values (NULL-terminated, palloc'd) for a postgres_fdw
+ * foreign server plus the current user's (or PUBLIC) user mapping, like
+ * postgres_fdw and dblink build them; passwords stay in these arrays only.
+ * ERROR if the server does not exist.
+ */
+extern void remote_server_params(const char *server, const char ***keywords,
+								 const char ***values);
+
+extern void remote_close(PGconn *conn);
+
+/*
+ * Several statements on several servers at once: each RemoteCall is
+ * connected and run concurrently, all waiting together on one
+ * WaitEventSet with the latch, each bounded by its own deadline.  A call
+ * that fails or times out has result NULL and error set; the others go on.
+ */
+typedef struct RemoteCall
+{
+	/* in */
+	const char *const *keywords;
+	const char *const *values;
+	const char *sql;			/* no parameters */
+	/* out */
+	PGresult   *result;			/* caller PQclears */
+	char	   *error;			/* palloc'd, password-free */
+	double		connect_ms;		/* time to a ready connection */
+	double		rtt_ms;			/* time from send to result */
+	/* private */
+	PGconn	   *conn;
+	int			state;
+	PostgresPollingStatusType poll;
+} RemoteCall;
+
+extern void remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms);
+
+/* Replace every password in keywords/values that occurs in msg. */
+extern char *remote_scrub(const char *msg, const char *const *keywords,
+						  const char *const *values);
+
+#endif							/* MC_REMOTE_H */
