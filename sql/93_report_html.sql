@@ -138,6 +138,27 @@ VALUES ('pool_utilization', '{"pool": "<script>alert(1)</script>"}', '2032-05-20
 SELECT position('Pool pool=&lt;script&gt;alert(1)&lt;/script&gt;' IN capacity_report_html('2032-06-01 00:00+00')) > 0 AS pool_name_escaped,
        position('<script' IN capacity_report_html('2032-06-01 00:00+00')) = 0 AS no_script;
 DELETE FROM capacity_sample_daily WHERE labels = '{"pool": "<script>alert(1)</script>"}';
+-- the fleet: no section without members; with one registered (inserted
+-- here: capacity_fleet_add connects to it), its recorded figures as of
+-- as_of (labels {member}) in the table and its chart, labels escaped
+SELECT position('<h2>Fleet</h2>' IN h) = 0 AS no_fleet_section FROM doc;
+INSERT INTO capacity_fleet_member (name, kind, server, labels)
+VALUES ('replica-1', 'replica', 'replica_1_srv', '{"zone": "<i>eu</i>"}');
+INSERT INTO capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
+SELECT i, '{"member": "replica-1"}', h, v, v, v, v, 12
+  FROM generate_series(timestamptz '2032-05-22', '2032-05-31 23:00', interval '1 hour') h,
+       (VALUES ('read_qps', 300.0), ('write_qps', 40.0), ('fleet_rtt_ms', 1.5), ('fleet_member_up', 1.0), ('replica_lag_seconds', 0.2)) v(i, v);
+SELECT capacity_roll_up_days('2032-05-22', '2032-06-01') > 0 AS rolled;
+CREATE TEMP TABLE doc3 AS SELECT capacity_report_html('2032-06-01 00:00+00') AS h;
+SELECT h ~ '<h2>Fleet</h2><table id="fleet">.*<tr><td>replica-1</td><td>replica</td><td>\{&quot;zone&quot;: &quot;&lt;i&gt;eu&lt;/i&gt;&quot;\}</td><td>yes</td><td>2032-05-31 23:00</td><td class="n">1.5</td><td class="n">300</td><td class="n">40</td>' AS member_row,
+       (regexp_match(h, '<h3>Member replica-1</h3>.*?<path class="series s1" data-points="(\d+)"'))[1] AS read_qps_points,
+       (regexp_match(h, '<h3>Member replica-1</h3>.*?data-series="rtt" data-points="(\d+)"'))[1] AS rtt_points,
+       -- the hub's own QPS chart does not mix in the member's series
+       (regexp_match(h, 'id="qps">.*?<path class="series s1" data-points="(\d+)"'))[1] AS hub_read_qps_points
+  FROM doc3;
+DELETE FROM capacity_sample_hourly WHERE labels = '{"member": "replica-1"}';
+DELETE FROM capacity_sample_daily WHERE labels = '{"member": "replica-1"}';
+DELETE FROM capacity_fleet_member;
 -- an empty window (no samples before 2001) says what to do
 SELECT position('id="empty"' IN capacity_report_html('2000-06-01 00:00+00')) > 0 AS empty_page_says_what_to_do;
 RESET search_path;

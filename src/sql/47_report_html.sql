@@ -1,9 +1,12 @@
 -- capacity_report_html(): the capacity review as one self-contained HTML
 -- document (inline CSS, inline SVG; nothing fetched).  Every figure comes
 -- from the existing evaluation: capacity_plan_stage (the verdict),
--- capacity_trigger_eval (each trigger's value and threshold),
--- capacity_forecast_eval (etas, bands, partition runway), the daily
--- rollups (history) and capacity_decision (the log).
+-- capacity_trigger_eval (each trigger's or condition's value and
+-- threshold), capacity_plan_forecast_eval (etas, bands, the model drawn by
+-- capacity_forecast_path), capacity_forecast_eval (partition runway), the
+-- daily rollups (90 days of history, capacity_report_days), the fleet's
+-- recorded samples (labels {member}), capacity_explain_result and
+-- capacity_decision.  Read-only: no member is polled from here.
 
 -- Text as HTML character data or a quoted attribute value.
 CREATE FUNCTION @extschema@.capacity_html(t text)
@@ -236,8 +239,9 @@ COMMENT ON FUNCTION @extschema@.capacity_forecast_value(boolean, double precisio
 
 -- A daily series for the charts: each UTC day's average from the daily
 -- rollup, or, for a day not rolled up yet, from its hourly rollups (up to
--- as_of); NULL for a day without samples (a gap).  labels: a filter
--- (series whose labels contain it are averaged).
+-- as_of); NULL for a day without samples (a gap).  labels: the series'
+-- labels exactly (the hub's '{}' is not mixed with a fleet member's
+-- {"member": ...}).
 CREATE FUNCTION @extschema@.capacity_report_days(indicator text, labels jsonb, first_day timestamptz,
                                                  ndays integer, as_of timestamptz)
 RETURNS double precision[]
@@ -246,16 +250,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT array_agg(coalesce((SELECT avg(d.avg) FROM @extschema@.capacity_sample_daily d
                                 WHERE d.indicator = capacity_report_days.indicator
-                                  AND d.labels @> capacity_report_days.labels AND d.day = g.day),
+                                  AND d.labels = capacity_report_days.labels AND d.day = g.day),
                               (SELECT avg(hh.avg) FROM @extschema@.capacity_sample_hourly hh
                                 WHERE hh.indicator = capacity_report_days.indicator
-                                  AND hh.labels @> capacity_report_days.labels
+                                  AND hh.labels = capacity_report_days.labels
                                   AND hh.hour >= g.day AND hh.hour < least(g.day + interval '1 day', as_of)))
                      ORDER BY g.day)
       FROM generate_series(first_day, first_day + (ndays - 1) * interval '1 day', interval '1 day') AS g(day)
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) IS
-    'Daily averages of an indicator''s series matching labels over ndays UTC days from first_day (NULL: no samples that day), '
+    'Daily averages of the series (indicator, labels) over ndays UTC days from first_day (NULL: no samples that day), '
     'from capacity_sample_daily, else capacity_sample_hourly up to as_of. For capacity_report_html.';
 
 CREATE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
@@ -508,6 +512,50 @@ BEGIN
     END IF;
     doc := doc || '</table>';
 
+    -- the fleet (capacity_fleet_member, docs/fleet.md): what the sampler
+    -- recorded per member (labels {member}) up to as_of; never a live poll,
+    -- so the page stays read-only, bounded and the same for a pinned as_of
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member) THEN
+        doc := doc || '<h2>Fleet</h2><table id="fleet"><tr><th>member</th><th>kind</th><th>labels</th><th>up</th><th>last seen (UTC)</th>'
+            || '<th>rtt ms</th><th>read QPS</th><th>write QPS</th><th>read p99 ms</th><th>CPU %</th><th>replica lag s</th><th>pool %</th></tr>';
+        sect := '';
+        FOR r IN SELECT m.name, m.kind, m.labels,
+                        (SELECT jsonb_object_agg(x.indicator, x.value) FROM (
+                            SELECT DISTINCT ON (l.indicator) l.indicator, l.last AS value
+                              FROM @extschema@.capacity_sample_hourly l
+                             WHERE l.labels = jsonb_build_object('member', m.name) AND l.hour <= as_of
+                               AND l.hour > as_of - interval '2 days'
+                               AND l.indicator IN ('fleet_member_up', 'fleet_rtt_ms', 'read_qps', 'write_qps',
+                                                   'read_latency_p99_ms', 'cpu_utilization', 'replica_lag_seconds', 'pool_utilization')
+                             ORDER BY l.indicator, l.hour DESC) x) AS v,
+                        (SELECT max(l.hour) FROM @extschema@.capacity_sample_hourly l
+                          WHERE l.indicator = 'fleet_rtt_ms' AND l.labels = jsonb_build_object('member', m.name)
+                            AND l.hour <= as_of) AS seen
+                   FROM @extschema@.capacity_fleet_member m ORDER BY m.name
+        LOOP
+            doc := doc || format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
+                @extschema@.capacity_html(r.name), @extschema@.capacity_html(r.kind), @extschema@.capacity_html(r.labels::text),
+                CASE (r.v ->> 'fleet_member_up')::float8 WHEN 1 THEN 'yes' WHEN 0 THEN '<b>no</b>' ELSE '?' END,
+                coalesce(to_char(r.seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'never'),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'fleet_rtt_ms')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'read_qps')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'write_qps')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'read_latency_p99_ms')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'cpu_utilization')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'replica_lag_seconds')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'pool_utilization')::float8)));
+            vals := @extschema@.capacity_report_days('read_qps', jsonb_build_object('member', r.name), first_day, ndays, as_of);
+            more := ARRAY[@extschema@.capacity_report_days('write_qps', jsonb_build_object('member', r.name), first_day, ndays, as_of),
+                          @extschema@.capacity_report_days('fleet_rtt_ms', jsonb_build_object('member', r.name), first_day, ndays, as_of)];
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL);
+            sect := sect || format('<div class="card member"><h3>Member %s</h3><p>read QPS (blue), write QPS (amber), poll round trip ms (red): daily averages</p>',
+                                   @extschema@.capacity_html(r.name))
+                || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
+        END LOOP;
+        doc := doc || '</table>' || CASE WHEN sect = '' THEN '<p class="sub">No member samples in the last 90 days.</p>'
+                                         ELSE '<div class="charts" id="members">' || sect || '</div>' END;
+    END IF;
+
     -- EXPLAIN checks failing at their last run up to as_of
     doc := doc || '<h2>EXPLAIN checks failing</h2><table id="explain"><tr><th>check</th><th>partitions scanned</th><th>max</th><th>error</th><th>at (UTC)</th></tr>';
     n := 0;
@@ -570,7 +618,8 @@ COMMENT ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text
     'Verdict from capacity_stage(as_of, horizon, plan); triggers, values and thresholds from capacity_trigger_eval; '
     '90-day charts from capacity_sample_daily (else capacity_sample_hourly) with the threshold and the forecast (as fitted: linear or compounding) '
     'with its band and eta (capacity_plan_forecast_eval, for any plan); latency, QPS and pools; managed tables'' rows and bytes against the next stage; '
-    'partition runway; failing EXPLAIN checks; decisions up to as_of as a timeline. Every value from data is HTML-escaped.';
+    'partition runway; the fleet (capacity_fleet_member) with each member''s recorded figures and chart when members are registered; '
+    'failing EXPLAIN checks; decisions up to as_of as a timeline. Every value from data is HTML-escaped.';
 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) TO pg_monitor;
