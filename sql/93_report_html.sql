@@ -159,6 +159,14 @@ SELECT h ~ '<h2>Fleet</h2><table id="fleet">.*<tr><td>replica-1</td><td>replica<
 DELETE FROM capacity_sample_hourly WHERE labels = '{"member": "replica-1"}';
 DELETE FROM capacity_sample_daily WHERE labels = '{"member": "replica-1"}';
 DELETE FROM capacity_fleet_member;
+-- the hot tables are found as the caller finds them: demo."Event" is on
+-- this search path and not bound, and the page says what
+-- capacity_trigger_eval says with the caller's bindings
+SET search_path = demo, rh, public;
+SELECT (SELECT status || ' ' || labels::text FROM capacity_trigger_eval('2032-06-01 00:00+00', capacity_bindings()) WHERE trigger_name = 'event_rows') AS caller_sees,
+       (SELECT m[2] || ' ' || m[1] FROM regexp_match(capacity_report_html('2032-06-01 00:00+00'),
+               '<td>event_rows(?:<br><span class="sub">([^<]*)</span>)?</td><td class="st-[a-z]+">([^<]*)<') m) AS page_says;
+SET search_path = rh, public;
 -- an empty window (no samples before 2001) says what to do
 SELECT position('id="empty"' IN capacity_report_html('2000-06-01 00:00+00')) > 0 AS empty_page_says_what_to_do;
 RESET search_path;

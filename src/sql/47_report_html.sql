@@ -262,15 +262,16 @@ COMMENT ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, i
     'Daily averages of the series (indicator, labels) over ndays UTC days from first_day (NULL: no samples that day), '
     'from capacity_sample_daily, else capacity_sample_hourly up to as_of. For capacity_report_html.';
 
-CREATE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
-                                                 horizon interval DEFAULT '6 months',
-                                                 plan text DEFAULT NULL)
+-- The review with the hot tables as the caller resolves them (bindings:
+-- capacity_bindings() on the caller's search path, as capacity_report()
+-- passes them): resolved in here, under the pinned search_path, an unbound
+-- "Event" would not be found.
+CREATE FUNCTION @extschema@.capacity_report_html_at(as_of timestamptz, bindings jsonb, horizon interval, plan text)
 RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    bindings jsonb := @extschema@.capacity_bindings();
     p text := @extschema@.capacity_plan_resolve(plan);
     ndays constant integer := 90;   -- history: the last 90 UTC days, daily
     s record;
@@ -562,7 +563,7 @@ BEGIN
     FOR r IN SELECT * FROM (SELECT DISTINCT ON (x.name) x.name, x.partitions_scanned, x.max_partitions, x.passed, x.error, x.as_of AS at
                               FROM @extschema@.capacity_explain_result x
                               JOIN @extschema@.capacity_explain_check c ON c.name = x.name
-                             WHERE x.as_of <= capacity_report_html.as_of
+                             WHERE x.as_of <= capacity_report_html_at.as_of
                              ORDER BY x.name, x.id DESC) z
               WHERE NOT z.passed ORDER BY z.name
     LOOP
@@ -612,6 +613,15 @@ BEGIN
     RETURN doc;
 END
 $$;
+COMMENT ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) IS
+    'Internal: capacity_report_html(as_of, horizon, plan) with the hot tables resolved by the caller (capacity_bindings()).';
+
+CREATE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
+                                                 horizon interval DEFAULT '6 months',
+                                                 plan text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$ SELECT @extschema@.capacity_report_html_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) IS
     'The capacity review as one self-contained HTML document (inline CSS and SVG, nothing fetched): '
     'capacity_report_html(as_of timestamptz DEFAULT now(), horizon interval DEFAULT ''6 months'', plan text DEFAULT NULL). '
@@ -625,3 +635,5 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_html(timestamptz, interva
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) TO pg_monitor;
