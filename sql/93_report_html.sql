@@ -88,7 +88,7 @@ SELECT (regexp_match(h, '<h3>read_qps_sustained</h3>.*?<line class="eta" x1="([0
 -- middle point is 100 * sqrt(2), not 150; a linear one is the chord
 SELECT round((fc_v[13])::numeric, 2) AS compounding_middle, cardinality(fc_at) AS points,
        round((SELECT fc_v[13] FROM capacity_forecast_path('linear', 100, 200, '2032-06-01', '2032-06-11', NULL, NULL, '2032-06-11'))::numeric, 2) AS linear_middle,
-       cardinality(band_at) AS band_points, band_v[1] AS band_from, band_v[25] AS band_steep_end
+       cardinality(band_at) AS band_points, round(band_v[1]::numeric, 6) AS band_from, round(band_v[25]::numeric, 6) AS band_steep_end
   FROM capacity_forecast_path('multiplicative', 100, 200, '2032-06-01', '2032-06-11', '2032-06-06', '2032-06-21', '2032-06-21');
 -- the hostile note is text; nothing fetched; only decisions up to as_of
 SELECT h LIKE '%&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;&lt;/svg&gt; &amp; &quot;quoted&quot;%' AS note_escaped,
@@ -110,8 +110,13 @@ SELECT has_function_privilege('pg_monitor', 'capacity_report_html(timestamptz, i
 SELECT capacity_svg_chart(ARRAY['2032-01-01', '2032-01-02']::timestamptz[], ARRAY['NaN', 1]::float8[]);
 SELECT capacity_svg_chart(ARRAY['2032-01-01']::timestamptz[], ARRAY[1, 2]::float8[]);
 SELECT capacity_svg_chart(ARRAY['2032-01-01']::timestamptz[], ARRAY[1]::float8[], x_end => 'infinity');
+SELECT capacity_report_days('read_qps', '{}', '2032-01-01', 2147483647, '2032-06-01');
+SELECT capacity_report_days('read_qps', '{}', '-infinity', 90, '2032-06-01');
+SELECT * FROM capacity_forecast_path('linear', 1, 2, '2032-06-01', 'infinity', NULL, NULL, NULL);
+SELECT capacity_forecast_value(true, 'NaN', 2, '2032-06-01', '2032-06-11', '2032-06-05');
 \set VERBOSITY default
-SELECT capacity_svg_chart(ARRAY['2032-01-01', '2032-01-02']::timestamptz[], ARRAY[1e308, -1e308]::float8[], 1e308) ~ 'data-points="2"' AS extremes_drawn;
+SELECT capacity_svg_chart(ARRAY['2032-01-01', '2032-01-02']::timestamptz[], ARRAY[1e308, -1e308]::float8[], 1e308) ~ 'data-points="2"' AS extremes_drawn,
+       (SELECT fc_v[13] BETWEEN -1e308 AND 1e308 FROM capacity_forecast_path('linear', -1e308, 1e308, '2032-06-01', '2294-06-01', NULL, NULL, NULL)) AS extreme_forecast_drawn;
 -- a non-ladder plan: its conditions charted with their own forecasts
 -- (recall p95 compounding 2 %/day towards tiers-abc's 800 ms)
 SELECT capacity_plan_install('tiers-abc');

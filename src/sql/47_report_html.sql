@@ -171,6 +171,18 @@ COMMENT ON FUNCTION @extschema@.capacity_svg_chart(timestamptz[], double precisi
     'the forecast curve fc_at/fc_v with its band polygon band_at/band_v and the eta marked; x runs to x_end; '
     'more: further series (one row each, named by more_names). Errors: 2202E lengths differ, 22023 NaN or infinity, 22008 infinite time.';
 
+-- The time a fraction w of the way from t0 to t1 (epoch arithmetic: no
+-- interval overflow over long spans).
+CREATE FUNCTION @extschema@.capacity_forecast_at(t0 timestamptz, t1 timestamptz, w double precision)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_timestamp(extract(epoch FROM t0)::float8 + (extract(epoch FROM t1)::float8 - extract(epoch FROM t0)::float8) * w)
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_forecast_at(timestamptz, timestamptz, double precision) IS
+    'The time a fraction w of the way from t0 to t1 (finite times; for capacity_forecast_path).';
+
 -- The forecast as the model draws it, from (as_of, cur) to the threshold
 -- at eta: linear, or compounding (multiplicative: a curve) when the fit
 -- is; the band between the curves that reach the threshold at the
@@ -193,29 +205,34 @@ BEGIN
     IF cur IS NULL OR threshold IS NULL OR eta IS NULL OR as_of IS NULL OR eta <= as_of THEN
         RETURN;
     END IF;
+    IF NOT isfinite(as_of) OR NOT isfinite(eta) OR NOT isfinite(coalesce(eta_lo, eta)) OR NOT isfinite(coalesce(eta_hi, eta))
+       OR NOT isfinite(coalesce(x_end, eta)) OR as_of > '200000-01-01'::timestamptz OR eta > '200000-01-01'::timestamptz THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite times'
+            USING ERRCODE = '22008', HINT = 'Pass as_of and the etas of capacity_forecast(); NULL for an eta there is none of.';
+    END IF;
     x_end := greatest(coalesce(x_end, eta), as_of + interval '1 day');
     fin := least(eta, x_end);
     -- the value at time a of the curve that reaches the threshold at e
     SELECT array_agg(a ORDER BY n), array_agg(@extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta, a) ORDER BY n)
       INTO fc_at, fc_v
-      FROM (SELECT n, as_of + (fin - as_of) * (n / 24.0) AS a FROM generate_series(0, 24) n) s;
+      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0) AS a FROM generate_series(0, 24) n) s;
     steep := least(coalesce(eta_lo, eta), x_end);
     flat := least(coalesce(eta_hi, x_end), x_end);
     IF steep <= as_of THEN
         RETURN;
     END IF;
     SELECT array_agg(a ORDER BY o), array_agg(y ORDER BY o) INTO band_at, band_v
-      FROM (SELECT n AS o, as_of + (steep - as_of) * (n / 24.0) AS a,
+      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0) AS a,
                    @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, coalesce(eta_lo, eta),
-                                                       as_of + (steep - as_of) * (n / 24.0)) AS y
+                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0)) AS y
               FROM generate_series(0, 24) n
             UNION ALL
             SELECT 25, x_end, threshold WHERE steep < x_end
             UNION ALL
-            SELECT 50 - n, as_of + (flat - as_of) * (n / 24.0),
+            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0),
                    CASE WHEN eta_hi IS NULL THEN cur
                         ELSE @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta_hi,
-                                                                 as_of + (flat - as_of) * (n / 24.0)) END
+                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0)) END
               FROM generate_series(0, 24) n) s;
 END
 $$;
@@ -223,19 +240,40 @@ COMMENT ON FUNCTION @extschema@.capacity_forecast_path(text, double precision, d
     'Points of a forecast as its model draws it (linear, or a compounding curve for multiplicative) from cur at as_of to the threshold at eta, '
     'and the band polygon between the curves reaching it at eta_lo and eta_hi, to x_end; for capacity_svg_chart.';
 
--- The value at time a of the trend from cur at as_of to threshold at e.
+-- The value at time a of the trend from cur at as_of to threshold at e:
+-- a weighted mean (linear) or a weighted mean of logarithms (compounding),
+-- so it lies between cur and threshold and never overflows.
 CREATE FUNCTION @extschema@.capacity_forecast_value(mult boolean, cur double precision, threshold double precision,
                                                     as_of timestamptz, e timestamptz, a timestamptz)
 RETURNS double precision
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN e <= as_of THEN threshold
-                WHEN mult THEN cur * power(threshold / cur, extract(epoch FROM a - as_of)::float8 / extract(epoch FROM e - as_of)::float8)
-                ELSE cur + (threshold - cur) * extract(epoch FROM a - as_of)::float8 / extract(epoch FROM e - as_of)::float8 END
+DECLARE
+    w double precision;   -- how far along: 0 at as_of, 1 at e
+BEGIN
+    IF cur IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+       OR threshold IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite values (% .. %)', cur, threshold
+            USING ERRCODE = '22023', HINT = 'Pass the current value and the threshold of a trigger.';
+    END IF;
+    IF NOT isfinite(as_of) OR NOT isfinite(e) OR NOT isfinite(a) THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite times'
+            USING ERRCODE = '22008', HINT = 'Pass as_of, the eta and a time between them.';
+    END IF;
+    IF e <= as_of THEN
+        RETURN threshold;
+    END IF;
+    w := (extract(epoch FROM a) - extract(epoch FROM as_of)) / (extract(epoch FROM e) - extract(epoch FROM as_of));
+    IF mult AND cur > 0 AND threshold > 0 THEN
+        RETURN exp(ln(cur) * (1 - w) + ln(threshold) * w);
+    END IF;
+    RETURN cur * (1 - w) + threshold * w;
+END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_forecast_value(boolean, double precision, double precision, timestamptz, timestamptz, timestamptz) IS
-    'The value at time a of a trend from cur at as_of that reaches threshold at e: compounding when mult, else linear.';
+    'The value at time a of a trend from cur at as_of that reaches threshold at e: compounding when mult (and both positive), else linear. '
+    'Errors: 22023 a value not finite, 22008 a time not finite.';
 
 -- A daily series for the charts: each UTC day's average from the daily
 -- rollup, or, for a day not rolled up yet, from its hourly rollups (up to
@@ -245,22 +283,34 @@ COMMENT ON FUNCTION @extschema@.capacity_forecast_value(boolean, double precisio
 CREATE FUNCTION @extschema@.capacity_report_days(indicator text, labels jsonb, first_day timestamptz,
                                                  ndays integer, as_of timestamptz)
 RETURNS double precision[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT array_agg(coalesce((SELECT avg(d.avg) FROM @extschema@.capacity_sample_daily d
-                                WHERE d.indicator = capacity_report_days.indicator
-                                  AND d.labels = capacity_report_days.labels AND d.day = g.day),
-                              (SELECT avg(hh.avg) FROM @extschema@.capacity_sample_hourly hh
-                                WHERE hh.indicator = capacity_report_days.indicator
-                                  AND hh.labels = capacity_report_days.labels
-                                  AND hh.hour >= g.day AND hh.hour < least(g.day + interval '1 day', as_of)))
-                     ORDER BY g.day)
-      FROM generate_series(first_day, first_day + (ndays - 1) * interval '1 day', interval '1 day') AS g(day)
+BEGIN
+    IF ndays IS NULL OR ndays < 1 OR ndays > 1000 THEN
+        RAISE EXCEPTION 'matter_capacity: a chart has 1 to 1000 days, not %', coalesce(ndays::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The review draws 90.';
+    END IF;
+    IF first_day IS NULL OR as_of IS NULL OR NOT isfinite(first_day) OR NOT isfinite(as_of)
+       OR first_day > '200000-01-01'::timestamptz THEN
+        RAISE EXCEPTION 'matter_capacity: the days of a chart start at a finite time'
+            USING ERRCODE = '22008', HINT = 'Pass the first UTC day and as_of.';
+    END IF;
+    RETURN (SELECT array_agg(coalesce((SELECT avg(d.avg) FROM @extschema@.capacity_sample_daily d
+                                        WHERE d.indicator = capacity_report_days.indicator
+                                          AND d.labels = capacity_report_days.labels AND d.day = g.day),
+                                      (SELECT avg(hh.avg) FROM @extschema@.capacity_sample_hourly hh
+                                        WHERE hh.indicator = capacity_report_days.indicator
+                                          AND hh.labels = capacity_report_days.labels
+                                          AND hh.hour >= g.day AND hh.hour < least(g.day + interval '1 day', as_of)))
+                             ORDER BY g.day)
+              FROM generate_series(first_day, first_day + (ndays - 1) * interval '1 day', interval '1 day') AS g(day));
+END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) IS
     'Daily averages of the series (indicator, labels) over ndays UTC days from first_day (NULL: no samples that day), '
-    'from capacity_sample_daily, else capacity_sample_hourly up to as_of. For capacity_report_html.';
+    'from capacity_sample_daily, else capacity_sample_hourly up to as_of. For capacity_report_html. '
+    'Errors: 22023 ndays not 1..1000, 22008 first_day or as_of not finite.';
 
 -- The review with the hot tables as the caller resolves them (bindings:
 -- capacity_bindings() on the caller's search path, as capacity_report()
