@@ -534,7 +534,15 @@ BEGIN
     IF e.decision IN ('stay', 'review')
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p) f
+        -- only the metric conditions of the moves ahead are fitted
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
+                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
+                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
+                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                                      OR (s.kind = 'gate' AND NOT EXISTS (
+                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
                      WHERE f.status = 'forecast');
         WITH steps AS (
             SELECT s.* FROM @extschema@.capacity_plan_step s

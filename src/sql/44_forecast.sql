@@ -58,13 +58,16 @@ CREATE TYPE @extschema@.capacity_forecast_row AS (
 -- capacity_trigger_eval at as_of for the same plan (its firing rows make a
 -- forecast "firing"); min_stage: only triggers (conditions) of that stage
 -- (step ordinal) and above, no leading indicators and no runway (what the
--- stage evaluation needs).  A condition over N consecutive UTC days is
+-- stage evaluation needs); only_conditions: only those triggers or
+-- conditions (NULL: all; the stage evaluation of a plan forecasts the
+-- conditions of its moves ahead only).  A condition over N consecutive UTC days is
 -- fitted on its daily aggregate (avg, max, min; p95 on the day's max, the
 -- rollups keep no percentile) and fires N days after the crossing: its eta
 -- is the crossing plus N days.
 CREATE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
                                                         evals @extschema@.capacity_trigger_row[],
-                                                        min_stage integer, plan_name text)
+                                                        min_stage integer, plan_name text,
+                                                        only_conditions text[] DEFAULT NULL)
 RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -93,7 +96,8 @@ BEGIN
            array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
       INTO inds, counters
       FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage);
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
     inds := inds || '{table_rows_inserted}';
     counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
     -- the newest sample of each row count and counter in the last day: kept
@@ -125,6 +129,7 @@ trig AS (
            (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
       FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
      WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
 ),
 series AS (   -- every series a trigger looks at; a ratio trigger is one series
     SELECT t.name, x.labels
@@ -338,7 +343,7 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
 END
 $fn$;
 
-COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) IS
+COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) IS
     'The forecast of capacity_forecast() for the six-stage ladder (plan_name NULL) or an installed plan''s conditions: '
     'per condition and series, the trend, eta and band (conditions over N days: the crossing plus N days). Internal.';
 
@@ -350,8 +355,8 @@ RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) TO pg_monitor;
 
 CREATE FUNCTION @extschema@.capacity_forecast(as_of timestamptz DEFAULT now(),
                                               horizon interval DEFAULT '6 months')

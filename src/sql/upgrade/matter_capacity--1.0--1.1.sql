@@ -4268,6 +4268,7 @@ GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
 
 
 
+
 -- ======== review: plans forecast and are checked like the ladder; the review of any plan; the HTML charts; late values; clear errors ========
 -- 31_indicator_functions.sql: capacity_record re-rolls a late value's hour and day
 CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
@@ -4545,7 +4546,8 @@ $$;
 -- 44_forecast.sql: the forecast of any plan's conditions; the ladder's is a wrapper
 CREATE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
                                                         evals @extschema@.capacity_trigger_row[],
-                                                        min_stage integer, plan_name text)
+                                                        min_stage integer, plan_name text,
+                                                        only_conditions text[] DEFAULT NULL)
 RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -4574,7 +4576,8 @@ BEGIN
            array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
       INTO inds, counters
       FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage);
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
     inds := inds || '{table_rows_inserted}';
     counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
     -- the newest sample of each row count and counter in the last day: kept
@@ -4606,6 +4609,7 @@ trig AS (
            (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
       FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
      WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
 ),
 series AS (   -- every series a trigger looks at; a ratio trigger is one series
     SELECT t.name, x.labels
@@ -4818,7 +4822,7 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
  ORDER BY 1 NULLS LAST, 2, 4;
 END
 $fn$;
-COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) IS
+COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) IS
     'The forecast of capacity_forecast() for the six-stage ladder (plan_name NULL) or an installed plan''s conditions: '
     'per condition and series, the trend, eta and band (conditions over N days: the crossing plus N days). Internal.';
 CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
@@ -4828,8 +4832,8 @@ RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) TO pg_monitor;
 -- 45_plans.sql: guardrails lacking data do not hold the verdict; documents bounded
 CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
@@ -5390,7 +5394,15 @@ BEGIN
     IF e.decision IN ('stay', 'review')
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p) f
+        -- only the metric conditions of the moves ahead are fitted
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
+                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
+                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
+                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                                      OR (s.kind = 'gate' AND NOT EXISTS (
+                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
                      WHERE f.status = 'forecast');
         WITH steps AS (
             SELECT s.* FROM @extschema@.capacity_plan_step s
