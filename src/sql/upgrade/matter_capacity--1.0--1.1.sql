@@ -4269,6 +4269,7 @@ GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
 
 
 
+
 -- ======== review: plans forecast and are checked like the ladder; the review of any plan; the HTML charts; late values; clear errors ========
 -- 31_indicator_functions.sql: capacity_record re-rolls a late value's hour and day
 CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
@@ -5726,7 +5727,7 @@ BEGIN
     IF x1 <= x0 THEN x1 := x0 + 86400; END IF;
     SELECT max(x / 2), least(min(x / 2), 0) INTO hi2, lo2 FROM unnest(allv) x;
     IF hi2 IS NULL OR hi2 <= lo2 THEN hi2 := coalesce(lo2, 0) + 0.5; END IF;
-    hi2 := hi2 + (hi2 / 2 - lo2 / 2) * 0.16;
+    hi2 := least(hi2 + (hi2 / 2 - lo2 / 2) * 0.16, 8.9e307);   -- the top label (2 * hi2) stays a float8
     lo2 := coalesce(lo2, 0);
 
     out := format('<svg class="chart" width="%s" height="%s" viewBox="0 0 %s %s" role="img">', w, h, w, h)
@@ -5808,10 +5809,12 @@ RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT to_timestamp(extract(epoch FROM t0)::float8 + (extract(epoch FROM t1)::float8 - extract(epoch FROM t0)::float8) * w)
+    -- w outside 0..1 (or NaN) is clamped: a point between t0 and t1, never an overflow
+    SELECT to_timestamp(extract(epoch FROM t0)::float8
+                        + (extract(epoch FROM t1)::float8 - extract(epoch FROM t0)::float8) * least(1::float8, greatest(0::float8, w)))
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_forecast_at(timestamptz, timestamptz, double precision) IS
-    'The time a fraction w of the way from t0 to t1 (finite times; for capacity_forecast_path).';
+    'The time a fraction w (clamped to 0..1) of the way from t0 to t1 (finite times; for capacity_forecast_path).';
 CREATE FUNCTION @extschema@.capacity_forecast_path(method text, cur double precision, threshold double precision,
                                                    as_of timestamptz, eta timestamptz, eta_lo timestamptz,
                                                    eta_hi timestamptz, x_end timestamptz,
