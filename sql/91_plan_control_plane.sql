@@ -45,4 +45,14 @@ SELECT * FROM verdict('control-plane');
 SELECT s ->> 'name' AS alert, s ->> 'status' AS status
   FROM capacity_stage('2030-01-11 12:00+00', plan => 'control-plane'), jsonb_array_elements(evidence -> 'steps') s
  WHERE s ->> 'kind' = 'alert' ORDER BY (s ->> 'ordinal')::int;
+-- contradictions: a stage set whose entry needs a flag not declared
+-- (stage 2 needs stage 1's exit criteria): named in the evidence (review
+-- when nothing else decides; here stage 3's pressure still promotes)
+SELECT capacity_plan_set_tier('control-plane', 'stage 2', 'set by hand');
+SELECT capacity_declare('control-plane:stage-1-exit-criteria', 'withdrawn', false);
+SELECT decision, evidence -> 'contradictions' AS contradictions
+  FROM capacity_stage('2030-01-11 12:00+00', plan => 'control-plane');
+SELECT capacity_declare('control-plane:stage-1-exit-criteria', 'runbook and owner for stage 2');
+SELECT evidence -> 'contradictions' AS contradictions
+  FROM capacity_stage('2030-01-11 12:00+00', plan => 'control-plane');
 SELECT clear();

@@ -271,6 +271,12 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 				 errmsg("matter_capacity: threshold %g is not a finite number", threshold),
 				 errhint("Pass the trigger's effective threshold, or NULL to fit only.")));
 
+	if (!PG_ARGISNULL(4) && !isfinite(PG_GETARG_FLOAT8(4)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: anchor %g is not a finite number", PG_GETARG_FLOAT8(4)),
+				 errhint("Pass the current value (a row count, say), or NULL to project from the fitted level.")));
+
 	t = float8_array(PG_GETARG_ARRAYTYPE_P(0), "t", &nt);
 	y = float8_array(PG_GETARG_ARRAYTYPE_P(1), "y", &ny);
 	if (nt != ny)
@@ -289,11 +295,19 @@ capacity_fit_trend(PG_FUNCTION_ARGS)
 		nulls[11] = false;
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 	}
+	/* finite points can still overflow: differences of +-1e308 */
+	if (!isfinite(lin.level) || !isfinite(lin.slope) || !isfinite(lin.slope_low) ||
+		!isfinite(lin.slope_high) || !isfinite(lin.error))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("matter_capacity: the trend of these %d points overflows double precision", nt),
+				 errhint("The values span more than about 1e307; scale them (to thousands, say) before fitting.")));
 	fit = &lin;
 	for (i = 0; i < nt; i++)
 		if (y[i] <= 0)
 			all_positive = false;
-	if (all_positive && fit_theil_sen(t, y, nt, true, &mul))
+	if (all_positive && fit_theil_sen(t, y, nt, true, &mul) &&
+		isfinite(mul.level) && isfinite(mul.error))
 	{
 		if (mul.error < MULTIPLICATIVE_GAIN * lin.error)
 		{

@@ -86,8 +86,16 @@ typedef struct TableShares
  * read.  tenant_count: exact when the whole window was read, else the
  * tenants seen plus Chao1's estimate of those unseen
  * (f1 (f1 - 1) / (2 (f2 + 1)), f1 and f2 the tenants seen once and twice).
- * Percentiles of the rows per tenant seen, scaled by the window's rows
- * over the rows read.  %1$s: the sample's SELECT, %2$s: the fraction
+ * Percentiles of the rows per tenant: exact (percentile_cont) when the
+ * window was read whole.  From a sample, the tenants seen are not a fair
+ * sample of the tenants: the larger a tenant, the likelier one of its
+ * pages is drawn, so the small ones are missing from the bottom of the
+ * ranking and the percentiles of the tenants seen read high.  So the
+ * quantile q is taken by rank among all the tenants estimated (tenant_count,
+ * the unseen ones ranked below every tenant seen): the seen tenant at
+ * rank ceil((1 - q) * N) from the top (the smallest seen when that rank
+ * falls among the unseen: an upper bound), its rows scaled by the window's
+ * rows over the rows read.  %1$s: the sample's SELECT, %2$s: the fraction
  * aimed at (0..1; 1: read whole), %3$s: the window's estimated rows.
  */
 #define SHARES_SQL \
@@ -100,7 +108,13 @@ typedef struct TableShares
 	"  FROM s JOIN ranked r ON r.tenant OPERATOR(pg_catalog.=) s.tenant GROUP BY 1, 2), " \
 	"tot AS (SELECT pg_catalog.sum(p.m) AS n, pg_catalog.count(*)::pg_catalog.float8 AS k, " \
 	"  pg_catalog.sum(p.y1) OPERATOR(pg_catalog./) pg_catalog.sum(p.m) AS p1, " \
-	"  pg_catalog.sum(p.y10) OPERATOR(pg_catalog./) pg_catalog.sum(p.m) AS p10 FROM pages p) " \
+	"  pg_catalog.sum(p.y10) OPERATOR(pg_catalog./) pg_catalog.sum(p.m) AS p10 FROM pages p), " \
+	"est AS (SELECT pg_catalog.count(*)::pg_catalog.float8 AS seen, " \
+	"  pg_catalog.count(*)::pg_catalog.float8 OPERATOR(pg_catalog.+) CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 0 ELSE " \
+	"     pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 1)::pg_catalog.float8 " \
+	"     OPERATOR(pg_catalog.*) greatest(pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 1) OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.float8 " \
+	"     OPERATOR(pg_catalog./) (2 OPERATOR(pg_catalog.*) (pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 2) OPERATOR(pg_catalog.+) 1))::pg_catalog.float8 END AS n " \
+	"   FROM per_tenant x) " \
 	"SELECT t.p1, t.p10, " \
 	"  CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 0 WHEN t.k OPERATOR(pg_catalog.>) 1 THEN " \
 	"    pg_catalog.sqrt((t.k OPERATOR(pg_catalog./) (t.k OPERATOR(pg_catalog.-) 1)) OPERATOR(pg_catalog.*) " \
@@ -110,16 +124,18 @@ typedef struct TableShares
 	"    pg_catalog.sqrt((t.k OPERATOR(pg_catalog./) (t.k OPERATOR(pg_catalog.-) 1)) OPERATOR(pg_catalog.*) " \
 	"      (SELECT pg_catalog.sum((p.y10 OPERATOR(pg_catalog.-) (t.p10 OPERATOR(pg_catalog.*) p.m)) OPERATOR(pg_catalog.^) 2) FROM pages p)) " \
 	"    OPERATOR(pg_catalog./) t.n END, " \
-	"  (SELECT pg_catalog.count(*)::pg_catalog.float8 OPERATOR(pg_catalog.+) CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 0 ELSE " \
-	"     pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 1)::pg_catalog.float8 " \
-	"     OPERATOR(pg_catalog.*) greatest(pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 1) OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.float8 " \
-	"     OPERATOR(pg_catalog./) (2 OPERATOR(pg_catalog.*) (pg_catalog.count(*) FILTER (WHERE x.n OPERATOR(pg_catalog.=) 2) OPERATOR(pg_catalog.+) 1))::pg_catalog.float8 END " \
-	"   FROM per_tenant x), " \
-	"  (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) OPERATOR(pg_catalog.*) " \
-	"    CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 1 ELSE %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END, " \
-	"  (SELECT pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) OPERATOR(pg_catalog.*) " \
-	"    CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 THEN 1 ELSE %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END " \
-	"FROM tot t WHERE t.n OPERATOR(pg_catalog.>) 0"
+	"  e.n, " \
+	"  CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 " \
+	"    THEN (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) " \
+	"    ELSE (SELECT r.n FROM ranked r WHERE r.r OPERATOR(pg_catalog.=) " \
+	"          greatest(1, least(e.seen, pg_catalog.ceil(0.5 OPERATOR(pg_catalog.*) e.n)))::pg_catalog.int8) " \
+	"         OPERATOR(pg_catalog.*) %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END, " \
+	"  CASE WHEN %2$s::pg_catalog.float8 OPERATOR(pg_catalog.>=) 1 " \
+	"    THEN (SELECT pg_catalog.percentile_cont(0.99) WITHIN GROUP (ORDER BY x.n) FROM per_tenant x) " \
+	"    ELSE (SELECT r.n FROM ranked r WHERE r.r OPERATOR(pg_catalog.=) " \
+	"          greatest(1, least(e.seen, pg_catalog.ceil(0.01 OPERATOR(pg_catalog.*) e.n)))::pg_catalog.int8) " \
+	"         OPERATOR(pg_catalog.*) %3$s::pg_catalog.float8 OPERATOR(pg_catalog./) t.n END " \
+	"FROM tot t, est e WHERE t.n OPERATOR(pg_catalog.>) 0"
 
 /*
  * Read one table's window; true with the figures in *out, false with a

@@ -85,6 +85,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
@@ -116,6 +118,16 @@ BEGIN
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
+    -- A late value: the sampler rolls up only the last two hours
+    -- (sampler.c), so an older hour is rolled up again here through the
+    -- same rollup (capacity_roll_up_hours: every series of that one hour),
+    -- and its UTC day (capacity_roll_up_days).  A value pushed on time costs
+    -- nothing more; bulk history goes through capacity_import_samples.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
+        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_record(text, double precision, jsonb, timestamptz) FROM PUBLIC;

@@ -72,6 +72,7 @@ DECLARE
     raw_hi timestamptz;
     loaded bigint := 0;
     k bigint;
+    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
@@ -95,6 +96,7 @@ BEGIN
            CASE WHEN u.ind IS NULL THEN 'null_indicator'
                 WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
                 WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
+                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
                 WHEN u.at IS NULL THEN 'null_time'
                 WHEN NOT isfinite(u.at) THEN 'infinite_time'
                 WHEN u.at > as_of THEN 'future'
@@ -104,6 +106,7 @@ BEGIN
       INTO bad
       FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
      WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
+        OR octet_length(u.lab::text) > max_label
         OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
         OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
         OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
@@ -121,6 +124,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
             USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
                   HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
+    ELSIF bad.problem = 'label_bytes' THEN
+        -- as capacity_record refuses them: the label set is a key of the
+        -- sample indexes and rollups
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
+            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
     ELSIF bad.problem = 'null_time' THEN
         RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
             USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',

@@ -53,13 +53,21 @@ CREATE TYPE @extschema@.capacity_forecast_row AS (
     note             text);
 
 -- The forecast behind capacity_forecast() and the plan decision of
--- capacity_stage().  evals: capacity_trigger_eval at as_of (its firing
--- rows make a forecast "firing"); min_stage: only triggers of that stage
--- and above, no leading indicators and no runway (what the stage
--- evaluation needs).
-CREATE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
-                                                   evals @extschema@.capacity_trigger_row[],
-                                                   min_stage integer DEFAULT NULL)
+-- capacity_stage(), for the six-stage ladder (plan_name NULL) or any
+-- plan's conditions (plan_name: an installed plan).  evals:
+-- capacity_trigger_eval at as_of for the same plan (its firing rows make a
+-- forecast "firing"); min_stage: only triggers (conditions) of that stage
+-- (step ordinal) and above, no leading indicators and no runway (what the
+-- stage evaluation needs); only_conditions: only those triggers or
+-- conditions (NULL: all; the stage evaluation of a plan forecasts the
+-- conditions of its moves ahead only).  A condition over N consecutive UTC days is
+-- fitted on its daily aggregate (avg, max, min; p95 on the day's max, the
+-- rollups keep no percentile) and fires N days after the crossing: its eta
+-- is the crossing plus N days.
+CREATE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                        evals @extschema@.capacity_trigger_row[],
+                                                        min_stage integer, plan_name text,
+                                                        only_conditions text[] DEFAULT NULL)
 RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -87,8 +95,9 @@ BEGIN
     SELECT array_agg(DISTINCT t.indicator),
            array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
       INTO inds, counters
-      FROM @extschema@.capacity_trigger t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage);
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
     inds := inds || '{table_rows_inserted}';
     counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
     -- the newest sample of each row count and counter in the last day: kept
@@ -118,8 +127,9 @@ now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
 trig AS (
     SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
            (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
-      FROM @extschema@.capacity_trigger_resolved(bindings) t
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
      WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
 ),
 series AS (   -- every series a trigger looks at; a ratio trigger is one series
     SELECT t.name, x.labels
@@ -134,10 +144,10 @@ series AS (   -- every series a trigger looks at; a ratio trigger is one series
 ),
 day_stats AS (   -- the days of every series a level trigger looks at
     SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
-           d.max, d.min, d.last
+           d.max, d.min, d.last, d.avg
       FROM series x JOIN trig t ON t.name = x.name
       JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
-     WHERE t.aggregate IN ('all', 'latest')
+     WHERE t.aggregate IN ('all', 'latest', 'days')
 ),
 level_points AS (
     -- all: the best hour of the day (the hourly minimum when the window is
@@ -148,6 +158,9 @@ level_points AS (
                      CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
                 WHEN t.aggregate = 'all' THEN
                      CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
+                -- N consecutive days: the day's aggregate the condition compares
+                WHEN t.aggregate = 'days' THEN
+                     CASE t.daily WHEN 'max' THEN d.max WHEN 'p95' THEN d.max WHEN 'min' THEN d.min ELSE d.avg END
                 ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
       FROM day_stats d JOIN trig t ON t.name = d.name
      WHERE NOT t.rowcount
@@ -259,7 +272,9 @@ judged AS (
            t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
            CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
            -- a growth trigger averages its window: it follows the daily rate by half of it
-           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2 ELSE interval '0' END AS lag_by,
+           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2
+                -- N consecutive days fire N days after the crossing
+                WHEN t.aggregate = 'days' THEN t.sustain ELSE interval '0' END AS lag_by,
            EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
            EXISTS (SELECT 1 FROM unnest(evals) v
                     WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
@@ -323,12 +338,27 @@ SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
             ELSE 'if rollover stopped, later rows would fail: no default partition' END
   FROM @extschema@.capacity_policy p
   LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
- WHERE min_stage IS NULL
+ WHERE min_stage IS NULL AND plan_name IS NULL
  ORDER BY 1 NULLS LAST, 2, 4;
 END
 $fn$;
+
+COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) IS
+    'The forecast of capacity_forecast() for the six-stage ladder (plan_name NULL) or an installed plan''s conditions: '
+    'per condition and series, the trend, eta and band (conditions over N days: the crossing plus N days). Internal.';
+
+-- The six-stage ladder's forecast (as in 1.0).
+CREATE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                   evals @extschema@.capacity_trigger_row[],
+                                                   min_stage integer DEFAULT NULL)
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) TO pg_monitor;
 
 CREATE FUNCTION @extschema@.capacity_forecast(as_of timestamptz DEFAULT now(),
                                               horizon interval DEFAULT '6 months')

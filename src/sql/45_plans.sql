@@ -250,6 +250,33 @@ BEGIN
         PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
     END IF;
+    -- bounded like labels (max_label_bytes) and notes: a plan is a page of
+    -- text, not a store; every string (names, descriptions, runbooks) at
+    -- most 4 kB, the document at most 1 MB
+    IF octet_length(doc::text) > 1048576 THEN
+        PERFORM @extschema@.capacity_plan_fail('$', format('the document is %s bytes, more than 1 MB', octet_length(doc::text)), '54000',
+            'A plan names its tiers, gates and conditions; keep long prose in the runbooks it points to.');
+    END IF;
+    WITH RECURSIVE walk(path, v) AS (
+        SELECT '$'::text, doc
+        UNION ALL
+        SELECT w.path || c.step, c.child
+          FROM walk w
+          CROSS JOIN LATERAL (SELECT '.' || e.key AS step, e.value AS child
+                                FROM jsonb_each(CASE WHEN jsonb_typeof(w.v) = 'object' THEN w.v END) e
+                              UNION ALL
+                              SELECT '[' || (a.n - 1) || ']', a.child
+                                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(w.v) = 'array' THEN w.v END)
+                                     WITH ORDINALITY AS a(child, n)) c
+    )
+    SELECT w.path INTO spath FROM walk w
+     WHERE (jsonb_typeof(w.v) = 'string' AND octet_length(w.v #>> '{}') > 4096)
+        OR octet_length(w.path) > 4096
+     LIMIT 1;
+    IF spath IS NOT NULL THEN
+        PERFORM @extschema@.capacity_plan_fail(left(spath, 200), 'a string (or key) of more than 4096 bytes', '54000',
+            'Names and descriptions are short; put long prose in the runbook the step points to.');
+    END IF;
     FOR k IN SELECT jsonb_object_keys(doc) LOOP
         IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
             PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
@@ -570,6 +597,7 @@ DECLARE
     gates_pending text[];
     violated text[];
     insufficient text[];
+    unchecked text[];
     fired text[];
     ev jsonb;
 BEGIN
@@ -646,9 +674,13 @@ BEGIN
       FROM @extschema@.capacity_plan_step s
      WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
     -- rules whose next move lacks data: the tier above, the current tier's
-    -- exit, every gate and guardrail
-    SELECT array_agg(x.k ORDER BY x.k) INTO insufficient
-      FROM (SELECT s.name || '/' || r.rule AS k
+    -- exit, every gate (review); guardrails that lack data are listed with
+    -- them but do not hold the decision (a guardrail reports a breach, it is
+    -- not a move: an indicator nobody records yet must not block the verdict)
+    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
+           array_agg(x.k ORDER BY x.k)
+      INTO insufficient, unchecked
+      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
               FROM @extschema@.capacity_plan_step s
               CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
              WHERE s.plan = plan_name
@@ -718,7 +750,7 @@ BEGIN
                                                                          WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
                       END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
              'conditions', cs,
-             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])))
+             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
       INTO ev
       FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
     evidence := ev;

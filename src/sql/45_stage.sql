@@ -127,7 +127,17 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, i
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage_eval(timestamptz, jsonb, interval) TO pg_monitor;
 
 -- capacity_stage() for any plan: the six-stage ladder's evaluation or a
--- plan's (capacity_plan_eval, 45_plans.sql).
+-- plan's (capacity_plan_eval, 45_plans.sql), to which two checks are added
+-- here, as the ladder has them:
+--   contradictions: the current tier's enter rule needs a flag declared
+--     (capacity_declare) and no group of it has its flags declared: the
+--     tier set contradicts what entering it required (review);
+--   forecast (plan): when the plan would stay (or review only for lack of
+--     data), a tier above or a closed gate whose enter rule is projected to
+--     hold within the horizon: a group holds by the latest eta of its
+--     conditions (firing ones now; declared ones only when declared); the
+--     step due first is recommended, firing lists that group's conditions.
+--     A violated guardrail or a gate waiting for its checklist stays review.
 CREATE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
@@ -137,12 +147,95 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
+    e record;
+    fc @extschema@.capacity_forecast_row[];
+    contra text[];
+    due record;
 BEGIN
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
-    ELSE
-        RETURN QUERY SELECT * FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+        RETURN;
     END IF;
+    SELECT * INTO e FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+
+    -- contradictions: flags the current tier's entry needs, not declared
+    SELECT array_agg(DISTINCT format('tier %s is set but %s is not declared', c.step, c.declared_flag)
+                     ORDER BY format('tier %s is set but %s is not declared', c.step, c.declared_flag))
+      INTO contra
+      FROM @extschema@.capacity_plan_condition c
+     WHERE c.plan = p AND c.step = e.current_name AND c.rule = 'enter' AND c.declared_flag IS NOT NULL
+       AND coalesce(e.evidence #>> ARRAY['conditions', c.name, 'status'], '') <> 'firing'
+       AND NOT EXISTS (   -- a group of the rule whose flags are all declared
+             SELECT 1 FROM @extschema@.capacity_plan_condition g
+              WHERE g.plan = p AND g.step = c.step AND g.rule = 'enter'
+              GROUP BY g.grp
+             HAVING bool_and(g.declared_flag IS NULL
+                             OR e.evidence #>> ARRAY['conditions', g.name, 'status'] = 'firing'));
+
+    -- forecasts of the conditions of the moves ahead
+    IF e.decision IN ('stay', 'review')
+       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                        WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
+        -- only the metric conditions of the moves ahead are fitted
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
+                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
+                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
+                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                                      OR (s.kind = 'gate' AND NOT EXISTS (
+                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
+                     WHERE f.status = 'forecast');
+        WITH steps AS (
+            SELECT s.* FROM @extschema@.capacity_plan_step s
+             WHERE s.plan = p
+               AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                    OR (s.kind = 'gate' AND NOT EXISTS (
+                          SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                           WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open')))
+        ), cond AS (
+            SELECT c.step, c.grp, c.name,
+                   CASE WHEN e.evidence #>> ARRAY['conditions', c.name, 'status'] = 'firing' THEN as_of
+                        WHEN c.declared_flag IS NULL THEN (SELECT min(f.eta) FROM unnest(fc) f WHERE f.trigger_name = c.name)
+                   END AS eta
+              FROM @extschema@.capacity_plan_condition c JOIN steps s ON s.name = c.step
+             WHERE c.plan = p AND c.rule = 'enter'
+        ), grp AS (
+            SELECT c.step, c.grp, max(c.eta) AS eta,
+                   array_agg(c.name ORDER BY c.name) FILTER (WHERE c.eta > as_of) AS forecast,
+                   array_agg(c.name ORDER BY c.name) AS conds
+              FROM cond c GROUP BY 1, 2
+            HAVING bool_and(c.eta IS NOT NULL) AND max(c.eta) > as_of
+        )
+        SELECT g.step, g.eta, g.conds, s.kind, s.ordinal, s.runbook INTO due
+          FROM grp g JOIN steps s ON s.name = g.step
+         ORDER BY g.eta, s.kind <> 'tier', s.ordinal DESC, g.grp LIMIT 1;
+        IF due.step IS NOT NULL THEN
+            e.decision := 'plan';
+            IF due.kind = 'tier' THEN
+                e.recommended_stage := due.ordinal;
+                e.recommended_name := due.step;
+            END IF;
+            e.runbook := coalesce(due.runbook, e.runbook);
+            e.firing := due.conds;
+        END IF;
+        e.evidence := e.evidence || jsonb_build_object(
+            'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                'condition', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                'eta', f.eta, 'days_left', f.days_left,
+                                'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                'method', f.method, 'value', f.current_value,
+                                'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                            FROM unnest(fc) f),
+            'plan', CASE WHEN due.step IS NOT NULL THEN jsonb_build_object('step', due.step, 'by', due.eta) END,
+            'horizon_end', as_of + horizon);
+    END IF;
+    e.evidence := e.evidence || jsonb_build_object('contradictions', to_jsonb(coalesce(contra, '{}'::text[])));
+    IF contra IS NOT NULL AND e.decision = 'stay' THEN
+        e.decision := 'review';
+    END IF;
+    RETURN QUERY SELECT e.current_stage, e.current_name, e.recommended_stage, e.recommended_name, e.decision,
+                        e.firing, e.evidence, e.runbook, e.evaluated_at;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_stage(timestamptz, jsonb, interval, text) FROM PUBLIC;
@@ -158,7 +251,7 @@ LANGUAGE sql STABLE
 AS $$ SELECT * FROM @extschema@.capacity_plan_stage(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
 COMMENT ON FUNCTION @extschema@.capacity_stage IS
     'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
-    'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan, six-stage ladder only), and the evidence. '
+    'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan), and the evidence. '
     'Error 42704 for a plan that is not installed.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_stage(timestamptz, interval, text) TO pg_monitor;

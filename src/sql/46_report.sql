@@ -1,17 +1,34 @@
 -- capacity_report(): the weekly capacity review as text, one line per row.
 
--- Eight-level sparkline of values scaled from 0 to hi.
+-- Eight-level sparkline of values scaled from 0 to hi.  The level is
+-- clamped in double precision before it becomes an integer, so values
+-- near the limits of float8 (+-1e308) draw as the lowest or highest bar
+-- instead of overflowing; NaN and infinities are refused.
 CREATE FUNCTION @extschema@.capacity_sparkline(vals double precision[], hi double precision)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
-                                    ELSE substr('▁▂▃▄▅▆▇█', 1 + least(7, greatest(0,
-                                           floor(v / nullif(hi, 0) * 8)::int)), 1) END,
-                               '' ORDER BY i), '')
-      FROM unnest(vals) WITH ORDINALITY AS u(v, i)
+BEGIN
+    IF hi IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+       OR EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_sparkline draws finite numbers only'
+            USING ERRCODE = '22023', DETAIL = format('hi = %s; values %s', hi, vals),
+                  HINT = 'Leave a value without data NULL (it draws as a blank).';
+    END IF;
+    RETURN (SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
+                                            -- hi 0 or NULL: no scale, nothing drawn (as in 1.0)
+                                            WHEN hi IS NULL OR hi = 0 THEN NULL
+                                            ELSE substr('▁▂▃▄▅▆▇█', 1 + CASE WHEN hi < 0 OR v <= 0 THEN 0
+                                                                            WHEN v >= hi THEN 7
+                                                                            ELSE least(7, floor(v / hi * 8)::int) END, 1) END,
+                                       '' ORDER BY i), '')
+              FROM unnest(vals) WITH ORDINALITY AS u(v, i));
+END
 $$;
+COMMENT ON FUNCTION @extschema@.capacity_sparkline(double precision[], double precision) IS
+    'Eight-level sparkline (one character per value, NULL a blank) of vals scaled from 0 to hi; '
+    'values beyond the range draw as the lowest or highest bar. Errors: 22023 NaN or infinite value or hi.';
 
 -- A number as a person reads it: whole above 100, else up to 6 decimals.
 CREATE FUNCTION @extschema@.capacity_fmt(v double precision)
@@ -20,12 +37,17 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN v IS NULL THEN ''
+                WHEN v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) OR abs(v) >= 1e15 THEN v::text
                 WHEN abs(v) >= 100 THEN round(v::numeric)::text
                 ELSE rtrim(rtrim(round(v::numeric, CASE WHEN abs(v) >= 1 THEN 2 ELSE 6 END)::text, '0'), '.') END
 $$;
 
+-- The review of a plan (plan_name: installed; NULL: the active one): the
+-- verdict of capacity_stage(plan => ...), the plan's triggers or
+-- conditions with their sparklines and forecasts, runway, EXPLAIN checks
+-- and the decisions.  For the six-stage ladder the text is 1.0's.
 CREATE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb,
-                                               horizon interval DEFAULT '6 months')
+                                               horizon interval, plan_name text)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -37,12 +59,21 @@ DECLARE
     hi double precision;
     lbl text;
     evals @extschema@.capacity_trigger_row[];
+    p text := @extschema@.capacity_plan_resolve(plan_name);
+    pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
 BEGIN
-    SELECT * INTO s FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
+    pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
+    SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
-    RETURN NEXT format('Stage %s (%s); recommended %s (%s): %s',
-                       s.current_stage, s.current_name, s.recommended_stage, s.recommended_name,
-                       upper(s.decision));
+    IF pn IS NULL THEN
+        RETURN NEXT format('Stage %s (%s); recommended %s (%s): %s',
+                           s.current_stage, s.current_name, s.recommended_stage, s.recommended_name,
+                           upper(s.decision));
+    ELSE
+        RETURN NEXT format('Plan %s: tier %s (%s); recommended %s (%s): %s', p,
+                           coalesce(s.current_name, '-'), s.current_stage,
+                           coalesce(s.recommended_name, '-'), s.recommended_stage, upper(s.decision));
+    END IF;
     IF cardinality(s.firing) > 0 THEN
         RETURN NEXT CASE WHEN s.decision = 'plan'
                          THEN 'Forecast to fire by ' || to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ': '
@@ -62,7 +93,7 @@ BEGIN
     RETURN NEXT '';
     RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s', 'stg', 'trigger', 'status', 'value', 'threshold', 'last 30 days (daily avg; | marks the threshold)');
     -- evaluated once: the trigger table and the forecasts both read it
-    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e);
+    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, pn) e);
     FOR r IN SELECT e.* FROM unnest(evals) e
               ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
     LOOP
@@ -100,8 +131,8 @@ BEGIN
                        coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), ''), '30'));
     RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
                        'band (earliest..latest)', 'method', 'trend/day');
-    FOR r IN SELECT f.* FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings,
-                  evals) f
+    FOR r IN SELECT f.* FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                  evals, NULL, pn) f
               WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
     LOOP
         SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
@@ -158,6 +189,17 @@ BEGIN
     RETURN;
 END
 $$;
+
+COMMENT ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text) IS
+    'Internal: capacity_report(as_of, horizon, plan) with the hot tables resolved by the caller.';
+
+-- The six-stage ladder's review (as in 1.0): the active plan's.
+CREATE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb,
+                                               horizon interval DEFAULT '6 months')
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, bindings, horizon, NULL::text) $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval) TO pg_monitor;
 
@@ -165,8 +207,24 @@ CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now(),
                                             horizon interval DEFAULT '6 months')
 RETURNS SETOF text
 LANGUAGE sql STABLE
-AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon) $$;
-COMMENT ON FUNCTION @extschema@.capacity_report IS
-    'The weekly capacity review as text: verdict, triggers with 30-day sparklines, runway, decisions.';
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon, NULL::text) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report(timestamptz, interval) IS
+    'The weekly capacity review of the active plan as text: verdict, triggers with 30-day sparklines, forecasts, runway, decisions.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval) TO pg_monitor;
+
+-- capacity_report(as_of, horizon, 'tiers-abc'): the review of any
+-- installed plan.  No defaults: a third argument with one would make
+-- capacity_report() and capacity_report(as_of) ambiguous with the
+-- two-argument form, whose signature 1.0 published.
+CREATE FUNCTION @extschema@.capacity_report(as_of timestamptz, horizon interval, plan text)
+RETURNS SETOF text
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report(timestamptz, interval, text) IS
+    'The weekly capacity review of a plan as text (plan: an installed plan; NULL: the active one), as capacity_stage(plan => ...) '
+    'evaluates it: verdict, the plan''s triggers or conditions with 30-day sparklines and forecasts, runway, decisions. Error 42704: plan not installed.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text),
+                          @extschema@.capacity_report(timestamptz, interval, text) TO pg_monitor;

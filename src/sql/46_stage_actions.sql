@@ -141,12 +141,31 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide_at(text, text, timestampt
 CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
                                             plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void
-LANGUAGE sql
-AS $$ SELECT @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs) $$;
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- runs as the caller, to resolve the hot tables on the caller's search
+    -- path (capacity_bindings reads capacity_table_binding); the recording
+    -- is capacity_decide_at's.  A role granted capacity_decide alone lacks
+    -- both: say what to grant, not "permission denied"
+    IF NOT pg_catalog.has_function_privilege(
+             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE')
+       OR NOT pg_catalog.has_table_privilege('@extschema@.capacity_table_binding', 'SELECT') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide also needs EXECUTE on capacity_decide_at and SELECT on capacity_table_binding', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'GRANT pg_monitor TO the reviewer''s role (it reads capacity_table_binding) and '
+                         'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
+                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO it.';
+    END IF;
+    PERFORM @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs);
+END
+$$;
 COMMENT ON FUNCTION @extschema@.capacity_decide IS
     'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
     '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
-    'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference.';
+    'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference, '
+    '42501 the role lacks EXECUTE on capacity_decide_at or SELECT on capacity_table_binding (grant pg_monitor and both functions: '
+    'capacity_decide resolves the hot tables as the caller, capacity_decide_at records).';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_decide(text, text, timestamptz, text, text[]) FROM PUBLIC;
 
 CREATE VIEW @extschema@.capacity_trigger_status AS

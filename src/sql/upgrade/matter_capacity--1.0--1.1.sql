@@ -6103,3 +6103,2011 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- ======== review: plans forecast and are checked like the ladder; the review of any plan; the HTML charts; late values; clear errors ========
+-- 31_indicator_functions.sql: capacity_record re-rolls a late value's hour and day
+CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
+                                            labels jsonb DEFAULT '{}',
+                                            sampled_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
+    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
+            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
+    ELSIF kind <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
+            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
+            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
+            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
+    END IF;
+    IF octet_length(labels::text)
+       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        indicator, octet_length(labels::text),
+                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
+            USING ERRCODE = '54000',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    END IF;
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
+    -- A late value: the sampler rolls up only the last two hours
+    -- (sampler.c), so an older hour is rolled up again here through the
+    -- same rollup (capacity_roll_up_hours: every series of that one hour),
+    -- and its UTC day (capacity_roll_up_days).  A value pushed on time costs
+    -- nothing more; bulk history goes through capacity_import_samples.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
+        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
+END
+$$;
+-- 33_measures.sql: the import applies max_label_bytes
+CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
+                                                 p_sampled_at timestamptz[], p_values double precision[],
+                                                 as_of timestamptz, what_row text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    n integer;
+    bad record;
+    raw_from timestamptz;
+    keep_from timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    raw_lo timestamptz;
+    raw_hi timestamptz;
+    loaded bigint := 0;
+    k bigint;
+    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    n := coalesce(cardinality(p_indicators), 0);
+    IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
+            USING ERRCODE = '22004', HINT = 'Pass sampled_at and value arrays of the same length.';
+    END IF;
+    IF cardinality(p_sampled_at) <> n OR cardinality(p_values) <> n OR cardinality(p_labels) <> n THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import samples: % times and % values for % samples',
+                        cardinality(p_sampled_at), cardinality(p_values), n
+            USING ERRCODE = '2202E', HINT = 'sampled_at[i] and value[i] describe sample i: pass arrays of the same length.';
+    END IF;
+
+    -- every element checked before anything is written: the first bad one
+    -- (by position) is reported
+    SELECT u.i, u.ind, u.lab, u.at, u.v,
+           CASE WHEN u.ind IS NULL THEN 'null_indicator'
+                WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
+                WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
+                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
+                WHEN u.at IS NULL THEN 'null_time'
+                WHEN NOT isfinite(u.at) THEN 'infinite_time'
+                WHEN u.at > as_of THEN 'future'
+                WHEN u.v IS NULL THEN 'null_value'
+                WHEN u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8) THEN 'not_finite'
+           END AS problem
+      INTO bad
+      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
+     WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
+        OR octet_length(u.lab::text) > max_label
+        OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
+        OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
+        OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
+     ORDER BY u.i
+     LIMIT 1;
+    IF bad.problem = 'null_indicator' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: % % has a NULL indicator', what_row, bad.i
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample names its indicator.';
+    ELSIF bad.problem = 'unknown' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: indicator "%" (% %) does not exist', bad.ind, what_row, bad.i
+            USING ERRCODE = '42704', DETAIL = 'Nothing was imported.',
+                  HINT = 'Import only indicators listed in capacity_indicator; declare one the application measures with capacity_register_push(indicator, unit) first.';
+    ELSIF bad.problem = 'labels' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
+            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
+                  HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
+    ELSIF bad.problem = 'label_bytes' THEN
+        -- as capacity_record refuses them: the label set is a key of the
+        -- sample indexes and rollups
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
+            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    ELSIF bad.problem = 'null_time' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample needs the time it was taken.';
+    ELSIF bad.problem = 'infinite_time' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is not a finite time', bad.at, bad.ind, what_row, bad.i
+            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample needs the time it was taken.';
+    ELSIF bad.problem = 'future' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is later than as_of %', bad.at, bad.ind, what_row, bad.i, as_of
+            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
+                  HINT = 'History is in the past: check the time zone of the exported times (timestamptz), or pass a later as_of.';
+    ELSIF bad.problem = 'null_value' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: value of indicator % at % % (sampled_at %) is NULL', bad.ind, what_row, bad.i, bad.at
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Leave out the samples you do not have; a gap is not a zero.';
+    ELSIF bad.problem = 'not_finite' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: value % of indicator % at % % (sampled_at %) is not a finite number', bad.v, bad.ind, what_row, bad.i, bad.at
+            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
+                  HINT = 'Leave out NaN and infinite values (monitoring systems export them for gaps).';
+    END IF;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+
+    -- what the sampler keeps at as_of: raw samples of the day partitions
+    -- retention has not dropped, hourly rollups of rollup_retention_days
+    raw_from := date_bin('1 day', as_of - make_interval(days =>
+                    coalesce(nullif(current_setting('matter_capacity.sample_retention_days', true), '')::int, 35)), origin);
+    keep_from := as_of - make_interval(days =>
+                    coalesce(nullif(current_setting('matter_capacity.rollup_retention_days', true), '')::int, 730));
+
+    -- one sample per series and time (a later element wins)
+    CREATE TEMP TABLE capacity_import_rows ON COMMIT DROP AS
+    SELECT DISTINCT ON (u.ind, u.lab, u.at) u.ind, u.lab, u.at, u.v, u.at >= raw_from AS raw
+      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
+     WHERE u.at >= keep_from
+     ORDER BY u.ind, u.lab, u.at, u.i DESC;
+    -- raw: not twice
+    DELETE FROM capacity_import_rows r
+     WHERE r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample s
+                              WHERE s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at);
+    -- older: an hour rolled up already is left as it is
+    DELETE FROM capacity_import_rows r
+     WHERE NOT r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                                  WHERE h.indicator = r.ind AND h.labels = r.lab
+                                    AND h.hour = date_bin('1 hour', r.at, origin));
+    SELECT count(*), min(r.at), max(r.at) INTO loaded, lo, hi FROM capacity_import_rows r;
+    IF loaded = 0 THEN
+        DROP TABLE capacity_import_rows;
+        RETURN 0;
+    END IF;
+
+    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
+    SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
+
+    -- hours of raw samples: from all the raw samples of the hour, by the
+    -- sampler's rollup (capacity_roll_up_hours), whole hours
+    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    IF raw_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+    END IF;
+    -- older hours: from the imported samples alone
+    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
+    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
+           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
+      FROM capacity_import_rows r WHERE NOT r.raw
+     GROUP BY 1, 2, 3;
+
+    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
+    SELECT DISTINCT ON (r.ind, r.lab) r.ind, r.lab, r.at, r.v
+      FROM capacity_import_rows r ORDER BY r.ind, r.lab, r.at DESC
+    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
+       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
+     WHERE l.sampled_at <= EXCLUDED.sampled_at;
+
+    k := @extschema@.capacity_roll_up_days(lo, hi);
+    DROP TABLE capacity_import_rows;
+    RETURN loaded;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], timestamptz[], double precision[], timestamptz, text) IS
+    'Internal (not for PUBLIC): validate every sample, then write them as the sampler does; both capacity_import_samples forms call it. '
+    'Arrays of the same length (indicator, labels, sampled_at, value); what_row names an element in messages. Returns the samples loaded.';
+-- 43_report.sql: sparklines and numbers at the limits of float8
+CREATE OR REPLACE FUNCTION @extschema@.capacity_sparkline(vals double precision[], hi double precision)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF hi IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+       OR EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_sparkline draws finite numbers only'
+            USING ERRCODE = '22023', DETAIL = format('hi = %s; values %s', hi, vals),
+                  HINT = 'Leave a value without data NULL (it draws as a blank).';
+    END IF;
+    RETURN (SELECT coalesce(string_agg(CASE WHEN v IS NULL THEN ' '
+                                            -- hi 0 or NULL: no scale, nothing drawn (as in 1.0)
+                                            WHEN hi IS NULL OR hi = 0 THEN NULL
+                                            ELSE substr('▁▂▃▄▅▆▇█', 1 + CASE WHEN hi < 0 OR v <= 0 THEN 0
+                                                                            WHEN v >= hi THEN 7
+                                                                            ELSE least(7, floor(v / hi * 8)::int) END, 1) END,
+                                       '' ORDER BY i), '')
+              FROM unnest(vals) WITH ORDINALITY AS u(v, i));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_sparkline(double precision[], double precision) IS
+    'Eight-level sparkline (one character per value, NULL a blank) of vals scaled from 0 to hi; '
+    'values beyond the range draw as the lowest or highest bar. Errors: 22023 NaN or infinite value or hi.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fmt(v double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN v IS NULL THEN ''
+                WHEN v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) OR abs(v) >= 1e15 THEN v::text
+                WHEN abs(v) >= 100 THEN round(v::numeric)::text
+                ELSE rtrim(rtrim(round(v::numeric, CASE WHEN abs(v) >= 1 THEN 2 ELSE 6 END)::text, '0'), '.') END
+$$;
+-- 44_forecast.sql: the forecast of any plan's conditions; the ladder's is a wrapper
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                        evals @extschema@.capacity_trigger_row[],
+                                                        min_stage integer, plan_name text,
+                                                        only_conditions text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    today timestamptz;
+    first_day timestamptz;
+    inds text[];
+    counters text[];
+    recent @extschema@.capacity_sample[];
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
+        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
+    END IF;
+    today := date_bin('1 day', as_of, origin);
+    first_day := today - make_interval(days => lookback);
+
+    SELECT array_agg(DISTINCT t.indicator),
+           array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
+      INTO inds, counters
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
+    inds := inds || '{table_rows_inserted}';
+    counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
+    -- the newest sample of each row count and counter in the last day: kept
+    -- in capacity_latest_sample, unless as_of is in the past of it; then
+    -- from the raw samples, planned with the bounds to read one or two days
+    recent := ARRAY(SELECT ROW(l.indicator, l.labels, l.sampled_at, l.value)::@extschema@.capacity_sample
+                      FROM @extschema@.capacity_latest_sample l
+                     WHERE l.indicator = ANY (counters) AND l.value IS NOT NULL
+                       AND l.sampled_at > as_of - interval '1 day' AND l.sampled_at <= as_of);
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                WHERE l.indicator = ANY (counters) AND l.sampled_at > as_of) THEN
+        EXECUTE 'SELECT array_agg(s) FROM (
+                     SELECT DISTINCT ON (s.indicator, s.labels) s.*
+                       FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3
+                        AND s.value IS NOT NULL
+                      ORDER BY s.indicator, s.labels, s.sampled_at DESC) s'
+           INTO recent USING counters, as_of - interval '1 day', as_of;
+    END IF;
+
+    RETURN QUERY
+WITH days AS MATERIALIZED (   -- each series on each complete day of the lookback
+    SELECT d.* FROM @extschema@.capacity_sample_daily d
+     WHERE d.indicator = ANY (inds) AND d.day >= first_day AND d.day < today
+),
+now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
+trig AS (
+    SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
+           (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
+),
+series AS (   -- every series a trigger looks at; a ratio trigger is one series
+    SELECT t.name, x.labels
+      FROM trig t
+      JOIN (SELECT DISTINCT d.indicator, d.labels FROM days d
+            UNION SELECT n.indicator, n.labels FROM now_s n
+            UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
+        ON x.indicator = t.indicator AND x.labels @> t.filter
+     WHERE t.aggregate <> 'ratio' AND NOT t.unbound
+    UNION ALL
+    SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
+),
+day_stats AS (   -- the days of every series a level trigger looks at
+    SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
+           d.max, d.min, d.last, d.avg
+      FROM series x JOIN trig t ON t.name = x.name
+      JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
+     WHERE t.aggregate IN ('all', 'latest', 'days')
+),
+level_points AS (
+    -- all: the best hour of the day (the hourly minimum when the window is
+    -- an hour or more, else the hourly average); latest: the day's extreme
+    SELECT d.name, d.labels, 'level'::text AS basis,
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
+           CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
+                WHEN t.aggregate = 'all' THEN
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
+                -- N consecutive days: the day's aggregate the condition compares
+                WHEN t.aggregate = 'days' THEN
+                     CASE t.daily WHEN 'max' THEN d.max WHEN 'p95' THEN d.max WHEN 'min' THEN d.min ELSE d.avg END
+                ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
+      FROM day_stats d JOIN trig t ON t.name = d.name
+     WHERE NOT t.rowcount
+    UNION ALL
+    -- ratio: the day's average of the series over that of the reference
+    SELECT t.name, t.label_filter, 'level',
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400,
+           avg(d.avg) FILTER (WHERE d.labels @> t.label_filter)
+             / nullif(avg(d.avg) FILTER (WHERE d.labels @> t.ratio_filter), 0)
+      FROM trig t JOIN days d ON d.indicator = t.indicator
+     WHERE t.aggregate = 'ratio'
+     GROUP BY t.name, t.label_filter, d.day
+),
+rows_now AS (   -- the row count a table_rows trigger starts from
+    SELECT x.name, x.labels, n.value
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
+),
+counter_series AS (   -- cumulative series: growth triggers, and inserts behind row counts
+    SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
+      FROM series x JOIN trig t ON t.name = x.name
+     WHERE t.aggregate = 'growth' OR t.rowcount
+),
+counter_values AS (   -- end of each day, and the newest raw value of today
+    SELECT c.name, c.labels, d.day + interval '1 day' AS at, d.last AS v
+      FROM counter_series c JOIN days d ON d.indicator = c.counter AND d.labels = c.labels
+    UNION ALL
+    SELECT c.name, c.labels, n.sampled_at, n.value
+      FROM counter_series c JOIN now_s n ON n.indicator = c.counter AND n.labels = c.labels
+     WHERE n.sampled_at > today
+),
+counter_steps AS (   -- increments; after a reset the counter restarted from zero
+    SELECT v.*, v.v - lag(v.v) OVER w AS dv,
+           extract(epoch FROM v.at - lag(v.at) OVER w)::float8 / 86400 AS dt
+      FROM counter_values v
+    WINDOW w AS (PARTITION BY v.name, v.labels ORDER BY v.at)
+),
+counter_sums AS (
+    SELECT s.*, sum(CASE WHEN s.dv IS NULL THEN 0 WHEN s.dv >= 0 THEN s.dv ELSE s.v END)
+                    OVER (PARTITION BY s.name, s.labels ORDER BY s.at) AS cum
+      FROM counter_steps s
+),
+counter_points AS (
+    -- growth: the rate between two consecutive values, in the trigger's
+    -- per_period units, placed in the middle of its interval
+    SELECT c.name, c.labels, 'rate'::text AS basis,
+           extract(epoch FROM c.at - as_of)::float8 / 86400 - c.dt / 2 AS t,
+           c.dv / c.dt * extract(epoch FROM t.per_period)::float8 / 86400 AS y
+      FROM counter_sums c JOIN trig t ON t.name = c.name
+     WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
+    UNION ALL
+    -- row counts, where the counts are stale or too few: the current count
+    -- less the rows inserted since each day (retention is not seen)
+    SELECT c.name, c.labels, 'inserts',
+           extract(epoch FROM c.at - as_of)::float8 / 86400,
+           r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
+      FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
+    UNION ALL
+    -- row counts: the counts themselves, i.e. the net change (inserts less
+    -- deletes and retention)
+    SELECT d.name, d.labels, 'rows',
+           extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
+      FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
+    UNION ALL
+    SELECT r.name, r.labels, 'rows', 0::float8, r.value FROM rows_now r
+),
+points AS (
+    SELECT * FROM level_points WHERE y IS NOT NULL
+    UNION ALL
+    SELECT * FROM counter_points WHERE y IS NOT NULL
+),
+stale AS (   -- row counts not refreshed: unmoved through the last three days, sampled
+             -- more than once a day, while the insert counter rose
+    SELECT x.name, x.labels
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN days r ON r.indicator = 'table_rows' AND r.labels = x.labels AND r.day >= today - interval '3 days'
+      JOIN days c ON c.indicator = 'table_rows_inserted' AND c.labels = x.labels AND c.day = r.day
+     GROUP BY x.name, x.labels
+    HAVING count(*) = 3 AND min(r.count) >= 2 AND min(r.min) = max(r.max) AND min(r.min) > 0
+       AND max(c.max) > min(c.min)
+),
+basis AS (   -- row counts: their net change, unless they are stale or too few;
+             -- then the current count moved back by the inserts
+    SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
+      FROM points p
+      LEFT JOIN stale s ON s.name = p.name AND s.labels = p.labels
+     GROUP BY p.name, p.labels, p.basis, s.name
+     ORDER BY p.name, p.labels, count(*) >= 7 DESC, (p.basis = 'inserts') = (s.name IS NOT NULL) DESC
+),
+fits AS (
+    SELECT b.name, b.labels, b.basis,
+           @extschema@.capacity_fit_trend(array_agg(p.t ORDER BY p.t), array_agg(p.y ORDER BY p.t),
+                                          t.eff_threshold, t.comparator,
+                                          CASE WHEN t.rowcount THEN min(r.value) END, 7) AS f
+      FROM basis b
+      JOIN points p ON p.name = b.name AND p.labels = b.labels AND p.basis = b.basis
+      JOIN trig t ON t.name = b.name
+      LEFT JOIN rows_now r ON r.name = b.name AND r.labels = b.labels
+     GROUP BY b.name, b.labels, b.basis, t.eff_threshold, t.comparator, t.rowcount
+),
+every AS (   -- every series, and a row for triggers that have none
+    SELECT x.name, x.labels FROM series x
+    UNION ALL
+    SELECT t.name, t.filter FROM trig t
+     WHERE NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
+),
+judged AS (
+    SELECT t.stage, t.name, t.indicator, e.labels, t.eff_threshold, t.comparator, t.aggregate,
+           t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
+           CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
+           -- a growth trigger averages its window: it follows the daily rate by half of it
+           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2
+                -- N consecutive days fire N days after the crossing
+                WHEN t.aggregate = 'days' THEN t.sustain ELSE interval '0' END AS lag_by,
+           EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
+           EXISTS (SELECT 1 FROM unnest(evals) v
+                    WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
+      FROM every e JOIN trig t ON t.name = e.name
+      LEFT JOIN fits f ON f.name = e.name AND f.labels = e.labels
+      LEFT JOIN rows_now r ON r.name = e.name AND r.labels = e.labels
+),
+dated AS (
+    SELECT j.*,
+           as_of + j.days * interval '1 day' + j.lag_by AS eta_at,
+           as_of + j.days_earliest * interval '1 day' + j.lag_by AS early_at,
+           as_of + j.days_latest * interval '1 day' + j.lag_by AS late_at
+      FROM judged j
+)
+SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.comparator,
+       CASE WHEN d.method = 'multiplicative' THEN d.cur * (exp(d.slope) - 1) ELSE d.slope END,
+       CASE WHEN d.method = 'multiplicative' THEN 100 * (exp(d.slope) - 1) END,
+       d.method,
+       CASE WHEN d.firing THEN as_of ELSE d.eta_at END,
+       CASE WHEN d.firing THEN 0 ELSE round((extract(epoch FROM d.eta_at - as_of) / 86400)::numeric, 1) END,
+       CASE WHEN d.firing THEN as_of ELSE d.early_at END,
+       CASE WHEN d.firing THEN as_of ELSE d.late_at END,
+       CASE WHEN d.firing THEN 'firing'
+            WHEN d.verdict IS NULL OR d.verdict = 'insufficient data' OR (d.rowcount AND d.cur IS NULL)
+                 THEN 'insufficient data'
+            WHEN d.verdict IN ('trend', 'reached') AND d.eta_at IS NOT NULL THEN
+                 CASE WHEN d.eta_at <= as_of + horizon THEN 'forecast' ELSE 'beyond horizon' END
+            ELSE 'no trend' END,
+       coalesce(d.points, 0),
+       concat_ws('; ',
+           CASE WHEN d.unbound THEN 'table not bound (capacity_bind_table)' END,
+           CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
+           CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
+           CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
+           CASE WHEN d.other_days IS NOT NULL THEN
+                'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
+                || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
+           CASE WHEN d.verdict <> 'insufficient data' THEN
+                CASE d.basis WHEN 'inserts' THEN
+                                  CASE WHEN d.stale THEN 'current rows + insert trend: the row counts did not move while rows were inserted'
+                                       ELSE 'current rows + insert trend: too few row counts' END
+                             WHEN 'rows' THEN 'row counts: the net change'
+                             WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
+                             ELSE NULL END END)
+  FROM dated d
+UNION ALL
+-- partition runway: if rollover stopped now, rows for times after the
+-- newest partition's upper bound would land in the default partition
+SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
+       jsonb_build_object('table', p.table_name::text),
+       extract(epoch FROM coalesce(h.range_to, as_of) - as_of)::float8 / 86400, 0::float8, '<='::text,
+       -1::float8, NULL::float8, 'partition bounds'::text,
+       coalesce(h.range_to, as_of),
+       round((extract(epoch FROM coalesce(h.range_to, as_of) - as_of) / 86400)::numeric, 1),
+       coalesce(h.range_to, as_of), coalesce(h.range_to, as_of),
+       CASE WHEN coalesce(h.range_to, as_of) <= as_of THEN 'firing'
+            WHEN h.range_to <= as_of + horizon THEN 'forecast'
+            ELSE 'beyond horizon' END,
+       NULL::integer,
+       CASE WHEN p.default_partition THEN 'if rollover stopped, later rows would go to the default partition'
+            ELSE 'if rollover stopped, later rows would fail: no default partition' END
+  FROM @extschema@.capacity_policy p
+  LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
+ WHERE min_stage IS NULL AND plan_name IS NULL
+ ORDER BY 1 NULLS LAST, 2, 4;
+END
+$fn$;
+COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) IS
+    'The forecast of capacity_forecast() for the six-stage ladder (plan_name NULL) or an installed plan''s conditions: '
+    'per condition and series, the trend, eta and band (conditions over N days: the crossing plus N days). Internal.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                   evals @extschema@.capacity_trigger_row[],
+                                                   min_stage integer DEFAULT NULL)
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) TO pg_monitor;
+-- 45_plans.sql: guardrails lacking data do not hold the verdict; documents bounded
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rows @extschema@.capacity_trigger_row[];
+    cs jsonb;               -- per condition: status and series
+    rs jsonb;               -- per step and rule: holds | fails | insufficient
+    gs jsonb;               -- per step, rule and group: the same
+    cur record;
+    up record;
+    down record;
+    gates_open text[];
+    gates_pending text[];
+    violated text[];
+    insufficient text[];
+    unchecked text[];
+    fired text[];
+    ev jsonb;
+BEGIN
+    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
+    SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
+    down := up;
+
+    -- conditions, groups, rules
+    WITH cond AS (
+        SELECT c.name, c.step, c.rule, c.grp, c.description,
+               CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
+                    WHEN bool_or(e.status IN ('ok', 'not declared')) THEN
+                         CASE WHEN c.declared_flag IS NOT NULL THEN 'not declared' ELSE 'ok' END
+                    ELSE coalesce(min(e.status), 'insufficient data') END AS status,
+               jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                   'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
+                   'threshold', e.threshold, 'comparator', e.comparator, 'window', e.sustain::text,
+                   'samples', e.samples, 'since', e.window_start, 'status', e.status))
+                   ORDER BY e.labels::text) FILTER (WHERE e.trigger_name IS NOT NULL) AS series
+          FROM @extschema@.capacity_plan_condition c
+          LEFT JOIN unnest(rows) e ON e.trigger_name = c.name
+         WHERE c.plan = plan_name
+         GROUP BY c.name, c.step, c.rule, c.grp, c.description, c.declared_flag
+    ), grp AS (
+        SELECT c.step, c.rule, c.grp,
+               CASE WHEN bool_and(c.status = 'firing') THEN 'holds'
+                    WHEN bool_or(c.status IN ('ok', 'not declared')) THEN 'fails'
+                    ELSE 'insufficient' END AS status
+          FROM cond c GROUP BY 1, 2, 3
+    ), rule AS (
+        SELECT g.step, g.rule,
+               CASE WHEN bool_or(g.status = 'holds') THEN 'holds'
+                    WHEN bool_and(g.status = 'fails') THEN 'fails'
+                    ELSE 'insufficient' END AS status
+          FROM grp g GROUP BY 1, 2
+    )
+    SELECT (SELECT jsonb_object_agg(c.name, jsonb_build_object('step', c.step, 'rule', c.rule, 'group', c.grp,
+                                        'status', c.status, 'description', c.description,
+                                        'series', coalesce(c.series, '[]'::jsonb))) FROM cond c),
+           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r),
+           (SELECT jsonb_object_agg(g.step || '/' || g.rule || '/' || g.grp, g.status) FROM grp g)
+      INTO cs, rs, gs;
+    cs := coalesce(cs, '{}');
+    rs := coalesce(rs, '{}');
+    gs := coalesce(gs, '{}');
+
+    -- the ladder
+    SELECT s.* INTO cur
+      FROM @extschema@.capacity_plan_step s
+     WHERE s.plan = plan_name AND s.kind = 'tier'
+       AND s.name = coalesce((SELECT h.tier FROM @extschema@.capacity_plan_tier_history h
+                               WHERE h.plan = plan_name AND h.set_at <= as_of
+                               ORDER BY h.set_at DESC, h.id DESC LIMIT 1),
+                             (SELECT f.name FROM @extschema@.capacity_plan_step f
+                               WHERE f.plan = plan_name AND f.kind = 'tier' AND f.from_tier IS NULL));
+    IF cur.name IS NOT NULL THEN
+        SELECT s.* INTO up FROM @extschema@.capacity_plan_step s
+         WHERE s.plan = plan_name AND s.kind = 'tier' AND s.ordinal > cur.ordinal
+           AND rs ->> (s.name || '/enter') = 'holds'
+         ORDER BY s.ordinal DESC LIMIT 1;
+        IF NOT cur.one_way AND rs ->> (cur.name || '/exit') = 'holds' THEN
+            SELECT s.* INTO down FROM @extschema@.capacity_plan_step s
+             WHERE s.plan = plan_name AND s.kind = 'tier' AND s.name = cur.from_tier;
+        END IF;
+    END IF;
+
+    SELECT array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
+                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') = 'holds'),
+           array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
+                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') <> 'holds')
+      INTO gates_open, gates_pending
+      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name AND s.kind = 'gate';
+    SELECT array_agg(s.name ORDER BY s.ordinal) INTO violated
+      FROM @extschema@.capacity_plan_step s
+     WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
+    -- rules whose next move lacks data: the tier above, the current tier's
+    -- exit, every gate (review); guardrails that lack data are listed with
+    -- them but do not hold the decision (a guardrail reports a breach, it is
+    -- not a move: an indicator nobody records yet must not block the verdict)
+    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
+           array_agg(x.k ORDER BY x.k)
+      INTO insufficient, unchecked
+      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
+              FROM @extschema@.capacity_plan_step s
+              CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
+             WHERE s.plan = plan_name
+               AND rs ->> (s.name || '/' || r.rule) = 'insufficient'
+               AND ((s.kind = 'tier' AND r.rule = 'enter' AND s.ordinal = cur.ordinal + 1)
+                    OR (s.kind = 'tier' AND r.rule = 'exit' AND s.name = cur.name AND NOT s.one_way)
+                    OR (s.kind IN ('gate', 'guardrail') AND r.rule = 'enter'))) x;
+
+    current_stage := coalesce(cur.ordinal, 0);
+    current_name := cur.name;
+    evaluated_at := as_of;
+    IF up.name IS NOT NULL OR gates_open IS NOT NULL THEN
+        decision := 'promote';
+        recommended_stage := coalesce(up.ordinal, current_stage);
+        recommended_name := coalesce(up.name, current_name);
+        runbook := coalesce(up.runbook, (SELECT s.runbook FROM @extschema@.capacity_plan_step s
+                                          WHERE s.plan = plan_name AND s.name = gates_open[1]));
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
+                          AND (c.value ->> 'step' = up.name OR c.value ->> 'step' = ANY (gates_open))
+                        ORDER BY c.key);
+    ELSIF down.name IS NOT NULL THEN
+        decision := 'rollback';
+        recommended_stage := down.ordinal;
+        recommended_name := down.name;
+        runbook := cur.runbook;
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'step' = cur.name AND c.value ->> 'rule' = 'exit'
+                        ORDER BY c.key);
+    ELSE
+        decision := CASE WHEN violated IS NOT NULL OR gates_pending IS NOT NULL OR insufficient IS NOT NULL
+                         THEN 'review' ELSE 'stay' END;
+        recommended_stage := current_stage;
+        recommended_name := current_name;
+        runbook := cur.runbook;
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
+                          AND (c.value ->> 'step' = ANY (violated) OR c.value ->> 'step' = ANY (gates_pending))
+                        ORDER BY c.key);
+    END IF;
+    firing := fired;
+
+    SELECT jsonb_build_object(
+             'plan', plan_name,
+             'steps', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                 'name', s.name, 'kind', s.kind, 'ordinal', s.ordinal, 'from', s.from_tier,
+                 'one_way', CASE WHEN s.kind = 'tier' THEN s.one_way END,
+                 'position', CASE WHEN s.kind <> 'tier' THEN NULL
+                                  WHEN s.name = cur.name THEN 'current'
+                                  WHEN s.ordinal < cur.ordinal THEN 'passed' ELSE 'ahead' END,
+                 'enter', rs ->> (s.name || '/enter'),
+                 'exit', rs ->> (s.name || '/exit'),
+                 'checklist', CASE WHEN s.kind = 'gate' THEN
+                      (SELECT jsonb_object_agg(c.key, c.value ->> 'status' = 'firing') FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'step' = s.name AND c.value ->> 'rule' = 'checklist') END,
+                 'status', CASE s.kind
+                      WHEN 'gate' THEN CASE WHEN s.name = ANY (gates_open) THEN 'open'
+                                            WHEN s.name = ANY (gates_pending) THEN 'evidence met, checklist incomplete'
+                                            WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
+                                            ELSE 'closed' END
+                      WHEN 'guardrail' THEN CASE WHEN s.name = ANY (violated) THEN 'violated'
+                                                 WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
+                                                 ELSE 'kept' END
+                      WHEN 'alert' THEN CASE rs ->> (s.name || '/enter') WHEN 'holds' THEN 'firing'
+                                                                         WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
+                      END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
+             'conditions', cs,
+             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
+      INTO ev
+      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
+    evidence := ev;
+    RETURN NEXT;
+END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pname text;
+    k text;
+    kind text;
+    i integer;
+    st jsonb;
+    spath text;
+    sname text;
+    known_ind text[];
+    known_set text[];
+    steps jsonb := '[]';          -- normalised steps
+    conds jsonb := '[]';          -- normalised conditions
+    names text[] := '{}';
+    cnames text[] := '{}';
+    g record;
+    nc jsonb;
+    cname text;
+    roots integer := 0;
+    rung integer;
+    cur text;
+    was_active boolean;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
+    IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
+            'Start from SELECT capacity_plan_export(''tiers-abc'').');
+    END IF;
+    -- bounded like labels (max_label_bytes) and notes: a plan is a page of
+    -- text, not a store; every string (names, descriptions, runbooks) at
+    -- most 4 kB, the document at most 1 MB
+    IF octet_length(doc::text) > 1048576 THEN
+        PERFORM @extschema@.capacity_plan_fail('$', format('the document is %s bytes, more than 1 MB', octet_length(doc::text)), '54000',
+            'A plan names its tiers, gates and conditions; keep long prose in the runbooks it points to.');
+    END IF;
+    WITH RECURSIVE walk(path, v) AS (
+        SELECT '$'::text, doc
+        UNION ALL
+        SELECT w.path || c.step, c.child
+          FROM walk w
+          CROSS JOIN LATERAL (SELECT '.' || e.key AS step, e.value AS child
+                                FROM jsonb_each(CASE WHEN jsonb_typeof(w.v) = 'object' THEN w.v END) e
+                              UNION ALL
+                              SELECT '[' || (a.n - 1) || ']', a.child
+                                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(w.v) = 'array' THEN w.v END)
+                                     WITH ORDINALITY AS a(child, n)) c
+    )
+    SELECT w.path INTO spath FROM walk w
+     WHERE (jsonb_typeof(w.v) = 'string' AND octet_length(w.v #>> '{}') > 4096)
+        OR octet_length(w.path) > 4096
+     LIMIT 1;
+    IF spath IS NOT NULL THEN
+        PERFORM @extschema@.capacity_plan_fail(left(spath, 200), 'a string (or key) of more than 4096 bytes', '54000',
+            'Names and descriptions are short; put long prose in the runbook the step points to.');
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(doc) LOOP
+        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
+            PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
+                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts, grid.');
+        END IF;
+    END LOOP;
+    IF doc ? 'format' AND doc -> 'format' <> '1'::jsonb THEN
+        PERFORM @extschema@.capacity_plan_fail('$.format', format('format %s is not known', doc -> 'format'), '22023',
+            'This version reads format 1.');
+    END IF;
+    pname := doc ->> 'name';
+    IF jsonb_typeof(doc -> 'name') IS DISTINCT FROM 'string' OR pname !~ '^[a-z][a-z0-9_-]{0,62}$' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.name', 'the plan needs a "name" of lower-case letters, digits, _ and -', '22023',
+            'For example "name": "acme-tiers".');
+    END IF;
+    IF pname = 'matter-six-stage' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.name', 'matter-six-stage is the shipped ladder and is not replaced by a document', '42710',
+            'Import the document under another name; edit the ladder''s triggers in capacity_trigger.');
+    END IF;
+    IF doc ? 'description' AND jsonb_typeof(doc -> 'description') <> 'string' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.description', '"description" must be a string', '22023', 'Quote the value.');
+    END IF;
+
+    -- settings: {"name": {"value": n, "unit": ..., "description": ...}}
+    IF doc ? 'settings' AND jsonb_typeof(doc -> 'settings') <> 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.settings', '"settings" must be an object', '22023',
+            '{"name": {"value": 1000, "unit": "per second", "description": "..."}}');
+    END IF;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
+        IF k !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s', k), 'not a setting name', '22023', 'Lower-case letters, digits and _.');
+        END IF;
+        IF (CASE WHEN jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number' THEN true
+                 ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
+                'The figure in the setting''s unit.');
+        END IF;
+    END LOOP;
+    known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
+                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'settings', '{}')));
+
+    -- indicators: {"name": {"unit": ..., "description": ...}}, pushed
+    IF doc ? 'indicators' AND jsonb_typeof(doc -> 'indicators') <> 'object' THEN
+        PERFORM @extschema@.capacity_plan_fail('$.indicators', '"indicators" must be an object', '22023',
+            '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
+    END IF;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
+        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
+                'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
+        END IF;
+    END LOOP;
+    known_ind := ARRAY(SELECT i.name FROM @extschema@.capacity_indicator i
+                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'indicators', '{}')));
+
+    -- steps and their rules
+    FOREACH kind IN ARRAY ARRAY['tiers', 'gates', 'guardrails', 'alerts'] LOOP
+        IF doc ? kind AND jsonb_typeof(doc -> kind) <> 'array' THEN
+            PERFORM @extschema@.capacity_plan_fail('$.' || kind, format('"%s" must be an array', kind), '22023', 'List the steps in order.');
+        END IF;
+        FOR i IN 0 .. coalesce(jsonb_array_length(doc -> kind), 0) - 1 LOOP
+            st := doc -> kind -> i;
+            spath := format('$.%s[%s]', kind, i);
+            IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'name') IS DISTINCT FROM 'string'
+               OR st ->> 'name' !~ '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.name', 'a step needs a "name" (letters, digits, space, _ . -)', '22023',
+                    'For example "name": "B".');
+            END IF;
+            sname := st ->> 'name';
+            IF sname = ANY (names) THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.name', format('step "%s" is named twice', sname), '42710',
+                    'Tiers, gates, guardrails and alerts of a plan have distinct names.');
+            END IF;
+            names := names || sname;
+            FOR k IN SELECT jsonb_object_keys(st) LOOP
+                IF NOT (k IN ('name', 'description', 'runbook')
+                        OR (kind = 'tiers' AND k IN ('from', 'enter', 'exit', 'one_way'))
+                        OR (kind <> 'tiers' AND k = 'when')
+                        OR (kind = 'gates' AND k = 'checklist')) THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('unknown field "%s" of a %s step', k, rtrim(kind, 's')), '22023',
+                        'Tiers: name, description, runbook, from, enter, exit, one_way; gates: name, description, runbook, when, checklist; guardrails and alerts: name, description, runbook, when.');
+                END IF;
+                IF k IN ('description', 'runbook', 'from') AND jsonb_typeof(st -> k) <> 'string' THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('"%s" must be a string', k), '22023', 'Quote the value.');
+                END IF;
+            END LOOP;
+            IF st ? 'one_way' AND jsonb_typeof(st -> 'one_way') <> 'boolean' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.one_way', '"one_way" is true or false', '22023', 'true: never suggest moving back down.');
+            END IF;
+            IF kind = 'tiers' THEN
+                IF st ? 'from' THEN
+                    IF NOT st ? 'enter' THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || '.enter', format('tier "%s" has no "enter" rule', sname), '22023',
+                            'Every tier above the first says when to move into it.');
+                    END IF;
+                ELSE
+                    roots := roots + 1;
+                    IF roots > 1 THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || '.from', format('tier "%s" has no "from": a ladder has one first tier', sname), '22023',
+                            'Name the tier each tier is entered from.');
+                    END IF;
+                    IF st ? 'enter' OR st ? 'exit' THEN
+                        PERFORM @extschema@.capacity_plan_fail(spath || CASE WHEN st ? 'enter' THEN '.enter' ELSE '.exit' END,
+                            format('the first tier "%s" is not entered or left by a rule', sname), '22023',
+                            'Put the conditions of staying in the first tier in the exit rule of the tier above it.');
+                    END IF;
+                END IF;
+                IF coalesce((st ->> 'one_way')::boolean, false) AND st ? 'exit' THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.exit', format('one-way tier "%s" has an exit rule', sname), '22023',
+                        'Remove "exit" or "one_way".');
+                END IF;
+            ELSIF NOT st ? 'when' THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.when', format('step "%s" has no "when" rule', sname), '22023',
+                    'A gate, guardrail or alert holds when its rule does.');
+            END IF;
+            IF st ? 'checklist' AND (jsonb_typeof(st -> 'checklist') <> 'array'
+                   OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'checklist') x WHERE jsonb_typeof(x) <> 'string'
+                                 OR x #>> '{}' !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$')) THEN
+                PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', 'a checklist is an array of flag names', '22023',
+                    'Each item is declared with capacity_declare(flag, note) once it is done.');
+            END IF;
+            steps := steps || jsonb_build_object('name', sname, 'kind', rtrim(kind, 's'), 'ordinal', i + 1,
+                                                 'from_tier', st ->> 'from', 'one_way', coalesce((st ->> 'one_way')::boolean, false),
+                                                 'runbook', st ->> 'runbook', 'description', coalesce(st ->> 'description', ''));
+            FOREACH k IN ARRAY ARRAY['enter', 'exit', 'when'] LOOP
+                CONTINUE WHEN NOT st ? k;
+                FOR g IN SELECT * FROM @extschema@.capacity_plan_rule_groups(st -> k, spath || '.' || k) LOOP
+                    nc := @extschema@.capacity_plan_check_condition(g.cond, g.cpath, known_ind, known_set);
+                    cname := coalesce(g.cond ->> 'name', format('%s.%s.%s.%s', sname, k, g.grp, g.pos));
+                    IF cname = ANY (cnames) THEN
+                        PERFORM @extschema@.capacity_plan_fail(g.cpath || '.name', format('condition "%s" is named twice', cname), '42710',
+                            'Conditions of a plan have distinct names.');
+                    END IF;
+                    cnames := cnames || cname;
+                    conds := conds || (nc || jsonb_build_object('name', cname, 'step', sname,
+                                         'rule', CASE k WHEN 'when' THEN 'enter' ELSE k END, 'grp', g.grp));
+                END LOOP;
+            END LOOP;
+            FOR k IN SELECT x #>> '{}' FROM jsonb_array_elements(coalesce(st -> 'checklist', '[]')) x LOOP
+                cname := sname || '.checklist.' || k;
+                IF cname = ANY (cnames) THEN
+                    PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', format('checklist item "%s" is listed twice', k), '42710',
+                        'List each item once.');
+                END IF;
+                cnames := cnames || cname;
+                conds := conds || jsonb_build_object('name', cname, 'step', sname, 'rule', 'checklist', 'grp', 0,
+                                     'declared_flag', k, 'aggregate', 'latest', 'comparator', '>', 'sustain', '0',
+                                     'label_filter', '{}'::jsonb, 'description', 'checklist: ' || k);
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    -- the grid: archetypes by size band x columns, a requirement per cell
+    IF doc ? 'grid' THEN
+        st := doc -> 'grid';
+        IF jsonb_typeof(st) <> 'object' OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) x WHERE x NOT IN ('measure', 'archetypes', 'columns', 'cells')) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid', 'a grid is {"measure", "archetypes", "columns", "cells"}', '22023',
+                'See docs/plans.md, preset tenant-archetypes.');
+        END IF;
+        IF jsonb_typeof(st -> 'measure') IS DISTINCT FROM 'string' OR NOT (st ->> 'measure' = ANY (known_ind)) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.measure', format('unknown indicator "%s"', st ->> 'measure'), '42704',
+                'The indicator whose latest value per {tenant} label places a tenant in a size band.');
+        END IF;
+        IF jsonb_typeof(st -> 'archetypes') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'archetypes') = 0 THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.archetypes', 'a non-empty array of {"name", "up_to"}', '22023',
+                '"up_to" names the setting bounding the band; the last archetype has none.');
+        END IF;
+        IF jsonb_typeof(st -> 'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'columns') = 0
+           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'columns') x WHERE jsonb_typeof(x) <> 'string')
+           OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements_text(st -> 'columns') x) THEN
+            PERFORM @extschema@.capacity_plan_fail('$.grid.columns', 'a non-empty array of distinct column names', '22023',
+                'For example ["shared pool", "dedicated database"].');
+        END IF;
+        FOR i IN 0 .. jsonb_array_length(st -> 'archetypes') - 1 LOOP
+            sname := st -> 'archetypes' -> i ->> 'name';
+            IF jsonb_typeof(st -> 'archetypes' -> i) <> 'object' OR sname IS NULL
+               OR EXISTS (SELECT 1 FROM jsonb_object_keys(st -> 'archetypes' -> i) x WHERE x NOT IN ('name', 'up_to'))
+               OR (SELECT count(*) FROM jsonb_array_elements(st -> 'archetypes') a WHERE a ->> 'name' = sname) > 1 THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s]', i), 'an archetype is {"name", "up_to"} with a distinct name', '22023',
+                    'For example {"name": "A", "up_to": "archetype_a_max_rows"}.');
+            END IF;
+            IF (i < jsonb_array_length(st -> 'archetypes') - 1) <> (st -> 'archetypes' -> i ? 'up_to')
+               OR (st -> 'archetypes' -> i ? 'up_to' AND NOT (st -> 'archetypes' -> i ->> 'up_to' = ANY (known_set))) THEN
+                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s].up_to', i),
+                    'every archetype but the last is bounded by a known setting', '42704',
+                    'Define the band''s bound under $.settings; the last archetype takes every larger tenant.');
+            END IF;
+            FOR k IN SELECT jsonb_array_elements_text(st -> 'columns') LOOP
+                IF coalesce(st #>> ARRAY['cells', sname, k], '') NOT IN ('required', 'recommended', 'optional', 'n.a.') THEN
+                    PERFORM @extschema@.capacity_plan_fail(format('$.grid.cells.%s.%s', sname, k),
+                        'each cell is required, recommended, optional or n.a.', '22023',
+                        'Fill every archetype x column of the grid.');
+                END IF;
+            END LOOP;
+        END LOOP;
+    END IF;
+
+    IF jsonb_array_length(steps) = 0 THEN
+        PERFORM @extschema@.capacity_plan_fail('$', 'the plan has no tiers, gates, guardrails or alerts', '22023',
+            'A plan needs at least one step.');
+    END IF;
+
+    -- the ladder: every "from" names a tier, no two tiers are entered from
+    -- the same one, and walking up from the first tier reaches them all
+    FOR i IN 0 .. coalesce(jsonb_array_length(doc -> 'tiers'), 0) - 1 LOOP
+        st := doc -> 'tiers' -> i;
+        CONTINUE WHEN NOT st ? 'from';
+        IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'name' = st ->> 'from') THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('tier "%s" is not in the plan', st ->> 'from'), '42704',
+                'Name a tier listed under $.tiers.');
+        END IF;
+        IF (SELECT count(*) FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = st ->> 'from') > 1 THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('two tiers are entered from "%s": a ladder does not branch', st ->> 'from'), '42P17',
+                'Each tier has at most one tier above it; use gates for independent decisions.');
+        END IF;
+    END LOOP;
+    IF coalesce(jsonb_array_length(doc -> 'tiers'), 0) > 0 THEN
+        cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE NOT t ? 'from');
+        rung := 0;
+        WHILE cur IS NOT NULL LOOP
+            rung := rung + 1;
+            steps := (SELECT jsonb_agg(CASE WHEN s ->> 'name' = cur AND s ->> 'kind' = 'tier'
+                                            THEN s || jsonb_build_object('ordinal', rung) ELSE s END)
+                        FROM jsonb_array_elements(steps) s);
+            cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = cur);
+            EXIT WHEN rung > jsonb_array_length(doc -> 'tiers');
+        END LOOP;
+        IF rung <> jsonb_array_length(doc -> 'tiers') THEN
+            -- the first tier the walk from the first one never reached
+            SELECT t.o - 1 INTO i FROM jsonb_array_elements(doc -> 'tiers') WITH ORDINALITY t(v, o)
+             WHERE t.v ? 'from' AND NOT EXISTS (
+                   WITH RECURSIVE up(n, d) AS (
+                       SELECT x ->> 'name', 1 FROM jsonb_array_elements(doc -> 'tiers') x WHERE NOT x ? 'from'
+                       UNION ALL
+                       SELECT x ->> 'name', up.d + 1 FROM up JOIN jsonb_array_elements(doc -> 'tiers') x ON x ->> 'from' = up.n
+                        WHERE up.d <= jsonb_array_length(doc -> 'tiers'))
+                   SELECT 1 FROM up WHERE up.n = t.v ->> 'name')
+             ORDER BY t.o LIMIT 1;
+            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', coalesce(i, 0)),
+                format('tier "%s" is on a cycle: the ladder never reaches it from its first tier', doc -> 'tiers' -> coalesce(i, 0) ->> 'name'),
+                '42P17', 'A ladder starts at one tier without "from"; each other tier names the one below it.');
+        END IF;
+    END IF;
+
+    -- all checked: write
+    SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
+        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
+        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
+                coalesce(st ->> 'description', format('setting of plan %s', pname)))
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
+    END LOOP;
+    INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
+    SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
+           session_user::text::regrole
+      FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) e
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator i WHERE i.name = e.key);
+    INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
+    VALUES (pname, coalesce(doc ->> 'description', ''), doc, coalesce(was_active, false));
+    INSERT INTO @extschema@.capacity_plan_step (plan, name, kind, ordinal, from_tier, one_way, runbook, description)
+    SELECT pname, s.name, s.kind, s.ordinal, s.from_tier, s.one_way, s.runbook, s.description
+      FROM jsonb_to_recordset(steps) AS s(name text, kind text, ordinal integer, from_tier text, one_way boolean,
+                                          runbook text, description text);
+    INSERT INTO @extschema@.capacity_plan_condition
+        (plan, name, step, rule, grp, indicator, label_filter, bind_table, aggregate, ratio_filter, per_period,
+         comparator, threshold, threshold_setting, sustain, days, daily, declared_flag, description)
+    SELECT pname, c.name, c.step, c.rule, c.grp, c.indicator, coalesce(c.label_filter, '{}'), c.bind_table,
+           c.aggregate, c.ratio_filter, c.per_period::interval, c.comparator, c.threshold, c.threshold_setting,
+           coalesce(c.sustain, '0')::interval, c.days, c.daily, c.declared_flag, c.description
+      FROM jsonb_to_recordset(conds) AS c(name text, step text, rule text, grp integer, indicator text,
+                                          label_filter jsonb, bind_table text, aggregate text, ratio_filter jsonb,
+                                          per_period text, comparator text, threshold float8, threshold_setting text,
+                                          sustain text, days integer, daily text, declared_flag text, description text);
+    RETURN pname;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
+    'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
+    'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
+    'An installed plan of the same name is replaced (and stays active if it was).';
+-- 41_stage_functions.sql: forecasts (plan) and contradictions for any plan
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p text := @extschema@.capacity_plan_resolve(plan_name);
+    e record;
+    fc @extschema@.capacity_forecast_row[];
+    contra text[];
+    due record;
+BEGIN
+    IF p = 'matter-six-stage' THEN
+        RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
+        RETURN;
+    END IF;
+    SELECT * INTO e FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+
+    -- contradictions: flags the current tier's entry needs, not declared
+    SELECT array_agg(DISTINCT format('tier %s is set but %s is not declared', c.step, c.declared_flag)
+                     ORDER BY format('tier %s is set but %s is not declared', c.step, c.declared_flag))
+      INTO contra
+      FROM @extschema@.capacity_plan_condition c
+     WHERE c.plan = p AND c.step = e.current_name AND c.rule = 'enter' AND c.declared_flag IS NOT NULL
+       AND coalesce(e.evidence #>> ARRAY['conditions', c.name, 'status'], '') <> 'firing'
+       AND NOT EXISTS (   -- a group of the rule whose flags are all declared
+             SELECT 1 FROM @extschema@.capacity_plan_condition g
+              WHERE g.plan = p AND g.step = c.step AND g.rule = 'enter'
+              GROUP BY g.grp
+             HAVING bool_and(g.declared_flag IS NULL
+                             OR e.evidence #>> ARRAY['conditions', g.name, 'status'] = 'firing'));
+
+    -- forecasts of the conditions of the moves ahead
+    IF e.decision IN ('stay', 'review')
+       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                        WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
+        -- only the metric conditions of the moves ahead are fitted
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
+                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
+                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
+                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                                      OR (s.kind = 'gate' AND NOT EXISTS (
+                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
+                     WHERE f.status = 'forecast');
+        WITH steps AS (
+            SELECT s.* FROM @extschema@.capacity_plan_step s
+             WHERE s.plan = p
+               AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                    OR (s.kind = 'gate' AND NOT EXISTS (
+                          SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                           WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open')))
+        ), cond AS (
+            SELECT c.step, c.grp, c.name,
+                   CASE WHEN e.evidence #>> ARRAY['conditions', c.name, 'status'] = 'firing' THEN as_of
+                        WHEN c.declared_flag IS NULL THEN (SELECT min(f.eta) FROM unnest(fc) f WHERE f.trigger_name = c.name)
+                   END AS eta
+              FROM @extschema@.capacity_plan_condition c JOIN steps s ON s.name = c.step
+             WHERE c.plan = p AND c.rule = 'enter'
+        ), grp AS (
+            SELECT c.step, c.grp, max(c.eta) AS eta,
+                   array_agg(c.name ORDER BY c.name) FILTER (WHERE c.eta > as_of) AS forecast,
+                   array_agg(c.name ORDER BY c.name) AS conds
+              FROM cond c GROUP BY 1, 2
+            HAVING bool_and(c.eta IS NOT NULL) AND max(c.eta) > as_of
+        )
+        SELECT g.step, g.eta, g.conds, s.kind, s.ordinal, s.runbook INTO due
+          FROM grp g JOIN steps s ON s.name = g.step
+         ORDER BY g.eta, s.kind <> 'tier', s.ordinal DESC, g.grp LIMIT 1;
+        IF due.step IS NOT NULL THEN
+            e.decision := 'plan';
+            IF due.kind = 'tier' THEN
+                e.recommended_stage := due.ordinal;
+                e.recommended_name := due.step;
+            END IF;
+            e.runbook := coalesce(due.runbook, e.runbook);
+            e.firing := due.conds;
+        END IF;
+        e.evidence := e.evidence || jsonb_build_object(
+            'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                'condition', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                'eta', f.eta, 'days_left', f.days_left,
+                                'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                'method', f.method, 'value', f.current_value,
+                                'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                            FROM unnest(fc) f),
+            'plan', CASE WHEN due.step IS NOT NULL THEN jsonb_build_object('step', due.step, 'by', due.eta) END,
+            'horizon_end', as_of + horizon);
+    END IF;
+    e.evidence := e.evidence || jsonb_build_object('contradictions', to_jsonb(coalesce(contra, '{}'::text[])));
+    IF contra IS NOT NULL AND e.decision = 'stay' THEN
+        e.decision := 'review';
+    END IF;
+    RETURN QUERY SELECT e.current_stage, e.current_name, e.recommended_stage, e.recommended_name, e.decision,
+                        e.firing, e.evidence, e.runbook, e.evaluated_at;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_stage IS
+    'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
+    'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan), and the evidence. '
+    'Error 42704 for a plan that is not installed.';
+-- 42_stage_actions.sql: capacity_decide says which grants it lacks
+CREATE OR REPLACE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
+                                            plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- runs as the caller, to resolve the hot tables on the caller's search
+    -- path (capacity_bindings reads capacity_table_binding); the recording
+    -- is capacity_decide_at's.  A role granted capacity_decide alone lacks
+    -- both: say what to grant, not "permission denied"
+    IF NOT pg_catalog.has_function_privilege(
+             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE')
+       OR NOT pg_catalog.has_table_privilege('@extschema@.capacity_table_binding', 'SELECT') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide also needs EXECUTE on capacity_decide_at and SELECT on capacity_table_binding', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'GRANT pg_monitor TO the reviewer''s role (it reads capacity_table_binding) and '
+                         'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
+                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO it.';
+    END IF;
+    PERFORM @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_decide IS
+    'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
+    '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
+    'Errors: 22023 unknown decision, 42704 plan not installed, 22004 NULL or empty reference, '
+    '42501 the role lacks EXECUTE on capacity_decide_at or SELECT on capacity_table_binding (grant pg_monitor and both functions: '
+    'capacity_decide resolves the hot tables as the caller, capacity_decide_at records).';
+-- 43_report.sql: the text review of any plan
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb,
+                                               horizon interval, plan_name text)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    r record;
+    days double precision[];
+    hi double precision;
+    lbl text;
+    evals @extschema@.capacity_trigger_row[];
+    p text := @extschema@.capacity_plan_resolve(plan_name);
+    pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
+BEGIN
+    pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
+    SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
+    RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
+    IF pn IS NULL THEN
+        RETURN NEXT format('Stage %s (%s); recommended %s (%s): %s',
+                           s.current_stage, s.current_name, s.recommended_stage, s.recommended_name,
+                           upper(s.decision));
+    ELSE
+        RETURN NEXT format('Plan %s: tier %s (%s); recommended %s (%s): %s', p,
+                           coalesce(s.current_name, '-'), s.current_stage,
+                           coalesce(s.recommended_name, '-'), s.recommended_stage, upper(s.decision));
+    END IF;
+    IF cardinality(s.firing) > 0 THEN
+        RETURN NEXT CASE WHEN s.decision = 'plan'
+                         THEN 'Forecast to fire by ' || to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ': '
+                         ELSE 'Firing: ' END || array_to_string(s.firing, ', ');
+    END IF;
+    FOR r IN SELECT jsonb_array_elements_text(s.evidence->'contradictions') AS c LOOP
+        RETURN NEXT 'Contradiction: ' || r.c;
+    END LOOP;
+    IF jsonb_array_length(s.evidence->'insufficient_data') > 0 THEN
+        RETURN NEXT 'Insufficient data for the next stage: '
+                    || (SELECT string_agg(x, ', ') FROM jsonb_array_elements_text(s.evidence->'insufficient_data') x);
+    END IF;
+    IF s.runbook IS NOT NULL THEN
+        RETURN NEXT 'Runbook: ' || s.runbook;
+    END IF;
+
+    RETURN NEXT '';
+    RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s', 'stg', 'trigger', 'status', 'value', 'threshold', 'last 30 days (daily avg; | marks the threshold)');
+    -- evaluated once: the trigger table and the forecasts both read it
+    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, pn) e);
+    FOR r IN SELECT e.* FROM unnest(evals) e
+              ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
+    LOOP
+        days := NULL;
+        hi := NULL;
+        IF r.indicator IS NOT NULL AND r.labels IS NOT NULL THEN
+            SELECT array_agg(d.v ORDER BY d.day) INTO days
+              FROM (SELECT g.day, (SELECT avg(h.avg) FROM @extschema@.capacity_sample_hourly h
+                                    WHERE h.indicator = r.indicator AND h.labels @> r.labels
+                                      AND h.hour >= g.day AND h.hour < g.day + interval '1 day') AS v
+                      FROM generate_series(date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days',
+                                           date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                                           interval '1 day') AS g(day)) d;
+            SELECT greatest(max(v), r.threshold) * 1.0001 INTO hi FROM unnest(days) v
+             HAVING count(v) > 0;
+        END IF;
+        SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        RETURN NEXT format('%-4s %-40s %-18s %14s %16s  %s',
+                           coalesce(r.stage::text, '-'),
+                           r.trigger_name || coalesce(' (' || lbl || ')', ''),
+                           r.status,
+                           @extschema@.capacity_fmt(r.value),
+                           CASE WHEN r.threshold IS NULL THEN ''
+                                ELSE r.comparator || ' ' || @extschema@.capacity_fmt(r.threshold)
+                                     || CASE WHEN r.threshold_is_default THEN '*' ELSE '' END END,
+                           CASE WHEN days IS NULL OR hi IS NULL THEN ''
+                                ELSE @extschema@.capacity_sparkline(days, hi) || ' |'
+                                     || @extschema@.capacity_sparkline(ARRAY[r.threshold], hi) END);
+    END LOOP;
+    RETURN NEXT '  * threshold still at its default SLO setting (capacity_set_threshold)';
+
+    RETURN NEXT '';
+    RETURN NEXT format('Forecasts to %s (the horizon), trends over the last %s days',
+                       to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                       coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), ''), '30'));
+    RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
+                       'band (earliest..latest)', 'method', 'trend/day');
+    FOR r IN SELECT f.* FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                  evals, NULL, pn) f
+              WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
+    LOOP
+        SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        RETURN NEXT rtrim(format('%-4s %-40s %-16s %-11s %-24s %-15s %s',
+                           coalesce(r.stage::text, '-'),
+                           r.trigger_name || coalesce(' (' || lbl || ')', ''),
+                           r.status,
+                           CASE WHEN r.status = 'firing' THEN 'now'
+                                ELSE coalesce(to_char(r.eta AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '') END,
+                           CASE WHEN r.status = 'firing' OR r.eta IS NULL THEN ''
+                                ELSE to_char(r.eta_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '..'
+                                     || coalesce(to_char(r.eta_latest AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'never') END,
+                           coalesce(r.method, ''),
+                           @extschema@.capacity_fmt(r.trend_per_day)
+                             || CASE WHEN r.daily_growth_pct IS NULL THEN ''
+                                     ELSE ' (' || @extschema@.capacity_fmt(r.daily_growth_pct) || ' %)' END));
+    END LOOP;
+    RETURN NEXT '  (triggers with too little data for a trend are left out; SELECT * FROM capacity_forecast())';
+
+    RETURN NEXT '';
+    RETURN NEXT 'Partition runway and default partitions';
+    FOR r IN SELECT p.table_name::text AS t,
+                    (SELECT round((extract(epoch FROM h.range_to - as_of) / 86400)::numeric, 1)
+                       FROM @extschema@.capacity_partition_horizon() h WHERE h.table_name = p.table_name) AS runway,
+                    (SELECT l.value FROM @extschema@.capacity_latest_sample l
+                      WHERE l.indicator = 'default_partition_rows'
+                        AND l.labels = jsonb_build_object('table', p.table_name::text)) AS deflt
+               FROM @extschema@.capacity_policy p ORDER BY 1
+    LOOP
+        RETURN NEXT format('  %-40s runway %8s days   default-partition rows %s',
+                           r.t, coalesce(r.runway::text, '?'), coalesce(r.deflt::text, 'not sampled'));
+    END LOOP;
+
+    RETURN NEXT '';
+    RETURN NEXT 'EXPLAIN-stability checks failing at their last run';
+    FOR r IN SELECT DISTINCT ON (x.name) x.name, x.partitions_scanned, x.max_partitions, x.passed, x.error
+               FROM @extschema@.capacity_explain_result x
+               JOIN @extschema@.capacity_explain_check c ON c.name = x.name
+              WHERE x.as_of <= capacity_report_at.as_of
+              ORDER BY x.name, x.id DESC
+    LOOP
+        CONTINUE WHEN r.passed;
+        RETURN NEXT format('  %-50s scans %s (max %s)%s', r.name, coalesce(r.partitions_scanned::text, '?'),
+                           r.max_partitions, coalesce(': ' || r.error, ''));
+    END LOOP;
+
+    RETURN NEXT '';
+    RETURN NEXT 'Last decisions';
+    FOR r IN SELECT d.* FROM @extschema@.capacity_decision d ORDER BY d.decided_at DESC, d.id DESC LIMIT 5 LOOP
+        RETURN NEXT format('  %s  %-8s stage %s, evaluation %s: %s',
+                           to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), r.decision,
+                           r.current_stage, r.evaluation, coalesce(r.note, ''));
+    END LOOP;
+    RETURN;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text) IS
+    'Internal: capacity_report(as_of, horizon, plan) with the hot tables resolved by the caller.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_at(as_of timestamptz, bindings jsonb,
+                                               horizon interval DEFAULT '6 months')
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, bindings, horizon, NULL::text) $$;
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report(as_of timestamptz DEFAULT now(),
+                                            horizon interval DEFAULT '6 months')
+RETURNS SETOF text
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon, NULL::text) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report(timestamptz, interval) IS
+    'The weekly capacity review of the active plan as text: verdict, triggers with 30-day sparklines, forecasts, runway, decisions.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report(as_of timestamptz, horizon interval, plan text)
+RETURNS SETOF text
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM @extschema@.capacity_report_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report(timestamptz, interval, text) IS
+    'The weekly capacity review of a plan as text (plan: an installed plan; NULL: the active one), as capacity_stage(plan => ...) '
+    'evaluates it: verdict, the plan''s triggers or conditions with 30-day sparklines and forecasts, runway, decisions. Error 42704: plan not installed.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report(timestamptz, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_at(timestamptz, jsonb, interval, text),
+                          @extschema@.capacity_report(timestamptz, interval, text) TO pg_monitor;
+-- 47_report_html.sql: 90 days, forecasts as fitted, workload, tables, EXPLAIN checks, timeline
+DROP FUNCTION @extschema@.capacity_svg_chart(timestamptz[], double precision[], double precision, timestamptz, double precision, timestamptz, timestamptz, timestamptz, timestamptz);
+CREATE OR REPLACE FUNCTION @extschema@.capacity_svg_chart(days timestamptz[], vals double precision[],
+                                               threshold double precision DEFAULT NULL,
+                                               fc_at timestamptz[] DEFAULT NULL, fc_v double precision[] DEFAULT NULL,
+                                               band_at timestamptz[] DEFAULT NULL, band_v double precision[] DEFAULT NULL,
+                                               eta timestamptz DEFAULT NULL, x_end timestamptz DEFAULT NULL,
+                                               more double precision[] DEFAULT NULL, more_names text[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w constant double precision := 560;
+    h constant double precision := 170;
+    l constant double precision := 62;   -- left margin (axis labels)
+    r constant double precision := 12;
+    t constant double precision := 10;
+    b constant double precision := 24;
+    x0 double precision;
+    x1 double precision;
+    hi2 double precision;                -- the range in half-values
+    lo2 double precision;
+    allv double precision[];
+    nser integer := 1;
+    k integer;
+    i integer;
+    v double precision;
+    path text;
+    pen boolean;
+    npts integer;
+    out text;
+    pts text;
+    dots text;
+    nm text;
+BEGIN
+    IF days IS NULL OR cardinality(days) = 0 OR cardinality(vals) IS DISTINCT FROM cardinality(days) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_svg_chart needs one value per day (% days, % values)',
+                        coalesce(cardinality(days), 0), coalesce(cardinality(vals), 0)
+            USING ERRCODE = '2202E', HINT = 'Build both arrays from the same days; a day without data is a NULL value.';
+    END IF;
+    IF more IS NOT NULL AND cardinality(more) > 0 THEN
+        IF array_ndims(more) <> 2 OR array_length(more, 2) <> cardinality(days) THEN
+            RAISE EXCEPTION 'matter_capacity: capacity_svg_chart: more must hold one row of % values per series', cardinality(days)
+                USING ERRCODE = '2202E', HINT = 'ARRAY[[...], [...]]: each row a series over the same days.';
+        END IF;
+        nser := 1 + array_length(more, 1);
+    END IF;
+    IF cardinality(fc_at) IS DISTINCT FROM cardinality(fc_v) OR cardinality(band_at) IS DISTINCT FROM cardinality(band_v) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_svg_chart: the forecast and band need one value per time'
+            USING ERRCODE = '2202E', HINT = 'Pass fc_at with fc_v and band_at with band_v of the same lengths.';
+    END IF;
+    allv := vals || ARRAY(SELECT unnest(more)) || coalesce(fc_v, '{}') || coalesce(band_v, '{}') || threshold;
+    IF EXISTS (SELECT 1 FROM unnest(allv) x WHERE x IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_svg_chart draws finite numbers only'
+            USING ERRCODE = '22023', HINT = 'A day without data is a NULL value (a gap); NaN and infinities are not data.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(days || coalesce(fc_at, '{}') || coalesce(band_at, '{}') || eta || x_end) x
+                WHERE NOT isfinite(x)) THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_svg_chart draws finite times only'
+            USING ERRCODE = '22008', HINT = 'Leave eta or x_end NULL when there is none.';
+    END IF;
+    x0 := extract(epoch FROM days[1]);
+    x1 := extract(epoch FROM greatest(x_end, days[cardinality(days)]));
+    IF x1 <= x0 THEN x1 := x0 + 86400; END IF;
+    SELECT max(x / 2), least(min(x / 2), 0) INTO hi2, lo2 FROM unnest(allv) x;
+    IF hi2 IS NULL OR hi2 <= lo2 THEN hi2 := coalesce(lo2, 0) + 0.5; END IF;
+    hi2 := least(hi2 + (hi2 / 2 - lo2 / 2) * 0.16, 8.9e307);   -- the top label (2 * hi2) stays a float8
+    lo2 := coalesce(lo2, 0);
+
+    out := format('<svg class="chart" width="%s" height="%s" viewBox="0 0 %s %s" role="img">', w, h, w, h)
+        || format('<rect x="%s" y="%s" width="%s" height="%s" class="plot"/>', l, t, w - l - r, h - t - b);
+    -- y axis: bottom, middle, top
+    FOR i IN 0..2 LOOP
+        out := out || format('<text x="%s" y="%s" class="ax" text-anchor="end">%s</text>', l - 4,
+                             round((h - b - i * (h - t - b) / 2 + 4)::numeric, 1),
+                             @extschema@.capacity_html(@extschema@.capacity_fmt(2 * (lo2 + i * (hi2 / 2 - lo2 / 2)))));
+    END LOOP;
+    -- x axis: first day, end
+    out := out || format('<text x="%s" y="%s" class="ax">%s</text>', l, h - 6, to_char(days[1] AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+               || format('<text x="%s" y="%s" class="ax" text-anchor="end">%s</text>', w - r, h - 6,
+                         to_char(to_timestamp(x1) AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
+    -- forecast band (polygon) and curve
+    IF cardinality(band_at) > 2 THEN
+        SELECT string_agg(round((l + (extract(epoch FROM least(a, to_timestamp(x1))) - x0) / (x1 - x0) * (w - l - r))::numeric, 1) || ','
+                          || round((h - b - (least(y / 2, hi2) - lo2) / (hi2 - lo2) * (h - t - b))::numeric, 1), ' ' ORDER BY n)
+          INTO pts FROM unnest(band_at, band_v) WITH ORDINALITY AS u(a, y, n);
+        out := out || format('<polygon class="band" points="%s"/>', pts);
+    END IF;
+    IF cardinality(fc_at) > 1 THEN
+        SELECT string_agg(round((l + (extract(epoch FROM least(a, to_timestamp(x1))) - x0) / (x1 - x0) * (w - l - r))::numeric, 1) || ','
+                          || round((h - b - (least(y / 2, hi2) - lo2) / (hi2 - lo2) * (h - t - b))::numeric, 1), ' ' ORDER BY n)
+          INTO pts FROM unnest(fc_at, fc_v) WITH ORDINALITY AS u(a, y, n);
+        out := out || format('<polyline class="fc" data-points="%s" points="%s"/>', cardinality(fc_at), pts);
+    END IF;
+    IF eta IS NOT NULL AND extract(epoch FROM eta) <= x1 THEN
+        out := out || format('<line class="eta" x1="%1$s" x2="%1$s" y1="%2$s" y2="%3$s"/><text class="ax eta-l" x="%6$s" y="%4$s" text-anchor="end">eta %5$s</text>',
+                             round((l + (extract(epoch FROM eta) - x0) / (x1 - x0) * (w - l - r))::numeric, 1),
+                             t, h - b, t + 12, to_char(eta AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                             round((l + (extract(epoch FROM eta) - x0) / (x1 - x0) * (w - l - r) - 3)::numeric, 1));
+    END IF;
+    IF threshold IS NOT NULL THEN
+        out := out || format('<line class="thr" x1="%s" x2="%s" y1="%s" y2="%3$s"/>', l, w - r,
+                             round((h - b - (threshold / 2 - lo2) / (hi2 - lo2) * (h - t - b))::numeric, 1));
+    END IF;
+    -- the series: a new subpath after each gap; a day with no neighbour is a dot
+    FOR k IN 1..nser LOOP
+        path := ''; pen := false; npts := 0; dots := '';
+        nm := CASE WHEN k = 1 THEN NULL ELSE more_names[k - 1] END;
+        FOR i IN 1..cardinality(days) LOOP
+            v := CASE WHEN k = 1 THEN vals[i] ELSE more[k - 1][i] END;
+            IF v IS NULL THEN
+                pen := false;
+                CONTINUE;
+            END IF;
+            npts := npts + 1;
+            path := path || CASE WHEN pen THEN 'L' ELSE 'M' END
+                 || round((l + (extract(epoch FROM days[i]) - x0) / (x1 - x0) * (w - l - r))::numeric, 1) || ' '
+                 || round((h - b - (v / 2 - lo2) / (hi2 - lo2) * (h - t - b))::numeric, 1) || ' ';
+            pen := true;
+            IF (i = 1 OR (CASE WHEN k = 1 THEN vals[i - 1] ELSE more[k - 1][i - 1] END) IS NULL)
+               AND (i = cardinality(days) OR (CASE WHEN k = 1 THEN vals[i + 1] ELSE more[k - 1][i + 1] END) IS NULL) THEN
+                dots := dots || format('<circle class="dot s%s" r="2.5" cx="%s" cy="%s"/>', k,
+                    round((l + (extract(epoch FROM days[i]) - x0) / (x1 - x0) * (w - l - r))::numeric, 1),
+                    round((h - b - (v / 2 - lo2) / (hi2 - lo2) * (h - t - b))::numeric, 1));
+            END IF;
+        END LOOP;
+        IF npts > 0 THEN
+            out := out || format('<path class="series s%s"%s data-points="%s" d="%s"/>', k,
+                                 CASE WHEN nm IS NULL THEN '' ELSE ' data-series="' || @extschema@.capacity_html(nm) || '"' END,
+                                 npts, rtrim(path)) || dots;
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL) THEN
+        out := out || format('<text x="%s" y="%s" class="ax" text-anchor="middle">no samples in these days</text>',
+                             (w + l) / 2, h / 2);
+    END IF;
+    RETURN out || '</svg>';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_svg_chart(timestamptz[], double precision[], double precision, timestamptz[], double precision[], timestamptz[], double precision[], timestamptz, timestamptz, double precision[], text[]) IS
+    'An inline SVG line chart of a daily series (NULL values are gaps), its threshold as a dashed line, '
+    'the forecast curve fc_at/fc_v with its band polygon band_at/band_v and the eta marked; x runs to x_end; '
+    'more: further series (one row each, named by more_names). Errors: 2202E lengths differ, 22023 NaN or infinity, 22008 infinite time.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_at(t0 timestamptz, t1 timestamptz, w double precision)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- w outside 0..1 (or NaN) is clamped: a point between t0 and t1, never an overflow
+    SELECT to_timestamp(extract(epoch FROM t0)::float8
+                        + (extract(epoch FROM t1)::float8 - extract(epoch FROM t0)::float8) * least(1::float8, greatest(0::float8, w)))
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_forecast_at(timestamptz, timestamptz, double precision) IS
+    'The time a fraction w (clamped to 0..1) of the way from t0 to t1 (finite times; for capacity_forecast_path).';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_path(method text, cur double precision, threshold double precision,
+                                                   as_of timestamptz, eta timestamptz, eta_lo timestamptz,
+                                                   eta_hi timestamptz, x_end timestamptz,
+                                                   OUT fc_at timestamptz[], OUT fc_v double precision[],
+                                                   OUT band_at timestamptz[], OUT band_v double precision[])
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mult boolean := method = 'multiplicative' AND cur > 0 AND threshold > 0;
+    fin timestamptz;
+    steep timestamptz;
+    flat timestamptz;
+BEGIN
+    IF cur IS NULL OR threshold IS NULL OR eta IS NULL OR as_of IS NULL OR eta <= as_of THEN
+        RETURN;
+    END IF;
+    IF NOT isfinite(as_of) OR NOT isfinite(eta) OR NOT isfinite(coalesce(eta_lo, eta)) OR NOT isfinite(coalesce(eta_hi, eta))
+       OR NOT isfinite(coalesce(x_end, eta)) OR as_of > '200000-01-01'::timestamptz OR eta > '200000-01-01'::timestamptz THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite times'
+            USING ERRCODE = '22008', HINT = 'Pass as_of and the etas of capacity_forecast(); NULL for an eta there is none of.';
+    END IF;
+    x_end := greatest(coalesce(x_end, eta), as_of + interval '1 day');
+    fin := least(eta, x_end);
+    -- the value at time a of the curve that reaches the threshold at e
+    SELECT array_agg(a ORDER BY n), array_agg(@extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta, a) ORDER BY n)
+      INTO fc_at, fc_v
+      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0) AS a FROM generate_series(0, 24) n) s;
+    steep := least(coalesce(eta_lo, eta), x_end);
+    flat := least(coalesce(eta_hi, x_end), x_end);
+    IF steep <= as_of THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(a ORDER BY o), array_agg(y ORDER BY o) INTO band_at, band_v
+      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0) AS a,
+                   @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, coalesce(eta_lo, eta),
+                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0)) AS y
+              FROM generate_series(0, 24) n
+            UNION ALL
+            SELECT 25, x_end, threshold WHERE steep < x_end
+            UNION ALL
+            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0),
+                   CASE WHEN eta_hi IS NULL THEN cur
+                        ELSE @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta_hi,
+                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0)) END
+              FROM generate_series(0, 24) n) s;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_forecast_path(text, double precision, double precision, timestamptz, timestamptz, timestamptz, timestamptz, timestamptz) IS
+    'Points of a forecast as its model draws it (linear, or a compounding curve for multiplicative) from cur at as_of to the threshold at eta, '
+    'and the band polygon between the curves reaching it at eta_lo and eta_hi, to x_end; for capacity_svg_chart.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_value(mult boolean, cur double precision, threshold double precision,
+                                                    as_of timestamptz, e timestamptz, a timestamptz)
+RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w double precision;   -- how far along: 0 at as_of, 1 at e
+BEGIN
+    IF cur IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)
+       OR threshold IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite values (% .. %)', cur, threshold
+            USING ERRCODE = '22023', HINT = 'Pass the current value and the threshold of a trigger.';
+    END IF;
+    IF NOT isfinite(as_of) OR NOT isfinite(e) OR NOT isfinite(a) THEN
+        RAISE EXCEPTION 'matter_capacity: a forecast is drawn between finite times'
+            USING ERRCODE = '22008', HINT = 'Pass as_of, the eta and a time between them.';
+    END IF;
+    IF e <= as_of THEN
+        RETURN threshold;
+    END IF;
+    w := (extract(epoch FROM a) - extract(epoch FROM as_of)) / (extract(epoch FROM e) - extract(epoch FROM as_of));
+    IF mult AND cur > 0 AND threshold > 0 THEN
+        RETURN exp(ln(cur) * (1 - w) + ln(threshold) * w);
+    END IF;
+    RETURN cur * (1 - w) + threshold * w;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_forecast_value(boolean, double precision, double precision, timestamptz, timestamptz, timestamptz) IS
+    'The value at time a of a trend from cur at as_of that reaches threshold at e: compounding when mult (and both positive), else linear. '
+    'Errors: 22023 a value not finite, 22008 a time not finite.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_days(indicator text, labels jsonb, first_day timestamptz,
+                                                 ndays integer, as_of timestamptz)
+RETURNS double precision[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ndays IS NULL OR ndays < 1 OR ndays > 1000 THEN
+        RAISE EXCEPTION 'matter_capacity: a chart has 1 to 1000 days, not %', coalesce(ndays::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The review draws 90.';
+    END IF;
+    IF first_day IS NULL OR as_of IS NULL OR NOT isfinite(first_day) OR NOT isfinite(as_of)
+       OR first_day > '200000-01-01'::timestamptz THEN
+        RAISE EXCEPTION 'matter_capacity: the days of a chart start at a finite time'
+            USING ERRCODE = '22008', HINT = 'Pass the first UTC day and as_of.';
+    END IF;
+    RETURN (SELECT array_agg(coalesce((SELECT avg(d.avg) FROM @extschema@.capacity_sample_daily d
+                                        WHERE d.indicator = capacity_report_days.indicator
+                                          AND d.labels = capacity_report_days.labels AND d.day = g.day),
+                                      (SELECT avg(hh.avg) FROM @extschema@.capacity_sample_hourly hh
+                                        WHERE hh.indicator = capacity_report_days.indicator
+                                          AND hh.labels = capacity_report_days.labels
+                                          AND hh.hour >= g.day AND hh.hour < least(g.day + interval '1 day', as_of)))
+                             ORDER BY g.day)
+              FROM generate_series(first_day, first_day + (ndays - 1) * interval '1 day', interval '1 day') AS g(day));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) IS
+    'Daily averages of the series (indicator, labels) over ndays UTC days from first_day (NULL: no samples that day), '
+    'from capacity_sample_daily, else capacity_sample_hourly up to as_of. For capacity_report_html. '
+    'Errors: 22023 ndays not 1..1000, 22008 first_day or as_of not finite.';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_html_at(as_of timestamptz, bindings jsonb, horizon interval, plan text)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p text := @extschema@.capacity_plan_resolve(plan);
+    ndays constant integer := 90;   -- history: the last 90 UTC days, daily
+    s record;
+    r record;
+    f record;
+    fp record;
+    evals @extschema@.capacity_trigger_row[];
+    fcs @extschema@.capacity_forecast_row[];
+    today timestamptz := date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    first_day timestamptz;
+    days timestamptz[];
+    vals double precision[];
+    more double precision[];
+    lbl text;
+    doc text;
+    rows text := '';
+    charts text := '';
+    sect text;
+    maxrun double precision;
+    n integer := 0;
+    x_end timestamptz;
+    nodata text[] := '{}';
+    thr double precision;
+    thr_name text;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the review must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    first_day := today - (ndays - 1) * interval '1 day';
+    days := ARRAY(SELECT g FROM generate_series(first_day, today, interval '1 day') g);
+    SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
+    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings,
+                                  CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e);
+    -- forecasts of the plan's own triggers or conditions (any with a
+    -- numeric threshold), and the partition runway (the ladder's rows)
+    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL,
+                        CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) fx
+                 WHERE fx.trigger_name <> 'partition_runway')
+        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}') fx
+                  WHERE fx.trigger_name = 'partition_runway');
+
+    doc := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        || '<title>Capacity review ' || to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC</title>'
+        || '<style>'
+        || 'body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d2430;margin:24px auto;max-width:1150px;padding:0 16px}'
+        || 'h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}'
+        || '.sub{color:#57606a}.verdict{border-radius:6px;padding:12px 16px;margin:12px 0;border:1px solid #d0d7de}'
+        || '.verdict .d{font-size:20px;font-weight:700;text-transform:uppercase}'
+        || '.v-promote,.v-rollback{background:#ffebe9;border-color:#ff8182}.v-plan{background:#fff8c5;border-color:#d4a72c}.v-stay{background:#dafbe1;border-color:#4ac26b}'
+        || 'table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}'
+        || 'th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}'
+        || '.st-firing{color:#cf222e;font-weight:700}.st-ok{color:#1a7f37}.st-insufficient{color:#6e7781}'
+        || '.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}'
+        || '.card{border:1px solid #d0d7de;border-radius:6px;padding:8px 10px;break-inside:avoid}.card h3{font-size:14px;margin:0 0 2px}.card p{margin:0 0 4px;color:#57606a;font-size:12px}'
+        || 'svg .plot{fill:#fbfcfd;stroke:#d0d7de}svg .ax{font-size:10px;fill:#57606a}svg .series{fill:none;stroke:#0969da;stroke-width:2}svg .dot{fill:#0969da}'
+        || 'svg .thr{stroke:#cf222e;stroke-width:1.5;stroke-dasharray:6 4}svg .fc{fill:none;stroke:#8250df;stroke-width:1.5;stroke-dasharray:3 3}'
+        || 'svg .band{fill:#8250df;fill-opacity:.15}svg .s2{stroke:#bf8700}svg .s3{stroke:#cf222e}svg .s4{stroke:#1a7f37}svg .s5{stroke:#8250df}svg .s6{stroke:#57606a}svg .dot.s2{fill:#bf8700}svg .dec{fill:#0969da}svg .dec.promote,svg .dec.rollback{fill:#cf222e}svg .eta{stroke:#8250df;stroke-width:1}svg .bar{fill:#2da44e}svg .bar.short{fill:#cf222e}'
+        || '.legend span{margin-right:14px}.sw{display:inline-block;width:18px;height:0;border-top:2px solid;vertical-align:middle;margin-right:4px}'
+        || '@media print{.charts{display:block}.card{margin-bottom:10px}}'
+        || '</style></head><body>';
+
+    doc := doc || '<h1>Capacity review</h1><p class="sub">'
+        || format('At %s UTC &middot; horizon %s (to %s) &middot; plan <b>%s</b>',
+                  to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                  @extschema@.capacity_html(horizon::text),
+                  to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                  @extschema@.capacity_html(p))
+        || '</p>';
+
+    -- the verdict (capacity_stage)
+    doc := doc || format('<div class="verdict v-%s" id="verdict"><div class="d">%s</div>',
+                         @extschema@.capacity_html(s.decision), @extschema@.capacity_html(s.decision))
+        || format('<div>Current: <b>%s</b> (%s) &middot; recommended: <b>%s</b> (%s)</div>',
+                  @extschema@.capacity_html(s.current_stage::text), @extschema@.capacity_html(s.current_name),
+                  @extschema@.capacity_html(s.recommended_stage::text), @extschema@.capacity_html(s.recommended_name));
+    IF cardinality(s.firing) > 0 THEN
+        doc := doc || '<div>' || CASE WHEN s.decision = 'plan'
+                                      THEN 'Forecast to fire by ' || to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ': '
+                                      ELSE 'Firing: ' END
+            || (SELECT string_agg('<b>' || @extschema@.capacity_html(x) || '</b>', ', ') FROM unnest(s.firing) x) || '</div>';
+    ELSE
+        doc := doc || '<div>No trigger fires.</div>';
+    END IF;
+    FOR r IN SELECT jsonb_array_elements_text(s.evidence->'contradictions') AS c LOOP
+        doc := doc || '<div>Contradiction: ' || @extschema@.capacity_html(r.c) || '</div>';
+    END LOOP;
+    IF jsonb_array_length(coalesce(s.evidence->'insufficient_data', '[]')) > 0 THEN
+        doc := doc || '<div>Insufficient data for the next stage: '
+            || (SELECT @extschema@.capacity_html(string_agg(x, ', ')) FROM jsonb_array_elements_text(s.evidence->'insufficient_data') x)
+            || '</div>';
+    END IF;
+    IF s.runbook IS NOT NULL THEN
+        doc := doc || '<div>Runbook: <code>' || @extschema@.capacity_html(s.runbook) || '</code></div>';
+    END IF;
+    doc := doc || '</div>';
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h WHERE h.hour <= as_of)
+       AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.sampled_at <= as_of) THEN
+        doc := doc || '<p id="empty"><b>No samples yet.</b> Take one with <code>SELECT capacity_sample_now();</code>, '
+            || 'start the background worker (docs/operations.md) or load history with '
+            || '<code>capacity_import_samples()</code> (docs/indicators.md); the charts fill in from the daily rollups.</p>';
+    END IF;
+
+    -- triggers (capacity_trigger_eval) with their forecasts
+    FOR r IN SELECT e.*, fr.eta, fr.eta_earliest, fr.eta_latest, fr.status AS fstatus, fr.current_value AS fcur,
+                    fr.method AS fmethod
+               FROM unnest(evals) e
+               LEFT JOIN LATERAL (SELECT x.* FROM unnest(fcs) x
+                                   WHERE x.trigger_name = e.trigger_name AND x.labels = e.labels
+                                     AND x.threshold IS NOT DISTINCT FROM e.threshold LIMIT 1) fr ON true
+              ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
+    LOOP
+        SELECT string_agg(j.key || '=' || j.value, ', ' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        rows := rows || format('<tr><td class="n">%s</td><td>%s%s</td><td class="st-%s">%s</td><td class="n">%s</td><td class="n">%s %s%s</td><td>%s</td><td>%s</td></tr>',
+            @extschema@.capacity_html(coalesce(r.stage::text, '-')),
+            @extschema@.capacity_html(r.trigger_name),
+            CASE WHEN lbl IS NULL THEN '' ELSE '<br><span class="sub">' || @extschema@.capacity_html(lbl) || '</span>' END,
+            @extschema@.capacity_html(split_part(r.status, ' ', 1)), @extschema@.capacity_html(r.status),
+            @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)),
+            @extschema@.capacity_html(r.comparator), @extschema@.capacity_html(@extschema@.capacity_fmt(r.threshold)),
+            CASE WHEN r.threshold_is_default THEN '*' ELSE '' END,
+            @extschema@.capacity_html(CASE WHEN r.fstatus = 'firing' THEN 'now'
+                                           WHEN r.fstatus IN ('forecast', 'beyond horizon')
+                                           THEN to_char(r.eta AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                                                || ' (' || to_char(r.eta_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '..'
+                                                || coalesce(to_char(r.eta_latest AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'never') || ')'
+                                           ELSE coalesce(r.fstatus, '') END),
+            @extschema@.capacity_html(r.description));
+        CONTINUE WHEN r.indicator IS NULL OR r.labels IS NULL;
+        vals := @extschema@.capacity_report_days(r.indicator, r.labels, first_day, ndays, as_of);
+        IF NOT EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IS NOT NULL) THEN
+            nodata := nodata || r.trigger_name;
+            CONTINUE;
+        END IF;
+        x_end := CASE WHEN r.fstatus IN ('forecast', 'beyond horizon')
+                      THEN least(greatest(coalesce(r.eta_latest, as_of + horizon), r.eta), as_of + horizon) ELSE as_of END;
+        SELECT * INTO fp FROM @extschema@.capacity_forecast_path(r.fmethod, r.fcur, r.threshold, as_of,
+                                  CASE WHEN r.fstatus IN ('forecast', 'beyond horizon') THEN r.eta END,
+                                  r.eta_earliest, r.eta_latest, x_end);
+        n := n + 1;
+        charts := charts || format('<div class="card"><h3>%s</h3><p>%s%s &middot; now %s &middot; threshold %s %s%s</p>',
+                      @extschema@.capacity_html(r.trigger_name),
+                      @extschema@.capacity_html(r.indicator), CASE WHEN lbl IS NULL THEN '' ELSE ' (' || @extschema@.capacity_html(lbl) || ')' END,
+                      CASE WHEN r.value IS NULL THEN 'no value (' || @extschema@.capacity_html(r.status) || ')'
+                           ELSE @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)) END,
+                      @extschema@.capacity_html(r.comparator), @extschema@.capacity_html(@extschema@.capacity_fmt(r.threshold)),
+                      CASE WHEN fp.fc_at IS NULL THEN ''
+                           ELSE ' &middot; ' || @extschema@.capacity_html(r.fmethod) || ' trend' END)
+            || @extschema@.capacity_svg_chart(days, vals, r.threshold, fp.fc_at, fp.fc_v, fp.band_at, fp.band_v,
+                   CASE WHEN r.fstatus IN ('forecast', 'beyond horizon') THEN r.eta END, x_end)
+            || '</div>';
+    END LOOP;
+    doc := doc || '<h2>Triggers</h2><table id="triggers"><tr><th>stage</th><th>trigger</th><th>status</th><th>value</th>'
+        || '<th>threshold</th><th>forecast eta (band)</th><th>what it measures</th></tr>' || rows
+        || '</table><p class="sub">* threshold still at its default SLO setting (capacity_set_threshold)</p>';
+    doc := doc || '<h2>History and forecast</h2><p class="legend sub">'
+        || '<span><i class="sw" style="border-color:#0969da"></i>daily average, last 90 days (gaps: no samples)</span>'
+        || '<span><i class="sw" style="border-color:#cf222e;border-top-style:dashed"></i>threshold</span>'
+        || '<span><i class="sw" style="border-color:#8250df;border-top-style:dotted"></i>forecast as fitted (linear or compounding) to the eta, shaded band</span></p>'
+        || CASE WHEN n = 0 THEN '<p>No metric trigger has samples in the last 90 days.</p>' ELSE '<div class="charts" id="history">' || charts || '</div>' END
+        || CASE WHEN cardinality(nodata) = 0 THEN ''
+                ELSE '<p class="sub" id="nodata">No samples in the last 90 days (not charted): '
+                     || @extschema@.capacity_html(array_to_string(ARRAY(SELECT DISTINCT x FROM unnest(nodata) x ORDER BY 1), ', ')) || '</p>' END;
+
+    -- workload: latency percentiles, QPS, each pool's utilisation
+    sect := '';
+    FOR r IN SELECT * FROM (VALUES ('read', 'Read latency (ms)'), ('write', 'Write latency (ms)')) v(k, title) LOOP
+        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}', first_day, ndays, as_of);
+        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}', first_day, ndays, as_of),
+                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}', first_day, ndays, as_of)];
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL);
+        sect := sect || format('<div class="card" id="latency-%s"><h3>%s</h3><p>p50 (blue), p95 (amber), p99 (red): daily averages</p>', r.k, r.title)
+            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
+    END LOOP;
+    vals := @extschema@.capacity_report_days('read_qps', '{}', first_day, ndays, as_of);
+    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}', first_day, ndays, as_of)];
+    IF EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL) THEN
+        sect := sect || '<div class="card" id="qps"><h3>Queries per second</h3><p>read (blue), write (amber): daily averages</p>'
+            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
+    END IF;
+    FOR r IN SELECT d.labels FROM @extschema@.capacity_sample_daily d
+              WHERE d.indicator = 'pool_utilization' AND d.day >= first_day AND d.day <= today
+              GROUP BY d.labels ORDER BY d.labels::text LIMIT 20
+    LOOP
+        SELECT string_agg(j.key || '=' || j.value, ', ' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
+        vals := ARRAY(SELECT (SELECT d.avg FROM @extschema@.capacity_sample_daily d
+                               WHERE d.indicator = 'pool_utilization' AND d.labels = r.labels AND d.day = g)
+                        FROM unnest(days) WITH ORDINALITY AS u(g, o) ORDER BY o);
+        sect := sect || format('<div class="card pool"><h3>Pool %s</h3><p>pool_utilization, daily average (%%)</p>',
+                               @extschema@.capacity_html(coalesce(lbl, 'all')))
+            || @extschema@.capacity_svg_chart(days, vals, 80, x_end => as_of) || '</div>';
+    END LOOP;
+    doc := doc || '<h2>Workload</h2>'
+        || CASE WHEN sect = '' THEN '<p>No latency, QPS or pool samples in the last 90 days.</p>'
+                ELSE '<div class="charts" id="workload">' || sect || '</div>' END;
+
+    -- per managed table: rows and bytes against the next stage's threshold
+    sect := '';
+    FOR f IN SELECT p2.table_name::text AS t FROM @extschema@.capacity_policy p2 ORDER BY 1 LOOP
+        FOR r IN SELECT * FROM (VALUES ('table_rows', 'rows'), ('table_bytes', 'bytes')) v(ind, what) LOOP
+            vals := @extschema@.capacity_report_days(r.ind, jsonb_build_object('table', f.t), first_day, ndays, as_of);
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IS NOT NULL);
+            -- the lowest stage ahead with a trigger on this table's series
+            SELECT e.threshold, e.trigger_name INTO thr, thr_name FROM unnest(evals) e
+             WHERE e.indicator = r.ind AND e.labels ->> 'table' = f.t AND e.stage > s.current_stage
+             ORDER BY e.stage, e.threshold LIMIT 1;
+            sect := sect || format('<div class="card tbl"><h3>%s: %s</h3><p>%s</p>', @extschema@.capacity_html(f.t), r.what,
+                                   CASE WHEN thr_name IS NULL THEN 'no trigger of a stage ahead on it'
+                                        ELSE 'next stage''s threshold: ' || @extschema@.capacity_html(thr_name) || ' '
+                                             || @extschema@.capacity_html(@extschema@.capacity_fmt(thr)) END)
+                || @extschema@.capacity_svg_chart(days, vals, thr, x_end => as_of) || '</div>';
+        END LOOP;
+    END LOOP;
+    doc := doc || '<h2>Managed tables</h2>'
+        || CASE WHEN sect = '' THEN '<p>No row or byte samples of managed tables in the last 90 days.</p>'
+                ELSE '<div class="charts" id="tables">' || sect || '</div>' END;
+
+    -- partition runway (capacity_forecast's partition_runway rows)
+    SELECT max(x.current_value) INTO maxrun FROM unnest(fcs) x WHERE x.trigger_name = 'partition_runway';
+    maxrun := greatest(coalesce(maxrun, 0), 30);
+    doc := doc || '<h2>Partition runway</h2><table id="runway"><tr><th>table</th><th>runway (days)</th><th></th><th>default-partition rows</th><th>note</th></tr>';
+    n := 0;
+    FOR f IN SELECT x.*, (SELECT l.value FROM @extschema@.capacity_latest_sample l
+                           WHERE l.indicator = 'default_partition_rows' AND l.labels = x.labels
+                             AND l.sampled_at <= as_of) AS deflt
+               FROM unnest(fcs) x WHERE x.trigger_name = 'partition_runway' ORDER BY x.labels->>'table'
+    LOOP
+        n := n + 1;
+        doc := doc || format('<tr><td>%s</td><td class="n">%s</td><td><svg class="runway" width="320" height="14" role="img"><rect class="bar%s" x="0" y="2" height="10" width="%s"/></svg></td><td class="n">%s</td><td>%s</td></tr>',
+            @extschema@.capacity_html(f.labels->>'table'),
+            @extschema@.capacity_html(@extschema@.capacity_fmt(f.current_value)),
+            CASE WHEN f.current_value < 7 THEN ' short' ELSE '' END,
+            round((320 * greatest(f.current_value, 0) / maxrun)::numeric, 1),
+            @extschema@.capacity_html(CASE WHEN f.deflt IS NULL THEN 'not sampled' ELSE @extschema@.capacity_fmt(f.deflt) END),
+            @extschema@.capacity_html(f.note));
+    END LOOP;
+    IF n = 0 THEN
+        doc := doc || '<tr><td colspan="5">No managed tables (capacity_manage).</td></tr>';
+    END IF;
+    doc := doc || '</table>';
+
+    -- the fleet (capacity_fleet_member, docs/fleet.md): what the sampler
+    -- recorded per member (labels {member}) up to as_of; never a live poll,
+    -- so the page stays read-only, bounded and the same for a pinned as_of
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member) THEN
+        doc := doc || '<h2>Fleet</h2><table id="fleet"><tr><th>member</th><th>kind</th><th>labels</th><th>up</th><th>last seen (UTC)</th>'
+            || '<th>rtt ms</th><th>read QPS</th><th>write QPS</th><th>read p99 ms</th><th>CPU %</th><th>replica lag s</th><th>pool %</th></tr>';
+        sect := '';
+        FOR r IN SELECT m.name, m.kind, m.labels,
+                        (SELECT jsonb_object_agg(x.indicator, x.value) FROM (
+                            SELECT DISTINCT ON (l.indicator) l.indicator, l.last AS value
+                              FROM @extschema@.capacity_sample_hourly l
+                             WHERE l.labels = jsonb_build_object('member', m.name) AND l.hour <= as_of
+                               AND l.hour > as_of - interval '2 days'
+                               AND l.indicator IN ('fleet_member_up', 'fleet_rtt_ms', 'read_qps', 'write_qps',
+                                                   'read_latency_p99_ms', 'cpu_utilization', 'replica_lag_seconds', 'pool_utilization')
+                             ORDER BY l.indicator, l.hour DESC) x) AS v,
+                        (SELECT max(l.hour) FROM @extschema@.capacity_sample_hourly l
+                          WHERE l.indicator = 'fleet_rtt_ms' AND l.labels = jsonb_build_object('member', m.name)
+                            AND l.hour <= as_of) AS seen
+                   FROM @extschema@.capacity_fleet_member m ORDER BY m.name
+        LOOP
+            doc := doc || format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
+                @extschema@.capacity_html(r.name), @extschema@.capacity_html(r.kind), @extschema@.capacity_html(r.labels::text),
+                CASE (r.v ->> 'fleet_member_up')::float8 WHEN 1 THEN 'yes' WHEN 0 THEN '<b>no</b>' ELSE '?' END,
+                coalesce(to_char(r.seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'never'),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'fleet_rtt_ms')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'read_qps')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'write_qps')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'read_latency_p99_ms')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'cpu_utilization')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'replica_lag_seconds')::float8)),
+                @extschema@.capacity_html(@extschema@.capacity_fmt((r.v ->> 'pool_utilization')::float8)));
+            vals := @extschema@.capacity_report_days('read_qps', jsonb_build_object('member', r.name), first_day, ndays, as_of);
+            more := ARRAY[@extschema@.capacity_report_days('write_qps', jsonb_build_object('member', r.name), first_day, ndays, as_of),
+                          @extschema@.capacity_report_days('fleet_rtt_ms', jsonb_build_object('member', r.name), first_day, ndays, as_of)];
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL);
+            sect := sect || format('<div class="card member"><h3>Member %s</h3><p>read QPS (blue), write QPS (amber), poll round trip ms (red): daily averages</p>',
+                                   @extschema@.capacity_html(r.name))
+                || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
+        END LOOP;
+        doc := doc || '</table>' || CASE WHEN sect = '' THEN '<p class="sub">No member samples in the last 90 days.</p>'
+                                         ELSE '<div class="charts" id="members">' || sect || '</div>' END;
+    END IF;
+
+    -- EXPLAIN checks failing at their last run up to as_of
+    doc := doc || '<h2>EXPLAIN checks failing</h2><table id="explain"><tr><th>check</th><th>partitions scanned</th><th>max</th><th>error</th><th>at (UTC)</th></tr>';
+    n := 0;
+    FOR r IN SELECT * FROM (SELECT DISTINCT ON (x.name) x.name, x.partitions_scanned, x.max_partitions, x.passed, x.error, x.as_of AS at
+                              FROM @extschema@.capacity_explain_result x
+                              JOIN @extschema@.capacity_explain_check c ON c.name = x.name
+                             WHERE x.as_of <= capacity_report_html_at.as_of
+                             ORDER BY x.name, x.id DESC) z
+              WHERE NOT z.passed ORDER BY z.name
+    LOOP
+        n := n + 1;
+        doc := doc || format('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td><td>%s</td></tr>',
+            @extschema@.capacity_html(r.name), @extschema@.capacity_html(coalesce(r.partitions_scanned::text, '?')),
+            @extschema@.capacity_html(r.max_partitions::text), @extschema@.capacity_html(r.error),
+            to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
+    END LOOP;
+    IF n = 0 THEN
+        doc := doc || '<tr><td colspan="5">No failing check at its last run (capacity_explain_run).</td></tr>';
+    END IF;
+    doc := doc || '</table>';
+
+    -- decisions up to as_of: a timeline of the 90 days, then the log
+    SELECT string_agg(format('<circle class="dec %s" r="5" cx="%s" cy="20"><title>%s</title></circle>',
+                             @extschema@.capacity_html(d.decision),
+                             round((62 + extract(epoch FROM d.decided_at - first_day) / extract(epoch FROM as_of - first_day) * 486)::numeric, 1),
+                             @extschema@.capacity_html(to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' ' || d.decision
+                                                       || coalesce(': ' || left(d.note, 80), ''))), '' ORDER BY d.decided_at, d.id),
+           count(*)
+      INTO sect, n
+      FROM @extschema@.capacity_decision d WHERE d.decided_at <= as_of AND d.decided_at >= first_day;
+    doc := doc || '<h2>Decisions</h2>'
+        || format('<svg class="timeline" id="timeline" data-points="%s" width="560" height="40" viewBox="0 0 560 40" role="img">', n)
+        || '<line x1="62" x2="548" y1="20" y2="20" stroke="#d0d7de"/>'
+        || format('<text x="62" y="38" class="ax">%s</text><text x="548" y="38" class="ax" text-anchor="end">%s</text>',
+                  to_char(first_day AT TIME ZONE 'UTC', 'YYYY-MM-DD'), to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+        || coalesce(sect, '') || '</svg>';
+    doc := doc || '<table id="decisions"><tr><th>when (UTC)</th><th>decision</th><th>stage</th><th>evaluation</th><th>by</th><th>note</th></tr>';
+    n := 0;
+    FOR r IN SELECT d.* FROM @extschema@.capacity_decision d WHERE d.decided_at <= as_of
+              ORDER BY d.decided_at DESC, d.id DESC LIMIT 20
+    LOOP
+        n := n + 1;
+        doc := doc || format('<tr><td>%s</td><td>%s</td><td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+            to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), @extschema@.capacity_html(r.decision),
+            @extschema@.capacity_html(r.current_stage::text || coalesce(' (' || r.current_tier || ')', '')),
+            @extschema@.capacity_html(r.evaluation), @extschema@.capacity_html(r.decided_by::text),
+            @extschema@.capacity_html(r.note));
+    END LOOP;
+    IF n = 0 THEN
+        doc := doc || '<tr><td colspan="6">No decisions recorded (capacity_decide).</td></tr>';
+    END IF;
+    doc := doc || '</table><p class="sub">Generated by matter_capacity capacity_report_html(); '
+        || 'figures from capacity_stage, capacity_trigger_status and capacity_forecast at the same as_of.</p></body></html>';
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) IS
+    'Internal: capacity_report_html(as_of, horizon, plan) with the hot tables resolved by the caller (capacity_bindings()).';
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
+                                                 horizon interval DEFAULT '6 months',
+                                                 plan text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$ SELECT @extschema@.capacity_report_html_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
+COMMENT ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) IS
+    'The capacity review as one self-contained HTML document (inline CSS and SVG, nothing fetched): '
+    'capacity_report_html(as_of timestamptz DEFAULT now(), horizon interval DEFAULT ''6 months'', plan text DEFAULT NULL). '
+    'Verdict from capacity_stage(as_of, horizon, plan); triggers, values and thresholds from capacity_trigger_eval; '
+    '90-day charts from capacity_sample_daily (else capacity_sample_hourly) with the threshold and the forecast (as fitted: linear or compounding) '
+    'with its band and eta (capacity_plan_forecast_eval, for any plan); latency, QPS and pools; managed tables'' rows and bytes against the next stage; '
+    'partition runway; the fleet (capacity_fleet_member) with each member''s recorded figures and chart when members are registered; '
+    'failing EXPLAIN checks; decisions up to as_of as a timeline. Every value from data is HTML-escaped.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) TO pg_monitor;
