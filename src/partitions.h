@@ -48,6 +48,7 @@ extern void check_hash_column(Oid relid, const char *hash_column);
 extern TableLayout *read_table_layout(Oid relid, const char *time_column);
 extern int	leaf_modulus(Oid relid);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
+extern List *free_spans(TableLayout *layout, Period p);
 extern char *qualified_name(Oid relid);
 extern char *partition_key_column(Oid relid);
 extern char *hash_key_column(TableLayout *layout);
@@ -63,6 +64,7 @@ extern char *sql_attach_period(TableLayout *layout, const char *relname, Period 
 extern char *sql_attach_default(TableLayout *layout, const char *relname);
 extern char *sql_move_rows(TableLayout *layout, const char *target_relname, Period p);
 extern char *sql_default_buckets(TableLayout *layout, Granularity g);
+extern char *sql_default_has_rows(TableLayout *layout, Period p);
 extern char *sql_qualify(TableLayout *layout, const char *relname);
 
 #endif							/* MC_PARTITIONS_H */

@@ -45,6 +45,7 @@
 #include "access/table.h"
 #include "access/twophase.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
@@ -339,14 +340,18 @@ cmp_new_periods(const ListCell *a, const ListCell *b)
 	return (pa->p.from > pb->p.from) - (pa->p.from < pb->p.from);
 }
 
+/*
+ * A new period: a free span of one period of the policy's grid (the whole
+ * period but at the seam after a change of granularity, see free_spans).
+ * It is named after the grid period it lies in.
+ */
 static NewPeriod *
-add_new_period(List **periods, TableLayout *layout, Policy *pol, int64 start)
+add_new_period(List **periods, TableLayout *layout, Policy *pol, Period span)
 {
 	NewPeriod  *np = palloc0(sizeof(NewPeriod));
 
-	np->p.from = start;
-	np->p.to = period_advance(start, pol->gran, 1);
-	np->suffix = period_suffix(start, pol->gran);
+	np->p = span;
+	np->suffix = period_suffix(span.from, pol->gran);
 	np->relname = partition_relname(layout->relname, np->suffix);
 	*periods = lappend(*periods, np);
 	return np;
@@ -371,7 +376,17 @@ attach_burst(void *arg)
 	TableLayout *layout = b->layout;
 	ListCell   *lc;
 
-	LockRelationOid(layout->relid, ShareUpdateExclusiveLock);
+	/*
+	 * With a default partition, SHARE on the parent (ATTACH itself needs
+	 * only SHARE UPDATE EXCLUSIVE): a writer routes a row with the
+	 * partition bounds it read when it locked the parent.  One that routed
+	 * a row of a new period to the default partition and queued behind our
+	 * lock on it would, once we commit, find the default's constraint
+	 * changed and fail with 23514.  Writers now queue on the parent instead
+	 * (no longer than the lock timeout: this burst is short) and read the
+	 * new bounds when they get it; readers are not held.
+	 */
+	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
 		List	   *buckets;
@@ -381,10 +396,17 @@ attach_burst(void *arg)
 		foreach(lc, buckets)
 		{
 			Bucket	   *bk = lfirst(lc);
-			NewPeriod  *np = bk->is_null ? NULL : find_new_period(b->periods, bk->start);
+			ListCell   *lp;
 
-			if (np)
+			if (bk->is_null)
+				continue;
+			/* a bucket is a grid period; new periods are spans of one */
+			foreach(lp, b->periods)
 			{
+				NewPeriod  *np = lfirst(lp);
+
+				if (period_floor(np->p.from, b->pol->gran) != bk->start)
+					continue;
 				exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
 				np->moved += SPI_processed;
 			}
@@ -479,6 +501,39 @@ drop_step(void *arg)
 }
 
 /*
+ * The locks a plain DETACH takes, in its order: ACCESS EXCLUSIVE on the
+ * parent (waiting up to the lock timeout), then on the partition, its
+ * leaves and the default partition without waiting.  DETACH itself waited
+ * up to the timeout for each, and the application queued behind our
+ * parent lock meanwhile: up to about two timeouts.  Once we hold the
+ * parent, nobody reaching the partition through it can be in our way;
+ * whoever else is (a session using the partition directly, an
+ * autovacuum) makes this attempt fail at once, and run_bounded retries.
+ */
+static void
+lock_for_detach(const char *parent_q, Oid part_relid)
+{
+	Oid			parent = get_partition_parent(part_relid, true);
+	List	   *rels;
+	ListCell   *lc;
+	Oid			deflt;
+
+	LockRelationOid(parent, AccessExclusiveLock);
+	rels = find_all_inheritors(part_relid, NoLock, NULL);
+	deflt = get_default_partition_oid(parent);
+	if (OidIsValid(deflt) && deflt != part_relid)
+		rels = lappend_oid(rels, deflt);
+	foreach(lc, rels)
+	{
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessExclusiveLock))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("matter_capacity: lock on %s of %s not available",
+							qualified_name(lfirst_oid(lc)), parent_q)));
+	}
+}
+
+/*
  * Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded.
  * A detach left pending by an interrupted DETACH ... CONCURRENTLY refuses a
  * plain DETACH; FINALIZE completes it (and may run in a transaction).
@@ -488,6 +543,7 @@ detach_step(void *arg)
 {
 	DetachStep *d = arg;
 
+	lock_for_detach(d->parent_q, d->part_relid);
 	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s%s", d->parent_q, d->part_q,
 					  detach_pending(d->part_relid) ? " FINALIZE" : ""),
 			 SPI_OK_UTILITY);
@@ -715,6 +771,43 @@ become_caller(Rollover *r)
 }
 
 /*
+ * run_bounded, and when its attempts ran out while an autovacuum worker
+ * held the table or one of its partitions: have that worker give way as
+ * the conversion does (capacity_autovacuum_yield: cancelled when not
+ * preventing wraparound and the caller may signal it, else waited for,
+ * queueing no lock), then one more round of attempts.  PostgreSQL cancels
+ * an autovacuum that blocks a lock request only after deadlock_timeout,
+ * longer than our lock timeout, so without this a vacuum of a big default
+ * partition made every rollover of the table skip.  The yield runs as the
+ * caller (the table's owner usually may not signal it).
+ */
+static bool
+bounded_yielding(Rollover *r, BoundedStep step, void *arg, int *attempts)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	Oid			userid;
+	int			sec;
+	bool		isnull;
+	bool		yielded;
+
+	if (run_bounded(step, arg, attempts))
+		return true;
+	values[0] = ObjectIdGetDatum(r->pol->relid);
+	values[1] = CStringGetTextDatum(psprintf("rollover of %s", qualified_name(r->pol->relid)));
+	GetUserIdAndSecContext(&userid, &sec);
+	become_caller(r);
+	catalog_execute(psprintf("SELECT %s(ARRAY[$1::pg_catalog.regclass], $2)",
+							 capacity_object("capacity_autovacuum_yield")),
+					2, types, values, NULL, false);
+	yielded = SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		!isnull;
+	SetUserIdAndSecContext(userid, sec);
+	return yielded && run_bounded(step, arg, attempts);
+}
+
+/*
  * The busy guard: "this table is being rolled over", held to the end of
  * the transaction.  A lock on an object tag (database, class = our
  * capacity_policy table, object = the managed table): no SQL function can
@@ -853,7 +946,20 @@ taken_name(TableLayout *layout, Policy *pol, const char *suffix, Oid *holder, ch
  * the default partition.  Returns false then.
  */
 static bool
-choose_names(Rollover *r, NewPeriod *np)
+name_planned(List *named, const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, named)
+	{
+		if (strcmp(((NewPeriod *) lfirst(lc))->relname, relname) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+choose_names(Rollover *r, NewPeriod *np, List *named)
 {
 	TableLayout *layout = r->layout;
 	Policy	   *pol = r->pol;
@@ -868,6 +974,9 @@ choose_names(Rollover *r, NewPeriod *np)
 		const char *name = taken_name(layout, pol, suffix, &holder, &kind);
 		char	   *holder_q;
 
+		if (name == NULL &&
+			name_planned(named, partition_relname(layout->relname, suffix)))
+			continue;			/* two free spans of one grid period */
 		if (name == NULL)
 		{
 			np->suffix = suffix;
@@ -929,20 +1038,26 @@ check_policy_names(Policy *pol, int64 as_of)
 	/* the first periods the next rollover makes; a bounded number of names */
 	for (t = cur.from; t < horizon_end && checked < 10000; t = period_advance(t, pol->gran, 1))
 	{
-		Period		p = {t, period_advance(t, pol->gran, 1)};
+		Period		grid = {t, period_advance(t, pol->gran, 1)};
+		ListCell   *lc;
 
-		if (find_overlapping(layout, p) != NULL)
-			continue;
-		checked += 1 + (pol->hash_column ? pol->hash_partitions : 0);
-		name = taken_name(layout, pol, period_suffix(t, pol->gran), &holder, &kind);
-		if (name && !is_own_leftover(layout, holder, kind))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_TABLE),
-					 errmsg("matter_capacity: %s %s already holds the name %s of the period [%s, %s) of table %s",
-							kind == 'T' ? "type" : "relation",
-							kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
-							quote_identifier(name), utc_label(p.from), utc_label(p.to), layout->qualname),
-					 errhint("Rename or drop it, then call capacity_manage() again.")));
+		foreach(lc, free_spans(layout, grid))
+		{
+			Period		p = *(Period *) lfirst(lc);
+
+			if (p.to <= as_of)
+				continue;
+			checked += 1 + (pol->hash_column ? pol->hash_partitions : 0);
+			name = taken_name(layout, pol, period_suffix(p.from, pol->gran), &holder, &kind);
+			if (name && !is_own_leftover(layout, holder, kind))
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_TABLE),
+						 errmsg("matter_capacity: %s %s already holds the name %s of the period [%s, %s) of table %s",
+								kind == 'T' ? "type" : "relation",
+								kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
+								quote_identifier(name), utc_label(p.from), utc_label(p.to), layout->qualname),
+						 errhint("Rename or drop it, then call capacity_manage() again.")));
+		}
 	}
 }
 
@@ -1026,7 +1141,7 @@ build_and_attach(Rollover *r, List *periods, int *attempts)
 	{
 		foreach(lc, periods)
 			build_standalone(r->layout, r->pol, lfirst(lc));
-		attached = run_bounded(attach_burst, &burst, attempts);
+		attached = bounded_yielding(r, attach_burst, &burst, attempts);
 		if (attached)
 			ReleaseCurrentSubTransaction();
 		else
@@ -1108,7 +1223,7 @@ prepare_table(void *arg)
 		}
 		else if (sink->dry_run)
 			emit(sink, layout, "created", name, "default partition", r->started);
-		else if (run_bounded(create_default_step, &b, NULL))
+		else if (bounded_yielding(r, create_default_step, &b, NULL))
 		{
 			emit(sink, layout, "created", name, "default partition", r->started);
 			r->done++;
@@ -1149,10 +1264,16 @@ plan_and_build(void *arg)
 	check_time_in_range(horizon_end, "as_of plus premake periods");
 	for (t = r->cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
 	{
-		Period		p = {t, period_advance(t, pol->gran, 1)};
+		Period		grid = {t, period_advance(t, pol->gran, 1)};
 
-		if (find_overlapping(layout, p) == NULL)
-			add_new_period(&periods, layout, pol, t);
+		foreach(lc, free_spans(layout, grid))
+		{
+			Period		span = *(Period *) lfirst(lc);
+
+			/* a span already past (before periods of an earlier grid) waits for rows */
+			if (span.to > sink->as_of)
+				add_new_period(&periods, layout, pol, span);
+		}
 	}
 
 	/*
@@ -1174,21 +1295,38 @@ plan_and_build(void *arg)
 	foreach(lc, buckets)
 	{
 		Bucket	   *b = lfirst(lc);
-		NewPeriod  *np = NULL;
+		bool		placed = false;
 
 		if (!b->is_null && b->start >= lower && b->start < horizon_end &&
 			period_time_supported(b->start))
 		{
 			Period		p = period_containing(b->start, pol->gran);
+			List	   *spans = free_spans(layout, p);
+			ListCell   *ls;
 
-			np = find_new_period(periods, p.from);
-			if (np == NULL && find_overlapping(layout, p) == NULL &&
-				period_time_supported(p.from))
-				np = add_new_period(&periods, layout, pol, p.from);
+			/*
+			 * Its rows lie in the free spans of the grid period; when there
+			 * are several (periods of an earlier grid in between), only
+			 * those holding rows are made.
+			 */
+			foreach(ls, spans)
+			{
+				Period		span = *(Period *) lfirst(ls);
+				NewPeriod  *np = find_new_period(periods, span.from);
+
+				if (np == NULL && list_length(spans) > 1)
+				{
+					exec_sql(sql_default_has_rows(layout, span), SPI_OK_SELECT);
+					if (SPI_processed == 0)
+						continue;
+				}
+				if (np == NULL)
+					np = add_new_period(&periods, layout, pol, span);
+				np->default_rows += b->rows;
+				placed = true;
+			}
 		}
-		if (np)
-			np->default_rows += b->rows;
-		else
+		if (!placed)
 			r->kept_rows += b->rows;
 	}
 	list_sort(periods, cmp_new_periods);
@@ -1235,7 +1373,7 @@ plan_and_build(void *arg)
 			continue;
 		if (r->step_limit > 0 && list_length(named) >= r->step_limit - r->steps)
 			break;
-		if (choose_names(r, np))
+		if (choose_names(r, np, named))
 			named = lappend(named, np);
 		else
 		{
@@ -1339,7 +1477,7 @@ retire_one(void *arg)
 		defer_detach(sink, layout, &d, relname, detail);
 	else if (sink->dry_run)
 		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
-	else if (run_bounded(detach_step, &d, NULL))
+	else if (bounded_yielding(r, detach_step, &d, NULL))
 	{
 		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
 		r->done++;
