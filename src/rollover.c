@@ -11,15 +11,20 @@
  *	   constraint proving their bounds included): nobody else can see them,
  *	   so this takes no lock that matters.  Rows of those periods that sit
  *	   in the default partition are moved into them (ROW EXCLUSIVE only).
- *	2. In one short burst under the lock timeout: SHARE UPDATE EXCLUSIVE on
- *	   the parent, ACCESS EXCLUSIVE on the default partition (PostgreSQL
+ *	2. In one short burst under the lock timeout: SHARE on the parent
+ *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
+ *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
  *	   needs it to prove the default holds no row of the new ranges), move
  *	   the few rows that arrived meanwhile, ATTACH each period.  If the
  *	   locks cannot be had, everything of step 1 is rolled back and the
  *	   periods are reported skipped_locked; no row ever stays in a table
  *	   that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
- *	   bounded step each.
+ *	   bounded step each, waiting only for the parent (lock_for_detach).
+ * An autovacuum holding what a step needs is made to give way
+ * (bounded_yielding).  Periods follow the policy's grid; after a change of
+ * granularity the first new one is the free span up to the next boundary
+ * of the new grid (free_spans).
  * A transaction-level lock per table (try_busy_guard, in a lock key space
  * no SQL function reaches) makes a concurrent second caller report
  * skipped_busy instead of doing the same DDL.
