@@ -362,6 +362,47 @@ add_new_period(List **periods, TableLayout *layout, Policy *pol, Period span)
 	return np;
 }
 
+/*
+ * The order periods are made in: the current one and those ahead first
+ * (rows being written now stop landing in the default partition at the
+ * first commit), then periods of the past, newest first.  The procedure
+ * and the worker commit one period at a time in this order.
+ */
+static List *
+current_first(List *periods, int64 cur_from)
+{
+	List	   *ahead = NIL;
+	List	   *past = NIL;
+	ListCell   *lc;
+
+	list_sort(periods, cmp_new_periods);
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->p.to > cur_from)
+			ahead = lappend(ahead, np);
+		else
+			past = lcons(np, past);
+	}
+	return list_concat(ahead, past);
+}
+
+/*
+ * For the next lock of a bounded step: lock_timeout is set to what is left
+ * of matter_capacity.lock_timeout since started (at least 1 ms), so the
+ * step's waits add up to one timeout, not one timeout per lock.
+ */
+static void
+wait_within_lock_timeout(instr_time started)
+{
+	char		left[32];
+
+	snprintf(left, sizeof(left), "%d", Max(1, mc_lock_timeout_ms - (int) elapsed_ms(started)));
+	(void) set_config_option("lock_timeout", left, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
 /* Argument of attach_burst, the step run under the lock timeout. */
 typedef struct AttachBurst
 {
@@ -391,13 +432,39 @@ attach_burst(void *arg)
 	 * (no longer than the lock timeout: this burst is short) and read the
 	 * new bounds when they get it; readers are not held.
 	 */
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
 	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
 		List	   *buckets;
 
+		/*
+		 * Readers that hold the default partition do not conflict with
+		 * SHARE on the parent, so the default's lock can make us wait too,
+		 * with writers queued behind our parent lock: both waits together
+		 * stay within one lock timeout.
+		 */
+		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
-		buckets = read_default_buckets(layout, b->pol->gran);
+
+		/*
+		 * Rows that arrived since step 1.  One period (the procedure's
+		 * unit): its range is deleted directly, an index scan where the
+		 * table has one, so writers do not wait for a count of the whole
+		 * default partition.
+		 */
+		if (list_length(b->periods) == 1)
+		{
+			NewPeriod  *np = linitial(b->periods);
+
+			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+			buckets = NIL;
+		}
+		else
+			buckets = read_default_buckets(layout, b->pol->gran);
 		foreach(lc, buckets)
 		{
 			Bucket	   *bk = lfirst(lc);
@@ -786,6 +853,8 @@ become_caller(Rollover *r)
  * partition made every rollover of the table skip.  The yield runs as the
  * caller (the table's owner usually may not signal it).
  */
+#define MAX_AUTOVACUUM_YIELDS 10
+
 static bool
 bounded_yielding(Rollover *r, BoundedStep step, void *arg, int *attempts)
 {
@@ -796,20 +865,29 @@ bounded_yielding(Rollover *r, BoundedStep step, void *arg, int *attempts)
 	bool		isnull;
 	bool		yielded;
 
-	if (run_bounded(step, arg, attempts))
-		return true;
+	int			yields;
+
 	values[0] = ObjectIdGetDatum(r->pol->relid);
 	values[1] = CStringGetTextDatum(psprintf("rollover of %s", qualified_name(r->pol->relid)));
-	GetUserIdAndSecContext(&userid, &sec);
-	become_caller(r);
-	catalog_execute(psprintf("SELECT %s(ARRAY[$1::pg_catalog.regclass], $2)",
-							 capacity_object("capacity_autovacuum_yield")),
-					2, types, values, NULL, false);
-	yielded = SPI_processed == 1 &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
-		!isnull;
-	SetUserIdAndSecContext(userid, sec);
-	return yielded && run_bounded(step, arg, attempts);
+	/* a cancelled worker may come back to the table at once: a few rounds */
+	for (yields = 0;; yields++)
+	{
+		if (run_bounded(step, arg, attempts))
+			return true;
+		if (yields == MAX_AUTOVACUUM_YIELDS)
+			return false;
+		GetUserIdAndSecContext(&userid, &sec);
+		become_caller(r);
+		catalog_execute(psprintf("SELECT %s(ARRAY[$1::pg_catalog.regclass], $2)",
+								 capacity_object("capacity_autovacuum_yield")),
+						2, types, values, NULL, false);
+		yielded = SPI_processed == 1 &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+			!isnull;
+		SetUserIdAndSecContext(userid, sec);
+		if (!yielded)
+			return false;
+	}
 }
 
 /*
@@ -1241,6 +1319,54 @@ prepare_table(void *arg)
 }
 
 /*
+ * The function form empties a large default partition a bounded number of
+ * rows per call (matter_capacity.rescue_rows_per_call): periods, in the
+ * order current_first gives, are taken while their rows fit (at least the
+ * first); the others are left for the next call and reported as one
+ * 'deferred' row saying how many rows of how many periods are left.  A
+ * period's rows move with its ATTACH in one transaction, so they are
+ * never out of sight of queries.  Returns the periods taken, by start.
+ */
+static List *
+within_rescue_budget(Rollover *r, List *periods)
+{
+	List	   *taken = NIL;
+	int64		rows = 0;
+	int64		left_rows = 0;
+	int			left_periods = 0;
+	NewPeriod  *first_left = NULL;
+	ListCell   *lc;
+
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->default_rows > 0 && rows > 0 &&
+			rows + np->default_rows > mc_rescue_rows_per_call)
+		{
+			left_rows += np->default_rows;
+			left_periods++;
+			if (first_left == NULL || np->p.from < first_left->p.from)
+				first_left = np;
+			continue;
+		}
+		rows += np->default_rows;
+		taken = lappend(taken, np);
+	}
+	if (first_left)
+		emit(r->sink, r->layout, "deferred", get_rel_name(r->layout->deflt->relid),
+			 psprintf(INT64_FORMAT " %s of %d %s (the first from %s) left in the default partition for the next call: "
+					  "one call moves at most matter_capacity.rescue_rows_per_call (%d) rows; "
+					  "CALL capacity_rollover_proc() commits period by period",
+					  left_rows, left_rows == 1 ? "row" : "rows", left_periods,
+					  left_periods == 1 ? "period" : "periods", utc_label(first_left->p.from),
+					  mc_rescue_rows_per_call),
+			 r->started);
+	list_sort(taken, cmp_new_periods);
+	return taken;
+}
+
+/*
  * Second phase, guarded: the plan of new periods (names checked first),
  * build and attach; an error undoes all of it and is reported as 'failed'.
  */
@@ -1334,7 +1460,7 @@ plan_and_build(void *arg)
 		if (!placed)
 			r->kept_rows += b->rows;
 	}
-	list_sort(periods, cmp_new_periods);
+	periods = current_first(periods, r->cur.from);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -1412,6 +1538,8 @@ plan_and_build(void *arg)
 		}
 		sink->locks_used += (int64) per * list_length(periods);
 	}
+	if (r->step_limit == 0 && periods != NIL)
+		periods = within_rescue_budget(r, periods);
 	r->steps += list_length(periods);
 
 	if (sink->dry_run)

@@ -106,7 +106,7 @@ for _ in $(seq 1 240); do
     sleep 0.25
 done
 [ "$av" != 0 ]; ok $? "race 3: autovacuum works on the default partition"
-q -c "SELECT action || ' ' || coalesce(partition_name, '') FROM capacity_rollover('\"Audit\"', as_of => '2026-11-22 00:00+00')" >"$W/av.out" 2>&1
+q -c "SELECT action || ' ' || coalesce(partition_name, '') || ' ' || coalesce(detail, '') FROM capacity_rollover('\"Audit\"', as_of => '2026-11-22 00:00+00')" >"$W/av.out" 2>&1
 echo "# rollover said: $(tr '\n' ' ' <"$W/av.out")"
 grep -q '^created Audit_p20261122' "$W/av.out" && ! grep -q skipped_locked "$W/av.out"; ok $? "race 3: the rollover had autovacuum give way and created its periods"
 [ "$(q -c "SELECT count(*) FROM \"Audit_default\"")" = 100000 ]; ok $? "race 3: no row lost"
