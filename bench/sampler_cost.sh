@@ -46,7 +46,7 @@ make_tables 21 100
 q -c "ANALYZE" >/dev/null
 n2=$(q -c "SELECT count(*) FROM pg_class WHERE relispartition")
 ms10k=$(time_sample); cold10k=$(head -n 1 "$MC_RUN/sampler_times")
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), $(date -u +%Y-%m-%d)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo "capacity_sample_now() with $n partitions:  $ms2k ms (median of $RUNS in a warm session; first call $cold2k ms)"
 echo "capacity_sample_now() with $n2 partitions: $ms10k ms (median of $RUNS in a warm session; first call $cold10k ms)"
 awk -v a="$ms10k" 'BEGIN { printf "target 100 ms at 10,000: %.2fx of the target\n", a / 100 }'

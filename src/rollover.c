@@ -45,6 +45,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "access/table.h"
@@ -292,13 +293,28 @@ run_guarded(ActionSink *sink, Oid relid, const char *qualname, const char *parti
 	return false;
 }
 
+/*
+ * Has a relation never held a row?  True when it has no pages: every row,
+ * committed or not, lives on one.  Saves planning and running a query on
+ * an empty default partition (what a rollover with nothing to do meets).
+ */
+static bool
+has_no_pages(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		empty = RelationGetNumberOfBlocks(rel) == 0;
+
+	table_close(rel, NoLock);
+	return empty;
+}
+
 static List *
 read_default_buckets(TableLayout *layout, Granularity g)
 {
 	List	   *buckets = NIL;
 	uint64		i;
 
-	if (layout->deflt == NULL)
+	if (layout->deflt == NULL || has_no_pages(layout->deflt->relid))
 		return NIL;
 	exec_sql(sql_default_buckets(layout, g), SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -667,6 +683,8 @@ finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
 	uint64		i;
 	int			done = 0;
 
+	if (has_no_pages(capacity_relid("capacity_pending_drop")))
+		return 0;
 	catalog_execute(psprintf("SELECT partition_oid FROM %s WHERE table_oid OPERATOR(pg_catalog.=) $1",
 							 capacity_object("capacity_pending_drop")),
 					1, types, values, NULL, true);

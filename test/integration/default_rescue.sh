@@ -72,7 +72,9 @@ sleep 1
     done
 ) &
 mon=$!
+t0=$(date +%s%N)
 q -c "CALL capacity_rollover_proc('\"Event\"')" >"$W/proc.out" 2>&1
+t1=$(date +%s%N)
 touch "$W/done"
 wait $mon
 wait $app
@@ -84,7 +86,9 @@ left=$(q -c "SELECT count(*) FROM ONLY \"Event_default\"")
 periods=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'created' AND partition_name LIKE 'Event_p%'")
 steps=$(awk '{print $2}' "$W/monitor.out" | uniq | wc -l)
 old_seen=$(awk '{print $1}' "$W/monitor.out" | sort -u | tr '\n' ' ')
-echo "# procedure: $periods periods created; application: $tx transactions, $failed failed, worst $worst ms"
+# the slowest transactions, and how long application statements waited for locks in all
+slow=$(cat "$W"/pgbench_log_* | awk '{print int($3/1000)}' | sort -n | tail -5 | tr '\n' ' ')
+echo "# procedure: $periods periods created in $(( (t1 - t0) / 1000000 )) ms; application: $tx transactions, $failed failed, worst $worst ms (slowest five: $slow ms)"
 echo "# monitor: $(wc -l <"$W/monitor.out") looks, old rows seen: $old_seen, default partition sizes: $(awk '{print $2}' "$W/monitor.out" | uniq | tr '\n' ' ')"
 [ "$failed" = 0 ] && [ "$tx" -gt 10 ]; ok $? "procedure: no application statement failed ($tx transactions)"
 [ "$worst" -lt $((timeout_ms + MARGIN_MS)) ]; ok $? "procedure: worst application transaction ${worst} ms < lock timeout ${timeout_ms} ms + ${MARGIN_MS} ms"
