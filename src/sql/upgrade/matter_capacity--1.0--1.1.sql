@@ -4104,7 +4104,7 @@ AS 'MODULE_PATHNAME', 'capacity_owner_value';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
 
 
--- ======== change of granularity: EXPLAIN checks follow the seam period ========
+-- ======== change of granularity: EXPLAIN checks follow the seam period; capacity_manage says so ========
 -- @period_start@ ... in params, in UTC: the bounds of the managed table's
 -- partition holding as_of (after a change of granularity the period at
 -- the seam is shorter than the grid's), else of the policy's grid period;
@@ -4138,3 +4138,8 @@ AS $$
                  ELSE v END
           FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
 $$;
+
+COMMENT ON FUNCTION @extschema@.capacity_manage IS
+    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
+    'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
+    'Error 55000 when the hash column changes once periods exist.';
