@@ -15,4 +15,4 @@ install_dependencies
 build_and_install
 mkdir -p "$MC_RUN"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
-MC_RESCUE_ROWS=$ROWS bash test/integration/default_rescue.sh | grep -v '^# call\|function:'
+MC_RESCUE_ROWS=$ROWS MC_RESCUE_MONITOR_PAUSE=0.5 bash test/integration/default_rescue.sh | grep -v '^# call\|function:'

@@ -22,7 +22,7 @@ PRELOAD=("shared_preload_libraries = 'pg_cron,matter_capacity'" "matter_capacity
          "matter_capacity.rollover_interval = 86400" "matter_capacity.explain_interval = 86400")
 cluster_start bench "$PORT" "max_locks_per_transaction = 1024" "${PRELOAD[@]}"
 cluster_env bench "$PORT"
-trap 'cluster_stop bench' EXIT
+[ -n "${MC_BENCH_KEEP:-}" ] || trap 'cluster_stop bench' EXIT
 export PGDATABASE=postgres
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

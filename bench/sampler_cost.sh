@@ -13,7 +13,7 @@ build_and_install
 mkdir -p "$MC_RUN"
 cluster_start sampler_bench "$PORT" "max_locks_per_transaction = 2048"
 cluster_env sampler_bench "$PORT"
-trap 'cluster_stop sampler_bench' EXIT
+[ -n "${MC_BENCH_KEEP:-}" ] || trap 'cluster_stop sampler_bench' EXIT
 export PGDATABASE=postgres
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
