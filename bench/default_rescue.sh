@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/default_rescue.sh — emptying a default partition of 5,000,000 rows
-# (three weeks without a rollover: 18 days of rows, 22 daily periods to
+# (three weeks without a rollover: 18 days of rows, 20 daily periods to
 # make) with CALL capacity_rollover_proc() while an application writes
 # (INSERT of a current row) and reads (the last hour of one tenant) on two
 # connections.  Runs test/integration/default_rescue.sh with ROWS rows and

@@ -85,7 +85,7 @@ tx=$(cat "$W"/pgbench_log_* | awk '$4 == 0' | wc -l)   # transactions that did n
 failed=$(cat "$W"/pgbench_log_* | awk '$4 != 0' | wc -l)
 after=$(q -c "SELECT count(*) FROM \"Event\"")
 left=$(q -c "SELECT count(*) FROM ONLY \"Event_default\"")
-periods=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'created' AND partition_name LIKE 'Event_p%'")
+periods=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'created' AND partition_name LIKE 'Event_p%' AND logged_at > (SELECT t FROM app_start)")
 steps=$(awk '{print $2}' "$W/monitor.out" | uniq | wc -l)
 old_seen=$(awk '{print $1}' "$W/monitor.out" | sort -u | tr '\n' ' ')
 # the slowest transactions, and how long application statements waited for locks in all
