@@ -278,6 +278,45 @@ range_datum_to_usecs(PartitionRangeDatumKind kind, Datum value, Oid typid, int64
 	return bound_to_usecs(&c, out);
 }
 
+/*
+ * The range [from, to) a partition of parent was attached for, read from
+ * its own relpartbound alone (no partition descriptor of the parent is
+ * built); false when relid is not such a partition or a bound is not a
+ * finite time.
+ */
+bool
+partition_range(Oid relid, Oid parent, int64 *from, int64 *to)
+{
+	HeapTuple	tup;
+	Datum		d;
+	bool		isnull;
+	bool		ok = false;
+
+	if (!get_rel_relispartition(relid) || get_partition_parent(relid, true) != parent)
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+	if (!isnull)
+	{
+		PartitionBoundSpec *spec = (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
+
+		if (spec->strategy == PARTITION_STRATEGY_RANGE && !spec->is_default &&
+			list_length(spec->lowerdatums) == 1 && list_length(spec->upperdatums) == 1)
+		{
+			PartitionRangeDatum *lo = linitial(spec->lowerdatums);
+			PartitionRangeDatum *hi = linitial(spec->upperdatums);
+
+			ok = lo->kind == PARTITION_RANGE_DATUM_VALUE && hi->kind == PARTITION_RANGE_DATUM_VALUE &&
+				IsA(lo->value, Const) && IsA(hi->value, Const) &&
+				bound_to_usecs((Const *) lo->value, from) && bound_to_usecs((Const *) hi->value, to);
+		}
+	}
+	ReleaseSysCache(tup);
+	return ok;
+}
+
 /* Hash modulus of a partitioned child's leaves, 0 for a plain leaf. */
 int
 leaf_modulus(Oid relid)

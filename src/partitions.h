@@ -47,6 +47,7 @@ extern void check_range_partitioned_by(Oid relid, const char *time_column,
 extern void check_hash_column(Oid relid, const char *hash_column);
 extern TableLayout *read_table_layout(Oid relid, const char *time_column);
 extern int	leaf_modulus(Oid relid);
+extern bool partition_range(Oid relid, Oid parent, int64 *from, int64 *to);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
 extern List *free_spans(TableLayout *layout, Period p);
 extern char *qualified_name(Oid relid);

@@ -1663,6 +1663,66 @@ retire_expired(Rollover *r)
 }
 
 /*
+ * Is there nothing to do for this table at as_of?  Answered without the
+ * table's layout: in a fresh session (a cron job, the worker's first
+ * round) building the partition descriptor reads and parses the bound of
+ * every partition, most of a rollover with nothing to do (docs/
+ * benchmarks.md).  True only when every period from the current one to
+ * premake ahead is an attached partition found under the name the rollover
+ * gives it with exactly the period's bounds, the default partition is as
+ * the policy wants it (and has no pages), no retention and no pending drop
+ * is to be looked at, and the policy's columns exist.  Anything else —
+ * a seam after a change of granularity, a versioned name, a renamed
+ * partition — says false, and the full path decides.
+ */
+static bool
+nothing_to_do(Policy *pol, ActionSink *sink)
+{
+	Oid			relid = pol->relid;
+	Oid			nspid = get_rel_namespace(relid);
+	char	   *relname = get_rel_name(relid);
+	Oid			deflt;
+	Period		cur;
+	int64		horizon_end;
+	int64		t;
+	bool		result = false;
+
+	if (pol->retention != NULL || relname == NULL ||
+		get_attnum(relid, pol->time_column) == InvalidAttrNumber ||
+		(pol->hash_column && get_attnum(relid, pol->hash_column) == InvalidAttrNumber))
+		return false;
+	/* the table is not read while another session holds it exclusively */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return false;
+	if (!sink->dry_run && !has_no_pages(capacity_relid("capacity_pending_drop")))
+		goto done;
+	deflt = get_default_partition_oid(relid);
+	if (OidIsValid(deflt) != pol->default_partition)
+		goto done;
+	/* (a rollover attaching a period holds it: that one is for the full path) */
+	if (OidIsValid(deflt) &&
+		(!ConditionalLockRelationOid(deflt, AccessShareLock) || !has_no_pages(deflt)))
+		goto done;
+	cur = period_containing(sink->as_of, pol->gran);
+	horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);
+	for (t = cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
+	{
+		Oid			part = get_relname_relid(partition_relname(relname, period_suffix(t, pol->gran)), nspid);
+		int64		from;
+		int64		to;
+
+		if (!OidIsValid(part) || !partition_range(part, relid, &from, &to) ||
+			from != t || to != period_advance(t, pol->gran, 1))
+			goto done;
+	}
+	result = true;
+done:
+	if (!result)
+		UnlockRelationOid(relid, AccessShareLock);
+	return result;
+}
+
+/*
  * Roll one table over at sink->as_of.  Does at most step_limit units of
  * work (a period attached, a partition detached) when step_limit > 0, so
  * the procedure can commit between them.  Returns the units done.  The
@@ -1693,6 +1753,8 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	check_time_in_range(period_advance(period_floor(sink->as_of, pol->gran), pol->gran,
 									   pol->premake + 1),
 						"as_of plus premake periods");
+	if (nothing_to_do(pol, sink))
+		return 0;
 
 	if (!sink->dry_run && !try_busy_guard(pol->relid))
 	{
