@@ -25,6 +25,9 @@
  * (bounded_yielding).  Periods follow the policy's grid; after a change of
  * granularity the first new one is the free span up to the next boundary
  * of the new grid (free_spans).
+ * A table with nothing to do is recognised without reading its layout
+ * (nothing_to_do: its next periods by name, an empty default partition),
+ * so a no-op costs a few catalog lookups, not a parse of every bound.
  * A transaction-level lock per table (try_busy_guard, in a lock key space
  * no SQL function reaches) makes a concurrent second caller report
  * skipped_busy instead of doing the same DDL.
