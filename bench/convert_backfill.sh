@@ -61,7 +61,7 @@ q -c "CALL capacity_convert_backfill('\"Event\"', 20000)" 2>/dev/null
 backfill_ms=$(ms "$t0")
 swap=$(q -c "SELECT round(convert_swap_ms::numeric, 1) || ' ms / ' || round(backfill_swap_ms::numeric, 1) || ' ms' FROM capacity_conversions")
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), $(date -u +%Y-%m-%d)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo "rows: $ROWS over 10 weeks, weekly periods x 4 hash leaves, 2 indexes"
 echo "capacity_convert: $convert_ms ms (locks held in the swaps: $swap)"
 awk -v r="$ROWS" -v b="$backfill_ms" -v p="$plain_ms" 'BEGIN {

@@ -11,7 +11,7 @@ RUNS=${1:-9}
 series_cluster stage_bench "${MC_BENCH_PORT:-55447}"
 rows=$(q -c "SELECT count(*) FROM capacity_sample")
 time_call "capacity_stage('2030-04-01 23:59')" "$RUNS" > "$MC_RUN/stage_ms"
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), $(date -u +%Y-%m-%d)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c 'SHOW server_version'), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo "samples: $rows"
 echo "capacity_stage(): $(cat "$MC_RUN/stage_ms") ms (median of $RUNS in one session; target 10 ms)"
 

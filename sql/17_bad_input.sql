@@ -58,7 +58,7 @@ SELECT * FROM try($q$SELECT * FROM capacity_rollover('demo."Event"')$q$);
 SELECT count(*) FROM capacity_rollover(as_of => '2026-11-22 00:00+00');
 RESET ROLE;
 -- changing the shape of a policy whose periods exist is refused
-SELECT * FROM try($q$SELECT capacity_manage('demo."IdempotencyRecord"', 'created_at', 'week')$q$);
+SELECT * FROM try($q$SELECT capacity_manage('demo."IdempotencyRecord"', 'created_at', 'day', 'key', 4)$q$);
 -- nothing changed
 SELECT (SELECT count(*) FROM capacity_policy) = :policies_before AS same_policies,
        (SELECT md5(string_agg(p::text, ',' ORDER BY table_name::oid)) FROM capacity_policy p) = :'policy_hash_before' AS same_policy_rows,

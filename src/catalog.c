@@ -20,6 +20,8 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/heapam.h"
 #include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "commands/dbcommands.h"
@@ -38,6 +40,7 @@
 #include "utils/syscache.h"
 #include "catalog/pg_class.h"
 #include "utils/timestamp.h"
+#include "utils/snapmgr.h"
 
 #include "catalog.h"
 
@@ -157,52 +160,91 @@ catalog_execute(const char *sql, int nargs, Oid *types, Datum *values,
 	return rc;
 }
 
+/* Attribute number of a column of one of our catalog tables. */
+static AttrNumber
+catalog_attnum(TupleDesc td, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "matter_capacity: catalog table column %s is missing", name);
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+static int
+cmp_policies(const ListCell *a, const ListCell *b)
+{
+	Oid			ra = ((Policy *) lfirst(a))->relid;
+	Oid			rb = ((Policy *) lfirst(b))->relid;
+
+	return (ra > rb) - (ra < rb);
+}
+
 /*
  * Policies for one table, or all of them when relid is InvalidOid, in mcxt
- * (so they outlive SPI_finish).  Rows of tables dropped since are skipped.
+ * (so they outlive SPI_finish), by table OID.  Rows of tables dropped since
+ * are skipped.  Read with a plain scan of capacity_policy, not a query: a
+ * rollover with nothing to do is mostly this read, and in a fresh session
+ * parsing and planning a query cost more than the scan (docs/benchmarks.md).
  */
 List *
 load_policies(Oid relid, MemoryContext mcxt)
 {
-	char	   *sql;
 	List	   *result = NIL;
-	Oid			types[1] = {OIDOID};
-	Datum		values[1];
-	uint64		i;
+	Relation	rel = table_open(capacity_relid("capacity_policy"), AccessShareLock);
+	TupleDesc	td = RelationGetDescr(rel);
+	Snapshot	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+	AttrNumber	a_table = catalog_attnum(td, "table_name");
+	AttrNumber	a_time = catalog_attnum(td, "time_column");
+	AttrNumber	a_gran = catalog_attnum(td, "granularity");
+	AttrNumber	a_hash = catalog_attnum(td, "hash_column");
+	AttrNumber	a_hash_n = catalog_attnum(td, "hash_partitions");
+	AttrNumber	a_premake = catalog_attnum(td, "premake");
+	AttrNumber	a_retention = catalog_attnum(td, "retention");
+	AttrNumber	a_action = catalog_attnum(td, "retention_action");
+	AttrNumber	a_default = catalog_attnum(td, "default_partition");
+	HeapTuple	tup;
 
-	sql = psprintf("SELECT table_name::pg_catalog.oid, time_column::pg_catalog.text, granularity, "
-				   "hash_column::pg_catalog.text, hash_partitions, premake, retention, "
-				   "retention_action, default_partition FROM %s "
-				   "WHERE $1 OPERATOR(pg_catalog.=) 0 OR table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
-				   "ORDER BY 1",
-				   capacity_object("capacity_policy"));
-	values[0] = ObjectIdGetDatum(relid);
-	catalog_execute(sql, 1, types, values, NULL, true);
-
-	for (i = 0; i < SPI_processed; i++)
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(mcxt);
-		Policy	   *p = palloc0(sizeof(Policy));
+		MemoryContext old;
+		Policy	   *p;
 		bool		isnull;
 		Datum		d;
+		Oid			tbl = DatumGetObjectId(heap_getattr(tup, a_table, td, &isnull));
 
-		p->relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
-		p->time_column = SPI_getvalue(tup, td, 2);
-		parse_granularity(SPI_getvalue(tup, td, 3), &p->gran);
-		p->hash_column = SPI_getvalue(tup, td, 4);
-		d = SPI_getbinval(tup, td, 5, &isnull);
+		if (OidIsValid(relid) && tbl != relid)
+			continue;
+		if (get_rel_name(tbl) == NULL)
+			continue;
+		old = MemoryContextSwitchTo(mcxt);
+		p = palloc0(sizeof(Policy));
+		p->relid = tbl;
+		p->time_column = pstrdup(NameStr(*DatumGetName(heap_getattr(tup, a_time, td, &isnull))));
+		parse_granularity(TextDatumGetCString(heap_getattr(tup, a_gran, td, &isnull)), &p->gran);
+		d = heap_getattr(tup, a_hash, td, &isnull);
+		p->hash_column = isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+		d = heap_getattr(tup, a_hash_n, td, &isnull);
 		p->hash_partitions = isnull ? 0 : DatumGetInt32(d);
-		p->premake = DatumGetInt32(SPI_getbinval(tup, td, 6, &isnull));
-		d = SPI_getbinval(tup, td, 7, &isnull);
+		p->premake = DatumGetInt32(heap_getattr(tup, a_premake, td, &isnull));
+		d = heap_getattr(tup, a_retention, td, &isnull);
 		p->retention = isnull ? NULL : DatumGetIntervalP(datumCopy(d, false, sizeof(Interval)));
-		p->retention_drop = strcmp(SPI_getvalue(tup, td, 8), "drop") == 0;
-		p->default_partition = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
-		if (get_rel_name(p->relid) != NULL)
-			result = lappend(result, p);
+		p->retention_drop = strcmp(TextDatumGetCString(heap_getattr(tup, a_action, td, &isnull)), "drop") == 0;
+		p->default_partition = DatumGetBool(heap_getattr(tup, a_default, td, &isnull));
+		result = lappend(result, p);
 		MemoryContextSwitchTo(old);
 	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	list_sort(result, cmp_policies);
 	return result;
 }
 

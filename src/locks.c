@@ -178,11 +178,6 @@ typedef struct StatementsStep
 	int			n;
 } StatementsStep;
 
-typedef struct AutovacuumYield
-{
-	Datum		rels;			/* regclass[] */
-	Datum		what;			/* text */
-} AutovacuumYield;
 
 static void
 statements_step(void *arg)
@@ -199,7 +194,13 @@ statements_step(void *arg)
 	}
 }
 
-static bool
+/*
+ * A BoundedYield: capacity_autovacuum_yield(rels, what) (60_convert.sql)
+ * makes an autovacuum worker holding one of rels give way; true when one
+ * did.  Runs as the current user (callers switch to the table's owner or
+ * the caller: the extension owner may not signal the worker).
+ */
+bool
 autovacuum_yield(void *arg)
 {
 	AutovacuumYield *y = arg;

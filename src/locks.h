@@ -16,6 +16,15 @@ typedef void (*BoundedStep) (void *arg);
 typedef bool (*BoundedYield) (void *arg);
 
 extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
+
+/* Argument of autovacuum_yield, the BoundedYield for autovacuum workers. */
+typedef struct AutovacuumYield
+{
+	Datum		rels;			/* regclass[] */
+	Datum		what;			/* text */
+} AutovacuumYield;
+
+extern bool autovacuum_yield(void *arg);
 extern bool run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield,
 								 void *yield_arg, int *attempts);
 extern void lock_relation_step(void *arg);

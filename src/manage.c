@@ -253,7 +253,11 @@ capacity_manage(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = pin_search_path();
 
-	/* A policy whose periods exist cannot change their shape. */
+	/*
+	 * A policy whose periods exist cannot change their hash shape.  Its
+	 * granularity can change: periods already made stay, the next ones
+	 * follow the new grid from where the last one ends (free_spans).
+	 */
 	existing = load_policies(relid, CurrentMemoryContext);
 	if (existing != NIL)
 	{
@@ -274,8 +278,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 			get_attnum(relid, old->hash_column) != InvalidAttrNumber)
 			old_hash = old->hash_column;
 		if (layout->parts != NIL &&
-			(old->gran != gran ||
-			 (old_hash == NULL) != (hash_column == NULL) ||
+			((old_hash == NULL) != (hash_column == NULL) ||
 			 (hash_column && strcmp(old_hash, hash_column) != 0)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -283,7 +286,7 @@ capacity_manage(PG_FUNCTION_ARGS)
 							table, quote_identifier(old->time_column), granularity_name(old->gran),
 							old->hash_column ? " and hash of " : "",
 							old->hash_column ? quote_identifier(old->hash_column) : ""),
-					 errhint("Only premake, retention, hash_partitions and default_partition can change once periods exist.")));
+					 errhint("Only granularity, premake, retention, hash_partitions and default_partition can change once periods exist.")));
 	}
 
 	/* names the next rollover needs must be free (or ours) */

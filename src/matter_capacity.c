@@ -122,6 +122,7 @@ int			mc_loopback_timeout_ms = 10000;
 int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
 int			mc_max_leaves_per_policy = 10000;
+int			mc_rescue_rows_per_call = 1000000;
 int			mc_max_label_bytes = 1024;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
@@ -187,6 +188,15 @@ _PG_init(void)
 							&mc_max_leaves_per_policy,
 							10000, 1, 1000000,
 							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.rescue_rows_per_call",
+							"Rows one capacity_rollover() call moves out of a default partition at most (whole periods, at least one).",
+							"The rest is left for the next call and reported as deferred; the procedure and the worker commit each period anyway.",
+							&mc_rescue_rows_per_call,
+							1000000, 1, INT_MAX,
+							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
 

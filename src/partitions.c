@@ -272,6 +272,45 @@ range_datum_to_usecs(PartitionRangeDatumKind kind, Datum value, Oid typid, int64
 	return bound_to_usecs(&c, out);
 }
 
+/*
+ * The range [from, to) a partition of parent was attached for, read from
+ * its own relpartbound alone (no partition descriptor of the parent is
+ * built); false when relid is not such a partition or a bound is not a
+ * finite time.
+ */
+bool
+partition_range(Oid relid, Oid parent, int64 *from, int64 *to)
+{
+	HeapTuple	tup;
+	Datum		d;
+	bool		isnull;
+	bool		ok = false;
+
+	if (!get_rel_relispartition(relid) || get_partition_parent(relid, true) != parent)
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+	if (!isnull)
+	{
+		PartitionBoundSpec *spec = (PartitionBoundSpec *) stringToNode(TextDatumGetCString(d));
+
+		if (spec->strategy == PARTITION_STRATEGY_RANGE && !spec->is_default &&
+			list_length(spec->lowerdatums) == 1 && list_length(spec->upperdatums) == 1)
+		{
+			PartitionRangeDatum *lo = linitial(spec->lowerdatums);
+			PartitionRangeDatum *hi = linitial(spec->upperdatums);
+
+			ok = lo->kind == PARTITION_RANGE_DATUM_VALUE && hi->kind == PARTITION_RANGE_DATUM_VALUE &&
+				IsA(lo->value, Const) && IsA(hi->value, Const) &&
+				bound_to_usecs((Const *) lo->value, from) && bound_to_usecs((Const *) hi->value, to);
+		}
+	}
+	ReleaseSysCache(tup);
+	return ok;
+}
+
 /* Hash modulus of a partitioned child's leaves, 0 for a plain leaf. */
 int
 leaf_modulus(Oid relid)
@@ -414,6 +453,52 @@ find_overlapping(TableLayout *layout, Period p)
 	return NULL;
 }
 
+/*
+ * The spans of p no ranged partition covers, in order (Period *): p itself
+ * when nothing overlaps it, nothing when it is covered whole.  After a
+ * change of granularity a period of the new grid can be partly covered by
+ * periods of the old one; its free span is what the rollover creates, so
+ * the new periods start exactly where the old ones end (no gap, no
+ * overlap) and follow the new grid from its next boundary on.
+ */
+List *
+free_spans(TableLayout *layout, Period p)
+{
+	List	   *spans = NIL;
+	int64		cursor = p.from;
+	ListCell   *lc;
+
+	foreach(lc, layout->parts)
+	{
+		PartInfo   *pi = lfirst(lc);
+		int64		from = pi->from_unbounded ? PG_INT64_MIN : pi->from;
+		int64		to = pi->to_unbounded ? PG_INT64_MAX : pi->to;
+
+		if (to <= cursor || from >= p.to)
+			continue;			/* parts are sorted by from: none skipped */
+		if (from > cursor)
+		{
+			Period	   *span = palloc(sizeof(Period));
+
+			span->from = cursor;
+			span->to = from;
+			spans = lappend(spans, span);
+		}
+		cursor = to;
+		if (cursor >= p.to)
+			return spans;
+	}
+	if (cursor < p.to)
+	{
+		Period	   *span = palloc(sizeof(Period));
+
+		span->from = cursor;
+		span->to = p.to;
+		spans = lappend(spans, span);
+	}
+	return spans;
+}
+
 char *
 sql_qualify(TableLayout *layout, const char *relname)
 {
@@ -520,6 +605,14 @@ sql_move_rows(TableLayout *layout, const char *target_relname, Period p)
 					qualified_name(layout->deflt->relid), range_predicate(layout, p),
 					layout->columns_q, sql_qualify(layout, target_relname),
 					layout->columns_q, layout->columns_q);
+}
+
+/* Does the default partition hold a row of p?  (one row at most is read) */
+char *
+sql_default_has_rows(TableLayout *layout, Period p)
+{
+	return psprintf("SELECT 1 FROM ONLY %s WHERE %s LIMIT 1",
+					qualified_name(layout->deflt->relid), range_predicate(layout, p));
 }
 
 /*

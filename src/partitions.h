@@ -46,7 +46,9 @@ extern void check_range_partitioned_by(Oid relid, const char *time_column,
 extern void check_hash_column(Oid relid, const char *hash_column);
 extern TableLayout *read_table_layout(Oid relid, const char *time_column);
 extern int	leaf_modulus(Oid relid);
+extern bool partition_range(Oid relid, Oid parent, int64 *from, int64 *to);
 extern PartInfo *find_overlapping(TableLayout *layout, Period p);
+extern List *free_spans(TableLayout *layout, Period p);
 extern char *partition_key_column(Oid relid);
 extern char *hash_key_column(TableLayout *layout);
 extern void check_keys_for_hash(Oid relid, const char *hash_column);
@@ -63,6 +65,7 @@ extern char *sql_attach_period(TableLayout *layout, const char *relname, Period 
 extern char *sql_attach_default(TableLayout *layout, const char *relname);
 extern char *sql_move_rows(TableLayout *layout, const char *target_relname, Period p);
 extern char *sql_default_buckets(TableLayout *layout, Granularity g);
+extern char *sql_default_has_rows(TableLayout *layout, Period p);
 extern char *sql_qualify(TableLayout *layout, const char *relname);
 
 #endif							/* MC_PARTITIONS_H */

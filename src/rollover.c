@@ -11,15 +11,23 @@
  *	   constraint proving their bounds included): nobody else can see them,
  *	   so this takes no lock that matters.  Rows of those periods that sit
  *	   in the default partition are moved into them (ROW EXCLUSIVE only).
- *	2. In one short burst under the lock timeout: SHARE UPDATE EXCLUSIVE on
- *	   the parent, ACCESS EXCLUSIVE on the default partition (PostgreSQL
+ *	2. In one short burst under the lock timeout: SHARE on the parent
+ *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
+ *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
  *	   needs it to prove the default holds no row of the new ranges), move
  *	   the few rows that arrived meanwhile, ATTACH each period.  If the
  *	   locks cannot be had, everything of step 1 is rolled back and the
  *	   periods are reported skipped_locked; no row ever stays in a table
  *	   that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
- *	   bounded step each.
+ *	   bounded step each, waiting only for the parent (lock_for_detach).
+ * An autovacuum holding what a step needs is made to give way
+ * (bounded_yielding).  Periods follow the policy's grid; after a change of
+ * granularity the first new one is the free span up to the next boundary
+ * of the new grid (free_spans).
+ * A table with nothing to do is recognised without reading its layout
+ * (nothing_to_do: its next periods by name, an empty default partition),
+ * so a no-op costs a few catalog lookups, not a parse of every bound.
  * A transaction-level lock per table (try_busy_guard, in a lock key space
  * no SQL function reaches) makes a concurrent second caller report
  * skipped_busy instead of doing the same DDL.
@@ -40,15 +48,18 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "access/table.h"
 #include "access/twophase.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -286,13 +297,28 @@ run_guarded(ActionSink *sink, Oid relid, const char *qualname, const char *parti
 	return false;
 }
 
+/*
+ * Has a relation never held a row?  True when it has no pages: every row,
+ * committed or not, lives on one.  Saves planning and running a query on
+ * an empty default partition (what a rollover with nothing to do meets).
+ */
+static bool
+has_no_pages(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		empty = RelationGetNumberOfBlocks(rel) == 0;
+
+	table_close(rel, NoLock);
+	return empty;
+}
+
 static List *
 read_default_buckets(TableLayout *layout, Granularity g)
 {
 	List	   *buckets = NIL;
 	uint64		i;
 
-	if (layout->deflt == NULL)
+	if (layout->deflt == NULL || has_no_pages(layout->deflt->relid))
 		return NIL;
 	exec_sql(sql_default_buckets(layout, g), SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -339,17 +365,62 @@ cmp_new_periods(const ListCell *a, const ListCell *b)
 	return (pa->p.from > pb->p.from) - (pa->p.from < pb->p.from);
 }
 
+/*
+ * A new period: a free span of one period of the policy's grid (the whole
+ * period but at the seam after a change of granularity, see free_spans).
+ * It is named after the grid period it lies in.
+ */
 static NewPeriod *
-add_new_period(List **periods, TableLayout *layout, Policy *pol, int64 start)
+add_new_period(List **periods, TableLayout *layout, Policy *pol, Period span)
 {
 	NewPeriod  *np = palloc0(sizeof(NewPeriod));
 
-	np->p.from = start;
-	np->p.to = period_advance(start, pol->gran, 1);
-	np->suffix = period_suffix(start, pol->gran);
+	np->p = span;
+	np->suffix = period_suffix(span.from, pol->gran);
 	np->relname = partition_relname(layout->relname, np->suffix);
 	*periods = lappend(*periods, np);
 	return np;
+}
+
+/*
+ * The order periods are made in: the current one and those ahead first
+ * (rows being written now stop landing in the default partition at the
+ * first commit), then periods of the past, newest first.  The procedure
+ * and the worker commit one period at a time in this order.
+ */
+static List *
+current_first(List *periods, int64 cur_from)
+{
+	List	   *ahead = NIL;
+	List	   *past = NIL;
+	ListCell   *lc;
+
+	list_sort(periods, cmp_new_periods);
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->p.to > cur_from)
+			ahead = lappend(ahead, np);
+		else
+			past = lcons(np, past);
+	}
+	return list_concat(ahead, past);
+}
+
+/*
+ * For the next lock of a bounded step: lock_timeout is set to what is left
+ * of matter_capacity.lock_timeout since started (at least 1 ms), so the
+ * step's waits add up to one timeout, not one timeout per lock.
+ */
+static void
+wait_within_lock_timeout(instr_time started)
+{
+	char		left[32];
+
+	snprintf(left, sizeof(left), "%d", Max(1, mc_lock_timeout_ms - (int) elapsed_ms(started)));
+	(void) set_config_option("lock_timeout", left, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 /* Argument of attach_burst, the step run under the lock timeout. */
@@ -371,20 +442,63 @@ attach_burst(void *arg)
 	TableLayout *layout = b->layout;
 	ListCell   *lc;
 
-	LockRelationOid(layout->relid, ShareUpdateExclusiveLock);
+	/*
+	 * With a default partition, SHARE on the parent (ATTACH itself needs
+	 * only SHARE UPDATE EXCLUSIVE): a writer routes a row with the
+	 * partition bounds it read when it locked the parent.  One that routed
+	 * a row of a new period to the default partition and queued behind our
+	 * lock on it would, once we commit, find the default's constraint
+	 * changed and fail with 23514.  Writers now queue on the parent instead
+	 * (no longer than the lock timeout: this burst is short) and read the
+	 * new bounds when they get it; readers are not held.
+	 */
+	instr_time	started;
+
+	INSTR_TIME_SET_CURRENT(started);
+	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
 		List	   *buckets;
 
+		/*
+		 * Readers that hold the default partition do not conflict with
+		 * SHARE on the parent, so the default's lock can make us wait too,
+		 * with writers queued behind our parent lock: both waits together
+		 * stay within one lock timeout.
+		 */
+		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
-		buckets = read_default_buckets(layout, b->pol->gran);
+
+		/*
+		 * Rows that arrived since step 1.  One period (the procedure's
+		 * unit): its range is deleted directly, an index scan where the
+		 * table has one, so writers do not wait for a count of the whole
+		 * default partition.
+		 */
+		if (list_length(b->periods) == 1)
+		{
+			NewPeriod  *np = linitial(b->periods);
+
+			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+			buckets = NIL;
+		}
+		else
+			buckets = read_default_buckets(layout, b->pol->gran);
 		foreach(lc, buckets)
 		{
 			Bucket	   *bk = lfirst(lc);
-			NewPeriod  *np = bk->is_null ? NULL : find_new_period(b->periods, bk->start);
+			ListCell   *lp;
 
-			if (np)
+			if (bk->is_null)
+				continue;
+			/* a bucket is a grid period; new periods are spans of one */
+			foreach(lp, b->periods)
 			{
+				NewPeriod  *np = lfirst(lp);
+
+				if (period_floor(np->p.from, b->pol->gran) != bk->start)
+					continue;
 				exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
 				np->moved += SPI_processed;
 			}
@@ -469,6 +583,39 @@ drop_step(void *arg)
 }
 
 /*
+ * The locks a plain DETACH takes, in its order: ACCESS EXCLUSIVE on the
+ * parent (waiting up to the lock timeout), then on the partition, its
+ * leaves and the default partition without waiting.  DETACH itself waited
+ * up to the timeout for each, and the application queued behind our
+ * parent lock meanwhile: up to about two timeouts.  Once we hold the
+ * parent, nobody reaching the partition through it can be in our way;
+ * whoever else is (a session using the partition directly, an
+ * autovacuum) makes this attempt fail at once, and run_bounded retries.
+ */
+static void
+lock_for_detach(const char *parent_q, Oid part_relid)
+{
+	Oid			parent = get_partition_parent(part_relid, true);
+	List	   *rels;
+	ListCell   *lc;
+	Oid			deflt;
+
+	LockRelationOid(parent, AccessExclusiveLock);
+	rels = find_all_inheritors(part_relid, NoLock, NULL);
+	deflt = get_default_partition_oid(parent);
+	if (OidIsValid(deflt) && deflt != part_relid)
+		rels = lappend_oid(rels, deflt);
+	foreach(lc, rels)
+	{
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessExclusiveLock))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("matter_capacity: lock on %s of %s not available",
+							qualified_name(lfirst_oid(lc)), parent_q)));
+	}
+}
+
+/*
  * Plain DETACH: ACCESS EXCLUSIVE on the parent, so run under run_bounded.
  * A detach left pending by an interrupted DETACH ... CONCURRENTLY refuses a
  * plain DETACH; FINALIZE completes it (and may run in a transaction).
@@ -478,6 +625,7 @@ detach_step(void *arg)
 {
 	DetachStep *d = arg;
 
+	lock_for_detach(d->parent_q, d->part_relid);
 	exec_sql(psprintf("ALTER TABLE %s DETACH PARTITION %s%s", d->parent_q, d->part_q,
 					  detach_pending(d->part_relid) ? " FINALIZE" : ""),
 			 SPI_OK_UTILITY);
@@ -529,6 +677,8 @@ finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
 	uint64		i;
 	int			done = 0;
 
+	if (has_no_pages(capacity_relid("capacity_pending_drop")))
+		return 0;
 	catalog_execute(psprintf("SELECT partition_oid FROM %s WHERE table_oid OPERATOR(pg_catalog.=) $1",
 							 capacity_object("capacity_pending_drop")),
 					1, types, values, NULL, true);
@@ -705,6 +855,51 @@ become_caller(Rollover *r)
 }
 
 /*
+ * run_bounded, and after a lock timeout while an autovacuum worker
+ * held the table or one of its partitions: have that worker give way as
+ * the conversion does (locks.c's autovacuum_yield over
+ * capacity_autovacuum_yield: cancelled when not preventing wraparound and
+ * the caller may signal it, else waited for, queueing no lock), and try
+ * again at once.  PostgreSQL cancels
+ * an autovacuum that blocks a lock request only after deadlock_timeout,
+ * longer than our lock timeout, so without this a vacuum of a big default
+ * partition made every rollover of the table skip.  The yield runs as the
+ * caller (the table's owner usually may not signal it).
+ */
+typedef struct RolloverYield
+{
+	Rollover   *r;
+	AutovacuumYield y;
+} RolloverYield;
+
+static bool
+rollover_yield(void *arg)
+{
+	RolloverYield *ry = arg;
+	Oid			userid;
+	int			sec;
+	bool		yielded;
+
+	GetUserIdAndSecContext(&userid, &sec);
+	become_caller(ry->r);
+	yielded = autovacuum_yield(&ry->y);
+	SetUserIdAndSecContext(userid, sec);
+	return yielded;
+}
+
+static bool
+bounded_yielding(Rollover *r, BoundedStep step, void *arg, int *attempts)
+{
+	RolloverYield ry;
+	Datum		rel = ObjectIdGetDatum(r->pol->relid);
+
+	ry.r = r;
+	ry.y.rels = PointerGetDatum(construct_array(&rel, 1, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT));
+	ry.y.what = CStringGetTextDatum(psprintf("rollover of %s", qualified_name(r->pol->relid)));
+	return run_bounded_yielding(step, arg, rollover_yield, &ry, attempts);
+}
+
+/*
  * The busy guard: "this table is being rolled over", held to the end of
  * the transaction.  A lock on an object tag (database, class = our
  * capacity_policy table, object = the managed table): no SQL function can
@@ -843,7 +1038,20 @@ taken_name(TableLayout *layout, Policy *pol, const char *suffix, Oid *holder, ch
  * the default partition.  Returns false then.
  */
 static bool
-choose_names(Rollover *r, NewPeriod *np)
+name_planned(List *named, const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, named)
+	{
+		if (strcmp(((NewPeriod *) lfirst(lc))->relname, relname) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+choose_names(Rollover *r, NewPeriod *np, List *named)
 {
 	TableLayout *layout = r->layout;
 	Policy	   *pol = r->pol;
@@ -858,6 +1066,9 @@ choose_names(Rollover *r, NewPeriod *np)
 		const char *name = taken_name(layout, pol, suffix, &holder, &kind);
 		char	   *holder_q;
 
+		if (name == NULL &&
+			name_planned(named, partition_relname(layout->relname, suffix)))
+			continue;			/* two free spans of one grid period */
 		if (name == NULL)
 		{
 			np->suffix = suffix;
@@ -919,20 +1130,26 @@ check_policy_names(Policy *pol, int64 as_of)
 	/* the first periods the next rollover makes; a bounded number of names */
 	for (t = cur.from; t < horizon_end && checked < 10000; t = period_advance(t, pol->gran, 1))
 	{
-		Period		p = {t, period_advance(t, pol->gran, 1)};
+		Period		grid = {t, period_advance(t, pol->gran, 1)};
+		ListCell   *lc;
 
-		if (find_overlapping(layout, p) != NULL)
-			continue;
-		checked += 1 + (pol->hash_column ? pol->hash_partitions : 0);
-		name = taken_name(layout, pol, period_suffix(t, pol->gran), &holder, &kind);
-		if (name && !is_own_leftover(layout, holder, kind))
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_TABLE),
-					 errmsg("matter_capacity: %s %s already holds the name %s of the period [%s, %s) of table %s",
-							kind == 'T' ? "type" : "relation",
-							kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
-							quote_identifier(name), utc_label(p.from), utc_label(p.to), layout->qualname),
-					 errhint("Rename or drop it, then call capacity_manage() again.")));
+		foreach(lc, free_spans(layout, grid))
+		{
+			Period		p = *(Period *) lfirst(lc);
+
+			if (p.to <= as_of)
+				continue;
+			checked += 1 + (pol->hash_column ? pol->hash_partitions : 0);
+			name = taken_name(layout, pol, period_suffix(p.from, pol->gran), &holder, &kind);
+			if (name && !is_own_leftover(layout, holder, kind))
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_TABLE),
+						 errmsg("matter_capacity: %s %s already holds the name %s of the period [%s, %s) of table %s",
+								kind == 'T' ? "type" : "relation",
+								kind == 'T' ? format_type_be_qualified(holder) : qualified_name(holder),
+								quote_identifier(name), utc_label(p.from), utc_label(p.to), layout->qualname),
+						 errhint("Rename or drop it, then call capacity_manage() again.")));
+		}
 	}
 }
 
@@ -1016,7 +1233,7 @@ build_and_attach(Rollover *r, List *periods, int *attempts)
 	{
 		foreach(lc, periods)
 			build_standalone(r->layout, r->pol, lfirst(lc));
-		attached = run_bounded(attach_burst, &burst, attempts);
+		attached = bounded_yielding(r, attach_burst, &burst, attempts);
 		if (attached)
 			ReleaseCurrentSubTransaction();
 		else
@@ -1098,7 +1315,7 @@ prepare_table(void *arg)
 		}
 		else if (sink->dry_run)
 			emit(sink, layout, "created", name, "default partition", r->started);
-		else if (run_bounded(create_default_step, &b, NULL))
+		else if (bounded_yielding(r, create_default_step, &b, NULL))
 		{
 			emit(sink, layout, "created", name, "default partition", r->started);
 			r->done++;
@@ -1108,6 +1325,54 @@ prepare_table(void *arg)
 			emit(sink, layout, "skipped_locked", name, "default partition: lock not available", r->started);
 	}
 	become_caller(r);
+}
+
+/*
+ * The function form empties a large default partition a bounded number of
+ * rows per call (matter_capacity.rescue_rows_per_call): periods, in the
+ * order current_first gives, are taken while their rows fit (at least the
+ * first); the others are left for the next call and reported as one
+ * 'deferred' row saying how many rows of how many periods are left.  A
+ * period's rows move with its ATTACH in one transaction, so they are
+ * never out of sight of queries.  Returns the periods taken, by start.
+ */
+static List *
+within_rescue_budget(Rollover *r, List *periods)
+{
+	List	   *taken = NIL;
+	int64		rows = 0;
+	int64		left_rows = 0;
+	int			left_periods = 0;
+	NewPeriod  *first_left = NULL;
+	ListCell   *lc;
+
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->default_rows > 0 && rows > 0 &&
+			rows + np->default_rows > mc_rescue_rows_per_call)
+		{
+			left_rows += np->default_rows;
+			left_periods++;
+			if (first_left == NULL || np->p.from < first_left->p.from)
+				first_left = np;
+			continue;
+		}
+		rows += np->default_rows;
+		taken = lappend(taken, np);
+	}
+	if (first_left)
+		emit(r->sink, r->layout, "deferred", get_rel_name(r->layout->deflt->relid),
+			 psprintf(INT64_FORMAT " %s of %d %s (the first from %s) left in the default partition for the next call: "
+					  "one call moves at most matter_capacity.rescue_rows_per_call (%d) rows; "
+					  "CALL capacity_rollover_proc() commits period by period",
+					  left_rows, left_rows == 1 ? "row" : "rows", left_periods,
+					  left_periods == 1 ? "period" : "periods", utc_label(first_left->p.from),
+					  mc_rescue_rows_per_call),
+			 r->started);
+	list_sort(taken, cmp_new_periods);
+	return taken;
 }
 
 /*
@@ -1139,10 +1404,16 @@ plan_and_build(void *arg)
 	check_time_in_range(horizon_end, "as_of plus premake periods");
 	for (t = r->cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
 	{
-		Period		p = {t, period_advance(t, pol->gran, 1)};
+		Period		grid = {t, period_advance(t, pol->gran, 1)};
 
-		if (find_overlapping(layout, p) == NULL)
-			add_new_period(&periods, layout, pol, t);
+		foreach(lc, free_spans(layout, grid))
+		{
+			Period		span = *(Period *) lfirst(lc);
+
+			/* a span already past (before periods of an earlier grid) waits for rows */
+			if (span.to > sink->as_of)
+				add_new_period(&periods, layout, pol, span);
+		}
 	}
 
 	/*
@@ -1164,24 +1435,41 @@ plan_and_build(void *arg)
 	foreach(lc, buckets)
 	{
 		Bucket	   *b = lfirst(lc);
-		NewPeriod  *np = NULL;
+		bool		placed = false;
 
 		if (!b->is_null && b->start >= lower && b->start < horizon_end &&
 			period_time_supported(b->start))
 		{
 			Period		p = period_containing(b->start, pol->gran);
+			List	   *spans = free_spans(layout, p);
+			ListCell   *ls;
 
-			np = find_new_period(periods, p.from);
-			if (np == NULL && find_overlapping(layout, p) == NULL &&
-				period_time_supported(p.from))
-				np = add_new_period(&periods, layout, pol, p.from);
+			/*
+			 * Its rows lie in the free spans of the grid period; when there
+			 * are several (periods of an earlier grid in between), only
+			 * those holding rows are made.
+			 */
+			foreach(ls, spans)
+			{
+				Period		span = *(Period *) lfirst(ls);
+				NewPeriod  *np = find_new_period(periods, span.from);
+
+				if (np == NULL && list_length(spans) > 1)
+				{
+					exec_sql(sql_default_has_rows(layout, span), SPI_OK_SELECT);
+					if (SPI_processed == 0)
+						continue;
+				}
+				if (np == NULL)
+					np = add_new_period(&periods, layout, pol, span);
+				np->default_rows += b->rows;
+				placed = true;
+			}
 		}
-		if (np)
-			np->default_rows += b->rows;
-		else
+		if (!placed)
 			r->kept_rows += b->rows;
 	}
-	list_sort(periods, cmp_new_periods);
+	periods = current_first(periods, r->cur.from);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -1225,7 +1513,7 @@ plan_and_build(void *arg)
 			continue;
 		if (r->step_limit > 0 && list_length(named) >= r->step_limit - r->steps)
 			break;
-		if (choose_names(r, np))
+		if (choose_names(r, np, named))
 			named = lappend(named, np);
 		else
 		{
@@ -1259,6 +1547,8 @@ plan_and_build(void *arg)
 		}
 		sink->locks_used += (int64) per * list_length(periods);
 	}
+	if (r->step_limit == 0 && periods != NIL)
+		periods = within_rescue_budget(r, periods);
 	r->steps += list_length(periods);
 
 	if (sink->dry_run)
@@ -1329,7 +1619,7 @@ retire_one(void *arg)
 		defer_detach(sink, layout, &d, relname, detail);
 	else if (sink->dry_run)
 		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
-	else if (run_bounded(detach_step, &d, NULL))
+	else if (bounded_yielding(r, detach_step, &d, NULL))
 	{
 		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
 		r->done++;
@@ -1364,6 +1654,66 @@ retire_expired(Rollover *r)
 }
 
 /*
+ * Is there nothing to do for this table at as_of?  Answered without the
+ * table's layout: in a fresh session (a cron job, the worker's first
+ * round) building the partition descriptor reads and parses the bound of
+ * every partition, most of a rollover with nothing to do (docs/
+ * benchmarks.md).  True only when every period from the current one to
+ * premake ahead is an attached partition found under the name the rollover
+ * gives it with exactly the period's bounds, the default partition is as
+ * the policy wants it (and has no pages), no retention and no pending drop
+ * is to be looked at, and the policy's columns exist.  Anything else —
+ * a seam after a change of granularity, a versioned name, a renamed
+ * partition — says false, and the full path decides.
+ */
+static bool
+nothing_to_do(Policy *pol, ActionSink *sink)
+{
+	Oid			relid = pol->relid;
+	Oid			nspid = get_rel_namespace(relid);
+	char	   *relname = get_rel_name(relid);
+	Oid			deflt;
+	Period		cur;
+	int64		horizon_end;
+	int64		t;
+	bool		result = false;
+
+	if (pol->retention != NULL || relname == NULL ||
+		get_attnum(relid, pol->time_column) == InvalidAttrNumber ||
+		(pol->hash_column && get_attnum(relid, pol->hash_column) == InvalidAttrNumber))
+		return false;
+	/* the table is not read while another session holds it exclusively */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return false;
+	if (!sink->dry_run && !has_no_pages(capacity_relid("capacity_pending_drop")))
+		goto done;
+	deflt = get_default_partition_oid(relid);
+	if (OidIsValid(deflt) != pol->default_partition)
+		goto done;
+	/* (a rollover attaching a period holds it: that one is for the full path) */
+	if (OidIsValid(deflt) &&
+		(!ConditionalLockRelationOid(deflt, AccessShareLock) || !has_no_pages(deflt)))
+		goto done;
+	cur = period_containing(sink->as_of, pol->gran);
+	horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);
+	for (t = cur.from; t < horizon_end; t = period_advance(t, pol->gran, 1))
+	{
+		Oid			part = get_relname_relid(partition_relname(relname, period_suffix(t, pol->gran)), nspid);
+		int64		from;
+		int64		to;
+
+		if (!OidIsValid(part) || !partition_range(part, relid, &from, &to) ||
+			from != t || to != period_advance(t, pol->gran, 1))
+			goto done;
+	}
+	result = true;
+done:
+	if (!result)
+		UnlockRelationOid(relid, AccessShareLock);
+	return result;
+}
+
+/*
  * Roll one table over at sink->as_of.  Does at most step_limit units of
  * work (a period attached, a partition detached) when step_limit > 0, so
  * the procedure can commit between them.  Returns the units done.  The
@@ -1394,6 +1744,8 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	check_time_in_range(period_advance(period_floor(sink->as_of, pol->gran), pol->gran,
 									   pol->premake + 1),
 						"as_of plus premake periods");
+	if (nothing_to_do(pol, sink))
+		return 0;
 
 	if (!sink->dry_run && !try_busy_guard(pol->relid))
 	{

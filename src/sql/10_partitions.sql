@@ -59,7 +59,9 @@ RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_manage';
 COMMENT ON FUNCTION @extschema@.capacity_manage IS
-    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column).';
+    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
+    'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
+    'Error 55000 when the hash column changes once periods exist.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_rollover(

@@ -70,25 +70,36 @@ COMMENT ON FUNCTION @extschema@.capacity_explain_register IS
     'Register a query the application runs and the most leaf partitions it may scan; checked by capacity_explain_run() as the registering role.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_explain_register(text, text, integer, text[]) FROM PUBLIC;
 
--- @period_start@ ... in params, from the managed table's granularity, in
--- UTC: the periods the rollover makes (capacity_period_start, periods.c).
+-- @period_start@ ... in params, in UTC: the bounds of the managed table's
+-- partition holding as_of (after a change of granularity the period at
+-- the seam is shorter than the grid's), else of the policy's grid period;
+-- the next period likewise.
 CREATE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH g AS (
-        SELECT @extschema@.capacity_period_start(as_of, p.granularity, 0) AS start,
-               @extschema@.capacity_period_start(as_of, p.granularity, 1) AS next,
-               @extschema@.capacity_period_start(as_of, p.granularity, 2) AS after_next
+    WITH parts AS (
+        SELECT t.range_from, t.range_to FROM @extschema@.capacity_partition_tree(tbl) t
+         WHERE t.level = 1 AND NOT t.is_default
+    ), cur AS (
+        SELECT p.granularity AS gran,
+               coalesce((SELECT range_from FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity)) AS s,
+               coalesce((SELECT range_to FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity, 1)) AS e
           FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
+    ), g AS (
+        SELECT s, e, coalesce((SELECT range_to FROM parts WHERE range_from = e),
+                              @extschema@.capacity_period_start(e, gran, 1)) AS e2
+          FROM cur
     )
     SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
         SELECT CASE v
-                 WHEN '@period_start@' THEN (SELECT start FROM g)::text
-                 WHEN '@period_end@' THEN (SELECT next FROM g)::text
-                 WHEN '@mid_period@' THEN (SELECT start + (next - start) / 2 FROM g)::text
-                 WHEN '@mid_next_period@' THEN (SELECT next + (after_next - next) / 2 FROM g)::text
+                 WHEN '@period_start@' THEN (SELECT s FROM g)::text
+                 WHEN '@period_end@' THEN (SELECT e FROM g)::text
+                 WHEN '@mid_period@' THEN (SELECT s + (e - s) / 2 FROM g)::text
+                 WHEN '@mid_next_period@' THEN (SELECT e + (e2 - e) / 2 FROM g)::text
                  ELSE v END
           FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
 $$;

@@ -8111,3 +8111,43 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timesta
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_days(text, jsonb, timestamptz, integer, timestamptz) TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) TO pg_monitor;
+
+-- ======== change of granularity: EXPLAIN checks follow the seam period; capacity_manage says so ========
+-- @period_start@ ... in params, in UTC: the bounds of the managed table's
+-- partition holding as_of (after a change of granularity the period at
+-- the seam is shorter than the grid's), else of the policy's grid period;
+-- the next period likewise.
+CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH parts AS (
+        SELECT t.range_from, t.range_to FROM @extschema@.capacity_partition_tree(tbl) t
+         WHERE t.level = 1 AND NOT t.is_default
+    ), cur AS (
+        SELECT p.granularity AS gran,
+               coalesce((SELECT range_from FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity)) AS s,
+               coalesce((SELECT range_to FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity, 1)) AS e
+          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
+    ), g AS (
+        SELECT s, e, coalesce((SELECT range_to FROM parts WHERE range_from = e),
+                              @extschema@.capacity_period_start(e, gran, 1)) AS e2
+          FROM cur
+    )
+    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
+        SELECT CASE v
+                 WHEN '@period_start@' THEN (SELECT s FROM g)::text
+                 WHEN '@period_end@' THEN (SELECT e FROM g)::text
+                 WHEN '@mid_period@' THEN (SELECT s + (e - s) / 2 FROM g)::text
+                 WHEN '@mid_next_period@' THEN (SELECT e + (e2 - e) / 2 FROM g)::text
+                 ELSE v END
+          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
+$$;
+
+COMMENT ON FUNCTION @extschema@.capacity_manage IS
+    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
+    'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
+    'Error 55000 when the hash column changes once periods exist.';
