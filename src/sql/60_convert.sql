@@ -272,7 +272,8 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: % is not an ordinary table', qual
             USING ERRCODE = '42809', HINT = 'Only ordinary tables are converted.';
     ELSIF r.relpersistence = 't' THEN
-        RAISE EXCEPTION 'matter_capacity: % is a temporary table', qual
+        -- named without its schema: pg_temp_N differs from session to session
+        RAISE EXCEPTION 'matter_capacity: % is a temporary table', quote_ident(r.relname)
             USING ERRCODE = '42809', HINT = 'Temporary tables live for one session; partition a permanent table.';
     ELSIF r.relpersistence = 'u' THEN
         RAISE EXCEPTION 'matter_capacity: % is unlogged', qual
