@@ -78,6 +78,7 @@ CREATE TABLE @extschema@.capacity_sample_daily (
     trough_hour_max double precision,          -- lowest hourly maximum
     peak_hour_avg   double precision,
     trough_hour_avg double precision,
+    p95             double precision,          -- exact, of the raw samples: see capacity_roll_up_days
     PRIMARY KEY (indicator, labels, day)
 );
 CREATE INDEX ON @extschema@.capacity_sample_daily (day);

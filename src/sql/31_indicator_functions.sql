@@ -182,29 +182,66 @@ DECLARE
     lo timestamptz := date_bin('1 day', from_ts, origin);
     hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
     n bigint;
+    pinds text[];
+    kept @extschema@.capacity_sample_daily[];
+    need timestamptz[];
 BEGIN
     IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
         RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
             USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
     END IF;
+    -- A day's p95 cannot be merged from hours, so it is the exact one, of
+    -- the day's raw samples, and kept only where it is read: for the
+    -- indicators an N-day plan condition reads by p95 (capacity_plan_condition
+    -- of 40_stages.sql, read when this runs), on complete days (before
+    -- to_ts's day), computed once and carried over while the day's rollup
+    -- is unchanged (the sampler re-rolls a day for two hours after it ends).
+    pinds := ARRAY(SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c WHERE c.daily = 'p95');
+    IF cardinality(pinds) > 0 THEN
+        kept := ARRAY(SELECT d FROM @extschema@.capacity_sample_daily d
+                       WHERE d.day >= lo AND d.day < hi AND d.p95 IS NOT NULL);
+    END IF;
     DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
     INSERT INTO @extschema@.capacity_sample_daily AS d
-    SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin),
-           min(h.min), max(h.max), sum(h.avg * h.count) / nullif(sum(h.count), 0),
-           (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2], sum(h.count),
-           max(h.min), min(h.max), max(h.avg), min(h.avg)
-      FROM @extschema@.capacity_sample_hourly h
-     WHERE h.hour >= lo AND h.hour < hi
-     GROUP BY 1, 2, 3
+    SELECT r.*, (SELECT k.p95 FROM unnest(kept) k
+                  WHERE k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
+                    AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min
+                    AND k.max IS NOT DISTINCT FROM r.max)
+      FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
+                   min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
+                   (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
+                   max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max,
+                   max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg
+              FROM @extschema@.capacity_sample_hourly h
+             WHERE h.hour >= lo AND h.hour < hi
+             GROUP BY 1, 2, 3) r
     ON CONFLICT (indicator, labels, day) DO UPDATE
        SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
            count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
            trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
-           trough_hour_avg = EXCLUDED.trough_hour_avg;
+           trough_hour_avg = EXCLUDED.trough_hour_avg, p95 = EXCLUDED.p95;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF cardinality(pinds) > 0 THEN
+        need := ARRAY(SELECT DISTINCT d.day FROM @extschema@.capacity_sample_daily d
+                       WHERE d.indicator = ANY (pinds) AND d.day >= lo AND d.day < date_bin('1 day', to_ts, origin)
+                         AND d.p95 IS NULL ORDER BY 1);
+        IF cardinality(need) > 0 THEN
+            -- planned with the bounds (EXECUTE ... USING): they prune
+            EXECUTE 'UPDATE @extschema@.capacity_sample_daily d SET p95 = x.p95
+                       FROM (SELECT s.indicator, s.labels, date_bin(''1 day'', s.sampled_at, $5) AS day,
+                                    percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95
+                               FROM @extschema@.capacity_sample s
+                              WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
+                              GROUP BY 1, 2, 3) x
+                      WHERE x.day = ANY ($4) AND d.indicator = x.indicator AND d.labels = x.labels
+                        AND d.day = x.day AND d.p95 IS NULL'
+               USING pinds, need[1], need[cardinality(need)] + interval '1 day', need, origin;
+        END IF;
+    END IF;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
-    'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups.';
+    'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
+    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_days(timestamptz, timestamptz) FROM PUBLIC;

@@ -115,7 +115,7 @@ COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double
 -- of the counter).  The set logic then runs over those arrays with a
 -- cached plan.  Conditions over N consecutive UTC days read each day's
 -- aggregate of the N complete days before as_of's day (the daily rollups,
--- else the raw samples; a day's p95 always from the raw samples):
+-- else the raw samples; a day's p95 is the exact one either way):
 -- firing when every one of the N days breaches, ok as soon as one day is
 -- under, insufficient data when days are missing and none is under.
 -- plan_name: as in capacity_trigger_resolved.
@@ -139,6 +139,7 @@ DECLARE
     maxdays integer;
     dinds text[];
     pinds text[];
+    pdays jsonb;              -- indicator -> the most days a p95 of it is read over
     ind text;
     missing timestamptz[];
     raw @extschema@.capacity_day_point[];
@@ -157,27 +158,33 @@ BEGIN
     w := coalesce(w, '{}');
 
     -- each UTC day's aggregates of the series day conditions read: the
-    -- daily rollups the sampler keeps, and the raw samples (one pruned
-    -- grouped scan per indicator) for the days a series lacks a rollup of
-    -- and for every day of an indicator whose days need their p95
-    SELECT max(tr.days), array_agg(DISTINCT tr.indicator),
-           coalesce(array_agg(DISTINCT tr.indicator) FILTER (WHERE tr.daily = 'p95'), '{}')
-      INTO maxdays, dinds, pinds
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-     WHERE tr.aggregate = 'days' AND NOT tr.unbound;
+    -- daily rollups the sampler keeps (with a complete day's p95, kept for
+    -- the indicators conditions read it of: capacity_roll_up_days), and the
+    -- raw samples (one pruned grouped scan per indicator) for the days a
+    -- series lacks a rollup of, or a p95 in it that a condition reads
+    SELECT max(x.nd), array_agg(x.indicator ORDER BY x.indicator),
+           coalesce(array_agg(x.indicator ORDER BY x.indicator) FILTER (WHERE x.pd IS NOT NULL), '{}'),
+           jsonb_object_agg(x.indicator, x.pd)
+      INTO maxdays, dinds, pinds, pdays
+      FROM (SELECT tr.indicator, max(tr.days) AS nd, max(tr.days) FILTER (WHERE tr.daily = 'p95') AS pd
+              FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+             WHERE tr.aggregate = 'days' AND NOT tr.unbound
+             GROUP BY tr.indicator) x;
     dp := '{}';
     IF maxdays IS NOT NULL THEN
         lo := day0 - maxdays * interval '1 day';
-        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, NULL, d.count)::@extschema@.capacity_day_point)
+        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.count)::@extschema@.capacity_day_point)
                    FROM @extschema@.capacity_sample_daily d
                   WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
            INTO dp USING dinds, lo, day0;
         dp := coalesce(dp, '{}');
         FOREACH ind IN ARRAY dinds LOOP
             -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none
+            -- since then has none, or its p95 is read and a rollup lacks it
             missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE ind = ANY (pinds)
+                              WHERE (g >= day0 - (pdays ->> ind)::integer * interval '1 day'
+                                     AND EXISTS (SELECT 1 FROM unnest(dp) p
+                                                  WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
                                  OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
                                  OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
                                              WHERE l.indicator = ind AND l.sampled_at >= g
@@ -234,20 +241,23 @@ series AS (   -- every series a metric trigger looks at
         ON l.indicator = t.indicator AND l.labels @> t.filter
      WHERE t.indicator IS NOT NULL AND NOT t.unbound
 ),
-breach AS (   -- 'all' and 'latest': the samples of the window, per series
-    SELECT t.name, x.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
+watched AS MATERIALIZED (   -- 'all' and 'latest': each series with its trigger and window
+    SELECT t.name, t.indicator, x.labels, t.comparator, t.eff_threshold,
+           as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END AS since
+      FROM trig t JOIN series x ON x.name = t.name
+     WHERE t.aggregate IN ('all', 'latest')
+),
+breach AS (   -- the samples of the window, per series: one hash join on the series' key
+    SELECT t.name, t.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
            (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
            CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
            bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
            (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
                       ORDER BY s.sampled_at DESC))[1] AS last_breach
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      JOIN ws s
-        ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
-       AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
-     WHERE t.aggregate IN ('all', 'latest')
-     GROUP BY t.name, t.comparator, x.labels
+      FROM watched t
+      JOIN ws s ON s.indicator = t.indicator AND s.labels = t.labels
+               AND s.sampled_at <= as_of AND s.sampled_at > t.since
+     GROUP BY t.name, t.comparator, t.labels
 ),
 days AS (     -- 'days': each of the N UTC days before as_of's day, per series
     SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,

@@ -61,8 +61,9 @@ CREATE TYPE @extschema@.capacity_forecast_row AS (
 -- stage evaluation needs); only_conditions: only those triggers or
 -- conditions (NULL: all; the stage evaluation of a plan forecasts the
 -- conditions of its moves ahead only).  A condition over N consecutive UTC days is
--- fitted on its daily aggregate (avg, max, min; p95 on the day's max, the
--- rollups keep no percentile) and fires N days after the crossing: its eta
+-- fitted on its daily aggregate (avg, max, min; p95 on the day's max: the
+-- rollups keep a p95 only for the complete days of the indicators a
+-- condition reads it of) and fires N days after the crossing: its eta
 -- is the crossing plus N days.
 CREATE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
                                                         evals @extschema@.capacity_trigger_row[],

@@ -8152,3 +8152,321 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
     'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
     'Error 55000 when the hash column changes once periods exist.';
+
+-- ======== a day's p95 kept in the daily rollups; the window's samples joined on the series' key ========
+-- capacity_sample_daily.p95: the exact p95 of a complete day's raw samples,
+-- for the indicators an N-day plan condition reads by p95, so those
+-- conditions read it from the rollup instead of sorting the raw samples on
+-- every evaluation.  Nothing to back-fill: a 1.0 database has no plan
+-- conditions; days rolled up before a plan reading a p95 is installed keep
+-- a NULL p95 and are read from the raw samples, as before.
+ALTER TABLE @extschema@.capacity_sample_daily ADD COLUMN p95 double precision;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_roll_up_days(from_ts timestamptz, to_ts timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    lo timestamptz := date_bin('1 day', from_ts, origin);
+    hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
+    n bigint;
+    pinds text[];
+    kept @extschema@.capacity_sample_daily[];
+    need timestamptz[];
+BEGIN
+    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
+        RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
+            USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
+    END IF;
+    -- A day's p95 cannot be merged from hours, so it is the exact one, of
+    -- the day's raw samples, and kept only where it is read: for the
+    -- indicators an N-day plan condition reads by p95 (capacity_plan_condition
+    -- of 40_stages.sql, read when this runs), on complete days (before
+    -- to_ts's day), computed once and carried over while the day's rollup
+    -- is unchanged (the sampler re-rolls a day for two hours after it ends).
+    pinds := ARRAY(SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c WHERE c.daily = 'p95');
+    IF cardinality(pinds) > 0 THEN
+        kept := ARRAY(SELECT d FROM @extschema@.capacity_sample_daily d
+                       WHERE d.day >= lo AND d.day < hi AND d.p95 IS NOT NULL);
+    END IF;
+    DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
+    INSERT INTO @extschema@.capacity_sample_daily AS d
+    SELECT r.*, (SELECT k.p95 FROM unnest(kept) k
+                  WHERE k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
+                    AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min
+                    AND k.max IS NOT DISTINCT FROM r.max)
+      FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
+                   min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
+                   (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
+                   max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max,
+                   max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg
+              FROM @extschema@.capacity_sample_hourly h
+             WHERE h.hour >= lo AND h.hour < hi
+             GROUP BY 1, 2, 3) r
+    ON CONFLICT (indicator, labels, day) DO UPDATE
+       SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
+           count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
+           trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
+           trough_hour_avg = EXCLUDED.trough_hour_avg, p95 = EXCLUDED.p95;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF cardinality(pinds) > 0 THEN
+        need := ARRAY(SELECT DISTINCT d.day FROM @extschema@.capacity_sample_daily d
+                       WHERE d.indicator = ANY (pinds) AND d.day >= lo AND d.day < date_bin('1 day', to_ts, origin)
+                         AND d.p95 IS NULL ORDER BY 1);
+        IF cardinality(need) > 0 THEN
+            -- planned with the bounds (EXECUTE ... USING): they prune
+            EXECUTE 'UPDATE @extschema@.capacity_sample_daily d SET p95 = x.p95
+                       FROM (SELECT s.indicator, s.labels, date_bin(''1 day'', s.sampled_at, $5) AS day,
+                                    percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95
+                               FROM @extschema@.capacity_sample s
+                              WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
+                              GROUP BY 1, 2, 3) x
+                      WHERE x.day = ANY ($4) AND d.indicator = x.indicator AND d.labels = x.labels
+                        AND d.day = x.day AND d.p95 IS NULL'
+               USING pinds, need[1], need[cardinality(need)] + interval '1 day', need, origin;
+        END IF;
+    END IF;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
+    'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
+    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
+RETURNS SETOF @extschema@.capacity_trigger_row
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    maxwin interval;
+    inds text[];
+    lo timestamptz;
+    hi timestamptz;
+    w @extschema@.capacity_sample[];
+    gr @extschema@.capacity_growth_point[] := '{}';
+    gt record;
+    gs record;
+    fp record;
+    lp record;
+    day0 timestamptz := date_trunc('day', as_of, 'UTC');
+    maxdays integer;
+    dinds text[];
+    pinds text[];
+    pdays jsonb;              -- indicator -> the most days a p95 of it is read over
+    ind text;
+    missing timestamptz[];
+    raw @extschema@.capacity_day_point[];
+    dp @extschema@.capacity_day_point[];
+BEGIN
+    SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
+           array_agg(DISTINCT tr.indicator)
+      INTO maxwin, inds
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+     WHERE tr.indicator IS NOT NULL AND tr.aggregate NOT IN ('growth', 'days');
+    lo := as_of - maxwin;
+    -- EXECUTE ... USING plans once with the values: the bounds prune
+    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
+              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
+       INTO w USING inds, lo, as_of;
+    w := coalesce(w, '{}');
+
+    -- each UTC day's aggregates of the series day conditions read: the
+    -- daily rollups the sampler keeps (with a complete day's p95, kept for
+    -- the indicators conditions read it of: capacity_roll_up_days), and the
+    -- raw samples (one pruned grouped scan per indicator) for the days a
+    -- series lacks a rollup of, or a p95 in it that a condition reads
+    SELECT max(x.nd), array_agg(x.indicator ORDER BY x.indicator),
+           coalesce(array_agg(x.indicator ORDER BY x.indicator) FILTER (WHERE x.pd IS NOT NULL), '{}'),
+           jsonb_object_agg(x.indicator, x.pd)
+      INTO maxdays, dinds, pinds, pdays
+      FROM (SELECT tr.indicator, max(tr.days) AS nd, max(tr.days) FILTER (WHERE tr.daily = 'p95') AS pd
+              FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+             WHERE tr.aggregate = 'days' AND NOT tr.unbound
+             GROUP BY tr.indicator) x;
+    dp := '{}';
+    IF maxdays IS NOT NULL THEN
+        lo := day0 - maxdays * interval '1 day';
+        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.count)::@extschema@.capacity_day_point)
+                   FROM @extschema@.capacity_sample_daily d
+                  WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
+           INTO dp USING dinds, lo, day0;
+        dp := coalesce(dp, '{}');
+        FOREACH ind IN ARRAY dinds LOOP
+            -- a day is read raw when it has no rollup, or a series alive
+            -- since then has none, or its p95 is read and a rollup lacks it
+            missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
+                              WHERE (g >= day0 - (pdays ->> ind)::integer * interval '1 day'
+                                     AND EXISTS (SELECT 1 FROM unnest(dp) p
+                                                  WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
+                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                             WHERE l.indicator = ind AND l.sampled_at >= g
+                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+            CONTINUE WHEN cardinality(missing) = 0;
+            dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
+            EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
+                              FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
+                                           avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min, %s AS p95, count(*) AS n
+                                      FROM @extschema@.capacity_sample s
+                                     WHERE s.indicator = $1 AND s.sampled_at >= $2 AND s.sampled_at < $3
+                                     GROUP BY 1, 2, 3) d
+                             WHERE d.day = ANY ($4)',
+                           CASE WHEN ind = ANY (pinds) THEN 'percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value)'
+                                ELSE 'NULL::double precision' END)
+               INTO raw USING ind, missing[1], missing[cardinality(missing)] + interval '1 day', missing;
+            dp := dp || coalesce(raw, '{}');
+        END LOOP;
+    END IF;
+
+    FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
+                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter
+               FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+              WHERE tr.aggregate = 'growth' AND NOT tr.unbound
+    LOOP
+        FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
+                  WHERE ls.indicator = gt.indicator AND ls.labels @> gt.filter
+        LOOP
+            lo := as_of - gt.sustain - gt.tol;
+            hi := least(as_of - gt.sustain + gt.tol, as_of);
+            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
+                      ORDER BY s.sampled_at LIMIT 1'
+               INTO fp USING gt.indicator, gs.labels, lo, hi;
+            lo := as_of - gt.tol;
+            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
+                      ORDER BY s.sampled_at DESC LIMIT 1'
+               INTO lp USING gt.indicator, gs.labels, lo, as_of;
+            gr := gr || ROW(gt.name, gs.labels, fp.sampled_at, fp.value, lp.sampled_at, lp.value)::@extschema@.capacity_growth_point;
+        END LOOP;
+    END LOOP;
+
+    RETURN QUERY
+WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
+trig AS (
+    SELECT t.*, greatest(t.sustain * 0.1, interval '2 minutes') AS tol
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+),
+series AS (   -- every series a metric trigger looks at
+    SELECT t.name, l.labels
+      FROM trig t JOIN @extschema@.capacity_latest_sample l
+        ON l.indicator = t.indicator AND l.labels @> t.filter
+     WHERE t.indicator IS NOT NULL AND NOT t.unbound
+),
+watched AS MATERIALIZED (   -- 'all' and 'latest': each series with its trigger and window
+    SELECT t.name, t.indicator, x.labels, t.comparator, t.eff_threshold,
+           as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END AS since
+      FROM trig t JOIN series x ON x.name = t.name
+     WHERE t.aggregate IN ('all', 'latest')
+),
+breach AS (   -- the samples of the window, per series: one hash join on the series' key
+    SELECT t.name, t.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
+           (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
+           CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
+           bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
+           (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
+                      ORDER BY s.sampled_at DESC))[1] AS last_breach
+      FROM watched t
+      JOIN ws s ON s.indicator = t.indicator AND s.labels = t.labels
+               AND s.sampled_at <= as_of AND s.sampled_at > t.since
+     GROUP BY t.name, t.comparator, t.labels
+),
+days AS (     -- 'days': each of the N UTC days before as_of's day, per series
+    SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
+           (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
+           CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
+           bool_and(@extschema@.capacity_breaches(d.v, t.comparator, t.eff_threshold)) AS all_breach
+      FROM trig t
+      JOIN series x ON x.name = t.name
+      JOIN (SELECT p.indicator, p.labels, p.day,
+                   CASE tt.daily WHEN 'max' THEN p.max WHEN 'min' THEN p.min
+                                 WHEN 'p95' THEN p.p95 ELSE p.avg END AS v, tt.name
+              FROM unnest(dp) p JOIN trig tt ON tt.indicator = p.indicator AND tt.aggregate = 'days') d
+        ON d.name = t.name AND d.labels = x.labels
+       AND d.day >= day0 - t.days * interval '1 day' AND d.day < day0
+     WHERE t.aggregate = 'days'
+     GROUP BY t.name, t.comparator, x.labels
+),
+growth AS (   -- 'growth': first and last value of a cumulative counter (read above)
+    SELECT g.name, g.labels, g.first_at, g.first_v, g.last_at, g.last_v FROM unnest(gr) g
+),
+ratio AS (    -- 'ratio': window averages of the series and of the reference series, one pass
+    SELECT t.name, t.label_filter AS labels,
+           avg(s.value) FILTER (WHERE s.labels @> t.label_filter) AS num,
+           avg(s.value) FILTER (WHERE s.labels @> t.ratio_filter) AS den,
+           count(*) FILTER (WHERE s.labels @> t.label_filter OR s.labels @> t.ratio_filter) AS n,
+           greatest(min(s.sampled_at) FILTER (WHERE s.labels @> t.label_filter),
+                    min(s.sampled_at) FILTER (WHERE s.labels @> t.ratio_filter)) AS first_at
+      FROM trig t
+      LEFT JOIN ws s ON s.indicator = t.indicator
+                    AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of
+     WHERE t.aggregate = 'ratio'
+     GROUP BY t.name, t.label_filter
+),
+rows AS (
+    -- declared triggers
+    SELECT t.name, NULL::jsonb AS labels, NULL::float8 AS value, NULL::float8 AS deciding,
+           NULL::bigint AS n, NULL::timestamptz AS window_start,
+           CASE WHEN coalesce(d.active, false) THEN 'firing' ELSE 'not declared' END AS status
+      FROM trig t LEFT JOIN @extschema@.capacity_declaration d ON d.flag = t.declared_flag
+     WHERE t.declared_flag IS NOT NULL
+    UNION ALL
+    SELECT b.name, b.labels, b.last_value, b.deciding, b.n, b.first_at,
+           CASE WHEN t.aggregate = 'latest' THEN
+                     CASE WHEN b.last_breach THEN 'firing' ELSE 'ok' END
+                WHEN b.n < 2 OR b.first_at > as_of - t.sustain + t.tol OR b.last_at < as_of - t.tol
+                     THEN 'insufficient data'
+                WHEN b.all_breach THEN 'firing' ELSE 'ok' END
+      FROM breach b JOIN trig t ON t.name = b.name
+    UNION ALL
+    SELECT dd.name, dd.labels, dd.last_value, dd.deciding, dd.n, dd.first_day,
+           CASE WHEN NOT dd.all_breach THEN 'ok'          -- one day under resets the count
+                WHEN dd.n < t.days THEN 'insufficient data'
+                ELSE 'firing' END
+      FROM days dd JOIN trig t ON t.name = dd.name
+    UNION ALL
+    SELECT g.name, g.labels,
+           (g.last_v - g.first_v) / nullif(extract(epoch FROM g.last_at - g.first_at), 0)
+               * extract(epoch FROM t.per_period),
+           NULL, 2, g.first_at,
+           CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
+                     OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
+                     OR g.last_v < g.first_v THEN 'insufficient data'
+                WHEN @extschema@.capacity_breaches((g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at)
+                                                        * extract(epoch FROM t.per_period),
+                                                    t.comparator, t.eff_threshold)
+                     THEN 'firing' ELSE 'ok' END
+      FROM growth g JOIN trig t ON t.name = g.name
+    UNION ALL
+    SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
+           CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
+                     THEN 'insufficient data'
+                WHEN @extschema@.capacity_breaches(r.num / r.den, t.comparator, t.eff_threshold)
+                     THEN 'firing' ELSE 'ok' END
+      FROM ratio r JOIN trig t ON t.name = r.name
+    UNION ALL
+    -- series that exist but have no sample in the window
+    SELECT x.name, x.labels, NULL, NULL, 0, NULL, 'insufficient data'
+      FROM series x JOIN trig t ON t.name = x.name
+     WHERE (t.aggregate IN ('all', 'latest')
+            AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels))
+        OR (t.aggregate = 'days'
+            AND NOT EXISTS (SELECT 1 FROM days dd WHERE dd.name = x.name AND dd.labels = x.labels))
+    UNION ALL
+    -- metric triggers with no series at all
+    SELECT t.name, t.filter, NULL, NULL, 0, NULL,
+           CASE WHEN t.unbound THEN 'insufficient data (table not bound)' ELSE 'insufficient data' END
+      FROM trig t
+     WHERE t.indicator IS NOT NULL AND t.aggregate <> 'ratio'
+       AND NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
+)
+SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_threshold,
+       t.thr_default, t.comparator, t.sustain, r.n, r.window_start, r.status, t.description
+  FROM rows r JOIN trig t ON t.name = r.name;
+END
+$fn$;
