@@ -8153,7 +8153,7 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
     'Error 55000 when the hash column changes once periods exist.';
 
--- ======== a day's p95 kept in the daily rollups; the window's samples joined on the series' key ========
+-- ======== stage evaluation under 10 ms: a day's p95 kept in the daily rollups; the triggers resolved with a cached plan; the window's samples joined on the series' key ========
 -- capacity_sample_daily.p95: the exact p95 of a complete day's raw samples,
 -- for the indicators an N-day plan condition reads by p95, so those
 -- conditions read it from the rollup instead of sorting the raw samples on
@@ -8235,6 +8235,43 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
     'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
+RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
+              ratio_filter jsonb, per_period interval, comparator text, sustain interval,
+              declared_flag text, description text, eff_threshold double precision,
+              thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT t.name, t.stage, t.indicator, t.label_filter, t.aggregate, t.ratio_filter,
+           t.per_period, t.comparator, t.sustain, t.declared_flag, t.description,
+           t.threshold * coalesce(s.value, 1),
+           (t.threshold_setting IS NOT NULL AND s.value = s.default_value),
+           CASE WHEN t.bind_table IS NULL THEN t.label_filter
+                ELSE t.label_filter || jsonb_build_object('table',
+                       ((bindings ->> t.bind_table)::oid)::regclass::text) END,
+           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL),
+           t.days, t.daily
+      FROM (SELECT c.name, c.stage, c.indicator, c.label_filter, c.bind_table, c.aggregate,
+                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
+                   c.sustain, c.declared_flag, c.description, NULL::integer AS days, NULL::text AS daily
+              FROM @extschema@.capacity_trigger c
+             WHERE capacity_trigger_resolved.plan_name IS NULL
+            UNION ALL
+            SELECT c.name, st.ordinal, c.indicator, c.label_filter, c.bind_table, c.aggregate,
+                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
+                   CASE WHEN c.aggregate = 'days' THEN c.days * interval '1 day' ELSE c.sustain END,
+                   c.declared_flag, c.description, c.days, coalesce(c.daily, 'avg')
+              FROM @extschema@.capacity_plan_condition c
+              JOIN @extschema@.capacity_plan_step st ON st.plan = c.plan AND st.name = c.step
+             WHERE c.plan = capacity_trigger_resolved.plan_name) t
+      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS SETOF @extschema@.capacity_trigger_row
