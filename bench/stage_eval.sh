@@ -45,7 +45,9 @@ SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01
 ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg,
    last = EXCLUDED.last, count = EXCLUDED.count;
 SELECT capacity_roll_up_days('2030-03-18 23:00', '2030-04-01 23:59');
-ANALYZE capacity_sample;
+VACUUM (ANALYZE) capacity_sample;
+VACUUM (ANALYZE) capacity_sample_hourly;
+VACUUM (ANALYZE) capacity_sample_daily;
 SQL
     for p in matter-six-stage tiers-abc evidence-gates control-plane tenant-archetypes; do
         n=$(q -c "SELECT count(*) FROM capacity_trigger_eval('2030-04-01 23:59', capacity_bindings(), NULLIF('$p', 'matter-six-stage'))")
