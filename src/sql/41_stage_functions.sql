@@ -21,9 +21,10 @@ $$;
 -- NULL: the six-stage ladder's capacity_trigger; a plan's name: that
 -- plan's conditions (stage is their step's ordinal; days and daily are
 -- set for N-consecutive-UTC-day conditions, whose sustain is N days).
--- PL/pgSQL rather than SQL so its plan is cached for the session: an
--- evaluation calls it six or seven times, and a SQL function with SET is
--- neither inlined nor kept planned (0.3-0.5 ms of planning a call).
+-- PL/pgSQL rather than SQL, and its one generic plan kept for the session:
+-- an evaluation calls it six or seven times, and a SQL function with SET is
+-- neither inlined nor kept planned (0.3-0.5 ms of planning a call); the
+-- tables are small, so the plan does not need the values.
 CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
 RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
               ratio_filter jsonb, per_period interval, comparator text, sustain interval,
@@ -31,6 +32,7 @@ RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggr
               thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -187,16 +189,18 @@ BEGIN
         dp := coalesce(dp, '{}');
         FOREACH ind IN ARRAY dinds LOOP
             -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none, or its p95 is read and a rollup lacks it
+            -- since then has none, or its p95 is read and a rollup lacks it;
+            -- an indicator with no live series is not evaluated (series)
             missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE (g >= day0 - (pdays ->> ind)::integer * interval '1 day'
-                                     AND EXISTS (SELECT 1 FROM unnest(dp) p
-                                                  WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
-                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
-                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                                             WHERE l.indicator = ind AND l.sampled_at >= g
-                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
-                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+                              WHERE EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.indicator = ind)
+                                AND ((g >= day0 - (pdays ->> ind)::integer * interval '1 day'
+                                      AND EXISTS (SELECT 1 FROM unnest(dp) p
+                                                   WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
+                                     OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                     OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                                 WHERE l.indicator = ind AND l.sampled_at >= g
+                                                   AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                    WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g))));
             CONTINUE WHEN cardinality(missing) = 0;
             dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
             EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)

@@ -8243,6 +8243,7 @@ RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggr
               thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -8334,16 +8335,18 @@ BEGIN
         dp := coalesce(dp, '{}');
         FOREACH ind IN ARRAY dinds LOOP
             -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none, or its p95 is read and a rollup lacks it
+            -- since then has none, or its p95 is read and a rollup lacks it;
+            -- an indicator with no live series is not evaluated (series)
             missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE (g >= day0 - (pdays ->> ind)::integer * interval '1 day'
-                                     AND EXISTS (SELECT 1 FROM unnest(dp) p
-                                                  WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
-                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
-                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                                             WHERE l.indicator = ind AND l.sampled_at >= g
-                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
-                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+                              WHERE EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.indicator = ind)
+                                AND ((g >= day0 - (pdays ->> ind)::integer * interval '1 day'
+                                      AND EXISTS (SELECT 1 FROM unnest(dp) p
+                                                   WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
+                                     OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                     OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                                 WHERE l.indicator = ind AND l.sampled_at >= g
+                                                   AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                    WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g))));
             CONTINUE WHEN cardinality(missing) = 0;
             dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
             EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
