@@ -28,7 +28,7 @@ CREATE FUNCTION pl.raw_p95(ind text, d timestamptz) RETURNS float8 LANGUAGE sql 
      WHERE s.indicator = ind AND s.sampled_at >= d AND s.sampled_at < d + interval '1 day'
 $$;
 SELECT d.day, d.count, d.p95, d.p95 = raw_p95(d.indicator, d.day) AS exact
-  FROM capacity_sample_daily d WHERE d.indicator = 'cpu_utilization' AND d.day >= '2030-01-08' ORDER BY d.day;
+  FROM capacity_sample_daily d WHERE d.indicator = 'cpu_utilization' AND d.day >= '2030-01-08' AND d.day < '2030-02-01' ORDER BY d.day;
 -- the condition reads the rollups: the same rows as from the raw samples
 SELECT (SELECT array_agg(r::text) FROM from_raw r) = (SELECT array_agg(c::text) FROM cond('tiers-abc', 'B.cpu_p95', '2030-01-11 12:00+00') c)
        AS same_as_raw;
@@ -62,9 +62,9 @@ SELECT days('write_latency_p95_ms', 150, '2030-01-08', '2030-01-10');
 SELECT capacity_roll_up_hours('2030-01-08', '2030-01-11 00:10') > 0 AS hours_rolled;
 SELECT capacity_roll_up_days('2030-01-08', '2030-01-11 00:10') > 0 AS days_rolled;
 SELECT count(*) AS days, count(d.p95) AS with_p95
-  FROM capacity_sample_daily d WHERE d.indicator = 'write_latency_p95_ms' AND d.day >= '2030-01-08';
+  FROM capacity_sample_daily d WHERE d.indicator = 'write_latency_p95_ms' AND d.day >= '2030-01-08' AND d.day < '2030-02-01';
 
 SELECT clear();
-DELETE FROM capacity_sample_hourly WHERE hour >= '2030-01-01';
-DELETE FROM capacity_sample_daily WHERE day >= '2030-01-01';
+DELETE FROM capacity_sample_hourly WHERE hour >= '2030-01-01' AND hour < '2030-02-01';
+DELETE FROM capacity_sample_daily WHERE day >= '2030-01-01' AND day < '2030-02-01';
 DROP FUNCTION pl.raw_p95(text, timestamptz);
