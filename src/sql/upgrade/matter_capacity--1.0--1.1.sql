@@ -8278,6 +8278,7 @@ CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, 
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
 AS $fn$
 DECLARE
     maxwin interval;
