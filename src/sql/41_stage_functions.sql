@@ -127,15 +127,20 @@ COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double
 -- else the raw samples; a day's p95 is the exact one either way):
 -- firing when every one of the N days breaches, ok as soon as one day is
 -- under, insufficient data when days are missing and none is under.
--- plan_name: as in capacity_trigger_resolved.  No nested loops: the
--- final query's kept (generic) plan cannot see how many samples the array
--- holds (it guesses 100 of the benchmark's 1,320) and would compare every
--- sample with every series (26,400 pairs, 2.8 ms) instead of hashing them.
+-- plan_name: as in capacity_trigger_resolved.  Its statements keep one
+-- generic plan from the first call (planning the final query costs more
+-- than running it: five custom plans per session first cost 1-4 ms each;
+-- the reads of capacity_sample are EXECUTEd, so still planned with their
+-- values and pruned), and without nested loops: that plan cannot see how
+-- many samples the array holds (it guesses 100 of the benchmark's 1,320)
+-- and would compare every sample with every series (26,400 pairs, 2.8 ms)
+-- instead of hashing them.
 CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_nestloop = off
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     maxwin interval;

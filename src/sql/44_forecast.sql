@@ -72,6 +72,7 @@ CREATE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horiz
 RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
 AS $fn$
 DECLARE
     lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);

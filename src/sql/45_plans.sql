@@ -584,6 +584,7 @@ RETURNS TABLE(current_stage integer, current_name text, recommended_stage intege
               runbook text, evaluated_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
 AS $$
 DECLARE
     rows @extschema@.capacity_trigger_row[];

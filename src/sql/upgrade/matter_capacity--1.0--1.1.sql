@@ -8279,6 +8279,7 @@ RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_nestloop = off
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     maxwin interval;
@@ -8511,3 +8512,464 @@ SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_thresh
   FROM rows r JOIN trig t ON t.name = r.name;
 END
 $fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
+                                                        evals @extschema@.capacity_trigger_row[],
+                                                        min_stage integer, plan_name text,
+                                                        only_conditions text[] DEFAULT NULL)
+RETURNS SETOF @extschema@.capacity_forecast_row
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
+AS $fn$
+DECLARE
+    lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    today timestamptz;
+    first_day timestamptz;
+    inds text[];
+    counters text[];
+    recent @extschema@.capacity_sample[];
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
+        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
+    END IF;
+    today := date_bin('1 day', as_of, origin);
+    first_day := today - make_interval(days => lookback);
+
+    SELECT array_agg(DISTINCT t.indicator),
+           array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
+      INTO inds, counters
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
+    inds := inds || '{table_rows_inserted}';
+    counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
+    -- the newest sample of each row count and counter in the last day: kept
+    -- in capacity_latest_sample, unless as_of is in the past of it; then
+    -- from the raw samples, planned with the bounds to read one or two days
+    recent := ARRAY(SELECT ROW(l.indicator, l.labels, l.sampled_at, l.value)::@extschema@.capacity_sample
+                      FROM @extschema@.capacity_latest_sample l
+                     WHERE l.indicator = ANY (counters) AND l.value IS NOT NULL
+                       AND l.sampled_at > as_of - interval '1 day' AND l.sampled_at <= as_of);
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                WHERE l.indicator = ANY (counters) AND l.sampled_at > as_of) THEN
+        EXECUTE 'SELECT array_agg(s) FROM (
+                     SELECT DISTINCT ON (s.indicator, s.labels) s.*
+                       FROM @extschema@.capacity_sample s
+                      WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3
+                        AND s.value IS NOT NULL
+                      ORDER BY s.indicator, s.labels, s.sampled_at DESC) s'
+           INTO recent USING counters, as_of - interval '1 day', as_of;
+    END IF;
+
+    RETURN QUERY
+WITH days AS MATERIALIZED (   -- each series on each complete day of the lookback
+    SELECT d.* FROM @extschema@.capacity_sample_daily d
+     WHERE d.indicator = ANY (inds) AND d.day >= first_day AND d.day < today
+),
+now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
+trig AS (
+    SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
+           (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
+      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
+     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
+       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
+),
+series AS (   -- every series a trigger looks at; a ratio trigger is one series
+    SELECT t.name, x.labels
+      FROM trig t
+      JOIN (SELECT DISTINCT d.indicator, d.labels FROM days d
+            UNION SELECT n.indicator, n.labels FROM now_s n
+            UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
+        ON x.indicator = t.indicator AND x.labels @> t.filter
+     WHERE t.aggregate <> 'ratio' AND NOT t.unbound
+    UNION ALL
+    SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
+),
+day_stats AS (   -- the days of every series a level trigger looks at
+    SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
+           d.max, d.min, d.last, d.avg
+      FROM series x JOIN trig t ON t.name = x.name
+      JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
+     WHERE t.aggregate IN ('all', 'latest', 'days')
+),
+level_points AS (
+    -- all: the best hour of the day (the hourly minimum when the window is
+    -- an hour or more, else the hourly average); latest: the day's extreme
+    SELECT d.name, d.labels, 'level'::text AS basis,
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
+           CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
+                WHEN t.aggregate = 'all' THEN
+                     CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
+                -- N consecutive days: the day's aggregate the condition compares
+                WHEN t.aggregate = 'days' THEN
+                     CASE t.daily WHEN 'max' THEN d.max WHEN 'p95' THEN d.max WHEN 'min' THEN d.min ELSE d.avg END
+                ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
+      FROM day_stats d JOIN trig t ON t.name = d.name
+     WHERE NOT t.rowcount
+    UNION ALL
+    -- ratio: the day's average of the series over that of the reference
+    SELECT t.name, t.label_filter, 'level',
+           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400,
+           avg(d.avg) FILTER (WHERE d.labels @> t.label_filter)
+             / nullif(avg(d.avg) FILTER (WHERE d.labels @> t.ratio_filter), 0)
+      FROM trig t JOIN days d ON d.indicator = t.indicator
+     WHERE t.aggregate = 'ratio'
+     GROUP BY t.name, t.label_filter, d.day
+),
+rows_now AS (   -- the row count a table_rows trigger starts from
+    SELECT x.name, x.labels, n.value
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
+),
+counter_series AS (   -- cumulative series: growth triggers, and inserts behind row counts
+    SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
+      FROM series x JOIN trig t ON t.name = x.name
+     WHERE t.aggregate = 'growth' OR t.rowcount
+),
+counter_values AS (   -- end of each day, and the newest raw value of today
+    SELECT c.name, c.labels, d.day + interval '1 day' AS at, d.last AS v
+      FROM counter_series c JOIN days d ON d.indicator = c.counter AND d.labels = c.labels
+    UNION ALL
+    SELECT c.name, c.labels, n.sampled_at, n.value
+      FROM counter_series c JOIN now_s n ON n.indicator = c.counter AND n.labels = c.labels
+     WHERE n.sampled_at > today
+),
+counter_steps AS (   -- increments; after a reset the counter restarted from zero
+    SELECT v.*, v.v - lag(v.v) OVER w AS dv,
+           extract(epoch FROM v.at - lag(v.at) OVER w)::float8 / 86400 AS dt
+      FROM counter_values v
+    WINDOW w AS (PARTITION BY v.name, v.labels ORDER BY v.at)
+),
+counter_sums AS (
+    SELECT s.*, sum(CASE WHEN s.dv IS NULL THEN 0 WHEN s.dv >= 0 THEN s.dv ELSE s.v END)
+                    OVER (PARTITION BY s.name, s.labels ORDER BY s.at) AS cum
+      FROM counter_steps s
+),
+counter_points AS (
+    -- growth: the rate between two consecutive values, in the trigger's
+    -- per_period units, placed in the middle of its interval
+    SELECT c.name, c.labels, 'rate'::text AS basis,
+           extract(epoch FROM c.at - as_of)::float8 / 86400 - c.dt / 2 AS t,
+           c.dv / c.dt * extract(epoch FROM t.per_period)::float8 / 86400 AS y
+      FROM counter_sums c JOIN trig t ON t.name = c.name
+     WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
+    UNION ALL
+    -- row counts, where the counts are stale or too few: the current count
+    -- less the rows inserted since each day (retention is not seen)
+    SELECT c.name, c.labels, 'inserts',
+           extract(epoch FROM c.at - as_of)::float8 / 86400,
+           r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
+      FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
+    UNION ALL
+    -- row counts: the counts themselves, i.e. the net change (inserts less
+    -- deletes and retention)
+    SELECT d.name, d.labels, 'rows',
+           extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
+      FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
+    UNION ALL
+    SELECT r.name, r.labels, 'rows', 0::float8, r.value FROM rows_now r
+),
+points AS (
+    SELECT * FROM level_points WHERE y IS NOT NULL
+    UNION ALL
+    SELECT * FROM counter_points WHERE y IS NOT NULL
+),
+stale AS (   -- row counts not refreshed: unmoved through the last three days, sampled
+             -- more than once a day, while the insert counter rose
+    SELECT x.name, x.labels
+      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
+      JOIN days r ON r.indicator = 'table_rows' AND r.labels = x.labels AND r.day >= today - interval '3 days'
+      JOIN days c ON c.indicator = 'table_rows_inserted' AND c.labels = x.labels AND c.day = r.day
+     GROUP BY x.name, x.labels
+    HAVING count(*) = 3 AND min(r.count) >= 2 AND min(r.min) = max(r.max) AND min(r.min) > 0
+       AND max(c.max) > min(c.min)
+),
+basis AS (   -- row counts: their net change, unless they are stale or too few;
+             -- then the current count moved back by the inserts
+    SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
+      FROM points p
+      LEFT JOIN stale s ON s.name = p.name AND s.labels = p.labels
+     GROUP BY p.name, p.labels, p.basis, s.name
+     ORDER BY p.name, p.labels, count(*) >= 7 DESC, (p.basis = 'inserts') = (s.name IS NOT NULL) DESC
+),
+fits AS (
+    SELECT b.name, b.labels, b.basis,
+           @extschema@.capacity_fit_trend(array_agg(p.t ORDER BY p.t), array_agg(p.y ORDER BY p.t),
+                                          t.eff_threshold, t.comparator,
+                                          CASE WHEN t.rowcount THEN min(r.value) END, 7) AS f
+      FROM basis b
+      JOIN points p ON p.name = b.name AND p.labels = b.labels AND p.basis = b.basis
+      JOIN trig t ON t.name = b.name
+      LEFT JOIN rows_now r ON r.name = b.name AND r.labels = b.labels
+     GROUP BY b.name, b.labels, b.basis, t.eff_threshold, t.comparator, t.rowcount
+),
+every AS (   -- every series, and a row for triggers that have none
+    SELECT x.name, x.labels FROM series x
+    UNION ALL
+    SELECT t.name, t.filter FROM trig t
+     WHERE NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
+),
+judged AS (
+    SELECT t.stage, t.name, t.indicator, e.labels, t.eff_threshold, t.comparator, t.aggregate,
+           t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
+           CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
+           -- a growth trigger averages its window: it follows the daily rate by half of it
+           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2
+                -- N consecutive days fire N days after the crossing
+                WHEN t.aggregate = 'days' THEN t.sustain ELSE interval '0' END AS lag_by,
+           EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
+           EXISTS (SELECT 1 FROM unnest(evals) v
+                    WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
+      FROM every e JOIN trig t ON t.name = e.name
+      LEFT JOIN fits f ON f.name = e.name AND f.labels = e.labels
+      LEFT JOIN rows_now r ON r.name = e.name AND r.labels = e.labels
+),
+dated AS (
+    SELECT j.*,
+           as_of + j.days * interval '1 day' + j.lag_by AS eta_at,
+           as_of + j.days_earliest * interval '1 day' + j.lag_by AS early_at,
+           as_of + j.days_latest * interval '1 day' + j.lag_by AS late_at
+      FROM judged j
+)
+SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.comparator,
+       CASE WHEN d.method = 'multiplicative' THEN d.cur * (exp(d.slope) - 1) ELSE d.slope END,
+       CASE WHEN d.method = 'multiplicative' THEN 100 * (exp(d.slope) - 1) END,
+       d.method,
+       CASE WHEN d.firing THEN as_of ELSE d.eta_at END,
+       CASE WHEN d.firing THEN 0 ELSE round((extract(epoch FROM d.eta_at - as_of) / 86400)::numeric, 1) END,
+       CASE WHEN d.firing THEN as_of ELSE d.early_at END,
+       CASE WHEN d.firing THEN as_of ELSE d.late_at END,
+       CASE WHEN d.firing THEN 'firing'
+            WHEN d.verdict IS NULL OR d.verdict = 'insufficient data' OR (d.rowcount AND d.cur IS NULL)
+                 THEN 'insufficient data'
+            WHEN d.verdict IN ('trend', 'reached') AND d.eta_at IS NOT NULL THEN
+                 CASE WHEN d.eta_at <= as_of + horizon THEN 'forecast' ELSE 'beyond horizon' END
+            ELSE 'no trend' END,
+       coalesce(d.points, 0),
+       concat_ws('; ',
+           CASE WHEN d.unbound THEN 'table not bound (capacity_bind_table)' END,
+           CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
+           CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
+           CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
+           CASE WHEN d.other_days IS NOT NULL THEN
+                'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
+                || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
+           CASE WHEN d.verdict <> 'insufficient data' THEN
+                CASE d.basis WHEN 'inserts' THEN
+                                  CASE WHEN d.stale THEN 'current rows + insert trend: the row counts did not move while rows were inserted'
+                                       ELSE 'current rows + insert trend: too few row counts' END
+                             WHEN 'rows' THEN 'row counts: the net change'
+                             WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
+                             ELSE NULL END END)
+  FROM dated d
+UNION ALL
+-- partition runway: if rollover stopped now, rows for times after the
+-- newest partition's upper bound would land in the default partition
+SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
+       jsonb_build_object('table', p.table_name::text),
+       extract(epoch FROM coalesce(h.range_to, as_of) - as_of)::float8 / 86400, 0::float8, '<='::text,
+       -1::float8, NULL::float8, 'partition bounds'::text,
+       coalesce(h.range_to, as_of),
+       round((extract(epoch FROM coalesce(h.range_to, as_of) - as_of) / 86400)::numeric, 1),
+       coalesce(h.range_to, as_of), coalesce(h.range_to, as_of),
+       CASE WHEN coalesce(h.range_to, as_of) <= as_of THEN 'firing'
+            WHEN h.range_to <= as_of + horizon THEN 'forecast'
+            ELSE 'beyond horizon' END,
+       NULL::integer,
+       CASE WHEN p.default_partition THEN 'if rollover stopped, later rows would go to the default partition'
+            ELSE 'if rollover stopped, later rows would fail: no default partition' END
+  FROM @extschema@.capacity_policy p
+  LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
+ WHERE min_stage IS NULL AND plan_name IS NULL
+ ORDER BY 1 NULLS LAST, 2, 4;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
+RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
+              recommended_name text, decision text, firing text[], evidence jsonb,
+              runbook text, evaluated_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
+AS $$
+DECLARE
+    rows @extschema@.capacity_trigger_row[];
+    cs jsonb;               -- per condition: status and series
+    rs jsonb;               -- per step and rule: holds | fails | insufficient
+    gs jsonb;               -- per step, rule and group: the same
+    cur record;
+    up record;
+    down record;
+    gates_open text[];
+    gates_pending text[];
+    violated text[];
+    insufficient text[];
+    unchecked text[];
+    fired text[];
+    ev jsonb;
+BEGIN
+    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
+    SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
+    down := up;
+
+    -- conditions, groups, rules
+    WITH cond AS (
+        SELECT c.name, c.step, c.rule, c.grp, c.description,
+               CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
+                    WHEN bool_or(e.status IN ('ok', 'not declared')) THEN
+                         CASE WHEN c.declared_flag IS NOT NULL THEN 'not declared' ELSE 'ok' END
+                    ELSE coalesce(min(e.status), 'insufficient data') END AS status,
+               jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                   'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
+                   'threshold', e.threshold, 'comparator', e.comparator, 'window', e.sustain::text,
+                   'samples', e.samples, 'since', e.window_start, 'status', e.status))
+                   ORDER BY e.labels::text) FILTER (WHERE e.trigger_name IS NOT NULL) AS series
+          FROM @extschema@.capacity_plan_condition c
+          LEFT JOIN unnest(rows) e ON e.trigger_name = c.name
+         WHERE c.plan = plan_name
+         GROUP BY c.name, c.step, c.rule, c.grp, c.description, c.declared_flag
+    ), grp AS (
+        SELECT c.step, c.rule, c.grp,
+               CASE WHEN bool_and(c.status = 'firing') THEN 'holds'
+                    WHEN bool_or(c.status IN ('ok', 'not declared')) THEN 'fails'
+                    ELSE 'insufficient' END AS status
+          FROM cond c GROUP BY 1, 2, 3
+    ), rule AS (
+        SELECT g.step, g.rule,
+               CASE WHEN bool_or(g.status = 'holds') THEN 'holds'
+                    WHEN bool_and(g.status = 'fails') THEN 'fails'
+                    ELSE 'insufficient' END AS status
+          FROM grp g GROUP BY 1, 2
+    )
+    SELECT (SELECT jsonb_object_agg(c.name, jsonb_build_object('step', c.step, 'rule', c.rule, 'group', c.grp,
+                                        'status', c.status, 'description', c.description,
+                                        'series', coalesce(c.series, '[]'::jsonb))) FROM cond c),
+           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r),
+           (SELECT jsonb_object_agg(g.step || '/' || g.rule || '/' || g.grp, g.status) FROM grp g)
+      INTO cs, rs, gs;
+    cs := coalesce(cs, '{}');
+    rs := coalesce(rs, '{}');
+    gs := coalesce(gs, '{}');
+
+    -- the ladder
+    SELECT s.* INTO cur
+      FROM @extschema@.capacity_plan_step s
+     WHERE s.plan = plan_name AND s.kind = 'tier'
+       AND s.name = coalesce((SELECT h.tier FROM @extschema@.capacity_plan_tier_history h
+                               WHERE h.plan = plan_name AND h.set_at <= as_of
+                               ORDER BY h.set_at DESC, h.id DESC LIMIT 1),
+                             (SELECT f.name FROM @extschema@.capacity_plan_step f
+                               WHERE f.plan = plan_name AND f.kind = 'tier' AND f.from_tier IS NULL));
+    IF cur.name IS NOT NULL THEN
+        SELECT s.* INTO up FROM @extschema@.capacity_plan_step s
+         WHERE s.plan = plan_name AND s.kind = 'tier' AND s.ordinal > cur.ordinal
+           AND rs ->> (s.name || '/enter') = 'holds'
+         ORDER BY s.ordinal DESC LIMIT 1;
+        IF NOT cur.one_way AND rs ->> (cur.name || '/exit') = 'holds' THEN
+            SELECT s.* INTO down FROM @extschema@.capacity_plan_step s
+             WHERE s.plan = plan_name AND s.kind = 'tier' AND s.name = cur.from_tier;
+        END IF;
+    END IF;
+
+    SELECT array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
+                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') = 'holds'),
+           array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
+                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') <> 'holds')
+      INTO gates_open, gates_pending
+      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name AND s.kind = 'gate';
+    SELECT array_agg(s.name ORDER BY s.ordinal) INTO violated
+      FROM @extschema@.capacity_plan_step s
+     WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
+    -- rules whose next move lacks data: the tier above, the current tier's
+    -- exit, every gate (review); guardrails that lack data are listed with
+    -- them but do not hold the decision (a guardrail reports a breach, it is
+    -- not a move: an indicator nobody records yet must not block the verdict)
+    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
+           array_agg(x.k ORDER BY x.k)
+      INTO insufficient, unchecked
+      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
+              FROM @extschema@.capacity_plan_step s
+              CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
+             WHERE s.plan = plan_name
+               AND rs ->> (s.name || '/' || r.rule) = 'insufficient'
+               AND ((s.kind = 'tier' AND r.rule = 'enter' AND s.ordinal = cur.ordinal + 1)
+                    OR (s.kind = 'tier' AND r.rule = 'exit' AND s.name = cur.name AND NOT s.one_way)
+                    OR (s.kind IN ('gate', 'guardrail') AND r.rule = 'enter'))) x;
+
+    current_stage := coalesce(cur.ordinal, 0);
+    current_name := cur.name;
+    evaluated_at := as_of;
+    IF up.name IS NOT NULL OR gates_open IS NOT NULL THEN
+        decision := 'promote';
+        recommended_stage := coalesce(up.ordinal, current_stage);
+        recommended_name := coalesce(up.name, current_name);
+        runbook := coalesce(up.runbook, (SELECT s.runbook FROM @extschema@.capacity_plan_step s
+                                          WHERE s.plan = plan_name AND s.name = gates_open[1]));
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
+                          AND (c.value ->> 'step' = up.name OR c.value ->> 'step' = ANY (gates_open))
+                        ORDER BY c.key);
+    ELSIF down.name IS NOT NULL THEN
+        decision := 'rollback';
+        recommended_stage := down.ordinal;
+        recommended_name := down.name;
+        runbook := cur.runbook;
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'step' = cur.name AND c.value ->> 'rule' = 'exit'
+                        ORDER BY c.key);
+    ELSE
+        decision := CASE WHEN violated IS NOT NULL OR gates_pending IS NOT NULL OR insufficient IS NOT NULL
+                         THEN 'review' ELSE 'stay' END;
+        recommended_stage := current_stage;
+        recommended_name := current_name;
+        runbook := cur.runbook;
+        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'rule' = 'enter'
+                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
+                          AND (c.value ->> 'step' = ANY (violated) OR c.value ->> 'step' = ANY (gates_pending))
+                        ORDER BY c.key);
+    END IF;
+    firing := fired;
+
+    SELECT jsonb_build_object(
+             'plan', plan_name,
+             'steps', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                 'name', s.name, 'kind', s.kind, 'ordinal', s.ordinal, 'from', s.from_tier,
+                 'one_way', CASE WHEN s.kind = 'tier' THEN s.one_way END,
+                 'position', CASE WHEN s.kind <> 'tier' THEN NULL
+                                  WHEN s.name = cur.name THEN 'current'
+                                  WHEN s.ordinal < cur.ordinal THEN 'passed' ELSE 'ahead' END,
+                 'enter', rs ->> (s.name || '/enter'),
+                 'exit', rs ->> (s.name || '/exit'),
+                 'checklist', CASE WHEN s.kind = 'gate' THEN
+                      (SELECT jsonb_object_agg(c.key, c.value ->> 'status' = 'firing') FROM jsonb_each(cs) c
+                        WHERE c.value ->> 'step' = s.name AND c.value ->> 'rule' = 'checklist') END,
+                 'status', CASE s.kind
+                      WHEN 'gate' THEN CASE WHEN s.name = ANY (gates_open) THEN 'open'
+                                            WHEN s.name = ANY (gates_pending) THEN 'evidence met, checklist incomplete'
+                                            WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
+                                            ELSE 'closed' END
+                      WHEN 'guardrail' THEN CASE WHEN s.name = ANY (violated) THEN 'violated'
+                                                 WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
+                                                 ELSE 'kept' END
+                      WHEN 'alert' THEN CASE rs ->> (s.name || '/enter') WHEN 'holds' THEN 'firing'
+                                                                         WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
+                      END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
+             'conditions', cs,
+             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
+      INTO ev
+      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
+    evidence := ev;
+    RETURN NEXT;
+END
+$$;
