@@ -203,10 +203,7 @@ BEGIN
     END IF;
     DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
     INSERT INTO @extschema@.capacity_sample_daily AS d
-    SELECT r.*, (SELECT k.p95 FROM unnest(kept) k
-                  WHERE k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
-                    AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min
-                    AND k.max IS NOT DISTINCT FROM r.max)
+    SELECT r.*, k.p95
       FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
                    min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
                    (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
@@ -215,6 +212,9 @@ BEGIN
               FROM @extschema@.capacity_sample_hourly h
              WHERE h.hour >= lo AND h.hour < hi
              GROUP BY 1, 2, 3) r
+      LEFT JOIN unnest(kept) k   -- one join, not a subquery per rollup: the sampler writes thousands
+        ON k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
+       AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min AND k.max IS NOT DISTINCT FROM r.max
     ON CONFLICT (indicator, labels, day) DO UPDATE
        SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
            count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
