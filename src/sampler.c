@@ -155,6 +155,15 @@ static const BuiltinQuery builtin_queries[] = {
  * newest sample, or else from the sum of its leaves' counts less the rows
  * the engine moved or copied into them.
  *
+ * table_rows_deleted (written by measures.c) is the same kind of counter
+ * over n_tup_del ('table_rows_deleted', capacity_leaf_deletes), without
+ * default partitions (the rescue moves rows out of them by deleting them,
+ * which is not the application's) and without engine records; a table
+ * seen for the first time starts from its newest sample or the sum of its
+ * leaves' counts.  Both counters advance in this one walk of the leaves
+ * ($2: count inserts, $3: count deletes; a part not counted writes
+ * nothing): walking 50,000 leaves twice cost some 200 ms a sampling.
+ *
  * It also returns the three table figures, as TABLE_STATS_SQL does, from
  * the same walk of the leaves.  A leaf whose statistics were reset has a
  * live count (n_live_tup) that restarted from zero too, and stays wrong
@@ -162,11 +171,13 @@ static const BuiltinQuery builtin_queries[] = {
  * since) its table_rows is the catalog's count at the last one
  * (reltuples) plus the rows counted since the reset.  The reset is seen
  * as the insert count going back, and remembered (capacity_leaf_inserts.
- * reset) until an ANALYZE or VACUUM.  $1 = as_of.  The caller holds
- * capacity_leaf_inserts' lock, so two samplers never count the same gain
- * twice.
+ * reset) until an ANALYZE or VACUUM.  $1 = as_of.  The caller holds the
+ * lock of each state table it counts in (capacity_leaf_inserts,
+ * capacity_leaf_deletes), so two samplers never count the same gain twice.
+ * Rows: labels, table_rows, table_rows_inserted, table_bytes,
+ * table_rows_deleted.
  */
-#define COUNT_INSERTS_SQL \
+#define COUNT_LEAVES_SQL \
 	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
 	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
 	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
@@ -174,12 +185,16 @@ static const BuiltinQuery builtin_queries[] = {
 	"counts AS (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
 	"  s.inserted AS prev, s.reset AS was_reset, pg_stat_get_live_tuples(t.relid)::float8 AS live, " \
 	"  greatest(c.reltuples, 0)::float8 AS reltuples, " \
-	"  c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0) AS pages " \
+	"  c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0) AS pages, " \
+	"  CASE WHEN $3 THEN pg_stat_get_tuples_deleted(t.relid)::float8 END AS dn, sd.deleted AS dprev, " \
+	"  t.relid IN (SELECT d.partdefid FROM pg_partitioned_table d) AS is_default " \
 	"  FROM tree t JOIN pg_class c ON c.oid = t.relid AND c.relkind = 'r' " \
 	"  LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
 	"  LEFT JOIN ix ON ix.indrelid = c.oid " \
-	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid), " \
+	"  LEFT JOIN @extschema@.capacity_leaf_inserts s ON s.leaf = t.relid " \
+	"  LEFT JOIN @extschema@.capacity_leaf_deletes sd ON $3 AND sd.leaf = t.relid), " \
 	"leaf AS MATERIALIZED (SELECT x.root, x.leaf, x.n, x.prev, x.was_reset, x.pages, x.reset, " \
+	"  x.dn, x.dprev, x.is_default, " \
 	"  CASE WHEN x.reset THEN x.reltuples + x.live ELSE x.live END AS live " \
 	"  FROM (SELECT k.*, (k.n < k.prev OR k.was_reset) " \
 	"    AND pg_stat_get_last_analyze_time(k.leaf) IS NULL AND pg_stat_get_last_autoanalyze_time(k.leaf) IS NULL " \
@@ -187,39 +202,63 @@ static const BuiltinQuery builtin_queries[] = {
 	"    FROM counts k) x), " \
 	"per_root AS MATERIALIZED (SELECT r.root, r.labels, coalesce(g.total, 0) AS total, coalesce(g.gain, 0) AS gain, " \
 	"  coalesce(g.live, 0) AS live, coalesce(g.pages, 0) * current_setting('block_size')::float8 AS bytes, " \
+	"  coalesce(g.dtotal, 0) AS dtotal, coalesce(g.dgain, 0) AS dgain, " \
 	"  (SELECT k.value FROM @extschema@.capacity_counter k " \
 	"    WHERE k.name = 'table_rows_inserted' AND k.labels = r.labels) AS cum, " \
 	"  coalesce((SELECT e.value FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
 	"    AND e.labels = jsonb_build_object('relid', r.root::bigint)), 0) AS engine, " \
 	"  (SELECT ls.value FROM @extschema@.capacity_latest_sample ls " \
-	"    WHERE ls.indicator = 'table_rows_inserted' AND ls.labels = r.labels) AS latest " \
+	"    WHERE ls.indicator = 'table_rows_inserted' AND ls.labels = r.labels) AS latest, " \
+	"  CASE WHEN $3 THEN (SELECT k.value FROM @extschema@.capacity_counter k " \
+	"    WHERE k.name = 'table_rows_deleted' AND k.labels = r.labels) END AS dcum, " \
+	"  CASE WHEN $3 THEN (SELECT ls.value FROM @extschema@.capacity_latest_sample ls " \
+	"    WHERE ls.indicator = 'table_rows_deleted' AND ls.labels = r.labels) END AS dlatest " \
 	"  FROM (SELECT p.oid AS root, jsonb_build_object('table', p.oid::regclass::text) AS labels " TOP_TABLES ") r " \
 	"  LEFT JOIN (SELECT l.root, sum(l.n) AS total, sum(l.live) AS live, sum(l.pages) AS pages, " \
-	"    sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END) AS gain " \
+	"    sum(CASE WHEN l.prev IS NULL OR l.n < l.prev THEN l.n ELSE l.n - l.prev END) AS gain, " \
+	"    sum(l.dn) FILTER (WHERE NOT l.is_default) AS dtotal, " \
+	"    sum(CASE WHEN l.dprev IS NULL OR l.dn < l.dprev THEN l.dn ELSE l.dn - l.dprev END) " \
+	"      FILTER (WHERE NOT l.is_default) AS dgain " \
 	"    FROM leaf l GROUP BY l.root) g ON g.root = r.root), " \
 	"calc AS MATERIALIZED (SELECT p.root, p.labels, p.live, p.bytes, " \
 	"  CASE WHEN p.cum IS NOT NULL THEN least(p.gain, p.engine) " \
 	"  WHEN p.latest IS NULL THEN least(p.total, p.engine) ELSE p.engine END AS take, " \
 	"  CASE WHEN p.cum IS NOT NULL THEN p.cum + p.gain - least(p.gain, p.engine) " \
-	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum FROM per_root p), " \
+	"       ELSE coalesce(p.latest, p.total - least(p.total, p.engine)) END AS cum, " \
+	"  CASE WHEN p.dcum IS NOT NULL THEN p.dcum + p.dgain ELSE coalesce(p.dlatest, p.dtotal) END AS dcum " \
+	"  FROM per_root p), " \
 	"leaves AS (INSERT INTO @extschema@.capacity_leaf_inserts AS s (leaf, inserted, observed_at, reset) " \
 	"  SELECT l.leaf, l.n, $1, coalesce(l.reset, false) FROM leaf l " \
-	"  WHERE l.prev IS DISTINCT FROM l.n OR l.was_reset IS DISTINCT FROM coalesce(l.reset, false) " \
+	"  WHERE $2 AND (l.prev IS DISTINCT FROM l.n OR l.was_reset IS DISTINCT FROM coalesce(l.reset, false)) " \
 	"  ON CONFLICT (leaf) DO UPDATE SET inserted = EXCLUDED.inserted, observed_at = EXCLUDED.observed_at, " \
 	"  reset = EXCLUDED.reset), " \
 	"outside AS MATERIALIZED (SELECT s.leaf FROM @extschema@.capacity_leaf_inserts s " \
-	"  LEFT JOIN leaf l ON l.leaf = s.leaf WHERE l.leaf IS NULL), " \
+	"  LEFT JOIN leaf l ON l.leaf = s.leaf WHERE $2 AND l.leaf IS NULL), " \
 	"gone AS (DELETE FROM @extschema@.capacity_leaf_inserts s USING outside o WHERE s.leaf = o.leaf " \
 	"  AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = o.leaf)), " \
 	"counted AS (INSERT INTO @extschema@.capacity_counter AS k (name, labels, value, observed_at) " \
-	"  SELECT 'table_rows_inserted', c.labels, c.cum, $1 FROM calc c " \
+	"  SELECT 'table_rows_inserted', c.labels, c.cum, $1 FROM calc c WHERE $2 " \
 	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at), " \
 	"taken AS (UPDATE @extschema@.capacity_counter e SET value = e.value - c.take, observed_at = $1 " \
-	"  FROM calc c WHERE c.take <> 0 AND e.name = 'engine_rows_inserted' " \
+	"  FROM calc c WHERE $2 AND c.take <> 0 AND e.name = 'engine_rows_inserted' " \
 	"  AND e.labels = jsonb_build_object('relid', c.root::bigint)), " \
-	"forgotten AS (DELETE FROM @extschema@.capacity_counter e WHERE e.name = 'engine_rows_inserted' " \
-	"  AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = (e.labels->>'relid')::oid)) " \
-	"SELECT c.labels::text, c.live, c.cum, c.bytes FROM calc c"
+	"forgotten AS (DELETE FROM @extschema@.capacity_counter e WHERE $2 AND e.name = 'engine_rows_inserted' " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = (e.labels->>'relid')::oid)), " \
+	"dleaves AS (INSERT INTO @extschema@.capacity_leaf_deletes AS s (leaf, deleted, observed_at) " \
+	"  SELECT l.leaf, l.dn, $1 FROM leaf l WHERE $3 AND NOT l.is_default AND l.dprev IS DISTINCT FROM l.dn " \
+	"  ON CONFLICT (leaf) DO UPDATE SET deleted = EXCLUDED.deleted, observed_at = EXCLUDED.observed_at), " \
+	"dgone AS (DELETE FROM @extschema@.capacity_leaf_deletes s WHERE $3 " \
+	"  AND NOT EXISTS (SELECT 1 FROM leaf l WHERE l.leaf = s.leaf AND NOT l.is_default) " \
+	"  AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.leaf)), " \
+	"dcounted AS (INSERT INTO @extschema@.capacity_counter AS k (name, labels, value, observed_at) " \
+	"  SELECT 'table_rows_deleted', c.labels, c.dcum, $1 FROM calc c WHERE $3 " \
+	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at) " \
+	"SELECT c.labels::text, c.live, c.cum, c.bytes, c.dcum FROM calc c"
+
+/* table_rows_deleted as stored, when another sampler is counting */
+#define STORED_DELETES_SQL \
+	"SELECT k.labels::text, k.value FROM @extschema@.capacity_counter k WHERE k.name = 'table_rows_deleted' " \
+	"AND to_regclass(k.labels ->> 'table') IS NOT NULL"
 
 static const char *const table_stat_indicators[] = {"table_rows", "table_rows_inserted", "table_bytes"};
 
@@ -448,33 +487,96 @@ sample_cpu(TimestampTz as_of)
 }
 
 /*
- * Advance every table's insert counter and read the table figures
- * (COUNT_INSERTS_SQL); false, having done nothing, when another sampler
- * is counting: a second one (a manual call while the worker samples, or
- * one left open in a transaction) does not wait; its samples repeat the
- * counters as they are, and the next sampling counts what it left.  The
- * statistics are read afresh after the lock (not from the snapshot the
- * sampling took before), so no sampler sees counts older than those the
- * previous one stored.  Only the extension's owner
- * can lock its table: no other role can hold the counting up.
+ * Advance every table's insert counter (and, when count_deletes, its
+ * delete counter) and read the table figures (COUNT_LEAVES_SQL); false,
+ * having done nothing, when another sampler is counting inserts: a second
+ * one (a manual call while the worker samples, or one left open in a
+ * transaction) does not wait; its samples repeat the counters as they
+ * are, and the next sampling counts what it left.  The deletes are counted
+ * only under capacity_leaf_deletes' lock (*deletes_counted says whether
+ * they were).  The statistics are read afresh after the lock (not from the
+ * snapshot the sampling took before), so no sampler sees counts older than
+ * those the previous one stored.  Only the extension's owner can lock
+ * these tables: no other role can hold the counting up.
  */
 static bool
-count_inserts(TimestampTz as_of)
+count_leaves(TimestampTz as_of, bool count_inserts, bool count_deletes, bool *deletes_counted)
 {
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(as_of)};
-
+	Oid			types[3] = {TIMESTAMPTZOID, BOOLOID, BOOLOID};
+	Datum		values[3];
 	int			nest;
 
-	if (!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
+	*deletes_counted = false;
+	if (count_inserts &&
+		!ConditionalLockRelationOid(capacity_relid("capacity_leaf_inserts"), ShareRowExclusiveLock))
 		return false;
+	if (count_deletes)
+		count_deletes = ConditionalLockRelationOid(capacity_relid("capacity_leaf_deletes"), ShareRowExclusiveLock);
+	if (!count_inserts && !count_deletes)
+		return false;
+	values[0] = TimestampTzGetDatum(as_of);
+	values[1] = BoolGetDatum(count_inserts);
+	values[2] = BoolGetDatum(count_deletes);
 	/* the counts as they are now, not this sampling's earlier snapshot */
 	nest = NewGUCNestLevel();
 	(void) set_config_option("stats_fetch_consistency", "none", PGC_SUSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	catalog_execute(with_schema(COUNT_INSERTS_SQL), 1, types, values, NULL, false);
+	catalog_execute(with_schema(COUNT_LEAVES_SQL), 3, types, values, NULL, false);
 	AtEOXact_GUC(true, nest);
+	*deletes_counted = count_deletes;
 	return true;
+}
+
+/*
+ * table_rows_deleted of this sampling (labels, value) as a write_samples
+ * source, made by the walk of sample_table_stats when it counted the
+ * deletes too (NULL otherwise); measures.c takes it (table_rows_deleted
+ * sorts after table_rows, so runs after it), or has the leaves walked for
+ * the deletes alone.  Lives in the sampling's SPI context.
+ */
+static char *walked_deletes = NULL;
+static bool deletes_wanted = false;
+
+/* (labels, value) rows of SPI_tuptable, columns lcol and vcol, as a VALUES source */
+char *
+spi_values_source(int lcol, int vcol)
+{
+	StringInfoData src;
+	uint64		i;
+
+	if (SPI_processed == 0)
+		return NULL;
+	initStringInfo(&src);
+	appendStringInfoString(&src, "SELECT l::pg_catalog.jsonb, v::pg_catalog.float8 FROM (VALUES ");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *l = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, lcol);
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, vcol);
+
+		appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "", quote_literal_cstr(l),
+						 v ? quote_literal_cstr(v) : "NULL");
+	}
+	appendStringInfoString(&src, ") AS s(l, v)");
+	return src.data;
+}
+
+/*
+ * table_rows_deleted for measures.c: the figures the sampling's walk
+ * counted, or a walk for the deletes alone, or, when another sampler is
+ * counting, the counters as stored.  NULL: no table.
+ */
+char *
+table_deletes_source(TimestampTz as_of)
+{
+	char	   *src = walked_deletes;
+	bool		counted;
+
+	walked_deletes = NULL;
+	if (src != NULL)
+		return src;
+	if (!count_leaves(as_of, false, true, &counted))
+		catalog_execute(with_schema(STORED_DELETES_SQL), 0, NULL, NULL, NULL, true);
+	return spi_values_source(1, counted ? 5 : 2);
 }
 
 /*
@@ -513,17 +615,21 @@ sample_table_stats(TimestampTz as_of)
 	int			k,
 				total = 0;
 	SPITupleTable *tt;
+	char	   *deletes;
+	bool		deletes_counted = false;
 
+	walked_deletes = NULL;
 	catalog_execute(psprintf("SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
 							 quote_literal_cstr(capacity_object("capacity_leaf_inserts"))),
 					0, NULL, NULL, NULL, false);
 	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0)
 	{
-		if (!count_inserts(as_of))
+		if (!count_leaves(as_of, true, deletes_wanted, &deletes_counted))
 			catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
 	}
 	else
 		catalog_execute(psprintf(TABLE_STATS_SQL, INSERTED_SUM), 0, NULL, NULL, NULL, false);
+	deletes = deletes_counted ? spi_values_source(1, 5) : NULL;
 	n = SPI_processed;
 	tt = SPI_tuptable;
 	for (k = 0; k < 3; k++)
@@ -553,6 +659,8 @@ sample_table_stats(TimestampTz as_of)
 		if (k > 0)
 			record_run(table_stat_indicators[k], as_of, written, NULL);
 	}
+	/* nothing after this can fail in this indicator's subtransaction */
+	walked_deletes = deletes;
 	return total;
 }
 
@@ -1007,6 +1115,13 @@ sample_all(TimestampTz as_of)
 		MemoryContextSwitchTo(old);
 	}
 
+	/* counted in table_rows' walk of the leaves when it is sampled too */
+	walked_deletes = NULL;
+	deletes_wanted = false;
+	foreach(a, names)
+		if (strcmp(lfirst(a), "table_rows_deleted") == 0)
+			deletes_wanted = true;
+
 	forfive(a, names, b, sources, c, queries, d, owners, e, paths)
 	{
 		const char *name = lfirst(a);
@@ -1051,6 +1166,7 @@ sample_all(TimestampTz as_of)
 		total += sample_one("read_qps", SAMPLE_LATENCY, NULL, InvalidOid, NULL, as_of);
 	/* the fleet's members, labels {member} (fleet.c; never raises for a member) */
 	total += fleet_sample(as_of);
+	walked_deletes = NULL;
 	roll_up_hours(as_of);
 	return total;
 }
