@@ -118,13 +118,17 @@ BEGIN
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
-    -- A late value: the sampler rolls up only the last two hours
-    -- (sampler.c), so an older hour is rolled up again here through the
-    -- same rollup (capacity_roll_up_hours: every series of that one hour),
-    -- and its UTC day (capacity_roll_up_days).  A value pushed on time costs
-    -- nothing more; bulk history goes through capacity_import_samples.
+    -- A late value: a sampling rolls up only the hours since the previous
+    -- one, at most two hours back (sampler.c), so a value older than the
+    -- hour of the latest sampling, or than two hours, is rolled up here
+    -- through the same rollup (capacity_roll_up_hours: every series of
+    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
+    -- pushed on time costs nothing more; bulk history goes through
+    -- capacity_import_samples.
     late_hour := date_bin('1 hour', sampled_at, origin);
-    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
+       OR late_hour < (SELECT date_bin('1 hour', max(r.last_run), origin)
+                         FROM @extschema@.capacity_indicator_run r) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;

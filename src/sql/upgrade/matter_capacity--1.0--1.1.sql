@@ -8152,3 +8152,64 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
     'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
     'Error 55000 when the hash column changes once periods exist.';
+
+-- ======== sampler: a sampling rolls up the hours since the previous one; capacity_record rolls up values older than that ========
+-- 31_indicator_functions.sql: capacity_record
+CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
+                                            labels jsonb DEFAULT '{}',
+                                            sampled_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
+    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
+            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
+    ELSIF kind <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
+            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
+            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
+            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
+    END IF;
+    IF octet_length(labels::text)
+       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        indicator, octet_length(labels::text),
+                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
+            USING ERRCODE = '54000',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    END IF;
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
+    -- A late value: a sampling rolls up only the hours since the previous
+    -- one, at most two hours back (sampler.c), so a value older than the
+    -- hour of the latest sampling, or than two hours, is rolled up here
+    -- through the same rollup (capacity_roll_up_hours: every series of
+    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
+    -- pushed on time costs nothing more; bulk history goes through
+    -- capacity_import_samples.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
+       OR late_hour < (SELECT date_bin('1 hour', max(r.last_run), origin)
+                         FROM @extschema@.capacity_indicator_run r) THEN
+        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
+END
+$$;
