@@ -9,9 +9,12 @@
  * raw sample table is rolled over by the partition engine (day partitions,
  * dropped after matter_capacity.sample_retention_days) and rolled up per
  * hour and per day (kept matter_capacity.rollup_retention_days).  Also the
- * one write path of a sample (write_samples: the raw sample and the
- * series' newest value), which SQL uses through capacity_write_sample();
- * the hourly rollup (roll_up_hour_range, which the import calls through
+ * one write path of a sample (write_rows: the raw samples and the series'
+ * newest values), which SQL uses through capacity_write_sample() (one
+ * value) and capacity_write_samples() (the import, in bulk); the one walk
+ * of every table's leaves that counts inserts and deletes (measures.c
+ * writes table_rows_deleted from it); the hourly rollup
+ * (roll_up_hour_range, which the import and late pushes call through
  * capacity_roll_up_hours()); the daily one is SQL (capacity_roll_up_days),
  * called from here.
  *
@@ -97,9 +100,38 @@ static const BuiltinQuery builtin_queries[] = {
 		"SELECT jsonb_build_object('slot', s.slot_name::text), "
 		"pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(s.confirmed_flush_lsn, s.restart_lsn))::float8 "
 		"FROM pg_replication_slots s WHERE coalesce(s.confirmed_flush_lsn, s.restart_lsn) IS NOT NULL"},
-	{"database_bytes",
-		"SELECT '{}'::jsonb, pg_database_size(current_database())::float8"},
 };
+
+/*
+ * database_bytes: pg_database_size() stat()s every file of the database
+ * (about 80 ms at 50,000 partitions, a third of the sampler's budget), so
+ * a session measures it at most every matter_capacity.database_size_refresh
+ * seconds of real time and writes the last measurement in between: the
+ * indicator serves growth forecasts over days, where minutes of staleness
+ * do not show.  No cheaper source gives the same figure (the catalog's page
+ * counts leave out free space and visibility maps and lag until VACUUM).
+ */
+static double database_bytes_measured;
+static TimestampTz database_bytes_measured_at = 0;
+
+static int
+sample_database_bytes(TimestampTz as_of)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (database_bytes_measured_at == 0 || mc_database_size_refresh_s == 0 ||
+		TimestampDifferenceExceeds(database_bytes_measured_at, now, mc_database_size_refresh_s * 1000) ||
+		now < database_bytes_measured_at)
+	{
+		bool		isnull;
+
+		catalog_execute("SELECT pg_database_size(current_database())::float8", 0, NULL, NULL, NULL, true);
+		database_bytes_measured = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		database_bytes_measured_at = now;
+	}
+	return write_samples("database_bytes",
+						 psprintf("SELECT '{}'::jsonb, %.17g::float8", database_bytes_measured), as_of);
+}
 
 /*
  * table_rows and table_bytes of every top-level partitioned table in one
@@ -283,11 +315,40 @@ with_schema(const char *sql)
 }
 
 /*
- * The one write path of a sample: insert rows (labels, value) produced by
- * `source` (SQL text, $1 = as_of, $2 = the indicator, then nextra more
- * parameters) as samples of one indicator, and keep capacity_latest_sample
- * current.  The sampler calls it for every indicator it measures; SQL
- * (capacity_record, capacity_explain_run) through capacity_write_sample().
+ * The one write path of a sample: insert the rows (indicator, labels,
+ * sampled_at, value, raw) produced by `source` (SQL text with its
+ * parameters) into capacity_sample where raw, and keep
+ * capacity_latest_sample current with the newest value of each series
+ * among them (an older one than there leaves it).  Returns the series
+ * whose newest value was written.  The sampler writes through
+ * write_samples() (one indicator at as_of); SQL through
+ * capacity_write_sample() (capacity_record, capacity_explain_run) and
+ * capacity_write_samples() (the import, in bulk; raw false: history older
+ * than the raw samples kept, rolled up by the import itself).  Only
+ * tables 1.0 has: a 1.0 database runs this library until ALTER EXTENSION
+ * UPDATE.
+ */
+static int64
+write_rows(const char *source, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	catalog_execute(psprintf("WITH src(indicator, labels, sampled_at, value, raw) AS MATERIALIZED (%s), "
+							 "ins AS (INSERT INTO %s (indicator, labels, sampled_at, value) "
+							 "  SELECT indicator, labels, sampled_at, value FROM src WHERE raw ORDER BY sampled_at) "
+							 "INSERT INTO %s AS l (indicator, labels, sampled_at, value) "
+							 "SELECT DISTINCT ON (indicator, labels) indicator, labels, sampled_at, value FROM src "
+							 "ORDER BY indicator, labels, sampled_at DESC "
+							 "ON CONFLICT (indicator, labels) DO UPDATE "
+							 "SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value "
+							 "WHERE l.sampled_at <= EXCLUDED.sampled_at",
+							 source, capacity_object("capacity_sample"),
+							 capacity_object("capacity_latest_sample")),
+					nargs, types, values, nulls, false);
+	return (int64) SPI_processed;
+}
+
+/*
+ * Samples of one indicator at as_of: source yields (labels, value) rows,
+ * may use $1 = as_of, $2 = the indicator and nextra more parameters.
  */
 static int
 write_samples_args(const char *indicator, const char *source, TimestampTz as_of,
@@ -305,18 +366,8 @@ write_samples_args(const char *indicator, const char *source, TimestampTz as_of,
 		values[2 + i] = xvalues[i];
 		nulls[2 + i] = xnulls[i];
 	}
-	catalog_execute(psprintf("WITH src(labels, value) AS (%s), "
-							 "ins AS (INSERT INTO %s (indicator, labels, sampled_at, value) "
-							 "  SELECT $2, src.labels, $1, src.value FROM src RETURNING *) "
-							 "INSERT INTO %s AS l (indicator, labels, sampled_at, value) "
-							 "SELECT indicator, labels, sampled_at, value FROM ins "
-							 "ON CONFLICT (indicator, labels) DO UPDATE "
-							 "SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value "
-							 "WHERE l.sampled_at <= EXCLUDED.sampled_at",
-							 source, capacity_object("capacity_sample"),
-							 capacity_object("capacity_latest_sample")),
-					2 + nextra, types, values, nulls, false);
-	return (int) SPI_processed;
+	return (int) write_rows(psprintf("SELECT $2, s.labels, $1, s.value, true FROM (%s) s(labels, value)", source),
+							2 + nextra, types, values, nulls);
 }
 
 int
@@ -354,6 +405,41 @@ capacity_write_sample(PG_FUNCTION_ARGS)
 							  PG_GETARG_TIMESTAMPTZ(2), 2, xtypes, xvalues, xnulls);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(capacity_write_samples);
+
+/*
+ * capacity_write_samples(indicators text[], labels jsonb[], sampled_at
+ *		timestamptz[], values double precision[], raw boolean[]) RETURNS
+ *		bigint
+ *
+ * write_rows() in bulk, for the import (capacity_import_load), which has
+ * checked every element: arrays of one length, element i is sample i.
+ * Returns the series whose newest value was written.
+ */
+Datum
+capacity_write_samples(PG_FUNCTION_ARGS)
+{
+	Oid			types[5];
+	Datum		values[5];
+	int			k;
+	int64		n;
+
+	for (k = 0; k < 5; k++)
+	{
+		if (PG_ARGISNULL(k))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("matter_capacity: samples need their indicators, labels, times, values and raw flags"),
+					 errhint("Pass five arrays of the same length.")));
+		types[k] = get_fn_expr_argtype(fcinfo->flinfo, k);
+		values[k] = PG_GETARG_DATUM(k);
+	}
+	SPI_connect();
+	n = write_rows("SELECT * FROM unnest($1, $2, $3, $4, $5)", 5, types, values, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }
 
 static void
@@ -825,6 +911,7 @@ typedef enum SampleKind
 	SAMPLE_BUILTIN_QUERY,
 	SAMPLE_TABLE_STATS,
 	SAMPLE_DEFAULT_ROWS,
+	SAMPLE_DATABASE_BYTES,
 	SAMPLE_CACHE,
 	SAMPLE_CPU,
 	SAMPLE_LATENCY,
@@ -857,6 +944,9 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 				break;
 			case SAMPLE_DEFAULT_ROWS:
 				n = sample_default_rows(as_of);
+				break;
+			case SAMPLE_DATABASE_BYTES:
+				n = sample_database_bytes(as_of);
 				break;
 			case SAMPLE_CACHE:
 				n = sample_cache_hit_ratio(as_of);
@@ -1191,6 +1281,8 @@ sample_all(TimestampTz as_of)
 			total += sample_one(name, SAMPLE_TABLE_STATS, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "default_partition_rows") == 0)
 			total += sample_one(name, SAMPLE_DEFAULT_ROWS, NULL, InvalidOid, NULL, as_of);
+		else if (strcmp(name, "database_bytes") == 0)
+			total += sample_one(name, SAMPLE_DATABASE_BYTES, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "cache_hit_ratio") == 0)
 			total += sample_one(name, SAMPLE_CACHE, NULL, InvalidOid, NULL, as_of);
 		else if (strcmp(name, "cpu_utilization") == 0)
