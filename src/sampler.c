@@ -214,7 +214,8 @@ sample_database_bytes(TimestampTz as_of)
  */
 #define COUNT_LEAVES_SQL \
 	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
-	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
+	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid " \
+	"  WHERE t.relid IN (SELECT d.partrelid FROM pg_partitioned_table d)), " \
 	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
 	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1), " \
 	"counts AS (SELECT t.root, t.relid AS leaf, pg_stat_get_tuples_inserted(t.relid)::float8 AS n, " \
