@@ -45,6 +45,7 @@
 
 #include "matter_capacity.h"
 #include "catalog.h"
+#include "locks.h"
 #include "fleet.h"
 #include "latency.h"
 #include "measures.h"
@@ -926,65 +927,70 @@ typedef enum SampleKind
 	SAMPLE_MEASURE				/* measures.c */
 } SampleKind;
 
+/* One indicator's sampling, the work run_guarded undoes on an error. */
+typedef struct SampleStep
+{
+	const char *indicator;
+	SampleKind	kind;
+	const char *sql;
+	Oid			owner;
+	const char *search_path;
+	TimestampTz as_of;
+	int			n;
+} SampleStep;
+
+static bool
+sample_step(void *arg)
+{
+	SampleStep *st = arg;
+
+	switch (st->kind)
+	{
+		case SAMPLE_BUILTIN_QUERY:
+			st->n = write_samples(st->indicator, with_schema(st->sql), st->as_of);
+			break;
+		case SAMPLE_TABLE_STATS:
+			st->n = sample_table_stats(st->as_of);
+			break;
+		case SAMPLE_DEFAULT_ROWS:
+			st->n = sample_default_rows(st->as_of);
+			break;
+		case SAMPLE_DATABASE_BYTES:
+			st->n = sample_database_bytes(st->as_of);
+			break;
+		case SAMPLE_CACHE:
+			st->n = sample_cache_hit_ratio(st->as_of);
+			break;
+		case SAMPLE_CPU:
+			st->n = sample_cpu(st->as_of);
+			break;
+		case SAMPLE_LATENCY:
+			st->n = sample_latency(st->as_of);
+			break;
+		case SAMPLE_PROBE:
+			st->n = run_probe(st->indicator, st->sql, st->owner, st->search_path, st->as_of);
+			break;
+		case SAMPLE_MEASURE:
+			st->n = sample_measure(st->indicator, st->as_of);
+			break;
+	}
+	return true;
+}
+
 /* Run one indicator in a subtransaction; record ok or the error. */
 static int
 sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 		   const char *search_path, TimestampTz as_of)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	int			n = 0;
+	SampleStep	st = {indicator, kind, sql, owner, search_path, as_of, 0};
+	int			n;
 	char	   *error = NULL;
 	TimestampTz started = GetCurrentTimestamp();
+	ErrorData  *edata = run_guarded(sample_step, &st, NULL);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	n = st.n;
+	if (edata)
 	{
-		switch (kind)
-		{
-			case SAMPLE_BUILTIN_QUERY:
-				n = write_samples(indicator, with_schema(sql), as_of);
-				break;
-			case SAMPLE_TABLE_STATS:
-				n = sample_table_stats(as_of);
-				break;
-			case SAMPLE_DEFAULT_ROWS:
-				n = sample_default_rows(as_of);
-				break;
-			case SAMPLE_DATABASE_BYTES:
-				n = sample_database_bytes(as_of);
-				break;
-			case SAMPLE_CACHE:
-				n = sample_cache_hit_ratio(as_of);
-				break;
-			case SAMPLE_CPU:
-				n = sample_cpu(as_of);
-				break;
-			case SAMPLE_LATENCY:
-				n = sample_latency(as_of);
-				break;
-			case SAMPLE_PROBE:
-				n = run_probe(indicator, sql, owner, search_path, as_of);
-				break;
-			case SAMPLE_MEASURE:
-				n = sample_measure(indicator, as_of);
-				break;
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		/* a real cancel or shutdown is not a probe failure (ours is 54000) */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
@@ -994,7 +1000,6 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 				 errhint("See capacity_indicator_status; the other indicators were sampled.")));
 		n = 0;
 	}
-	PG_END_TRY();
 	record_run(indicator, as_of, n, error);
 
 	/*
