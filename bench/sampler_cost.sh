@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/sampler_cost.sh — one capacity_sample_now() with 2,000, 10,000 and
-# 50,000 partitions in the database (100-partition range-partitioned
+# bench/sampler_cost.sh — one capacity_sample_now() with 2,000, 10,000,
+# 20,000 and 50,000 partitions in the database (100-partition range-partitioned
 # tables).  Baselines: the targets of 100 ms at 10,000 and 250 ms at
 # 50,000 partitions; the growth from 10,000 to 50,000.  Median of RUNS.
 set -eu
@@ -47,7 +47,11 @@ make_tables 21 100
 q -c "ANALYZE" >/dev/null
 n2=$(q -c "SELECT count(*) FROM pg_class WHERE relispartition")
 ms10k=$(time_sample); cold10k=$(head -n 1 "$MC_RUN/sampler_times")
-for k in 1 2 3 4; do make_tables $((k * 100 + 1)) $((k * 100 + 100)); done
+make_tables 101 200
+q -c "ANALYZE" >/dev/null
+n20=$(q -c "SELECT count(*) FROM pg_class WHERE relispartition")
+ms20k=$(time_sample); cold20k=$(head -n 1 "$MC_RUN/sampler_times")
+for k in 2 3 4; do make_tables $((k * 100 + 1)) $((k * 100 + 100)); done
 q -c "ANALYZE" >/dev/null
 n3=$(q -c "SELECT count(*) FROM pg_class WHERE relispartition")
 ms50k=$(time_sample); cold50k=$(head -n 1 "$MC_RUN/sampler_times")
@@ -55,6 +59,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(q -c '
 echo "capacity_sample_now() with $n partitions:  $ms2k ms (median of $RUNS in a warm session; first call $cold2k ms)"
 echo "capacity_sample_now() with $n2 partitions: $ms10k ms (median of $RUNS in a warm session; first call $cold10k ms)"
 awk -v a="$ms10k" 'BEGIN { printf "target 100 ms at 10,000: %.2fx of the target\n", a / 100 }'
+echo "capacity_sample_now() with $n20 partitions: $ms20k ms (median of $RUNS in a warm session; first call $cold20k ms)"
 echo "capacity_sample_now() with $n3 partitions: $ms50k ms (median of $RUNS in a warm session; first call $cold50k ms)"
 awk -v a="$ms50k" 'BEGIN { printf "target 250 ms at 50,000: %.2fx of the target\n", a / 250 }'
 awk -v a="$ms10k" -v b="$ms50k" -v n1="$n2" -v n2="$n3" 'BEGIN { printf "growth 10,000 -> 50,000: %.1f ms more for %d more partitions, %.2f ms per 1,000 (x%.2f for x%.1f partitions)\n", b - a, n2 - n1, (b - a) / (n2 - n1) * 1000, b / a, n2 / n1 }'

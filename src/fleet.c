@@ -50,6 +50,7 @@
 #include "matter_capacity.h"
 #include "catalog.h"
 #include "fleet.h"
+#include "locks.h"
 #include "remote.h"
 #include "sampler.h"
 
@@ -718,12 +719,26 @@ member_labels(Member *m)
  */
 static int fleet_sample_rows(TimestampTz as_of);
 
+typedef struct FleetSampleStep
+{
+	TimestampTz as_of;
+	int			n;
+} FleetSampleStep;
+
+static bool
+fleet_sample_step(void *arg)
+{
+	FleetSampleStep *ts = arg;
+
+	ts->n = fleet_sample_rows(ts->as_of);
+	return true;
+}
+
 int
 fleet_sample(TimestampTz as_of)
 {
-	MemoryContext ctx = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile int n = 0;
+	FleetSampleStep ts = {0, 0};
+	ErrorData  *e;
 
 	/* an extension not yet updated to 1.1 has no fleet */
 	if (!OidIsValid(get_relname_relid("capacity_fleet_member",
@@ -731,28 +746,15 @@ fleet_sample(TimestampTz as_of)
 		return 0;
 
 	/* a failure here must not lose the hub's own samples */
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
+	ts.as_of = as_of;
+	e = run_guarded(fleet_sample_step, &ts, NULL);
+	if (e)
 	{
-		n = fleet_sample_rows(as_of);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(ctx);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
 		ereport(WARNING,
 				(errmsg("matter_capacity: fleet sampling failed: %s", e->message)));
-		n = 0;
+		return 0;
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(ctx);
-	CurrentResourceOwner = owner;
-	return n;
+	return ts.n;
 }
 
 static int

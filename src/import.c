@@ -8,7 +8,8 @@
  * never with the extension owner's), under a pinned search_path and with
  * the four columns cast to their types, and handing the rows to
  * capacity_import_load() (33_measures.sql), which validates every row and
- * writes them as the extension owner the way the sampler does.
+ * writes them as the extension owner through the sampler's write path
+ * (capacity_write_samples, sampler.c).
  *
  * Must not write samples itself, nor touch the sampler's probes or
  * counters (sampler.c).

@@ -11,6 +11,9 @@
  * reported as not done; the caller logs skipped_locked.  Any other error is
  * re-thrown unchanged.
  *
+ * Also the one subtransaction guard every file uses (run_guarded): a piece
+ * of work whose failure must not take the caller's transaction with it.
+ *
  * The conversion procedures (60_convert.sql) use the same loop through
  * capacity_run_bounded(), with one addition they need: an autovacuum
  * worker in the way is made to give way (capacity_autovacuum_yield) and
@@ -78,6 +81,48 @@ pause_between_attempts(int attempt)
 }
 
 /*
+ * Run fn(arg) in a subtransaction of its own.  fn returns true to keep its
+ * work (the subtransaction commits) or false to undo it.  An error undoes
+ * it too and is returned, copied into the caller's memory context, for the
+ * caller to record or re-throw; NULL when there was none.  *kept (when
+ * given) says whether the work stays.  The caller's memory context and
+ * resource owner are current again on return.
+ */
+ErrorData *
+run_guarded(GuardedStep fn, void *arg, bool *kept)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	volatile bool keep = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		keep = fn(arg);
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		keep = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	if (kept)
+		*kept = keep;
+	return edata;
+}
+
+/*
  * Run step(arg) under the lock timeout; true when it completed.  Locks it
  * took stay held by the enclosing transaction.  *attempts gets the number
  * of tries made.  After a lock timeout, yield (when given) may make the
@@ -87,58 +132,48 @@ pause_between_attempts(int attempt)
  */
 #define MAX_YIELDS 10
 
+typedef struct TimedStep
+{
+	BoundedStep step;
+	void	   *arg;
+} TimedStep;
+
+/* step(arg) with lock_timeout = matter_capacity.lock_timeout, undone after */
+static bool
+timed_step(void *arg)
+{
+	TimedStep  *ts = arg;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("lock_timeout", psprintf("%d", mc_lock_timeout_ms), PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	ts->step(ts->arg);
+	AtEOXact_GUC(false, nest);
+	return true;
+}
+
 bool
 run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yield_arg,
 					 int *attempts)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	char		timeout[32];
+	TimedStep	ts = {step, arg};
 	int			attempt = 0;
 	int			yields = 0;
 
-	snprintf(timeout, sizeof(timeout), "%d", mc_lock_timeout_ms);
 	for (;;)
 	{
-		bool		done = false;
+		ErrorData  *edata;
 
 		attempt++;
 		if (attempts)
 			*attempts = attempt;
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			int			nest = NewGUCNestLevel();
-
-			(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
-									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-			step(arg);
-			AtEOXact_GUC(false, nest);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			done = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
-				edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
-				ReThrowError(edata);
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-		if (done)
+		edata = run_guarded(timed_step, &ts, NULL);
+		if (edata == NULL)
 			return true;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 		if (yield && yields < MAX_YIELDS && yield(yield_arg))
 		{
 			yields++;

@@ -12,6 +12,10 @@
 
 typedef void (*BoundedStep) (void *arg);
 
+/* work run by run_guarded: true keeps it, false undoes it */
+typedef bool (*GuardedStep) (void *arg);
+extern ErrorData *run_guarded(GuardedStep fn, void *arg, bool *kept);
+
 /* after a lock timeout: true when the holder was made to give way */
 typedef bool (*BoundedYield) (void *arg);
 

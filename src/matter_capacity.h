@@ -25,6 +25,7 @@ extern int	mc_sample_retention_days;
 extern int	mc_rollup_retention_days;
 extern char *mc_worker_database;
 extern int	mc_sample_interval_s;
+extern int	mc_database_size_refresh_s;
 extern int	mc_rollover_interval_s;
 extern int	mc_explain_interval_s;
 extern bool mc_track_latency;

@@ -5,8 +5,9 @@
  *		names measure_known() accepts, inside its per-indicator
  *		subtransaction, and the values are written with write_samples().
  *
- * Owns: table_rows_deleted (a per-table counter advanced by each leaf's
- * gain in n_tup_del, like table_rows_inserted), statement_top_share (from
+ * Owns: writing table_rows_deleted (a per-table counter advanced by each
+ * leaf's gain in n_tup_del, counted with table_rows_inserted in the
+ * sampler's one walk of the leaves), statement_top_share (from
  * pg_stat_statements when it is installed and preloaded), the dispatch to
  * the tenant shares (shares.c), and the note an indicator leaves in
  * capacity_indicator_run.note (why there is no sample).
@@ -29,13 +30,6 @@
 #include "catalog.h"
 #include "measures.h"
 #include "sampler.h"
-
-/* every partitioned table we do not own (the sampler's TOP_TABLES) */
-#define MEASURE_TOP_TABLES \
-	"FROM pg_catalog.pg_class p JOIN pg_catalog.pg_partitioned_table pt ON pt.partrelid OPERATOR(pg_catalog.=) p.oid " \
-	"WHERE p.relkind OPERATOR(pg_catalog.=) 'p' AND NOT p.relispartition " \
-	"AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass " \
-	"AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e') "
 
 bool
 measure_known(const char *indicator)
@@ -78,102 +72,19 @@ note_indicator(const char *indicator, TimestampTz as_of, const char *note)
 
 /*
  * table_rows_deleted: rows deleted from each partitioned table, as a
- * counter that only grows, kept like table_rows_inserted (sampler.c):
- * capacity_counter ('table_rows_deleted', {table}) advances by what each
- * leaf's n_tup_del gained since the previous sampling
- * (capacity_leaf_deletes by OID).  A leaf that leaves the table keeps what
- * it contributed (dropping or detaching a partition deletes no row); a new
- * leaf, or one whose count went back (statistics reset), counts from zero.
- * Default partitions are left out: the rescue moves rows out of them by
- * deleting them, which is not the application's.  A table seen for the
- * first time starts from its newest sample (after an import or a restore)
- * or else from the sum of its leaves' counts.  $1 = as_of.
- */
-#define COUNT_DELETES_SQL \
-	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " MEASURE_TOP_TABLES \
-	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) t.relid), " \
-	"leaf AS MATERIALIZED (SELECT t.root, t.relid AS leaf, pg_catalog.pg_stat_get_tuples_deleted(t.relid)::pg_catalog.float8 AS n, " \
-	"  s.deleted AS prev FROM tree t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid AND c.relkind OPERATOR(pg_catalog.=) 'r' " \
-	"  LEFT JOIN %s s ON s.leaf OPERATOR(pg_catalog.=) t.relid " \
-	"  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table d WHERE d.partdefid OPERATOR(pg_catalog.=) t.relid)), " \
-	"per_root AS MATERIALIZED (SELECT r.labels, " \
-	"  coalesce(g.total, 0) AS total, coalesce(g.gain, 0) AS gain, " \
-	"  (SELECT k.value FROM %s k WHERE k.name OPERATOR(pg_catalog.=) 'table_rows_deleted' AND k.labels OPERATOR(pg_catalog.=) r.labels) AS cum, " \
-	"  (SELECT ls.value FROM %s ls WHERE ls.indicator OPERATOR(pg_catalog.=) 'table_rows_deleted' AND ls.labels OPERATOR(pg_catalog.=) r.labels) AS latest " \
-	"  FROM (SELECT p.oid AS root, pg_catalog.jsonb_build_object('table', p.oid::pg_catalog.regclass::pg_catalog.text) AS labels " MEASURE_TOP_TABLES ") r " \
-	"  LEFT JOIN (SELECT l.root, pg_catalog.sum(l.n) AS total, " \
-	"    pg_catalog.sum(CASE WHEN l.prev IS NULL OR l.n OPERATOR(pg_catalog.<) l.prev THEN l.n ELSE l.n OPERATOR(pg_catalog.-) l.prev END) AS gain " \
-	"    FROM leaf l GROUP BY l.root) g ON g.root OPERATOR(pg_catalog.=) r.root), " \
-	"calc AS MATERIALIZED (SELECT p.labels, CASE WHEN p.cum IS NOT NULL THEN p.cum OPERATOR(pg_catalog.+) p.gain " \
-	"  ELSE coalesce(p.latest, p.total) END AS cum FROM per_root p), " \
-	"leaves AS (INSERT INTO %s AS s (leaf, deleted, observed_at) SELECT l.leaf, l.n, $1 FROM leaf l " \
-	"  WHERE l.prev IS DISTINCT FROM l.n " \
-	"  ON CONFLICT (leaf) DO UPDATE SET deleted = EXCLUDED.deleted, observed_at = EXCLUDED.observed_at), " \
-	"gone AS (DELETE FROM %s s WHERE NOT EXISTS (SELECT 1 FROM leaf l WHERE l.leaf OPERATOR(pg_catalog.=) s.leaf) " \
-	"  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) s.leaf)), " \
-	"counted AS (INSERT INTO %s AS k (name, labels, value, observed_at) " \
-	"  SELECT 'table_rows_deleted', c.labels, c.cum, $1 FROM calc c " \
-	"  ON CONFLICT (name, labels) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at) " \
-	"SELECT c.labels::pg_catalog.text, c.cum FROM calc c"
-
-/* The same figures as stored, when another sampler is counting. */
-#define STORED_DELETES_SQL \
-	"SELECT k.labels::pg_catalog.text, k.value FROM %s k WHERE k.name OPERATOR(pg_catalog.=) 'table_rows_deleted' " \
-	"AND pg_catalog.to_regclass(k.labels OPERATOR(pg_catalog.->>) 'table') IS NOT NULL"
-
-/* (labels, value) rows of SPI_tuptable as a VALUES source for write_samples */
-static char *
-values_source(void)
-{
-	StringInfoData src;
-	uint64		i;
-
-	if (SPI_processed == 0)
-		return NULL;
-	initStringInfo(&src);
-	appendStringInfoString(&src, "SELECT l::pg_catalog.jsonb, v::pg_catalog.float8 FROM (VALUES ");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *l = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-
-		appendStringInfo(&src, "%s(%s, %s)", i ? ", " : "", quote_literal_cstr(l),
-						 v ? quote_literal_cstr(v) : "NULL");
-	}
-	appendStringInfoString(&src, ") AS s(l, v)");
-	return src.data;
-}
-
-/*
- * One sampler counts at a time (the lock on capacity_leaf_deletes, which
- * only the extension's owner can take); one that finds it busy repeats the
- * stored counters, and the next sampling counts what it left.  The
- * statistics are read afresh, not from the sampling's snapshot.
+ * counter that only grows, kept like table_rows_inserted and counted in
+ * the same walk of the leaves (sampler.c, COUNT_LEAVES_SQL: capacity_counter
+ * ('table_rows_deleted', {table}) advances by what each leaf's n_tup_del
+ * gained since the previous sampling, capacity_leaf_deletes by OID; default
+ * partitions left out).  One sampler counts at a time (the lock on
+ * capacity_leaf_deletes); one that finds it busy repeats the stored
+ * counters.
  */
 static int
 sample_table_deletes(TimestampTz as_of)
 {
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(as_of)};
-	char	   *src;
+	char	   *src = table_deletes_source(as_of);
 
-	if (ConditionalLockRelationOid(capacity_relid("capacity_leaf_deletes"), ShareRowExclusiveLock))
-	{
-		int			nest = NewGUCNestLevel();
-
-		(void) set_config_option("stats_fetch_consistency", "none", PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		catalog_execute(psprintf(COUNT_DELETES_SQL, capacity_object("capacity_leaf_deletes"),
-								 capacity_object("capacity_counter"), capacity_object("capacity_latest_sample"),
-								 capacity_object("capacity_leaf_deletes"), capacity_object("capacity_leaf_deletes"),
-								 capacity_object("capacity_counter")),
-						1, types, values, NULL, false);
-		AtEOXact_GUC(true, nest);
-	}
-	else
-		catalog_execute(psprintf(STORED_DELETES_SQL, capacity_object("capacity_counter")),
-						0, NULL, NULL, NULL, true);
-	src = values_source();
 	return src ? write_samples("table_rows_deleted", src, as_of) : 0;
 }
 
@@ -265,7 +176,7 @@ sample_statement_share(TimestampTz as_of)
 					   "first sample since pg_stat_statements was installed, reset or the server restarted: the share is measured between two samples");
 		return 0;
 	}
-	src = values_source();
+	src = spi_values_source(1, 2);
 	if (src == NULL)
 	{
 		note_indicator("statement_top_share", as_of, "no statement ran since the previous sample");

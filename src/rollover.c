@@ -33,7 +33,7 @@
  * skipped_busy instead of doing the same DDL.
  *
  * Nothing that goes wrong with one table escapes: each phase runs in a
- * subtransaction (run_guarded), an error rolls it back and becomes a row
+ * subtransaction (run_reported), an error rolls it back and becomes a row
  * with action 'failed', and the other tables go on.
  *
  * Must not compute periods (periods.c) or build SQL text (partitions.c).
@@ -223,8 +223,23 @@ hint_for(int sqlerrcode)
 
 typedef void (*GuardedFn) (void *arg);
 
+typedef struct ReportedStep
+{
+	GuardedFn	fn;
+	void	   *arg;
+} ReportedStep;
+
+static bool
+reported_step(void *arg)
+{
+	ReportedStep *rs = arg;
+
+	rs->fn(rs->arg);
+	return true;
+}
+
 /*
- * Run fn(arg) in a subtransaction.  On an error the subtransaction is
+ * Run fn(arg) in a subtransaction (run_guarded).  On an error the subtransaction is
  * rolled back whole (with it the user id and security context, GUC nest
  * levels and SPI state of fn), the actions fn reported are withdrawn and
  * the error is reported as a 'failed' row; returns false.  A cancel or a
@@ -232,11 +247,10 @@ typedef void (*GuardedFn) (void *arg);
  * subtransaction is gone, so the caller's transaction ends cleanly.
  */
 static bool
-run_guarded(ActionSink *sink, Oid relid, const char *qualname, const char *partition,
-			GuardedFn fn, void *arg)
+run_reported(ActionSink *sink, Oid relid, const char *qualname, const char *partition,
+			 GuardedFn fn, void *arg)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		outer_buffering = sink->buffering;
 	List	   *outer_buffered = sink->buffered;
 	MemoryContext outer_cxt = sink->buffer_cxt;
@@ -244,33 +258,17 @@ run_guarded(ActionSink *sink, Oid relid, const char *qualname, const char *parti
 	ListCell   *lc;
 	Oid			save_userid;
 	int			save_sec;
-	ErrorData  *edata = NULL;
+	ReportedStep rs = {fn, arg};
+	ErrorData  *edata;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	sink->buffering = true;
 	sink->buffered = NIL;
 	sink->buffer_cxt = oldcxt;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+	edata = run_guarded(reported_step, &rs, NULL);
+	if (edata)
 		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
 
 	mine = sink->buffered;
 	sink->buffering = outer_buffering;
@@ -805,7 +803,7 @@ run_deferred_detaches(ActionSink *sink)
 	{
 		DeferredArg a = {sink, lfirst(lc)};
 
-		(void) run_guarded(sink, a.dd->relid, a.dd->parent_q, a.dd->part_name, deferred_one, &a);
+		(void) run_reported(sink, a.dd->relid, a.dd->parent_q, a.dd->part_name, deferred_one, &a);
 	}
 	sink->deferred = NIL;
 }
@@ -1218,42 +1216,34 @@ lock_budget(void)
  * Steps 1 and 2 in a subtransaction of their own, undone whole when the
  * locks cannot be had (false) or on an error (re-thrown after the undo).
  */
+typedef struct BuildAndAttach
+{
+	Rollover   *r;
+	List	   *periods;
+	int		   *attempts;
+} BuildAndAttach;
+
+static bool
+build_and_attach_step(void *arg)
+{
+	BuildAndAttach *ba = arg;
+	AttachBurst burst = {ba->r->layout, ba->r->pol, ba->periods};
+	ListCell   *lc;
+
+	foreach(lc, ba->periods)
+		build_standalone(ba->r->layout, ba->r->pol, lfirst(lc));
+	return bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
+}
+
 static bool
 build_and_attach(Rollover *r, List *periods, int *attempts)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	AttachBurst burst = {r->layout, r->pol, periods};
-	bool		attached = false;
-	ListCell   *lc;
+	BuildAndAttach ba = {r, periods, attempts};
+	bool		attached;
+	ErrorData  *edata = run_guarded(build_and_attach_step, &ba, &attached);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		foreach(lc, periods)
-			build_standalone(r->layout, r->pol, lfirst(lc));
-		attached = bounded_yielding(r, attach_burst, &burst, attempts);
-		if (attached)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+	if (edata)
 		ReThrowError(edata);
-	}
-	PG_END_TRY();
 	return attached;
 }
 
@@ -1649,7 +1639,7 @@ retire_expired(Rollover *r)
 			break;
 		if (!(sink->defer_detach && !pol->default_partition && !sink->dry_run))
 			r->steps++;
-		(void) run_guarded(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
+		(void) run_reported(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
 	}
 }
 
@@ -1760,13 +1750,13 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	/* see what the session that held the guard committed */
 	AcceptInvalidationMessages();
 
-	(void) run_guarded(sink, pol->relid, qualname, NULL, prepare_table, &r);
+	(void) run_reported(sink, pol->relid, qualname, NULL, prepare_table, &r);
 	become_caller(&r);
 	if (r.layout == NULL)
 		return r.done;			/* the table cannot even be read: reported */
 	if (sink->per_step && sink->stop_table)
 		return r.done;
-	(void) run_guarded(sink, pol->relid, qualname, NULL, plan_and_build, &r);
+	(void) run_reported(sink, pol->relid, qualname, NULL, plan_and_build, &r);
 	become_caller(&r);
 
 	retire_expired(&r);

@@ -47,6 +47,7 @@
 
 #include "matter_capacity.h"
 #include "catalog.h"
+#include "locks.h"
 #include "measures.h"
 #include "partitions.h"
 #include "sampler.h"
@@ -236,6 +237,37 @@ read_table_shares(Oid relid, const char *granularity, const char *hash_column,
 	return true;
 }
 
+/* One table's shares, read under the probe timeout and the lock timeout. */
+typedef struct ShareRead
+{
+	Oid			relid;
+	char	   *granularity;
+	char	   *tenant_column;
+	TimestampTz as_of;
+	TableShares *one;
+	char	  **why;
+} ShareRead;
+
+static bool
+share_read_step(void *arg)
+{
+	ShareRead  *sr = arg;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("lock_timeout", psprintf("%d", mc_lock_timeout_ms), PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	share_timed_out = false;
+	enable_timeout_after(share_timeout_id, mc_probe_timeout_ms);
+	if (!read_table_shares(sr->relid, sr->granularity, sr->tenant_column, sr->as_of, sr->one, sr->why))
+		sr->one->have = false;
+	disable_timeout(share_timeout_id, false);
+	AtEOXact_GUC(true, nest);
+	/* read-only: roll back, which releases the leaves' locks at once */
+	return false;
+}
+
 /*
  * Every managed table with a tenant column, one at a time; samples of the
  * seven indicators for those read, a note naming those skipped and why.
@@ -290,40 +322,17 @@ sample_tenant_shares(TimestampTz as_of)
 	forthree(a, relids, b, grans, c, cols)
 	{
 		Oid			relid = lfirst_oid(a);
-		ResourceOwner oldowner = CurrentResourceOwner;
 		char	  **why = palloc0(sizeof(char *));
 		char	   *name = qualified_name(relid);
 		TableShares *one = palloc0(sizeof(TableShares));
-		volatile bool failed = false;
+		ShareRead	sr = {relid, lfirst(b), lfirst(c), as_of, one, why};
+		ErrorData  *edata;
 
-		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
-		PG_TRY();
+		edata = run_guarded(share_read_step, &sr, NULL);
+		if (edata)
 		{
-			int			nest = NewGUCNestLevel();
-
-			(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("lock_timeout", psprintf("%d", mc_lock_timeout_ms), PGC_USERSET,
-									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-			share_timed_out = false;
-			enable_timeout_after(share_timeout_id, mc_probe_timeout_ms);
-			if (!read_table_shares(relid, lfirst(b), lfirst(c), as_of, one, why))
-				one->have = false;
 			disable_timeout(share_timeout_id, false);
-			AtEOXact_GUC(true, nest);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			disable_timeout(share_timeout_id, false);
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = oldowner;
 			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !share_timed_out)
 				ReThrowError(edata);
 			*why = share_timed_out
@@ -333,15 +342,6 @@ sample_tenant_shares(TimestampTz as_of)
 				: pstrdup(edata->message);
 			share_timed_out = false;
 			one->have = false;
-			failed = true;
-		}
-		PG_END_TRY();
-		if (!failed)
-		{
-			/* read-only: roll back, which releases the leaves' locks at once */
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = oldowner;
 		}
 		res[t] = *one;
 		if (!one->have)

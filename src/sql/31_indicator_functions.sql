@@ -76,6 +76,19 @@ COMMENT ON FUNCTION @extschema@.capacity_write_sample IS
     'Internal (not for PUBLIC): write one sample and keep the newest value of its series, as the sampler writes (src/sampler.c); no checks.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timestamptz, double precision) FROM PUBLIC;
 
+-- The same write path in bulk (the import): element i of the arrays is
+-- sample i; raw false keeps it out of capacity_sample (history older than
+-- the raw samples kept) but still a candidate for the newest value.
+CREATE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
+                                                   "values" double precision[], raw boolean[])
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_write_samples';
+COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
+    'Internal (not for PUBLIC): write samples in bulk as the sampler writes (src/sampler.c): arrays of one length, element i is sample i; '
+    'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
                                             labels jsonb DEFAULT '{}',
                                             sampled_at timestamptz DEFAULT now())
@@ -118,13 +131,18 @@ BEGIN
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
-    -- A late value: the sampler rolls up only the last two hours
-    -- (sampler.c), so an older hour is rolled up again here through the
-    -- same rollup (capacity_roll_up_hours: every series of that one hour),
-    -- and its UTC day (capacity_roll_up_days).  A value pushed on time costs
-    -- nothing more; bulk history goes through capacity_import_samples.
+    -- A late value: a sampling rolls up only the hours since the previous
+    -- one, at most two hours back (sampler.c), so a value older than the
+    -- hour of the latest sampling (not later than now), or than two hours,
+    -- is rolled up here
+    -- through the same rollup (capacity_roll_up_hours: every series of
+    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
+    -- pushed on time costs nothing more; bulk history goes through
+    -- capacity_import_samples.
     late_hour := date_bin('1 hour', sampled_at, origin);
-    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
+       OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
+                         FROM @extschema@.capacity_indicator_run r) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;

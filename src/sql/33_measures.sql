@@ -49,7 +49,8 @@ INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VAL
 --     the hourly rollups only (the sampler keeps no raw samples that old);
 --     an hour that already has a rollup is left as it is;
 --   * capacity_latest_sample takes the newest value of each series when it
---     is newer than the one there;
+--     is newer than the one there (raw samples and newest values are
+--     written by the sampler's write path, capacity_write_samples);
 --   * the daily rollups of the days touched are recomputed
 --     (capacity_roll_up_days), so forecasts and sustained triggers work at
 --     once.
@@ -184,8 +185,11 @@ BEGIN
         RETURN 0;
     END IF;
 
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
+    -- raw samples and the newest value of each series: the sampler's
+    -- write path (capacity_write_samples)
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
+                                               array_agg(r.v), array_agg(r.raw))
+       FROM capacity_import_rows r;
 
     -- hours of raw samples: from all the raw samples of the hour, by the
     -- sampler's rollup (capacity_roll_up_hours), whole hours
@@ -200,13 +204,6 @@ BEGIN
            (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
       FROM capacity_import_rows r WHERE NOT r.raw
      GROUP BY 1, 2, 3;
-
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    SELECT DISTINCT ON (r.ind, r.lab) r.ind, r.lab, r.at, r.v
-      FROM capacity_import_rows r ORDER BY r.ind, r.lab, r.at DESC
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
     DROP TABLE capacity_import_rows;

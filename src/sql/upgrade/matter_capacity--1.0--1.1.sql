@@ -8153,6 +8153,240 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
     'Error 55000 when the hash column changes once periods exist.';
 
+-- ======== sampler: a sampling rolls up the hours since the previous one; capacity_record rolls up values older than that ========
+-- 31_indicator_functions.sql: capacity_record
+CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
+                                            labels jsonb DEFAULT '{}',
+                                            sampled_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
+    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
+            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
+    ELSIF kind <> 'push' THEN
+        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
+            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
+        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
+            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
+            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
+    END IF;
+    IF octet_length(labels::text)
+       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
+        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        indicator, octet_length(labels::text),
+                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
+            USING ERRCODE = '54000',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    END IF;
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
+    -- A late value: a sampling rolls up only the hours since the previous
+    -- one, at most two hours back (sampler.c), so a value older than the
+    -- hour of the latest sampling (not later than now), or than two hours,
+    -- is rolled up here
+    -- through the same rollup (capacity_roll_up_hours: every series of
+    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
+    -- pushed on time costs nothing more; bulk history goes through
+    -- capacity_import_samples.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
+       OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
+                         FROM @extschema@.capacity_indicator_run r) THEN
+        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
+END
+$$;
+
+-- ======== one write path of a sample: the import writes through the sampler's (capacity_write_samples) ========
+-- 31_indicator_functions.sql: capacity_write_samples
+-- The same write path in bulk (the import): element i of the arrays is
+-- sample i; raw false keeps it out of capacity_sample (history older than
+-- the raw samples kept) but still a candidate for the newest value.
+CREATE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
+                                                   "values" double precision[], raw boolean[])
+RETURNS bigint
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_write_samples';
+COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
+    'Internal (not for PUBLIC): write samples in bulk as the sampler writes (src/sampler.c): arrays of one length, element i is sample i; '
+    'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
+-- 33_measures.sql: capacity_import_load
+CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
+                                                 p_sampled_at timestamptz[], p_values double precision[],
+                                                 as_of timestamptz, what_row text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    n integer;
+    bad record;
+    raw_from timestamptz;
+    keep_from timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    raw_lo timestamptz;
+    raw_hi timestamptz;
+    loaded bigint := 0;
+    k bigint;
+    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
+            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    n := coalesce(cardinality(p_indicators), 0);
+    IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
+            USING ERRCODE = '22004', HINT = 'Pass sampled_at and value arrays of the same length.';
+    END IF;
+    IF cardinality(p_sampled_at) <> n OR cardinality(p_values) <> n OR cardinality(p_labels) <> n THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import samples: % times and % values for % samples',
+                        cardinality(p_sampled_at), cardinality(p_values), n
+            USING ERRCODE = '2202E', HINT = 'sampled_at[i] and value[i] describe sample i: pass arrays of the same length.';
+    END IF;
+
+    -- every element checked before anything is written: the first bad one
+    -- (by position) is reported
+    SELECT u.i, u.ind, u.lab, u.at, u.v,
+           CASE WHEN u.ind IS NULL THEN 'null_indicator'
+                WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
+                WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
+                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
+                WHEN u.at IS NULL THEN 'null_time'
+                WHEN NOT isfinite(u.at) THEN 'infinite_time'
+                WHEN u.at > as_of THEN 'future'
+                WHEN u.v IS NULL THEN 'null_value'
+                WHEN u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8) THEN 'not_finite'
+           END AS problem
+      INTO bad
+      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
+     WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
+        OR octet_length(u.lab::text) > max_label
+        OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
+        OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
+        OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
+     ORDER BY u.i
+     LIMIT 1;
+    IF bad.problem = 'null_indicator' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: % % has a NULL indicator', what_row, bad.i
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample names its indicator.';
+    ELSIF bad.problem = 'unknown' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: indicator "%" (% %) does not exist', bad.ind, what_row, bad.i
+            USING ERRCODE = '42704', DETAIL = 'Nothing was imported.',
+                  HINT = 'Import only indicators listed in capacity_indicator; declare one the application measures with capacity_register_push(indicator, unit) first.';
+    ELSIF bad.problem = 'labels' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
+            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
+                  HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
+    ELSIF bad.problem = 'label_bytes' THEN
+        -- as capacity_record refuses them: the label set is a key of the
+        -- sample indexes and rollups
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
+            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
+    ELSIF bad.problem = 'null_time' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample needs the time it was taken.';
+    ELSIF bad.problem = 'infinite_time' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is not a finite time', bad.at, bad.ind, what_row, bad.i
+            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
+                  HINT = 'Every sample needs the time it was taken.';
+    ELSIF bad.problem = 'future' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is later than as_of %', bad.at, bad.ind, what_row, bad.i, as_of
+            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
+                  HINT = 'History is in the past: check the time zone of the exported times (timestamptz), or pass a later as_of.';
+    ELSIF bad.problem = 'null_value' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: value of indicator % at % % (sampled_at %) is NULL', bad.ind, what_row, bad.i, bad.at
+            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
+                  HINT = 'Leave out the samples you do not have; a gap is not a zero.';
+    ELSIF bad.problem = 'not_finite' THEN
+        RAISE EXCEPTION 'matter_capacity: cannot import: value % of indicator % at % % (sampled_at %) is not a finite number', bad.v, bad.ind, what_row, bad.i, bad.at
+            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
+                  HINT = 'Leave out NaN and infinite values (monitoring systems export them for gaps).';
+    END IF;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+
+    -- what the sampler keeps at as_of: raw samples of the day partitions
+    -- retention has not dropped, hourly rollups of rollup_retention_days
+    raw_from := date_bin('1 day', as_of - make_interval(days =>
+                    coalesce(nullif(current_setting('matter_capacity.sample_retention_days', true), '')::int, 35)), origin);
+    keep_from := as_of - make_interval(days =>
+                    coalesce(nullif(current_setting('matter_capacity.rollup_retention_days', true), '')::int, 730));
+
+    -- one sample per series and time (a later element wins)
+    CREATE TEMP TABLE capacity_import_rows ON COMMIT DROP AS
+    SELECT DISTINCT ON (u.ind, u.lab, u.at) u.ind, u.lab, u.at, u.v, u.at >= raw_from AS raw
+      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
+     WHERE u.at >= keep_from
+     ORDER BY u.ind, u.lab, u.at, u.i DESC;
+    -- raw: not twice
+    DELETE FROM capacity_import_rows r
+     WHERE r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample s
+                              WHERE s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at);
+    -- older: an hour rolled up already is left as it is
+    DELETE FROM capacity_import_rows r
+     WHERE NOT r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                                  WHERE h.indicator = r.ind AND h.labels = r.lab
+                                    AND h.hour = date_bin('1 hour', r.at, origin));
+    SELECT count(*), min(r.at), max(r.at) INTO loaded, lo, hi FROM capacity_import_rows r;
+    IF loaded = 0 THEN
+        DROP TABLE capacity_import_rows;
+        RETURN 0;
+    END IF;
+
+    -- raw samples and the newest value of each series: the sampler's
+    -- write path (capacity_write_samples)
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
+                                               array_agg(r.v), array_agg(r.raw))
+       FROM capacity_import_rows r;
+
+    -- hours of raw samples: from all the raw samples of the hour, by the
+    -- sampler's rollup (capacity_roll_up_hours), whole hours
+    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    IF raw_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+    END IF;
+    -- older hours: from the imported samples alone
+    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
+    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
+           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
+      FROM capacity_import_rows r WHERE NOT r.raw
+     GROUP BY 1, 2, 3;
+
+    k := @extschema@.capacity_roll_up_days(lo, hi);
+    DROP TABLE capacity_import_rows;
+    RETURN loaded;
+END
+$$;
+
 -- ======== stage evaluation under 10 ms: a day's p95 kept in the daily rollups; the triggers resolved with a cached plan; the window's samples joined on the series' key ========
 -- capacity_sample_daily.p95: the exact p95 of a complete day's raw samples,
 -- for the indicators an N-day plan condition reads by p95, so those
