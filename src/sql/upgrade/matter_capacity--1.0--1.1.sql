@@ -1,8 +1,11 @@
 -- matter_capacity upgrade script, 1.0 -> 1.1 (ALTER EXTENSION matter_capacity UPDATE).
 -- One section per change, each mirroring what it changed in the install
--- pieces in src/sql/; the last section holds the final text of functions
--- several changes rewrote.  test/integration/upgrade.sh compares the result
--- with a fresh 1.1 install: objects, grants, shipped rows, config-dump tables.
+-- pieces in src/sql/.  A function several changes rewrote stands once, with
+-- its final text (as in src/sql), where the upgrade first defines it; a
+-- later section that changed it names it in a comment.  When a change
+-- rewrites a function already here, replace its text in place.
+-- test/integration/upgrade.sh compares the result with a fresh 1.1 install:
+-- objects, grants, comments, shipped rows, config-dump tables.
 
 \echo Use "ALTER EXTENSION matter_capacity UPDATE" to load this file. \quit
 
@@ -68,45 +71,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_autovacuum_yield(regclass[], tex
 
 CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
 RETURNS integer
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    attempt integer := 0;
-    yields integer := 0;
-    s text;
-    retries integer := coalesce(nullif(current_setting('matter_capacity.lock_retries', true), '')::integer, 3);
-    timeout text := coalesce(nullif(current_setting('matter_capacity.lock_timeout', true), ''), '100');
-    saved text := current_setting('lock_timeout');
-BEGIN
-    LOOP
-        attempt := attempt + 1;
-        BEGIN
-            PERFORM set_config('lock_timeout', timeout, true);
-            FOREACH s IN ARRAY stmts LOOP
-                EXECUTE s;
-            END LOOP;
-            PERFORM set_config('lock_timeout', saved, true);
-            RETURN attempt;
-        EXCEPTION WHEN lock_not_available THEN
-            PERFORM set_config('lock_timeout', saved, true);
-            IF yield_to IS NOT NULL AND yields < 10
-               AND @extschema@.capacity_autovacuum_yield(yield_to, what) THEN
-                yields := yields + 1;
-                attempt := attempt - 1;
-                CONTINUE;
-            END IF;
-            IF attempt > retries THEN
-                RAISE EXCEPTION 'matter_capacity: % skipped: lock not available after % attempts of %',
-                                what, attempt, timeout
-                    USING ERRCODE = '55P03',
-                          HINT = 'Long transactions hold the table; run it again later, or raise matter_capacity.lock_retries.';
-            END IF;
-            PERFORM pg_sleep(least(0.1 * attempt, 1));
-        END;
-    END LOOP;
-END
-$$;
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_run_bounded';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text)
@@ -160,11 +126,7 @@ DECLARE
     existing text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('register a pushed indicator');
-    IF indicator IS NULL OR indicator !~ '^[a-z][a-z0-9_]*$' OR length(indicator) > 63 THEN
-        RAISE EXCEPTION 'matter_capacity: indicator name "%" is not valid', indicator
-            USING ERRCODE = '42602',
-                  HINT = 'Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.';
-    END IF;
+    PERFORM @extschema@.capacity_check_indicator_name(indicator);
     SELECT i.source INTO existing FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
     IF existing IS NOT NULL AND existing <> 'push' THEN
         RAISE EXCEPTION 'matter_capacity: indicator % already exists as a % indicator', indicator, existing
@@ -230,9 +192,13 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('declare a flag');
-    IF flag IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag) THEN
-        SELECT string_agg(DISTINCT t.declared_flag, ', ' ORDER BY t.declared_flag) INTO known
-          FROM @extschema@.capacity_trigger t WHERE t.declared_flag IS NOT NULL;
+    IF flag IS NULL OR NOT (EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag)
+                            OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c WHERE c.declared_flag = flag)) THEN
+        SELECT string_agg(DISTINCT f.flag, ', ' ORDER BY f.flag) INTO known
+          FROM (SELECT t.declared_flag FROM @extschema@.capacity_trigger t
+                UNION ALL
+                SELECT c.declared_flag FROM @extschema@.capacity_plan_condition c) f(flag)
+         WHERE f.flag IS NOT NULL;
         RAISE EXCEPTION 'matter_capacity: flag "%" is not a declared trigger', coalesce(flag, 'NULL')
             USING ERRCODE = '22023', HINT = 'Known flags: ' || known || '.';
     END IF;
@@ -367,13 +333,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-        VALUES ('explain_failures', '{}', as_of, failures);
-        INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-        VALUES ('explain_failures', '{}', as_of, failures)
-        ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-           SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-         WHERE l.sampled_at <= EXCLUDED.sampled_at;
+        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
     END IF;
 END
 $$;
@@ -493,272 +453,9 @@ CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz,
                                                    evals @extschema@.capacity_trigger_row[],
                                                    min_stage integer DEFAULT NULL)
 RETURNS SETOF @extschema@.capacity_forecast_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    today timestamptz;
-    first_day timestamptz;
-    inds text[];
-    counters text[];
-    recent @extschema@.capacity_sample[];
-BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
-        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
-    END IF;
-    today := date_bin('1 day', as_of, origin);
-    first_day := today - make_interval(days => lookback);
-
-    SELECT array_agg(DISTINCT t.indicator),
-           array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
-      INTO inds, counters
-      FROM @extschema@.capacity_trigger t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage);
-    inds := inds || '{table_rows_inserted}';
-    counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
-    -- the newest sample of each row count and counter in the last day: kept
-    -- in capacity_latest_sample, unless as_of is in the past of it; then
-    -- from the raw samples, planned with the bounds to read one or two days
-    recent := ARRAY(SELECT ROW(l.indicator, l.labels, l.sampled_at, l.value)::@extschema@.capacity_sample
-                      FROM @extschema@.capacity_latest_sample l
-                     WHERE l.indicator = ANY (counters) AND l.value IS NOT NULL
-                       AND l.sampled_at > as_of - interval '1 day' AND l.sampled_at <= as_of);
-    IF EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                WHERE l.indicator = ANY (counters) AND l.sampled_at > as_of) THEN
-        EXECUTE 'SELECT array_agg(s) FROM (
-                     SELECT DISTINCT ON (s.indicator, s.labels) s.*
-                       FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3
-                        AND s.value IS NOT NULL
-                      ORDER BY s.indicator, s.labels, s.sampled_at DESC) s'
-           INTO recent USING counters, as_of - interval '1 day', as_of;
-    END IF;
-
-    RETURN QUERY
-WITH days AS MATERIALIZED (   -- each series on each complete day of the lookback
-    SELECT d.* FROM @extschema@.capacity_sample_daily d
-     WHERE d.indicator = ANY (inds) AND d.day >= first_day AND d.day < today
-),
-now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
-trig AS (
-    SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
-           (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
-      FROM @extschema@.capacity_trigger_resolved(bindings) t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
-),
-series AS (   -- every series a trigger looks at; a ratio trigger is one series
-    SELECT t.name, x.labels
-      FROM trig t
-      JOIN (SELECT DISTINCT d.indicator, d.labels FROM days d
-            UNION SELECT n.indicator, n.labels FROM now_s n
-            UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
-        ON x.indicator = t.indicator AND x.labels @> t.filter
-     WHERE t.aggregate <> 'ratio' AND NOT t.unbound
-    UNION ALL
-    SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
-),
-day_stats AS (   -- the days of every series a level trigger looks at
-    SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
-           d.max, d.min, d.last
-      FROM series x JOIN trig t ON t.name = x.name
-      JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
-     WHERE t.aggregate IN ('all', 'latest')
-),
-level_points AS (
-    -- all: the best hour of the day (the hourly minimum when the window is
-    -- an hour or more, else the hourly average); latest: the day's extreme
-    SELECT d.name, d.labels, 'level'::text AS basis,
-           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
-           CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
-                     CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
-                WHEN t.aggregate = 'all' THEN
-                     CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
-                ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
-      FROM day_stats d JOIN trig t ON t.name = d.name
-     WHERE NOT t.rowcount
-    UNION ALL
-    -- ratio: the day's average of the series over that of the reference
-    SELECT t.name, t.label_filter, 'level',
-           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400,
-           avg(d.avg) FILTER (WHERE d.labels @> t.label_filter)
-             / nullif(avg(d.avg) FILTER (WHERE d.labels @> t.ratio_filter), 0)
-      FROM trig t JOIN days d ON d.indicator = t.indicator
-     WHERE t.aggregate = 'ratio'
-     GROUP BY t.name, t.label_filter, d.day
-),
-rows_now AS (   -- the row count a table_rows trigger starts from
-    SELECT x.name, x.labels, n.value
-      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
-      JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
-),
-counter_series AS (   -- cumulative series: growth triggers, and inserts behind row counts
-    SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
-      FROM series x JOIN trig t ON t.name = x.name
-     WHERE t.aggregate = 'growth' OR t.rowcount
-),
-counter_values AS (   -- end of each day, and the newest raw value of today
-    SELECT c.name, c.labels, d.day + interval '1 day' AS at, d.last AS v
-      FROM counter_series c JOIN days d ON d.indicator = c.counter AND d.labels = c.labels
-    UNION ALL
-    SELECT c.name, c.labels, n.sampled_at, n.value
-      FROM counter_series c JOIN now_s n ON n.indicator = c.counter AND n.labels = c.labels
-     WHERE n.sampled_at > today
-),
-counter_steps AS (   -- increments; after a reset the counter restarted from zero
-    SELECT v.*, v.v - lag(v.v) OVER w AS dv,
-           extract(epoch FROM v.at - lag(v.at) OVER w)::float8 / 86400 AS dt
-      FROM counter_values v
-    WINDOW w AS (PARTITION BY v.name, v.labels ORDER BY v.at)
-),
-counter_sums AS (
-    SELECT s.*, sum(CASE WHEN s.dv IS NULL THEN 0 WHEN s.dv >= 0 THEN s.dv ELSE s.v END)
-                    OVER (PARTITION BY s.name, s.labels ORDER BY s.at) AS cum
-      FROM counter_steps s
-),
-counter_points AS (
-    -- growth: the rate between two consecutive values, in the trigger's
-    -- per_period units, placed in the middle of its interval
-    SELECT c.name, c.labels, 'rate'::text AS basis,
-           extract(epoch FROM c.at - as_of)::float8 / 86400 - c.dt / 2 AS t,
-           c.dv / c.dt * extract(epoch FROM t.per_period)::float8 / 86400 AS y
-      FROM counter_sums c JOIN trig t ON t.name = c.name
-     WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
-    UNION ALL
-    -- row counts, where the counts are stale or too few: the current count
-    -- less the rows inserted since each day (retention is not seen)
-    SELECT c.name, c.labels, 'inserts',
-           extract(epoch FROM c.at - as_of)::float8 / 86400,
-           r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
-      FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
-    UNION ALL
-    -- row counts: the counts themselves, i.e. the net change (inserts less
-    -- deletes and retention)
-    SELECT d.name, d.labels, 'rows',
-           extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
-      FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
-    UNION ALL
-    SELECT r.name, r.labels, 'rows', 0::float8, r.value FROM rows_now r
-),
-points AS (
-    SELECT * FROM level_points WHERE y IS NOT NULL
-    UNION ALL
-    SELECT * FROM counter_points WHERE y IS NOT NULL
-),
-stale AS (   -- row counts not refreshed: unmoved through the last three days, sampled
-             -- more than once a day, while the insert counter rose
-    SELECT x.name, x.labels
-      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
-      JOIN days r ON r.indicator = 'table_rows' AND r.labels = x.labels AND r.day >= today - interval '3 days'
-      JOIN days c ON c.indicator = 'table_rows_inserted' AND c.labels = x.labels AND c.day = r.day
-     GROUP BY x.name, x.labels
-    HAVING count(*) = 3 AND min(r.count) >= 2 AND min(r.min) = max(r.max) AND min(r.min) > 0
-       AND max(c.max) > min(c.min)
-),
-basis AS (   -- row counts: their net change, unless they are stale or too few;
-             -- then the current count moved back by the inserts
-    SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
-      FROM points p
-      LEFT JOIN stale s ON s.name = p.name AND s.labels = p.labels
-     GROUP BY p.name, p.labels, p.basis, s.name
-     ORDER BY p.name, p.labels, count(*) >= 7 DESC, (p.basis = 'inserts') = (s.name IS NOT NULL) DESC
-),
-fits AS (
-    SELECT b.name, b.labels, b.basis,
-           @extschema@.capacity_fit_trend(array_agg(p.t ORDER BY p.t), array_agg(p.y ORDER BY p.t),
-                                          t.eff_threshold, t.comparator,
-                                          CASE WHEN t.rowcount THEN min(r.value) END, 7) AS f
-      FROM basis b
-      JOIN points p ON p.name = b.name AND p.labels = b.labels AND p.basis = b.basis
-      JOIN trig t ON t.name = b.name
-      LEFT JOIN rows_now r ON r.name = b.name AND r.labels = b.labels
-     GROUP BY b.name, b.labels, b.basis, t.eff_threshold, t.comparator, t.rowcount
-),
-every AS (   -- every series, and a row for triggers that have none
-    SELECT x.name, x.labels FROM series x
-    UNION ALL
-    SELECT t.name, t.filter FROM trig t
-     WHERE NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
-),
-judged AS (
-    SELECT t.stage, t.name, t.indicator, e.labels, t.eff_threshold, t.comparator, t.aggregate,
-           t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
-           CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
-           -- a growth trigger averages its window: it follows the daily rate by half of it
-           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2 ELSE interval '0' END AS lag_by,
-           EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
-           EXISTS (SELECT 1 FROM unnest(evals) v
-                    WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
-      FROM every e JOIN trig t ON t.name = e.name
-      LEFT JOIN fits f ON f.name = e.name AND f.labels = e.labels
-      LEFT JOIN rows_now r ON r.name = e.name AND r.labels = e.labels
-),
-dated AS (
-    SELECT j.*,
-           as_of + j.days * interval '1 day' + j.lag_by AS eta_at,
-           as_of + j.days_earliest * interval '1 day' + j.lag_by AS early_at,
-           as_of + j.days_latest * interval '1 day' + j.lag_by AS late_at
-      FROM judged j
-)
-SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.comparator,
-       CASE WHEN d.method = 'multiplicative' THEN d.cur * (exp(d.slope) - 1) ELSE d.slope END,
-       CASE WHEN d.method = 'multiplicative' THEN 100 * (exp(d.slope) - 1) END,
-       d.method,
-       CASE WHEN d.firing THEN as_of ELSE d.eta_at END,
-       CASE WHEN d.firing THEN 0 ELSE round((extract(epoch FROM d.eta_at - as_of) / 86400)::numeric, 1) END,
-       CASE WHEN d.firing THEN as_of ELSE d.early_at END,
-       CASE WHEN d.firing THEN as_of ELSE d.late_at END,
-       CASE WHEN d.firing THEN 'firing'
-            WHEN d.verdict IS NULL OR d.verdict = 'insufficient data' OR (d.rowcount AND d.cur IS NULL)
-                 THEN 'insufficient data'
-            WHEN d.verdict IN ('trend', 'reached') AND d.eta_at IS NOT NULL THEN
-                 CASE WHEN d.eta_at <= as_of + horizon THEN 'forecast' ELSE 'beyond horizon' END
-            ELSE 'no trend' END,
-       coalesce(d.points, 0),
-       concat_ws('; ',
-           CASE WHEN d.unbound THEN 'table not bound (capacity_bind_table)' END,
-           CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
-           CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
-           CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
-           CASE WHEN d.other_days IS NOT NULL THEN
-                'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
-                || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
-           CASE WHEN d.verdict <> 'insufficient data' THEN
-                CASE d.basis WHEN 'inserts' THEN
-                                  CASE WHEN d.stale THEN 'current rows + insert trend: the row counts did not move while rows were inserted'
-                                       ELSE 'current rows + insert trend: too few row counts' END
-                             WHEN 'rows' THEN 'row counts: the net change'
-                             WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
-                             ELSE NULL END END)
-  FROM dated d
-UNION ALL
--- partition runway: if rollover stopped now, rows for times after the
--- newest partition's upper bound would land in the default partition
-SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
-       jsonb_build_object('table', p.table_name::text),
-       extract(epoch FROM coalesce(h.range_to, as_of) - as_of)::float8 / 86400, 0::float8, '<='::text,
-       -1::float8, NULL::float8, 'partition bounds'::text,
-       coalesce(h.range_to, as_of),
-       round((extract(epoch FROM coalesce(h.range_to, as_of) - as_of) / 86400)::numeric, 1),
-       coalesce(h.range_to, as_of), coalesce(h.range_to, as_of),
-       CASE WHEN coalesce(h.range_to, as_of) <= as_of THEN 'firing'
-            WHEN h.range_to <= as_of + horizon THEN 'forecast'
-            ELSE 'beyond horizon' END,
-       NULL::integer,
-       CASE WHEN p.default_partition THEN 'if rollover stopped, later rows would go to the default partition'
-            ELSE 'if rollover stopped, later rows would fail: no default partition' END
-  FROM @extschema@.capacity_policy p
-  LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
- WHERE min_stage IS NULL
- ORDER BY 1 NULLS LAST, 2, 4;
-END
-$fn$;
+AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
 
 -- ======== security: user code as its owner, bounded, settings undone ========
 -- Issue 19 (security): see docs/security.md.  Each object below is
@@ -800,7 +497,7 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid = 0
        AND c.table_name::pg_catalog.oid = d.objid;
-    -- the default EXPLAIN checks (50_explain.sql) of dropped tables
+    -- the default EXPLAIN checks (42_explain.sql) of dropped tables
     DELETE FROM @extschema@.capacity_explain_check k
      USING pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -1154,9 +851,13 @@ RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggr
               ratio_filter jsonb, per_period interval, comparator text, sustain interval,
               declared_flag text, description text, eff_threshold double precision,
               thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t.name, t.stage, t.indicator, t.label_filter, t.aggregate, t.ratio_filter,
            t.per_period, t.comparator, t.sustain, t.declared_flag, t.description,
            t.threshold * coalesce(s.value, 1),
@@ -1179,7 +880,8 @@ AS $$
               FROM @extschema@.capacity_plan_condition c
               JOIN @extschema@.capacity_plan_step st ON st.plan = c.plan AND st.name = c.step
              WHERE c.plan = capacity_trigger_resolved.plan_name) t
-      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting
+      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting;
+END
 $$;
 
 -- The six-stage ladder's triggers (as in 1.0).
@@ -1213,6 +915,8 @@ CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings js
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     maxwin interval;
@@ -1229,6 +933,7 @@ DECLARE
     maxdays integer;
     dinds text[];
     pinds text[];
+    pdays jsonb;              -- indicator -> the most days a p95 of it is read over
     ind text;
     missing timestamptz[];
     raw @extschema@.capacity_day_point[];
@@ -1247,32 +952,40 @@ BEGIN
     w := coalesce(w, '{}');
 
     -- each UTC day's aggregates of the series day conditions read: the
-    -- daily rollups the sampler keeps, and the raw samples (one pruned
-    -- grouped scan per indicator) for the days a series lacks a rollup of
-    -- and for every day of an indicator whose days need their p95
-    SELECT max(tr.days), array_agg(DISTINCT tr.indicator),
-           coalesce(array_agg(DISTINCT tr.indicator) FILTER (WHERE tr.daily = 'p95'), '{}')
-      INTO maxdays, dinds, pinds
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-     WHERE tr.aggregate = 'days' AND NOT tr.unbound;
+    -- daily rollups the sampler keeps (with a complete day's p95, kept for
+    -- the indicators conditions read it of: capacity_roll_up_days), and the
+    -- raw samples (one pruned grouped scan per indicator) for the days a
+    -- series lacks a rollup of, or a p95 in it that a condition reads
+    SELECT max(x.nd), array_agg(x.indicator ORDER BY x.indicator),
+           coalesce(array_agg(x.indicator ORDER BY x.indicator) FILTER (WHERE x.pd IS NOT NULL), '{}'),
+           jsonb_object_agg(x.indicator, x.pd)
+      INTO maxdays, dinds, pinds, pdays
+      FROM (SELECT tr.indicator, max(tr.days) AS nd, max(tr.days) FILTER (WHERE tr.daily = 'p95') AS pd
+              FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
+             WHERE tr.aggregate = 'days' AND NOT tr.unbound
+             GROUP BY tr.indicator) x;
     dp := '{}';
     IF maxdays IS NOT NULL THEN
         lo := day0 - maxdays * interval '1 day';
-        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, NULL, d.count)::@extschema@.capacity_day_point)
+        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.count)::@extschema@.capacity_day_point)
                    FROM @extschema@.capacity_sample_daily d
                   WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
            INTO dp USING dinds, lo, day0;
         dp := coalesce(dp, '{}');
         FOREACH ind IN ARRAY dinds LOOP
             -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none
+            -- since then has none, or its p95 is read and a rollup lacks it;
+            -- an indicator with no live series is not evaluated (series)
             missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE ind = ANY (pinds)
-                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
-                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                                             WHERE l.indicator = ind AND l.sampled_at >= g
-                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
-                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
+                              WHERE EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.indicator = ind)
+                                AND ((g >= day0 - (pdays ->> ind)::integer * interval '1 day'
+                                      AND EXISTS (SELECT 1 FROM unnest(dp) p
+                                                   WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
+                                     OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
+                                     OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
+                                                 WHERE l.indicator = ind AND l.sampled_at >= g
+                                                   AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
+                                                                    WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g))));
             CONTINUE WHEN cardinality(missing) = 0;
             dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
             EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
@@ -1324,35 +1037,29 @@ series AS (   -- every series a metric trigger looks at
         ON l.indicator = t.indicator AND l.labels @> t.filter
      WHERE t.indicator IS NOT NULL AND NOT t.unbound
 ),
-breach AS (   -- 'all' and 'latest': the samples of the window, per series
-    SELECT t.name, x.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
+watched AS MATERIALIZED (   -- 'all' and 'latest': each series with its trigger and window
+    SELECT t.name, t.indicator, x.labels, t.comparator, t.eff_threshold,
+           as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END AS since
+      FROM trig t JOIN series x ON x.name = t.name
+     WHERE t.aggregate IN ('all', 'latest')
+),
+breach AS (   -- the samples of the window, per series: one hash join on the series' key
+    SELECT t.name, t.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
            (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
            CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
-           bool_and(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
-                                      WHEN '>=' THEN s.value >= t.eff_threshold
-                                      WHEN '<' THEN s.value < t.eff_threshold
-                                      ELSE s.value <= t.eff_threshold END) AS all_breach,
-           (array_agg(CASE t.comparator WHEN '>' THEN s.value > t.eff_threshold
-                                        WHEN '>=' THEN s.value >= t.eff_threshold
-                                        WHEN '<' THEN s.value < t.eff_threshold
-                                        ELSE s.value <= t.eff_threshold END
+           bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
+           (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
                       ORDER BY s.sampled_at DESC))[1] AS last_breach
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      JOIN ws s
-        ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
-       AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
-     WHERE t.aggregate IN ('all', 'latest')
-     GROUP BY t.name, t.comparator, x.labels
+      FROM watched t
+      JOIN ws s ON s.indicator = t.indicator AND s.labels = t.labels
+               AND s.sampled_at <= as_of AND s.sampled_at > t.since
+     GROUP BY t.name, t.comparator, t.labels
 ),
 days AS (     -- 'days': each of the N UTC days before as_of's day, per series
     SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
            (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
            CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
-           bool_and(CASE t.comparator WHEN '>' THEN d.v > t.eff_threshold
-                                      WHEN '>=' THEN d.v >= t.eff_threshold
-                                      WHEN '<' THEN d.v < t.eff_threshold
-                                      ELSE d.v <= t.eff_threshold END) AS all_breach
+           bool_and(@extschema@.capacity_breaches(d.v, t.comparator, t.eff_threshold)) AS all_breach
       FROM trig t
       JOIN series x ON x.name = t.name
       JOIN (SELECT p.indicator, p.labels, p.day,
@@ -1409,20 +1116,16 @@ rows AS (
            CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
                      OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
                      OR g.last_v < g.first_v THEN 'insufficient data'
-                WHEN CASE t.comparator WHEN '>' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) > t.eff_threshold
-                                       WHEN '>=' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) >= t.eff_threshold
-                                       WHEN '<' THEN (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) < t.eff_threshold
-                                       ELSE (g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at) * extract(epoch FROM t.per_period) <= t.eff_threshold END
+                WHEN @extschema@.capacity_breaches((g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at)
+                                                        * extract(epoch FROM t.per_period),
+                                                    t.comparator, t.eff_threshold)
                      THEN 'firing' ELSE 'ok' END
       FROM growth g JOIN trig t ON t.name = g.name
     UNION ALL
     SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
            CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
                      THEN 'insufficient data'
-                WHEN CASE t.comparator WHEN '>' THEN r.num / r.den > t.eff_threshold
-                                       WHEN '>=' THEN r.num / r.den >= t.eff_threshold
-                                       WHEN '<' THEN r.num / r.den < t.eff_threshold
-                                       ELSE r.num / r.den <= t.eff_threshold END
+                WHEN @extschema@.capacity_breaches(r.num / r.den, t.comparator, t.eff_threshold)
                      THEN 'firing' ELSE 'ok' END
       FROM ratio r JOIN trig t ON t.name = r.name
     UNION ALL
@@ -1489,12 +1192,95 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
+    e record;
+    fc @extschema@.capacity_forecast_row[];
+    contra text[];
+    due record;
 BEGIN
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
-    ELSE
-        RETURN QUERY SELECT * FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+        RETURN;
     END IF;
+    SELECT * INTO e FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
+
+    -- contradictions: flags the current tier's entry needs, not declared
+    SELECT array_agg(DISTINCT format('tier %s is set but %s is not declared', c.step, c.declared_flag)
+                     ORDER BY format('tier %s is set but %s is not declared', c.step, c.declared_flag))
+      INTO contra
+      FROM @extschema@.capacity_plan_condition c
+     WHERE c.plan = p AND c.step = e.current_name AND c.rule = 'enter' AND c.declared_flag IS NOT NULL
+       AND coalesce(e.evidence #>> ARRAY['conditions', c.name, 'status'], '') <> 'firing'
+       AND NOT EXISTS (   -- a group of the rule whose flags are all declared
+             SELECT 1 FROM @extschema@.capacity_plan_condition g
+              WHERE g.plan = p AND g.step = c.step AND g.rule = 'enter'
+              GROUP BY g.grp
+             HAVING bool_and(g.declared_flag IS NULL
+                             OR e.evidence #>> ARRAY['conditions', g.name, 'status'] = 'firing'));
+
+    -- forecasts of the conditions of the moves ahead
+    IF e.decision IN ('stay', 'review')
+       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                        WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
+        -- only the metric conditions of the moves ahead are fitted
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
+                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
+                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
+                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                                      OR (s.kind = 'gate' AND NOT EXISTS (
+                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
+                     WHERE f.status = 'forecast');
+        WITH steps AS (
+            SELECT s.* FROM @extschema@.capacity_plan_step s
+             WHERE s.plan = p
+               AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
+                    OR (s.kind = 'gate' AND NOT EXISTS (
+                          SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
+                           WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open')))
+        ), cond AS (
+            SELECT c.step, c.grp, c.name,
+                   CASE WHEN e.evidence #>> ARRAY['conditions', c.name, 'status'] = 'firing' THEN as_of
+                        WHEN c.declared_flag IS NULL THEN (SELECT min(f.eta) FROM unnest(fc) f WHERE f.trigger_name = c.name)
+                   END AS eta
+              FROM @extschema@.capacity_plan_condition c JOIN steps s ON s.name = c.step
+             WHERE c.plan = p AND c.rule = 'enter'
+        ), grp AS (
+            SELECT c.step, c.grp, max(c.eta) AS eta,
+                   array_agg(c.name ORDER BY c.name) FILTER (WHERE c.eta > as_of) AS forecast,
+                   array_agg(c.name ORDER BY c.name) AS conds
+              FROM cond c GROUP BY 1, 2
+            HAVING bool_and(c.eta IS NOT NULL) AND max(c.eta) > as_of
+        )
+        SELECT g.step, g.eta, g.conds, s.kind, s.ordinal, s.runbook INTO due
+          FROM grp g JOIN steps s ON s.name = g.step
+         ORDER BY g.eta, s.kind <> 'tier', s.ordinal DESC, g.grp LIMIT 1;
+        IF due.step IS NOT NULL THEN
+            e.decision := 'plan';
+            IF due.kind = 'tier' THEN
+                e.recommended_stage := due.ordinal;
+                e.recommended_name := due.step;
+            END IF;
+            e.runbook := coalesce(due.runbook, e.runbook);
+            e.firing := due.conds;
+        END IF;
+        e.evidence := e.evidence || jsonb_build_object(
+            'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                'condition', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
+                                'eta', f.eta, 'days_left', f.days_left,
+                                'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
+                                'method', f.method, 'value', f.current_value,
+                                'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
+                            FROM unnest(fc) f),
+            'plan', CASE WHEN due.step IS NOT NULL THEN jsonb_build_object('step', due.step, 'by', due.eta) END,
+            'horizon_end', as_of + horizon);
+    END IF;
+    e.evidence := e.evidence || jsonb_build_object('contradictions', to_jsonb(coalesce(contra, '{}'::text[])));
+    IF contra IS NOT NULL AND e.decision = 'stay' THEN
+        e.decision := 'review';
+    END IF;
+    RETURN QUERY SELECT e.current_stage, e.current_name, e.recommended_stage, e.recommended_name, e.decision,
+                        e.firing, e.evidence, e.runbook, e.evaluated_at;
 END
 $$;
 
@@ -1513,38 +1299,6 @@ COMMENT ON FUNCTION @extschema@.capacity_stage IS
     'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan, six-stage ladder only), and the evidence. '
     'Error 42704 for a plan that is not installed.';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_declare(flag text, note text, active boolean DEFAULT true)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    known text;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('declare a flag');
-    IF flag IS NULL OR NOT (EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t WHERE t.declared_flag = flag)
-                            OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c WHERE c.declared_flag = flag)) THEN
-        SELECT string_agg(DISTINCT f.flag, ', ' ORDER BY f.flag) INTO known
-          FROM (SELECT t.declared_flag FROM @extschema@.capacity_trigger t
-                UNION ALL
-                SELECT c.declared_flag FROM @extschema@.capacity_plan_condition c) f(flag)
-         WHERE f.flag IS NOT NULL;
-        RAISE EXCEPTION 'matter_capacity: flag "%" is not a declared trigger', coalesce(flag, 'NULL')
-            USING ERRCODE = '22023', HINT = 'Known flags: ' || known || '.';
-    END IF;
-    IF active IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: active for flag % must not be NULL', flag
-            USING ERRCODE = '22004', HINT = 'true declares it, false withdraws it.';
-    END IF;
-    INSERT INTO @extschema@.capacity_declaration AS d (flag, active, note, changed_at, changed_by)
-    VALUES (flag, active, note, now(), session_user)
-    ON CONFLICT ON CONSTRAINT capacity_declaration_pkey DO UPDATE
-       SET active = EXCLUDED.active, note = EXCLUDED.note,
-           changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by;
-    INSERT INTO @extschema@.capacity_declaration_history (flag, active, note, changed_at, changed_by)
-    VALUES (flag, active, note, now(), session_user);
-END
-$$;
 
 DROP FUNCTION @extschema@.capacity_decide(text, text, timestamptz);
 DROP FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb);
@@ -1595,8 +1349,25 @@ $$;
 CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
                                             plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void
-LANGUAGE sql
-AS $$ SELECT @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs) $$;
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- runs as the caller, to resolve the hot tables on the caller's search
+    -- path (capacity_bindings reads capacity_table_binding); the recording
+    -- is capacity_decide_at's.  A role granted capacity_decide alone lacks
+    -- both: say what to grant, not "permission denied"
+    IF NOT pg_catalog.has_function_privilege(
+             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE')
+       OR NOT pg_catalog.has_table_privilege('@extschema@.capacity_table_binding', 'SELECT') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide also needs EXECUTE on capacity_decide_at and SELECT on capacity_table_binding', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'GRANT pg_monitor TO the reviewer''s role (it reads capacity_table_binding) and '
+                         'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
+                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO it.';
+    END IF;
+    PERFORM @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs);
+END
+$$;
 COMMENT ON FUNCTION @extschema@.capacity_decide IS
     'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
     '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
@@ -1875,6 +1646,33 @@ BEGIN
         PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
     END IF;
+    -- bounded like labels (max_label_bytes) and notes: a plan is a page of
+    -- text, not a store; every string (names, descriptions, runbooks) at
+    -- most 4 kB, the document at most 1 MB
+    IF octet_length(doc::text) > 1048576 THEN
+        PERFORM @extschema@.capacity_plan_fail('$', format('the document is %s bytes, more than 1 MB', octet_length(doc::text)), '54000',
+            'A plan names its tiers, gates and conditions; keep long prose in the runbooks it points to.');
+    END IF;
+    WITH RECURSIVE walk(path, v) AS (
+        SELECT '$'::text, doc
+        UNION ALL
+        SELECT w.path || c.step, c.child
+          FROM walk w
+          CROSS JOIN LATERAL (SELECT '.' || e.key AS step, e.value AS child
+                                FROM jsonb_each(CASE WHEN jsonb_typeof(w.v) = 'object' THEN w.v END) e
+                              UNION ALL
+                              SELECT '[' || (a.n - 1) || ']', a.child
+                                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(w.v) = 'array' THEN w.v END)
+                                     WITH ORDINALITY AS a(child, n)) c
+    )
+    SELECT w.path INTO spath FROM walk w
+     WHERE (jsonb_typeof(w.v) = 'string' AND octet_length(w.v #>> '{}') > 4096)
+        OR octet_length(w.path) > 4096
+     LIMIT 1;
+    IF spath IS NOT NULL THEN
+        PERFORM @extschema@.capacity_plan_fail(left(spath, 200), 'a string (or key) of more than 4096 bytes', '54000',
+            'Names and descriptions are short; put long prose in the runbook the step points to.');
+    END IF;
     FOR k IN SELECT jsonb_object_keys(doc) LOOP
         IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
             PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
@@ -1922,7 +1720,7 @@ BEGIN
             '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
     END IF;
     FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
-        IF k !~ '^[a-z][a-z0-9_]*$' OR jsonb_typeof(st) <> 'object' THEN
+        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
                 'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
         END IF;
@@ -2181,6 +1979,7 @@ RETURNS TABLE(current_stage integer, current_name text, recommended_stage intege
               runbook text, evaluated_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
 AS $$
 DECLARE
     rows @extschema@.capacity_trigger_row[];
@@ -2194,6 +1993,7 @@ DECLARE
     gates_pending text[];
     violated text[];
     insufficient text[];
+    unchecked text[];
     fired text[];
     ev jsonb;
 BEGIN
@@ -2270,9 +2070,13 @@ BEGIN
       FROM @extschema@.capacity_plan_step s
      WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
     -- rules whose next move lacks data: the tier above, the current tier's
-    -- exit, every gate and guardrail
-    SELECT array_agg(x.k ORDER BY x.k) INTO insufficient
-      FROM (SELECT s.name || '/' || r.rule AS k
+    -- exit, every gate (review); guardrails that lack data are listed with
+    -- them but do not hold the decision (a guardrail reports a breach, it is
+    -- not a move: an indicator nobody records yet must not block the verdict)
+    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
+           array_agg(x.k ORDER BY x.k)
+      INTO insufficient, unchecked
+      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
               FROM @extschema@.capacity_plan_step s
               CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
              WHERE s.plan = plan_name
@@ -2342,7 +2146,7 @@ BEGIN
                                                                          WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
                       END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
              'conditions', cs,
-             'insufficient_data', to_jsonb(coalesce(insufficient, '{}'::text[])))
+             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
       INTO ev
       FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
     evidence := ev;
@@ -3051,8 +2855,11 @@ DECLARE
     keep_from timestamptz;
     lo timestamptz;
     hi timestamptz;
+    raw_lo timestamptz;
+    raw_hi timestamptz;
     loaded bigint := 0;
     k bigint;
+    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
@@ -3076,6 +2883,7 @@ BEGIN
            CASE WHEN u.ind IS NULL THEN 'null_indicator'
                 WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
                 WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
+                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
                 WHEN u.at IS NULL THEN 'null_time'
                 WHEN NOT isfinite(u.at) THEN 'infinite_time'
                 WHEN u.at > as_of THEN 'future'
@@ -3085,6 +2893,7 @@ BEGIN
       INTO bad
       FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
      WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
+        OR octet_length(u.lab::text) > max_label
         OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
         OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
         OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
@@ -3102,6 +2911,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
             USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
                   HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
+    ELSIF bad.problem = 'label_bytes' THEN
+        -- as capacity_record refuses them: the label set is a key of the
+        -- sample indexes and rollups
+        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
+                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
+            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
+                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
     ELSIF bad.problem = 'null_time' THEN
         RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
             USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
@@ -3155,35 +2971,25 @@ BEGIN
         RETURN 0;
     END IF;
 
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
+    -- raw samples and the newest value of each series: the sampler's
+    -- write path (capacity_write_samples)
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
+                                               array_agg(r.v), array_agg(r.raw))
+       FROM capacity_import_rows r;
 
-    -- hours of raw samples: from all the raw samples of the hour, as the
-    -- sampler's rollup (sampler.c, roll_up_hours) computes them
-    INSERT INTO @extschema@.capacity_sample_hourly AS h (indicator, labels, hour, min, max, avg, last, count)
-    SELECT s.indicator, s.labels, t.hour, min(s.value), max(s.value), avg(s.value),
-           (array_agg(s.value ORDER BY s.sampled_at DESC))[1], count(*)
-      FROM (SELECT DISTINCT r.ind, r.lab, date_bin('1 hour', r.at, origin) AS hour
-              FROM capacity_import_rows r WHERE r.raw) t
-      JOIN @extschema@.capacity_sample s
-        ON s.indicator = t.ind AND s.labels = t.lab
-       AND s.sampled_at >= t.hour AND s.sampled_at < t.hour + interval '1 hour'
-     GROUP BY 1, 2, 3
-    ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min,
-       max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count;
+    -- hours of raw samples: from all the raw samples of the hour, by the
+    -- sampler's rollup (capacity_roll_up_hours), whole hours
+    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    IF raw_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+    END IF;
     -- older hours: from the imported samples alone
     INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
     SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
            (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
       FROM capacity_import_rows r WHERE NOT r.raw
      GROUP BY 1, 2, 3;
-
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    SELECT DISTINCT ON (r.ind, r.lab) r.ind, r.lab, r.at, r.v
-      FROM capacity_import_rows r ORDER BY r.ind, r.lab, r.at DESC
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
     DROP TABLE capacity_import_rows;
@@ -3370,210 +3176,8 @@ CREATE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now()
                                                  horizon interval DEFAULT '6 months',
                                                  plan text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    bindings jsonb := @extschema@.capacity_bindings();
-    p text := @extschema@.capacity_plan_resolve(plan);
-    s record;
-    r record;
-    f record;
-    evals @extschema@.capacity_trigger_row[];
-    fcs @extschema@.capacity_forecast_row[];
-    today timestamptz := date_trunc('day', as_of AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
-    days timestamptz[];
-    vals double precision[];
-    lbl text;
-    doc text;
-    rows text := '';
-    charts text := '';
-    maxrun double precision;
-    n integer := 0;
-    x_end timestamptz;
-    nodata text[] := '{}';
-BEGIN
-    SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
-    evals := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings,
-                                  CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e);
-    -- forecasts are of the six-stage ladder's triggers and the leading
-    -- indicators (capacity_forecast); a plan's condition shows one when
-    -- its indicator, labels and threshold are the same
-    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings,
-                    ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings) e)) fx);
-
-    doc := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        || '<title>Capacity review ' || to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC</title>'
-        || '<style>'
-        || 'body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d2430;margin:24px auto;max-width:1150px;padding:0 16px}'
-        || 'h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}'
-        || '.sub{color:#57606a}.verdict{border-radius:6px;padding:12px 16px;margin:12px 0;border:1px solid #d0d7de}'
-        || '.verdict .d{font-size:20px;font-weight:700;text-transform:uppercase}'
-        || '.v-promote,.v-rollback{background:#ffebe9;border-color:#ff8182}.v-plan{background:#fff8c5;border-color:#d4a72c}.v-stay{background:#dafbe1;border-color:#4ac26b}'
-        || 'table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}'
-        || 'th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}'
-        || '.st-firing{color:#cf222e;font-weight:700}.st-ok{color:#1a7f37}.st-insufficient{color:#6e7781}'
-        || '.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:14px}'
-        || '.card{border:1px solid #d0d7de;border-radius:6px;padding:8px 10px;break-inside:avoid}.card h3{font-size:14px;margin:0 0 2px}.card p{margin:0 0 4px;color:#57606a;font-size:12px}'
-        || 'svg .plot{fill:#fbfcfd;stroke:#d0d7de}svg .ax{font-size:10px;fill:#57606a}svg .series{fill:none;stroke:#0969da;stroke-width:2}svg .dot{fill:#0969da}'
-        || 'svg .thr{stroke:#cf222e;stroke-width:1.5;stroke-dasharray:6 4}svg .fc{fill:none;stroke:#8250df;stroke-width:1.5;stroke-dasharray:3 3}'
-        || 'svg .band{fill:#8250df;fill-opacity:.15}svg .eta{stroke:#8250df;stroke-width:1}svg .bar{fill:#2da44e}svg .bar.short{fill:#cf222e}'
-        || '.legend span{margin-right:14px}.sw{display:inline-block;width:18px;height:0;border-top:2px solid;vertical-align:middle;margin-right:4px}'
-        || '@media print{.charts{display:block}.card{margin-bottom:10px}}'
-        || '</style></head><body>';
-
-    doc := doc || '<h1>Capacity review</h1><p class="sub">'
-        || format('At %s UTC &middot; horizon %s (to %s) &middot; plan <b>%s</b>',
-                  to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
-                  @extschema@.capacity_html(horizon::text),
-                  to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-                  @extschema@.capacity_html(p))
-        || '</p>';
-
-    -- the verdict (capacity_stage)
-    doc := doc || format('<div class="verdict v-%s" id="verdict"><div class="d">%s</div>',
-                         @extschema@.capacity_html(s.decision), @extschema@.capacity_html(s.decision))
-        || format('<div>Current: <b>%s</b> (%s) &middot; recommended: <b>%s</b> (%s)</div>',
-                  @extschema@.capacity_html(s.current_stage::text), @extschema@.capacity_html(s.current_name),
-                  @extschema@.capacity_html(s.recommended_stage::text), @extschema@.capacity_html(s.recommended_name));
-    IF cardinality(s.firing) > 0 THEN
-        doc := doc || '<div>' || CASE WHEN s.decision = 'plan'
-                                      THEN 'Forecast to fire by ' || to_char((as_of + horizon) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ': '
-                                      ELSE 'Firing: ' END
-            || (SELECT string_agg('<b>' || @extschema@.capacity_html(x) || '</b>', ', ') FROM unnest(s.firing) x) || '</div>';
-    ELSE
-        doc := doc || '<div>No trigger fires.</div>';
-    END IF;
-    FOR r IN SELECT jsonb_array_elements_text(s.evidence->'contradictions') AS c LOOP
-        doc := doc || '<div>Contradiction: ' || @extschema@.capacity_html(r.c) || '</div>';
-    END LOOP;
-    IF jsonb_array_length(coalesce(s.evidence->'insufficient_data', '[]')) > 0 THEN
-        doc := doc || '<div>Insufficient data for the next stage: '
-            || (SELECT @extschema@.capacity_html(string_agg(x, ', ')) FROM jsonb_array_elements_text(s.evidence->'insufficient_data') x)
-            || '</div>';
-    END IF;
-    IF s.runbook IS NOT NULL THEN
-        doc := doc || '<div>Runbook: <code>' || @extschema@.capacity_html(s.runbook) || '</code></div>';
-    END IF;
-    doc := doc || '</div>';
-    IF NOT EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h WHERE h.hour <= as_of)
-       AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.sampled_at <= as_of) THEN
-        doc := doc || '<p id="empty"><b>No samples yet.</b> Take one with <code>SELECT capacity_sample_now();</code>, '
-            || 'start the background worker (docs/operations.md) or load history with '
-            || '<code>capacity_import_samples()</code> (docs/indicators.md); the charts fill in from the daily rollups.</p>';
-    END IF;
-
-    -- triggers (capacity_trigger_eval) with their forecasts
-    FOR r IN SELECT e.*, fr.eta, fr.eta_earliest, fr.eta_latest, fr.status AS fstatus, fr.current_value AS fcur
-               FROM unnest(evals) e
-               LEFT JOIN LATERAL (SELECT x.* FROM unnest(fcs) x
-                                   WHERE x.trigger_name = e.trigger_name AND x.labels = e.labels
-                                     AND x.threshold IS NOT DISTINCT FROM e.threshold LIMIT 1) fr ON true
-              ORDER BY e.stage NULLS LAST, e.trigger_name, e.labels::text
-    LOOP
-        SELECT string_agg(j.key || '=' || j.value, ', ' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
-        rows := rows || format('<tr><td class="n">%s</td><td>%s%s</td><td class="st-%s">%s</td><td class="n">%s</td><td class="n">%s %s%s</td><td>%s</td><td>%s</td></tr>',
-            @extschema@.capacity_html(coalesce(r.stage::text, '-')),
-            @extschema@.capacity_html(r.trigger_name),
-            CASE WHEN lbl IS NULL THEN '' ELSE '<br><span class="sub">' || @extschema@.capacity_html(lbl) || '</span>' END,
-            @extschema@.capacity_html(split_part(r.status, ' ', 1)), @extschema@.capacity_html(r.status),
-            @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)),
-            @extschema@.capacity_html(r.comparator), @extschema@.capacity_html(@extschema@.capacity_fmt(r.threshold)),
-            CASE WHEN r.threshold_is_default THEN '*' ELSE '' END,
-            @extschema@.capacity_html(CASE WHEN r.fstatus = 'firing' THEN 'now'
-                                           WHEN r.fstatus IN ('forecast', 'beyond horizon')
-                                           THEN to_char(r.eta AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-                                                || ' (' || to_char(r.eta_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '..'
-                                                || coalesce(to_char(r.eta_latest AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'never') || ')'
-                                           ELSE coalesce(r.fstatus, '') END),
-            @extschema@.capacity_html(r.description));
-        CONTINUE WHEN r.indicator IS NULL OR r.labels IS NULL;
-        -- 30 days of daily averages (the daily rollups; a day not rolled
-        -- up yet from its hourly rollups); NULL: no samples, a gap
-        SELECT array_agg(g.day ORDER BY g.day),
-               array_agg(coalesce((SELECT avg(d.avg) FROM @extschema@.capacity_sample_daily d
-                                    WHERE d.indicator = r.indicator AND d.labels @> r.labels AND d.day = g.day),
-                                  (SELECT avg(hh.avg) FROM @extschema@.capacity_sample_hourly hh
-                                    WHERE hh.indicator = r.indicator AND hh.labels @> r.labels
-                                      AND hh.hour >= g.day AND hh.hour < least(g.day + interval '1 day', as_of)))
-                         ORDER BY g.day)
-          INTO days, vals
-          FROM generate_series(today - interval '29 days', today, interval '1 day') AS g(day);
-        x_end := CASE WHEN r.fstatus IN ('forecast', 'beyond horizon')
-                      THEN least(greatest(coalesce(r.eta_latest, as_of + horizon), r.eta), as_of + horizon) ELSE as_of END;
-        IF NOT EXISTS (SELECT 1 FROM unnest(vals) v WHERE v IS NOT NULL) THEN
-            nodata := nodata || r.trigger_name;
-            CONTINUE;
-        END IF;
-        n := n + 1;
-        charts := charts || format('<div class="card"><h3>%s</h3><p>%s%s &middot; now %s &middot; threshold %s %s</p>',
-                      @extschema@.capacity_html(r.trigger_name),
-                      @extschema@.capacity_html(r.indicator), CASE WHEN lbl IS NULL THEN '' ELSE ' (' || @extschema@.capacity_html(lbl) || ')' END,
-                      CASE WHEN r.value IS NULL THEN 'no value (' || @extschema@.capacity_html(r.status) || ')'
-                           ELSE @extschema@.capacity_html(@extschema@.capacity_fmt(r.value)) END,
-                      @extschema@.capacity_html(r.comparator), @extschema@.capacity_html(@extschema@.capacity_fmt(r.threshold)))
-            || @extschema@.capacity_svg_chart(days, vals, r.threshold, as_of, r.fcur,
-                   CASE WHEN r.fstatus IN ('forecast', 'beyond horizon') THEN r.eta END,
-                   r.eta_earliest, r.eta_latest, x_end)
-            || '</div>';
-    END LOOP;
-    doc := doc || '<h2>Triggers</h2><table id="triggers"><tr><th>stage</th><th>trigger</th><th>status</th><th>value</th>'
-        || '<th>threshold</th><th>forecast eta (band)</th><th>what it measures</th></tr>' || rows
-        || '</table><p class="sub">* threshold still at its default SLO setting (capacity_set_threshold)</p>';
-    doc := doc || '<h2>History and forecast</h2><p class="legend sub">'
-        || '<span><i class="sw" style="border-color:#0969da"></i>daily average, last 30 days (gaps: no samples)</span>'
-        || '<span><i class="sw" style="border-color:#cf222e;border-top-style:dashed"></i>threshold</span>'
-        || '<span><i class="sw" style="border-color:#8250df;border-top-style:dotted"></i>forecast to the eta, shaded band</span></p>'
-        || CASE WHEN n = 0 THEN '<p>No metric trigger has samples in the last 30 days.</p>' ELSE '<div class="charts">' || charts || '</div>' END
-        || CASE WHEN cardinality(nodata) = 0 THEN ''
-                ELSE '<p class="sub" id="nodata">No samples in the last 30 days (not charted): '
-                     || @extschema@.capacity_html(array_to_string(ARRAY(SELECT DISTINCT x FROM unnest(nodata) x ORDER BY 1), ', ')) || '</p>' END;
-
-    -- partition runway (capacity_forecast's partition_runway rows)
-    SELECT max(x.current_value) INTO maxrun FROM unnest(fcs) x WHERE x.trigger_name = 'partition_runway';
-    maxrun := greatest(coalesce(maxrun, 0), 30);
-    doc := doc || '<h2>Partition runway</h2><table id="runway"><tr><th>table</th><th>runway (days)</th><th></th><th>default-partition rows</th><th>note</th></tr>';
-    n := 0;
-    FOR f IN SELECT x.*, (SELECT l.value FROM @extschema@.capacity_latest_sample l
-                           WHERE l.indicator = 'default_partition_rows' AND l.labels = x.labels
-                             AND l.sampled_at <= as_of) AS deflt
-               FROM unnest(fcs) x WHERE x.trigger_name = 'partition_runway' ORDER BY x.labels->>'table'
-    LOOP
-        n := n + 1;
-        doc := doc || format('<tr><td>%s</td><td class="n">%s</td><td><svg class="runway" width="320" height="14" role="img"><rect class="bar%s" x="0" y="2" height="10" width="%s"/></svg></td><td class="n">%s</td><td>%s</td></tr>',
-            @extschema@.capacity_html(f.labels->>'table'),
-            @extschema@.capacity_html(@extschema@.capacity_fmt(f.current_value)),
-            CASE WHEN f.current_value < 7 THEN ' short' ELSE '' END,
-            round((320 * greatest(f.current_value, 0) / maxrun)::numeric, 1),
-            @extschema@.capacity_html(CASE WHEN f.deflt IS NULL THEN 'not sampled' ELSE @extschema@.capacity_fmt(f.deflt) END),
-            @extschema@.capacity_html(f.note));
-    END LOOP;
-    IF n = 0 THEN
-        doc := doc || '<tr><td colspan="5">No managed tables (capacity_manage).</td></tr>';
-    END IF;
-    doc := doc || '</table>';
-
-    -- decisions up to as_of
-    doc := doc || '<h2>Decisions</h2><table id="decisions"><tr><th>when (UTC)</th><th>decision</th><th>stage</th><th>evaluation</th><th>by</th><th>note</th></tr>';
-    n := 0;
-    FOR r IN SELECT d.* FROM @extschema@.capacity_decision d WHERE d.decided_at <= as_of
-              ORDER BY d.decided_at DESC, d.id DESC LIMIT 20
-    LOOP
-        n := n + 1;
-        doc := doc || format('<tr><td>%s</td><td>%s</td><td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
-            to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), @extschema@.capacity_html(r.decision),
-            @extschema@.capacity_html(r.current_stage::text || coalesce(' (' || r.current_tier || ')', '')),
-            @extschema@.capacity_html(r.evaluation), @extschema@.capacity_html(r.decided_by::text),
-            @extschema@.capacity_html(r.note));
-    END LOOP;
-    IF n = 0 THEN
-        doc := doc || '<tr><td colspan="6">No decisions recorded (capacity_decide).</td></tr>';
-    END IF;
-    doc := doc || '</table><p class="sub">Generated by matter_capacity capacity_report_html(); '
-        || 'figures from capacity_stage, capacity_trigger_status and capacity_forecast at the same as_of.</p></body></html>';
-    RETURN doc;
-END
-$$;
+LANGUAGE sql STABLE
+AS $$ SELECT @extschema@.capacity_report_html_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) IS
     'The capacity review as one self-contained HTML document (inline CSS and SVG, nothing fetched): '
     'capacity_report_html(as_of timestamptz DEFAULT now(), horizon interval DEFAULT ''6 months'', plan text DEFAULT NULL). '
@@ -3589,981 +3193,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval
 -- the switch under load, derived names, growth counting, running as the
 -- table's owner; capacity_record: standby refusal and label limits): their
 -- final text once, as in src/sql.
-
-CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert(tbl regclass, time_column name, granularity text,
-                                              hash_column name DEFAULT NULL, hash_partitions integer DEFAULT NULL,
-                                              premake integer DEFAULT 4, retention interval DEFAULT NULL,
-                                              retention_action text DEFAULT 'detach',
-                                              dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    d record;
-    bound timestamptz;
-    bound_lit text;
-    bound_label text;
-    cname name;
-    tmpname name;
-    histname name;
-    tmpqual text;
-    histqual text;
-    newrel regclass;
-    plan text[] := '{}';
-    prep text[] := '{}';
-    swap text[] := '{}';
-    x record;
-    failed boolean := false;
-    bad bigint;
-    t0 timestamptz;
-    swap_ms float8;
-    step integer := 0;
-    s text;
-BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    IF pg_is_in_recovery() THEN
-        RAISE EXCEPTION 'matter_capacity: capacity_convert cannot run while the server is in recovery'
-            USING ERRCODE = '25006', HINT = 'Run it on the primary.';
-    END IF;
-    SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
-                                                            hash_partitions, premake, retention_action);
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    bound := @extschema@.capacity_period_start(as_of, granularity, 1);
-    bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
-    bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
-    cname := @extschema@.capacity_derived_name(d.relname, 'convert_bound');
-    tmpname := @extschema@.capacity_derived_name(d.relname, 'converting');
-    histname := @extschema@.capacity_derived_name(d.relname, 'historical');
-    tmpqual := format('%I.%I', d.nspname, tmpname);
-    histqual := format('%I.%I', d.nspname, histname);
-    IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % or % already exists', tmpqual, histqual
-            USING ERRCODE = '42P07', HINT = 'A previous conversion left it; drop or rename it first.';
-    END IF;
-
-    -- the new parent: same columns, defaults, identity, storage, comments;
-    -- constraints and indexes re-created with their definitions
-    prep := prep || format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED '
-                           'INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION INCLUDING STATISTICS) '
-                           'PARTITION BY RANGE (%I)', tmpqual, d.qual, time_column);
-    FOR x IN SELECT k.conname, k.contype, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
-              WHERE k.conrelid = tbl AND k.contype IN ('c', 'f', 'p', 'u') AND k.conname <> cname
-              ORDER BY k.contype, k.conname LOOP
-        -- index-backed constraints get a temporary name; the swap gives them theirs
-        prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
-                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
-                               x.def);
-        IF x.contype IN ('p', 'u') THEN
-            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
-                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
-        END IF;
-    END LOOP;
-    FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
-              WHERE ix.indrelid = tbl AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)
-              ORDER BY i.relname LOOP
-        prep := prep || replace(x.def, format('INDEX %I ON %s ', x.relname, d.qual),
-                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname, 'conv'), tmpqual));
-        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname, 'historical'))
-                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname, 'conv'), x.relname);
-    END LOOP;
-    FOR x IN SELECT a.privilege_type, a.is_grantable,
-                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
-               FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = tbl AND a.grantee <> c.relowner LOOP
-        prep := prep || format('GRANT %s ON %s TO %s%s', x.privilege_type, tmpqual, x.grantee,
-                               CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-    END LOOP;
-    IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
-        prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
-    END IF;
-    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), tmpqual);
-    IF d.owner <> current_user THEN
-        prep := prep || format('ALTER TABLE %s OWNER TO %I', tmpqual, d.owner)
-                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), d.owner);
-    END IF;
-
-    -- the swap: identity values carried over, serial sequences re-owned,
-    -- names exchanged, the old table attached as the historical partition
-    swap := ARRAY[format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', d.qual)] || swap;
-    FOR x IN SELECT a.attname FROM pg_attribute a WHERE a.attrelid = tbl AND a.attidentity <> '' AND NOT a.attisdropped LOOP
-        swap := swap || format('SELECT setval(pg_get_serial_sequence(%L, %L), v) FROM pg_sequence_last_value(pg_get_serial_sequence(%L, %L)) v WHERE v IS NOT NULL',
-                               tmpqual, x.attname, d.qual, x.attname)
-                     || format('ALTER TABLE %s ALTER COLUMN %I DROP IDENTITY', d.qual, x.attname);
-    END LOOP;
-    FOR x IN SELECT s.oid::regclass AS seq, a.attname FROM pg_depend dp JOIN pg_class s ON s.oid = dp.objid
-               JOIN pg_attribute a ON a.attrelid = dp.refobjid AND a.attnum = dp.refobjsubid
-              WHERE dp.classid = 'pg_class'::regclass AND dp.refobjid = tbl AND dp.deptype = 'a' AND s.relkind = 'S' LOOP
-        swap := swap || format('ALTER SEQUENCE %s OWNED BY %s.%I', x.seq, tmpqual, x.attname);
-    END LOOP;
-    swap := swap || format('ALTER TABLE %s RENAME TO %I', d.qual, histname)
-                 || format('ALTER TABLE %s RENAME TO %I', tmpqual, d.relname)
-                 || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', histqual,
-                           format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit));
-
-    plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
-                         d.qual, cname, time_column, time_column, bound_lit),
-                  format('ALTER TABLE %s VALIDATE CONSTRAINT %I', d.qual, cname)];
-    IF dry_run THEN
-        RAISE NOTICE 'capacity_convert(%): dry run, nothing changed', d.qual;
-        RAISE NOTICE '1. under the lock timeout: %', plan[1];
-        RAISE NOTICE '2. online (reads the table, blocks no writer): %', plan[2];
-        FOREACH s IN ARRAY prep LOOP
-            step := step + 1;
-            RAISE NOTICE '3.%. %', step, s;
-        END LOOP;
-        step := 0;
-        FOREACH s IN ARRAY swap LOOP
-            step := step + 1;
-            RAISE NOTICE '4.%. in one transaction under the lock timeout: %', step, s;
-        END LOOP;
-        RAISE NOTICE '5. capacity_manage(%, %, %, ...), then capacity_rollover: periods from % on', d.qual,
-                     quote_ident(time_column), granularity, bound_label;
-        RETURN;
-    END IF;
-
-    CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
-    -- 1. the bound, enforced from now on; 2. proven for the old rows online
-    -- Every statement that reads the user's rows or can evaluate the owner's
-    -- code (the bound's validation, the count of bad rows, the ATTACH of the
-    -- old table) runs as the table's owner under SECURITY_RESTRICTED_OPERATION
-    -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
-    -- still bounds its locks.  Our own catalog rows are written as the caller.
-    PERFORM @extschema@.capacity_run_bounded(
-                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', d.qual, plan[1])],
-                format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
-    COMMIT;
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    BEGIN
-        PERFORM @extschema@.capacity_run_as_owner(tbl, plan[2:2]);
-    EXCEPTION WHEN check_violation THEN
-        failed := true;
-    END;
-    IF failed THEN
-        -- the rows a zero-column SELECT returns, counted as the owner
-        bad := @extschema@.capacity_run_as_owner(tbl, ARRAY[format('SELECT FROM %s WHERE NOT (%I IS NOT NULL AND %I < %s)',
-                                                                   d.qual, time_column, time_column, bound_lit)]);
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
-        COMMIT;
-        RAISE EXCEPTION 'matter_capacity: % has % rows whose % is NULL or not before %; nothing was converted',
-                        d.qual, bad, quote_ident(time_column), bound_label
-            USING ERRCODE = '23514',
-                  HINT = 'Every row must belong to a period: fill or remove NULL times, and move rows dated in future periods.';
-    END IF;
-    COMMIT;
-
-    -- 3. the new parent, invisible under its temporary name
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    BEGIN
-        FOREACH s IN ARRAY prep LOOP
-            EXECUTE s;
-        END LOOP;
-    EXCEPTION WHEN OTHERS THEN
-        failed := true;
-        GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
-    END;
-    IF failed THEN
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
-        COMMIT;
-        RAISE EXCEPTION 'matter_capacity: the partitioned copy of % could not be prepared: %; nothing was converted', d.qual, s
-            USING ERRCODE = '55000', HINT = 'Fix the cause; the dry run (dry_run => true) lists every statement.';
-    END IF;
-    COMMIT;
-
-    -- 4. the swap, short and bounded
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    t0 := clock_timestamp();
-    BEGIN
-        PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual), ARRAY[tbl]);
-    EXCEPTION WHEN OTHERS THEN
-        failed := true;
-        GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
-    END;
-    IF failed THEN
-        EXECUTE format('DROP TABLE %s', tmpqual);
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
-        COMMIT;
-        RAISE EXCEPTION 'matter_capacity: % was not converted: %', d.qual, s
-            USING ERRCODE = '55P03', HINT = 'Nothing changed; run it again when the table is less busy.';
-    END IF;
-    swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-    COMMIT;
-
-    -- 5. the policy, and the periods from the bound on
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    newrel := to_regclass(d.qual);
-    PERFORM @extschema@.capacity_manage(newrel, time_column, granularity, hash_column, hash_partitions,
-                                        premake, retention, retention_action, true);
-    INSERT INTO @extschema@.capacity_conversion
-        (table_name, historical, time_column, granularity, hash_column, hash_partitions, bound,
-         key_columns, state, converted_at, convert_swap_ms)
-    VALUES (newrel, tbl, time_column, granularity, hash_column, hash_partitions, bound,
-            d.key_columns, 'converted', clock_timestamp(), swap_ms);
-    COMMIT;
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    PERFORM count(*) FROM @extschema@.capacity_rollover(newrel, as_of);
-    COMMIT;
-    RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%)',
-                 d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
-END
-$$;
-
-CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert_backfill(tbl regclass, batch_rows integer DEFAULT 10000,
-                                                       max_batches integer DEFAULT NULL)
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    cv @extschema@.capacity_conversion;
-    qual text;
-    nsp name;
-    rel name;
-    owner name;
-    typ regtype;
-    stagename name;
-    stagequal text;
-    lo timestamptz;
-    p timestamptz;
-    pname text;
-    pqual text;
-    nblocks bigint;
-    per_page float8;
-    pages bigint;
-    n bigint;
-    batches integer := 0;
-    swap text[];
-    x record;
-    t0 timestamptz;
-    failed boolean;
-    err text;
-    blk integer := current_setting('block_size')::integer;
-BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    IF pg_is_in_recovery() THEN
-        RAISE EXCEPTION 'matter_capacity: capacity_convert_backfill cannot run while the server is in recovery'
-            USING ERRCODE = '25006', HINT = 'Run it on the primary.';
-    END IF;
-    CALL @extschema@.capacity_require_commit('capacity_convert_backfill');
-    IF batch_rows IS NULL OR batch_rows < 1 THEN
-        RAISE EXCEPTION 'matter_capacity: batch_rows % must be a positive number', batch_rows
-            USING ERRCODE = '22023', HINT = 'Each batch is one transaction; 10000 rows is typical.';
-    END IF;
-    SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'matter_capacity: % was not converted by capacity_convert', coalesce(tbl::text, 'NULL')
-            USING ERRCODE = '42704', HINT = 'SELECT * FROM capacity_conversions lists the conversions.';
-    END IF;
-    IF cv.state = 'done' THEN
-        RAISE NOTICE 'capacity_convert_backfill: % is already backfilled', tbl;
-        RETURN;
-    END IF;
-    IF cv.key_columns IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % has no primary key, so writes during the backfill cannot be replayed', tbl
-            USING ERRCODE = '0A000',
-                  HINT = 'Add a primary key that includes the partition columns, then run the backfill again.';
-    END IF;
-    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
-        RAISE EXCEPTION 'matter_capacity: must be owner of table % to backfill it', tbl
-            USING ERRCODE = '42501', HINT = 'Run it as the table''s owner.';
-    END IF;
-    SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), a.atttypid::regtype
-      INTO nsp, rel, owner, typ
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
-     WHERE c.oid = tbl;
-    qual := format('%I.%I', nsp, rel);
-    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
-    stagequal := format('%I.%I', nsp, stagename);
-
-    IF cv.state = 'converted' THEN
-        -- the period tables, gathered under a private staging table, and
-        -- the trigger that replays writes on the historical partition
-        -- as the owner: a policy they put on the historical partition after
-        -- the conversion never runs as the caller
-        lo := @extschema@.capacity_owner_value(tbl, format('SELECT min(%I)::pg_catalog.timestamptz FROM ONLY %s',
-                                                           cv.time_column, cv.historical::text))::timestamptz;
-        lo := coalesce(lo, cv.bound - interval '1 day');
-        -- constraints, indexes and foreign keys as the parent has them, so the
-        -- period tables attach later without building or validating anything
-        EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES '
-                       'INCLUDING CONSTRAINTS INCLUDING STORAGE) PARTITION BY RANGE (%I)', stagequal, qual, cv.time_column);
-        FOR x IN SELECT k.conname, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
-                  WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
-            EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
-        END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
-        p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
-        WHILE p < cv.bound LOOP
-            pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
-            pqual := format('%I.%I', nsp, pname);
-            EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
-                           'INCLUDING STORAGE, '
-                           'CONSTRAINT matter_capacity_bounds CHECK (%I IS NOT NULL AND %I >= %s AND %I < %s))%s',
-                           pqual, qual, cv.time_column, cv.time_column,
-                           @extschema@.capacity_time_literal(p, typ), cv.time_column,
-                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ),
-                           CASE WHEN cv.hash_column IS NULL THEN ''
-                                ELSE format(' PARTITION BY HASH (%I)', cv.hash_column) END);
-            FOR r IN 0 .. coalesce(cv.hash_partitions, 0) - 1 LOOP
-                EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES WITH (MODULUS %s, REMAINDER %s)', nsp,
-                               @extschema@.capacity_partition_name(rel, cv.granularity, p, r, cv.hash_partitions),
-                               pqual, cv.hash_partitions, r);
-            END LOOP;
-            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
-                           @extschema@.capacity_time_literal(p, typ),
-                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ));
-            p := @extschema@.capacity_period_start(p, cv.granularity, 1);
-        END LOOP;
-        FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(stagequal::regclass) t JOIN pg_class c ON c.oid = t.relid
-                  WHERE c.relkind IN ('r', 'p') LOOP
-            IF owner <> current_user THEN
-                EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
-            END IF;
-        END LOOP;
-        UPDATE @extschema@.capacity_conversion c
-           SET staging = stagequal::regclass, state = 'backfilling', next_page = 0, rows_copied = 0,
-               pages_total = pg_relation_size(cv.historical) / blk,
-               backfill_started_at = clock_timestamp(), updated_at = clock_timestamp()
-         WHERE c.table_name = tbl;
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format(
-                    'CREATE TRIGGER capacity_convert_sync AFTER INSERT OR UPDATE OR DELETE ON %s '
-                    'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
-                    cv.historical::text, stagequal)],
-                format('installing the write replay on %s', cv.historical::text), ARRAY[cv.historical]);
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
-        RAISE NOTICE 'capacity_convert_backfill: % periods from % to % prepared; copying % pages of %',
-                     (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = cv.staging) - 1,
-                     to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD'), to_char(cv.bound AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-                     cv.pages_total, cv.historical;
-    END IF;
-
-    -- batches of pages, one transaction each; the watermark commits with them
-    LOOP
-        nblocks := pg_relation_size(cv.historical) / blk;
-        EXIT WHEN cv.next_page >= nblocks;
-        IF max_batches IS NOT NULL AND batches >= max_batches THEN
-            RAISE NOTICE 'capacity_convert_backfill: stopped after % batches at page % of %; CALL it again to go on',
-                         batches, cv.next_page, nblocks;
-            RETURN;
-        END IF;
-        SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
-          INTO per_page FROM pg_class c WHERE c.oid = cv.historical;
-        pages := greatest(1, ceil(batch_rows / per_page))::bigint;
-        n := @extschema@.capacity_run_as_owner(tbl, ARRAY[format(
-                 'INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
-                 'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cv.historical::text,
-                 format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages))]);
-        UPDATE @extschema@.capacity_conversion c
-           SET next_page = cv.next_page + pages, rows_copied = c.rows_copied + n,
-               pages_total = greatest(c.pages_total, nblocks), updated_at = clock_timestamp()
-         WHERE c.table_name = tbl
-        RETURNING * INTO cv;
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        batches := batches + 1;
-        IF batches % 50 = 0 THEN
-            RAISE NOTICE 'capacity_convert_backfill: % rows copied, page % of %', cv.rows_copied, cv.next_page, nblocks;
-        END IF;
-    END LOOP;
-
-    -- the switch: the historical partition out, the period tables in; all
-    -- proven by constraints, so the lock is held for catalog work only.
-    -- The parent first, under the lock timeout; once it is ours no
-    -- application statement holds a partition, so every further lock is
-    -- free unless another session holds a partition itself (a long reader
-    -- of the historical table, autovacuum): then the attempt ends at once
-    -- (10 ms) instead of keeping the application queued behind the parent
-    -- for a second timeout.
-    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
-                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
-                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
-                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
-                  format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
-                         format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
-                                cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
-                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
-                  format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
-                  format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
-    FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
-               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = cv.staging ORDER BY 2 LOOP
-        IF x.bnd = 'DEFAULT' THEN
-            CONTINUE;
-        END IF;
-        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L, %L])', qual,
-                               format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
-                               format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
-    END LOOP;
-    -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
-                           format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
-                                  @extschema@.capacity_derived_name(stagename, 'default')))
-                 || format('DROP TABLE %s', cv.staging::text);
-    -- Every row is copied and writes are replayed, so a switch that cannot
-    -- get its locks loses nothing by waiting: three rounds, a second apart
-    -- with nothing held, then a warning and a clean return; the next CALL
-    -- (or the worker's next slice) switches.
-    FOR rnd IN 1 .. 3 LOOP
-        failed := false;
-        t0 := clock_timestamp();
-        BEGIN
-            PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual),
-                                                     ARRAY[tbl, cv.historical, cv.staging]);
-        EXCEPTION WHEN lock_not_available THEN
-            failed := true;
-            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
-        END;
-        EXIT WHEN NOT failed;
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        IF rnd < 3 THEN
-            PERFORM pg_sleep(1);
-        END IF;
-    END LOOP;
-    IF failed THEN
-        RAISE WARNING 'capacity_convert_backfill: % is copied but not yet switched to its period partitions: %', qual, err
-            USING HINT = format('Nothing is lost: %s stays attached and its writes are replayed into the copy. '
-                                'CALL capacity_convert_backfill(%L) again when the table is less busy '
-                                '(the background worker retries on its own); pg_locks shows who holds it.',
-                                cv.historical, qual);
-        RETURN;
-    END IF;
-    UPDATE @extschema@.capacity_conversion c
-       SET state = 'done', staging = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp(),
-           backfill_swap_ms = extract(epoch FROM clock_timestamp() - t0) * 1000
-     WHERE c.table_name = tbl
-    RETURNING * INTO cv;
-    COMMIT;
-    RAISE NOTICE 'capacity_convert_backfill: % done: % rows in period partitions; the switch held its lock % ms. The old table % is detached: drop it once checked.',
-                 qual, cv.rows_copied, round(cv.backfill_swap_ms::numeric, 1), cv.historical;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
-                                            labels jsonb DEFAULT '{}',
-                                            sampled_at timestamptz DEFAULT now())
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    kind text;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
-    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
-    IF kind IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
-            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
-    ELSIF kind <> 'push' THEN
-        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
-            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
-    END IF;
-    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
-        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
-            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
-    END IF;
-    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
-            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
-    END IF;
-    IF octet_length(labels::text)
-       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
-                        indicator, octet_length(labels::text),
-                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
-            USING ERRCODE = '54000',
-                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
-    END IF;
-    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
-        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    VALUES (indicator, labels, sampled_at, value);
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    VALUES (indicator, labels, sampled_at, value)
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
-END
-$$;
-
-
--- ======== the conversion's first read as the table owner ========
--- Leftovers of issue 19 (kind 3), after the rewritten procedures:
---   60_convert.sql: capacity_owner_value (the backfill's first read of the
---   historical partition, as the table's owner)
-CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
-RETURNS text
-LANGUAGE c CALLED ON NULL INPUT VOLATILE
-AS 'MODULE_PATHNAME', 'capacity_owner_value';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
-
--- ======== one of each: the indicator-name rule, the comparator ========
--- The indicator-name rule lives in C (capacity_check_indicator_name, src/probes.c),
--- used by the table's CHECK and capacity_register_push; a trigger's comparator
--- is read in one place, capacity_breaches.  Mirrors 30, 31 and 41.
-
-CREATE FUNCTION @extschema@.capacity_check_indicator_name(name text)
-RETURNS boolean
-LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'capacity_check_indicator_name';
-COMMENT ON FUNCTION @extschema@.capacity_check_indicator_name(text) IS
-    'true when name is a valid indicator name (a lower-case letter, then lower-case letters, digits and _, at most 63 bytes); else error 42602 naming it.';
-
-ALTER TABLE @extschema@.capacity_indicator DROP CONSTRAINT capacity_indicator_name_check,
-    ADD CONSTRAINT capacity_indicator_name_check CHECK (@extschema@.capacity_check_indicator_name(name));
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_register_push(indicator text, unit text DEFAULT NULL,
-                                                   description text DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    existing text;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('register a pushed indicator');
-    PERFORM @extschema@.capacity_check_indicator_name(indicator);
-    SELECT i.source INTO existing FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
-    IF existing IS NOT NULL AND existing <> 'push' THEN
-        RAISE EXCEPTION 'matter_capacity: indicator % already exists as a % indicator', indicator, existing
-            USING ERRCODE = '42710', HINT = 'Choose another name for the pushed indicator.';
-    END IF;
-    -- unit and description are kept when not given; spelled out before the
-    -- INSERT because a shipped row is replaced by it (80_dump.sql)
-    IF existing IS NOT NULL THEN
-        SELECT coalesce(capacity_register_push.unit, i.unit), coalesce(capacity_register_push.description, i.description)
-          INTO unit, description
-          FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
-    END IF;
-    INSERT INTO @extschema@.capacity_indicator AS i (name, unit, source, description, owner)
-    VALUES (indicator, unit, 'push', description, current_user::regrole)
-    ON CONFLICT (name) DO UPDATE
-       SET unit = coalesce(EXCLUDED.unit, i.unit),
-           description = coalesce(EXCLUDED.description, i.description);
-END
-$$;
-
-
-CREATE FUNCTION @extschema@.capacity_breaches(value double precision, comparator text,
-                                              threshold double precision)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-SELECT CASE comparator WHEN '>' THEN value OPERATOR(pg_catalog.>) threshold
-                       WHEN '>=' THEN value OPERATOR(pg_catalog.>=) threshold
-                       WHEN '<' THEN value OPERATOR(pg_catalog.<) threshold
-                       ELSE value OPERATOR(pg_catalog.<=) threshold END
-$$;
-COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double precision) IS
-    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds.';
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
-RETURNS SETOF @extschema@.capacity_trigger_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    maxwin interval;
-    inds text[];
-    lo timestamptz;
-    hi timestamptz;
-    w @extschema@.capacity_sample[];
-    gr @extschema@.capacity_growth_point[] := '{}';
-    gt record;
-    gs record;
-    fp record;
-    lp record;
-    day0 timestamptz := date_trunc('day', as_of, 'UTC');
-    maxdays integer;
-    dinds text[];
-    pinds text[];
-    ind text;
-    missing timestamptz[];
-    raw @extschema@.capacity_day_point[];
-    dp @extschema@.capacity_day_point[];
-BEGIN
-    SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
-           array_agg(DISTINCT tr.indicator)
-      INTO maxwin, inds
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-     WHERE tr.indicator IS NOT NULL AND tr.aggregate NOT IN ('growth', 'days');
-    lo := as_of - maxwin;
-    -- EXECUTE ... USING plans once with the values: the bounds prune
-    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
-              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
-       INTO w USING inds, lo, as_of;
-    w := coalesce(w, '{}');
-
-    -- each UTC day's aggregates of the series day conditions read: the
-    -- daily rollups the sampler keeps, and the raw samples (one pruned
-    -- grouped scan per indicator) for the days a series lacks a rollup of
-    -- and for every day of an indicator whose days need their p95
-    SELECT max(tr.days), array_agg(DISTINCT tr.indicator),
-           coalesce(array_agg(DISTINCT tr.indicator) FILTER (WHERE tr.daily = 'p95'), '{}')
-      INTO maxdays, dinds, pinds
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-     WHERE tr.aggregate = 'days' AND NOT tr.unbound;
-    dp := '{}';
-    IF maxdays IS NOT NULL THEN
-        lo := day0 - maxdays * interval '1 day';
-        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, NULL, d.count)::@extschema@.capacity_day_point)
-                   FROM @extschema@.capacity_sample_daily d
-                  WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
-           INTO dp USING dinds, lo, day0;
-        dp := coalesce(dp, '{}');
-        FOREACH ind IN ARRAY dinds LOOP
-            -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none
-            missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE ind = ANY (pinds)
-                                 OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
-                                 OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                                             WHERE l.indicator = ind AND l.sampled_at >= g
-                                               AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
-                                                                WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g)));
-            CONTINUE WHEN cardinality(missing) = 0;
-            dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
-            EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
-                              FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
-                                           avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min, %s AS p95, count(*) AS n
-                                      FROM @extschema@.capacity_sample s
-                                     WHERE s.indicator = $1 AND s.sampled_at >= $2 AND s.sampled_at < $3
-                                     GROUP BY 1, 2, 3) d
-                             WHERE d.day = ANY ($4)',
-                           CASE WHEN ind = ANY (pinds) THEN 'percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value)'
-                                ELSE 'NULL::double precision' END)
-               INTO raw USING ind, missing[1], missing[cardinality(missing)] + interval '1 day', missing;
-            dp := dp || coalesce(raw, '{}');
-        END LOOP;
-    END IF;
-
-    FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
-                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter
-               FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-              WHERE tr.aggregate = 'growth' AND NOT tr.unbound
-    LOOP
-        FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
-                  WHERE ls.indicator = gt.indicator AND ls.labels @> gt.filter
-        LOOP
-            lo := as_of - gt.sustain - gt.tol;
-            hi := least(as_of - gt.sustain + gt.tol, as_of);
-            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
-                      ORDER BY s.sampled_at LIMIT 1'
-               INTO fp USING gt.indicator, gs.labels, lo, hi;
-            lo := as_of - gt.tol;
-            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
-                      ORDER BY s.sampled_at DESC LIMIT 1'
-               INTO lp USING gt.indicator, gs.labels, lo, as_of;
-            gr := gr || ROW(gt.name, gs.labels, fp.sampled_at, fp.value, lp.sampled_at, lp.value)::@extschema@.capacity_growth_point;
-        END LOOP;
-    END LOOP;
-
-    RETURN QUERY
-WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
-trig AS (
-    SELECT t.*, greatest(t.sustain * 0.1, interval '2 minutes') AS tol
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-),
-series AS (   -- every series a metric trigger looks at
-    SELECT t.name, l.labels
-      FROM trig t JOIN @extschema@.capacity_latest_sample l
-        ON l.indicator = t.indicator AND l.labels @> t.filter
-     WHERE t.indicator IS NOT NULL AND NOT t.unbound
-),
-breach AS (   -- 'all' and 'latest': the samples of the window, per series
-    SELECT t.name, x.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
-           (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
-           CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
-           bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
-           (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
-                      ORDER BY s.sampled_at DESC))[1] AS last_breach
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      JOIN ws s
-        ON s.indicator = t.indicator AND s.labels = x.labels AND s.sampled_at <= as_of
-       AND s.sampled_at > as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END
-     WHERE t.aggregate IN ('all', 'latest')
-     GROUP BY t.name, t.comparator, x.labels
-),
-days AS (     -- 'days': each of the N UTC days before as_of's day, per series
-    SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
-           (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
-           CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
-           bool_and(@extschema@.capacity_breaches(d.v, t.comparator, t.eff_threshold)) AS all_breach
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      JOIN (SELECT p.indicator, p.labels, p.day,
-                   CASE tt.daily WHEN 'max' THEN p.max WHEN 'min' THEN p.min
-                                 WHEN 'p95' THEN p.p95 ELSE p.avg END AS v, tt.name
-              FROM unnest(dp) p JOIN trig tt ON tt.indicator = p.indicator AND tt.aggregate = 'days') d
-        ON d.name = t.name AND d.labels = x.labels
-       AND d.day >= day0 - t.days * interval '1 day' AND d.day < day0
-     WHERE t.aggregate = 'days'
-     GROUP BY t.name, t.comparator, x.labels
-),
-growth AS (   -- 'growth': first and last value of a cumulative counter (read above)
-    SELECT g.name, g.labels, g.first_at, g.first_v, g.last_at, g.last_v FROM unnest(gr) g
-),
-ratio AS (    -- 'ratio': window averages of the series and of the reference series, one pass
-    SELECT t.name, t.label_filter AS labels,
-           avg(s.value) FILTER (WHERE s.labels @> t.label_filter) AS num,
-           avg(s.value) FILTER (WHERE s.labels @> t.ratio_filter) AS den,
-           count(*) FILTER (WHERE s.labels @> t.label_filter OR s.labels @> t.ratio_filter) AS n,
-           greatest(min(s.sampled_at) FILTER (WHERE s.labels @> t.label_filter),
-                    min(s.sampled_at) FILTER (WHERE s.labels @> t.ratio_filter)) AS first_at
-      FROM trig t
-      LEFT JOIN ws s ON s.indicator = t.indicator
-                    AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of
-     WHERE t.aggregate = 'ratio'
-     GROUP BY t.name, t.label_filter
-),
-rows AS (
-    -- declared triggers
-    SELECT t.name, NULL::jsonb AS labels, NULL::float8 AS value, NULL::float8 AS deciding,
-           NULL::bigint AS n, NULL::timestamptz AS window_start,
-           CASE WHEN coalesce(d.active, false) THEN 'firing' ELSE 'not declared' END AS status
-      FROM trig t LEFT JOIN @extschema@.capacity_declaration d ON d.flag = t.declared_flag
-     WHERE t.declared_flag IS NOT NULL
-    UNION ALL
-    SELECT b.name, b.labels, b.last_value, b.deciding, b.n, b.first_at,
-           CASE WHEN t.aggregate = 'latest' THEN
-                     CASE WHEN b.last_breach THEN 'firing' ELSE 'ok' END
-                WHEN b.n < 2 OR b.first_at > as_of - t.sustain + t.tol OR b.last_at < as_of - t.tol
-                     THEN 'insufficient data'
-                WHEN b.all_breach THEN 'firing' ELSE 'ok' END
-      FROM breach b JOIN trig t ON t.name = b.name
-    UNION ALL
-    SELECT dd.name, dd.labels, dd.last_value, dd.deciding, dd.n, dd.first_day,
-           CASE WHEN NOT dd.all_breach THEN 'ok'          -- one day under resets the count
-                WHEN dd.n < t.days THEN 'insufficient data'
-                ELSE 'firing' END
-      FROM days dd JOIN trig t ON t.name = dd.name
-    UNION ALL
-    SELECT g.name, g.labels,
-           (g.last_v - g.first_v) / nullif(extract(epoch FROM g.last_at - g.first_at), 0)
-               * extract(epoch FROM t.per_period),
-           NULL, 2, g.first_at,
-           CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
-                     OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
-                     OR g.last_v < g.first_v THEN 'insufficient data'
-                WHEN @extschema@.capacity_breaches((g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at)
-                                                        * extract(epoch FROM t.per_period),
-                                                    t.comparator, t.eff_threshold)
-                     THEN 'firing' ELSE 'ok' END
-      FROM growth g JOIN trig t ON t.name = g.name
-    UNION ALL
-    SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
-           CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
-                     THEN 'insufficient data'
-                WHEN @extschema@.capacity_breaches(r.num / r.den, t.comparator, t.eff_threshold)
-                     THEN 'firing' ELSE 'ok' END
-      FROM ratio r JOIN trig t ON t.name = r.name
-    UNION ALL
-    -- series that exist but have no sample in the window
-    SELECT x.name, x.labels, NULL, NULL, 0, NULL, 'insufficient data'
-      FROM series x JOIN trig t ON t.name = x.name
-     WHERE (t.aggregate IN ('all', 'latest')
-            AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels))
-        OR (t.aggregate = 'days'
-            AND NOT EXISTS (SELECT 1 FROM days dd WHERE dd.name = x.name AND dd.labels = x.labels))
-    UNION ALL
-    -- metric triggers with no series at all
-    SELECT t.name, t.filter, NULL, NULL, 0, NULL,
-           CASE WHEN t.unbound THEN 'insufficient data (table not bound)' ELSE 'insufficient data' END
-      FROM trig t
-     WHERE t.indicator IS NOT NULL AND t.aggregate <> 'ratio'
-       AND NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
-)
-SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_threshold,
-       t.thr_default, t.comparator, t.sustain, r.n, r.window_start, r.status, t.description
-  FROM rows r JOIN trig t ON t.name = r.name;
-END
-$fn$;
-
-
--- ======== one partition engine: builder, policy checks, bounded locks ========
--- The conversion builds its periods with the rollover's builder
--- (capacity_period_ddl, src/partitions.c), checks its policy with
--- capacity_manage's validator (capacity_check_policy, src/manage.c) and
--- bounds its locks with locks.c's loop (capacity_run_bounded is C now);
--- explain's period bounds are the rollover's (capacity_period_start).
--- Mirrors 10_partitions.sql, 50_explain.sql and 60_convert.sql.
-
-CREATE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
-                                                  hash_column name, hash_partitions integer, premake integer,
-                                                  retention interval, retention_action text)
-RETURNS void
-LANGUAGE c CALLED ON NULL INPUT STABLE
-AS 'MODULE_PATHNAME', 'capacity_check_policy';
-COMMENT ON FUNCTION @extschema@.capacity_check_policy IS
-    'Raises what capacity_manage would refuse in these policy arguments for tbl (granularity, hash column and count, premake and leaf limit, retention, retention_action); changes nothing.';
-
-CREATE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
-                                                period_start timestamptz, hash_column name,
-                                                hash_partitions integer)
-RETURNS text[]
-LANGUAGE c CALLED ON NULL INPUT STABLE
-AS 'MODULE_PATHNAME', 'capacity_period_ddl';
-COMMENT ON FUNCTION @extschema@.capacity_period_ddl IS
-    'CREATE statements for the standalone table of the period of tbl containing period_start (and its hash leaves), named and shaped as the rollover makes them; to be attached by the caller.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
-RETURNS integer
-LANGUAGE c CALLED ON NULL INPUT VOLATILE
-AS 'MODULE_PATHNAME', 'capacity_run_bounded';
-COMMENT ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) IS
-    'Run statements under matter_capacity.lock_timeout, retried matter_capacity.lock_retries times (src/locks.c); returns the attempts; 55P03 when the locks stay unavailable.';
-
-DROP FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text);
-CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
-                                                   hash_column name, hash_partitions integer, premake integer,
-                                                   retention_action text, retention interval)
-RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r record;
-    bad text;
-    tatt smallint;
-    hatt smallint;
-BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: the table to convert must not be NULL'
-            USING ERRCODE = '22004', HINT = 'Pass the table, e.g. ''"Event"''.';
-    END IF;
-    SELECT c.relname, n.nspname, n.oid AS nsp, c.relkind, c.relpersistence, c.relispartition,
-           c.relrowsecurity, c.relowner, pg_get_userbyid(c.relowner) AS owner
-      INTO r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    qual := format('%I.%I', r.nspname, r.relname);
-    nspname := r.nspname;
-    relname := r.relname;
-    owner := r.owner;
-    IF r.relkind = 'p' THEN
-        RAISE EXCEPTION 'matter_capacity: table % is already partitioned', qual
-            USING ERRCODE = '42809', HINT = 'Manage it with capacity_manage(); nothing to convert.';
-    ELSIF r.relkind <> 'r' THEN
-        RAISE EXCEPTION 'matter_capacity: % is not an ordinary table', qual
-            USING ERRCODE = '42809', HINT = 'Only ordinary tables are converted.';
-    ELSIF r.relpersistence = 't' THEN
-        -- named without its schema: pg_temp_N differs from session to session
-        RAISE EXCEPTION 'matter_capacity: % is a temporary table', quote_ident(r.relname)
-            USING ERRCODE = '42809', HINT = 'Temporary tables live for one session; partition a permanent table.';
-    ELSIF r.relpersistence = 'u' THEN
-        RAISE EXCEPTION 'matter_capacity: % is unlogged', qual
-            USING ERRCODE = '55000', HINT = 'Make it durable first: ALTER TABLE ... SET LOGGED (it rewrites the table).';
-    ELSIF r.relispartition THEN
-        RAISE EXCEPTION 'matter_capacity: % is already a partition', qual
-            USING ERRCODE = '42809', HINT = 'Convert its parent instead.';
-    END IF;
-    IF NOT pg_has_role(current_user, r.relowner, 'USAGE') THEN
-        RAISE EXCEPTION 'matter_capacity: must be owner of table % to convert it', qual
-            USING ERRCODE = '42501', HINT = format('Run it as %I or a member of that role.', r.owner);
-    END IF;
-    SELECT string_agg(x, ', ') INTO bad FROM (
-        SELECT i.inhrelid::regclass::text AS x FROM pg_inherits i WHERE i.inhparent = tbl
-        UNION ALL SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = tbl) s;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % takes part in table inheritance (%)', qual, bad
-            USING ERRCODE = '55000', HINT = 'Detach the inheritance (ALTER TABLE ... NO INHERIT) first.';
-    END IF;
-    SELECT a.attnum, a.atttypid::regtype INTO tatt, time_type
-      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
-    IF tatt IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', time_column, qual
-            USING ERRCODE = '42703', HINT = 'Name the column that holds the row''s time, e.g. "createdAt".';
-    ELSIF time_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-        RAISE EXCEPTION 'matter_capacity: column "%" of % is %, not a date or timestamp', time_column, qual, time_type
-            USING ERRCODE = '42804', HINT = 'Partition by a timestamptz, timestamp or date column.';
-    END IF;
-    -- the policy's own checks, as capacity_manage makes them (src/manage.c)
-    PERFORM @extschema@.capacity_check_policy(tbl, time_column, granularity, hash_column, hash_partitions,
-                                              premake, retention, retention_action);
-    IF hash_column IS NOT NULL THEN
-        SELECT a.attnum INTO hatt FROM pg_attribute a
-         WHERE a.attrelid = tbl AND a.attname = hash_column AND a.attnum > 0 AND NOT a.attisdropped;
-    END IF;
-    -- what PostgreSQL refuses on a partitioned table, or what would not follow the rename
-    SELECT string_agg(format('%I %s', i.relname, substring(pg_get_indexdef(x.indexrelid) FROM ' USING \w+ (.*)$')),
-                      ', ' ORDER BY i.relname)
-      INTO bad FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-     WHERE x.indrelid = tbl AND x.indisunique
-       AND NOT (tatt = ANY (x.indkey::smallint[]) AND (hatt IS NULL OR hatt = ANY (x.indkey::smallint[])));
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: unique index % of % does not include the partition column(s) %', bad, qual,
-                        concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
-            USING ERRCODE = '0A000',
-                  HINT = 'A partitioned table''s primary key and unique constraints must include the partition columns. '
-                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (<key columns>, '
-                      || concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
-                      || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., ADD PRIMARY KEY USING INDEX ...';
-    END IF;
-    SELECT string_agg(format('%I on %s', k.conname, k.conrelid::regclass), ', ' ORDER BY k.conname)
-      INTO bad FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = tbl;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: foreign keys point to %: %', qual, bad
-            USING ERRCODE = '0A000',
-                  HINT = 'Drop them, convert, then re-create them against a key that includes the partition columns.';
-    END IF;
-    SELECT string_agg(format('%I', k.conname), ', ') INTO bad FROM pg_constraint k
-     WHERE k.conrelid = tbl AND k.contype = 'x';
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % has exclusion constraints (%), which partitioned tables do not support', qual, bad
-            USING ERRCODE = '0A000', HINT = 'Drop them (enforce the rule in the application or per partition) before converting.';
-    END IF;
-    SELECT string_agg(format('%I', t.tgname), ', ' ORDER BY t.tgname) INTO bad
-      FROM pg_trigger t WHERE t.tgrelid = tbl AND NOT t.tgisinternal;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % has triggers: %', qual, bad
-            USING ERRCODE = '0A000', HINT = 'Drop them, convert, and create them again on the partitioned table.';
-    END IF;
-    SELECT string_agg(format('%I', w.rulename), ', ') INTO bad FROM pg_rewrite w WHERE w.ev_class = tbl;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % has rules: %', qual, bad
-            USING ERRCODE = '0A000', HINT = 'Partitioned tables cannot carry rules; replace them with triggers after converting.';
-    END IF;
-    IF r.relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl) THEN
-        RAISE EXCEPTION 'matter_capacity: % has row-level security', qual
-            USING ERRCODE = '0A000', HINT = 'Disable it and drop its policies, convert, then enable and create them again.';
-    END IF;
-    SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) INTO bad FROM pg_publication p
-     WHERE p.puballtables
-        OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = tbl)
-        OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid AND pn.pnnspid = r.nsp);
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: % is published (%)', qual, bad
-            USING ERRCODE = '0A000',
-                  HINT = 'Take it out of the publications, convert, then publish the partitioned table (publish_via_partition_root).';
-    END IF;
-    SELECT string_agg(DISTINCT d, ', ') INTO bad FROM (
-        SELECT w.ev_class::regclass::text AS d FROM pg_depend x JOIN pg_rewrite w ON w.oid = x.objid
-         WHERE x.classid = 'pg_rewrite'::regclass AND x.refclassid = 'pg_class'::regclass
-           AND x.refobjid = tbl AND w.ev_class <> tbl
-        UNION ALL
-        SELECT x.objid::regprocedure::text FROM pg_depend x
-         WHERE x.classid = 'pg_proc'::regclass AND x.refclassid = 'pg_class'::regclass AND x.refobjid = tbl) s;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'matter_capacity: views or functions depend on %: %', qual, bad
-            USING ERRCODE = '0A000',
-                  HINT = 'They would keep reading the old table. Drop them, convert, and create them again.';
-    END IF;
-    SELECT array_agg(a.attname ORDER BY k.n) INTO key_columns
-      FROM pg_index x, unnest(x.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
-     WHERE x.indrelid = tbl AND x.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
-    RETURN NEXT;
-END
-$$;
-
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
 
 CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert(tbl regclass, time_column name, granularity text,
                                               hash_column name DEFAULT NULL, hash_partitions integer DEFAULT NULL,
@@ -4785,8 +3414,6 @@ BEGIN
                  d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
 END
 $$;
-COMMENT ON PROCEDURE @extschema@.capacity_convert IS
-    'Turn an ordinary table into a managed partitioned table of the same name online; the old rows stay in a historical partition until capacity_convert_backfill.';
 
 CREATE OR REPLACE PROCEDURE @extschema@.capacity_convert_backfill(tbl regclass, batch_rows integer DEFAULT 10000,
                                                        max_batches integer DEFAULT NULL)
@@ -5012,46 +3639,6 @@ BEGIN
                  qual, cv.rows_copied, round(cv.backfill_swap_ms::numeric, 1), cv.historical;
 END
 $$;
-COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
-    'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
-RETURNS text[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH g AS (
-        SELECT @extschema@.capacity_period_start(as_of, p.granularity, 0) AS start,
-               @extschema@.capacity_period_start(as_of, p.granularity, 1) AS next,
-               @extschema@.capacity_period_start(as_of, p.granularity, 2) AS after_next
-          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
-    )
-    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
-        SELECT CASE v
-                 WHEN '@period_start@' THEN (SELECT start FROM g)::text
-                 WHEN '@period_end@' THEN (SELECT next FROM g)::text
-                 WHEN '@mid_period@' THEN (SELECT start + (next - start) / 2 FROM g)::text
-                 WHEN '@mid_next_period@' THEN (SELECT next + (after_next - next) / 2 FROM g)::text
-                 ELSE v END
-          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
-$$;
-
-
--- ======== one write path for a sample, one rollup path ========
--- capacity_record and capacity_explain_run write through the sampler's
--- write_samples (capacity_write_sample, src/sampler.c); the import rolls
--- its hours up with the sampler's own rollup (capacity_roll_up_hours, C)
--- and its days with capacity_roll_up_days, as the sampler does.  Mirrors
--- 31_indicator_functions.sql, 33_measures.sql and 50_explain.sql.
-
-CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
-                                                  value double precision)
-RETURNS void
-LANGUAGE c CALLED ON NULL INPUT VOLATILE
-AS 'MODULE_PATHNAME', 'capacity_write_sample';
-COMMENT ON FUNCTION @extschema@.capacity_write_sample IS
-    'Internal (not for PUBLIC): write one sample and keep the newest value of its series, as the sampler writes (src/sampler.c); no checks.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timestamptz, double precision) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
                                             labels jsonb DEFAULT '{}',
@@ -5062,6 +3649,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text;
+    origin constant timestamptz := '2000-01-01 00:00+00';
+    late_hour timestamptz;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
@@ -5093,8 +3682,292 @@ BEGIN
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
+    -- A late value: a sampling rolls up only the hours since the previous
+    -- one, at most two hours back (sampler.c), so a value older than the
+    -- hour of the latest sampling (not later than now), or than two hours,
+    -- is rolled up here
+    -- through the same rollup (capacity_roll_up_hours: every series of
+    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
+    -- pushed on time costs nothing more; bulk history goes through
+    -- capacity_import_samples.
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
+       OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
+                         FROM @extschema@.capacity_indicator_run r) THEN
+        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
+        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
+    END IF;
 END
 $$;
+
+
+-- ======== the conversion's first read as the table owner ========
+-- Leftovers of issue 19 (kind 3), after the rewritten procedures:
+--   60_convert.sql: capacity_owner_value (the backfill's first read of the
+--   historical partition, as the table's owner)
+CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
+RETURNS text
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_owner_value';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM PUBLIC;
+
+-- ======== one of each: the indicator-name rule, the comparator ========
+-- The indicator-name rule lives in C (capacity_check_indicator_name, src/probes.c),
+-- used by the table's CHECK and capacity_register_push; a trigger's comparator
+-- is read in one place, capacity_breaches.  Mirrors 30, 31 and 41.
+
+CREATE FUNCTION @extschema@.capacity_check_indicator_name(name text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_check_indicator_name';
+COMMENT ON FUNCTION @extschema@.capacity_check_indicator_name(text) IS
+    'true when name is a valid indicator name (a lower-case letter, then lower-case letters, digits and _, at most 63 bytes); else error 42602 naming it.';
+
+ALTER TABLE @extschema@.capacity_indicator DROP CONSTRAINT capacity_indicator_name_check,
+    ADD CONSTRAINT capacity_indicator_name_check CHECK (@extschema@.capacity_check_indicator_name(name));
+
+
+
+CREATE FUNCTION @extschema@.capacity_breaches(value double precision, comparator text,
+                                              threshold double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+SELECT CASE comparator WHEN '>' THEN value OPERATOR(pg_catalog.>) threshold
+                       WHEN '>=' THEN value OPERATOR(pg_catalog.>=) threshold
+                       WHEN '<' THEN value OPERATOR(pg_catalog.<) threshold
+                       ELSE value OPERATOR(pg_catalog.<=) threshold END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double precision) IS
+    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds.';
+
+
+
+-- ======== one partition engine: builder, policy checks, bounded locks ========
+-- The conversion builds its periods with the rollover's builder
+-- (capacity_period_ddl, src/partitions.c), checks its policy with
+-- capacity_manage's validator (capacity_check_policy, src/manage.c) and
+-- bounds its locks with locks.c's loop (capacity_run_bounded is C now);
+-- explain's period bounds are the rollover's (capacity_period_start).
+-- Mirrors 10_partitions.sql, 50_explain.sql and 60_convert.sql.
+
+CREATE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
+                                                  hash_column name, hash_partitions integer, premake integer,
+                                                  retention interval, retention_action text)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_check_policy';
+COMMENT ON FUNCTION @extschema@.capacity_check_policy IS
+    'Raises what capacity_manage would refuse in these policy arguments for tbl (granularity, hash column and count, premake and leaf limit, retention, retention_action); changes nothing.';
+
+CREATE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
+                                                period_start timestamptz, hash_column name,
+                                                hash_partitions integer)
+RETURNS text[]
+LANGUAGE c CALLED ON NULL INPUT STABLE
+AS 'MODULE_PATHNAME', 'capacity_period_ddl';
+COMMENT ON FUNCTION @extschema@.capacity_period_ddl IS
+    'CREATE statements for the standalone table of the period of tbl containing period_start (and its hash leaves), named and shaped as the rollover makes them; to be attached by the caller.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) IS
+    'Run statements under matter_capacity.lock_timeout, retried matter_capacity.lock_retries times (src/locks.c); returns the attempts; 55P03 when the locks stay unavailable.';
+
+DROP FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text);
+CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
+                                                   hash_column name, hash_partitions integer, premake integer,
+                                                   retention_action text, retention interval)
+RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    bad text;
+    tatt smallint;
+    hatt smallint;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: the table to convert must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass the table, e.g. ''"Event"''.';
+    END IF;
+    SELECT c.relname, n.nspname, n.oid AS nsp, c.relkind, c.relpersistence, c.relispartition,
+           c.relrowsecurity, c.relowner, pg_get_userbyid(c.relowner) AS owner
+      INTO r FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    qual := format('%I.%I', r.nspname, r.relname);
+    nspname := r.nspname;
+    relname := r.relname;
+    owner := r.owner;
+    IF r.relkind = 'p' THEN
+        RAISE EXCEPTION 'matter_capacity: table % is already partitioned', qual
+            USING ERRCODE = '42809', HINT = 'Manage it with capacity_manage(); nothing to convert.';
+    ELSIF r.relkind <> 'r' THEN
+        RAISE EXCEPTION 'matter_capacity: % is not an ordinary table', qual
+            USING ERRCODE = '42809', HINT = 'Only ordinary tables are converted.';
+    ELSIF r.relpersistence = 't' THEN
+        -- named without its schema: pg_temp_N differs from session to session
+        RAISE EXCEPTION 'matter_capacity: % is a temporary table', quote_ident(r.relname)
+            USING ERRCODE = '42809', HINT = 'Temporary tables live for one session; partition a permanent table.';
+    ELSIF r.relpersistence = 'u' THEN
+        RAISE EXCEPTION 'matter_capacity: % is unlogged', qual
+            USING ERRCODE = '55000', HINT = 'Make it durable first: ALTER TABLE ... SET LOGGED (it rewrites the table).';
+    ELSIF r.relispartition THEN
+        RAISE EXCEPTION 'matter_capacity: % is already a partition', qual
+            USING ERRCODE = '42809', HINT = 'Convert its parent instead.';
+    END IF;
+    IF NOT pg_has_role(current_user, r.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'matter_capacity: must be owner of table % to convert it', qual
+            USING ERRCODE = '42501', HINT = format('Run it as %I or a member of that role.', r.owner);
+    END IF;
+    SELECT string_agg(x, ', ') INTO bad FROM (
+        SELECT i.inhrelid::regclass::text AS x FROM pg_inherits i WHERE i.inhparent = tbl
+        UNION ALL SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % takes part in table inheritance (%)', qual, bad
+            USING ERRCODE = '55000', HINT = 'Detach the inheritance (ALTER TABLE ... NO INHERIT) first.';
+    END IF;
+    SELECT a.attnum, a.atttypid::regtype INTO tatt, time_type
+      FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF tatt IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % does not exist', time_column, qual
+            USING ERRCODE = '42703', HINT = 'Name the column that holds the row''s time, e.g. "createdAt".';
+    ELSIF time_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'matter_capacity: column "%" of % is %, not a date or timestamp', time_column, qual, time_type
+            USING ERRCODE = '42804', HINT = 'Partition by a timestamptz, timestamp or date column.';
+    END IF;
+    -- the policy's own checks, as capacity_manage makes them (src/manage.c)
+    PERFORM @extschema@.capacity_check_policy(tbl, time_column, granularity, hash_column, hash_partitions,
+                                              premake, retention, retention_action);
+    IF hash_column IS NOT NULL THEN
+        SELECT a.attnum INTO hatt FROM pg_attribute a
+         WHERE a.attrelid = tbl AND a.attname = hash_column AND a.attnum > 0 AND NOT a.attisdropped;
+    END IF;
+    -- what PostgreSQL refuses on a partitioned table, or what would not follow the rename
+    SELECT string_agg(format('%I %s', i.relname, substring(pg_get_indexdef(x.indexrelid) FROM ' USING \w+ (.*)$')),
+                      ', ' ORDER BY i.relname)
+      INTO bad FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+     WHERE x.indrelid = tbl AND x.indisunique
+       AND NOT (tatt = ANY (x.indkey::smallint[]) AND (hatt IS NULL OR hatt = ANY (x.indkey::smallint[])));
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: unique index % of % does not include the partition column(s) %', bad, qual,
+                        concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+            USING ERRCODE = '0A000',
+                  HINT = 'A partitioned table''s primary key and unique constraints must include the partition columns. '
+                      || 'Build the wider index first (CREATE UNIQUE INDEX CONCURRENTLY ... (<key columns>, '
+                      || concat_ws(', ', quote_ident(time_column), quote_ident(hash_column))
+                      || ')), then swap it in: ALTER TABLE ... DROP CONSTRAINT ..., ADD PRIMARY KEY USING INDEX ...';
+    END IF;
+    SELECT string_agg(format('%I on %s', k.conname, k.conrelid::regclass), ', ' ORDER BY k.conname)
+      INTO bad FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: foreign keys point to %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Drop them, convert, then re-create them against a key that includes the partition columns.';
+    END IF;
+    SELECT string_agg(format('%I', k.conname), ', ') INTO bad FROM pg_constraint k
+     WHERE k.conrelid = tbl AND k.contype = 'x';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has exclusion constraints (%), which partitioned tables do not support', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them (enforce the rule in the application or per partition) before converting.';
+    END IF;
+    SELECT string_agg(format('%I', t.tgname), ', ' ORDER BY t.tgname) INTO bad
+      FROM pg_trigger t WHERE t.tgrelid = tbl AND NOT t.tgisinternal;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has triggers: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Drop them, convert, and create them again on the partitioned table.';
+    END IF;
+    SELECT string_agg(format('%I', w.rulename), ', ') INTO bad FROM pg_rewrite w WHERE w.ev_class = tbl;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % has rules: %', qual, bad
+            USING ERRCODE = '0A000', HINT = 'Partitioned tables cannot carry rules; replace them with triggers after converting.';
+    END IF;
+    IF r.relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tbl) THEN
+        RAISE EXCEPTION 'matter_capacity: % has row-level security', qual
+            USING ERRCODE = '0A000', HINT = 'Disable it and drop its policies, convert, then enable and create them again.';
+    END IF;
+    SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) INTO bad FROM pg_publication p
+     WHERE p.puballtables
+        OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = tbl)
+        OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid AND pn.pnnspid = r.nsp);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % is published (%)', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'Take it out of the publications, convert, then publish the partitioned table (publish_via_partition_root).';
+    END IF;
+    SELECT string_agg(DISTINCT d, ', ') INTO bad FROM (
+        SELECT w.ev_class::regclass::text AS d FROM pg_depend x JOIN pg_rewrite w ON w.oid = x.objid
+         WHERE x.classid = 'pg_rewrite'::regclass AND x.refclassid = 'pg_class'::regclass
+           AND x.refobjid = tbl AND w.ev_class <> tbl
+        UNION ALL
+        SELECT x.objid::regprocedure::text FROM pg_depend x
+         WHERE x.classid = 'pg_proc'::regclass AND x.refclassid = 'pg_class'::regclass AND x.refobjid = tbl) s;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: views or functions depend on %: %', qual, bad
+            USING ERRCODE = '0A000',
+                  HINT = 'They would keep reading the old table. Drop them, convert, and create them again.';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY k.n) INTO key_columns
+      FROM pg_index x, unnest(x.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
+     WHERE x.indrelid = tbl AND x.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
+    RETURN NEXT;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval) FROM PUBLIC;
+
+COMMENT ON PROCEDURE @extschema@.capacity_convert IS
+    'Turn an ordinary table into a managed partitioned table of the same name online; the old rows stay in a historical partition until capacity_convert_backfill.';
+
+COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
+    'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH parts AS (
+        SELECT t.range_from, t.range_to FROM @extschema@.capacity_partition_tree(tbl) t
+         WHERE t.level = 1 AND NOT t.is_default
+    ), cur AS (
+        SELECT p.granularity AS gran,
+               coalesce((SELECT range_from FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity)) AS s,
+               coalesce((SELECT range_to FROM parts WHERE range_from <= as_of AND range_to > as_of),
+                        @extschema@.capacity_period_start(as_of, p.granularity, 1)) AS e
+          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
+    ), g AS (
+        SELECT s, e, coalesce((SELECT range_to FROM parts WHERE range_from = e),
+                              @extschema@.capacity_period_start(e, gran, 1)) AS e2
+          FROM cur
+    )
+    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
+        SELECT CASE v
+                 WHEN '@period_start@' THEN (SELECT s FROM g)::text
+                 WHEN '@period_end@' THEN (SELECT e FROM g)::text
+                 WHEN '@mid_period@' THEN (SELECT s + (e - s) / 2 FROM g)::text
+                 WHEN '@mid_next_period@' THEN (SELECT e + (e2 - e) / 2 FROM g)::text
+                 ELSE v END
+          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
+$$;
+
+
+-- ======== one write path for a sample, one rollup path ========
+-- capacity_record and capacity_explain_run write through the sampler's
+-- write_samples (capacity_write_sample, src/sampler.c); the import rolls
+-- its hours up with the sampler's own rollup (capacity_roll_up_hours, C)
+-- and its days with capacity_roll_up_days, as the sampler does.  Mirrors
+-- 31_indicator_functions.sql, 33_measures.sql and 50_explain.sql.
+
+CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
+                                                  value double precision)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_write_sample';
+COMMENT ON FUNCTION @extschema@.capacity_write_sample IS
+    'Internal (not for PUBLIC): write one sample and keep the newest value of its series, as the sampler writes (src/sampler.c); no checks.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timestamptz, double precision) FROM PUBLIC;
+
 
 
 CREATE FUNCTION @extschema@.capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz)
@@ -5105,218 +3978,11 @@ COMMENT ON FUNCTION @extschema@.capacity_roll_up_hours IS
     'Recompute the hourly rollups of the hours from_ts .. to_ts touches from the raw samples up to to_ts, as the sampler does (the daily ones: capacity_roll_up_days); returns the rollups written.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_hours(timestamptz, timestamptz) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
-                                                 p_sampled_at timestamptz[], p_values double precision[],
-                                                 as_of timestamptz, what_row text)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    n integer;
-    bad record;
-    raw_from timestamptz;
-    keep_from timestamptz;
-    lo timestamptz;
-    hi timestamptz;
-    raw_lo timestamptz;
-    raw_hi timestamptz;
-    loaded bigint := 0;
-    k bigint;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    n := coalesce(cardinality(p_indicators), 0);
-    IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
-            USING ERRCODE = '22004', HINT = 'Pass sampled_at and value arrays of the same length.';
-    END IF;
-    IF cardinality(p_sampled_at) <> n OR cardinality(p_values) <> n OR cardinality(p_labels) <> n THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples: % times and % values for % samples',
-                        cardinality(p_sampled_at), cardinality(p_values), n
-            USING ERRCODE = '2202E', HINT = 'sampled_at[i] and value[i] describe sample i: pass arrays of the same length.';
-    END IF;
-
-    -- every element checked before anything is written: the first bad one
-    -- (by position) is reported
-    SELECT u.i, u.ind, u.lab, u.at, u.v,
-           CASE WHEN u.ind IS NULL THEN 'null_indicator'
-                WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
-                WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
-                WHEN u.at IS NULL THEN 'null_time'
-                WHEN NOT isfinite(u.at) THEN 'infinite_time'
-                WHEN u.at > as_of THEN 'future'
-                WHEN u.v IS NULL THEN 'null_value'
-                WHEN u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8) THEN 'not_finite'
-           END AS problem
-      INTO bad
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
-        OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
-        OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
-     ORDER BY u.i
-     LIMIT 1;
-    IF bad.problem = 'null_indicator' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: % % has a NULL indicator', what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample names its indicator.';
-    ELSIF bad.problem = 'unknown' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: indicator "%" (% %) does not exist', bad.ind, what_row, bad.i
-            USING ERRCODE = '42704', DETAIL = 'Nothing was imported.',
-                  HINT = 'Import only indicators listed in capacity_indicator; declare one the application measures with capacity_register_push(indicator, unit) first.';
-    ELSIF bad.problem = 'labels' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
-    ELSIF bad.problem = 'null_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'infinite_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is not a finite time', bad.at, bad.ind, what_row, bad.i
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'future' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is later than as_of %', bad.at, bad.ind, what_row, bad.i, as_of
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'History is in the past: check the time zone of the exported times (timestamptz), or pass a later as_of.';
-    ELSIF bad.problem = 'null_value' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value of indicator % at % % (sampled_at %) is NULL', bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out the samples you do not have; a gap is not a zero.';
-    ELSIF bad.problem = 'not_finite' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value % of indicator % at % % (sampled_at %) is not a finite number', bad.v, bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out NaN and infinite values (monitoring systems export them for gaps).';
-    END IF;
-    IF n = 0 THEN
-        RETURN 0;
-    END IF;
-
-    -- what the sampler keeps at as_of: raw samples of the day partitions
-    -- retention has not dropped, hourly rollups of rollup_retention_days
-    raw_from := date_bin('1 day', as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.sample_retention_days', true), '')::int, 35)), origin);
-    keep_from := as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.rollup_retention_days', true), '')::int, 730));
-
-    -- one sample per series and time (a later element wins)
-    CREATE TEMP TABLE capacity_import_rows ON COMMIT DROP AS
-    SELECT DISTINCT ON (u.ind, u.lab, u.at) u.ind, u.lab, u.at, u.v, u.at >= raw_from AS raw
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.at >= keep_from
-     ORDER BY u.ind, u.lab, u.at, u.i DESC;
-    -- raw: not twice
-    DELETE FROM capacity_import_rows r
-     WHERE r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at);
-    -- older: an hour rolled up already is left as it is
-    DELETE FROM capacity_import_rows r
-     WHERE NOT r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
-                                  WHERE h.indicator = r.ind AND h.labels = r.lab
-                                    AND h.hour = date_bin('1 hour', r.at, origin));
-    SELECT count(*), min(r.at), max(r.at) INTO loaded, lo, hi FROM capacity_import_rows r;
-    IF loaded = 0 THEN
-        DROP TABLE capacity_import_rows;
-        RETURN 0;
-    END IF;
-
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
-
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
-    IF raw_lo IS NOT NULL THEN
-        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
-                                                        + interval '1 hour' - interval '1 microsecond');
-    END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
-
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    SELECT DISTINCT ON (r.ind, r.lab) r.ind, r.lab, r.at, r.v
-      FROM capacity_import_rows r ORDER BY r.ind, r.lab, r.at DESC
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
-
-    k := @extschema@.capacity_roll_up_days(lo, hi);
-    DROP TABLE capacity_import_rows;
-    RETURN loaded;
-END
-$$;
 
 COMMENT ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], timestamptz[], double precision[], timestamptz, text) IS
     'Internal (not for PUBLIC): validate every sample, then write them as the sampler does; both capacity_import_samples forms call it. '
     'Arrays of the same length (indicator, labels, sampled_at, value); what_row names an element in messages. Returns the samples loaded.';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_run(as_of timestamptz DEFAULT now())
-RETURNS TABLE(name text, partitions_scanned integer, max_partitions integer,
-              passed boolean, signature text, plan_changed boolean)
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    c record;
-    n_parts integer;
-    n_custom integer;
-    n_generic integer;
-    sig text;
-    prev text;
-    err text;
-    failures integer := 0;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('run EXPLAIN checks');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    FOR c IN SELECT * FROM @extschema@.capacity_explain_check k
-              WHERE k.table_name IS NULL OR pg_catalog.to_regclass(k.table_name::text) IS NOT NULL
-              ORDER BY k.name LOOP
-        n_parts := NULL; n_custom := NULL; n_generic := NULL; sig := NULL;
-        err := NULL;
-        BEGIN
-            SELECT e.partitions, e.custom_partitions, e.generic_partitions, e.signature
-              INTO n_parts, n_custom, n_generic, sig
-              FROM @extschema@.capacity_explain_as(c.owner, c.search_path, c.query,
-                       @extschema@.capacity_explain_expand(c.params, c.table_name, as_of)) e;
-        EXCEPTION WHEN OTHERS THEN
-            err := SQLERRM;
-        END;
-        SELECT x.signature INTO prev FROM @extschema@.capacity_explain_result x
-         WHERE x.name = c.name AND x.signature IS NOT NULL ORDER BY x.id DESC LIMIT 1;
-        name := c.name;
-        partitions_scanned := n_parts;
-        max_partitions := c.max_partitions;
-        passed := err IS NULL AND n_parts <= c.max_partitions;
-        signature := sig;
-        plan_changed := prev IS NOT NULL AND sig IS NOT NULL AND sig IS DISTINCT FROM prev;
-        IF NOT passed THEN
-            failures := failures + 1;
-        END IF;
-        INSERT INTO @extschema@.capacity_explain_result
-            (name, as_of, partitions_scanned, custom_partitions, generic_partitions, max_partitions,
-             passed, signature, plan_changed, error)
-        VALUES (c.name, as_of, n_parts, n_custom, n_generic, c.max_partitions,
-                passed, sig, plan_changed, err);
-        RETURN NEXT;
-    END LOOP;
-    IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
-    END IF;
-END
-$$;
 
 
 -- ======== each piece in dependency order, with its own grants ========
@@ -5325,36 +3991,6 @@ $$;
 -- 45_stage.sql, 46_report.sql, 46_stage_actions.sql): only a comment in a
 -- function body changes.
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_forget_dropped_tables()
-RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    DELETE FROM @extschema@.capacity_policy p
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND p.table_name::pg_catalog.oid = d.objid;
-    -- conversions (60_convert.sql) of dropped tables, and dropped old tables
-    DELETE FROM @extschema@.capacity_conversion c
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND c.table_name::pg_catalog.oid = d.objid;
-    -- the default EXPLAIN checks (42_explain.sql) of dropped tables
-    DELETE FROM @extschema@.capacity_explain_check k
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND k.table_name::pg_catalog.oid = d.objid;
-    UPDATE @extschema@.capacity_conversion c SET historical = NULL
-      FROM pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid = 0
-       AND c.historical::pg_catalog.oid = d.objid;
-END
-$$;
 
 -- ======== the fleet registry: members, their checks ========
 -- New in 1.1 (issue 15): 48_fleet.sql (registry part)
@@ -5526,315 +4162,6 @@ AS 'MODULE_PATHNAME', 'capacity_indicator_name_valid';
 COMMENT ON FUNCTION @extschema@.capacity_indicator_name_valid(text) IS
     'Whether name is a valid indicator name (the rule of capacity_check_indicator_name), without raising; false for NULL.';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
-RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pname text;
-    k text;
-    kind text;
-    i integer;
-    st jsonb;
-    spath text;
-    sname text;
-    known_ind text[];
-    known_set text[];
-    steps jsonb := '[]';          -- normalised steps
-    conds jsonb := '[]';          -- normalised conditions
-    names text[] := '{}';
-    cnames text[] := '{}';
-    g record;
-    nc jsonb;
-    cname text;
-    roots integer := 0;
-    rung integer;
-    cur text;
-    was_active boolean;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
-    IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
-            'Start from SELECT capacity_plan_export(''tiers-abc'').');
-    END IF;
-    FOR k IN SELECT jsonb_object_keys(doc) LOOP
-        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
-            PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
-                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts, grid.');
-        END IF;
-    END LOOP;
-    IF doc ? 'format' AND doc -> 'format' <> '1'::jsonb THEN
-        PERFORM @extschema@.capacity_plan_fail('$.format', format('format %s is not known', doc -> 'format'), '22023',
-            'This version reads format 1.');
-    END IF;
-    pname := doc ->> 'name';
-    IF jsonb_typeof(doc -> 'name') IS DISTINCT FROM 'string' OR pname !~ '^[a-z][a-z0-9_-]{0,62}$' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.name', 'the plan needs a "name" of lower-case letters, digits, _ and -', '22023',
-            'For example "name": "acme-tiers".');
-    END IF;
-    IF pname = 'matter-six-stage' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.name', 'matter-six-stage is the shipped ladder and is not replaced by a document', '42710',
-            'Import the document under another name; edit the ladder''s triggers in capacity_trigger.');
-    END IF;
-    IF doc ? 'description' AND jsonb_typeof(doc -> 'description') <> 'string' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.description', '"description" must be a string', '22023', 'Quote the value.');
-    END IF;
-
-    -- settings: {"name": {"value": n, "unit": ..., "description": ...}}
-    IF doc ? 'settings' AND jsonb_typeof(doc -> 'settings') <> 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.settings', '"settings" must be an object', '22023',
-            '{"name": {"value": 1000, "unit": "per second", "description": "..."}}');
-    END IF;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        IF k !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s', k), 'not a setting name', '22023', 'Lower-case letters, digits and _.');
-        END IF;
-        IF (CASE WHEN jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number' THEN true
-                 ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
-                'The figure in the setting''s unit.');
-        END IF;
-    END LOOP;
-    known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
-                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'settings', '{}')));
-
-    -- indicators: {"name": {"unit": ..., "description": ...}}, pushed
-    IF doc ? 'indicators' AND jsonb_typeof(doc -> 'indicators') <> 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.indicators', '"indicators" must be an object', '22023',
-            '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
-    END IF;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
-        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
-                'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
-        END IF;
-    END LOOP;
-    known_ind := ARRAY(SELECT i.name FROM @extschema@.capacity_indicator i
-                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'indicators', '{}')));
-
-    -- steps and their rules
-    FOREACH kind IN ARRAY ARRAY['tiers', 'gates', 'guardrails', 'alerts'] LOOP
-        IF doc ? kind AND jsonb_typeof(doc -> kind) <> 'array' THEN
-            PERFORM @extschema@.capacity_plan_fail('$.' || kind, format('"%s" must be an array', kind), '22023', 'List the steps in order.');
-        END IF;
-        FOR i IN 0 .. coalesce(jsonb_array_length(doc -> kind), 0) - 1 LOOP
-            st := doc -> kind -> i;
-            spath := format('$.%s[%s]', kind, i);
-            IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'name') IS DISTINCT FROM 'string'
-               OR st ->> 'name' !~ '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.name', 'a step needs a "name" (letters, digits, space, _ . -)', '22023',
-                    'For example "name": "B".');
-            END IF;
-            sname := st ->> 'name';
-            IF sname = ANY (names) THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.name', format('step "%s" is named twice', sname), '42710',
-                    'Tiers, gates, guardrails and alerts of a plan have distinct names.');
-            END IF;
-            names := names || sname;
-            FOR k IN SELECT jsonb_object_keys(st) LOOP
-                IF NOT (k IN ('name', 'description', 'runbook')
-                        OR (kind = 'tiers' AND k IN ('from', 'enter', 'exit', 'one_way'))
-                        OR (kind <> 'tiers' AND k = 'when')
-                        OR (kind = 'gates' AND k = 'checklist')) THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('unknown field "%s" of a %s step', k, rtrim(kind, 's')), '22023',
-                        'Tiers: name, description, runbook, from, enter, exit, one_way; gates: name, description, runbook, when, checklist; guardrails and alerts: name, description, runbook, when.');
-                END IF;
-                IF k IN ('description', 'runbook', 'from') AND jsonb_typeof(st -> k) <> 'string' THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('"%s" must be a string', k), '22023', 'Quote the value.');
-                END IF;
-            END LOOP;
-            IF st ? 'one_way' AND jsonb_typeof(st -> 'one_way') <> 'boolean' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.one_way', '"one_way" is true or false', '22023', 'true: never suggest moving back down.');
-            END IF;
-            IF kind = 'tiers' THEN
-                IF st ? 'from' THEN
-                    IF NOT st ? 'enter' THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || '.enter', format('tier "%s" has no "enter" rule', sname), '22023',
-                            'Every tier above the first says when to move into it.');
-                    END IF;
-                ELSE
-                    roots := roots + 1;
-                    IF roots > 1 THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || '.from', format('tier "%s" has no "from": a ladder has one first tier', sname), '22023',
-                            'Name the tier each tier is entered from.');
-                    END IF;
-                    IF st ? 'enter' OR st ? 'exit' THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || CASE WHEN st ? 'enter' THEN '.enter' ELSE '.exit' END,
-                            format('the first tier "%s" is not entered or left by a rule', sname), '22023',
-                            'Put the conditions of staying in the first tier in the exit rule of the tier above it.');
-                    END IF;
-                END IF;
-                IF coalesce((st ->> 'one_way')::boolean, false) AND st ? 'exit' THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.exit', format('one-way tier "%s" has an exit rule', sname), '22023',
-                        'Remove "exit" or "one_way".');
-                END IF;
-            ELSIF NOT st ? 'when' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.when', format('step "%s" has no "when" rule', sname), '22023',
-                    'A gate, guardrail or alert holds when its rule does.');
-            END IF;
-            IF st ? 'checklist' AND (jsonb_typeof(st -> 'checklist') <> 'array'
-                   OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'checklist') x WHERE jsonb_typeof(x) <> 'string'
-                                 OR x #>> '{}' !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$')) THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', 'a checklist is an array of flag names', '22023',
-                    'Each item is declared with capacity_declare(flag, note) once it is done.');
-            END IF;
-            steps := steps || jsonb_build_object('name', sname, 'kind', rtrim(kind, 's'), 'ordinal', i + 1,
-                                                 'from_tier', st ->> 'from', 'one_way', coalesce((st ->> 'one_way')::boolean, false),
-                                                 'runbook', st ->> 'runbook', 'description', coalesce(st ->> 'description', ''));
-            FOREACH k IN ARRAY ARRAY['enter', 'exit', 'when'] LOOP
-                CONTINUE WHEN NOT st ? k;
-                FOR g IN SELECT * FROM @extschema@.capacity_plan_rule_groups(st -> k, spath || '.' || k) LOOP
-                    nc := @extschema@.capacity_plan_check_condition(g.cond, g.cpath, known_ind, known_set);
-                    cname := coalesce(g.cond ->> 'name', format('%s.%s.%s.%s', sname, k, g.grp, g.pos));
-                    IF cname = ANY (cnames) THEN
-                        PERFORM @extschema@.capacity_plan_fail(g.cpath || '.name', format('condition "%s" is named twice', cname), '42710',
-                            'Conditions of a plan have distinct names.');
-                    END IF;
-                    cnames := cnames || cname;
-                    conds := conds || (nc || jsonb_build_object('name', cname, 'step', sname,
-                                         'rule', CASE k WHEN 'when' THEN 'enter' ELSE k END, 'grp', g.grp));
-                END LOOP;
-            END LOOP;
-            FOR k IN SELECT x #>> '{}' FROM jsonb_array_elements(coalesce(st -> 'checklist', '[]')) x LOOP
-                cname := sname || '.checklist.' || k;
-                IF cname = ANY (cnames) THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', format('checklist item "%s" is listed twice', k), '42710',
-                        'List each item once.');
-                END IF;
-                cnames := cnames || cname;
-                conds := conds || jsonb_build_object('name', cname, 'step', sname, 'rule', 'checklist', 'grp', 0,
-                                     'declared_flag', k, 'aggregate', 'latest', 'comparator', '>', 'sustain', '0',
-                                     'label_filter', '{}'::jsonb, 'description', 'checklist: ' || k);
-            END LOOP;
-        END LOOP;
-    END LOOP;
-    -- the grid: archetypes by size band x columns, a requirement per cell
-    IF doc ? 'grid' THEN
-        st := doc -> 'grid';
-        IF jsonb_typeof(st) <> 'object' OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) x WHERE x NOT IN ('measure', 'archetypes', 'columns', 'cells')) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid', 'a grid is {"measure", "archetypes", "columns", "cells"}', '22023',
-                'See docs/plans.md, preset tenant-archetypes.');
-        END IF;
-        IF jsonb_typeof(st -> 'measure') IS DISTINCT FROM 'string' OR NOT (st ->> 'measure' = ANY (known_ind)) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.measure', format('unknown indicator "%s"', st ->> 'measure'), '42704',
-                'The indicator whose latest value per {tenant} label places a tenant in a size band.');
-        END IF;
-        IF jsonb_typeof(st -> 'archetypes') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'archetypes') = 0 THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.archetypes', 'a non-empty array of {"name", "up_to"}', '22023',
-                '"up_to" names the setting bounding the band; the last archetype has none.');
-        END IF;
-        IF jsonb_typeof(st -> 'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'columns') = 0
-           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'columns') x WHERE jsonb_typeof(x) <> 'string')
-           OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements_text(st -> 'columns') x) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.columns', 'a non-empty array of distinct column names', '22023',
-                'For example ["shared pool", "dedicated database"].');
-        END IF;
-        FOR i IN 0 .. jsonb_array_length(st -> 'archetypes') - 1 LOOP
-            sname := st -> 'archetypes' -> i ->> 'name';
-            IF jsonb_typeof(st -> 'archetypes' -> i) <> 'object' OR sname IS NULL
-               OR EXISTS (SELECT 1 FROM jsonb_object_keys(st -> 'archetypes' -> i) x WHERE x NOT IN ('name', 'up_to'))
-               OR (SELECT count(*) FROM jsonb_array_elements(st -> 'archetypes') a WHERE a ->> 'name' = sname) > 1 THEN
-                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s]', i), 'an archetype is {"name", "up_to"} with a distinct name', '22023',
-                    'For example {"name": "A", "up_to": "archetype_a_max_rows"}.');
-            END IF;
-            IF (i < jsonb_array_length(st -> 'archetypes') - 1) <> (st -> 'archetypes' -> i ? 'up_to')
-               OR (st -> 'archetypes' -> i ? 'up_to' AND NOT (st -> 'archetypes' -> i ->> 'up_to' = ANY (known_set))) THEN
-                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s].up_to', i),
-                    'every archetype but the last is bounded by a known setting', '42704',
-                    'Define the band''s bound under $.settings; the last archetype takes every larger tenant.');
-            END IF;
-            FOR k IN SELECT jsonb_array_elements_text(st -> 'columns') LOOP
-                IF coalesce(st #>> ARRAY['cells', sname, k], '') NOT IN ('required', 'recommended', 'optional', 'n.a.') THEN
-                    PERFORM @extschema@.capacity_plan_fail(format('$.grid.cells.%s.%s', sname, k),
-                        'each cell is required, recommended, optional or n.a.', '22023',
-                        'Fill every archetype x column of the grid.');
-                END IF;
-            END LOOP;
-        END LOOP;
-    END IF;
-
-    IF jsonb_array_length(steps) = 0 THEN
-        PERFORM @extschema@.capacity_plan_fail('$', 'the plan has no tiers, gates, guardrails or alerts', '22023',
-            'A plan needs at least one step.');
-    END IF;
-
-    -- the ladder: every "from" names a tier, no two tiers are entered from
-    -- the same one, and walking up from the first tier reaches them all
-    FOR i IN 0 .. coalesce(jsonb_array_length(doc -> 'tiers'), 0) - 1 LOOP
-        st := doc -> 'tiers' -> i;
-        CONTINUE WHEN NOT st ? 'from';
-        IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'name' = st ->> 'from') THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('tier "%s" is not in the plan', st ->> 'from'), '42704',
-                'Name a tier listed under $.tiers.');
-        END IF;
-        IF (SELECT count(*) FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = st ->> 'from') > 1 THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('two tiers are entered from "%s": a ladder does not branch', st ->> 'from'), '42P17',
-                'Each tier has at most one tier above it; use gates for independent decisions.');
-        END IF;
-    END LOOP;
-    IF coalesce(jsonb_array_length(doc -> 'tiers'), 0) > 0 THEN
-        cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE NOT t ? 'from');
-        rung := 0;
-        WHILE cur IS NOT NULL LOOP
-            rung := rung + 1;
-            steps := (SELECT jsonb_agg(CASE WHEN s ->> 'name' = cur AND s ->> 'kind' = 'tier'
-                                            THEN s || jsonb_build_object('ordinal', rung) ELSE s END)
-                        FROM jsonb_array_elements(steps) s);
-            cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = cur);
-            EXIT WHEN rung > jsonb_array_length(doc -> 'tiers');
-        END LOOP;
-        IF rung <> jsonb_array_length(doc -> 'tiers') THEN
-            -- the first tier the walk from the first one never reached
-            SELECT t.o - 1 INTO i FROM jsonb_array_elements(doc -> 'tiers') WITH ORDINALITY t(v, o)
-             WHERE t.v ? 'from' AND NOT EXISTS (
-                   WITH RECURSIVE up(n, d) AS (
-                       SELECT x ->> 'name', 1 FROM jsonb_array_elements(doc -> 'tiers') x WHERE NOT x ? 'from'
-                       UNION ALL
-                       SELECT x ->> 'name', up.d + 1 FROM up JOIN jsonb_array_elements(doc -> 'tiers') x ON x ->> 'from' = up.n
-                        WHERE up.d <= jsonb_array_length(doc -> 'tiers'))
-                   SELECT 1 FROM up WHERE up.n = t.v ->> 'name')
-             ORDER BY t.o LIMIT 1;
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', coalesce(i, 0)),
-                format('tier "%s" is on a cycle: the ladder never reaches it from its first tier', doc -> 'tiers' -> coalesce(i, 0) ->> 'name'),
-                '42P17', 'A ladder starts at one tier without "from"; each other tier names the one below it.');
-        END IF;
-    END IF;
-
-    -- all checked: write
-    SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
-    DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
-        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
-                coalesce(st ->> 'description', format('setting of plan %s', pname)))
-        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
-         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
-    END LOOP;
-    INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
-    SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
-           session_user::text::regrole
-      FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) e
-     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator i WHERE i.name = e.key);
-    INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
-    VALUES (pname, coalesce(doc ->> 'description', ''), doc, coalesce(was_active, false));
-    INSERT INTO @extschema@.capacity_plan_step (plan, name, kind, ordinal, from_tier, one_way, runbook, description)
-    SELECT pname, s.name, s.kind, s.ordinal, s.from_tier, s.one_way, s.runbook, s.description
-      FROM jsonb_to_recordset(steps) AS s(name text, kind text, ordinal integer, from_tier text, one_way boolean,
-                                          runbook text, description text);
-    INSERT INTO @extschema@.capacity_plan_condition
-        (plan, name, step, rule, grp, indicator, label_filter, bind_table, aggregate, ratio_filter, per_period,
-         comparator, threshold, threshold_setting, sustain, days, daily, declared_flag, description)
-    SELECT pname, c.name, c.step, c.rule, c.grp, c.indicator, coalesce(c.label_filter, '{}'), c.bind_table,
-           c.aggregate, c.ratio_filter, c.per_period::interval, c.comparator, c.threshold, c.threshold_setting,
-           coalesce(c.sustain, '0')::interval, c.days, c.daily, c.declared_flag, c.description
-      FROM jsonb_to_recordset(conds) AS c(name text, step text, rule text, grp integer, indicator text,
-                                          label_filter jsonb, bind_table text, aggregate text, ratio_filter jsonb,
-                                          per_period text, comparator text, threshold float8, threshold_setting text,
-                                          sustain text, days integer, daily text, declared_flag text, description text);
-    RETURN pname;
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
@@ -6107,221 +4434,7 @@ $$;
 
 -- ======== review: plans forecast and are checked like the ladder; the review of any plan; the HTML charts; late values; clear errors ========
 -- 31_indicator_functions.sql: capacity_record re-rolls a late value's hour and day
-CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
-                                            labels jsonb DEFAULT '{}',
-                                            sampled_at timestamptz DEFAULT now())
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    kind text;
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    late_hour timestamptz;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
-    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
-    IF kind IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
-            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
-    ELSIF kind <> 'push' THEN
-        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
-            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
-    END IF;
-    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
-        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
-            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
-    END IF;
-    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
-            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
-    END IF;
-    IF octet_length(labels::text)
-       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
-                        indicator, octet_length(labels::text),
-                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
-            USING ERRCODE = '54000',
-                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
-    END IF;
-    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
-        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
-    -- A late value: the sampler rolls up only the last two hours
-    -- (sampler.c), so an older hour is rolled up again here through the
-    -- same rollup (capacity_roll_up_hours: every series of that one hour),
-    -- and its UTC day (capacity_roll_up_days).  A value pushed on time costs
-    -- nothing more; bulk history goes through capacity_import_samples.
-    late_hour := date_bin('1 hour', sampled_at, origin);
-    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin) THEN
-        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
-        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
-    END IF;
-END
-$$;
 -- 33_measures.sql: the import applies max_label_bytes
-CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
-                                                 p_sampled_at timestamptz[], p_values double precision[],
-                                                 as_of timestamptz, what_row text)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    n integer;
-    bad record;
-    raw_from timestamptz;
-    keep_from timestamptz;
-    lo timestamptz;
-    hi timestamptz;
-    raw_lo timestamptz;
-    raw_hi timestamptz;
-    loaded bigint := 0;
-    k bigint;
-    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    n := coalesce(cardinality(p_indicators), 0);
-    IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
-            USING ERRCODE = '22004', HINT = 'Pass sampled_at and value arrays of the same length.';
-    END IF;
-    IF cardinality(p_sampled_at) <> n OR cardinality(p_values) <> n OR cardinality(p_labels) <> n THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples: % times and % values for % samples',
-                        cardinality(p_sampled_at), cardinality(p_values), n
-            USING ERRCODE = '2202E', HINT = 'sampled_at[i] and value[i] describe sample i: pass arrays of the same length.';
-    END IF;
-
-    -- every element checked before anything is written: the first bad one
-    -- (by position) is reported
-    SELECT u.i, u.ind, u.lab, u.at, u.v,
-           CASE WHEN u.ind IS NULL THEN 'null_indicator'
-                WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
-                WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
-                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
-                WHEN u.at IS NULL THEN 'null_time'
-                WHEN NOT isfinite(u.at) THEN 'infinite_time'
-                WHEN u.at > as_of THEN 'future'
-                WHEN u.v IS NULL THEN 'null_value'
-                WHEN u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8) THEN 'not_finite'
-           END AS problem
-      INTO bad
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
-        OR octet_length(u.lab::text) > max_label
-        OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
-        OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
-     ORDER BY u.i
-     LIMIT 1;
-    IF bad.problem = 'null_indicator' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: % % has a NULL indicator', what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample names its indicator.';
-    ELSIF bad.problem = 'unknown' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: indicator "%" (% %) does not exist', bad.ind, what_row, bad.i
-            USING ERRCODE = '42704', DETAIL = 'Nothing was imported.',
-                  HINT = 'Import only indicators listed in capacity_indicator; declare one the application measures with capacity_register_push(indicator, unit) first.';
-    ELSIF bad.problem = 'labels' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
-    ELSIF bad.problem = 'label_bytes' THEN
-        -- as capacity_record refuses them: the label set is a key of the
-        -- sample indexes and rollups
-        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
-                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
-            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
-                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
-    ELSIF bad.problem = 'null_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'infinite_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is not a finite time', bad.at, bad.ind, what_row, bad.i
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'future' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is later than as_of %', bad.at, bad.ind, what_row, bad.i, as_of
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'History is in the past: check the time zone of the exported times (timestamptz), or pass a later as_of.';
-    ELSIF bad.problem = 'null_value' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value of indicator % at % % (sampled_at %) is NULL', bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out the samples you do not have; a gap is not a zero.';
-    ELSIF bad.problem = 'not_finite' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value % of indicator % at % % (sampled_at %) is not a finite number', bad.v, bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out NaN and infinite values (monitoring systems export them for gaps).';
-    END IF;
-    IF n = 0 THEN
-        RETURN 0;
-    END IF;
-
-    -- what the sampler keeps at as_of: raw samples of the day partitions
-    -- retention has not dropped, hourly rollups of rollup_retention_days
-    raw_from := date_bin('1 day', as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.sample_retention_days', true), '')::int, 35)), origin);
-    keep_from := as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.rollup_retention_days', true), '')::int, 730));
-
-    -- one sample per series and time (a later element wins)
-    CREATE TEMP TABLE capacity_import_rows ON COMMIT DROP AS
-    SELECT DISTINCT ON (u.ind, u.lab, u.at) u.ind, u.lab, u.at, u.v, u.at >= raw_from AS raw
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.at >= keep_from
-     ORDER BY u.ind, u.lab, u.at, u.i DESC;
-    -- raw: not twice
-    DELETE FROM capacity_import_rows r
-     WHERE r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at);
-    -- older: an hour rolled up already is left as it is
-    DELETE FROM capacity_import_rows r
-     WHERE NOT r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
-                                  WHERE h.indicator = r.ind AND h.labels = r.lab
-                                    AND h.hour = date_bin('1 hour', r.at, origin));
-    SELECT count(*), min(r.at), max(r.at) INTO loaded, lo, hi FROM capacity_import_rows r;
-    IF loaded = 0 THEN
-        DROP TABLE capacity_import_rows;
-        RETURN 0;
-    END IF;
-
-    INSERT INTO @extschema@.capacity_sample (indicator, labels, sampled_at, value)
-    SELECT r.ind, r.lab, r.at, r.v FROM capacity_import_rows r WHERE r.raw ORDER BY r.at;
-
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
-    IF raw_lo IS NOT NULL THEN
-        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
-                                                        + interval '1 hour' - interval '1 microsecond');
-    END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
-
-    INSERT INTO @extschema@.capacity_latest_sample AS l (indicator, labels, sampled_at, value)
-    SELECT DISTINCT ON (r.ind, r.lab) r.ind, r.lab, r.at, r.v
-      FROM capacity_import_rows r ORDER BY r.ind, r.lab, r.at DESC
-    ON CONFLICT ON CONSTRAINT capacity_latest_sample_pkey DO UPDATE
-       SET sampled_at = EXCLUDED.sampled_at, value = EXCLUDED.value
-     WHERE l.sampled_at <= EXCLUDED.sampled_at;
-
-    k := @extschema@.capacity_roll_up_days(lo, hi);
-    DROP TABLE capacity_import_rows;
-    RETURN loaded;
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], timestamptz[], double precision[], timestamptz, text) IS
     'Internal (not for PUBLIC): validate every sample, then write them as the sampler does; both capacity_import_samples forms call it. '
     'Arrays of the same length (indicator, labels, sampled_at, value); what_row names an element in messages. Returns the samples loaded.';
@@ -6369,6 +4482,7 @@ CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timesta
 RETURNS SETOF @extschema@.capacity_forecast_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
 AS $fn$
 DECLARE
     lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
@@ -6643,664 +4757,20 @@ $fn$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) IS
     'The forecast of capacity_forecast() for the six-stage ladder (plan_name NULL) or an installed plan''s conditions: '
     'per condition and series, the trend, eta and band (conditions over N days: the crossing plus N days). Internal.';
-CREATE OR REPLACE FUNCTION @extschema@.capacity_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
-                                                   evals @extschema@.capacity_trigger_row[],
-                                                   min_stage integer DEFAULT NULL)
-RETURNS SETOF @extschema@.capacity_forecast_row
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, min_stage, NULL::text) $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, interval, jsonb, @extschema@.capacity_trigger_row[], integer, text, text[]) TO pg_monitor;
 -- 45_plans.sql: guardrails lacking data do not hold the verdict; documents bounded
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    rows @extschema@.capacity_trigger_row[];
-    cs jsonb;               -- per condition: status and series
-    rs jsonb;               -- per step and rule: holds | fails | insufficient
-    gs jsonb;               -- per step, rule and group: the same
-    cur record;
-    up record;
-    down record;
-    gates_open text[];
-    gates_pending text[];
-    violated text[];
-    insufficient text[];
-    unchecked text[];
-    fired text[];
-    ev jsonb;
-BEGIN
-    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
-    SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
-    down := up;
-
-    -- conditions, groups, rules
-    WITH cond AS (
-        SELECT c.name, c.step, c.rule, c.grp, c.description,
-               CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
-                    WHEN bool_or(e.status IN ('ok', 'not declared')) THEN
-                         CASE WHEN c.declared_flag IS NOT NULL THEN 'not declared' ELSE 'ok' END
-                    ELSE coalesce(min(e.status), 'insufficient data') END AS status,
-               jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                   'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
-                   'threshold', e.threshold, 'comparator', e.comparator, 'window', e.sustain::text,
-                   'samples', e.samples, 'since', e.window_start, 'status', e.status))
-                   ORDER BY e.labels::text) FILTER (WHERE e.trigger_name IS NOT NULL) AS series
-          FROM @extschema@.capacity_plan_condition c
-          LEFT JOIN unnest(rows) e ON e.trigger_name = c.name
-         WHERE c.plan = plan_name
-         GROUP BY c.name, c.step, c.rule, c.grp, c.description, c.declared_flag
-    ), grp AS (
-        SELECT c.step, c.rule, c.grp,
-               CASE WHEN bool_and(c.status = 'firing') THEN 'holds'
-                    WHEN bool_or(c.status IN ('ok', 'not declared')) THEN 'fails'
-                    ELSE 'insufficient' END AS status
-          FROM cond c GROUP BY 1, 2, 3
-    ), rule AS (
-        SELECT g.step, g.rule,
-               CASE WHEN bool_or(g.status = 'holds') THEN 'holds'
-                    WHEN bool_and(g.status = 'fails') THEN 'fails'
-                    ELSE 'insufficient' END AS status
-          FROM grp g GROUP BY 1, 2
-    )
-    SELECT (SELECT jsonb_object_agg(c.name, jsonb_build_object('step', c.step, 'rule', c.rule, 'group', c.grp,
-                                        'status', c.status, 'description', c.description,
-                                        'series', coalesce(c.series, '[]'::jsonb))) FROM cond c),
-           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r),
-           (SELECT jsonb_object_agg(g.step || '/' || g.rule || '/' || g.grp, g.status) FROM grp g)
-      INTO cs, rs, gs;
-    cs := coalesce(cs, '{}');
-    rs := coalesce(rs, '{}');
-    gs := coalesce(gs, '{}');
-
-    -- the ladder
-    SELECT s.* INTO cur
-      FROM @extschema@.capacity_plan_step s
-     WHERE s.plan = plan_name AND s.kind = 'tier'
-       AND s.name = coalesce((SELECT h.tier FROM @extschema@.capacity_plan_tier_history h
-                               WHERE h.plan = plan_name AND h.set_at <= as_of
-                               ORDER BY h.set_at DESC, h.id DESC LIMIT 1),
-                             (SELECT f.name FROM @extschema@.capacity_plan_step f
-                               WHERE f.plan = plan_name AND f.kind = 'tier' AND f.from_tier IS NULL));
-    IF cur.name IS NOT NULL THEN
-        SELECT s.* INTO up FROM @extschema@.capacity_plan_step s
-         WHERE s.plan = plan_name AND s.kind = 'tier' AND s.ordinal > cur.ordinal
-           AND rs ->> (s.name || '/enter') = 'holds'
-         ORDER BY s.ordinal DESC LIMIT 1;
-        IF NOT cur.one_way AND rs ->> (cur.name || '/exit') = 'holds' THEN
-            SELECT s.* INTO down FROM @extschema@.capacity_plan_step s
-             WHERE s.plan = plan_name AND s.kind = 'tier' AND s.name = cur.from_tier;
-        END IF;
-    END IF;
-
-    SELECT array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
-                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') = 'holds'),
-           array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
-                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') <> 'holds')
-      INTO gates_open, gates_pending
-      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name AND s.kind = 'gate';
-    SELECT array_agg(s.name ORDER BY s.ordinal) INTO violated
-      FROM @extschema@.capacity_plan_step s
-     WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
-    -- rules whose next move lacks data: the tier above, the current tier's
-    -- exit, every gate (review); guardrails that lack data are listed with
-    -- them but do not hold the decision (a guardrail reports a breach, it is
-    -- not a move: an indicator nobody records yet must not block the verdict)
-    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
-           array_agg(x.k ORDER BY x.k)
-      INTO insufficient, unchecked
-      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
-              FROM @extschema@.capacity_plan_step s
-              CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
-             WHERE s.plan = plan_name
-               AND rs ->> (s.name || '/' || r.rule) = 'insufficient'
-               AND ((s.kind = 'tier' AND r.rule = 'enter' AND s.ordinal = cur.ordinal + 1)
-                    OR (s.kind = 'tier' AND r.rule = 'exit' AND s.name = cur.name AND NOT s.one_way)
-                    OR (s.kind IN ('gate', 'guardrail') AND r.rule = 'enter'))) x;
-
-    current_stage := coalesce(cur.ordinal, 0);
-    current_name := cur.name;
-    evaluated_at := as_of;
-    IF up.name IS NOT NULL OR gates_open IS NOT NULL THEN
-        decision := 'promote';
-        recommended_stage := coalesce(up.ordinal, current_stage);
-        recommended_name := coalesce(up.name, current_name);
-        runbook := coalesce(up.runbook, (SELECT s.runbook FROM @extschema@.capacity_plan_step s
-                                          WHERE s.plan = plan_name AND s.name = gates_open[1]));
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'rule' = 'enter'
-                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
-                          AND (c.value ->> 'step' = up.name OR c.value ->> 'step' = ANY (gates_open))
-                        ORDER BY c.key);
-    ELSIF down.name IS NOT NULL THEN
-        decision := 'rollback';
-        recommended_stage := down.ordinal;
-        recommended_name := down.name;
-        runbook := cur.runbook;
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'step' = cur.name AND c.value ->> 'rule' = 'exit'
-                        ORDER BY c.key);
-    ELSE
-        decision := CASE WHEN violated IS NOT NULL OR gates_pending IS NOT NULL OR insufficient IS NOT NULL
-                         THEN 'review' ELSE 'stay' END;
-        recommended_stage := current_stage;
-        recommended_name := current_name;
-        runbook := cur.runbook;
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'rule' = 'enter'
-                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
-                          AND (c.value ->> 'step' = ANY (violated) OR c.value ->> 'step' = ANY (gates_pending))
-                        ORDER BY c.key);
-    END IF;
-    firing := fired;
-
-    SELECT jsonb_build_object(
-             'plan', plan_name,
-             'steps', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                 'name', s.name, 'kind', s.kind, 'ordinal', s.ordinal, 'from', s.from_tier,
-                 'one_way', CASE WHEN s.kind = 'tier' THEN s.one_way END,
-                 'position', CASE WHEN s.kind <> 'tier' THEN NULL
-                                  WHEN s.name = cur.name THEN 'current'
-                                  WHEN s.ordinal < cur.ordinal THEN 'passed' ELSE 'ahead' END,
-                 'enter', rs ->> (s.name || '/enter'),
-                 'exit', rs ->> (s.name || '/exit'),
-                 'checklist', CASE WHEN s.kind = 'gate' THEN
-                      (SELECT jsonb_object_agg(c.key, c.value ->> 'status' = 'firing') FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'step' = s.name AND c.value ->> 'rule' = 'checklist') END,
-                 'status', CASE s.kind
-                      WHEN 'gate' THEN CASE WHEN s.name = ANY (gates_open) THEN 'open'
-                                            WHEN s.name = ANY (gates_pending) THEN 'evidence met, checklist incomplete'
-                                            WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
-                                            ELSE 'closed' END
-                      WHEN 'guardrail' THEN CASE WHEN s.name = ANY (violated) THEN 'violated'
-                                                 WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
-                                                 ELSE 'kept' END
-                      WHEN 'alert' THEN CASE rs ->> (s.name || '/enter') WHEN 'holds' THEN 'firing'
-                                                                         WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
-                      END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
-             'conditions', cs,
-             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
-      INTO ev
-      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
-    evidence := ev;
-    RETURN NEXT;
-END
-$$;
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
-RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pname text;
-    k text;
-    kind text;
-    i integer;
-    st jsonb;
-    spath text;
-    sname text;
-    known_ind text[];
-    known_set text[];
-    steps jsonb := '[]';          -- normalised steps
-    conds jsonb := '[]';          -- normalised conditions
-    names text[] := '{}';
-    cnames text[] := '{}';
-    g record;
-    nc jsonb;
-    cname text;
-    roots integer := 0;
-    rung integer;
-    cur text;
-    was_active boolean;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
-    IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
-            'Start from SELECT capacity_plan_export(''tiers-abc'').');
-    END IF;
-    -- bounded like labels (max_label_bytes) and notes: a plan is a page of
-    -- text, not a store; every string (names, descriptions, runbooks) at
-    -- most 4 kB, the document at most 1 MB
-    IF octet_length(doc::text) > 1048576 THEN
-        PERFORM @extschema@.capacity_plan_fail('$', format('the document is %s bytes, more than 1 MB', octet_length(doc::text)), '54000',
-            'A plan names its tiers, gates and conditions; keep long prose in the runbooks it points to.');
-    END IF;
-    WITH RECURSIVE walk(path, v) AS (
-        SELECT '$'::text, doc
-        UNION ALL
-        SELECT w.path || c.step, c.child
-          FROM walk w
-          CROSS JOIN LATERAL (SELECT '.' || e.key AS step, e.value AS child
-                                FROM jsonb_each(CASE WHEN jsonb_typeof(w.v) = 'object' THEN w.v END) e
-                              UNION ALL
-                              SELECT '[' || (a.n - 1) || ']', a.child
-                                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(w.v) = 'array' THEN w.v END)
-                                     WITH ORDINALITY AS a(child, n)) c
-    )
-    SELECT w.path INTO spath FROM walk w
-     WHERE (jsonb_typeof(w.v) = 'string' AND octet_length(w.v #>> '{}') > 4096)
-        OR octet_length(w.path) > 4096
-     LIMIT 1;
-    IF spath IS NOT NULL THEN
-        PERFORM @extschema@.capacity_plan_fail(left(spath, 200), 'a string (or key) of more than 4096 bytes', '54000',
-            'Names and descriptions are short; put long prose in the runbook the step points to.');
-    END IF;
-    FOR k IN SELECT jsonb_object_keys(doc) LOOP
-        IF k NOT IN ('format', 'name', 'description', 'settings', 'indicators', 'tiers', 'gates', 'guardrails', 'alerts', 'grid') THEN
-            PERFORM @extschema@.capacity_plan_fail('$.' || k, format('unknown field "%s"', k), '22023',
-                'Plan fields: format, name, description, settings, indicators, tiers, gates, guardrails, alerts, grid.');
-        END IF;
-    END LOOP;
-    IF doc ? 'format' AND doc -> 'format' <> '1'::jsonb THEN
-        PERFORM @extschema@.capacity_plan_fail('$.format', format('format %s is not known', doc -> 'format'), '22023',
-            'This version reads format 1.');
-    END IF;
-    pname := doc ->> 'name';
-    IF jsonb_typeof(doc -> 'name') IS DISTINCT FROM 'string' OR pname !~ '^[a-z][a-z0-9_-]{0,62}$' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.name', 'the plan needs a "name" of lower-case letters, digits, _ and -', '22023',
-            'For example "name": "acme-tiers".');
-    END IF;
-    IF pname = 'matter-six-stage' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.name', 'matter-six-stage is the shipped ladder and is not replaced by a document', '42710',
-            'Import the document under another name; edit the ladder''s triggers in capacity_trigger.');
-    END IF;
-    IF doc ? 'description' AND jsonb_typeof(doc -> 'description') <> 'string' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.description', '"description" must be a string', '22023', 'Quote the value.');
-    END IF;
-
-    -- settings: {"name": {"value": n, "unit": ..., "description": ...}}
-    IF doc ? 'settings' AND jsonb_typeof(doc -> 'settings') <> 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.settings', '"settings" must be an object', '22023',
-            '{"name": {"value": 1000, "unit": "per second", "description": "..."}}');
-    END IF;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        IF k !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s', k), 'not a setting name', '22023', 'Lower-case letters, digits and _.');
-        END IF;
-        IF (CASE WHEN jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'value') IS DISTINCT FROM 'number' THEN true
-                 ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
-                'The figure in the setting''s unit.');
-        END IF;
-    END LOOP;
-    known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
-                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'settings', '{}')));
-
-    -- indicators: {"name": {"unit": ..., "description": ...}}, pushed
-    IF doc ? 'indicators' AND jsonb_typeof(doc -> 'indicators') <> 'object' THEN
-        PERFORM @extschema@.capacity_plan_fail('$.indicators', '"indicators" must be an object', '22023',
-            '{"recall_p95_ms": {"unit": "ms", "description": "..."}}');
-    END IF;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) LOOP
-        IF NOT @extschema@.capacity_indicator_name_valid(k) OR jsonb_typeof(st) <> 'object' THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.indicators.%s', k), 'an indicator is a lower-case name with {"unit", "description"}', '22023',
-                'For example "recall_p95_ms": {"unit": "ms", "description": "recall p95"}.');
-        END IF;
-    END LOOP;
-    known_ind := ARRAY(SELECT i.name FROM @extschema@.capacity_indicator i
-                       UNION SELECT jsonb_object_keys(coalesce(doc -> 'indicators', '{}')));
-
-    -- steps and their rules
-    FOREACH kind IN ARRAY ARRAY['tiers', 'gates', 'guardrails', 'alerts'] LOOP
-        IF doc ? kind AND jsonb_typeof(doc -> kind) <> 'array' THEN
-            PERFORM @extschema@.capacity_plan_fail('$.' || kind, format('"%s" must be an array', kind), '22023', 'List the steps in order.');
-        END IF;
-        FOR i IN 0 .. coalesce(jsonb_array_length(doc -> kind), 0) - 1 LOOP
-            st := doc -> kind -> i;
-            spath := format('$.%s[%s]', kind, i);
-            IF jsonb_typeof(st) <> 'object' OR jsonb_typeof(st -> 'name') IS DISTINCT FROM 'string'
-               OR st ->> 'name' !~ '^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.name', 'a step needs a "name" (letters, digits, space, _ . -)', '22023',
-                    'For example "name": "B".');
-            END IF;
-            sname := st ->> 'name';
-            IF sname = ANY (names) THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.name', format('step "%s" is named twice', sname), '42710',
-                    'Tiers, gates, guardrails and alerts of a plan have distinct names.');
-            END IF;
-            names := names || sname;
-            FOR k IN SELECT jsonb_object_keys(st) LOOP
-                IF NOT (k IN ('name', 'description', 'runbook')
-                        OR (kind = 'tiers' AND k IN ('from', 'enter', 'exit', 'one_way'))
-                        OR (kind <> 'tiers' AND k = 'when')
-                        OR (kind = 'gates' AND k = 'checklist')) THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('unknown field "%s" of a %s step', k, rtrim(kind, 's')), '22023',
-                        'Tiers: name, description, runbook, from, enter, exit, one_way; gates: name, description, runbook, when, checklist; guardrails and alerts: name, description, runbook, when.');
-                END IF;
-                IF k IN ('description', 'runbook', 'from') AND jsonb_typeof(st -> k) <> 'string' THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.' || k, format('"%s" must be a string', k), '22023', 'Quote the value.');
-                END IF;
-            END LOOP;
-            IF st ? 'one_way' AND jsonb_typeof(st -> 'one_way') <> 'boolean' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.one_way', '"one_way" is true or false', '22023', 'true: never suggest moving back down.');
-            END IF;
-            IF kind = 'tiers' THEN
-                IF st ? 'from' THEN
-                    IF NOT st ? 'enter' THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || '.enter', format('tier "%s" has no "enter" rule', sname), '22023',
-                            'Every tier above the first says when to move into it.');
-                    END IF;
-                ELSE
-                    roots := roots + 1;
-                    IF roots > 1 THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || '.from', format('tier "%s" has no "from": a ladder has one first tier', sname), '22023',
-                            'Name the tier each tier is entered from.');
-                    END IF;
-                    IF st ? 'enter' OR st ? 'exit' THEN
-                        PERFORM @extschema@.capacity_plan_fail(spath || CASE WHEN st ? 'enter' THEN '.enter' ELSE '.exit' END,
-                            format('the first tier "%s" is not entered or left by a rule', sname), '22023',
-                            'Put the conditions of staying in the first tier in the exit rule of the tier above it.');
-                    END IF;
-                END IF;
-                IF coalesce((st ->> 'one_way')::boolean, false) AND st ? 'exit' THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.exit', format('one-way tier "%s" has an exit rule', sname), '22023',
-                        'Remove "exit" or "one_way".');
-                END IF;
-            ELSIF NOT st ? 'when' THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.when', format('step "%s" has no "when" rule', sname), '22023',
-                    'A gate, guardrail or alert holds when its rule does.');
-            END IF;
-            IF st ? 'checklist' AND (jsonb_typeof(st -> 'checklist') <> 'array'
-                   OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'checklist') x WHERE jsonb_typeof(x) <> 'string'
-                                 OR x #>> '{}' !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}$')) THEN
-                PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', 'a checklist is an array of flag names', '22023',
-                    'Each item is declared with capacity_declare(flag, note) once it is done.');
-            END IF;
-            steps := steps || jsonb_build_object('name', sname, 'kind', rtrim(kind, 's'), 'ordinal', i + 1,
-                                                 'from_tier', st ->> 'from', 'one_way', coalesce((st ->> 'one_way')::boolean, false),
-                                                 'runbook', st ->> 'runbook', 'description', coalesce(st ->> 'description', ''));
-            FOREACH k IN ARRAY ARRAY['enter', 'exit', 'when'] LOOP
-                CONTINUE WHEN NOT st ? k;
-                FOR g IN SELECT * FROM @extschema@.capacity_plan_rule_groups(st -> k, spath || '.' || k) LOOP
-                    nc := @extschema@.capacity_plan_check_condition(g.cond, g.cpath, known_ind, known_set);
-                    cname := coalesce(g.cond ->> 'name', format('%s.%s.%s.%s', sname, k, g.grp, g.pos));
-                    IF cname = ANY (cnames) THEN
-                        PERFORM @extschema@.capacity_plan_fail(g.cpath || '.name', format('condition "%s" is named twice', cname), '42710',
-                            'Conditions of a plan have distinct names.');
-                    END IF;
-                    cnames := cnames || cname;
-                    conds := conds || (nc || jsonb_build_object('name', cname, 'step', sname,
-                                         'rule', CASE k WHEN 'when' THEN 'enter' ELSE k END, 'grp', g.grp));
-                END LOOP;
-            END LOOP;
-            FOR k IN SELECT x #>> '{}' FROM jsonb_array_elements(coalesce(st -> 'checklist', '[]')) x LOOP
-                cname := sname || '.checklist.' || k;
-                IF cname = ANY (cnames) THEN
-                    PERFORM @extschema@.capacity_plan_fail(spath || '.checklist', format('checklist item "%s" is listed twice', k), '42710',
-                        'List each item once.');
-                END IF;
-                cnames := cnames || cname;
-                conds := conds || jsonb_build_object('name', cname, 'step', sname, 'rule', 'checklist', 'grp', 0,
-                                     'declared_flag', k, 'aggregate', 'latest', 'comparator', '>', 'sustain', '0',
-                                     'label_filter', '{}'::jsonb, 'description', 'checklist: ' || k);
-            END LOOP;
-        END LOOP;
-    END LOOP;
-    -- the grid: archetypes by size band x columns, a requirement per cell
-    IF doc ? 'grid' THEN
-        st := doc -> 'grid';
-        IF jsonb_typeof(st) <> 'object' OR EXISTS (SELECT 1 FROM jsonb_object_keys(st) x WHERE x NOT IN ('measure', 'archetypes', 'columns', 'cells')) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid', 'a grid is {"measure", "archetypes", "columns", "cells"}', '22023',
-                'See docs/plans.md, preset tenant-archetypes.');
-        END IF;
-        IF jsonb_typeof(st -> 'measure') IS DISTINCT FROM 'string' OR NOT (st ->> 'measure' = ANY (known_ind)) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.measure', format('unknown indicator "%s"', st ->> 'measure'), '42704',
-                'The indicator whose latest value per {tenant} label places a tenant in a size band.');
-        END IF;
-        IF jsonb_typeof(st -> 'archetypes') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'archetypes') = 0 THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.archetypes', 'a non-empty array of {"name", "up_to"}', '22023',
-                '"up_to" names the setting bounding the band; the last archetype has none.');
-        END IF;
-        IF jsonb_typeof(st -> 'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(st -> 'columns') = 0
-           OR EXISTS (SELECT 1 FROM jsonb_array_elements(st -> 'columns') x WHERE jsonb_typeof(x) <> 'string')
-           OR (SELECT count(DISTINCT x) <> count(*) FROM jsonb_array_elements_text(st -> 'columns') x) THEN
-            PERFORM @extschema@.capacity_plan_fail('$.grid.columns', 'a non-empty array of distinct column names', '22023',
-                'For example ["shared pool", "dedicated database"].');
-        END IF;
-        FOR i IN 0 .. jsonb_array_length(st -> 'archetypes') - 1 LOOP
-            sname := st -> 'archetypes' -> i ->> 'name';
-            IF jsonb_typeof(st -> 'archetypes' -> i) <> 'object' OR sname IS NULL
-               OR EXISTS (SELECT 1 FROM jsonb_object_keys(st -> 'archetypes' -> i) x WHERE x NOT IN ('name', 'up_to'))
-               OR (SELECT count(*) FROM jsonb_array_elements(st -> 'archetypes') a WHERE a ->> 'name' = sname) > 1 THEN
-                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s]', i), 'an archetype is {"name", "up_to"} with a distinct name', '22023',
-                    'For example {"name": "A", "up_to": "archetype_a_max_rows"}.');
-            END IF;
-            IF (i < jsonb_array_length(st -> 'archetypes') - 1) <> (st -> 'archetypes' -> i ? 'up_to')
-               OR (st -> 'archetypes' -> i ? 'up_to' AND NOT (st -> 'archetypes' -> i ->> 'up_to' = ANY (known_set))) THEN
-                PERFORM @extschema@.capacity_plan_fail(format('$.grid.archetypes[%s].up_to', i),
-                    'every archetype but the last is bounded by a known setting', '42704',
-                    'Define the band''s bound under $.settings; the last archetype takes every larger tenant.');
-            END IF;
-            FOR k IN SELECT jsonb_array_elements_text(st -> 'columns') LOOP
-                IF coalesce(st #>> ARRAY['cells', sname, k], '') NOT IN ('required', 'recommended', 'optional', 'n.a.') THEN
-                    PERFORM @extschema@.capacity_plan_fail(format('$.grid.cells.%s.%s', sname, k),
-                        'each cell is required, recommended, optional or n.a.', '22023',
-                        'Fill every archetype x column of the grid.');
-                END IF;
-            END LOOP;
-        END LOOP;
-    END IF;
-
-    IF jsonb_array_length(steps) = 0 THEN
-        PERFORM @extschema@.capacity_plan_fail('$', 'the plan has no tiers, gates, guardrails or alerts', '22023',
-            'A plan needs at least one step.');
-    END IF;
-
-    -- the ladder: every "from" names a tier, no two tiers are entered from
-    -- the same one, and walking up from the first tier reaches them all
-    FOR i IN 0 .. coalesce(jsonb_array_length(doc -> 'tiers'), 0) - 1 LOOP
-        st := doc -> 'tiers' -> i;
-        CONTINUE WHEN NOT st ? 'from';
-        IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'name' = st ->> 'from') THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('tier "%s" is not in the plan', st ->> 'from'), '42704',
-                'Name a tier listed under $.tiers.');
-        END IF;
-        IF (SELECT count(*) FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = st ->> 'from') > 1 THEN
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', i), format('two tiers are entered from "%s": a ladder does not branch', st ->> 'from'), '42P17',
-                'Each tier has at most one tier above it; use gates for independent decisions.');
-        END IF;
-    END LOOP;
-    IF coalesce(jsonb_array_length(doc -> 'tiers'), 0) > 0 THEN
-        cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE NOT t ? 'from');
-        rung := 0;
-        WHILE cur IS NOT NULL LOOP
-            rung := rung + 1;
-            steps := (SELECT jsonb_agg(CASE WHEN s ->> 'name' = cur AND s ->> 'kind' = 'tier'
-                                            THEN s || jsonb_build_object('ordinal', rung) ELSE s END)
-                        FROM jsonb_array_elements(steps) s);
-            cur := (SELECT t ->> 'name' FROM jsonb_array_elements(doc -> 'tiers') t WHERE t ->> 'from' = cur);
-            EXIT WHEN rung > jsonb_array_length(doc -> 'tiers');
-        END LOOP;
-        IF rung <> jsonb_array_length(doc -> 'tiers') THEN
-            -- the first tier the walk from the first one never reached
-            SELECT t.o - 1 INTO i FROM jsonb_array_elements(doc -> 'tiers') WITH ORDINALITY t(v, o)
-             WHERE t.v ? 'from' AND NOT EXISTS (
-                   WITH RECURSIVE up(n, d) AS (
-                       SELECT x ->> 'name', 1 FROM jsonb_array_elements(doc -> 'tiers') x WHERE NOT x ? 'from'
-                       UNION ALL
-                       SELECT x ->> 'name', up.d + 1 FROM up JOIN jsonb_array_elements(doc -> 'tiers') x ON x ->> 'from' = up.n
-                        WHERE up.d <= jsonb_array_length(doc -> 'tiers'))
-                   SELECT 1 FROM up WHERE up.n = t.v ->> 'name')
-             ORDER BY t.o LIMIT 1;
-            PERFORM @extschema@.capacity_plan_fail(format('$.tiers[%s].from', coalesce(i, 0)),
-                format('tier "%s" is on a cycle: the ladder never reaches it from its first tier', doc -> 'tiers' -> coalesce(i, 0) ->> 'name'),
-                '42P17', 'A ladder starts at one tier without "from"; each other tier names the one below it.');
-        END IF;
-    END IF;
-
-    -- all checked: write
-    SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
-    DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
-    FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
-        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
-                coalesce(st ->> 'description', format('setting of plan %s', pname)))
-        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
-         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
-    END LOOP;
-    INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
-    SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
-           session_user::text::regrole
-      FROM jsonb_each(coalesce(doc -> 'indicators', '{}')) e
-     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator i WHERE i.name = e.key);
-    INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
-    VALUES (pname, coalesce(doc ->> 'description', ''), doc, coalesce(was_active, false));
-    INSERT INTO @extschema@.capacity_plan_step (plan, name, kind, ordinal, from_tier, one_way, runbook, description)
-    SELECT pname, s.name, s.kind, s.ordinal, s.from_tier, s.one_way, s.runbook, s.description
-      FROM jsonb_to_recordset(steps) AS s(name text, kind text, ordinal integer, from_tier text, one_way boolean,
-                                          runbook text, description text);
-    INSERT INTO @extschema@.capacity_plan_condition
-        (plan, name, step, rule, grp, indicator, label_filter, bind_table, aggregate, ratio_filter, per_period,
-         comparator, threshold, threshold_setting, sustain, days, daily, declared_flag, description)
-    SELECT pname, c.name, c.step, c.rule, c.grp, c.indicator, coalesce(c.label_filter, '{}'), c.bind_table,
-           c.aggregate, c.ratio_filter, c.per_period::interval, c.comparator, c.threshold, c.threshold_setting,
-           coalesce(c.sustain, '0')::interval, c.days, c.daily, c.declared_flag, c.description
-      FROM jsonb_to_recordset(conds) AS c(name text, step text, rule text, grp integer, indicator text,
-                                          label_filter jsonb, bind_table text, aggregate text, ratio_filter jsonb,
-                                          per_period text, comparator text, threshold float8, threshold_setting text,
-                                          sustain text, days integer, daily text, declared_flag text, description text);
-    RETURN pname;
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
     '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
     'An installed plan of the same name is replaced (and stays active if it was).';
 -- 41_stage_functions.sql: forecasts (plan) and contradictions for any plan
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p text := @extschema@.capacity_plan_resolve(plan_name);
-    e record;
-    fc @extschema@.capacity_forecast_row[];
-    contra text[];
-    due record;
-BEGIN
-    IF p = 'matter-six-stage' THEN
-        RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
-        RETURN;
-    END IF;
-    SELECT * INTO e FROM @extschema@.capacity_plan_eval(as_of, bindings, p);
-
-    -- contradictions: flags the current tier's entry needs, not declared
-    SELECT array_agg(DISTINCT format('tier %s is set but %s is not declared', c.step, c.declared_flag)
-                     ORDER BY format('tier %s is set but %s is not declared', c.step, c.declared_flag))
-      INTO contra
-      FROM @extschema@.capacity_plan_condition c
-     WHERE c.plan = p AND c.step = e.current_name AND c.rule = 'enter' AND c.declared_flag IS NOT NULL
-       AND coalesce(e.evidence #>> ARRAY['conditions', c.name, 'status'], '') <> 'firing'
-       AND NOT EXISTS (   -- a group of the rule whose flags are all declared
-             SELECT 1 FROM @extschema@.capacity_plan_condition g
-              WHERE g.plan = p AND g.step = c.step AND g.rule = 'enter'
-              GROUP BY g.grp
-             HAVING bool_and(g.declared_flag IS NULL
-                             OR e.evidence #>> ARRAY['conditions', g.name, 'status'] = 'firing'));
-
-    -- forecasts of the conditions of the moves ahead
-    IF e.decision IN ('stay', 'review')
-       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
-                        WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
-        -- only the metric conditions of the moves ahead are fitted
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
-                        ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
-                                JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
-                               WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
-                                 AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
-                                      OR (s.kind = 'gate' AND NOT EXISTS (
-                                            SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
-                                             WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open'))))) f
-                     WHERE f.status = 'forecast');
-        WITH steps AS (
-            SELECT s.* FROM @extschema@.capacity_plan_step s
-             WHERE s.plan = p
-               AND ((s.kind = 'tier' AND s.ordinal > e.current_stage)
-                    OR (s.kind = 'gate' AND NOT EXISTS (
-                          SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
-                           WHERE st ->> 'name' = s.name AND st ->> 'status' = 'open')))
-        ), cond AS (
-            SELECT c.step, c.grp, c.name,
-                   CASE WHEN e.evidence #>> ARRAY['conditions', c.name, 'status'] = 'firing' THEN as_of
-                        WHEN c.declared_flag IS NULL THEN (SELECT min(f.eta) FROM unnest(fc) f WHERE f.trigger_name = c.name)
-                   END AS eta
-              FROM @extschema@.capacity_plan_condition c JOIN steps s ON s.name = c.step
-             WHERE c.plan = p AND c.rule = 'enter'
-        ), grp AS (
-            SELECT c.step, c.grp, max(c.eta) AS eta,
-                   array_agg(c.name ORDER BY c.name) FILTER (WHERE c.eta > as_of) AS forecast,
-                   array_agg(c.name ORDER BY c.name) AS conds
-              FROM cond c GROUP BY 1, 2
-            HAVING bool_and(c.eta IS NOT NULL) AND max(c.eta) > as_of
-        )
-        SELECT g.step, g.eta, g.conds, s.kind, s.ordinal, s.runbook INTO due
-          FROM grp g JOIN steps s ON s.name = g.step
-         ORDER BY g.eta, s.kind <> 'tier', s.ordinal DESC, g.grp LIMIT 1;
-        IF due.step IS NOT NULL THEN
-            e.decision := 'plan';
-            IF due.kind = 'tier' THEN
-                e.recommended_stage := due.ordinal;
-                e.recommended_name := due.step;
-            END IF;
-            e.runbook := coalesce(due.runbook, e.runbook);
-            e.firing := due.conds;
-        END IF;
-        e.evidence := e.evidence || jsonb_build_object(
-            'forecasts', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                'condition', f.trigger_name, 'stage', f.stage, 'labels', f.labels,
-                                'eta', f.eta, 'days_left', f.days_left,
-                                'eta_earliest', f.eta_earliest, 'eta_latest', f.eta_latest,
-                                'method', f.method, 'value', f.current_value,
-                                'threshold', f.threshold)) ORDER BY f.eta, f.trigger_name), '[]')
-                            FROM unnest(fc) f),
-            'plan', CASE WHEN due.step IS NOT NULL THEN jsonb_build_object('step', due.step, 'by', due.eta) END,
-            'horizon_end', as_of + horizon);
-    END IF;
-    e.evidence := e.evidence || jsonb_build_object('contradictions', to_jsonb(coalesce(contra, '{}'::text[])));
-    IF contra IS NOT NULL AND e.decision = 'stay' THEN
-        e.decision := 'review';
-    END IF;
-    RETURN QUERY SELECT e.current_stage, e.current_name, e.recommended_stage, e.recommended_name, e.decision,
-                        e.firing, e.evidence, e.runbook, e.evaluated_at;
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_stage IS
     'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
     'whether a trigger says to move (promote), move back (rollback, plans with exit rules) or will within the horizon (plan), and the evidence. '
     'Error 42704 for a plan that is not installed.';
 -- 42_stage_actions.sql: capacity_decide says which grants it lacks
-CREATE OR REPLACE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
-                                            plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    -- runs as the caller, to resolve the hot tables on the caller's search
-    -- path (capacity_bindings reads capacity_table_binding); the recording
-    -- is capacity_decide_at's.  A role granted capacity_decide alone lacks
-    -- both: say what to grant, not "permission denied"
-    IF NOT pg_catalog.has_function_privilege(
-             '@extschema@.capacity_decide_at(text, text, timestamptz, jsonb, text, text[])', 'EXECUTE')
-       OR NOT pg_catalog.has_table_privilege('@extschema@.capacity_table_binding', 'SELECT') THEN
-        RAISE EXCEPTION 'matter_capacity: role % may not record decisions: capacity_decide also needs EXECUTE on capacity_decide_at and SELECT on capacity_table_binding', current_user
-            USING ERRCODE = '42501',
-                  HINT = 'GRANT pg_monitor TO the reviewer''s role (it reads capacity_table_binding) and '
-                         'GRANT EXECUTE ON FUNCTION capacity_decide(text, text, timestamptz, text, text[]), '
-                         'capacity_decide_at(text, text, timestamptz, jsonb, text, text[]) TO it.';
-    END IF;
-    PERFORM @extschema@.capacity_decide_at(decision, note, as_of, @extschema@.capacity_bindings(), plan, evidence_refs);
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_decide IS
     'Record the review''s decision (stay, promote, rollback) with the evaluation and evidence of as_of for a plan '
     '(NULL: the active one) and evidence_refs, the paths or run ids of the artifacts it rests on. '
@@ -8094,12 +5564,6 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb, interval, text) IS
     'Internal: capacity_report_html(as_of, horizon, plan) with the hot tables resolved by the caller (capacity_bindings()).';
-CREATE OR REPLACE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
-                                                 horizon interval DEFAULT '6 months',
-                                                 plan text DEFAULT NULL)
-RETURNS text
-LANGUAGE sql STABLE
-AS $$ SELECT @extschema@.capacity_report_html_at(as_of, @extschema@.capacity_bindings(), horizon, plan) $$;
 COMMENT ON FUNCTION @extschema@.capacity_report_html(timestamptz, interval, text) IS
     'The capacity review as one self-contained HTML document (inline CSS and SVG, nothing fetched): '
     'capacity_report_html(as_of timestamptz DEFAULT now(), horizon interval DEFAULT ''6 months'', plan text DEFAULT NULL). '
@@ -8118,35 +5582,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.capacity_report_html_at(timestamptz, jsonb
 -- partition holding as_of (after a change of granularity the period at
 -- the seam is shorter than the grid's), else of the policy's grid period;
 -- the next period likewise.
-CREATE OR REPLACE FUNCTION @extschema@.capacity_explain_expand(params text[], tbl regclass, as_of timestamptz)
-RETURNS text[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH parts AS (
-        SELECT t.range_from, t.range_to FROM @extschema@.capacity_partition_tree(tbl) t
-         WHERE t.level = 1 AND NOT t.is_default
-    ), cur AS (
-        SELECT p.granularity AS gran,
-               coalesce((SELECT range_from FROM parts WHERE range_from <= as_of AND range_to > as_of),
-                        @extschema@.capacity_period_start(as_of, p.granularity)) AS s,
-               coalesce((SELECT range_to FROM parts WHERE range_from <= as_of AND range_to > as_of),
-                        @extschema@.capacity_period_start(as_of, p.granularity, 1)) AS e
-          FROM @extschema@.capacity_policy p WHERE p.table_name = tbl
-    ), g AS (
-        SELECT s, e, coalesce((SELECT range_to FROM parts WHERE range_from = e),
-                              @extschema@.capacity_period_start(e, gran, 1)) AS e2
-          FROM cur
-    )
-    SELECT CASE WHEN params IS NULL THEN NULL ELSE ARRAY(
-        SELECT CASE v
-                 WHEN '@period_start@' THEN (SELECT s FROM g)::text
-                 WHEN '@period_end@' THEN (SELECT e FROM g)::text
-                 WHEN '@mid_period@' THEN (SELECT s + (e - s) / 2 FROM g)::text
-                 WHEN '@mid_next_period@' THEN (SELECT e + (e2 - e) / 2 FROM g)::text
-                 ELSE v END
-          FROM unnest(params) WITH ORDINALITY AS u(v, i) ORDER BY i) END
-$$;
 
 COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
@@ -8154,66 +5589,7 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Error 55000 when the hash column changes once periods exist.';
 
 -- ======== sampler: a sampling rolls up the hours since the previous one; capacity_record rolls up values older than that ========
--- 31_indicator_functions.sql: capacity_record
-CREATE OR REPLACE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
-                                            labels jsonb DEFAULT '{}',
-                                            sampled_at timestamptz DEFAULT now())
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    kind text;
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    late_hour timestamptz;
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
-    SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
-    IF kind IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
-            USING ERRCODE = '42704', HINT = 'Declare it first with capacity_register_push(indicator, unit).';
-    ELSIF kind <> 'push' THEN
-        RAISE EXCEPTION 'matter_capacity: indicator % is a % indicator and cannot be pushed', indicator, kind
-            USING ERRCODE = '42809', HINT = 'Only indicators declared with capacity_register_push() accept values.';
-    END IF;
-    IF value IS NULL OR value = 'NaN'::float8 OR value IN ('Infinity'::float8, '-Infinity'::float8) THEN
-        RAISE EXCEPTION 'matter_capacity: value % for indicator % is not a finite number', value, indicator
-            USING ERRCODE = '22023', HINT = 'Push finite numbers only; skip a measurement you do not have.';
-    END IF;
-    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % must be a JSON object', indicator
-            USING ERRCODE = '22023', HINT = 'Pass labels like ''{"region": "eu-west-1"}''::jsonb, or ''{}''.';
-    END IF;
-    IF octet_length(labels::text)
-       > coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024) THEN
-        RAISE EXCEPTION 'matter_capacity: labels for indicator % are % bytes, more than matter_capacity.max_label_bytes (%)',
-                        indicator, octet_length(labels::text),
-                        coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024)
-            USING ERRCODE = '54000',
-                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
-    END IF;
-    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
-        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
-    -- A late value: a sampling rolls up only the hours since the previous
-    -- one, at most two hours back (sampler.c), so a value older than the
-    -- hour of the latest sampling (not later than now), or than two hours,
-    -- is rolled up here
-    -- through the same rollup (capacity_roll_up_hours: every series of
-    -- that one hour), and its UTC day (capacity_roll_up_days).  A value
-    -- pushed on time costs nothing more; bulk history goes through
-    -- capacity_import_samples.
-    late_hour := date_bin('1 hour', sampled_at, origin);
-    IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
-       OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
-                         FROM @extschema@.capacity_indicator_run r) THEN
-        PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
-        PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
-    END IF;
-END
-$$;
+-- 31_indicator_functions.sql: capacity_record (its final text stands above)
 
 -- ======== one write path of a sample: the import writes through the sampler's (capacity_write_samples) ========
 -- 31_indicator_functions.sql: capacity_write_samples
@@ -8230,162 +5606,6 @@ COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
     'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
 -- 33_measures.sql: capacity_import_load
-CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
-                                                 p_sampled_at timestamptz[], p_values double precision[],
-                                                 as_of timestamptz, what_row text)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    n integer;
-    bad record;
-    raw_from timestamptz;
-    keep_from timestamptz;
-    lo timestamptz;
-    hi timestamptz;
-    raw_lo timestamptz;
-    raw_hi timestamptz;
-    loaded bigint := 0;
-    k bigint;
-    max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    n := coalesce(cardinality(p_indicators), 0);
-    IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
-            USING ERRCODE = '22004', HINT = 'Pass sampled_at and value arrays of the same length.';
-    END IF;
-    IF cardinality(p_sampled_at) <> n OR cardinality(p_values) <> n OR cardinality(p_labels) <> n THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import samples: % times and % values for % samples',
-                        cardinality(p_sampled_at), cardinality(p_values), n
-            USING ERRCODE = '2202E', HINT = 'sampled_at[i] and value[i] describe sample i: pass arrays of the same length.';
-    END IF;
-
-    -- every element checked before anything is written: the first bad one
-    -- (by position) is reported
-    SELECT u.i, u.ind, u.lab, u.at, u.v,
-           CASE WHEN u.ind IS NULL THEN 'null_indicator'
-                WHEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind) THEN 'unknown'
-                WHEN u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object' THEN 'labels'
-                WHEN octet_length(u.lab::text) > max_label THEN 'label_bytes'
-                WHEN u.at IS NULL THEN 'null_time'
-                WHEN NOT isfinite(u.at) THEN 'infinite_time'
-                WHEN u.at > as_of THEN 'future'
-                WHEN u.v IS NULL THEN 'null_value'
-                WHEN u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8) THEN 'not_finite'
-           END AS problem
-      INTO bad
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.ind IS NULL OR u.lab IS NULL OR jsonb_typeof(u.lab) <> 'object'
-        OR octet_length(u.lab::text) > max_label
-        OR u.at IS NULL OR NOT isfinite(u.at) OR u.at > as_of
-        OR u.v IS NULL OR u.v = 'NaN'::float8 OR u.v IN ('Infinity'::float8, '-Infinity'::float8)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.capacity_indicator c WHERE c.name = u.ind)
-     ORDER BY u.i
-     LIMIT 1;
-    IF bad.problem = 'null_indicator' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: % % has a NULL indicator', what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample names its indicator.';
-    ELSIF bad.problem = 'unknown' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: indicator "%" (% %) does not exist', bad.ind, what_row, bad.i
-            USING ERRCODE = '42704', DETAIL = 'Nothing was imported.',
-                  HINT = 'Import only indicators listed in capacity_indicator; declare one the application measures with capacity_register_push(indicator, unit) first.';
-    ELSIF bad.problem = 'labels' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % must be a JSON object', bad.ind, what_row, bad.i
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Pass labels like ''{"table": "\"Event\""}''::jsonb, or ''{}''.';
-    ELSIF bad.problem = 'label_bytes' THEN
-        -- as capacity_record refuses them: the label set is a key of the
-        -- sample indexes and rollups
-        RAISE EXCEPTION 'matter_capacity: cannot import: labels of indicator % at % % are % bytes, more than matter_capacity.max_label_bytes (%)',
-                        bad.ind, what_row, bad.i, octet_length(bad.lab::text), max_label
-            USING ERRCODE = '54000', DETAIL = 'Nothing was imported.',
-                  HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
-    ELSIF bad.problem = 'null_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at of indicator % at % % is NULL', bad.ind, what_row, bad.i
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'infinite_time' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is not a finite time', bad.at, bad.ind, what_row, bad.i
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'Every sample needs the time it was taken.';
-    ELSIF bad.problem = 'future' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: sampled_at % of indicator % at % % is later than as_of %', bad.at, bad.ind, what_row, bad.i, as_of
-            USING ERRCODE = '22008', DETAIL = 'Nothing was imported.',
-                  HINT = 'History is in the past: check the time zone of the exported times (timestamptz), or pass a later as_of.';
-    ELSIF bad.problem = 'null_value' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value of indicator % at % % (sampled_at %) is NULL', bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22004', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out the samples you do not have; a gap is not a zero.';
-    ELSIF bad.problem = 'not_finite' THEN
-        RAISE EXCEPTION 'matter_capacity: cannot import: value % of indicator % at % % (sampled_at %) is not a finite number', bad.v, bad.ind, what_row, bad.i, bad.at
-            USING ERRCODE = '22023', DETAIL = 'Nothing was imported.',
-                  HINT = 'Leave out NaN and infinite values (monitoring systems export them for gaps).';
-    END IF;
-    IF n = 0 THEN
-        RETURN 0;
-    END IF;
-
-    -- what the sampler keeps at as_of: raw samples of the day partitions
-    -- retention has not dropped, hourly rollups of rollup_retention_days
-    raw_from := date_bin('1 day', as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.sample_retention_days', true), '')::int, 35)), origin);
-    keep_from := as_of - make_interval(days =>
-                    coalesce(nullif(current_setting('matter_capacity.rollup_retention_days', true), '')::int, 730));
-
-    -- one sample per series and time (a later element wins)
-    CREATE TEMP TABLE capacity_import_rows ON COMMIT DROP AS
-    SELECT DISTINCT ON (u.ind, u.lab, u.at) u.ind, u.lab, u.at, u.v, u.at >= raw_from AS raw
-      FROM unnest(p_indicators, p_labels, p_sampled_at, p_values) WITH ORDINALITY AS u(ind, lab, at, v, i)
-     WHERE u.at >= keep_from
-     ORDER BY u.ind, u.lab, u.at, u.i DESC;
-    -- raw: not twice
-    DELETE FROM capacity_import_rows r
-     WHERE r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at);
-    -- older: an hour rolled up already is left as it is
-    DELETE FROM capacity_import_rows r
-     WHERE NOT r.raw AND EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
-                                  WHERE h.indicator = r.ind AND h.labels = r.lab
-                                    AND h.hour = date_bin('1 hour', r.at, origin));
-    SELECT count(*), min(r.at), max(r.at) INTO loaded, lo, hi FROM capacity_import_rows r;
-    IF loaded = 0 THEN
-        DROP TABLE capacity_import_rows;
-        RETURN 0;
-    END IF;
-
-    -- raw samples and the newest value of each series: the sampler's
-    -- write path (capacity_write_samples)
-    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
-                                               array_agg(r.v), array_agg(r.raw))
-       FROM capacity_import_rows r;
-
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
-    IF raw_lo IS NOT NULL THEN
-        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
-                                                        + interval '1 hour' - interval '1 microsecond');
-    END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
-
-    k := @extschema@.capacity_roll_up_days(lo, hi);
-    DROP TABLE capacity_import_rows;
-    RETURN loaded;
-END
-$$;
 
 -- ======== stage evaluation under 10 ms: a day's p95 kept in the daily rollups; the triggers resolved with a cached plan; the window's samples joined on the series' key ========
 -- capacity_sample_daily.p95: the exact p95 of a complete day's raw samples,
@@ -8470,740 +5690,6 @@ COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
     'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
-RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
-              ratio_filter jsonb, per_period interval, comparator text, sustain interval,
-              declared_flag text, description text, eff_threshold double precision,
-              thr_default boolean, filter jsonb, unbound boolean, days integer, daily text)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    SELECT t.name, t.stage, t.indicator, t.label_filter, t.aggregate, t.ratio_filter,
-           t.per_period, t.comparator, t.sustain, t.declared_flag, t.description,
-           t.threshold * coalesce(s.value, 1),
-           (t.threshold_setting IS NOT NULL AND s.value = s.default_value),
-           CASE WHEN t.bind_table IS NULL THEN t.label_filter
-                ELSE t.label_filter || jsonb_build_object('table',
-                       ((bindings ->> t.bind_table)::oid)::regclass::text) END,
-           (t.bind_table IS NOT NULL AND bindings ->> t.bind_table IS NULL),
-           t.days, t.daily
-      FROM (SELECT c.name, c.stage, c.indicator, c.label_filter, c.bind_table, c.aggregate,
-                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
-                   c.sustain, c.declared_flag, c.description, NULL::integer AS days, NULL::text AS daily
-              FROM @extschema@.capacity_trigger c
-             WHERE capacity_trigger_resolved.plan_name IS NULL
-            UNION ALL
-            SELECT c.name, st.ordinal, c.indicator, c.label_filter, c.bind_table, c.aggregate,
-                   c.ratio_filter, c.per_period, c.comparator, c.threshold, c.threshold_setting,
-                   CASE WHEN c.aggregate = 'days' THEN c.days * interval '1 day' ELSE c.sustain END,
-                   c.declared_flag, c.description, c.days, coalesce(c.daily, 'avg')
-              FROM @extschema@.capacity_plan_condition c
-              JOIN @extschema@.capacity_plan_step st ON st.plan = c.plan AND st.name = c.step
-             WHERE c.plan = capacity_trigger_resolved.plan_name) t
-      LEFT JOIN @extschema@.capacity_setting s ON s.name = t.threshold_setting;
-END
-$$;
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
-RETURNS SETOF @extschema@.capacity_trigger_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET enable_nestloop = off
-SET plan_cache_mode = force_generic_plan
-AS $fn$
-DECLARE
-    maxwin interval;
-    inds text[];
-    lo timestamptz;
-    hi timestamptz;
-    w @extschema@.capacity_sample[];
-    gr @extschema@.capacity_growth_point[] := '{}';
-    gt record;
-    gs record;
-    fp record;
-    lp record;
-    day0 timestamptz := date_trunc('day', as_of, 'UTC');
-    maxdays integer;
-    dinds text[];
-    pinds text[];
-    pdays jsonb;              -- indicator -> the most days a p95 of it is read over
-    ind text;
-    missing timestamptz[];
-    raw @extschema@.capacity_day_point[];
-    dp @extschema@.capacity_day_point[];
-BEGIN
-    SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
-           array_agg(DISTINCT tr.indicator)
-      INTO maxwin, inds
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-     WHERE tr.indicator IS NOT NULL AND tr.aggregate NOT IN ('growth', 'days');
-    lo := as_of - maxwin;
-    -- EXECUTE ... USING plans once with the values: the bounds prune
-    EXECUTE 'SELECT array_agg(s) FROM @extschema@.capacity_sample s
-              WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3'
-       INTO w USING inds, lo, as_of;
-    w := coalesce(w, '{}');
 
-    -- each UTC day's aggregates of the series day conditions read: the
-    -- daily rollups the sampler keeps (with a complete day's p95, kept for
-    -- the indicators conditions read it of: capacity_roll_up_days), and the
-    -- raw samples (one pruned grouped scan per indicator) for the days a
-    -- series lacks a rollup of, or a p95 in it that a condition reads
-    SELECT max(x.nd), array_agg(x.indicator ORDER BY x.indicator),
-           coalesce(array_agg(x.indicator ORDER BY x.indicator) FILTER (WHERE x.pd IS NOT NULL), '{}'),
-           jsonb_object_agg(x.indicator, x.pd)
-      INTO maxdays, dinds, pinds, pdays
-      FROM (SELECT tr.indicator, max(tr.days) AS nd, max(tr.days) FILTER (WHERE tr.daily = 'p95') AS pd
-              FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-             WHERE tr.aggregate = 'days' AND NOT tr.unbound
-             GROUP BY tr.indicator) x;
-    dp := '{}';
-    IF maxdays IS NOT NULL THEN
-        lo := day0 - maxdays * interval '1 day';
-        EXECUTE 'SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.count)::@extschema@.capacity_day_point)
-                   FROM @extschema@.capacity_sample_daily d
-                  WHERE d.indicator = ANY ($1) AND d.day >= $2 AND d.day < $3'
-           INTO dp USING dinds, lo, day0;
-        dp := coalesce(dp, '{}');
-        FOREACH ind IN ARRAY dinds LOOP
-            -- a day is read raw when it has no rollup, or a series alive
-            -- since then has none, or its p95 is read and a rollup lacks it;
-            -- an indicator with no live series is not evaluated (series)
-            missing := ARRAY(SELECT g FROM generate_series(lo, day0 - interval '1 day', interval '1 day') g
-                              WHERE EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l WHERE l.indicator = ind)
-                                AND ((g >= day0 - (pdays ->> ind)::integer * interval '1 day'
-                                      AND EXISTS (SELECT 1 FROM unnest(dp) p
-                                                   WHERE p.indicator = ind AND p.day = g AND p.p95 IS NULL))
-                                     OR NOT EXISTS (SELECT 1 FROM unnest(dp) p WHERE p.indicator = ind AND p.day = g)
-                                     OR EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                                                 WHERE l.indicator = ind AND l.sampled_at >= g
-                                                   AND NOT EXISTS (SELECT 1 FROM unnest(dp) p
-                                                                    WHERE p.indicator = ind AND p.labels = l.labels AND p.day = g))));
-            CONTINUE WHEN cardinality(missing) = 0;
-            dp := ARRAY(SELECT p FROM unnest(dp) p WHERE NOT (p.indicator = ind AND p.day = ANY (missing)));
-            EXECUTE format('SELECT array_agg(ROW(d.indicator, d.labels, d.day, d.avg, d.max, d.min, d.p95, d.n)::@extschema@.capacity_day_point)
-                              FROM (SELECT s.indicator, s.labels, date_trunc(''day'', s.sampled_at, ''UTC'') AS day,
-                                           avg(s.value) AS avg, max(s.value) AS max, min(s.value) AS min, %s AS p95, count(*) AS n
-                                      FROM @extschema@.capacity_sample s
-                                     WHERE s.indicator = $1 AND s.sampled_at >= $2 AND s.sampled_at < $3
-                                     GROUP BY 1, 2, 3) d
-                             WHERE d.day = ANY ($4)',
-                           CASE WHEN ind = ANY (pinds) THEN 'percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value)'
-                                ELSE 'NULL::double precision' END)
-               INTO raw USING ind, missing[1], missing[cardinality(missing)] + interval '1 day', missing;
-            dp := dp || coalesce(raw, '{}');
-        END LOOP;
-    END IF;
 
-    FOR gt IN SELECT tr.name, tr.indicator, tr.sustain,
-                    greatest(tr.sustain * 0.1, interval '2 minutes') AS tol, tr.filter
-               FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) tr
-              WHERE tr.aggregate = 'growth' AND NOT tr.unbound
-    LOOP
-        FOR gs IN SELECT ls.labels FROM @extschema@.capacity_latest_sample ls
-                  WHERE ls.indicator = gt.indicator AND ls.labels @> gt.filter
-        LOOP
-            lo := as_of - gt.sustain - gt.tol;
-            hi := least(as_of - gt.sustain + gt.tol, as_of);
-            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
-                      ORDER BY s.sampled_at LIMIT 1'
-               INTO fp USING gt.indicator, gs.labels, lo, hi;
-            lo := as_of - gt.tol;
-            EXECUTE 'SELECT s.sampled_at, s.value FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = $1 AND s.labels = $2 AND s.sampled_at >= $3 AND s.sampled_at <= $4
-                      ORDER BY s.sampled_at DESC LIMIT 1'
-               INTO lp USING gt.indicator, gs.labels, lo, as_of;
-            gr := gr || ROW(gt.name, gs.labels, fp.sampled_at, fp.value, lp.sampled_at, lp.value)::@extschema@.capacity_growth_point;
-        END LOOP;
-    END LOOP;
-
-    RETURN QUERY
-WITH ws AS MATERIALIZED (SELECT * FROM unnest(w)),
-trig AS (
-    SELECT t.*, greatest(t.sustain * 0.1, interval '2 minutes') AS tol
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-),
-series AS (   -- every series a metric trigger looks at
-    SELECT t.name, l.labels
-      FROM trig t JOIN @extschema@.capacity_latest_sample l
-        ON l.indicator = t.indicator AND l.labels @> t.filter
-     WHERE t.indicator IS NOT NULL AND NOT t.unbound
-),
-watched AS MATERIALIZED (   -- 'all' and 'latest': each series with its trigger and window
-    SELECT t.name, t.indicator, x.labels, t.comparator, t.eff_threshold,
-           as_of - CASE WHEN t.aggregate = 'latest' THEN interval '1 hour' ELSE t.sustain END AS since
-      FROM trig t JOIN series x ON x.name = t.name
-     WHERE t.aggregate IN ('all', 'latest')
-),
-breach AS (   -- the samples of the window, per series: one hash join on the series' key
-    SELECT t.name, t.labels, count(*) AS n, min(s.sampled_at) AS first_at, max(s.sampled_at) AS last_at,
-           (array_agg(s.value ORDER BY s.sampled_at DESC))[1] AS last_value,
-           CASE WHEN t.comparator IN ('>', '>=') THEN min(s.value) ELSE max(s.value) END AS deciding,
-           bool_and(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)) AS all_breach,
-           (array_agg(@extschema@.capacity_breaches(s.value, t.comparator, t.eff_threshold)
-                      ORDER BY s.sampled_at DESC))[1] AS last_breach
-      FROM watched t
-      JOIN ws s ON s.indicator = t.indicator AND s.labels = t.labels
-               AND s.sampled_at <= as_of AND s.sampled_at > t.since
-     GROUP BY t.name, t.comparator, t.labels
-),
-days AS (     -- 'days': each of the N UTC days before as_of's day, per series
-    SELECT t.name, x.labels, count(*) AS n, min(d.day) AS first_day,
-           (array_agg(d.v ORDER BY d.day DESC))[1] AS last_value,
-           CASE WHEN t.comparator IN ('>', '>=') THEN min(d.v) ELSE max(d.v) END AS deciding,
-           bool_and(@extschema@.capacity_breaches(d.v, t.comparator, t.eff_threshold)) AS all_breach
-      FROM trig t
-      JOIN series x ON x.name = t.name
-      JOIN (SELECT p.indicator, p.labels, p.day,
-                   CASE tt.daily WHEN 'max' THEN p.max WHEN 'min' THEN p.min
-                                 WHEN 'p95' THEN p.p95 ELSE p.avg END AS v, tt.name
-              FROM unnest(dp) p JOIN trig tt ON tt.indicator = p.indicator AND tt.aggregate = 'days') d
-        ON d.name = t.name AND d.labels = x.labels
-       AND d.day >= day0 - t.days * interval '1 day' AND d.day < day0
-     WHERE t.aggregate = 'days'
-     GROUP BY t.name, t.comparator, x.labels
-),
-growth AS (   -- 'growth': first and last value of a cumulative counter (read above)
-    SELECT g.name, g.labels, g.first_at, g.first_v, g.last_at, g.last_v FROM unnest(gr) g
-),
-ratio AS (    -- 'ratio': window averages of the series and of the reference series, one pass
-    SELECT t.name, t.label_filter AS labels,
-           avg(s.value) FILTER (WHERE s.labels @> t.label_filter) AS num,
-           avg(s.value) FILTER (WHERE s.labels @> t.ratio_filter) AS den,
-           count(*) FILTER (WHERE s.labels @> t.label_filter OR s.labels @> t.ratio_filter) AS n,
-           greatest(min(s.sampled_at) FILTER (WHERE s.labels @> t.label_filter),
-                    min(s.sampled_at) FILTER (WHERE s.labels @> t.ratio_filter)) AS first_at
-      FROM trig t
-      LEFT JOIN ws s ON s.indicator = t.indicator
-                    AND s.sampled_at > as_of - t.sustain AND s.sampled_at <= as_of
-     WHERE t.aggregate = 'ratio'
-     GROUP BY t.name, t.label_filter
-),
-rows AS (
-    -- declared triggers
-    SELECT t.name, NULL::jsonb AS labels, NULL::float8 AS value, NULL::float8 AS deciding,
-           NULL::bigint AS n, NULL::timestamptz AS window_start,
-           CASE WHEN coalesce(d.active, false) THEN 'firing' ELSE 'not declared' END AS status
-      FROM trig t LEFT JOIN @extschema@.capacity_declaration d ON d.flag = t.declared_flag
-     WHERE t.declared_flag IS NOT NULL
-    UNION ALL
-    SELECT b.name, b.labels, b.last_value, b.deciding, b.n, b.first_at,
-           CASE WHEN t.aggregate = 'latest' THEN
-                     CASE WHEN b.last_breach THEN 'firing' ELSE 'ok' END
-                WHEN b.n < 2 OR b.first_at > as_of - t.sustain + t.tol OR b.last_at < as_of - t.tol
-                     THEN 'insufficient data'
-                WHEN b.all_breach THEN 'firing' ELSE 'ok' END
-      FROM breach b JOIN trig t ON t.name = b.name
-    UNION ALL
-    SELECT dd.name, dd.labels, dd.last_value, dd.deciding, dd.n, dd.first_day,
-           CASE WHEN NOT dd.all_breach THEN 'ok'          -- one day under resets the count
-                WHEN dd.n < t.days THEN 'insufficient data'
-                ELSE 'firing' END
-      FROM days dd JOIN trig t ON t.name = dd.name
-    UNION ALL
-    SELECT g.name, g.labels,
-           (g.last_v - g.first_v) / nullif(extract(epoch FROM g.last_at - g.first_at), 0)
-               * extract(epoch FROM t.per_period),
-           NULL, 2, g.first_at,
-           CASE WHEN g.first_at IS NULL OR g.last_at IS NULL OR g.first_at = g.last_at
-                     OR g.first_at > as_of - t.sustain + t.tol OR g.last_at < as_of - t.tol
-                     OR g.last_v < g.first_v THEN 'insufficient data'
-                WHEN @extschema@.capacity_breaches((g.last_v - g.first_v) / extract(epoch FROM g.last_at - g.first_at)
-                                                        * extract(epoch FROM t.per_period),
-                                                    t.comparator, t.eff_threshold)
-                     THEN 'firing' ELSE 'ok' END
-      FROM growth g JOIN trig t ON t.name = g.name
-    UNION ALL
-    SELECT r.name, r.labels, r.num / nullif(r.den, 0), NULL, r.n, r.first_at,
-           CASE WHEN r.num IS NULL OR r.den IS NULL OR r.den = 0 OR r.first_at > as_of - t.sustain + t.tol
-                     THEN 'insufficient data'
-                WHEN @extschema@.capacity_breaches(r.num / r.den, t.comparator, t.eff_threshold)
-                     THEN 'firing' ELSE 'ok' END
-      FROM ratio r JOIN trig t ON t.name = r.name
-    UNION ALL
-    -- series that exist but have no sample in the window
-    SELECT x.name, x.labels, NULL, NULL, 0, NULL, 'insufficient data'
-      FROM series x JOIN trig t ON t.name = x.name
-     WHERE (t.aggregate IN ('all', 'latest')
-            AND NOT EXISTS (SELECT 1 FROM breach b WHERE b.name = x.name AND b.labels = x.labels))
-        OR (t.aggregate = 'days'
-            AND NOT EXISTS (SELECT 1 FROM days dd WHERE dd.name = x.name AND dd.labels = x.labels))
-    UNION ALL
-    -- metric triggers with no series at all
-    SELECT t.name, t.filter, NULL, NULL, 0, NULL,
-           CASE WHEN t.unbound THEN 'insufficient data (table not bound)' ELSE 'insufficient data' END
-      FROM trig t
-     WHERE t.indicator IS NOT NULL AND t.aggregate <> 'ratio'
-       AND NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
-)
-SELECT r.name, t.stage, t.indicator, r.labels, r.value, r.deciding, t.eff_threshold,
-       t.thr_default, t.comparator, t.sustain, r.n, r.window_start, r.status, t.description
-  FROM rows r JOIN trig t ON t.name = r.name;
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_forecast_eval(as_of timestamptz, horizon interval, bindings jsonb,
-                                                        evals @extschema@.capacity_trigger_row[],
-                                                        min_stage integer, plan_name text,
-                                                        only_conditions text[] DEFAULT NULL)
-RETURNS SETOF @extschema@.capacity_forecast_row
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
-AS $fn$
-DECLARE
-    lookback integer := coalesce(nullif(current_setting('matter_capacity.forecast_lookback_days', true), '')::integer, 30);
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    today timestamptz;
-    first_day timestamptz;
-    inds text[];
-    counters text[];
-    recent @extschema@.capacity_sample[];
-BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
-        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
-    END IF;
-    today := date_bin('1 day', as_of, origin);
-    first_day := today - make_interval(days => lookback);
-
-    SELECT array_agg(DISTINCT t.indicator),
-           array_agg(DISTINCT t.indicator) FILTER (WHERE t.aggregate = 'growth')
-      INTO inds, counters
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
-       AND (only_conditions IS NULL OR t.name = ANY (only_conditions));
-    inds := inds || '{table_rows_inserted}';
-    counters := coalesce(counters, '{}') || '{table_rows, table_rows_inserted}';
-    -- the newest sample of each row count and counter in the last day: kept
-    -- in capacity_latest_sample, unless as_of is in the past of it; then
-    -- from the raw samples, planned with the bounds to read one or two days
-    recent := ARRAY(SELECT ROW(l.indicator, l.labels, l.sampled_at, l.value)::@extschema@.capacity_sample
-                      FROM @extschema@.capacity_latest_sample l
-                     WHERE l.indicator = ANY (counters) AND l.value IS NOT NULL
-                       AND l.sampled_at > as_of - interval '1 day' AND l.sampled_at <= as_of);
-    IF EXISTS (SELECT 1 FROM @extschema@.capacity_latest_sample l
-                WHERE l.indicator = ANY (counters) AND l.sampled_at > as_of) THEN
-        EXECUTE 'SELECT array_agg(s) FROM (
-                     SELECT DISTINCT ON (s.indicator, s.labels) s.*
-                       FROM @extschema@.capacity_sample s
-                      WHERE s.indicator = ANY ($1) AND s.sampled_at > $2 AND s.sampled_at <= $3
-                        AND s.value IS NOT NULL
-                      ORDER BY s.indicator, s.labels, s.sampled_at DESC) s'
-           INTO recent USING counters, as_of - interval '1 day', as_of;
-    END IF;
-
-    RETURN QUERY
-WITH days AS MATERIALIZED (   -- each series on each complete day of the lookback
-    SELECT d.* FROM @extschema@.capacity_sample_daily d
-     WHERE d.indicator = ANY (inds) AND d.day >= first_day AND d.day < today
-),
-now_s AS MATERIALIZED (SELECT * FROM unnest(coalesce(recent, '{}'))),
-trig AS (
-    SELECT t.*, CASE WHEN t.comparator IN ('>', '>=') THEN 1 ELSE -1 END AS dir,
-           (t.indicator = 'table_rows' AND t.aggregate = 'latest') AS rowcount
-      FROM @extschema@.capacity_trigger_resolved(bindings, plan_name) t
-     WHERE t.indicator IS NOT NULL AND (min_stage IS NULL OR t.stage >= min_stage)
-       AND (only_conditions IS NULL OR t.name = ANY (only_conditions))
-),
-series AS (   -- every series a trigger looks at; a ratio trigger is one series
-    SELECT t.name, x.labels
-      FROM trig t
-      JOIN (SELECT DISTINCT d.indicator, d.labels FROM days d
-            UNION SELECT n.indicator, n.labels FROM now_s n
-            UNION SELECT l.indicator, l.labels FROM @extschema@.capacity_latest_sample l) x
-        ON x.indicator = t.indicator AND x.labels @> t.filter
-     WHERE t.aggregate <> 'ratio' AND NOT t.unbound
-    UNION ALL
-    SELECT t.name, t.label_filter FROM trig t WHERE t.aggregate = 'ratio'
-),
-day_stats AS (   -- the days of every series a level trigger looks at
-    SELECT x.name, x.labels, d.day, d.peak_hour_min, d.trough_hour_max, d.peak_hour_avg, d.trough_hour_avg,
-           d.max, d.min, d.last, d.avg
-      FROM series x JOIN trig t ON t.name = x.name
-      JOIN days d ON d.indicator = t.indicator AND d.labels = x.labels
-     WHERE t.aggregate IN ('all', 'latest', 'days')
-),
-level_points AS (
-    -- all: the best hour of the day (the hourly minimum when the window is
-    -- an hour or more, else the hourly average); latest: the day's extreme
-    SELECT d.name, d.labels, 'level'::text AS basis,
-           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400 AS t,
-           CASE WHEN t.aggregate = 'all' AND t.sustain >= interval '1 hour' THEN
-                     CASE WHEN t.dir > 0 THEN d.peak_hour_min ELSE d.trough_hour_max END
-                WHEN t.aggregate = 'all' THEN
-                     CASE WHEN t.dir > 0 THEN d.peak_hour_avg ELSE d.trough_hour_avg END
-                -- N consecutive days: the day's aggregate the condition compares
-                WHEN t.aggregate = 'days' THEN
-                     CASE t.daily WHEN 'max' THEN d.max WHEN 'p95' THEN d.max WHEN 'min' THEN d.min ELSE d.avg END
-                ELSE CASE WHEN t.dir > 0 THEN d.max ELSE d.min END END AS y
-      FROM day_stats d JOIN trig t ON t.name = d.name
-     WHERE NOT t.rowcount
-    UNION ALL
-    -- ratio: the day's average of the series over that of the reference
-    SELECT t.name, t.label_filter, 'level',
-           extract(epoch FROM d.day + interval '12 hours' - as_of)::float8 / 86400,
-           avg(d.avg) FILTER (WHERE d.labels @> t.label_filter)
-             / nullif(avg(d.avg) FILTER (WHERE d.labels @> t.ratio_filter), 0)
-      FROM trig t JOIN days d ON d.indicator = t.indicator
-     WHERE t.aggregate = 'ratio'
-     GROUP BY t.name, t.label_filter, d.day
-),
-rows_now AS (   -- the row count a table_rows trigger starts from
-    SELECT x.name, x.labels, n.value
-      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
-      JOIN now_s n ON n.indicator = 'table_rows' AND n.labels = x.labels
-),
-counter_series AS (   -- cumulative series: growth triggers, and inserts behind row counts
-    SELECT x.name, x.labels, CASE WHEN t.rowcount THEN 'table_rows_inserted' ELSE t.indicator END AS counter
-      FROM series x JOIN trig t ON t.name = x.name
-     WHERE t.aggregate = 'growth' OR t.rowcount
-),
-counter_values AS (   -- end of each day, and the newest raw value of today
-    SELECT c.name, c.labels, d.day + interval '1 day' AS at, d.last AS v
-      FROM counter_series c JOIN days d ON d.indicator = c.counter AND d.labels = c.labels
-    UNION ALL
-    SELECT c.name, c.labels, n.sampled_at, n.value
-      FROM counter_series c JOIN now_s n ON n.indicator = c.counter AND n.labels = c.labels
-     WHERE n.sampled_at > today
-),
-counter_steps AS (   -- increments; after a reset the counter restarted from zero
-    SELECT v.*, v.v - lag(v.v) OVER w AS dv,
-           extract(epoch FROM v.at - lag(v.at) OVER w)::float8 / 86400 AS dt
-      FROM counter_values v
-    WINDOW w AS (PARTITION BY v.name, v.labels ORDER BY v.at)
-),
-counter_sums AS (
-    SELECT s.*, sum(CASE WHEN s.dv IS NULL THEN 0 WHEN s.dv >= 0 THEN s.dv ELSE s.v END)
-                    OVER (PARTITION BY s.name, s.labels ORDER BY s.at) AS cum
-      FROM counter_steps s
-),
-counter_points AS (
-    -- growth: the rate between two consecutive values, in the trigger's
-    -- per_period units, placed in the middle of its interval
-    SELECT c.name, c.labels, 'rate'::text AS basis,
-           extract(epoch FROM c.at - as_of)::float8 / 86400 - c.dt / 2 AS t,
-           c.dv / c.dt * extract(epoch FROM t.per_period)::float8 / 86400 AS y
-      FROM counter_sums c JOIN trig t ON t.name = c.name
-     WHERE t.aggregate = 'growth' AND c.dv >= 0 AND c.dt > 0
-    UNION ALL
-    -- row counts, where the counts are stale or too few: the current count
-    -- less the rows inserted since each day (retention is not seen)
-    SELECT c.name, c.labels, 'inserts',
-           extract(epoch FROM c.at - as_of)::float8 / 86400,
-           r.value - (max(c.cum) OVER (PARTITION BY c.name, c.labels) - c.cum)
-      FROM counter_sums c JOIN rows_now r ON r.name = c.name AND r.labels = c.labels
-    UNION ALL
-    -- row counts: the counts themselves, i.e. the net change (inserts less
-    -- deletes and retention)
-    SELECT d.name, d.labels, 'rows',
-           extract(epoch FROM d.day + interval '1 day' - as_of)::float8 / 86400, d.last
-      FROM day_stats d JOIN trig t ON t.name = d.name AND t.rowcount
-    UNION ALL
-    SELECT r.name, r.labels, 'rows', 0::float8, r.value FROM rows_now r
-),
-points AS (
-    SELECT * FROM level_points WHERE y IS NOT NULL
-    UNION ALL
-    SELECT * FROM counter_points WHERE y IS NOT NULL
-),
-stale AS (   -- row counts not refreshed: unmoved through the last three days, sampled
-             -- more than once a day, while the insert counter rose
-    SELECT x.name, x.labels
-      FROM series x JOIN trig t ON t.name = x.name AND t.rowcount
-      JOIN days r ON r.indicator = 'table_rows' AND r.labels = x.labels AND r.day >= today - interval '3 days'
-      JOIN days c ON c.indicator = 'table_rows_inserted' AND c.labels = x.labels AND c.day = r.day
-     GROUP BY x.name, x.labels
-    HAVING count(*) = 3 AND min(r.count) >= 2 AND min(r.min) = max(r.max) AND min(r.min) > 0
-       AND max(c.max) > min(c.min)
-),
-basis AS (   -- row counts: their net change, unless they are stale or too few;
-             -- then the current count moved back by the inserts
-    SELECT DISTINCT ON (p.name, p.labels) p.name, p.labels, p.basis
-      FROM points p
-      LEFT JOIN stale s ON s.name = p.name AND s.labels = p.labels
-     GROUP BY p.name, p.labels, p.basis, s.name
-     ORDER BY p.name, p.labels, count(*) >= 7 DESC, (p.basis = 'inserts') = (s.name IS NOT NULL) DESC
-),
-fits AS (
-    SELECT b.name, b.labels, b.basis,
-           @extschema@.capacity_fit_trend(array_agg(p.t ORDER BY p.t), array_agg(p.y ORDER BY p.t),
-                                          t.eff_threshold, t.comparator,
-                                          CASE WHEN t.rowcount THEN min(r.value) END, 7) AS f
-      FROM basis b
-      JOIN points p ON p.name = b.name AND p.labels = b.labels AND p.basis = b.basis
-      JOIN trig t ON t.name = b.name
-      LEFT JOIN rows_now r ON r.name = b.name AND r.labels = b.labels
-     GROUP BY b.name, b.labels, b.basis, t.eff_threshold, t.comparator, t.rowcount
-),
-every AS (   -- every series, and a row for triggers that have none
-    SELECT x.name, x.labels FROM series x
-    UNION ALL
-    SELECT t.name, t.filter FROM trig t
-     WHERE NOT EXISTS (SELECT 1 FROM series x WHERE x.name = t.name)
-),
-judged AS (
-    SELECT t.stage, t.name, t.indicator, e.labels, t.eff_threshold, t.comparator, t.aggregate,
-           t.rowcount, t.unbound, t.sustain, f.basis, (f.f).*,
-           CASE WHEN t.rowcount THEN r.value ELSE (f.f).level END AS cur,
-           -- a growth trigger averages its window: it follows the daily rate by half of it
-           CASE WHEN t.aggregate = 'growth' THEN t.sustain / 2
-                -- N consecutive days fire N days after the crossing
-                WHEN t.aggregate = 'days' THEN t.sustain ELSE interval '0' END AS lag_by,
-           EXISTS (SELECT 1 FROM stale z WHERE z.name = t.name AND z.labels = e.labels) AS stale,
-           EXISTS (SELECT 1 FROM unnest(evals) v
-                    WHERE v.trigger_name = t.name AND v.labels = e.labels AND v.status = 'firing') AS firing
-      FROM every e JOIN trig t ON t.name = e.name
-      LEFT JOIN fits f ON f.name = e.name AND f.labels = e.labels
-      LEFT JOIN rows_now r ON r.name = e.name AND r.labels = e.labels
-),
-dated AS (
-    SELECT j.*,
-           as_of + j.days * interval '1 day' + j.lag_by AS eta_at,
-           as_of + j.days_earliest * interval '1 day' + j.lag_by AS early_at,
-           as_of + j.days_latest * interval '1 day' + j.lag_by AS late_at
-      FROM judged j
-)
-SELECT d.stage, d.name, d.indicator, d.labels, d.cur, d.eff_threshold, d.comparator,
-       CASE WHEN d.method = 'multiplicative' THEN d.cur * (exp(d.slope) - 1) ELSE d.slope END,
-       CASE WHEN d.method = 'multiplicative' THEN 100 * (exp(d.slope) - 1) END,
-       d.method,
-       CASE WHEN d.firing THEN as_of ELSE d.eta_at END,
-       CASE WHEN d.firing THEN 0 ELSE round((extract(epoch FROM d.eta_at - as_of) / 86400)::numeric, 1) END,
-       CASE WHEN d.firing THEN as_of ELSE d.early_at END,
-       CASE WHEN d.firing THEN as_of ELSE d.late_at END,
-       CASE WHEN d.firing THEN 'firing'
-            WHEN d.verdict IS NULL OR d.verdict = 'insufficient data' OR (d.rowcount AND d.cur IS NULL)
-                 THEN 'insufficient data'
-            WHEN d.verdict IN ('trend', 'reached') AND d.eta_at IS NOT NULL THEN
-                 CASE WHEN d.eta_at <= as_of + horizon THEN 'forecast' ELSE 'beyond horizon' END
-            ELSE 'no trend' END,
-       coalesce(d.points, 0),
-       concat_ws('; ',
-           CASE WHEN d.unbound THEN 'table not bound (capacity_bind_table)' END,
-           CASE WHEN d.rowcount AND d.cur IS NULL AND d.verdict IS NOT NULL THEN 'no row count in the last day' END,
-           CASE WHEN d.verdict IN ('moving away', 'flat or too noisy') THEN d.verdict END,
-           CASE WHEN d.verdict = 'reached' THEN 'the fitted level is already past the threshold' END,
-           CASE WHEN d.other_days IS NOT NULL THEN
-                'the ' || CASE WHEN d.method = 'linear' THEN 'multiplicative' ELSE 'linear' END
-                || ' fit is nearly as good (' || round(d.other_days::numeric) || ' days): the band includes it' END,
-           CASE WHEN d.verdict <> 'insufficient data' THEN
-                CASE d.basis WHEN 'inserts' THEN
-                                  CASE WHEN d.stale THEN 'current rows + insert trend: the row counts did not move while rows were inserted'
-                                       ELSE 'current rows + insert trend: too few row counts' END
-                             WHEN 'rows' THEN 'row counts: the net change'
-                             WHEN 'rate' THEN 'daily rate; the trigger''s window average follows'
-                             ELSE NULL END END)
-  FROM dated d
-UNION ALL
--- partition runway: if rollover stopped now, rows for times after the
--- newest partition's upper bound would land in the default partition
-SELECT NULL::integer, 'partition_runway'::text, 'partition_runway_days'::text,
-       jsonb_build_object('table', p.table_name::text),
-       extract(epoch FROM coalesce(h.range_to, as_of) - as_of)::float8 / 86400, 0::float8, '<='::text,
-       -1::float8, NULL::float8, 'partition bounds'::text,
-       coalesce(h.range_to, as_of),
-       round((extract(epoch FROM coalesce(h.range_to, as_of) - as_of) / 86400)::numeric, 1),
-       coalesce(h.range_to, as_of), coalesce(h.range_to, as_of),
-       CASE WHEN coalesce(h.range_to, as_of) <= as_of THEN 'firing'
-            WHEN h.range_to <= as_of + horizon THEN 'forecast'
-            ELSE 'beyond horizon' END,
-       NULL::integer,
-       CASE WHEN p.default_partition THEN 'if rollover stopped, later rows would go to the default partition'
-            ELSE 'if rollover stopped, later rows would fail: no default partition' END
-  FROM @extschema@.capacity_policy p
-  LEFT JOIN @extschema@.capacity_partition_horizon() h ON h.table_name = p.table_name
- WHERE min_stage IS NULL AND plan_name IS NULL
- ORDER BY 1 NULLS LAST, 2, 4;
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
-RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
-              recommended_name text, decision text, firing text[], evidence jsonb,
-              runbook text, evaluated_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan   -- one plan per session: see capacity_trigger_eval
-AS $$
-DECLARE
-    rows @extschema@.capacity_trigger_row[];
-    cs jsonb;               -- per condition: status and series
-    rs jsonb;               -- per step and rule: holds | fails | insufficient
-    gs jsonb;               -- per step, rule and group: the same
-    cur record;
-    up record;
-    down record;
-    gates_open text[];
-    gates_pending text[];
-    violated text[];
-    insufficient text[];
-    unchecked text[];
-    fired text[];
-    ev jsonb;
-BEGIN
-    rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
-    SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
-    down := up;
-
-    -- conditions, groups, rules
-    WITH cond AS (
-        SELECT c.name, c.step, c.rule, c.grp, c.description,
-               CASE WHEN bool_or(e.status = 'firing') THEN 'firing'
-                    WHEN bool_or(e.status IN ('ok', 'not declared')) THEN
-                         CASE WHEN c.declared_flag IS NOT NULL THEN 'not declared' ELSE 'ok' END
-                    ELSE coalesce(min(e.status), 'insufficient data') END AS status,
-               jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                   'labels', e.labels, 'value', e.value, 'deciding_value', e.deciding_value,
-                   'threshold', e.threshold, 'comparator', e.comparator, 'window', e.sustain::text,
-                   'samples', e.samples, 'since', e.window_start, 'status', e.status))
-                   ORDER BY e.labels::text) FILTER (WHERE e.trigger_name IS NOT NULL) AS series
-          FROM @extschema@.capacity_plan_condition c
-          LEFT JOIN unnest(rows) e ON e.trigger_name = c.name
-         WHERE c.plan = plan_name
-         GROUP BY c.name, c.step, c.rule, c.grp, c.description, c.declared_flag
-    ), grp AS (
-        SELECT c.step, c.rule, c.grp,
-               CASE WHEN bool_and(c.status = 'firing') THEN 'holds'
-                    WHEN bool_or(c.status IN ('ok', 'not declared')) THEN 'fails'
-                    ELSE 'insufficient' END AS status
-          FROM cond c GROUP BY 1, 2, 3
-    ), rule AS (
-        SELECT g.step, g.rule,
-               CASE WHEN bool_or(g.status = 'holds') THEN 'holds'
-                    WHEN bool_and(g.status = 'fails') THEN 'fails'
-                    ELSE 'insufficient' END AS status
-          FROM grp g GROUP BY 1, 2
-    )
-    SELECT (SELECT jsonb_object_agg(c.name, jsonb_build_object('step', c.step, 'rule', c.rule, 'group', c.grp,
-                                        'status', c.status, 'description', c.description,
-                                        'series', coalesce(c.series, '[]'::jsonb))) FROM cond c),
-           (SELECT jsonb_object_agg(r.step || '/' || r.rule, r.status) FROM rule r),
-           (SELECT jsonb_object_agg(g.step || '/' || g.rule || '/' || g.grp, g.status) FROM grp g)
-      INTO cs, rs, gs;
-    cs := coalesce(cs, '{}');
-    rs := coalesce(rs, '{}');
-    gs := coalesce(gs, '{}');
-
-    -- the ladder
-    SELECT s.* INTO cur
-      FROM @extschema@.capacity_plan_step s
-     WHERE s.plan = plan_name AND s.kind = 'tier'
-       AND s.name = coalesce((SELECT h.tier FROM @extschema@.capacity_plan_tier_history h
-                               WHERE h.plan = plan_name AND h.set_at <= as_of
-                               ORDER BY h.set_at DESC, h.id DESC LIMIT 1),
-                             (SELECT f.name FROM @extschema@.capacity_plan_step f
-                               WHERE f.plan = plan_name AND f.kind = 'tier' AND f.from_tier IS NULL));
-    IF cur.name IS NOT NULL THEN
-        SELECT s.* INTO up FROM @extschema@.capacity_plan_step s
-         WHERE s.plan = plan_name AND s.kind = 'tier' AND s.ordinal > cur.ordinal
-           AND rs ->> (s.name || '/enter') = 'holds'
-         ORDER BY s.ordinal DESC LIMIT 1;
-        IF NOT cur.one_way AND rs ->> (cur.name || '/exit') = 'holds' THEN
-            SELECT s.* INTO down FROM @extschema@.capacity_plan_step s
-             WHERE s.plan = plan_name AND s.kind = 'tier' AND s.name = cur.from_tier;
-        END IF;
-    END IF;
-
-    SELECT array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
-                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') = 'holds'),
-           array_agg(s.name ORDER BY s.ordinal) FILTER (WHERE rs ->> (s.name || '/enter') = 'holds'
-                                                          AND coalesce(rs ->> (s.name || '/checklist'), 'holds') <> 'holds')
-      INTO gates_open, gates_pending
-      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name AND s.kind = 'gate';
-    SELECT array_agg(s.name ORDER BY s.ordinal) INTO violated
-      FROM @extschema@.capacity_plan_step s
-     WHERE s.plan = plan_name AND s.kind = 'guardrail' AND rs ->> (s.name || '/enter') = 'holds';
-    -- rules whose next move lacks data: the tier above, the current tier's
-    -- exit, every gate (review); guardrails that lack data are listed with
-    -- them but do not hold the decision (a guardrail reports a breach, it is
-    -- not a move: an indicator nobody records yet must not block the verdict)
-    SELECT array_agg(x.k ORDER BY x.k) FILTER (WHERE x.kind <> 'guardrail'),
-           array_agg(x.k ORDER BY x.k)
-      INTO insufficient, unchecked
-      FROM (SELECT s.name || '/' || r.rule AS k, s.kind
-              FROM @extschema@.capacity_plan_step s
-              CROSS JOIN (VALUES ('enter'), ('exit')) r(rule)
-             WHERE s.plan = plan_name
-               AND rs ->> (s.name || '/' || r.rule) = 'insufficient'
-               AND ((s.kind = 'tier' AND r.rule = 'enter' AND s.ordinal = cur.ordinal + 1)
-                    OR (s.kind = 'tier' AND r.rule = 'exit' AND s.name = cur.name AND NOT s.one_way)
-                    OR (s.kind IN ('gate', 'guardrail') AND r.rule = 'enter'))) x;
-
-    current_stage := coalesce(cur.ordinal, 0);
-    current_name := cur.name;
-    evaluated_at := as_of;
-    IF up.name IS NOT NULL OR gates_open IS NOT NULL THEN
-        decision := 'promote';
-        recommended_stage := coalesce(up.ordinal, current_stage);
-        recommended_name := coalesce(up.name, current_name);
-        runbook := coalesce(up.runbook, (SELECT s.runbook FROM @extschema@.capacity_plan_step s
-                                          WHERE s.plan = plan_name AND s.name = gates_open[1]));
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'rule' = 'enter'
-                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
-                          AND (c.value ->> 'step' = up.name OR c.value ->> 'step' = ANY (gates_open))
-                        ORDER BY c.key);
-    ELSIF down.name IS NOT NULL THEN
-        decision := 'rollback';
-        recommended_stage := down.ordinal;
-        recommended_name := down.name;
-        runbook := cur.runbook;
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'step' = cur.name AND c.value ->> 'rule' = 'exit'
-                        ORDER BY c.key);
-    ELSE
-        decision := CASE WHEN violated IS NOT NULL OR gates_pending IS NOT NULL OR insufficient IS NOT NULL
-                         THEN 'review' ELSE 'stay' END;
-        recommended_stage := current_stage;
-        recommended_name := current_name;
-        runbook := cur.runbook;
-        fired := ARRAY(SELECT c.key FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'rule' = 'enter'
-                          AND gs ->> (c.value ->> 'step' || '/enter/' || (c.value ->> 'group')) = 'holds'
-                          AND (c.value ->> 'step' = ANY (violated) OR c.value ->> 'step' = ANY (gates_pending))
-                        ORDER BY c.key);
-    END IF;
-    firing := fired;
-
-    SELECT jsonb_build_object(
-             'plan', plan_name,
-             'steps', coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                 'name', s.name, 'kind', s.kind, 'ordinal', s.ordinal, 'from', s.from_tier,
-                 'one_way', CASE WHEN s.kind = 'tier' THEN s.one_way END,
-                 'position', CASE WHEN s.kind <> 'tier' THEN NULL
-                                  WHEN s.name = cur.name THEN 'current'
-                                  WHEN s.ordinal < cur.ordinal THEN 'passed' ELSE 'ahead' END,
-                 'enter', rs ->> (s.name || '/enter'),
-                 'exit', rs ->> (s.name || '/exit'),
-                 'checklist', CASE WHEN s.kind = 'gate' THEN
-                      (SELECT jsonb_object_agg(c.key, c.value ->> 'status' = 'firing') FROM jsonb_each(cs) c
-                        WHERE c.value ->> 'step' = s.name AND c.value ->> 'rule' = 'checklist') END,
-                 'status', CASE s.kind
-                      WHEN 'gate' THEN CASE WHEN s.name = ANY (gates_open) THEN 'open'
-                                            WHEN s.name = ANY (gates_pending) THEN 'evidence met, checklist incomplete'
-                                            WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
-                                            ELSE 'closed' END
-                      WHEN 'guardrail' THEN CASE WHEN s.name = ANY (violated) THEN 'violated'
-                                                 WHEN rs ->> (s.name || '/enter') = 'insufficient' THEN 'insufficient data'
-                                                 ELSE 'kept' END
-                      WHEN 'alert' THEN CASE rs ->> (s.name || '/enter') WHEN 'holds' THEN 'firing'
-                                                                         WHEN 'fails' THEN 'ok' ELSE 'insufficient data' END
-                      END)) ORDER BY s.kind <> 'tier', s.ordinal), '[]'),
-             'conditions', cs,
-             'insufficient_data', to_jsonb(coalesce(unchecked, '{}'::text[])))
-      INTO ev
-      FROM @extschema@.capacity_plan_step s WHERE s.plan = plan_name;
-    evidence := ev;
-    RETURN NEXT;
-END
-$$;
