@@ -217,6 +217,7 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 					 errhint("CREATE USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (user ..., password ...).",
 							 quote_identifier(target))));
 		remote_server_params(target, &keywords, &values);
+		remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
 	}
 
 	if ((error = (char *) credential_rule(pooler, keywords, values)) != NULL)
@@ -556,7 +557,11 @@ poll_members(const char *only, int *nmembers)
 		else if (GetForeignServerByName(m->target, true) == NULL)
 			m->setup_error = psprintf("foreign server \"%s\" does not exist", m->target);
 		else
+		{
 			remote_server_params(m->target, &kw, &val);
+			/* the member ends a statement we stop waiting for */
+			remote_bound_statements(&kw, &val, mc_fleet_timeout_ms);
+		}
 		if (m->setup_error == NULL)
 			m->setup_error = (char *) credential_rule(m->pooler, kw, val);
 		if (m->setup_error)

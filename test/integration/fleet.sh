@@ -214,8 +214,9 @@ locked_view() {  # locked_view CATALOG: the view, with CATALOG locked on eu; set
     slow=$(PGOPTIONS="-c matter_capacity.fleet_timeout=1500" hq -c "SELECT string_agg(name || ':' || reachable || ':' || coalesce(error, ''), ' ' ORDER BY name) FROM capacity_fleet")
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     # while the lock is still held (a new session can start unless pg_database is locked)
-    # the cancel is processed by eu asynchronously: wait for it (without a
-    # cancel the statement would wait for the lock, which is held until below)
+    # eu ends the statement itself (statement_timeout = fleet_timeout, sent in
+    # the startup options): wait, bounded, for it (without that the statement
+    # would wait for the lock, which is held until below)
     if [ "$1" = pg_database ]; then left=; else wait_for 10 '[ "$(fleet_backends)" = 0 ]'; left=$(fleet_backends); fi
     echo "done" > "$MC_RUN/fl_lock.fifo"; wait "$locker" 2>/dev/null; rm -f "$MC_RUN/fl_lock.fifo" "$MC_RUN/fl_lock.out"
     echo "# with eu's $1 locked: $slow ($ms ms; fleet statements left running on eu: $left)"
@@ -228,7 +229,25 @@ locked_view pg_extension
 [ "$slow" = "eu:false:timed out after 1500 ms pgb:true: standby:true:" ]
 ok $? "a member whose statement waits on a lock is a row that says it timed out; the others answer"
 [ "$ms" -ge 1500 ] && [ "$ms" -lt 6000 ]; ok $? "the view answered after the 1500 ms timeout, not the lock's end ($ms ms)"
-[ "$left" = 0 ]; ok $? "the late statement was cancelled on the member, not left waiting ($left left)"
+[ "$left" = 0 ]; ok $? "the late statement was ended on the member by its statement_timeout, not left waiting ($left left)"
+
+# ---- a hostile member: answers the startup, then ignores queries and never
+# closes a cancel request's connection.  The poll must come back at the
+# timeout without sending a cancel (libpq < 17's PQcancel would wait forever).
+FAKE=$MC_RUN/fl_fake; F=55475
+mkdir -p "$FAKE"; chmod 777 "$FAKE"; : > "$FAKE/log"
+python3 "$(dirname "$0")/fake_hung_member.py" "$FAKE" $F "$FAKE/log" & FAKE_PID=$!
+wait_for 10 'grep -q listening "$FAKE/log"'
+hq -c "CREATE SERVER fl_fake FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$FAKE', port '$F', dbname 'postgres')" \
+   -c "CREATE USER MAPPING FOR postgres SERVER fl_fake OPTIONS (user 'fleet')" \
+   -c "INSERT INTO capacity_fleet_member (name, kind, server) VALUES ('fake', 'replica', 'fl_fake')" >/dev/null
+hung=$(PGOPTIONS="-c matter_capacity.fleet_timeout=1500" timeout 60 \
+       psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -c "SELECT name || ':' || reachable || ':' || error FROM capacity_fleet_poll('fake')" 2>>"$ERRS")
+echo "# a member that never answers: $hung; it was sent: $(sort "$FAKE/log" | uniq -c | tr -s ' \n' ' ')"
+[ "$hung" = "fake:false:timed out after 1500 ms" ]; ok $? "a member that ignores queries is a row that timed out, the poll does not hang"
+! grep -q cancel "$FAKE/log"; ok $? "no cancel request was sent to it (the member's statement_timeout does that job)"
+hq -c "DELETE FROM capacity_fleet_member WHERE name = 'fake'" >/dev/null
+kill $FAKE_PID 2>/dev/null; wait $FAKE_PID 2>/dev/null
 
 # ---- a member stopped: a row saying so, the others sampled
 cluster_stop fl_eu
