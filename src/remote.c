@@ -25,7 +25,7 @@
  * server's and the mapping's options; credentials stay in the catalog
  * (pg_user_mapping, readable by superusers only) and in these arrays.
  *
- * Owns: connecting, sending, waiting, cancelling, scrubbing.  Must not
+ * Owns: connecting, sending, waiting, closing, scrubbing.  Must not
  * decide what to run or where (fleet.c, loopback.c do).
  *-------------------------------------------------------------------------
  */

@@ -8386,3 +8386,119 @@ BEGIN
     RETURN loaded;
 END
 $$;
+
+-- ======== fleet: fixes from the hostile review ========
+-- 48_fleet.sql: capacity_fleet_add refuses a server already registered under
+-- another name (42710) and truncates hostile names in its messages;
+-- capacity_fleet_remove (now defined in 49_tenant_moves.sql) refuses NULL
+-- (22004) and a member with open tenant moves or tenants on it (55000).
+-- (The connection-string refusal and password scrubbing are C: capacity_fleet_check.)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other text;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        -- hostile input is not echoed in full: 63 characters at most
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
+            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
+    END IF;
+    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
+            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
+            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
+    END IF;
+    IF target IS NULL OR target = '' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
+            USING ERRCODE = '22023',
+                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
+                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
+            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
+            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
+            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
+            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
+    END IF;
+    -- one server, one member: two names would count its series twice
+    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
+     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
+    IF FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
+            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
+    END IF;
+    -- raises when the member cannot be one; nothing is registered then
+    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
+    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
+    VALUES (name, kind,
+            CASE WHEN kind <> 'pooler' THEN target END,
+            CASE WHEN kind = 'pooler' THEN target END,
+            labels);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
+    'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
+    'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
+    'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
+    'name is expected, 42710 the name exists or the server is already another member, and those of capacity_fleet_check.';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_remove(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moves   text;
+    tenants text;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_fleet_remove needs a member name, not NULL'
+            USING ERRCODE = '22004', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+    -- serialise with a concurrent registration or move of this member
+    PERFORM 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist',
+            CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+    -- a move's abort and cleanup need the member; a tenant living there is
+    -- recorded against it
+    SELECT string_agg(format('%s (%s)', t.tenant, t.state), ', ' ORDER BY t.tenant) INTO moves
+      FROM @extschema@.capacity_tenant_move t
+     WHERE t.member = capacity_fleet_remove.name AND t.state <> 'cleaned';
+    SELECT string_agg(t.tenant, ', ' ORDER BY t.tenant) INTO tenants
+      FROM @extschema@.capacity_tenant_tier t
+     WHERE t.member = capacity_fleet_remove.name;
+    IF moves IS NOT NULL OR tenants IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" is in use: %', name,
+            concat_ws('; ', 'tenant moves to it: ' || moves, 'tenants living on it: ' || tenants)
+            USING ERRCODE = '55000',
+                  HINT = 'Finish (capacity_tenant_move_cutover, capacity_tenant_move_cleanup) or abort (capacity_tenant_move_abort) '
+                         'the moves first; tenants cut over to it are recorded in capacity_tenant_tier and live there.';
+    END IF;
+    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
+    'Forgets a fleet member (its recorded samples stay).  22004 for NULL, 42704 if there is none of that name, '
+    '55000 while tenant moves to it are not cleaned up or tenants live on it (capacity_tenant_tier).  '
+    'The foreign server and user mapping are left to the DBA.  Defined here, not in 48_fleet.sql, because it reads '
+    'capacity_tenant_move.';
