@@ -37,6 +37,7 @@
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -124,6 +125,35 @@ conninfo_has_password(const char *conninfo)
 	return found;
 }
 
+/*
+ * A name or target as it may appear in a message: any password it carries
+ * (as a conninfo or URI) scrubbed by remote.c's scrubber, and at most
+ * SHOWN_MAX bytes (then "…"), so that hostile input is neither leaked nor
+ * echoed in full.
+ */
+#define SHOWN_MAX	63
+
+static const char *
+shown(const char *s)
+{
+	const char *kw[] = {"dbname", NULL};
+	const char *val[] = {s, NULL};
+	char	   *out = remote_scrub(s, kw, val);
+	int			len = strlen(out);
+
+	if (len <= SHOWN_MAX)
+		return out;
+	len = pg_mbcliplen(out, len, SHOWN_MAX);
+	return psprintf("%.*s…", len, out);
+}
+
+/* Does a target meant to be a server name look like a connection string? */
+static bool
+looks_like_conninfo(const char *target)
+{
+	return strchr(target, '=') != NULL || strstr(target, "://") != NULL;
+}
+
 /* Is there a user mapping for the current role (or PUBLIC) on server? */
 static bool
 has_user_mapping(Oid serverid)
@@ -185,38 +215,49 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 	char	   *error = NULL;
 	bool		pooler = strcmp(kind, "pooler") == 0;
 	char	   *out;
+	const char *smember = shown(member);
 
 	if (pooler)
 	{
 		if (conninfo_has_password(target))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: the connection string of pooler member \"%s\" contains a password", member),
+					 errmsg("matter_capacity: the connection string of pooler member \"%s\" contains a password", smember),
 					 errhint("Remove it and put the password in the password file of the server's OS user (~/.pgpass, or passfile=...).")));
 		if (!pooler_params(target, &keywords, &values))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: the connection string of pooler member \"%s\" is not valid", member),
+					 errmsg("matter_capacity: the connection string of pooler member \"%s\" is not valid", smember),
 					 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file.")));
 	}
 	else
 	{
-		ForeignServer *fs = GetForeignServerByName(target, true);
+		ForeignServer *fs;
+
+		/* never echoed: it may well carry a password */
+		if (looks_like_conninfo(target))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("matter_capacity: kind %s takes a postgres_fdw server name, not a connection string", shown(kind)),
+					 errhint("Declare the connection with CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ..., port ..., dbname ...) "
+							 "and its credentials with CREATE USER MAPPING ... OPTIONS (user ..., password ...); pass the server's name.")));
+		fs = GetForeignServerByName(target, true);
 
 		if (fs == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("matter_capacity: foreign server \"%s\" for member \"%s\" does not exist", target, member),
+					 errmsg("matter_capacity: foreign server \"%s\" for member \"%s\" does not exist", shown(target), smember),
 					 errhint("CREATE SERVER %s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ..., port ..., dbname ...) and a user mapping first.",
-							 quote_identifier(target))));
+							 quote_identifier(shown(target)))));
 		if (!has_user_mapping(fs->serverid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("matter_capacity: no user mapping for role \"%s\" on server \"%s\" (member \"%s\")",
-							GetUserNameFromId(GetUserId(), false), target, member),
+							GetUserNameFromId(GetUserId(), false), shown(target), smember),
 					 errhint("CREATE USER MAPPING FOR CURRENT_USER SERVER %s OPTIONS (user ..., password ...).",
-							 quote_identifier(target))));
+							 quote_identifier(shown(target)))));
 		remote_server_params(target, &keywords, &values);
+		remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
 	}
 
 	if ((error = (char *) credential_rule(pooler, keywords, values)) != NULL)
@@ -228,13 +269,13 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 	if (conn == NULL && pooler && strstr(error, "database \"pgbouncer\" does not exist"))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("matter_capacity: pooler member \"%s\" is not a PgBouncer admin console", member),
+				 errmsg("matter_capacity: pooler member \"%s\" is not a PgBouncer admin console", smember),
 				 errdetail("%s", error),
 				 errhint("Point the connection string at PgBouncer's listen address with a user listed in its stats_users or admin_users.")));
 	if (conn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("matter_capacity: member \"%s\" is unreachable", member),
+				 errmsg("matter_capacity: member \"%s\" is unreachable", smember),
 				 errdetail("%s", error),
 				 errhint("Check the %s and that the server is up; nothing was registered.",
 						 pooler ? "connection string" : "foreign server's options and the user mapping")));
@@ -251,7 +292,7 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 				PQclear(res);
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("matter_capacity: pooler member \"%s\" is not a PgBouncer admin console", member),
+					 errmsg("matter_capacity: pooler member \"%s\" is not a PgBouncer admin console", smember),
 					 errhint("Point the connection string at PgBouncer's listen address with a user listed in its stats_users or admin_users.")));
 		}
 		out = psprintf("{\"server_version\": \"%s\"}", PQgetvalue(res, 0, 0));
@@ -265,7 +306,7 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 		if (res == NULL || PQntuples(res) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg("matter_capacity: member \"%s\" did not answer", member),
+					 errmsg("matter_capacity: member \"%s\" did not answer", smember),
 					 errdetail("%s", error ? error : "no row"),
 					 errhint("The role of the user mapping needs to run pg_control_system(); nothing was registered.")));
 		sysid = DirectFunctionCall1(int8out,
@@ -554,9 +595,13 @@ poll_members(const char *only, int *nmembers)
 				m->setup_error = "the connection string is not valid";
 		}
 		else if (GetForeignServerByName(m->target, true) == NULL)
-			m->setup_error = psprintf("foreign server \"%s\" does not exist", m->target);
+			m->setup_error = psprintf("foreign server \"%s\" does not exist", shown(m->target));
 		else
+		{
 			remote_server_params(m->target, &kw, &val);
+			/* the member ends a statement we stop waiting for */
+			remote_bound_statements(&kw, &val, mc_fleet_timeout_ms);
+		}
 		if (m->setup_error == NULL)
 			m->setup_error = (char *) credential_rule(m->pooler, kw, val);
 		if (m->setup_error)

@@ -30,6 +30,7 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
+#include "storage/procarray.h"
 #include "commands/dbcommands.h"
 #include "utils/builtins.h"
 
@@ -90,8 +91,22 @@ loopback_connect(char **error)
 }
 
 /*
+ * Stop the loopback backend's statement: it is a backend of this very
+ * server, so signal it as pg_cancel_backend does (remote.c sends no cancel
+ * requests: libpq < 17's PQcancel can block).  Never waits.
+ */
+static void
+loopback_cancel(PGconn *conn)
+{
+	int			pid = conn ? PQbackendPID(conn) : 0;
+
+	if (pid > 0 && BackendPidGetProc(pid) != NULL)
+		(void) kill(pid, SIGINT);
+}
+
+/*
  * Run one statement, waiting on our latch so cancel and shutdown work (and
- * stop the statement on the server too).  The statements sent here are the
+ * stop the statement on the server too: loopback_cancel in the callers).  The statements sent here are the
  * work itself (a DETACH waiting for readers, a slice of backfill bounded by
  * matter_capacity.backfill_batches), so they get no deadline of their own.
  */
@@ -144,10 +159,13 @@ detach_concurrently(const char *parent_q, const char *part_q, char **error)
 	}
 	PG_CATCH();
 	{
+		loopback_cancel(conn);
 		remote_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!ok)
+		loopback_cancel(conn);
 	remote_close(conn);
 	return ok;
 }
@@ -171,10 +189,13 @@ loopback_run(const char *sql, char **error)
 	}
 	PG_CATCH();
 	{
+		loopback_cancel(conn);
 		remote_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!ok)
+		loopback_cancel(conn);
 	remote_close(conn);
 	return ok;
 }

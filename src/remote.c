@@ -9,8 +9,11 @@
  * with PQsendQuery*, and we sleep in WaitLatchOrSocket (or one
  * WaitEventSet for several peers) with the latch in the set: SIGTERM, a
  * query cancel and postmaster death are noticed while we wait, as in
- * pg_cron and postgres_fdw.  When the time is up a running statement is
- * cancelled on the peer (PQcancel) and the caller gets an error string.
+ * pg_cron and postgres_fdw.  When the time is up the connection is closed
+ * without waiting and the caller gets an error string.  No cancel request
+ * is sent (libpq < 17's PQcancel blocks on a peer that never answers it):
+ * fleet connections ask the peer to end its own statements with
+ * statement_timeout in the startup options (remote_bound_statements).
  *
  * Errors never contain a password: libpq may echo parts of the connection
  * parameters, so every message is scrubbed of the password values it was
@@ -22,7 +25,7 @@
  * server's and the mapping's options; credentials stay in the catalog
  * (pg_user_mapping, readable by superusers only) and in these arrays.
  *
- * Owns: connecting, sending, waiting, cancelling, scrubbing.  Must not
+ * Owns: connecting, sending, waiting, closing, scrubbing.  Must not
  * decide what to run or where (fleet.c, loopback.c do).
  *-------------------------------------------------------------------------
  */
@@ -143,51 +146,22 @@ ms_since(TimestampTz start)
 }
 
 /*
- * Ask the peer to stop the statement running on conn; best effort.  With
- * libpq 17's non-blocking cancel the request is bounded by CANCEL_WAIT_MS
- * (it may run while an error is being thrown: no CHECK_FOR_INTERRUPTS);
- * older libpq's PQcancel blocks until the peer's postmaster answers.
+ * Close conn now, without waiting for the peer.  No cancel request is ever
+ * sent: libpq < 17's PQcancel blocks until the peer's postmaster closes the
+ * cancel connection, which a hung or hostile peer never does (the backend
+ * then sits in recvfrom, deaf to pg_terminate_backend).  A statement that
+ * outlives our timeout is ended by the peer itself: fleet connections carry
+ * statement_timeout in their startup options (remote_bound_statements).
+ * Non-blocking, PQfinish's Terminate message is sent if the socket takes it
+ * and dropped otherwise.
  */
-#define CANCEL_WAIT_MS	1000
-
 static void
-send_cancel(PGconn *conn)
+finish_now(PGconn *conn)
 {
-#ifdef LIBPQ_HAS_ASYNC_CANCEL
-	PGcancelConn *cc = PQcancelCreate(conn);
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_WAIT_MS);
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-
-	if (cc == NULL)
+	if (conn == NULL)
 		return;
-	if (PQcancelStart(cc))
-		while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
-		{
-			long		left = ms_left(deadline);
-			int			rc;
-
-			if (left <= 0 || PQcancelSocket(cc) < 0)
-				break;
-			rc = WaitLatchOrSocket(MyLatch,
-								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
-								   (st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE),
-								   PQcancelSocket(cc), left, PG_WAIT_EXTENSION);
-			if (rc & WL_LATCH_SET)
-				ResetLatch(MyLatch);
-			if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-				st = PQcancelPoll(cc);
-		}
-	PQcancelFinish(cc);
-#else
-	PGcancel   *cancel = PQgetCancel(conn);
-	char		errbuf[256];
-
-	if (cancel)
-	{
-		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-		PQfreeCancel(cancel);
-	}
-#endif
+	(void) PQsetnonblocking(conn, 1);
+	PQfinish(conn);
 }
 
 PGconn *
@@ -230,7 +204,7 @@ remote_connect(const char *const *keywords, const char *const *values,
 	}
 	PG_CATCH();
 	{
-		PQfinish(conn);
+		finish_now(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -241,7 +215,7 @@ remote_connect(const char *const *keywords, const char *const *values,
 		*error = remote_scrub(PQerrorMessage(conn), keywords, values);
 	else
 		*error = psprintf("could not connect within %d ms", timeout_ms);
-	PQfinish(conn);
+	finish_now(conn);
 	return NULL;
 }
 
@@ -306,8 +280,7 @@ remote_exec(PGconn *conn, const char *sql, int nparams,
 	}
 	PG_CATCH();
 	{
-		/* interrupted: stop the peer's statement too */
-		send_cancel(conn);
+		/* interrupted: the caller closes conn (remote_close, no waiting) */
 		if (last)
 			PQclear(last);
 		PG_RE_THROW();
@@ -316,7 +289,7 @@ remote_exec(PGconn *conn, const char *sql, int nparams,
 
 	if (timed_out)
 	{
-		send_cancel(conn);
+		/* the peer's own statement_timeout ends it; the caller closes conn */
 		*error = psprintf("timed out after %d ms", timeout_ms);
 	}
 	if (*error)
@@ -332,7 +305,7 @@ void
 remote_close(PGconn *conn)
 {
 	if (conn)
-		PQfinish(conn);
+		finish_now(conn);
 }
 
 /* Is keyword a libpq connection option we pass on (not a debug one)? */
@@ -417,6 +390,38 @@ remote_server_params(const char *server, const char ***keywords,
 	*values = val;
 }
 
+/*
+ * Append to keywords/values (as built by remote_server_params) startup
+ * options that make the peer end any statement of this connection after
+ * timeout_ms itself: "-c statement_timeout=N" after the server's own
+ * options, if any (ours comes last: a later -c wins, so the bound holds).
+ * libpq takes the last of repeated keywords.
+ */
+void
+remote_bound_statements(const char ***keywords, const char ***values,
+						int timeout_ms)
+{
+	const char **kw = *keywords;
+	const char **val = *values;
+	const char *prior = NULL;
+	const char **nkw;
+	const char **nval;
+	int			n = 0;
+
+	for (; kw[n]; n++)
+		if (strcmp(kw[n], "options") == 0)
+			prior = val[n];
+	nkw = palloc0(sizeof(char *) * (n + 2));
+	nval = palloc0(sizeof(char *) * (n + 2));
+	memcpy(nkw, kw, sizeof(char *) * n);
+	memcpy(nval, val, sizeof(char *) * n);
+	nkw[n] = "options";
+	nval[n] = psprintf("%s%s-c statement_timeout=%d",
+					   prior ? prior : "", prior ? " " : "", Max(timeout_ms, 1));
+	*keywords = nkw;
+	*values = nval;
+}
+
 /* ---- several peers at once ---- */
 
 static void
@@ -430,7 +435,7 @@ call_fail(RemoteCall *c, const char *msg)
 		c->result = NULL;
 	}
 	if (c->conn)
-		PQfinish(c->conn);
+		finish_now(c->conn);
 	c->conn = NULL;
 	c->state = RC_DONE;
 }
@@ -467,7 +472,7 @@ call_advance(RemoteCall *c, TimestampTz start, TimestampTz *sent_at)
 		if (res == NULL)
 		{
 			c->rtt_ms = ms_since(*sent_at);
-			PQfinish(c->conn);
+			finish_now(c->conn);
 			c->conn = NULL;
 			c->state = RC_DONE;
 			if (c->error && c->result)
@@ -542,10 +547,7 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 					if (c->state == RC_DONE)
 						continue;
 					if (c->state == RC_RUNNING)
-					{
-						send_cancel(c->conn);
 						call_fail(c, psprintf("timed out after %d ms", timeout_ms));
-					}
 					else
 						call_fail(c, psprintf("could not connect within %d ms", timeout_ms));
 				}
@@ -607,10 +609,8 @@ remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms)
 			FreeWaitEventSet(set);
 		for (int i = 0; i < ncalls; i++)
 		{
-			if (calls[i].state == RC_RUNNING)
-				send_cancel(calls[i].conn);
 			if (calls[i].conn)
-				PQfinish(calls[i].conn);
+				finish_now(calls[i].conn);
 			calls[i].conn = NULL;
 			if (calls[i].result)
 				PQclear(calls[i].result);

@@ -27,7 +27,8 @@ extern PGconn *remote_connect(const char *const *keywords,
 /*
  * Send one statement (PQsendQueryParams, text results; with nparams 0
  * PQsendQuery, the simple protocol PgBouncer's console needs), wait on the latch;
- * on timeout send a cancel and return NULL with *error "timed out after N
+ * on timeout return NULL (no cancel request: see
+ * remote_bound_statements; the caller closes conn) with *error "timed out after N
  * ms".  Returns the last result (caller PQclears it), NULL with *error on
  * failure.
  */
@@ -44,6 +45,15 @@ extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
 extern void remote_server_params(const char *server, const char ***keywords,
 								 const char ***values);
 
+/*
+ * Add "-c statement_timeout=timeout_ms" to the startup options, so that
+ * the peer itself ends a statement we stopped waiting for.  Not for
+ * PgBouncer (it refuses unknown startup parameters).
+ */
+extern void remote_bound_statements(const char ***keywords, const char ***values,
+									int timeout_ms);
+
+/* Close without waiting for the peer (non-blocking PQfinish). */
 extern void remote_close(PGconn *conn);
 
 /*

@@ -305,6 +305,9 @@ member_connect(const char *member, const char *server)
 	PG_TRY();
 	{
 		remote_server_params(server, &keywords, &values);
+		/* remote.c sends no cancel: the member ends what we stop waiting for */
+		remote_bound_statements(&keywords, &values,
+								Max(mc_tenant_move_timeout_ms, mc_fleet_timeout_ms));
 	}
 	PG_FINALLY();
 	{
@@ -1377,6 +1380,7 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 			GetUserIdAndSecContext(&save_userid, &save_sec);
 			SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 			remote_server_params(m->server, &keywords, &values);
+			remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
 			SetUserIdAndSecContext(save_userid, save_sec);
 			conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &note);
 		}

@@ -37,14 +37,19 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    other text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid', coalesce(quote_literal(name), 'NULL')
+        -- hostile input is not echoed in full: 63 characters at most
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
+            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
             USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
     END IF;
     IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name, coalesce(quote_literal(kind), 'NULL')
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
+            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
             USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
     END IF;
     IF target IS NULL OR target = '' THEN
@@ -69,6 +74,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
             USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
     END IF;
+    -- one server, one member: two names would count its series twice
+    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
+     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
+    IF FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
+            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
+    END IF;
     -- raises when the member cannot be one; nothing is registered then
     PERFORM @extschema@.capacity_fleet_check(name, kind, target);
     INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
@@ -82,29 +94,15 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
     'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
     'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
-    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels, 42710 exists, and those of capacity_fleet_check.';
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
+    'name is expected, 42710 the name exists or the server is already another member, and those of capacity_fleet_check.';
 
-CREATE FUNCTION @extschema@.capacity_fleet_remove(name text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
-    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist', name
-            USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
-    'Forgets a fleet member (its recorded samples stay).  42704 if there is none of that name.  '
-    'The foreign server and user mapping are left to the DBA.';
+-- capacity_fleet_remove(name) is defined in 49_tenant_moves.sql: removing a
+-- member must refuse while tenant moves to it are open, and a piece never
+-- refers to an object a later piece defines (capacity_tenant_move).
 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
 
 -- What the fleet sampling records besides the hub's own indicators (which
 -- it also records per member, labels {member}).

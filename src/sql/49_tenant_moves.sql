@@ -117,6 +117,53 @@ COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
     'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason).';
 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) FROM PUBLIC;
+-- removing a fleet member (48_fleet.sql) must respect the moves to it
+CREATE FUNCTION @extschema@.capacity_fleet_remove(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moves   text;
+    tenants text;
+BEGIN
+    PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_fleet_remove needs a member name, not NULL'
+            USING ERRCODE = '22004', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+    -- serialise with a concurrent registration or move of this member
+    PERFORM 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist',
+            CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+    -- a move's abort and cleanup need the member; a tenant living there is
+    -- recorded against it
+    SELECT string_agg(format('%s (%s)', t.tenant, t.state), ', ' ORDER BY t.tenant) INTO moves
+      FROM @extschema@.capacity_tenant_move t
+     WHERE t.member = capacity_fleet_remove.name AND t.state <> 'cleaned';
+    SELECT string_agg(t.tenant, ', ' ORDER BY t.tenant) INTO tenants
+      FROM @extschema@.capacity_tenant_tier t
+     WHERE t.member = capacity_fleet_remove.name;
+    IF moves IS NOT NULL OR tenants IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" is in use: %', name,
+            concat_ws('; ', 'tenant moves to it: ' || moves, 'tenants living on it: ' || tenants)
+            USING ERRCODE = '55000',
+                  HINT = 'Finish (capacity_tenant_move_cutover, capacity_tenant_move_cleanup) or abort (capacity_tenant_move_abort) '
+                         'the moves first; tenants cut over to it are recorded in capacity_tenant_tier and live there.';
+    END IF;
+    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
+    'Forgets a fleet member (its recorded samples stay).  22004 for NULL, 42704 if there is none of that name, '
+    '55000 while tenant moves to it are not cleaned up or tenants live on it (capacity_tenant_tier).  '
+    'The foreign server and user mapping are left to the DBA.  Defined here, not in 48_fleet.sql, because it reads '
+    'capacity_tenant_move.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
+
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_verify(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) FROM PUBLIC;

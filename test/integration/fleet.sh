@@ -130,6 +130,27 @@ hint=$(psql -X -q -At -h "$HUB" -p $P -U postgres -v VERBOSITY=verbose -c "SELEC
 st=$(psql -X -q -At -h "$HUB" -p $P -U fl_monitor -d postgres -v VERBOSITY=verbose \
         -c "SELECT capacity_fleet_add('x', 'replica', 'fl_eu')" 2>&1 | tee -a "$ERRS" | sed -nE 's/^ERROR: +([0-9A-Z]{5}):.*/\1/p')
 [ "$st" = 42501 ]; ok $? "a pg_monitor role cannot register members (42501: only the extension owner manages them)"
+# a connection string (with a password) where a server name is expected:
+# refused without echoing it (ERROR, DETAIL, HINT)
+CI="host=$HUB port=$P user=fleet password=ReplPw_14"
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_add('p14', 'replica', '$CI')" 2>&1)
+echo "$out" >> "$ERRS"
+echo "# $(echo "$out" | head -1)"
+case "$out" in *"22023: matter_capacity: kind replica takes a postgres_fdw server name, not a connection string"*) r=0 ;; *) r=1 ;; esac
+ok $r "a connection string given as a replica's server is refused with 22023"
+! echo "$out" | grep -q -e ReplPw_14 -e "user=fleet"; ok $? "that refusal echoes neither the password nor the connection string"
+CI2="postgresql://fleet:ReplPw_14@localhost/postgres"
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_check('p14', 'tier', '$CI2')" 2>&1)
+case "$out" in *22023*) ! echo "$out" | grep -q ReplPw_14 ;; *) false ;; esac
+ok $? "a URI with a password is refused too (capacity_fleet_check), without echoing it"
+# a 5000-character name is not echoed in full
+LONG=$(printf 'n%.0s' $(seq 1 5000))
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -c "SELECT capacity_fleet_add('$LONG-', 'replica', 'fl_eu')" 2>&1 | head -1)
+[ ${#out} -lt 200 ] && echo "$out" | grep -q "…"; ok $? "a 5000-character name is truncated in the error (${#out} characters)"
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -c "SELECT capacity_fleet_check('$LONG', 'replica', 'fl_nosuch')" 2>&1 | head -1)
+[ ${#out} -lt 250 ] && echo "$out" | grep -q "…"; ok $? "and in capacity_fleet_check's (${#out} characters)"
+st=$(sqlstate_of "SELECT capacity_fleet_remove(NULL)")
+[ "$st" = 22004 ]; ok $? "removing NULL is refused with 22004 ($st)"
 [ "$(hq -c "SELECT count(*) FROM capacity_fleet_member")" = 0 ]; ok $? "nothing was registered by the refused calls"
 
 # ---- the members
@@ -138,6 +159,21 @@ hq -c "SELECT capacity_fleet_add('standby', 'replica', 'fl_standby')" \
    -c "SELECT capacity_fleet_add('pgb', 'pooler', 'host=$PGB port=$B user=fleet passfile=$PGB/hub.pgpass')" >/dev/null
 [ "$(hq -c "SELECT string_agg(name || ':' || kind, ' ' ORDER BY name) FROM capacity_fleet_member")" = "eu:region pgb:pooler standby:replica" ]
 ok $? "standby, eu and pgbouncer registered"
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_add('standby2', 'replica', 'fl_standby')" 2>&1)
+echo "$out" >> "$ERRS"
+case "$out" in *'42710: matter_capacity: foreign server "fl_standby" is already fleet member "standby"'*) r=0 ;; *) r=1 ;; esac
+ok $r "the same server under a second name is refused with 42710, naming the member it is"
+# a member with a tenant move to it, or tenants living on it, stays
+hq -c "INSERT INTO capacity_tenant_move (tenant, member, name, state) VALUES ('acme', 'standby', 'mc_move_x', 'frozen')" >/dev/null
+out=$(psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_remove('standby')" 2>&1)
+echo "$out" >> "$ERRS"; echo "# $(echo "$out" | head -1)"
+case "$out" in *'55000: matter_capacity: fleet member "standby" is in use: tenant moves to it: acme (frozen)'*) r=0 ;; *) r=1 ;; esac
+echo "$out" | grep -q '^HINT:.*capacity_tenant_move_abort'; ok $(( r + $? )) "removing a member with a move in progress is refused with 55000 naming the move, with a hint"
+hq -c "UPDATE capacity_tenant_move SET state = 'cleaned'" -c "INSERT INTO capacity_tenant_tier (tenant, tier, member) VALUES ('acme', 'dedicated', 'standby')" >/dev/null
+st=$(sqlstate_of "SELECT capacity_fleet_remove('standby')")
+[ "$st" = 55000 ]; ok $? "and so is removing a member tenants live on (capacity_tenant_tier) ($st)"
+hq -c "DELETE FROM capacity_tenant_tier" -c "DELETE FROM capacity_tenant_move" >/dev/null
+[ "$(hq -c "SELECT count(*) FROM capacity_fleet_member WHERE name = 'standby'")" = 1 ]; ok $? "the refused removals left the member registered"
 
 # the eu member measures its own latency: two samplings around known statements
 eq -c "SELECT capacity_sample_now()" >/dev/null
@@ -214,8 +250,9 @@ locked_view() {  # locked_view CATALOG: the view, with CATALOG locked on eu; set
     slow=$(PGOPTIONS="-c matter_capacity.fleet_timeout=1500" hq -c "SELECT string_agg(name || ':' || reachable || ':' || coalesce(error, ''), ' ' ORDER BY name) FROM capacity_fleet")
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     # while the lock is still held (a new session can start unless pg_database is locked)
-    # the cancel is processed by eu asynchronously: wait for it (without a
-    # cancel the statement would wait for the lock, which is held until below)
+    # eu ends the statement itself (statement_timeout = fleet_timeout, sent in
+    # the startup options): wait, bounded, for it (without that the statement
+    # would wait for the lock, which is held until below)
     if [ "$1" = pg_database ]; then left=; else wait_for 10 '[ "$(fleet_backends)" = 0 ]'; left=$(fleet_backends); fi
     echo "done" > "$MC_RUN/fl_lock.fifo"; wait "$locker" 2>/dev/null; rm -f "$MC_RUN/fl_lock.fifo" "$MC_RUN/fl_lock.out"
     echo "# with eu's $1 locked: $slow ($ms ms; fleet statements left running on eu: $left)"
@@ -228,7 +265,25 @@ locked_view pg_extension
 [ "$slow" = "eu:false:timed out after 1500 ms pgb:true: standby:true:" ]
 ok $? "a member whose statement waits on a lock is a row that says it timed out; the others answer"
 [ "$ms" -ge 1500 ] && [ "$ms" -lt 6000 ]; ok $? "the view answered after the 1500 ms timeout, not the lock's end ($ms ms)"
-[ "$left" = 0 ]; ok $? "the late statement was cancelled on the member, not left waiting ($left left)"
+[ "$left" = 0 ]; ok $? "the late statement was ended on the member by its statement_timeout, not left waiting ($left left)"
+
+# ---- a hostile member: answers the startup, then ignores queries and never
+# closes a cancel request's connection.  The poll must come back at the
+# timeout without sending a cancel (libpq < 17's PQcancel would wait forever).
+FAKE=$MC_RUN/fl_fake; F=55475
+mkdir -p "$FAKE"; chmod 777 "$FAKE"; : > "$FAKE/log"
+python3 "$(dirname "$0")/fake_hung_member.py" "$FAKE" $F "$FAKE/log" & FAKE_PID=$!
+wait_for 10 'grep -q listening "$FAKE/log"'
+hq -c "CREATE SERVER fl_fake FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$FAKE', port '$F', dbname 'postgres')" \
+   -c "CREATE USER MAPPING FOR postgres SERVER fl_fake OPTIONS (user 'fleet')" \
+   -c "INSERT INTO capacity_fleet_member (name, kind, server) VALUES ('fake', 'replica', 'fl_fake')" >/dev/null
+hung=$(PGOPTIONS="-c matter_capacity.fleet_timeout=1500" timeout 60 \
+       psql -X -q -At -h "$HUB" -p $P -U postgres -d postgres -c "SELECT name || ':' || reachable || ':' || error FROM capacity_fleet_poll('fake')" 2>>"$ERRS")
+echo "# a member that never answers: $hung; it was sent: $(sort "$FAKE/log" | uniq -c | tr -s ' \n' ' ')"
+[ "$hung" = "fake:false:timed out after 1500 ms" ]; ok $? "a member that ignores queries is a row that timed out, the poll does not hang"
+! grep -q cancel "$FAKE/log"; ok $? "no cancel request was sent to it (the member's statement_timeout does that job)"
+hq -c "DELETE FROM capacity_fleet_member WHERE name = 'fake'" >/dev/null
+kill $FAKE_PID 2>/dev/null; wait $FAKE_PID 2>/dev/null
 
 # ---- a member stopped: a row saying so, the others sampled
 cluster_stop fl_eu

@@ -15,7 +15,7 @@
 -- that could not get its locks ended the backfill with an error.
 -- Mirrors src/sql/60_convert.sql.
 
-CREATE FUNCTION @extschema@.capacity_autovacuum_yield(rels regclass[], what text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_autovacuum_yield(rels regclass[], what text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -69,7 +69,7 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_autovacuum_yield(regclass[], text) FROM PUBLIC;
 
-CREATE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
+CREATE OR REPLACE FUNCTION @extschema@.capacity_run_bounded(stmts text[], what text, yield_to regclass[])
 RETURNS integer
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_run_bounded';
@@ -87,7 +87,7 @@ AS $$ SELECT @extschema@.capacity_run_bounded(stmts, what, NULL::regclass[]) $$;
 -- (capacity_derived_name) and src/sql/60_convert.sql (the conversion derives
 -- its names with it: at most 62 bytes, whole characters, never colliding).
 
-CREATE FUNCTION @extschema@.capacity_derived_name(base text, suffix text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_derived_name(base text, suffix text)
 RETURNS text
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'capacity_derived_name';
@@ -470,7 +470,7 @@ AS $$ SELECT * FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bind
 --   60_convert.sql: capacity_convert_check
 --   31_indicator_functions.sql: capacity_record
 
-CREATE FUNCTION @extschema@.capacity_run_as_owner(tbl regclass, stmts text[])
+CREATE OR REPLACE FUNCTION @extschema@.capacity_run_as_owner(tbl regclass, stmts text[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_run_as_owner';
@@ -846,7 +846,7 @@ CREATE TYPE @extschema@.capacity_day_point AS (
 -- NULL: the six-stage ladder's capacity_trigger; a plan's name: that
 -- plan's conditions (stage is their step's ordinal; days and daily are
 -- set for N-consecutive-UTC-day conditions, whose sustain is N days).
-CREATE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_resolved(bindings jsonb, plan_name text)
 RETURNS TABLE(name text, stage integer, indicator text, label_filter jsonb, aggregate text,
               ratio_filter jsonb, per_period interval, comparator text, sustain interval,
               declared_flag text, description text, eff_threshold double precision,
@@ -911,7 +911,7 @@ $$;
 -- firing when every one of the N days breaches, ok as soon as one day is
 -- under, insufficient data when days are missing and none is under.
 -- plan_name: as in capacity_trigger_resolved.
-CREATE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_trigger_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS SETOF @extschema@.capacity_trigger_row
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1157,7 +1157,7 @@ LANGUAGE sql STABLE
 AS $$ SELECT * FROM @extschema@.capacity_trigger_eval(as_of, bindings, NULL::text) $$;
 
 -- Which plan: NULL is the active one; an unknown name is an error.
-CREATE FUNCTION @extschema@.capacity_plan_resolve(plan_name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_resolve(plan_name text)
 RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1183,7 +1183,7 @@ $$;
 
 -- capacity_stage() for any plan: the six-stage ladder's evaluation or a
 -- plan's (capacity_plan_eval, 45_plans.sql).
-CREATE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_stage(as_of timestamptz, bindings jsonb, horizon interval, plan_name text)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
               runbook text, evaluated_at timestamptz)
@@ -1286,7 +1286,7 @@ $$;
 
 DROP VIEW @extschema@.capacity_stages;
 DROP FUNCTION @extschema@.capacity_stage(timestamptz, interval);
-CREATE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
+CREATE OR REPLACE FUNCTION @extschema@.capacity_stage(as_of timestamptz DEFAULT now(),
                                            horizon interval DEFAULT '6 months',
                                            plan text DEFAULT NULL)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
@@ -1305,7 +1305,7 @@ DROP FUNCTION @extschema@.capacity_decide_at(text, text, timestamptz, jsonb);
 -- The weekly review: record the decision with the evidence of this moment,
 -- for the six-stage ladder or a plan (plan_name resolved by the caller),
 -- with the caller's references to the gate artifacts it rests on.
-CREATE FUNCTION @extschema@.capacity_decide_at(decision text, note text, as_of timestamptz, bindings jsonb,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_decide_at(decision text, note text, as_of timestamptz, bindings jsonb,
                                                plan_name text, evidence_refs text[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1346,7 +1346,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
+CREATE OR REPLACE FUNCTION @extschema@.capacity_decide(decision text, note text, as_of timestamptz DEFAULT now(),
                                             plan text DEFAULT NULL, evidence_refs text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -1403,7 +1403,7 @@ SELECT id, decided_at, decision, note, current_stage, recommended_stage, evaluat
 -- docs/plans.md.
 
 -- An error about a plan document, naming the path of the bad field.
-CREATE FUNCTION @extschema@.capacity_plan_fail(path text, message text, state text, hint text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_fail(path text, message text, state text, hint text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1418,7 +1418,7 @@ $$;
 -- of capacity_plan_condition as a jsonb object.  known_ind and known_set:
 -- the indicators and settings the document may use (installed ones and
 -- the document's own).
-CREATE FUNCTION @extschema@.capacity_plan_check_condition(c jsonb, path text, known_ind text[], known_set text[])
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_check_condition(c jsonb, path text, known_ind text[], known_set text[])
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1566,7 +1566,7 @@ $$;
 
 -- A rule of a step ({"any": [condition or {"all": [...]}, ...]} or
 -- {"all": [condition, ...]}) as rows: (grp, path, condition).
-CREATE FUNCTION @extschema@.capacity_plan_rule_groups(r jsonb, path text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_rule_groups(r jsonb, path text)
 RETURNS TABLE(grp integer, pos integer, cpath text, cond jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1614,7 +1614,7 @@ $$;
 -- the plan replaces any installed plan of that name (staying active if it
 -- was).  Settings it defines are created or set to the document's value;
 -- indicators it declares are registered as pushed ones if missing.
-CREATE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_import(doc jsonb)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1973,7 +1973,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
 -- firing: the conditions of the groups that hold and decide.
 -- current_stage and recommended_stage are rungs of the ladder (0 for a
 -- plan without tiers).
-CREATE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_eval(as_of timestamptz, bindings jsonb, plan_name text)
 RETURNS TABLE(current_stage integer, current_name text, recommended_stage integer,
               recommended_name text, decision text, firing text[], evidence jsonb,
               runbook text, evaluated_at timestamptz)
@@ -2156,7 +2156,7 @@ $$;
 
 -- A condition of capacity_trigger or capacity_plan_condition as it is
 -- written in a plan document.
-CREATE FUNCTION @extschema@.capacity_plan_condition_doc(name text, indicator text, label_filter jsonb, bind_table text,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_condition_doc(name text, indicator text, label_filter jsonb, bind_table text,
                                                         aggregate text, ratio_filter jsonb, per_period interval,
                                                         comparator text, threshold double precision, threshold_setting text,
                                                         sustain interval, days integer, daily text, declared_flag text,
@@ -2186,7 +2186,7 @@ $$;
 -- six tiers (its leading indicators as alerts); imported under another
 -- name it is evaluated like any plan (without the forecasts and the
 -- contradiction checks the built-in ladder adds).
-CREATE FUNCTION @extschema@.capacity_plan_export(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_export(name text)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2240,7 +2240,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
 
 -- Install a shipped preset (capacity_plan_preset), or put it back as
 -- shipped if it is installed.
-CREATE FUNCTION @extschema@.capacity_plan_install(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_install(name text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2271,7 +2271,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
     'an installed one is put back as shipped. Error 42704 for an unknown preset.';
 
-CREATE FUNCTION @extschema@.capacity_plan_use(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_use(name text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2293,7 +2293,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_use(text) IS
     'Make an installed plan the active one, the plan capacity_stage() evaluates without a plan argument. Error 42704 for a plan that is not installed.';
 
 -- Where a plan's ladder stands: the six-stage ladder's is capacity_set_stage.
-CREATE FUNCTION @extschema@.capacity_plan_set_tier(plan text, tier text, note text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_set_tier(plan text, tier text, note text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2344,7 +2344,7 @@ COMMENT ON VIEW @extschema@.capacity_plans IS
 -- tenant's size (the newest value of the grid's measure per {tenant}
 -- label in the 7 days to as_of), its archetype (the first band whose
 -- bound setting it does not exceed) and what each column requires.
-CREATE FUNCTION @extschema@.capacity_plan_grid(plan text DEFAULT NULL, as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_grid(plan text DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS TABLE(tenant text, size double precision, archetype text, grid_column text, requirement text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2389,7 +2389,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_grid(text, timestamptz) IS
 -- against max_connections less the reserved connections, in percent (what
 -- tenant-archetypes reads as pool_budget_percent; push it with
 -- SELECT capacity_record('pool_budget_percent', percent) FROM capacity_pool_budget()).
-CREATE FUNCTION @extschema@.capacity_pool_budget()
+CREATE OR REPLACE FUNCTION @extschema@.capacity_pool_budget()
 RETURNS TABLE(pool_sizes bigint, budget integer, percent double precision)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2840,7 +2840,7 @@ INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shi
 --   * the daily rollups of the days touched are recomputed
 --     (capacity_roll_up_days), so forecasts and sustained triggers work at
 --     once.
-CREATE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
+CREATE OR REPLACE FUNCTION @extschema@.capacity_import_load(p_indicators text[], p_labels jsonb[],
                                                  p_sampled_at timestamptz[], p_values double precision[],
                                                  as_of timestamptz, what_row text)
 RETURNS bigint
@@ -3002,7 +3002,7 @@ COMMENT ON FUNCTION @extschema@.capacity_import_load(text[], jsonb[], timestampt
     'Arrays of the same length (indicator, labels, sampled_at, value); what_row names an element in messages. Returns the samples loaded.';
 
 -- One series from arrays: sampled_at[i] and value[i] are sample i.
-CREATE FUNCTION @extschema@.capacity_import_samples(indicator text, labels jsonb,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_import_samples(indicator text, labels jsonb,
                                                     sampled_at timestamptz[], value double precision[],
                                                     as_of timestamptz DEFAULT now())
 RETURNS bigint
@@ -3029,7 +3029,7 @@ COMMENT ON FUNCTION @extschema@.capacity_import_samples(text, jsonb, timestamptz
 -- (a query: make it a view, or a temporary one).  C (src/import.c): the
 -- source is read with the caller's rights, the samples written as the
 -- extension owner.
-CREATE FUNCTION @extschema@.capacity_import_samples(source regclass, as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION @extschema@.capacity_import_samples(source regclass, as_of timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_import_samples_from';
@@ -3054,7 +3054,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_import_samples(regclass, timesta
 -- rollups (history) and capacity_decision (the log).
 
 -- Text as HTML character data or a quoted attribute value.
-CREATE FUNCTION @extschema@.capacity_html(t text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_html(t text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -3172,7 +3172,7 @@ COMMENT ON FUNCTION @extschema@.capacity_svg_chart(timestamptz[], double precisi
     'An inline SVG line chart of a daily series (NULL values are gaps), its threshold as a dashed line, '
     'and a forecast from (from_at, from_v) to the threshold at eta with the band eta_lo..eta_hi; x runs to x_end.';
 
-CREATE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
+CREATE OR REPLACE FUNCTION @extschema@.capacity_report_html(as_of timestamptz DEFAULT now(),
                                                  horizon interval DEFAULT '6 months',
                                                  plan text DEFAULT NULL)
 RETURNS text
@@ -3705,7 +3705,7 @@ $$;
 -- Leftovers of issue 19 (kind 3), after the rewritten procedures:
 --   60_convert.sql: capacity_owner_value (the backfill's first read of the
 --   historical partition, as the table's owner)
-CREATE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_owner_value(tbl regclass, query text)
 RETURNS text
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_owner_value';
@@ -3716,7 +3716,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_owner_value(regclass, text) FROM
 -- used by the table's CHECK and capacity_register_push; a trigger's comparator
 -- is read in one place, capacity_breaches.  Mirrors 30, 31 and 41.
 
-CREATE FUNCTION @extschema@.capacity_check_indicator_name(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_check_indicator_name(name text)
 RETURNS boolean
 LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'capacity_check_indicator_name';
@@ -3728,7 +3728,7 @@ ALTER TABLE @extschema@.capacity_indicator DROP CONSTRAINT capacity_indicator_na
 
 
 
-CREATE FUNCTION @extschema@.capacity_breaches(value double precision, comparator text,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_breaches(value double precision, comparator text,
                                               threshold double precision)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -3751,7 +3751,7 @@ COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double
 -- explain's period bounds are the rollover's (capacity_period_start).
 -- Mirrors 10_partitions.sql, 50_explain.sql and 60_convert.sql.
 
-CREATE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_check_policy(tbl regclass, time_column name, granularity text,
                                                   hash_column name, hash_partitions integer, premake integer,
                                                   retention interval, retention_action text)
 RETURNS void
@@ -3760,7 +3760,7 @@ AS 'MODULE_PATHNAME', 'capacity_check_policy';
 COMMENT ON FUNCTION @extschema@.capacity_check_policy IS
     'Raises what capacity_manage would refuse in these policy arguments for tbl (granularity, hash column and count, premake and leaf limit, retention, retention_action); changes nothing.';
 
-CREATE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_period_ddl(tbl regclass, time_column name, granularity text,
                                                 period_start timestamptz, hash_column name,
                                                 hash_partitions integer)
 RETURNS text[]
@@ -3774,7 +3774,7 @@ COMMENT ON FUNCTION @extschema@.capacity_run_bounded(text[], text, regclass[]) I
     'Run statements under matter_capacity.lock_timeout, retried matter_capacity.lock_retries times (src/locks.c); returns the attempts; 55P03 when the locks stay unavailable.';
 
 DROP FUNCTION @extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text);
-CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
                                                    retention_action text, retention interval)
 RETURNS TABLE(qual text, nspname name, relname name, owner name, time_type regtype, key_columns name[])
@@ -3959,7 +3959,7 @@ $$;
 -- and its days with capacity_roll_up_days, as the sampler does.  Mirrors
 -- 31_indicator_functions.sql, 33_measures.sql and 50_explain.sql.
 
-CREATE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_write_sample(indicator text, labels jsonb, sampled_at timestamptz,
                                                   value double precision)
 RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
@@ -3970,7 +3970,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timest
 
 
 
-CREATE FUNCTION @extschema@.capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz)
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_roll_up_hours';
@@ -4010,7 +4010,7 @@ COMMENT ON TABLE @extschema@.capacity_fleet_member IS
     'labels: tier {"tenants": [...]}, region {"region": "eu"}, pooler optionally {"role_of_pool": {...}}.';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_fleet_member', '');
 
-CREATE FUNCTION @extschema@.capacity_fleet_check(name text, kind text, target text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_check(name text, kind text, target text)
 RETURNS jsonb
 LANGUAGE c STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_fleet_check';
@@ -4019,19 +4019,24 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
     '(unknown server 42704, no user mapping 42704, unreachable 08001, this very database 42P17, '
     'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023).  Returns its version and role.';
 
-CREATE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    other text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid', coalesce(quote_literal(name), 'NULL')
+        -- hostile input is not echoed in full: 63 characters at most
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
+            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
             USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
     END IF;
     IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name, coalesce(quote_literal(kind), 'NULL')
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
+            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
             USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
     END IF;
     IF target IS NULL OR target = '' THEN
@@ -4056,6 +4061,13 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
             USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
     END IF;
+    -- one server, one member: two names would count its series twice
+    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
+     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
+    IF FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
+            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
+    END IF;
     -- raises when the member cannot be one; nothing is registered then
     PERFORM @extschema@.capacity_fleet_check(name, kind, target);
     INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
@@ -4071,18 +4083,43 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
     '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels, 42710 exists, and those of capacity_fleet_check.';
 
-CREATE FUNCTION @extschema@.capacity_fleet_remove(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_remove(name text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    moves   text;
+    tenants text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('remove a fleet member');
-    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_fleet_remove needs a member name, not NULL'
+            USING ERRCODE = '22004', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
+    END IF;
+    -- serialise with a concurrent registration or move of this member
+    PERFORM 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist', name
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" does not exist',
+            CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END
             USING ERRCODE = '42704', HINT = 'SELECT name FROM capacity_fleet_member lists the members.';
     END IF;
+    -- a move's abort and cleanup need the member; a tenant living there is
+    -- recorded against it
+    SELECT string_agg(format('%s (%s)', t.tenant, t.state), ', ' ORDER BY t.tenant) INTO moves
+      FROM @extschema@.capacity_tenant_move t
+     WHERE t.member = capacity_fleet_remove.name AND t.state <> 'cleaned';
+    SELECT string_agg(t.tenant, ', ' ORDER BY t.tenant) INTO tenants
+      FROM @extschema@.capacity_tenant_tier t
+     WHERE t.member = capacity_fleet_remove.name;
+    IF moves IS NOT NULL OR tenants IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" is in use: %', name,
+            concat_ws('; ', 'tenant moves to it: ' || moves, 'tenants living on it: ' || tenants)
+            USING ERRCODE = '55000',
+                  HINT = 'Finish (capacity_tenant_move_cutover, capacity_tenant_move_cleanup) or abort (capacity_tenant_move_abort) '
+                         'the moves first; tenants cut over to it are recorded in capacity_tenant_tier and live there.';
+    END IF;
+    DELETE FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_remove.name;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
@@ -4107,7 +4144,7 @@ INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, shi
 
 -- One row per member, polled now; SECURITY DEFINER so that the owner's
 -- user mappings are used whoever reads the view (they never see them).
-CREATE FUNCTION @extschema@.capacity_fleet_poll(
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_poll(
     member text DEFAULT NULL,
     OUT name text, OUT kind text, OUT labels jsonb, OUT reachable boolean, OUT error text,
     OUT polled_at timestamptz, OUT connect_ms double precision, OUT rtt_ms double precision,
@@ -4155,7 +4192,7 @@ GRANT SELECT ON @extschema@.capacity_fleet TO pg_monitor;
 -- Plan documents check indicator names with the same C rule
 -- (capacity_indicator_name_valid).  Mirrors 30_indicators.sql and 45_plans.sql.
 
-CREATE FUNCTION @extschema@.capacity_indicator_name_valid(name text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_indicator_name_valid(name text)
 RETURNS boolean
 LANGUAGE c IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'capacity_indicator_name_valid';
@@ -4218,7 +4255,7 @@ COMMENT ON TABLE @extschema@.capacity_tenant_tier IS
     'Tier registry: the tier and fleet member of every tenant moved off this database (written at cutover).';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.capacity_tenant_tier', '');
 
-CREATE FUNCTION @extschema@.capacity_tenant_move(tenant text, target text, tables regclass[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move(tenant text, target text, tables regclass[] DEFAULT NULL,
                                                 source_conninfo text DEFAULT NULL)
 RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
@@ -4231,7 +4268,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], tex
     '(its initial copy is PostgreSQL''s), and a guard trigger per table.  source_conninfo: how the member reaches this '
     'database, without password (default: this server''s socket, database and role).  Call it in its own transaction (25001).';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
 RETURNS TABLE(table_name regclass, source_rows bigint, target_rows bigint,
               source_checksum text, target_checksum text, equal boolean)
 LANGUAGE c STRICT VOLATILE
@@ -4242,7 +4279,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
     'tenant_move_timeout for the member to confirm the WAL position), both snapshots are taken, writes resume, then the '
     'counting runs.  55000 while the initial copy is not finished.  Recorded as the move''s last verification.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
 RETURNS void
 LANGUAGE c STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_freeze';
@@ -4250,7 +4287,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
     'Refuse the tenant''s writes here from now on (SQLSTATE 25006 with a hint naming the member); waits at most '
     'lock_timeout x (lock_retries + 1) for the tenant''s writes in flight.  Other tenants are not affected.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
 RETURNS void
 LANGUAGE c STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
@@ -4259,7 +4296,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
     'if they differ), records the tenant in capacity_tenant_tier and in the member''s labels.tenants, drops the '
     'subscription and the publication.  Routing the application is the application''s.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
 RETURNS void
 LANGUAGE c STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
@@ -4267,7 +4304,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
     'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
     'guard triggers (bounded by lock_timeout) and the publication here; the tenant''s rows here were never touched.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_cleanup(tenant text, batch_rows integer DEFAULT 10000)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_cleanup(tenant text, batch_rows integer DEFAULT 10000)
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_cleanup';
@@ -4275,7 +4312,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) IS
     'After cutover only, when asked: deletes up to batch_rows of the tenant''s rows per table here, each batch under '
     'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_guard()
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_guard()
 RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_guard';
@@ -4283,7 +4320,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_guard() IS
     'BEFORE ROW trigger (tenant column, tenant) added by capacity_tenant_move: on the tenant''s rows only, lets '
     'verification pause them, and refuses them (25006) once frozen.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_status()
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_status()
 RETURNS TABLE(tenant text, member text, table_name regclass, sync_state text, lag_bytes bigint,
               source_rows bigint, target_rows bigint, verified_at timestamptz, verified_equal boolean,
               verified_source_rows bigint, verified_target_rows bigint, state text, reason text, note text)
@@ -5596,7 +5633,7 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
 -- The same write path in bulk (the import): element i of the arrays is
 -- sample i; raw false keeps it out of capacity_sample (history older than
 -- the raw samples kept) but still a candidate for the newest value.
-CREATE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
+CREATE OR REPLACE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
                                                    "values" double precision[], raw boolean[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
@@ -5690,6 +5727,21 @@ COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
     'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
 
+-- ======== fleet: fixes from the hostile review ========
+-- 48_fleet.sql: capacity_fleet_add refuses a server already registered under
+-- another name (42710) and truncates hostile names in its messages;
+-- capacity_fleet_remove (now defined in 49_tenant_moves.sql) refuses NULL
+-- (22004) and a member with open tenant moves or tenants on it (55000).
+-- (The connection-string refusal and password scrubbing are C: capacity_fleet_check.)
+COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
+    'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
+    'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
+    'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
+    'name is expected, 42710 the name exists or the server is already another member, and those of capacity_fleet_check.';
 
-
-
+COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
+    'Forgets a fleet member (its recorded samples stay).  22004 for NULL, 42704 if there is none of that name, '
+    '55000 while tenant moves to it are not cleaned up or tenants live on it (capacity_tenant_tier).  '
+    'The foreign server and user mapping are left to the DBA.  Defined here, not in 48_fleet.sql, because it reads '
+    'capacity_tenant_move.';
