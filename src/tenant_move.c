@@ -68,6 +68,7 @@
 #include "commands/dbcommands.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -348,6 +349,30 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 		PQclear(res);
 }
 
+/* ------------------------------------------------------------- arguments */
+
+/*
+ * The entry points are CALLED ON NULL INPUT: a NULL is an error naming the
+ * argument (22004), never a silent NULL result or a crash.
+ */
+static void
+require_arg(FunctionCallInfo fcinfo, int n, const char *func, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: argument %s must not be NULL", func, name),
+				 errhint("%s", hint)));
+}
+
+static char *
+tenant_arg(FunctionCallInfo fcinfo, const char *func)
+{
+	require_arg(fcinfo, 0, func, "tenant",
+				"Name the tenant whose move this is; see capacity_tenant_moves.");
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
 /* ---------------------------------------------------------------- barrier */
 
 static uint32
@@ -570,7 +595,7 @@ Datum
 capacity_tenant_move_verify(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", "frozen", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_verify");
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	Move	   *m;
@@ -633,6 +658,16 @@ resolve_tables(Move *m, ArrayType *given)
 		values[0] = PointerGetDatum(given);
 	else
 		values[0] = (Datum) 0;
+	if (given && array_contains_nulls(given))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("capacity_tenant_move: argument tables must not contain NULL"),
+				 errhint("List managed tables with a tenant column, or leave tables out for all of them.")));
+	if (given && ArrayGetNItems(ARR_NDIM(given), ARR_DIMS(given)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("capacity_tenant_move: argument tables is an empty list"),
+				 errhint("List managed tables with a tenant column, or leave tables out for all of them.")));
 	/* given tables that have no tenant column are named */
 	if (given)
 	{
@@ -877,6 +912,26 @@ source_conninfo(text *given)
 }
 
 /* Undo what the move created so far, quietly (we are failing already). */
+/*
+ * One start per tenant at a time: a transaction-level lock, taken without
+ * waiting, in a key space no SQL function reaches (the barrier's class and
+ * key, sub-id 1; the barrier uses 0).  Held until this transaction ends,
+ * by which time the move's catalog row is committed (or nothing is left),
+ * so a second caller sees either "busy" or the move.
+ */
+static void
+start_guard(const char *tenant)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, capacity_relid("capacity_tenant_move"), tenant_key(tenant), 1);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a move of tenant \"%s\" is being started by another session", tenant),
+				 errhint("Wait for it to end, then see capacity_tenant_moves.")));
+}
+
 static void
 undo_move(Move *m, PGconn *conn, bool subscription)
 {
@@ -909,6 +964,7 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	m->tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	m->member = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	m->name = move_name(m->tenant);
+	start_guard(m->tenant);
 	conninfo = source_conninfo(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	require_not_in_recovery("capacity_tenant_move");
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
@@ -987,6 +1043,24 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not create publication %s for tenant \"%s\": %s", m->name, m->tenant, error),
 					 errhint("The publication is created through matter_capacity.loopback_conninfo.")));
+		{
+			/* never drop, on failure, a subscription this call did not create */
+			const char *params[1] = {m->name};
+			PGresult   *res = member_exec(conn, m->member,
+										  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
+										  1, params);
+			bool		exists = PQntuples(res) > 0;
+
+			PQclear(res);
+			if (exists)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
+								m->name, m->tenant, m->member),
+						 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
+								   "or was made by hand."),
+						 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
+		}
 		subscribed = true;
 		PQclear(member_exec(conn, m->member,
 							psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s "
@@ -1042,7 +1116,7 @@ Datum
 capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_freeze");
 	Move	   *m;
 
 	SPI_connect();
@@ -1059,7 +1133,7 @@ Datum
 capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"frozen", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_cutover");
 	Move	   *m;
 	PGconn	   *conn;
 	Tally	   *src,
@@ -1130,7 +1204,7 @@ Datum
 capacity_tenant_move_abort(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", "frozen", "failed", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_abort");
 	Move	   *m;
 	PGconn	   *conn;
 	int			i;
@@ -1199,12 +1273,15 @@ Datum
 capacity_tenant_move_cleanup(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"cut over", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		batch = PG_ARGISNULL(1) ? 10000 : PG_GETARG_INT32(1);
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_cleanup");
+	int32		batch;
 	Move	   *m;
 	int64		total = 0;
 	int			i;
 
+	require_arg(fcinfo, 1, "capacity_tenant_move_cleanup", "batch_rows",
+				"Pass a positive number of rows, or leave it out for 10000.");
+	batch = PG_GETARG_INT32(1);
 	if (batch < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

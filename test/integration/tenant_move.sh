@@ -101,6 +101,20 @@ st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY['pg_class'::r
 ok $? "a table without tenant column refused ($st)"
 st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1')"); [ "$st" = 55000 ]
 ok $? "by default every managed table with a tenant column moves: Note is refused too ($st)"
+# NULL arguments: 22004 naming the argument, never a crash or a silent NULL
+for call in "capacity_tenant_move_cleanup(NULL, 5)" "capacity_tenant_move_cleanup('org_a', NULL)" \
+            "capacity_tenant_move_abort(NULL)" "capacity_tenant_move_verify(NULL)" \
+            "capacity_tenant_move_freeze(NULL)" "capacity_tenant_move_cutover(NULL)" \
+            "capacity_tenant_move(NULL, 'tier1')" "capacity_tenant_move('org_a', 'tier1', ARRAY[NULL]::regclass[])"; do
+    msg=$(qs -c "SELECT * FROM $call" 2>&1 | head -n 1)
+    st=$(state_of "SELECT * FROM $call")
+    [ "$st" = 22004 ] && echo "$msg" | grep -q 'must not'
+    ok $? "$call refused ($st: $msg)"
+done
+qs -c "SELECT 1" >/dev/null; ok $? "the server is still up after the NULL calls"
+msg=$(qs -c "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY[]::regclass[])" 2>&1 | head -n 1)
+st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY[]::regclass[])")
+[ "$st" = 22023 ] && echo "$msg" | grep -q 'empty list'; ok $? "an empty table list refused ($st: $msg)"
 after=$(snapshot)
 [ "$after" = "$before" ]; ok $? "refused calls changed nothing on either side"
 qs -c 'DROP TABLE "Note", "Webhook"' >/dev/null
@@ -153,6 +167,34 @@ after=$(snapshot)
 [ "$after" = "$before" ]; ok $? "abort: both sides as before ($after)"
 qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") VALUES ('org_b', '2026-11-24 00:00+00')" >/dev/null
 ok $? "abort: org_b writes here again"
+
+# ---- two sessions start the same move: one wins, the other is refused and drops nothing
+# a transaction holding an xid here makes the member's slot creation (inside the first call) wait
+qs -c "SET application_name = xid_holder" -c "BEGIN" -c "SELECT txid_current()" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!; pids="$pids $holder"
+wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xid_holder' AND backend_xid IS NOT NULL" 1
+qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" > "$SD/first.out" 2>&1 &
+first=$!
+wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT capacity_tenant_move(%' AND pid <> pg_backend_pid()" 1
+sleep 1
+msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
+st=$(state_of "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)")
+[ "$st" = 55000 ] && echo "$msg" | grep -q 'a move of tenant "org_b" is being started by another session'
+ok $? "a second concurrent start is refused ($st: $msg)"
+qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
+wait $holder 2>/dev/null
+wait $first; rc=$?
+got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT state FROM capacity_tenant_move WHERE tenant = 'org_b')")/$(qt -c "SELECT count(*) FROM pg_subscription")
+[ $rc = 0 ] && [ "$got" = "1 syncing/1" ]; ok $? "the first start won and kept its publication and subscription ($got; $(head -c 200 "$SD/first.out"))"
+qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort of the winner"
+# a subscription of the move's name left on the member is named, and not dropped
+sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16)")
+qt -c "CREATE SUBSCRIPTION $sub CONNECTION 'host=/nonexistent dbname=postgres' PUBLICATION $sub WITH (connect = false, slot_name = NONE)" >/dev/null
+msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
+got=$(qs -c "SELECT count(*) FROM pg_publication")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")
+echo "$msg" | grep -q "subscription $sub for tenant \"org_b\" already exists on fleet member \"tier1\"" && [ "$got" = 0/1 ]
+ok $? "a leftover subscription on the member is refused by name and left alone ($got: $msg)"
+qt -c "DROP SUBSCRIPTION $sub" >/dev/null
 
 # ---- the move under load
 mkscript() {

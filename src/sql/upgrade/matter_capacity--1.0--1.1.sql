@@ -8386,3 +8386,13 @@ BEGIN
     RETURN loaded;
 END
 $$;
+
+-- ======== tenant moves: fixes from the hostile review ========
+-- A NULL argument of a capacity_tenant_move* function is an error (22004)
+-- naming the argument, never a silent NULL or a crash: the C functions
+-- check it themselves.  Mirrors src/sql/49_tenant_moves.sql.
+
+ALTER FUNCTION @extschema@.capacity_tenant_move_verify(text) CALLED ON NULL INPUT;
+ALTER FUNCTION @extschema@.capacity_tenant_move_freeze(text) CALLED ON NULL INPUT;
+ALTER FUNCTION @extschema@.capacity_tenant_move_cutover(text) CALLED ON NULL INPUT;
+ALTER FUNCTION @extschema@.capacity_tenant_move_abort(text) CALLED ON NULL INPUT;
