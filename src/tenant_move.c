@@ -83,6 +83,7 @@
 #include "locks.h"
 #include "loopback.h"
 #include "remote.h"
+#include "tenant_move.h"
 
 PG_FUNCTION_INFO_V1(capacity_tenant_move);
 PG_FUNCTION_INFO_V1(capacity_tenant_move_verify);
@@ -114,6 +115,14 @@ typedef struct Move
 
 /* Cleanup deletes through the guard: set only while it runs, this backend. */
 static const char *cleanup_tenant = NULL;
+
+/*
+ * Set by the rollover around its row rescue (tenant_move_allow_rescue): a
+ * tenant's rows left here after cutover (until cleanup) may then move from
+ * the default partition into their new period.  Only after cutover: before
+ * it the rollover leaves them alone (tenant_move_in_progress).
+ */
+static bool rescue_allowed = false;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -347,6 +356,36 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 
 	if (res)
 		PQclear(res);
+}
+
+/* -------------------------------------------------- asked by the rollover */
+
+/*
+ * The tenant whose move of relid is not yet cut over (syncing, frozen or
+ * failed), or NULL.  The rollover leaves such a table's default-partition
+ * rows where they are: its rescue (DELETE from the default, INSERT into a
+ * table not yet attached) would replicate the delete and not the insert.
+ * Caller is SPI-connected.
+ */
+char *
+tenant_move_in_progress(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	catalog_execute(psprintf("SELECT m.tenant FROM %s t JOIN %s m ON m.tenant OPERATOR(pg_catalog.=) t.tenant "
+							 "WHERE t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+							 "AND m.state OPERATOR(pg_catalog.<>) ALL ('{cut over,cleaned}') "
+							 "ORDER BY m.tenant LIMIT 1",
+							 capacity_object("capacity_tenant_move_table"), capacity_object("capacity_tenant_move")),
+					1, types, values, NULL, true);
+	return SPI_processed > 0 ? spi_text(0, 1) : NULL;
+}
+
+void
+tenant_move_allow_rescue(bool on)
+{
+	rescue_allowed = on;
 }
 
 /* ------------------------------------------------------------- arguments */
@@ -1387,7 +1426,8 @@ capacity_tenant_move_guard(PG_FUNCTION_ARGS)
 			state = spi_text(0, 1);
 			member = spi_text(0, 2);
 		}
-		if (state && strcmp(state, "syncing") != 0)
+		if (state && strcmp(state, "syncing") != 0 &&
+			!(rescue_allowed && strcmp(state, "frozen") != 0 && strcmp(state, "failed") != 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 strcmp(state, "frozen") == 0
