@@ -373,6 +373,9 @@ tenant_move_in_progress(Oid relid)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 
+	/* a 1.0 schema (this library before ALTER EXTENSION UPDATE) has no moves */
+	if (!OidIsValid(get_relname_relid("capacity_tenant_move_table", get_rel_namespace(capacity_relid("capacity_policy")))))
+		return NULL;
 	catalog_execute(psprintf("SELECT m.tenant FROM %s t JOIN %s m ON m.tenant OPERATOR(pg_catalog.=) t.tenant "
 							 "WHERE t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
 							 "AND m.state OPERATOR(pg_catalog.<>) ALL ('{cut over,cleaned}') "
