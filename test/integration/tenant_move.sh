@@ -189,7 +189,7 @@ got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT stat
 qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort of the winner"
 # a subscription of the move's name left on the member is named, and not dropped
 sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16)")
-qt -c "CREATE SUBSCRIPTION $sub CONNECTION 'host=/nonexistent dbname=postgres' PUBLICATION $sub WITH (connect = false, slot_name = NONE)" >/dev/null
+qt -c "CREATE SUBSCRIPTION $sub CONNECTION 'host=/nonexistent dbname=postgres' PUBLICATION $sub WITH (connect = false, slot_name = NONE)" >/dev/null 2>&1
 msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
 got=$(qs -c "SELECT count(*) FROM pg_publication")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")
 echo "$msg" | grep -q "subscription $sub for tenant \"org_b\" already exists on fleet member \"tier1\"" && [ "$got" = 0/1 ]
