@@ -1006,9 +1006,10 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	m->tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	m->member = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	m->name = move_name(m->tenant);
-	start_guard(m->tenant);
 	conninfo = source_conninfo(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	require_not_in_recovery("capacity_tenant_move");
+	/* first thing after the arguments (a standby takes no such lock) */
+	start_guard(m->tenant);
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -1391,7 +1392,10 @@ capacity_tenant_move_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(td->tg_event) || td->tg_trigger->tgnargs != 2)
-		elog(ERROR, "capacity_tenant_move_guard: must be a BEFORE ROW trigger with two arguments");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("capacity_tenant_move_guard: must be a BEFORE ROW trigger with two arguments"),
+				 errhint("capacity_tenant_move() adds it (tenant column, tenant); do not call it directly.")));
 	desc = RelationGetDescr(td->tg_relation);
 	column = td->tg_trigger->tgargs[0];
 	tenant = td->tg_trigger->tgargs[1];
