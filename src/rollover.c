@@ -31,6 +31,10 @@
  * A transaction-level lock per table (try_busy_guard, in a lock key space
  * no SQL function reaches) makes a concurrent second caller report
  * skipped_busy instead of doing the same DDL.
+ * A table a tenant move replicates (not yet cut over) keeps its
+ * default-partition rows: their periods are reported skipped_moving
+ * (skip_during_move), as the rescue's INSERT into a table not yet attached
+ * would not be replicated.
  *
  * Nothing that goes wrong with one table escapes: each phase runs in a
  * subtransaction (run_reported), an error rolls it back and becomes a row
@@ -76,6 +80,7 @@
 #include "periods.h"
 #include "rollover.h"
 #include "sampler.h"
+#include "tenant_move.h"
 
 PG_FUNCTION_INFO_V1(capacity_rollover);
 PG_FUNCTION_INFO_V1(capacity_rollover_proc);
@@ -427,6 +432,7 @@ typedef struct AttachBurst
 	TableLayout *layout;
 	Policy	   *pol;
 	List	   *periods;
+	char	   *moving;			/* tenant of a move not cut over, or NULL */
 } AttachBurst;
 
 /*
@@ -466,6 +472,20 @@ attach_burst(void *arg)
 		 */
 		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
+
+		/* during a tenant move, a row that arrived since the plan stays */
+		foreach(lc, b->moving ? b->periods : NIL)
+		{
+			NewPeriod  *np = lfirst(lc);
+
+			exec_sql(sql_default_has_rows(layout, np->p), SPI_OK_SELECT);
+			if (SPI_processed > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("tenant move of %s in progress: rows of %s reached the default partition of %s",
+								b->moving, np->relname, layout->qualname),
+						 errhint("The rows stay in the default partition; the rollover after the move's cutover or abort places them.")));
+		}
 
 		/*
 		 * Rows that arrived since step 1.  One period (the procedure's
@@ -1227,12 +1247,25 @@ static bool
 build_and_attach_step(void *arg)
 {
 	BuildAndAttach *ba = arg;
-	AttachBurst burst = {ba->r->layout, ba->r->pol, ba->periods};
+	AttachBurst burst = {ba->r->layout, ba->r->pol, ba->periods,
+	tenant_move_in_progress(ba->r->layout->relid)};
 	ListCell   *lc;
+	volatile bool attached = false;
 
-	foreach(lc, ba->periods)
-		build_standalone(ba->r->layout, ba->r->pol, lfirst(lc));
-	return bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
+	/* rows of a tenant already cut over may move (tenant_move.c's guard) */
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		foreach(lc, ba->periods)
+			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc));
+		attached = bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+	return attached;
 }
 
 static bool
@@ -1366,6 +1399,38 @@ within_rescue_budget(Rollover *r, List *periods)
 }
 
 /*
+ * A table a tenant move replicates keeps its default-partition rows until
+ * the move is cut over or aborted: rescuing them deletes them from the
+ * default (replicated) and inserts them into a table not yet attached (not
+ * replicated), so the member would lose them.  Periods needing such rows
+ * are reported skipped_moving; empty ones are made as usual.
+ */
+static void
+skip_during_move(Rollover *r, List **periods)
+{
+	char	   *tenant = NULL;
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	foreach(lc, *periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->default_rows == 0)
+		{
+			kept = lappend(kept, np);
+			continue;
+		}
+		if (tenant == NULL && (tenant = tenant_move_in_progress(r->pol->relid)) == NULL)
+			return;
+		emit(r->sink, r->layout, "skipped_moving", np->relname,
+			 psprintf("tenant move of %s in progress: rows stay in the default partition until it ends", tenant),
+			 r->started);
+	}
+	*periods = kept;
+}
+
+/*
  * Second phase, guarded: the plan of new periods (names checked first),
  * build and attach; an error undoes all of it and is reported as 'failed'.
  */
@@ -1460,6 +1525,7 @@ plan_and_build(void *arg)
 			r->kept_rows += b->rows;
 	}
 	periods = current_first(periods, r->cur.from);
+	skip_during_move(r, &periods);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)

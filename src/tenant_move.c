@@ -68,6 +68,7 @@
 #include "commands/dbcommands.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -82,6 +83,7 @@
 #include "locks.h"
 #include "loopback.h"
 #include "remote.h"
+#include "tenant_move.h"
 
 PG_FUNCTION_INFO_V1(capacity_tenant_move);
 PG_FUNCTION_INFO_V1(capacity_tenant_move_verify);
@@ -113,6 +115,14 @@ typedef struct Move
 
 /* Cleanup deletes through the guard: set only while it runs, this backend. */
 static const char *cleanup_tenant = NULL;
+
+/*
+ * Set by the rollover around its row rescue (tenant_move_allow_rescue): a
+ * tenant's rows left here after cutover (until cleanup) may then move from
+ * the default partition into their new period.  Only after cutover: before
+ * it the rollover leaves them alone (tenant_move_in_progress).
+ */
+static bool rescue_allowed = false;
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -351,6 +361,63 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 		PQclear(res);
 }
 
+/* -------------------------------------------------- asked by the rollover */
+
+/*
+ * The tenant whose move of relid is not yet cut over (syncing, frozen or
+ * failed), or NULL.  The rollover leaves such a table's default-partition
+ * rows where they are: its rescue (DELETE from the default, INSERT into a
+ * table not yet attached) would replicate the delete and not the insert.
+ * Caller is SPI-connected.
+ */
+char *
+tenant_move_in_progress(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	/* a 1.0 schema (this library before ALTER EXTENSION UPDATE) has no moves */
+	if (!OidIsValid(get_relname_relid("capacity_tenant_move_table", get_rel_namespace(capacity_relid("capacity_policy")))))
+		return NULL;
+	catalog_execute(psprintf("SELECT m.tenant FROM %s t JOIN %s m ON m.tenant OPERATOR(pg_catalog.=) t.tenant "
+							 "WHERE t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
+							 "AND m.state OPERATOR(pg_catalog.<>) ALL ('{cut over,cleaned}') "
+							 "ORDER BY m.tenant LIMIT 1",
+							 capacity_object("capacity_tenant_move_table"), capacity_object("capacity_tenant_move")),
+					1, types, values, NULL, true);
+	return SPI_processed > 0 ? spi_text(0, 1) : NULL;
+}
+
+void
+tenant_move_allow_rescue(bool on)
+{
+	rescue_allowed = on;
+}
+
+/* ------------------------------------------------------------- arguments */
+
+/*
+ * The entry points are CALLED ON NULL INPUT: a NULL is an error naming the
+ * argument (22004), never a silent NULL result or a crash.
+ */
+static void
+require_arg(FunctionCallInfo fcinfo, int n, const char *func, const char *name, const char *hint)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: argument %s must not be NULL", func, name),
+				 errhint("%s", hint)));
+}
+
+static char *
+tenant_arg(FunctionCallInfo fcinfo, const char *func)
+{
+	require_arg(fcinfo, 0, func, "tenant",
+				"Name the tenant whose move this is; see capacity_tenant_moves.");
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
 /* ---------------------------------------------------------------- barrier */
 
 static uint32
@@ -573,7 +640,7 @@ Datum
 capacity_tenant_move_verify(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", "frozen", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_verify");
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	Move	   *m;
@@ -636,6 +703,16 @@ resolve_tables(Move *m, ArrayType *given)
 		values[0] = PointerGetDatum(given);
 	else
 		values[0] = (Datum) 0;
+	if (given && array_contains_nulls(given))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("capacity_tenant_move: argument tables must not contain NULL"),
+				 errhint("List managed tables with a tenant column, or leave tables out for all of them.")));
+	if (given && ArrayGetNItems(ARR_NDIM(given), ARR_DIMS(given)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("capacity_tenant_move: argument tables is an empty list"),
+				 errhint("List managed tables with a tenant column, or leave tables out for all of them.")));
 	/* given tables that have no tenant column are named */
 	if (given)
 	{
@@ -880,6 +957,26 @@ source_conninfo(text *given)
 }
 
 /* Undo what the move created so far, quietly (we are failing already). */
+/*
+ * One start per tenant at a time: a transaction-level lock, taken without
+ * waiting, in a key space no SQL function reaches (the barrier's class and
+ * key, sub-id 1; the barrier uses 0).  Held until this transaction ends,
+ * by which time the move's catalog row is committed (or nothing is left),
+ * so a second caller sees either "busy" or the move.
+ */
+static void
+start_guard(const char *tenant)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, capacity_relid("capacity_tenant_move"), tenant_key(tenant), 1);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a move of tenant \"%s\" is being started by another session", tenant),
+				 errhint("Wait for it to end, then see capacity_tenant_moves.")));
+}
+
 static void
 undo_move(Move *m, PGconn *conn, bool subscription)
 {
@@ -914,6 +1011,8 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	m->name = move_name(m->tenant);
 	conninfo = source_conninfo(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	require_not_in_recovery("capacity_tenant_move");
+	/* first thing after the arguments (a standby takes no such lock) */
+	start_guard(m->tenant);
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -990,6 +1089,24 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not create publication %s for tenant \"%s\": %s", m->name, m->tenant, error),
 					 errhint("The publication is created through matter_capacity.loopback_conninfo.")));
+		{
+			/* never drop, on failure, a subscription this call did not create */
+			const char *params[1] = {m->name};
+			PGresult   *res = member_exec(conn, m->member,
+										  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
+										  1, params);
+			bool		exists = PQntuples(res) > 0;
+
+			PQclear(res);
+			if (exists)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
+								m->name, m->tenant, m->member),
+						 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
+								   "or was made by hand."),
+						 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
+		}
 		subscribed = true;
 		PQclear(member_exec(conn, m->member,
 							psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s "
@@ -1045,7 +1162,7 @@ Datum
 capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_freeze");
 	Move	   *m;
 
 	SPI_connect();
@@ -1062,7 +1179,7 @@ Datum
 capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"frozen", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_cutover");
 	Move	   *m;
 	PGconn	   *conn;
 	Tally	   *src,
@@ -1133,7 +1250,7 @@ Datum
 capacity_tenant_move_abort(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"syncing", "frozen", "failed", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_abort");
 	Move	   *m;
 	PGconn	   *conn;
 	int			i;
@@ -1202,12 +1319,15 @@ Datum
 capacity_tenant_move_cleanup(PG_FUNCTION_ARGS)
 {
 	static const char *const ok_states[] = {"cut over", NULL};
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		batch = PG_ARGISNULL(1) ? 10000 : PG_GETARG_INT32(1);
+	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_cleanup");
+	int32		batch;
 	Move	   *m;
 	int64		total = 0;
 	int			i;
 
+	require_arg(fcinfo, 1, "capacity_tenant_move_cleanup", "batch_rows",
+				"Pass a positive number of rows, or leave it out for 10000.");
+	batch = PG_GETARG_INT32(1);
 	if (batch < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1275,7 +1395,10 @@ capacity_tenant_move_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(td->tg_event) || td->tg_trigger->tgnargs != 2)
-		elog(ERROR, "capacity_tenant_move_guard: must be a BEFORE ROW trigger with two arguments");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("capacity_tenant_move_guard: must be a BEFORE ROW trigger with two arguments"),
+				 errhint("capacity_tenant_move() adds it (tenant column, tenant); do not call it directly.")));
 	desc = RelationGetDescr(td->tg_relation);
 	column = td->tg_trigger->tgargs[0];
 	tenant = td->tg_trigger->tgargs[1];
@@ -1313,7 +1436,8 @@ capacity_tenant_move_guard(PG_FUNCTION_ARGS)
 			state = spi_text(0, 1);
 			member = spi_text(0, 2);
 		}
-		if (state && strcmp(state, "syncing") != 0)
+		if (state && strcmp(state, "syncing") != 0 &&
+			!(rescue_allowed && strcmp(state, "frozen") != 0 && strcmp(state, "failed") != 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 strcmp(state, "frozen") == 0

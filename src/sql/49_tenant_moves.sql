@@ -51,7 +51,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], tex
 CREATE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
 RETURNS TABLE(table_name regclass, source_rows bigint, target_rows bigint,
               source_checksum text, target_checksum text, equal boolean)
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_verify';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
     'Per table, count and checksum (sum of md5 of the row text) of the tenant''s rows here and on the member at one '
@@ -61,7 +61,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
 
 CREATE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_freeze';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
     'Refuse the tenant''s writes here from now on (SQLSTATE 25006 with a hint naming the member); waits at most '
@@ -69,7 +69,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
 
 CREATE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
     'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
@@ -78,7 +78,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
 
 CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
     'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '

@@ -101,6 +101,20 @@ st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY['pg_class'::r
 ok $? "a table without tenant column refused ($st)"
 st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1')"); [ "$st" = 55000 ]
 ok $? "by default every managed table with a tenant column moves: Note is refused too ($st)"
+# NULL arguments: 22004 naming the argument, never a crash or a silent NULL
+for call in "capacity_tenant_move_cleanup(NULL, 5)" "capacity_tenant_move_cleanup('org_a', NULL)" \
+            "capacity_tenant_move_abort(NULL)" "capacity_tenant_move_verify(NULL)" \
+            "capacity_tenant_move_freeze(NULL)" "capacity_tenant_move_cutover(NULL)" \
+            "capacity_tenant_move(NULL, 'tier1')" "capacity_tenant_move('org_a', 'tier1', ARRAY[NULL]::regclass[])"; do
+    msg=$(qs -c "SELECT * FROM $call" 2>&1 | head -n 1)
+    st=$(state_of "SELECT * FROM $call")
+    [ "$st" = 22004 ] && echo "$msg" | grep -q 'must not'
+    ok $? "$call refused ($st: $msg)"
+done
+qs -c "SELECT 1" >/dev/null; ok $? "the server is still up after the NULL calls"
+msg=$(qs -c "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY[]::regclass[])" 2>&1 | head -n 1)
+st=$(state_of "SELECT capacity_tenant_move('org_a', 'tier1', ARRAY[]::regclass[])")
+[ "$st" = 22023 ] && echo "$msg" | grep -q 'empty list'; ok $? "an empty table list refused ($st: $msg)"
 after=$(snapshot)
 [ "$after" = "$before" ]; ok $? "refused calls changed nothing on either side"
 qs -c 'DROP TABLE "Note", "Webhook"' >/dev/null
@@ -154,6 +168,34 @@ after=$(snapshot)
 qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") VALUES ('org_b', '2026-11-24 00:00+00')" >/dev/null
 ok $? "abort: org_b writes here again"
 
+# ---- two sessions start the same move: one wins, the other is refused and drops nothing
+# a transaction holding an xid here makes the member's slot creation (inside the first call) wait
+qs -c "SET application_name = xid_holder" -c "BEGIN" -c "SELECT txid_current()" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!; pids="$pids $holder"
+wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xid_holder' AND backend_xid IS NOT NULL" 1
+qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" > "$SD/first.out" 2>&1 &
+first=$!
+wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT capacity_tenant_move(%' AND pid <> pg_backend_pid()" 1
+sleep 1
+msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
+st=$(state_of "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)")
+[ "$st" = 55000 ] && echo "$msg" | grep -q 'a move of tenant "org_b" is being started by another session'
+ok $? "a second concurrent start is refused ($st: $msg)"
+qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
+wait $holder 2>/dev/null
+wait $first; rc=$?
+got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT state FROM capacity_tenant_move WHERE tenant = 'org_b')")/$(qt -c "SELECT count(*) FROM pg_subscription")
+[ $rc = 0 ] && [ "$got" = "1 syncing/1" ]; ok $? "the first start won and kept its publication and subscription ($got; $(head -c 200 "$SD/first.out"))"
+qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort of the winner"
+# a subscription of the move's name left on the member is named, and not dropped
+sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16)")
+qt -c "CREATE SUBSCRIPTION $sub CONNECTION 'host=/nonexistent dbname=postgres' PUBLICATION $sub WITH (connect = false, slot_name = NONE)" >/dev/null 2>&1
+msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
+got=$(qs -c "SELECT count(*) FROM pg_publication")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")
+echo "$msg" | grep -q "subscription $sub for tenant \"org_b\" already exists on fleet member \"tier1\"" && [ "$got" = 0/1 ]
+ok $? "a leftover subscription on the member is refused by name and left alone ($got: $msg)"
+qt -c "DROP SUBSCRIPTION $sub" >/dev/null
+
 # ---- the move under load
 mkscript() {
     cat > "$SD/bench_$1.sql" <<EOF
@@ -177,6 +219,16 @@ wait_for 60 "SELECT string_agg(sync_state || ':' || state, ' ') FROM capacity_te
 ok $? "the view shows the sync done: $(qs -c "SELECT string_agg(table_name || ' ' || sync_state || ' lag ' || (lag_bytes IS NOT NULL) || ' rows ' || (source_rows > 0) || ' ' || state, '; ') FROM capacity_tenant_moves")"
 got=$(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) || ' ' || bool_and(source_rows > 0) FROM capacity_tenant_move_verify('org_a')")
 [ "$got" = "2/2 true" ]; ok $? "verified equal while the application writes ($got)"
+# a rollover during the move leaves the default partition's rows of a new period where they are
+# (its rescue would replicate the DELETE from the default and not the INSERT into the new period)
+qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\", payload) SELECT o, '2027-01-05 00:00+00', '{\"late\": 1}' FROM unnest(ARRAY['org_a', 'org_c']) o" >/dev/null
+got=$(qs -c "SELECT string_agg(action || ' ' || partition_name || ': ' || detail, '; ') FROM capacity_rollover('\"Event\"', as_of => '2027-01-05 00:00+00') WHERE action NOT IN ('created', 'skipped_locked')")
+where=$(qs -c "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM \"Event\" WHERE \"createdAt\" = '2027-01-05 00:00+00'")
+[ "$got" = 'skipped_moving Event_p2027w01: tenant move of org_a in progress: rows stay in the default partition until it ends' ] \
+  && [ "$where" = '"Event_default"' ]
+ok $? "rollover during the move: the period with default rows is skipped, the rows stay in $where ($got)"
+got=$(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) FROM capacity_tenant_move_verify('org_a')")
+[ "$got" = "2/2" ]; ok $? "verified equal after that rollover ($got)"
 got=""; for i in 1 2 3 4 5; do
     got="$got $(qs -c "SELECT count(*) FILTER (WHERE equal) || '/' || count(*) FROM capacity_tenant_move_verify('org_a')")"
 done
@@ -210,6 +262,10 @@ grep -q 'is frozen' "$SD/bench_org_a.out"; ok $? "org_a's own pgbench was stoppe
 qs -c "SELECT capacity_tenant_move_cutover('org_a')" >/dev/null; ok $? "cutover"
 a_src=$(checks qs org_a); a_dst=$(checks qt org_a)
 [ "$a_src" = "$a_dst" ]; ok $? "the member has every row of org_a (counts and checksums: $a_dst)"
+got=$(qs -c "SELECT string_agg(action || ' ' || partition_name, '; ' ORDER BY action) FROM capacity_rollover('\"Event\"', as_of => '2027-01-05 00:00+00') WHERE partition_name = 'Event_p2027w01'")
+where=$(qs -c "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM \"Event\" WHERE \"createdAt\" = '2027-01-05 00:00+00'")
+[ "$got" = 'created Event_p2027w01; moved_rows Event_p2027w01' ] && [ -n "$where" ] && ! echo "$where" | grep -q default
+ok $? "after cutover the next rollover rescues the rows ($got; now in $where)"
 echo "# pgbench of org_b still running at cutover: $(kill -0 $pb 2>/dev/null && echo yes || echo no)"
 wait $pb $pc 2>/dev/null
 for t in org_b org_c; do

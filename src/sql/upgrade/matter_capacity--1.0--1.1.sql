@@ -4271,7 +4271,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], tex
 CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_verify(tenant text)
 RETURNS TABLE(table_name regclass, source_rows bigint, target_rows bigint,
               source_checksum text, target_checksum text, equal boolean)
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_verify';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
     'Per table, count and checksum (sum of md5 of the row text) of the tenant''s rows here and on the member at one '
@@ -4281,7 +4281,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_verify(text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_freeze(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_freeze';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
     'Refuse the tenant''s writes here from now on (SQLSTATE 25006 with a hint naming the member); waits at most '
@@ -4289,7 +4289,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_cutover(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
     'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
@@ -4298,7 +4298,7 @@ COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
 RETURNS void
-LANGUAGE c STRICT VOLATILE
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
     'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
@@ -5745,3 +5745,11 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
     '55000 while tenant moves to it are not cleaned up or tenants live on it (capacity_tenant_tier).  '
     'The foreign server and user mapping are left to the DBA.  Defined here, not in 48_fleet.sql, because it reads '
     'capacity_tenant_move.';
+
+-- ======== tenant moves: fixes from the hostile review ========
+-- A NULL argument of a capacity_tenant_move* function is an error (22004)
+-- naming the argument, never a silent NULL or a crash: the C functions
+-- check it themselves.  Mirrors src/sql/49_tenant_moves.sql.
+
+-- (capacity_tenant_move_verify, _freeze, _cutover and _abort: their definitions
+-- above are CALLED ON NULL INPUT.)
