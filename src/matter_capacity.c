@@ -73,7 +73,7 @@
  *					trigger and runway forecasts.
  *	45_plans		plans other than the ladder.
  *	45_stage		the stage: capacity_stage() on any plan.
- *	46_plan_presets	shipped plans.
+ *	46_plan_preset_*	the shipped plans, one piece each.
  *	46_report		capacity_report(): the weekly review as text.
  *	46_stage_actions	declaring the stage, flags, thresholds, bindings.
  *	47_report_html	capacity_report_html(): the review as one HTML page.

@@ -1,8 +1,8 @@
 -- Plans (issue 14): install, import, export, choose and evaluate plans
 -- other than the six-stage ladder.  Tables are in 40_stages.sql, the
 -- public capacity_stage(plan => ...) in 45_stage.sql, the
--- shipped documents in 46_plan_presets.sql, the plan's document format in
--- docs/plans.md.
+-- shipped documents in 46_plan_preset_*.sql (one piece per preset), the
+-- plan's document format in docs/plans.md.
 
 -- An error about a plan document, naming the path of the bad field.
 CREATE FUNCTION @extschema@.capacity_plan_fail(path text, message text, state text, hint text)
