@@ -40,7 +40,22 @@
  *							labels.tenants) and drops the subscription and
  *							the publication.
  *	cleanup					deletes the tenant's rows here, one batch per
- *							table per call, each under the lock timeout.
+ *							table per call, each under the lock timeout,
+ *							only while the member has rows of the tenant
+ *							in each such table (never the only copy).
+ *	abort					before cutover: the member's subscription and
+ *							copy, then the triggers, publication and slot
+ *							here; force: this side only ("aborted here"),
+ *							for a member that cannot be reached.
+ *
+ * One change of a move at a time: start, freeze, cutover, abort and
+ * cleanup hold a lock on the move (start_guard, lock_move) for their whole
+ * transaction, across their member steps, and re-read the move after it.
+ * Each step survives its caller dying: the names are fixed per tenant, so
+ * an abort or a new start finds what an interrupted start left (the
+ * publication, an inactive slot here), and a cutover interrupted after
+ * the member dropped its subscription is finished by the next call if
+ * both sides are equal.
  *
  * The barrier is a lock on an object nobody else can name (class = our
  * capacity_tenant_move table, object = hash of the tenant), so no other
@@ -365,6 +380,20 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 
 	if (res)
 		PQclear(res);
+}
+
+/* Whether the member has the move's subscription. */
+static bool
+member_has_subscription(PGconn *conn, Move *m)
+{
+	const char *params[1] = {m->name};
+	PGresult   *res = member_exec(conn, m->member,
+								  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
+								  1, params);
+	bool		exists = PQntuples(res) > 0;
+
+	PQclear(res);
+	return exists;
 }
 
 /* -------------------------------------------------- asked by the rollover */
@@ -1186,24 +1215,15 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not create publication %s for tenant \"%s\": %s", m->name, m->tenant, error),
 					 errhint("The publication is created through matter_capacity.loopback_conninfo.")));
-		{
-			/* never drop, on failure, a subscription this call did not create */
-			const char *params[1] = {m->name};
-			PGresult   *res = member_exec(conn, m->member,
-										  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
-										  1, params);
-			bool		exists = PQntuples(res) > 0;
-
-			PQclear(res);
-			if (exists)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
-								m->name, m->tenant, m->member),
-						 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
-								   "or was made by hand."),
-						 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
-		}
+		/* never drop, on failure, a subscription this call did not create */
+		if (member_has_subscription(conn, m))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
+							m->name, m->tenant, m->member),
+					 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
+							   "or was made by hand."),
+					 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
 		subscribed = true;
 		PQclear(member_exec(conn, m->member,
 							psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s "
@@ -1271,20 +1291,6 @@ capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
 	set_state(m, "frozen", "frozen_at", NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
-}
-
-/* Whether the member has the move's subscription. */
-static bool
-member_has_subscription(PGconn *conn, Move *m)
-{
-	const char *params[1] = {m->name};
-	PGresult   *res = member_exec(conn, m->member,
-								  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
-								  1, params);
-	bool		exists = PQntuples(res) > 0;
-
-	PQclear(res);
-	return exists;
 }
 
 /*
@@ -1917,7 +1923,10 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 			if (live && sync && PQntuples(sync) == 0)
 			{
 				state = "failed";
-				reason = psprintf("fleet member %s has no subscription %s", m->member, m->name);
+				reason = strcmp(m->state, "frozen") == 0
+					? psprintf("fleet member %s has no subscription %s: capacity_tenant_move_cutover() finishes an "
+							   "interrupted cutover if both sides are equal", m->member, m->name)
+					: psprintf("fleet member %s has no subscription %s", m->member, m->name);
 			}
 			for (i = 0; i < m->ntables; i++)
 			{

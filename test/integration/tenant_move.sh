@@ -365,27 +365,39 @@ got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT coun
 qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") SELECT o, '2026-11-24 00:00+00' FROM unnest(ARRAY['org_d', 'org_e']) o, generate_series(1, 50)" \
    -c "INSERT INTO \"AuditEntry\" (\"orgId\", at, action) SELECT o, '2026-11-24 06:00+00', 'x' FROM unnest(ARRAY['org_d', 'org_e']) o, generate_series(1, 20)" >/dev/null
 d_src=$(checks qs org_d)
-qs -c "SET application_name = xid_holder" -c "BEGIN" -c "SELECT txid_current()" -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
-holder=$!; pids="$pids $holder"
-wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xid_holder' AND backend_xid IS NOT NULL" 1
-PGAPPNAME=start_org_d qs -c "SELECT capacity_tenant_move('org_d', 'tier1', $TABLES)" >/dev/null 2>&1 &
-first=$!; pids="$pids $first"
-for i in $(seq 1 100); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%'")" = 1 ] && break; sleep 0.2; done
-qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'start_org_d'" >/dev/null
-wait $first 2>/dev/null
-qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
-wait $holder 2>/dev/null
-# the member's CREATE SUBSCRIPTION ends on its own (the slot made, or its statement_timeout)
-for i in $(seq 1 200); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 0 ] && break; sleep 0.2; done
-sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_d'), 16)")
-left="$(qs -c "SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$sub') || ' ' || (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$sub') || ' ' || (SELECT count(*) FROM capacity_tenant_move WHERE tenant = 'org_d')")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")"
-echo "# left by the terminated start (publication slot move-row/member subscription): $left"
+kill_start() {  # tenant: its start is terminated while the member's CREATE SUBSCRIPTION waits for the slot here
+    qs -c "SET application_name = xid_holder" -c "BEGIN" -c "SELECT txid_current()" -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+    holder=$!; pids="$pids $holder"
+    wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xid_holder' AND backend_xid IS NOT NULL" 1
+    PGAPPNAME=start_$1 qs -c "SELECT capacity_tenant_move('$1', 'tier1', $TABLES)" >/dev/null 2>&1 &
+    first=$!; pids="$pids $first"
+    for i in $(seq 1 100); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 1 ] && break; sleep 0.2; done
+    qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'start_$1'" >/dev/null
+    wait $first 2>/dev/null
+    qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
+    wait $holder 2>/dev/null
+    # the member's CREATE SUBSCRIPTION ends on its own (the slot made, or its statement_timeout)
+    for i in $(seq 1 200); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 0 ] && break; sleep 0.2; done
+    sub=$(qs -c "SELECT 'mc_move_' || left(md5('$1'), 16)")
+    left="$(qs -c "SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$sub') || ' ' || (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$sub') || ' ' || (SELECT count(*) FROM capacity_tenant_move WHERE tenant = '$1')")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")"
+    echo "# left by the terminated start of $1 (publication slot move-row/member subscription): $left"
+}
+kill_start org_d
 msg=$(qs -c "SELECT capacity_tenant_move_abort('org_d')" 2>&1 | tr '\n' ' ')
 got="$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")/$(qt -c "SELECT count(*) FROM pg_subscription")"
 [ "$got" = "0 0/0" ] && echo "$msg" | grep -q 'dropped .*left here by an interrupted start'
 ok $? "abort of the interrupted start drops what it left ($got: $msg)"
 qs -c "SELECT capacity_tenant_move('org_d', 'tier1', $TABLES)" >/dev/null; ok $? "a new start of org_d then works"
 qs -c "SELECT capacity_tenant_move_abort('org_d')" >/dev/null
+# or, without an abort, the next start drops the slot left over and goes on
+kill_start org_d
+msg=$(qs -c "SELECT capacity_tenant_move('org_d', 'tier1', $TABLES)" 2>&1 | tr '\n' ' ')
+got=$(qs -c "SELECT state FROM capacity_tenant_move WHERE tenant = 'org_d'")
+[ "$got" = syncing ] && echo "$msg" | grep -q "dropped replication slot $sub, left here by an interrupted move"
+ok $? "a retried start drops the interrupted start's slot and starts ($got: $msg)"
+qs -c "SELECT capacity_tenant_move_abort('org_d')" >/dev/null
+got="$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")/$(qt -c "SELECT count(*) FROM pg_subscription")"
+[ "$got" = "0 0/0" ]; ok $? "abort of it leaves nothing on either side ($got)"
 [ "$(checks qs org_d)" = "$d_src" ]; ok $? "org_d's rows here as before"
 
 # ---- privileges, credentials
