@@ -10,7 +10,14 @@
  * console with a conninfo that carries no password (a password file does).
  * Credentials therefore live only where PostgreSQL and libpq keep them
  * (pg_user_mapping, readable by superusers; the passfile), and every libpq
- * message is scrubbed by remote.c.
+ * message is scrubbed by remote.c.  The polling role is the extension
+ * owner, acting unattended on servers whose owners may re-point them at any
+ * time: postgres_fdw's password rule is applied at every poll, not only at
+ * registration, no startup option is taken from the catalog, the member
+ * session is pinned (search_path pg_catalog) and the member statement is
+ * fully schema-qualified; who answered is re-checked (never the hub
+ * itself), and a member's figures are recorded only as finite numbers.
+ * docs/security.md, "Fleet members".
  *
  * Polling: every member gets one connection and one statement, all sent at
  * once and waited for together on one WaitEventSet (remote_exec_many), each
