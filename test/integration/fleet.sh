@@ -193,7 +193,10 @@ END \$f\$;
 CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.pwnt);
 RESET ROLE;
 SQL
-hq -c "SELECT capacity_fleet_add('hostile', 'replica', 'fl_hostile')" >/dev/null
+# a newest value in the hub's capacity_latest: the member statement compares
+# its indicator (text = text) there, where the operator would be resolved
+hq -c "INSERT INTO capacity_latest_sample VALUES ('read_qps', '{}', '2026-01-01', 1)" \
+   -c "SELECT capacity_fleet_add('hostile', 'replica', 'fl_hostile')" >/dev/null
 [ "$(hq -c "SELECT reachable FROM capacity_fleet_poll('hostile')")" = t ]
 ok $? "a server owned by a non-superuser, with a password in its mapping, is registered and polled"
 hpoll() { hq -c "SELECT reachable || ':' || coalesce(error, '') FROM capacity_fleet_poll('hostile')"; }
@@ -235,13 +238,15 @@ CREATE FUNCTION hostile.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$
 BEGIN RAISE EXCEPTION 'the member user''s operator ran'; END $f$;
 CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.eq);
 ALTER ROLE fleet SET search_path = hostile, pg_catalog;
+INSERT INTO capacity_latest_sample VALUES ('read_qps', '{}', '2026-01-01', 1) ON CONFLICT DO NOTHING;
 SQL
 hq -c "SET ROLE hostile" -c "ALTER SERVER fl_hostile OPTIONS (SET host '$EU', SET port '$E', DROP options)" >/dev/null
 r5=$(hq -c "SELECT reachable || ':' || coalesce(error, '') || ':' || (stage IS NOT NULL) FROM capacity_fleet_poll('hostile')")
 echo "# eu with fleet's search_path = hostile, pg_catalog: $r5"
 [ "$r5" = "true::true" ]; ok $? "the member's session is pinned (search_path pg_catalog): no operator of a member user runs"
-eq -c "ALTER ROLE fleet RESET search_path" -c "DROP SCHEMA hostile CASCADE" >/dev/null
-hq -c "SELECT capacity_fleet_remove('hostile')" -c "DROP SERVER fl_hostile CASCADE" -c "DROP SCHEMA hostile CASCADE" \
+eq -c "ALTER ROLE fleet RESET search_path" -c "DROP SCHEMA hostile CASCADE" \
+   -c "DELETE FROM capacity_latest_sample WHERE sampled_at = '2026-01-01'" >/dev/null
+hq -c "DELETE FROM capacity_latest_sample WHERE sampled_at = '2026-01-01'" -c "SELECT capacity_fleet_remove('hostile')" -c "DROP SERVER fl_hostile CASCADE" -c "DROP SCHEMA hostile CASCADE" \
    -c "REVOKE USAGE ON FOREIGN DATA WRAPPER postgres_fdw FROM hostile" -c "DROP ROLE hostile" >/dev/null
 [ "$(hq -c "SELECT count(*) FROM capacity_fleet_member")" = 0 ]; ok $? "the hostile member is gone again"
 
