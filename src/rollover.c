@@ -59,6 +59,8 @@
 #include "access/twophase.h"
 #include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
+#include "commands/trigger.h"
+#include "lib/stringinfo.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
@@ -81,6 +83,7 @@
 #include "rollover.h"
 #include "sampler.h"
 #include "tenant_move.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_rollover);
 PG_FUNCTION_INFO_V1(capacity_rollover_proc);
@@ -433,7 +436,132 @@ typedef struct AttachBurst
 	Policy	   *pol;
 	List	   *periods;
 	char	   *moving;			/* tenant of a move not cut over, or NULL */
+	char	   *why;			/* set when the moves ran out of time */
 } AttachBurst;
+
+/*
+ * The triggers of the default partition that fire when the rescue moves
+ * rows out of it (its own and those cloned from the parent), for messages:
+ * "t_default".audit, ... or NULL when it has none.
+ */
+static char *
+default_triggers(TableLayout *layout)
+{
+	Relation	rel = table_open(layout->deflt->relid, NoLock);
+	StringInfoData names;
+	int			i;
+
+	initStringInfo(&names);
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (tg->tgisinternal || tg->tgenabled == TRIGGER_DISABLED)
+			continue;
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", quote_identifier(tg->tgname));
+	}
+	table_close(rel, NoLock);
+	return names.len ? names.data : NULL;
+}
+
+/*
+ * Moves of the burst, under a time limit of what is left of the lock
+ * timeout (usercode_limit_begin).  They fire the table owner's triggers on
+ * the default partition, user code that runs while the application waits
+ * for our locks; when the limit expires, they fail with 55P03 like a lock
+ * that could not be had (b->why says why), run_bounded undoes the burst,
+ * pauses and retries, and the periods end skipped_locked.
+ */
+static void
+moves_within_lock_timeout(AttachBurst *b, instr_time started, void (*moves) (AttachBurst *b))
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			left = Max(1, mc_lock_timeout_ms - (int) elapsed_ms(started));
+	char	   *triggers = default_triggers(b->layout);
+
+	usercode_limit_begin(left);
+	PG_TRY();
+	{
+		moves(b);
+	}
+	PG_CATCH();
+	{
+		if (!usercode_limit_end())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		b->why = psprintf("moving the rows that reached the default partition %s since the period was built "
+						  "took longer than the %d ms left of the lock timeout while writers waited%s%s%s",
+						  get_rel_name(b->layout->deflt->relid), left,
+						  triggers ? " (its triggers fire for each row moved: " : "",
+						  triggers ? triggers : "", triggers ? ")" : "");
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("matter_capacity: %s", b->why)));
+	}
+	PG_END_TRY();
+	(void) usercode_limit_end();
+}
+
+/*
+ * The moves of attach_burst: rows that arrived since step 1 (and, during a
+ * tenant move, the check that there are none).
+ */
+static void
+burst_moves(AttachBurst *b)
+{
+	TableLayout *layout = b->layout;
+	List	   *buckets;
+	ListCell   *lc;
+
+	/* during a tenant move, a row that arrived since the plan stays */
+	foreach(lc, b->moving ? b->periods : NIL)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		exec_sql(sql_default_has_rows(layout, np->p), SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant move of %s in progress: rows of %s reached the default partition of %s",
+							b->moving, np->relname, layout->qualname),
+					 errhint("The rows stay in the default partition; the rollover after the move's cutover or abort places them.")));
+	}
+
+	/*
+	 * Rows that arrived since step 1.  One period (the procedure's unit):
+	 * its range is deleted directly, an index scan where the table has one,
+	 * so writers do not wait for a count of the whole default partition.
+	 */
+	if (list_length(b->periods) == 1)
+	{
+		NewPeriod  *np = linitial(b->periods);
+
+		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+		np->moved += SPI_processed;
+		buckets = NIL;
+	}
+	else
+		buckets = read_default_buckets(layout, b->pol->gran);
+	foreach(lc, buckets)
+	{
+		Bucket	   *bk = lfirst(lc);
+		ListCell   *lp;
+
+		if (bk->is_null)
+			continue;
+		/* a bucket is a grid period; new periods are spans of one */
+		foreach(lp, b->periods)
+		{
+			NewPeriod  *np = lfirst(lp);
+
+			if (period_floor(np->p.from, b->pol->gran) != bk->start)
+				continue;
+			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+		}
+	}
+}
 
 /*
  * Step 2: take the strong locks, move the rows that reached the default
@@ -462,65 +590,16 @@ attach_burst(void *arg)
 	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
-		List	   *buckets;
-
 		/*
 		 * Readers that hold the default partition do not conflict with
 		 * SHARE on the parent, so the default's lock can make us wait too,
 		 * with writers queued behind our parent lock: both waits together
-		 * stay within one lock timeout.
+		 * stay within one lock timeout, and so do the moves (the table
+		 * owner's triggers fire in them).
 		 */
 		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
-
-		/* during a tenant move, a row that arrived since the plan stays */
-		foreach(lc, b->moving ? b->periods : NIL)
-		{
-			NewPeriod  *np = lfirst(lc);
-
-			exec_sql(sql_default_has_rows(layout, np->p), SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("tenant move of %s in progress: rows of %s reached the default partition of %s",
-								b->moving, np->relname, layout->qualname),
-						 errhint("The rows stay in the default partition; the rollover after the move's cutover or abort places them.")));
-		}
-
-		/*
-		 * Rows that arrived since step 1.  One period (the procedure's
-		 * unit): its range is deleted directly, an index scan where the
-		 * table has one, so writers do not wait for a count of the whole
-		 * default partition.
-		 */
-		if (list_length(b->periods) == 1)
-		{
-			NewPeriod  *np = linitial(b->periods);
-
-			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-			np->moved += SPI_processed;
-			buckets = NIL;
-		}
-		else
-			buckets = read_default_buckets(layout, b->pol->gran);
-		foreach(lc, buckets)
-		{
-			Bucket	   *bk = lfirst(lc);
-			ListCell   *lp;
-
-			if (bk->is_null)
-				continue;
-			/* a bucket is a grid period; new periods are spans of one */
-			foreach(lp, b->periods)
-			{
-				NewPeriod  *np = lfirst(lp);
-
-				if (period_floor(np->p.from, b->pol->gran) != bk->start)
-					continue;
-				exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-				np->moved += SPI_processed;
-			}
-		}
+		moves_within_lock_timeout(b, started, burst_moves);
 	}
 	foreach(lc, b->periods)
 	{
@@ -1241,6 +1320,7 @@ typedef struct BuildAndAttach
 	Rollover   *r;
 	List	   *periods;
 	int		   *attempts;
+	char	   *why;			/* the burst's moves ran out of time */
 } BuildAndAttach;
 
 static bool
@@ -1265,19 +1345,34 @@ build_and_attach_step(void *arg)
 		tenant_move_allow_rescue(false);
 	}
 	PG_END_TRY();
+	ba->why = burst.why;
 	return attached;
 }
 
 static bool
-build_and_attach(Rollover *r, List *periods, int *attempts)
+build_and_attach(Rollover *r, List *periods, int *attempts, char **why)
 {
-	BuildAndAttach ba = {r, periods, attempts};
+	BuildAndAttach ba = {r, periods, attempts, NULL};
 	bool		attached;
 	ErrorData  *edata = run_guarded(build_and_attach_step, &ba, &attached);
 
 	if (edata)
 		ReThrowError(edata);
+	*why = ba.why;
 	return attached;
+}
+
+/* The detail of a period whose burst could not be done. */
+static char *
+burst_skipped(Rollover *r, int attempts, const char *why)
+{
+	if (why)
+		return psprintf("%s, after %d attempts; rows of the period stay in the default partition: "
+						"make those triggers fast (they run while the table's writers wait) "
+						"or raise matter_capacity.lock_timeout",
+						why, attempts);
+	return psprintf("locks on %s not available after %d attempts of %d ms",
+					r->layout->qualname, attempts, mc_lock_timeout_ms);
 }
 
 /*
@@ -1623,7 +1718,8 @@ plan_and_build(void *arg)
 	else if (periods != NIL)
 	{
 		int			attempts = 0;
-		bool		attached = build_and_attach(r, periods, &attempts);
+		char	   *why = NULL;
+		bool		attached = build_and_attach(r, periods, &attempts, &why);
 
 		foreach(lc, periods)
 		{
@@ -1632,9 +1728,7 @@ plan_and_build(void *arg)
 			if (!attached)
 			{
 				emit(sink, layout, "skipped_locked", np->relname,
-					 psprintf("locks on %s not available after %d attempts of %d ms",
-							  layout->qualname, attempts, mc_lock_timeout_ms),
-					 r->started);
+					 burst_skipped(r, attempts, why), r->started);
 				continue;
 			}
 			r->done++;
