@@ -132,6 +132,20 @@ run_guarded(GuardedStep fn, void *arg, bool *kept)
  */
 #define MAX_YIELDS 10
 
+/*
+ * One attempt only, no yield: set by a caller that already holds strong
+ * locks of earlier work in its transaction (rollover.c's function form),
+ * where a pause between attempts, or a wait for an autovacuum to end,
+ * would be spent with the application waiting for those.
+ */
+static bool single_attempt = false;
+
+void
+run_bounded_single(bool on)
+{
+	single_attempt = on;
+}
+
 typedef struct TimedStep
 {
 	BoundedStep step;
@@ -174,6 +188,8 @@ run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yiel
 			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
 			ReThrowError(edata);
 		FreeErrorData(edata);
+		if (single_attempt)
+			return false;
 		if (yield && yields < MAX_YIELDS && yield(yield_arg))
 		{
 			yields++;

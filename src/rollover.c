@@ -1367,10 +1367,10 @@ static char *
 burst_skipped(Rollover *r, int attempts, const char *why)
 {
 	if (why)
-		return psprintf("%s, after %d attempts; rows of the period stay in the default partition: "
+		return psprintf("%s, after %d %s; rows of the period stay in the default partition: "
 						"make those triggers fast (they run while the table's writers wait) "
 						"or raise matter_capacity.lock_timeout",
-						why, attempts);
+						why, attempts, attempts == 1 ? "attempt" : "attempts");
 	return psprintf("locks on %s not available after %d attempts of %d ms",
 					r->layout->qualname, attempts, mc_lock_timeout_ms);
 }
@@ -1526,8 +1526,99 @@ skip_during_move(Rollover *r, List **periods)
 }
 
 /*
+ * One table in a round of rollover_one_transaction: its step 1 is done in
+ * the round's first pass, its step 2 (finish_table) in the second.
+ */
+typedef struct TableRound
+{
+	Rollover   *r;				/* NULL: nothing left for step 2 */
+	List	   *periods;		/* built standalone and filled, to attach */
+	List	   *out;			/* its actions (Emitted *), in order */
+	int			attempts;
+	char	   *why;
+} TableRound;
+
+/*
+ * A table whose step 2 failed in an earlier round of
+ * rollover_one_transaction: its error, or the skipped_locked detail.
+ */
+typedef struct Refused
+{
+	Oid			relid;
+	ErrorData  *edata;
+	char	   *detail;
+} Refused;
+
+static Refused *
+refused_in(ActionSink *sink, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->refused)
+	{
+		if (((Refused *) lfirst(lc))->relid == relid)
+			return lfirst(lc);
+	}
+	return NULL;
+}
+
+/* Rows that stay in the default partition, said once per table. */
+static void
+report_kept(Rollover *r)
+{
+	TableLayout *layout = r->layout;
+
+	if (r->kept_rows > 0 && layout->deflt && (r->step_limit == 0 || r->steps < r->step_limit))
+		emit(r->sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
+			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
+					  r->kept_rows),
+			 r->started);
+}
+
+/* The periods of one burst are attached: say so. */
+static void
+report_attached(Rollover *r, List *periods)
+{
+	ListCell   *lc;
+
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		r->done++;
+		emit(r->sink, r->layout, "created", np->relname, period_detail(r->pol, np), r->started);
+		record_engine_inserts(r->layout->relid, np->moved); /* not growth */
+		if (np->moved > 0)
+			emit(r->sink, r->layout, "moved_rows", np->relname,
+				 rows_from_default(np->moved), r->started);
+	}
+}
+
+/* Step 1 alone: every period built standalone and filled (bursts_last). */
+static void
+build_periods(Rollover *r, List *periods)
+{
+	ListCell   *lc;
+
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		foreach(lc, periods)
+			build_standalone(r->layout, r->pol, lfirst(lc));
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Second phase, guarded: the plan of new periods (names checked first),
  * build and attach; an error undoes all of it and is reported as 'failed'.
+ * In one transaction (bursts_last) only step 1 is done here: the periods
+ * are queued for step 2, or, when step 2 failed in an earlier round,
+ * reported as it failed and not built.
  */
 static void
 plan_and_build(void *arg)
@@ -1648,7 +1739,7 @@ plan_and_build(void *arg)
 	 * ours the burst waits for nobody.  Per-step callers commit between
 	 * units, so their order (new periods first) carries no lock over.
 	 */
-	if (r->step_limit == 0)
+	if (r->step_limit == 0 && !sink->bursts_last)
 	{
 		retire_expired(r);
 		r->expired = NIL;
@@ -1715,30 +1806,34 @@ plan_and_build(void *arg)
 					 r->started);
 		}
 	}
+	else if (periods != NIL && sink->bursts_last)
+	{
+		Refused    *rf = refused_in(sink, layout->relid);
+
+		if (rf && rf->edata)
+			report_failure(sink, layout->relid, layout->qualname, NULL, rf->edata->sqlerrcode,
+						   rf->edata->message, rf->edata->detail,
+						   rf->edata->hint ? rf->edata->hint : hint_for(rf->edata->sqlerrcode));
+		foreach(lc, rf && !rf->edata ? periods : NIL)
+			emit(sink, layout, "skipped_locked", ((NewPeriod *) lfirst(lc))->relname,
+				 rf->detail, r->started);
+		if (rf == NULL)
+		{
+			build_periods(r, periods);
+			((TableRound *) sink->round_table)->periods = periods;
+		}
+	}
 	else if (periods != NIL)
 	{
 		int			attempts = 0;
 		char	   *why = NULL;
 		bool		attached = build_and_attach(r, periods, &attempts, &why);
 
-		foreach(lc, periods)
-		{
-			NewPeriod  *np = lfirst(lc);
-
-			if (!attached)
-			{
-				emit(sink, layout, "skipped_locked", np->relname,
-					 burst_skipped(r, attempts, why), r->started);
-				continue;
-			}
-			r->done++;
-			emit(sink, layout, "created", np->relname, period_detail(pol, np), r->started);
-			record_engine_inserts(layout->relid, np->moved);	/* not growth */
-			if (np->moved > 0)
-				emit(sink, layout, "moved_rows", np->relname,
-					 rows_from_default(np->moved),
-					 r->started);
-		}
+		if (attached)
+			report_attached(r, periods);
+		foreach(lc, attached ? NIL : periods)
+			emit(sink, layout, "skipped_locked", ((NewPeriod *) lfirst(lc))->relname,
+				 burst_skipped(r, attempts, why), r->started);
 	}
 	become_caller(r);
 }
@@ -1877,18 +1972,18 @@ done:
 int
 rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 {
-	Rollover	r = {0};
+	Rollover   *r = palloc0(sizeof(Rollover));
 	char	   *qualname;
 
 	if (get_rel_name(pol->relid) == NULL)
 		return 0;				/* dropped since the policies were read */
 	qualname = qualified_name(pol->relid);
-	INSTR_TIME_SET_CURRENT(r.started);
+	INSTR_TIME_SET_CURRENT(r->started);
 	sink->reported_ms = 0;
-	r.pol = pol;
-	r.sink = sink;
-	r.step_limit = step_limit;
-	GetUserIdAndSecContext(&r.save_userid, &r.save_sec);
+	r->pol = pol;
+	r->sink = sink;
+	r->step_limit = step_limit;
+	GetUserIdAndSecContext(&r->save_userid, &r->save_sec);
 
 	/* a bad as_of is the caller's error, not the table's */
 	check_time_in_range(period_advance(period_floor(sink->as_of, pol->gran), pol->gran,
@@ -1904,33 +1999,281 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		table_only.relid = pol->relid;
 		table_only.qualname = qualname;
 		emit(sink, &table_only, "skipped_busy", NULL,
-			 "another session is rolling this table over", r.started);
+			 "another session is rolling this table over", r->started);
 		return 0;
 	}
 	/* see what the session that held the guard committed */
 	AcceptInvalidationMessages();
 
-	(void) run_reported(sink, pol->relid, qualname, NULL, prepare_table, &r);
-	become_caller(&r);
-	if (r.layout == NULL)
-		return r.done;			/* the table cannot even be read: reported */
+	(void) run_reported(sink, pol->relid, qualname, NULL, prepare_table, r);
+	become_caller(r);
+	if (r->layout == NULL)
+		return r->done;			/* the table cannot even be read: reported */
 	if (sink->per_step && sink->stop_table)
-		return r.done;
-	(void) run_reported(sink, pol->relid, qualname, NULL, plan_and_build, &r);
-	become_caller(&r);
+		return r->done;
+	(void) run_reported(sink, pol->relid, qualname, NULL, plan_and_build, r);
+	become_caller(r);
 
-	retire_expired(&r);
-
-	if (r.kept_rows > 0 && r.layout->deflt && (step_limit == 0 || r.steps < step_limit))
+	if (sink->bursts_last)
 	{
-		TableLayout *layout = r.layout;
-
-		emit(sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
-			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
-					  r.kept_rows),
-			 r.started);
+		/* retention and the attach burst come after every table's step 1 */
+		((TableRound *) sink->round_table)->r = r;
+		return r->done;
 	}
-	return r.done;
+	retire_expired(r);
+	report_kept(r);
+	return r->done;
+}
+
+/* The attach burst of a table's queued periods (finish_table). */
+static bool
+queued_burst_step(void *arg)
+{
+	TableRound *tr = arg;
+	Rollover   *r = tr->r;
+	AttachBurst burst = {r->layout, r->pol, tr->periods, tenant_move_in_progress(r->layout->relid)};
+	volatile bool attached = false;
+
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		attached = bounded_yielding(r, attach_burst, &burst, &tr->attempts);
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+	tr->why = burst.why;
+	return attached;
+}
+
+/*
+ * Rows of the current period and those ahead that the application wrote
+ * into the default partition while the other tables' step 1 ran (often
+ * seconds): moved under weak locks, just before the bursts, so that each
+ * burst moves only what arrived during the bursts before it.
+ */
+static bool
+catch_up_step(void *arg)
+{
+	TableRound *tr = arg;
+	Rollover   *r = tr->r;
+	ListCell   *lc;
+
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		foreach(lc, r->layout->deflt && !tenant_move_in_progress(r->layout->relid) ? tr->periods : NIL)
+		{
+			NewPeriod  *np = lfirst(lc);
+
+			if (np->p.to <= r->cur.from)
+				continue;
+			exec_sql(sql_move_rows(r->layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+		}
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* A table whose step 2 cannot be done: the round is to be redone without it. */
+static void
+refuse(ActionSink *sink, TableRound *tr, ErrorData *edata)
+{
+	MemoryContext old = MemoryContextSwitchTo(sink->defer_cxt);
+	Refused    *rf = palloc0(sizeof(Refused));
+
+	rf->relid = tr->r->layout->relid;
+	rf->edata = edata;
+	rf->detail = edata ? NULL : burst_skipped(tr->r, tr->attempts, tr->why);
+	sink->refused = lappend(sink->refused, rf);
+	MemoryContextSwitchTo(old);
+	sink->redo = true;
+}
+
+/* catch_up_step, guarded: an error refuses the table (the round is redone). */
+static void
+catch_up(ActionSink *sink, TableRound *tr)
+{
+	ErrorData  *edata;
+
+	if (tr->r == NULL || tr->periods == NIL)
+		return;
+	become_owner(tr->r);
+	edata = run_guarded(catch_up_step, tr, NULL);
+	become_caller(tr->r);
+	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	if (edata)
+		refuse(sink, tr, edata);
+}
+
+/*
+ * Step 2 of one table in one transaction: retention, then the attach burst
+ * of the periods step 1 built (the order of the per-table path: the parent
+ * first).  When the burst fails, the table is refused and the round must
+ * be redone (sink->redo): its step 1 is in the round's transaction and
+ * only undoing the round takes it back.
+ */
+static void
+finish_table(ActionSink *sink, TableRound *tr)
+{
+	Rollover   *r = tr->r;
+	bool		attached = false;
+	ErrorData  *edata;
+
+	sink->reported_ms = 0;
+	retire_expired(r);
+	if (tr->periods != NIL)
+	{
+		become_owner(r);
+		edata = run_guarded(queued_burst_step, tr, &attached);
+		become_caller(r);
+		if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		if (edata || !attached)
+		{
+			refuse(sink, tr, edata);
+			return;
+		}
+		report_attached(r, tr->periods);
+	}
+	report_kept(r);
+}
+
+/*
+ * The function form: every table in one transaction, so the locks of an
+ * attach burst are held until the caller commits.  Doing each table whole
+ * (as the procedure does) kept the first table's writers waiting through
+ * every later table's build and bulk move and the owner's triggers those
+ * fire.  So: first every table's step 1 (builds and bulk moves under weak
+ * locks), then every table's step 2 (retention, attach burst) back to
+ * back; the first table's writers wait for the later tables' bursts only.
+ * Once one table's step 2 holds strong locks, a later step gets one
+ * attempt, without the pauses between attempts (run_bounded_single): a
+ * pause would be spent holding the earlier table.  A burst that fails
+ * cannot be undone alone (its step 1 lies in the transaction under the
+ * other tables' work): the whole round is rolled back and done again with
+ * that table's periods reported as its burst failed and not built; each
+ * round refuses one more table, so the rounds end.  Actions are shown
+ * once their round is kept, table by table in order.
+ */
+/* Argument of one_round. */
+typedef struct Round
+{
+	Oid			relid;
+	List	   *pols;
+	ActionSink *sink;
+	List	   *tables;			/* TableRound * */
+} Round;
+
+/* One round of rollover_one_transaction; false when it must be redone. */
+static bool
+one_round(void *arg)
+{
+	Round	   *rd = arg;
+	ActionSink *sink = rd->sink;
+	ListCell   *lc;
+
+	rd->tables = NIL;
+	sink->redo = false;
+	sink->locks_used = 0;
+	sink->buffering = true;
+	sink->buffer_cxt = CurrentMemoryContext;
+
+	/* step 1 of every table */
+	foreach(lc, rd->pols)
+	{
+		Policy	   *pol = lfirst(lc);
+		TableRound *tr;
+
+		if (!OidIsValid(rd->relid) && !caller_owns_table(pol->relid))
+			continue;
+		tr = palloc0(sizeof(TableRound));
+		sink->round_table = tr;
+		sink->buffered = NIL;
+		rollover_table(pol, sink, 0);
+		tr->out = sink->buffered;
+		rd->tables = lappend(rd->tables, tr);
+	}
+	sink->round_table = NULL;
+
+	/* what arrived meanwhile, still under weak locks */
+	foreach(lc, rd->tables)
+	{
+		if (!sink->redo)
+			catch_up(sink, lfirst(lc));
+	}
+
+	/* step 2 of every table, back to back */
+	PG_TRY();
+	{
+		foreach(lc, sink->redo ? NIL : rd->tables)
+		{
+			TableRound *tr = lfirst(lc);
+			int			done;
+
+			if (tr->r == NULL)
+				continue;
+			done = tr->r->done;
+			sink->buffered = tr->out;
+			finish_table(sink, tr);
+			tr->out = sink->buffered;
+			if (sink->redo)
+				break;
+			if (tr->r->done > done)
+				run_bounded_single(true);
+		}
+	}
+	PG_FINALLY();
+	{
+		run_bounded_single(false);
+	}
+	PG_END_TRY();
+	return !sink->redo;
+}
+
+static void
+rollover_one_transaction(Oid relid, List *pols, ActionSink *sink)
+{
+	Round		rd = {relid, pols, sink, NIL};
+	ListCell   *lc;
+	bool		kept = false;
+
+	if (sink->defer_cxt == NULL)
+		sink->defer_cxt = CurrentMemoryContext;
+	sink->bursts_last = true;
+	while (!kept)
+	{
+		ErrorData  *edata = run_guarded(one_round, &rd, &kept);
+
+		if (edata)
+		{
+			sink->bursts_last = false;
+			sink->buffering = false;
+			ReThrowError(edata);
+		}
+	}
+	sink->bursts_last = false;
+	sink->buffering = false;
+	sink->buffered = NIL;
+	foreach(lc, rd.tables)
+	{
+		ListCell   *le;
+
+		foreach(le, ((TableRound *) lfirst(lc))->out)
+		{
+			Emitted    *e = lfirst(le);
+
+			emit_output(sink, e->relid, e->qualname, e->action, e->partition, e->detail);
+		}
+	}
 }
 
 /* (tbl, as_of, dry_run) of both entry points; returns tbl or InvalidOid. */
@@ -1991,11 +2334,13 @@ capacity_rollover(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = pin_search_path();
 	pols = policies_for_call(relid, mcxt);
-	foreach(lc, pols)
+	/* with no table named, roll over only what the caller owns */
+	if (!sink.dry_run)
+		rollover_one_transaction(relid, pols, &sink);
+	foreach(lc, sink.dry_run ? pols : NIL)
 	{
 		Policy	   *pol = lfirst(lc);
 
-		/* with no table named, roll over only what the caller owns */
 		if (!OidIsValid(relid) && !caller_owns_table(pol->relid))
 			continue;
 		rollover_table(pol, &sink, 0);
@@ -2031,6 +2376,15 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 	sink->per_step = nonatomic && !sink->dry_run;
 	sink->defer_cxt = mcxt;
 	pols = policies_for_call(relid, mcxt);
+	if (!nonatomic && !sink->dry_run)
+	{
+		/* in the caller's transaction: as the function form */
+		int			nest = pin_search_path();
+
+		rollover_one_transaction(relid, pols, sink);
+		AtEOXact_GUC(false, nest);
+		return;
+	}
 	foreach(lc, pols)
 	{
 		Policy	   *pol = lfirst(lc);

@@ -93,3 +93,84 @@ ok $? "trigger: no row lost ($before + $tx = $after), the seed row is still in t
 [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE '$yesterday%'")" = 0 ]; ok $? "trigger: no table of yesterday's period was left behind"
 [ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'created' AND partition_name = 'Tick_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")" = 1 ]
 ok $? "trigger: today's period was attached all the same"
+
+# --- 2. the function form: a slow second table does not hold the first ----
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE "Tick";
+CREATE TABLE "A" (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL DEFAULT now(), body text)
+  PARTITION BY RANGE (at);
+CREATE TABLE "B" (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL DEFAULT now(), body text)
+  PARTITION BY RANGE (at);
+SELECT capacity_manage('"A"', 'at', 'day', premake => 1), capacity_manage('"B"', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('"A"', as_of => now() - interval '3 days');
+SELECT count(*) FROM capacity_rollover('"B"', as_of => now() - interval '3 days');
+-- B's rescue is slow: six rows of yesterday, the owner's trigger sleeps 0.5 s for each
+INSERT INTO "B" (at, body) SELECT now() - interval '1 day', 'old' FROM generate_series(1, 6);
+CREATE FUNCTION b_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.5); RETURN OLD; END $$;
+CREATE TRIGGER b_slow AFTER DELETE ON "B_default" FOR EACH ROW EXECUTE FUNCTION b_slow();
+SQL
+before=$(q -c 'SELECT count(*) FROM "A"')
+app a A
+sleep 1
+q -c "SELECT action || ' ' || partition_name FROM capacity_rollover() ORDER BY 1" >"$W/func.out" 2>&1
+touch "$W/done_a"
+wait
+worst=$(worst_of a); tx=$(count_of a)
+after=$(q -c 'SELECT count(*) FROM "A"')
+echo "# function form: $(grep -c created "$W/func.out") periods created; application on \"A\": $tx inserts, worst $worst ms"
+[ "$(failed_of a)" = 0 ] && [ "$tx" -gt 10 ]; ok $? "function: no application insert failed ($tx)"
+[ "$worst" -lt $((timeout_ms + MARGIN_MS)) ]; ok $? "function: worst insert into the first table ${worst} ms < lock timeout ${timeout_ms} ms + ${MARGIN_MS} ms (the second table's rescue takes 3 s)"
+[ "$(grep -c '^created A_p' "$W/func.out")" = 2 ] && [ "$(grep -c '^created B_p' "$W/func.out")" = 3 ]
+ok $? "function: both tables' periods created (A: today, tomorrow; B: yesterday, today, tomorrow)"
+[ "$after" = $((before + tx)) ] && [ "$(q -c 'SELECT count(*) FROM ONLY "A_default"')" = 0 ] &&
+    [ "$(q -c 'SELECT count(*) FROM "B"')" = 6 ] && [ "$(q -c 'SELECT count(*) FROM ONLY "B_default"')" = 0 ]
+ok $? "function: no row lost, both default partitions emptied ($before + $tx = $after in A)"
+
+# --- 3. the function form when a later burst fails: the round is redone ----
+# "D"'s burst meets the trigger of part 1 (a late row whose move sleeps 3 s):
+# its burst fails within the lock timeout, the whole round is undone (its
+# step 1 cannot be undone alone) and done again without D's periods.
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE "A", "B";
+CREATE TABLE "C" (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL DEFAULT now(), body text)
+  PARTITION BY RANGE (at);
+CREATE TABLE "D" (id bigint GENERATED ALWAYS AS IDENTITY, at timestamptz NOT NULL DEFAULT now(), body text)
+  PARTITION BY RANGE (at);
+SELECT capacity_manage('"C"', 'at', 'day', premake => 1), capacity_manage('"D"', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('"C"', as_of => now() - interval '3 days');
+SELECT count(*) FROM capacity_rollover('"D"', as_of => now() - interval '3 days');
+INSERT INTO "D" (at, body) VALUES (now() - interval '1 day', 'seed');
+CREATE FUNCTION d_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.body = 'seed' THEN
+    INSERT INTO public."D" (at, body) VALUES (OLD.at, 'late');
+  ELSIF OLD.body = 'late' THEN
+    PERFORM pg_sleep(3);
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER d_slow AFTER DELETE ON "D_default" FOR EACH ROW EXECUTE FUNCTION d_slow();
+SQL
+before=$(q -c 'SELECT count(*) FROM "C"')
+app c C
+sleep 1
+q -c "SELECT action || ' ' || partition_name || ' ' || coalesce(detail, '') FROM capacity_rollover() ORDER BY 1" >"$W/redo.out" 2>&1
+touch "$W/done_c"
+wait
+worst=$(worst_of c); tx=$(count_of c)
+after=$(q -c 'SELECT count(*) FROM "C"')
+echo "# function form, redone: $(grep -c '^created' "$W/redo.out") periods created, $(grep -c '^skipped_locked' "$W/redo.out") skipped; application on \"C\": $tx inserts, worst $worst ms"
+[ "$(failed_of c)" = 0 ] && [ "$tx" -gt 10 ]; ok $? "redo: no application insert failed ($tx)"
+[ "$worst" -lt $((timeout_ms + MARGIN_MS)) ]; ok $? "redo: worst insert into the first table ${worst} ms < lock timeout ${timeout_ms} ms + ${MARGIN_MS} ms"
+[ "$(grep -c '^created C_p' "$W/redo.out")" = 2 ] && [ "$(grep -c '^created D_p' "$W/redo.out")" = 0 ] &&
+    [ "$(grep '^skipped_locked D_p' "$W/redo.out" | grep -c 'd_slow')" = 3 ]
+ok $? "redo: C's periods created; D's three reported skipped_locked naming the trigger, none created"
+[ "$after" = $((before + tx)) ] && [ "$(q -c 'SELECT count(*) FROM ONLY "C_default"')" = 0 ] &&
+    [ "$(q -c 'SELECT body FROM ONLY "D_default"')" = seed ] &&
+    [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'D_p%'")" = 2 ]
+ok $? "redo: no row lost, D's seed row still in its default partition, no table of D's new periods left"
+[ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE partition_name LIKE 'D\_p%' AND action = 'created'")" = 2 ]
+ok $? "redo: the undone round left no log row"
