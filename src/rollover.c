@@ -15,12 +15,23 @@
  *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
  *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
  *	   needs it to prove the default holds no row of the new ranges), move
- *	   the few rows that arrived meanwhile, ATTACH each period.  If the
- *	   locks cannot be had, everything of step 1 is rolled back and the
- *	   periods are reported skipped_locked; no row ever stays in a table
- *	   that is not attached.
+ *	   the few rows that arrived meanwhile, ATTACH each period.  The moves
+ *	   fire the table owner's triggers on the default partition, so they
+ *	   run under a time limit of what is left of the lock timeout
+ *	   (moves_within_lock_timeout); running out of it counts as a lock
+ *	   not had.  If the locks cannot be had, everything of step 1 is
+ *	   rolled back and the periods are reported skipped_locked; no row
+ *	   ever stays in a table that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
  *	   bounded step each, waiting only for the parent (lock_for_detach).
+ * The procedure and the worker commit each unit (a period, a retention
+ * step) on its own.  The function form is one transaction, where a lock
+ * lasts until the caller commits: it does step 1 of every table first,
+ * then moves what arrived meanwhile (still under weak locks), then
+ * retention and step 2 of every table back to back
+ * (rollover_one_transaction), so writers of one table never wait for
+ * another table's builds, bulk moves or triggers there.  A failed step 2
+ * there undoes the whole round, which is done again without that table.
  * An autovacuum holding what a step needs is made to give way
  * (bounded_yielding).  Periods follow the policy's grid; after a change of
  * granularity the first new one is the free span up to the next boundary
@@ -33,8 +44,9 @@
  * skipped_busy instead of doing the same DDL.
  * A table a tenant move replicates (not yet cut over) keeps its
  * default-partition rows: their periods are reported skipped_moving
- * (skip_during_move), as the rescue's INSERT into a table not yet attached
- * would not be replicated.
+ * (keep_waiting_rows), as the rescue's INSERT into a table not yet attached
+ * would not be replicated; so does a table a foreign key references (the
+ * move's DELETE would fire the key's ON DELETE action), reported failed.
  *
  * Nothing that goes wrong with one table escapes: each phase runs in a
  * subtransaction (run_reported), an error rolls it back and becomes a row
@@ -429,6 +441,36 @@ wait_within_lock_timeout(instr_time started)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * A foreign key that references the default partition (one referencing the
+ * table has a copy on each partition): "fk of table r", or NULL.  Moving a
+ * row out of the default partition is a DELETE there, which fires the key's
+ * ON DELETE action on the referencing rows: CASCADE would delete them, SET
+ * NULL would cut them loose, though the row itself only moved.
+ */
+static char *
+default_referenced(TableLayout *layout)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+	bool		isnull;
+
+	if (layout->deflt == NULL)
+		return NULL;
+	values[0] = ObjectIdGetDatum(layout->relid);
+	values[1] = ObjectIdGetDatum(layout->deflt->relid);
+	/* the key as its owner made it, not its copy on a partition */
+	catalog_execute("SELECT pg_catalog.format('%I of table %s', c.conname, c.conrelid::pg_catalog.regclass) "
+					"FROM pg_catalog.pg_constraint c "
+					"WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0 "
+					"AND (c.confrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $2) "
+					"ORDER BY 1 LIMIT 1",
+					2, types, values, NULL, true);
+	if (SPI_processed == 0)
+		return NULL;
+	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 /* Argument of attach_burst, the step run under the lock timeout. */
 typedef struct AttachBurst
 {
@@ -437,6 +479,7 @@ typedef struct AttachBurst
 	List	   *periods;
 	char	   *moving;			/* tenant of a move not cut over, or NULL */
 	char	   *why;			/* set when the moves ran out of time */
+	bool		referenced;		/* a foreign key references the default */
 } AttachBurst;
 
 /*
@@ -513,6 +556,14 @@ burst_moves(AttachBurst *b)
 	TableLayout *layout = b->layout;
 	List	   *buckets;
 	ListCell   *lc;
+
+	/*
+	 * A default partition a foreign key references: nothing is moved
+	 * (keep_waiting_rows); a row of a new period that arrived meanwhile
+	 * makes the ATTACH fail and stays.
+	 */
+	if (b->referenced)
+		return;
 
 	/* during a tenant move, a row that arrived since the plan stays */
 	foreach(lc, b->moving ? b->periods : NIL)
@@ -1332,6 +1383,8 @@ build_and_attach_step(void *arg)
 	ListCell   *lc;
 	volatile bool attached = false;
 
+	burst.referenced = default_referenced(ba->r->layout) != NULL;
+
 	/* rows of a tenant already cut over may move (tenant_move.c's guard) */
 	tenant_move_allow_rescue(true);
 	PG_TRY();
@@ -1494,16 +1547,23 @@ within_rescue_budget(Rollover *r, List *periods)
 }
 
 /*
- * A table a tenant move replicates keeps its default-partition rows until
- * the move is cut over or aborted: rescuing them deletes them from the
- * default (replicated) and inserts them into a table not yet attached (not
- * replicated), so the member would lose them.  Periods needing such rows
- * are reported skipped_moving; empty ones are made as usual.
+ * Periods whose rows in the default partition must stay there are not
+ * made; the others (no rows waiting) are made as usual.
+ *  - A table a tenant move replicates keeps its default-partition rows
+ *    until the move is cut over or aborted: rescuing them deletes them from
+ *    the default (replicated) and inserts them into a table not yet
+ *    attached (not replicated), so the member would lose them.  Reported
+ *    skipped_moving.
+ *  - A default partition a foreign key references (default_referenced):
+ *    the DELETE of the move would fire the key's ON DELETE action.
+ *    Reported failed with what to do.
  */
 static void
-skip_during_move(Rollover *r, List **periods)
+keep_waiting_rows(Rollover *r, List **periods)
 {
 	char	   *tenant = NULL;
+	char	   *fk = NULL;
+	bool		looked = false;
 	List	   *kept = NIL;
 	ListCell   *lc;
 
@@ -1516,11 +1576,30 @@ skip_during_move(Rollover *r, List **periods)
 			kept = lappend(kept, np);
 			continue;
 		}
-		if (tenant == NULL && (tenant = tenant_move_in_progress(r->pol->relid)) == NULL)
+		if (!looked)
+		{
+			tenant = tenant_move_in_progress(r->pol->relid);
+			fk = tenant ? NULL : default_referenced(r->layout);
+			looked = true;
+		}
+		if (tenant == NULL && fk == NULL)
 			return;
-		emit(r->sink, r->layout, "skipped_moving", np->relname,
-			 psprintf("tenant move of %s in progress: rows stay in the default partition until it ends", tenant),
-			 r->started);
+		if (tenant)
+			emit(r->sink, r->layout, "skipped_moving", np->relname,
+				 psprintf("tenant move of %s in progress: rows stay in the default partition until it ends", tenant),
+				 r->started);
+		else
+			report_failure(r->sink, r->layout->relid, r->layout->qualname, np->relname,
+						   ERRCODE_FEATURE_NOT_SUPPORTED,
+						   psprintf("period [%s, %s): " INT64_FORMAT " rows wait in the default partition %s, "
+									"which foreign key %s references: moving them would fire its ON DELETE action "
+									"on the rows that reference them",
+									utc_label(np->p.from), utc_label(np->p.to), np->default_rows,
+									get_rel_name(r->layout->deflt->relid), fk),
+						   NULL,
+						   "The rows stay in the default partition. Move them yourself (for example: drop the foreign key, "
+						   "create and attach the period, move the rows, add the key again), "
+						   "then run the rollover again.");
 	}
 	*periods = kept;
 }
@@ -1711,7 +1790,7 @@ plan_and_build(void *arg)
 			r->kept_rows += b->rows;
 	}
 	periods = current_first(periods, r->cur.from);
-	skip_during_move(r, &periods);
+	keep_waiting_rows(r, &periods);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -1738,6 +1817,8 @@ plan_and_build(void *arg)
 	 * first, nothing strong is held while we pause, and once the parent is
 	 * ours the burst waits for nobody.  Per-step callers commit between
 	 * units, so their order (new periods first) carries no lock over.
+	 * With bursts_last, finish_table keeps this order after every table's
+	 * step 1 (a DETACH here would hold the parent through them).
 	 */
 	if (r->step_limit == 0 && !sink->bursts_last)
 	{
@@ -2034,6 +2115,7 @@ queued_burst_step(void *arg)
 	AttachBurst burst = {r->layout, r->pol, tr->periods, tenant_move_in_progress(r->layout->relid)};
 	volatile bool attached = false;
 
+	burst.referenced = default_referenced(r->layout) != NULL;
 	tenant_move_allow_rescue(true);
 	PG_TRY();
 	{
@@ -2064,7 +2146,8 @@ catch_up_step(void *arg)
 	tenant_move_allow_rescue(true);
 	PG_TRY();
 	{
-		foreach(lc, r->layout->deflt && !tenant_move_in_progress(r->layout->relid) ? tr->periods : NIL)
+		foreach(lc, r->layout->deflt && !tenant_move_in_progress(r->layout->relid) &&
+				!default_referenced(r->layout) ? tr->periods : NIL)
 		{
 			NewPeriod  *np = lfirst(lc);
 

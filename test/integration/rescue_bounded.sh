@@ -174,3 +174,26 @@ ok $? "redo: C's periods created; D's three reported skipped_locked naming the t
 ok $? "redo: no row lost, D's seed row still in its default partition, no table of D's new periods left"
 [ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE partition_name LIKE 'D\_p%' AND action = 'created'")" = 2 ]
 ok $? "redo: the undone round left no log row"
+
+# --- 4. a default partition a foreign key references: no row moved --------
+# Moving a row is a DELETE from the default partition, which fired the key's
+# ON DELETE CASCADE and deleted the referencing rows (found while fixing the
+# above). Now such rows stay where they are and the period is reported.
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE "C", "D";
+CREATE TABLE "Order" (at timestamptz NOT NULL, id bigint NOT NULL, UNIQUE (at, id)) PARTITION BY RANGE (at);
+SELECT capacity_manage('"Order"', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('"Order"', as_of => '2026-11-01 00:00+00');
+INSERT INTO "Order" VALUES ('2026-11-10 10:00+00', 1), ('2026-11-10 11:00+00', 2);
+CREATE TABLE "Line" (order_at timestamptz, order_id bigint,
+                     FOREIGN KEY (order_at, order_id) REFERENCES "Order" (at, id) ON DELETE CASCADE);
+INSERT INTO "Line" VALUES ('2026-11-10 10:00+00', 1), ('2026-11-10 11:00+00', 2);
+SQL
+out=$(q -c "SELECT action || ' ' || coalesce(partition_name, '') || ' ' || coalesce(detail, '') FROM capacity_rollover('\"Order\"', as_of => '2026-11-10 12:00+00') ORDER BY 1" 2>&1)
+echo "$out" | sed 's/^/# /'
+[ "$(q -c 'SELECT count(*) FROM "Line"')" = 2 ] && [ "$(q -c 'SELECT count(*) FROM ONLY "Order_default"')" = 2 ]
+ok $? "foreign key: no referencing row deleted, the referenced rows stay in the default partition"
+echo "$out" | grep '^failed Order_p20261110' | grep -q '"Line_order_at_order_id_fkey" of table public."Line" references'
+ok $? "foreign key: the period is reported failed, naming the key"
+echo "$out" | grep -q '^created Order_p20261111'; ok $? "foreign key: a period without waiting rows is made all the same"
