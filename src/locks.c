@@ -9,7 +9,9 @@
  * that queued behind our lock request could have waited, so that queue
  * drains before we queue again.  A step that still cannot get its locks is
  * reported as not done; the caller logs skipped_locked.  Any other error is
- * re-thrown unchanged.
+ * re-thrown unchanged.  A caller that already holds strong locks of earlier
+ * work asks for one attempt without pauses or yields (run_bounded_single):
+ * the application would spend those waiting for what it holds.
  *
  * Also the one subtransaction guard every file uses (run_guarded): a piece
  * of work whose failure must not take the caller's transaction with it.
