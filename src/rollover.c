@@ -485,7 +485,7 @@ typedef struct AttachBurst
 /*
  * The triggers of the default partition that fire when the rescue moves
  * rows out of it (its own and those cloned from the parent), for messages:
- * "t_default".audit, ... or NULL when it has none.
+ * audit, "Slow", ... or NULL when it has none.
  */
 static char *
 default_triggers(TableLayout *layout)
@@ -515,8 +515,10 @@ default_triggers(TableLayout *layout)
  * that could not be had (b->why says why), run_bounded undoes the burst,
  * pauses and retries, and the periods end skipped_locked.
  */
+static void burst_moves(AttachBurst *b);
+
 static void
-moves_within_lock_timeout(AttachBurst *b, instr_time started, void (*moves) (AttachBurst *b))
+moves_within_lock_timeout(AttachBurst *b, instr_time started)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int			left = Max(1, mc_lock_timeout_ms - (int) elapsed_ms(started));
@@ -525,7 +527,7 @@ moves_within_lock_timeout(AttachBurst *b, instr_time started, void (*moves) (Att
 	usercode_limit_begin(left);
 	PG_TRY();
 	{
-		moves(b);
+		burst_moves(b);
 	}
 	PG_CATCH();
 	{
@@ -534,10 +536,12 @@ moves_within_lock_timeout(AttachBurst *b, instr_time started, void (*moves) (Att
 		MemoryContextSwitchTo(cxt);
 		FlushErrorState();
 		b->why = psprintf("moving the rows that reached the default partition %s since the period was built "
-						  "took longer than the %d ms left of the lock timeout while writers waited%s%s%s",
+						  "took longer than the %d ms left of the lock timeout while writers waited (%s%s%s)",
 						  get_rel_name(b->layout->deflt->relid), left,
-						  triggers ? " (its triggers fire for each row moved: " : "",
-						  triggers ? triggers : "", triggers ? ")" : "");
+						  triggers ? "its triggers fire for each row moved: " : "",
+						  triggers ? triggers : "an index on the time column lets the move find its rows",
+						  triggers ? "; make them fast or raise matter_capacity.lock_timeout" :
+						  ", or raise matter_capacity.lock_timeout");
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("matter_capacity: %s", b->why)));
@@ -650,7 +654,7 @@ attach_burst(void *arg)
 		 */
 		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
-		moves_within_lock_timeout(b, started, burst_moves);
+		moves_within_lock_timeout(b, started);
 	}
 	foreach(lc, b->periods)
 	{
@@ -1420,9 +1424,7 @@ static char *
 burst_skipped(Rollover *r, int attempts, const char *why)
 {
 	if (why)
-		return psprintf("%s, after %d %s; rows of the period stay in the default partition: "
-						"make those triggers fast (they run while the table's writers wait) "
-						"or raise matter_capacity.lock_timeout",
+		return psprintf("%s, after %d %s; rows of the period stay in the default partition",
 						why, attempts, attempts == 1 ? "attempt" : "attempts");
 	return psprintf("locks on %s not available after %d attempts of %d ms",
 					r->layout->qualname, attempts, mc_lock_timeout_ms);
