@@ -148,36 +148,28 @@ sample_database_bytes(TimestampTz as_of)
 }
 
 /*
- * table_rows and table_bytes of every top-level partitioned table in one
- * pass: leaves found by walking pg_inherits (much cheaper than
- * pg_partition_root per leaf), rows from the cumulative statistics, bytes
- * from the catalog's page counts of the leaves, their TOAST tables and
- * indexes (current as of the last VACUUM or ANALYZE, like reltuples:
- * stat()ing 10,000 relations per sample would cost more than the whole
- * sampler may).  COUNT_INSERTS_SQL below returns the same figures while
- * it advances the insert counters; this query serves when that cannot
- * run: table_rows_inserted is then the counter as stored
- * (INSERTED_COUNTER), or, where the extension is still at 1.0 (the
- * library is newer than the installed SQL until ALTER EXTENSION UPDATE),
- * the 1.0 sum over the leaves (INSERTED_SUM).
+ * table_rows and table_bytes of every top-level partitioned table, and
+ * table_rows_inserted as stored, from the one walk of the leaves
+ * (walk_leaves: rows from the cumulative statistics, bytes from the
+ * catalog's page counts of the leaves, their TOAST tables and indexes,
+ * current as of the last VACUUM or ANALYZE like reltuples: stat()ing
+ * 10,000 relations per sample would cost more than the whole sampler may),
+ * summed per table in C: $1 tables, $2 n_live_tup, $3 n_tup_ins, $4 pages.
+ * COUNT_LEAVES_SQL below returns the same figures while it advances the
+ * insert counters; this query serves when that cannot run:
+ * table_rows_inserted is then the counter as stored (INSERTED_COUNTER),
+ * or, where the extension is still at 1.0 (the library is newer than the
+ * installed SQL until ALTER EXTENSION UPDATE), the 1.0 sum over the
+ * leaves (INSERTED_SUM).
  */
 #define INSERTED_COUNTER \
 	"(SELECT k.value FROM @extschema@.capacity_counter k WHERE k.name = 'table_rows_inserted' " \
-	"  AND k.labels = jsonb_build_object('table', t.root::regclass::text))"
-#define INSERTED_SUM "coalesce(sum(pg_stat_get_tuples_inserted(c.oid)), 0)::float8"
+	"  AND k.labels = jsonb_build_object('table', u.root::regclass::text))"
+#define INSERTED_SUM "u.n"
 #define TABLE_STATS_SQL \
-	"WITH RECURSIVE tree AS (SELECT p.oid AS root, p.oid AS relid " TOP_TABLES \
-	"  UNION ALL SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid), " \
-	"ix AS (SELECT x.indrelid, sum(i.relpages) AS pages FROM pg_index x " \
-	"  JOIN pg_class i ON i.oid = x.indexrelid GROUP BY 1) " \
-	"SELECT jsonb_build_object('table', t.root::regclass::text)::text, " \
-	"coalesce(sum(pg_stat_get_live_tuples(c.oid)), 0)::float8, " \
-	"%s, " \
-	"coalesce(sum(c.relpages::float8 + coalesce(toast.relpages, 0) + coalesce(ix.pages, 0)), 0) " \
-	"  * current_setting('block_size')::float8 " \
-	"FROM tree t LEFT JOIN pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'm') " \
-	"LEFT JOIN pg_class toast ON toast.oid = c.reltoastrelid " \
-	"LEFT JOIN ix ON ix.indrelid = c.oid GROUP BY t.root"
+	"SELECT jsonb_build_object('table', u.root::regclass::text)::text, u.live, %s, " \
+	"u.pages * current_setting('block_size')::float8 " \
+	"FROM unnest($1::oid[], $2::float8[], $3::float8[], $4::float8[]) AS u(root, live, n, pages)"
 
 /*
  * table_rows_inserted: rows the application wrote into each table, as a
@@ -206,12 +198,8 @@ sample_database_bytes(TimestampTz as_of)
  * default partitions (the rescue moves rows out of them by deleting them,
  * which is not the application's) and without engine records; a table
  * seen for the first time starts from its newest sample or the sum of its
- * leaves' counts.  State rows of leaves that no longer exist are looked
- * for only when the state tables have more rows than the walk matched (an
- * anti-join of 50,000 rows costs some 15 ms each).  Both counters advance
- * in this one walk of the leaves
- * ($2: count inserts, $3: count deletes; a part not counted writes
- * nothing): walking 50,000 leaves twice cost some 200 ms a sampling.
+ * leaves' counts.  Both counters advance in the one walk of the leaves
+ * (count_leaves; walking 50,000 leaves twice cost some 200 ms a sampling).
  *
  * It also returns the three table figures, as TABLE_STATS_SQL does, from
  * the same walk of the leaves.  A leaf whose statistics were reset has a
@@ -220,11 +208,20 @@ sample_database_bytes(TimestampTz as_of)
  * since) its table_rows is the catalog's count at the last one
  * (reltuples) plus the rows counted since the reset.  The reset is seen
  * as the insert count going back, and remembered (capacity_leaf_inserts.
- * reset) until an ANALYZE or VACUUM.  $1 = as_of.  The caller holds the
- * lock of each state table it counts in (capacity_leaf_inserts,
- * capacity_leaf_deletes), so two samplers never count the same gain twice.
- * Rows: labels, table_rows, table_rows_inserted, table_bytes,
- * table_rows_deleted.
+ * reset) until an ANALYZE or VACUUM.
+ *
+ * What is per leaf is done in C (count_leaves): this statement gets one
+ * row per table, $4 the table, $5..$10 the sums of its leaves (n_tup_ins,
+ * gain, rows, pages, then n_tup_del and its gain without default
+ * partitions), and the state rows to write: $11..$13 the leaves whose
+ * n_tup_ins or reset flag changed, $15..$16 those whose n_tup_del did;
+ * $14 and $17 the state rows that matched no leaf, looked for in pg_class
+ * (a leaf dropped or detached) only when there are such rows.  $1 =
+ * as_of, $2: count inserts, $3: count deletes (a part not counted writes
+ * nothing).  The caller holds the lock of each state table it counts in
+ * (capacity_leaf_inserts, capacity_leaf_deletes), so two samplers never
+ * count the same gain twice.  Rows: labels, table_rows,
+ * table_rows_inserted, table_bytes, table_rows_deleted.
  */
 #define COUNT_LEAVES_SQL \
 	"WITH per_root AS MATERIALIZED (SELECT r.root, r.labels, r.total, r.gain, r.live, " \
@@ -685,60 +682,6 @@ rel_pages(Oid relid)
 }
 
 /*
- * Every top-level partitioned table we do not own (TOP_TABLES) and its
- * leaves with their catalog figures: rows at the last ANALYZE or VACUUM
- * (reltuples, 0 where never counted) and pages of the leaf, its TOAST
- * table and its indexes (one pass over pg_index, its leaves found by
- * binary search).  The same catalog figures TABLE_STATS_SQL reads.
- */
-static LeafWalk
-walk_leaves(void)
-{
-	LeafWalk	w;
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	int			i;
-
-	catalog_execute("SELECT p.oid " TOP_TABLES, 0, NULL, NULL, NULL, true);
-	w.nroots = (int) SPI_processed;
-	w.roots = palloc(sizeof(Oid) * Max(w.nroots, 1));
-	for (i = 0; i < w.nroots; i++)
-	{
-		bool		isnull;
-
-		w.roots[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	w.n = 0;
-	w.size = 1024;
-	w.leaves = palloc(sizeof(LeafFigures) * w.size);
-	rel = table_open(InheritsRelationId, AccessShareLock);
-	for (i = 0; i < w.nroots; i++)
-		walk_below(&w, rel, i, w.roots[i]);
-	table_close(rel, AccessShareLock);
-	if (w.n == 0)
-		return w;
-	qsort(w.leaves, w.n, sizeof(LeafFigures), leaf_cmp);
-
-	for (i = 0; i < w.n; i++)
-		if (OidIsValid(w.leaves[i].toast))
-			w.leaves[i].pages += rel_pages(w.leaves[i].toast);
-	rel = table_open(IndexRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
-		LeafFigures *l = find_leaf(&w, ix->indrelid);
-
-		if (l != NULL)
-			l->pages += rel_pages(ix->indexrelid);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return w;
-}
-
-/*
  * Each leaf's cumulative statistics, read now (stats_fetch_consistency
  * none: not this sampling's earlier view), one entry per leaf for all its
  * figures; the same values pg_stat_get_tuples_inserted(), _live_tuples(),
@@ -789,12 +732,70 @@ read_leaf_statistics(LeafWalk *w)
 }
 
 /*
+ * The one walk of the leaves: every top-level partitioned table we do not
+ * own (TOP_TABLES) and its leaves with their catalog figures, rows at the
+ * last ANALYZE or VACUUM (reltuples, 0 where never counted) and pages of
+ * the leaf, its TOAST table and its indexes (one pass over pg_index, its
+ * leaves found by binary search), and their statistics as they are now.
+ * In C because at 50,000 partitions the same walk in SQL (a recursive CTE
+ * over pg_inherits, a hash join with pg_class, three statistics calls per
+ * leaf) took some 140 ms.
+ */
+static LeafWalk
+walk_leaves(void)
+{
+	LeafWalk	w;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			i;
+
+	catalog_execute("SELECT p.oid " TOP_TABLES, 0, NULL, NULL, NULL, true);
+	w.nroots = (int) SPI_processed;
+	w.roots = palloc(sizeof(Oid) * Max(w.nroots, 1));
+	for (i = 0; i < w.nroots; i++)
+	{
+		bool		isnull;
+
+		w.roots[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	w.n = 0;
+	w.size = 1024;
+	w.leaves = palloc(sizeof(LeafFigures) * w.size);
+	rel = table_open(InheritsRelationId, AccessShareLock);
+	for (i = 0; i < w.nroots; i++)
+		walk_below(&w, rel, i, w.roots[i]);
+	table_close(rel, AccessShareLock);
+	if (w.n == 0)
+		return w;
+	qsort(w.leaves, w.n, sizeof(LeafFigures), leaf_cmp);
+
+	for (i = 0; i < w.n; i++)
+		if (OidIsValid(w.leaves[i].toast))
+			w.leaves[i].pages += rel_pages(w.leaves[i].toast);
+	rel = table_open(IndexRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
+		LeafFigures *l = find_leaf(&w, ix->indrelid);
+
+		if (l != NULL)
+			l->pages += rel_pages(ix->indexrelid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	read_leaf_statistics(&w);
+	return w;
+}
+
+/*
  * Read a state table (capacity_leaf_inserts or capacity_leaf_deletes) into
  * the walk's leaves, with a snapshot taken now, as the statement that then
  * writes it would: the caller holds its lock, so it is what the previous
  * sampler committed.  Returns its rows that match no leaf (deletes: no
- * leaf but a default partition) when there are any, and, through *rows,
- * how many rows it has.
+ * leaf but a default partition): only such a row can be of a leaf that is
+ * gone.
  */
 static List *
 read_leaf_state(LeafWalk *w, const char *table, bool deletes)
@@ -808,8 +809,6 @@ read_leaf_state(LeafWalk *w, const char *table, bool deletes)
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	List	   *outside = NIL;
-	int			rows = 0,
-				matched = 0;
 
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
@@ -822,10 +821,8 @@ read_leaf_state(LeafWalk *w, const char *table, bool deletes)
 		Oid			leaf = DatumGetObjectId(slot_getattr(slot, a_leaf, &isnull));
 		LeafFigures *l = find_leaf(w, leaf);
 
-		rows++;
 		if (l != NULL && !(deletes && l->is_default))
 		{
-			matched++;
 			if (deletes)
 			{
 				l->has_dprev = true;
@@ -845,10 +842,7 @@ read_leaf_state(LeafWalk *w, const char *table, bool deletes)
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
-	/* only the rows of leaves that are gone need looking for (below) */
-	if (rows == matched)
-		list_free(outside);
-	return rows == matched ? NIL : outside;
+	return outside;
 }
 
 static Datum
@@ -894,17 +888,15 @@ oid_list_array(List *oids)
  * those the previous one stored.  Only the extension's owner can lock
  * these tables: no other role can hold the counting up.
  *
- * The per-leaf part is done here in C: the walk (walk_leaves), one
- * statistics entry per leaf, the state rows read into the walk, each
- * leaf's gain and reset, and the sums per table; the statement gets one
- * row per table and the leaves whose state changed.  At 50,000 partitions
- * the same in SQL (a recursive CTE over pg_inherits, a hash join with
- * pg_class, three statistics calls and two state-table joins per leaf,
- * then 50,000 rows aggregated and scanned four more times) took some
- * 200 ms.  Per leaf, as the SQL did: a gain is the count less the stored
- * one (all of it for a new leaf or a count that went back); a reset (the
- * count went back, or was remembered so) lasts while no ANALYZE or VACUUM
- * is recorded, and the leaf's rows are then reltuples plus n_live_tup.
+ * The per-leaf part is done here in C: the walk (walk_leaves), the state
+ * rows read into it, each leaf's gain and reset, and the sums per table;
+ * the statement gets one row per table and the leaves whose state changed.
+ * At 50,000 partitions the same in SQL (the walk, two state-table joins
+ * per leaf, then 50,000 rows aggregated and scanned four more times) took
+ * some 200 ms.  Per leaf: a gain is the count less the stored one (all of
+ * it for a new leaf or a count that went back); a reset (the count went
+ * back, or was remembered so) lasts while no ANALYZE or VACUUM is
+ * recorded, and the leaf's rows are then reltuples plus n_live_tup.
  */
 static bool
 count_leaves(TimestampTz as_of, bool count_inserts, bool count_deletes, bool *deletes_counted)
@@ -940,7 +932,6 @@ count_leaves(TimestampTz as_of, bool count_inserts, bool count_deletes, bool *de
 		return false;
 
 	w = walk_leaves();
-	read_leaf_statistics(&w);
 	if (count_inserts)
 		gone = read_leaf_state(&w, "capacity_leaf_inserts", false);
 	if (count_deletes)
@@ -1005,6 +996,44 @@ count_leaves(TimestampTz as_of, bool count_inserts, bool count_deletes, bool *de
 	catalog_execute(with_schema(COUNT_LEAVES_SQL), 17, types, values, NULL, false);
 	*deletes_counted = count_deletes;
 	return true;
+}
+
+/*
+ * The three table figures without counting (TABLE_STATS_SQL), from the
+ * same walk: table_rows_inserted as stored (stored_counter) or the 1.0 sum
+ * of the leaves' counts.
+ */
+static void
+table_figures(bool stored_counter)
+{
+	Oid			types[4] = {OIDARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	Datum		values[4];
+	LeafWalk	w = walk_leaves();
+	Datum	   *col[4];
+	int			i,
+				k;
+
+	for (k = 0; k < 4; k++)
+		col[k] = palloc0(sizeof(Datum) * Max(w.nroots, 1));
+	for (i = 0; i < w.nroots; i++)
+	{
+		col[0][i] = ObjectIdGetDatum(w.roots[i]);
+		for (k = 1; k < 4; k++)
+			col[k][i] = Float8GetDatum(0);
+	}
+	for (i = 0; i < w.n; i++)
+	{
+		LeafFigures *l = &w.leaves[i];
+
+		col[1][l->root] = Float8GetDatum(DatumGetFloat8(col[1][l->root]) + l->live);
+		col[2][l->root] = Float8GetDatum(DatumGetFloat8(col[2][l->root]) + l->n);
+		col[3][l->root] = Float8GetDatum(DatumGetFloat8(col[3][l->root]) + l->pages);
+	}
+	values[0] = oid_array(col[0], w.nroots);
+	for (k = 1; k < 4; k++)
+		values[k] = float8_array(col[k], w.nroots);
+	catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, stored_counter ? INSERTED_COUNTER : INSERTED_SUM)),
+					4, types, values, NULL, false);
 }
 
 /*
@@ -1105,10 +1134,10 @@ sample_table_stats(TimestampTz as_of)
 	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0)
 	{
 		if (!count_leaves(as_of, true, deletes_wanted, &deletes_counted))
-			catalog_execute(with_schema(psprintf(TABLE_STATS_SQL, INSERTED_COUNTER)), 0, NULL, NULL, NULL, false);
+			table_figures(true);
 	}
 	else
-		catalog_execute(psprintf(TABLE_STATS_SQL, INSERTED_SUM), 0, NULL, NULL, NULL, false);
+		table_figures(false);
 	deletes = deletes_counted ? spi_values_source(1, 5) : NULL;
 	n = SPI_processed;
 	tt = SPI_tuptable;
