@@ -33,10 +33,10 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -52,7 +52,6 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
@@ -565,6 +564,7 @@ typedef struct LeafFigures
 	int			root;			/* index into the walk's roots */
 	Oid			toast;
 	bool		is_default;
+	bool		plain;			/* pg_class has it as a plain table */
 	float8		reltuples;		/* at the last ANALYZE or VACUUM, 0 if never */
 	float8		pages;			/* the leaf's, its TOAST table's, its indexes' */
 	/* cumulative statistics */
@@ -589,22 +589,36 @@ typedef struct LeafWalk
 	int			size;
 } LeafWalk;
 
+/* A partitioned table and its default partition (InvalidOid: none). */
+typedef struct Parted
+{
+	Oid			relid;
+	Oid			deflt;
+} Parted;
+
+/* An index of a leaf (n: the leaf's place in the walk) or a TOAST table (n: its pages). */
+typedef struct Owned
+{
+	Oid			relid;
+	int32		n;
+} Owned;
+
 /*
- * Add the leaves below parent (partitioned) to the walk, going down into
- * partitioned children: pg_inherits by its parent index and each child's
- * pg_class row from the syscache, with the catalog snapshot and no lock
- * on any table (a sampling must not take one lock per partition, nor wait
- * for DDL on them).  Leaves are plain tables (relkind 'r'); foreign
- * partitions have no figures.  A child dropped since its pg_inherits row
- * was read is skipped.
+ * Add the children below parent (partitioned) to the walk, going down into
+ * partitioned children: pg_inherits by its parent index, with the catalog
+ * snapshot and no lock on any table (a sampling must not take one lock
+ * per partition, nor wait for DDL on them).  A child that is no
+ * partitioned table is taken as a leaf; walk_leaves keeps those that are
+ * plain tables.
  */
 static void
-walk_below(LeafWalk *w, Relation inherits, int root, Oid parent)
+walk_below(LeafWalk *w, Relation inherits, Parted *parted, int nparted, int root, Oid parent)
 {
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	Oid			deflt = get_default_partition_oid(parent);
+	Parted	   *p = bsearch(&parent, parted, nparted, sizeof(Parted), oid_cmp);
+	Oid			deflt = p ? p->deflt : InvalidOid;
 	List	   *below = NIL;
 	ListCell   *lc;
 
@@ -614,37 +628,27 @@ walk_below(LeafWalk *w, Relation inherits, int root, Oid parent)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Oid			child = ((Form_pg_inherits) GETSTRUCT(tup))->inhrelid;
-		HeapTuple	ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
-		Form_pg_class cf;
+		LeafFigures *l;
 
-		if (!HeapTupleIsValid(ct))
-			continue;
-		cf = (Form_pg_class) GETSTRUCT(ct);
-		if (cf->relkind == RELKIND_PARTITIONED_TABLE)
-			below = lappend_oid(below, child);
-		else if (cf->relkind == RELKIND_RELATION)
+		if (bsearch(&child, parted, nparted, sizeof(Parted), oid_cmp) != NULL)
 		{
-			LeafFigures *l;
-
-			if (w->n == w->size)
-			{
-				w->size *= 2;
-				w->leaves = repalloc_huge(w->leaves, sizeof(LeafFigures) * w->size);
-			}
-			l = &w->leaves[w->n++];
-			memset(l, 0, sizeof(LeafFigures));
-			l->leaf = child;
-			l->root = root;
-			l->toast = cf->reltoastrelid;
-			l->is_default = child == deflt;
-			l->reltuples = Max((float8) cf->reltuples, 0);
-			l->pages = (float8) cf->relpages;
+			below = lappend_oid(below, child);
+			continue;
 		}
-		ReleaseSysCache(ct);
+		if (w->n == w->size)
+		{
+			w->size *= 2;
+			w->leaves = repalloc_huge(w->leaves, sizeof(LeafFigures) * w->size);
+		}
+		l = &w->leaves[w->n++];
+		memset(l, 0, sizeof(LeafFigures));
+		l->leaf = child;
+		l->root = root;
+		l->is_default = child == deflt;
 	}
 	systable_endscan(scan);
 	foreach(lc, below)
-		walk_below(w, inherits, root, lfirst_oid(lc));
+		walk_below(w, inherits, parted, nparted, root, lfirst_oid(lc));
 	list_free(below);
 }
 
@@ -664,21 +668,6 @@ find_leaf(LeafWalk *w, Oid leaf)
 
 	key.leaf = leaf;
 	return w->n > 0 ? bsearch(&key, w->leaves, w->n, sizeof(LeafFigures), leaf_cmp) : NULL;
-}
-
-/* relpages of a relation from the syscache; 0 when it is gone */
-static float8
-rel_pages(Oid relid)
-{
-	HeapTuple	ct = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	float8		pages = 0;
-
-	if (HeapTupleIsValid(ct))
-	{
-		pages = (float8) ((Form_pg_class) GETSTRUCT(ct))->relpages;
-		ReleaseSysCache(ct);
-	}
-	return pages;
 }
 
 /*
@@ -733,13 +722,18 @@ read_leaf_statistics(LeafWalk *w)
 
 /*
  * The one walk of the leaves: every top-level partitioned table we do not
- * own (TOP_TABLES) and its leaves with their catalog figures, rows at the
- * last ANALYZE or VACUUM (reltuples, 0 where never counted) and pages of
- * the leaf, its TOAST table and its indexes (one pass over pg_index, its
- * leaves found by binary search), and their statistics as they are now.
- * In C because at 50,000 partitions the same walk in SQL (a recursive CTE
+ * own (TOP_TABLES) and its leaves (plain tables; foreign partitions have
+ * no figures) with their catalog figures, rows at the last ANALYZE or
+ * VACUUM (reltuples, 0 where never counted) and pages of the leaf, its
+ * TOAST table and its indexes, and their statistics as they are now.  In
+ * C because at 50,000 partitions the same walk in SQL (a recursive CTE
  * over pg_inherits, a hash join with pg_class, three statistics calls per
- * leaf) took some 140 ms.
+ * leaf) took some 140 ms.  The catalogs are read with the catalog
+ * snapshot and no lock on any user table: pg_partitioned_table and
+ * pg_index whole, pg_inherits by parent, and pg_class in one sequential
+ * pass, each relation found by binary search among the leaves or the
+ * relations they own (a syscache lookup per leaf cost twice as much, and
+ * would again per index).
  */
 static LeafWalk
 walk_leaves(void)
@@ -748,7 +742,17 @@ walk_leaves(void)
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	int			i;
+	Parted	   *parted;
+	int			nparted = 0,
+				sparted = 64;
+	Owned	   *owned;
+	int			nowned = 0,
+				sowned = 64;
+	Owned	   *toasts;
+	int			ntoasts = 0,
+				stoasts = 64;
+	int			i,
+				k;
 
 	catalog_execute("SELECT p.oid " TOP_TABLES, 0, NULL, NULL, NULL, true);
 	w.nroots = (int) SPI_processed;
@@ -759,20 +763,38 @@ walk_leaves(void)
 
 		w.roots[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+
+	/* the partitioned tables: the walk goes down into them */
+	parted = palloc(sizeof(Parted) * sparted);
+	rel = table_open(PartitionedRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_partitioned_table pt = (Form_pg_partitioned_table) GETSTRUCT(tup);
+
+		if (nparted == sparted)
+			parted = repalloc_huge(parted, sizeof(Parted) * (sparted *= 2));
+		parted[nparted].relid = pt->partrelid;
+		parted[nparted++].deflt = pt->partdefid;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (nparted > 0)
+		qsort(parted, nparted, sizeof(Parted), oid_cmp);
+
 	w.n = 0;
 	w.size = 1024;
 	w.leaves = palloc(sizeof(LeafFigures) * w.size);
 	rel = table_open(InheritsRelationId, AccessShareLock);
 	for (i = 0; i < w.nroots; i++)
-		walk_below(&w, rel, i, w.roots[i]);
+		walk_below(&w, rel, parted, nparted, i, w.roots[i]);
 	table_close(rel, AccessShareLock);
 	if (w.n == 0)
 		return w;
 	qsort(w.leaves, w.n, sizeof(LeafFigures), leaf_cmp);
 
-	for (i = 0; i < w.n; i++)
-		if (OidIsValid(w.leaves[i].toast))
-			w.leaves[i].pages += rel_pages(w.leaves[i].toast);
+	/* the leaves' indexes */
+	owned = palloc(sizeof(Owned) * sowned);
 	rel = table_open(IndexRelationId, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -780,11 +802,74 @@ walk_leaves(void)
 		Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
 		LeafFigures *l = find_leaf(&w, ix->indrelid);
 
-		if (l != NULL)
-			l->pages += rel_pages(ix->indexrelid);
+		if (l == NULL)
+			continue;
+		if (nowned == sowned)
+			owned = repalloc_huge(owned, sizeof(Owned) * (sowned *= 2));
+		owned[nowned].relid = ix->indexrelid;
+		owned[nowned++].n = (int32) (l - w.leaves);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	if (nowned > 0)
+		qsort(owned, nowned, sizeof(Owned), oid_cmp);
+
+	/* pg_class: the leaves' own figures, their indexes' pages, TOAST tables */
+	toasts = palloc(sizeof(Owned) * stoasts);
+	rel = table_open(RelationRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+
+		if (c->relkind == RELKIND_RELATION)
+		{
+			LeafFigures *l = find_leaf(&w, c->oid);
+
+			if (l == NULL)
+				continue;
+			l->plain = true;
+			l->toast = c->reltoastrelid;
+			l->reltuples = Max((float8) c->reltuples, 0);
+			l->pages += (float8) c->relpages;
+		}
+		else if (c->relkind == RELKIND_TOASTVALUE)
+		{
+			if (ntoasts == stoasts)
+				toasts = repalloc_huge(toasts, sizeof(Owned) * (stoasts *= 2));
+			toasts[ntoasts].relid = c->oid;
+			toasts[ntoasts++].n = c->relpages;
+		}
+		else if (nowned > 0)
+		{
+			Owned	   *o = bsearch(&c->oid, owned, nowned, sizeof(Owned), oid_cmp);
+
+			if (o != NULL)
+				w.leaves[o->n].pages += (float8) c->relpages;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (ntoasts > 0)
+		qsort(toasts, ntoasts, sizeof(Owned), oid_cmp);
+
+	/* keep the plain tables (in OID order), with their TOAST tables' pages */
+	for (i = 0, k = 0; i < w.n; i++)
+	{
+		LeafFigures *l = &w.leaves[i];
+
+		if (!l->plain)
+			continue;
+		if (OidIsValid(l->toast) && ntoasts > 0)
+		{
+			Owned	   *t = bsearch(&l->toast, toasts, ntoasts, sizeof(Owned), oid_cmp);
+
+			if (t != NULL)
+				l->pages += (float8) t->n;
+		}
+		w.leaves[k++] = *l;
+	}
+	w.n = k;
 	read_leaf_statistics(&w);
 	return w;
 }
