@@ -10,7 +10,14 @@
  * console with a conninfo that carries no password (a password file does).
  * Credentials therefore live only where PostgreSQL and libpq keep them
  * (pg_user_mapping, readable by superusers; the passfile), and every libpq
- * message is scrubbed by remote.c.
+ * message is scrubbed by remote.c.  The polling role is the extension
+ * owner, acting unattended on servers whose owners may re-point them at any
+ * time: postgres_fdw's password rule is applied at every poll, not only at
+ * registration, no startup option is taken from the catalog, the member
+ * session is pinned (search_path pg_catalog) and the member statement is
+ * fully schema-qualified; who answered is re-checked (never the hub
+ * itself), and a member's figures are recorded only as finite numbers.
+ * docs/security.md, "Fleet members".
  *
  * Polling: every member gets one connection and one statement, all sent at
  * once and waited for together on one WaitEventSet (remote_exec_many), each
@@ -59,9 +66,25 @@ PG_FUNCTION_INFO_V1(capacity_fleet_check);
 
 /* What identifies a PostgreSQL member, and whether it is us. */
 #define IDENTITY_SQL \
-	"SELECT current_setting('server_version_num'), pg_catalog.pg_is_in_recovery()::text, " \
-	"(SELECT s.system_identifier::text FROM pg_catalog.pg_control_system() s), " \
-	"pg_catalog.current_database()::text"
+	"SELECT pg_catalog.current_setting('server_version_num'), pg_catalog.pg_is_in_recovery()::pg_catalog.text, " \
+	"(SELECT s.system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system() s), " \
+	"pg_catalog.current_database()::pg_catalog.text"
+
+/*
+ * Is the server that answered (system identifier, pg_is_in_recovery() as
+ * text, current database) this very database?  A physical standby of ours
+ * shares the identifier but not the recovery state.
+ */
+static bool
+is_this_database(const char *sysid, const char *in_recovery, const char *dbname)
+{
+	char	   *local_sysid = DatumGetCString(DirectFunctionCall1(int8out,
+																  Int64GetDatum((int64) GetSystemIdentifier())));
+
+	return strcmp(sysid, local_sysid) == 0 &&
+		strcmp(in_recovery, RecoveryInProgress() ? "true" : "false") == 0 &&
+		strcmp(dbname, get_database_name(MyDatabaseId)) == 0;
+}
 
 /*
  * Connection parameters of a pooler member: its conninfo parsed into
@@ -125,6 +148,20 @@ conninfo_has_password(const char *conninfo)
 	return found;
 }
 
+/* Does libpq parse conninfo (keyword=value pairs or a URI)? */
+static bool
+conninfo_parses(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+
+	if (opts == NULL)
+		return false;
+	PQconninfoFree(opts);
+	return true;
+}
+
+static char *quote_json(const char *s);
+
 /*
  * A name or target as it may appear in a message: any password it carries
  * (as a conninfo or URI) scrubbed by remote.c's scrubber, and at most
@@ -175,23 +212,84 @@ has_user_mapping(Oid serverid)
 }
 
 /*
- * As postgres_fdw and dblink: a role that is not a superuser may reach
- * servers only with a password of its own (in the user mapping), never
- * with the server's OS identity (peer, trust, the postgres user's
- * ~/.pgpass).  A pooler member's password is in a password file, so only
- * a superuser owner may have them.  NULL when allowed.
+ * Who may connect without a password of their own: postgres_fdw's rule,
+ * applied at every connection (remote_password_rule, remote_password_used;
+ * see remote.c for why a superuser-owned server is needed as well).  A
+ * pooler member's password is in a password file of the server's OS user
+ * and its conninfo in a table only the extension owner writes, so only a
+ * superuser owner may have them.  NULL when allowed; *must_use_password
+ * says whether the connection must then have used the password.
  */
 static const char *
-credential_rule(bool pooler, const char *const *keywords, const char *const *values)
+credential_rule(bool pooler, const char *server, const char *const *keywords,
+				const char *const *values, bool *must_use_password)
 {
-	if (superuser_arg(GetUserId()))
-		return NULL;
+	*must_use_password = false;
 	if (pooler)
-		return "pooler members need a superuser extension owner (their password is in a password file)";
-	for (int i = 0; keywords[i]; i++)
-		if (strcmp(keywords[i], "password") == 0 && values[i] && values[i][0])
-			return NULL;
-	return "the user mapping has no password, which a non-superuser extension owner needs";
+		return superuser_arg(GetUserId()) ? NULL :
+			"pooler members need a superuser extension owner (their password is in a password file)";
+	return remote_password_rule(server, keywords, values, must_use_password);
+}
+
+/*
+ * Refuse a target that carries a password (any kind: a pooler's conninfo
+ * must not, and where a server name is expected a connection string is a
+ * mistake that may well carry one), without echoing it.  These errors hide
+ * the statement and context from the server log (errhidestmt): the call
+ * itself holds the password, and log_min_error_statement would write it
+ * to disk.  Also for kinds not yet validated: capacity_fleet_add runs this
+ * before anything else can fail.
+ */
+static void
+refuse_secret_target(const char *member, const char *kind, const char *target)
+{
+	bool		pooler = kind != NULL && strcmp(kind, "pooler") == 0;
+	bool		server_kind = kind != NULL && (strcmp(kind, "replica") == 0 ||
+											   strcmp(kind, "tier") == 0 ||
+											   strcmp(kind, "region") == 0);
+
+	if (target == NULL)
+		return;
+	/* never echoed: it may well carry a password */
+	if (server_kind && looks_like_conninfo(target))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: kind %s takes a postgres_fdw server name, not a connection string", shown(kind)),
+				 errhint("Declare the connection with CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ..., port ..., dbname ...) "
+						 "and its credentials with CREATE USER MAPPING ... OPTIONS (user ..., password ...); pass the server's name."),
+				 errhidestmt(true), errhidecontext(true)));
+	if (conninfo_has_password(target))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: the connection string of %s member \"%s\" contains a password",
+						pooler ? "pooler" : "fleet", member ? shown(member) : ""),
+				 errhint(pooler ? "Remove it and put the password in the password file of the server's OS user (~/.pgpass, or passfile=...)."
+						 : "Pass a postgres_fdw server name; the password goes in its user mapping (CREATE USER MAPPING ... OPTIONS (user ..., password ...))."),
+				 errhidestmt(true), errhidecontext(true)));
+	if ((pooler || looks_like_conninfo(target)) && !conninfo_parses(target))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: the connection string of %s member \"%s\" is not valid",
+						pooler ? "pooler" : "fleet", member ? shown(member) : ""),
+				 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file."),
+				 errhidestmt(true), errhidecontext(true)));
+}
+
+PG_FUNCTION_INFO_V1(capacity_fleet_check_target);
+
+/*
+ * capacity_fleet_check_target(name text, kind text, target text) RETURNS void
+ *
+ * refuse_secret_target for SQL: capacity_fleet_add calls it first, so that
+ * no other error of the call (which would log the statement) comes before.
+ */
+Datum
+capacity_fleet_check_target(PG_FUNCTION_ARGS)
+{
+	refuse_secret_target(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						 PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_VOID();
 }
 
 /*
@@ -199,8 +297,9 @@ credential_rule(bool pooler, const char *const *keywords, const char *const *val
  *
  * Connects to a prospective member within matter_capacity.fleet_timeout and
  * raises a clear error if it cannot be a member: unknown server, no user
- * mapping, unreachable, this very database, a pooler that is not
- * PgBouncer.  Returns what it learnt (server version, standby or not).
+ * mapping, a connection the password rule refuses, unreachable, this very
+ * database, a pooler that is not PgBouncer.  Returns what it learnt
+ * (server version, standby or not).
  */
 Datum
 capacity_fleet_check(PG_FUNCTION_ARGS)
@@ -214,34 +313,23 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 	PGresult   *res;
 	char	   *error = NULL;
 	bool		pooler = strcmp(kind, "pooler") == 0;
+	bool		must_use_password;
 	char	   *out;
 	const char *smember = shown(member);
 
+	refuse_secret_target(member, kind, target);
 	if (pooler)
 	{
-		if (conninfo_has_password(target))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: the connection string of pooler member \"%s\" contains a password", smember),
-					 errhint("Remove it and put the password in the password file of the server's OS user (~/.pgpass, or passfile=...).")));
 		if (!pooler_params(target, &keywords, &values))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("matter_capacity: the connection string of pooler member \"%s\" is not valid", smember),
-					 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file.")));
+					 errhint("Use keyword=value pairs, e.g. 'host=/run/pgbouncer port=6432 user=stats'; keep the password in a password file."),
+					 errhidestmt(true), errhidecontext(true)));
 	}
 	else
 	{
-		ForeignServer *fs;
-
-		/* never echoed: it may well carry a password */
-		if (looks_like_conninfo(target))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: kind %s takes a postgres_fdw server name, not a connection string", shown(kind)),
-					 errhint("Declare the connection with CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ..., port ..., dbname ...) "
-							 "and its credentials with CREATE USER MAPPING ... OPTIONS (user ..., password ...); pass the server's name.")));
-		fs = GetForeignServerByName(target, true);
+		ForeignServer *fs = GetForeignServerByName(target, true);
 
 		if (fs == NULL)
 			ereport(ERROR,
@@ -258,13 +346,15 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 							 quote_identifier(shown(target)))));
 		remote_server_params(target, &keywords, &values);
 		remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
+		remote_pin_session(&keywords, &values);
 	}
 
-	if ((error = (char *) credential_rule(pooler, keywords, values)) != NULL)
+	if ((error = (char *) credential_rule(pooler, target, keywords, values, &must_use_password)) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("matter_capacity: member \"%s\" cannot be polled: %s", member, error),
-				 errhint("Put the password of the member's role in the user mapping (CREATE USER MAPPING ... OPTIONS (user ..., password ...)).")));
+				 errmsg("matter_capacity: member \"%s\" cannot be polled: %s", smember, error),
+				 errhint("Put the password of the member's role in the user mapping (CREATE USER MAPPING ... OPTIONS (user ..., password ...)), "
+						 "or have a superuser own the server (ALTER SERVER ... OWNER TO).")));
 	conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &error);
 	if (conn == NULL && pooler && strstr(error, "database \"pgbouncer\" does not exist"))
 		ereport(ERROR,
@@ -279,6 +369,15 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 				 errdetail("%s", error),
 				 errhint("Check the %s and that the server is up; nothing was registered.",
 						 pooler ? "connection string" : "foreign server's options and the user mapping")));
+	if ((error = (char *) remote_password_used(conn, must_use_password)) != NULL)
+	{
+		remote_close(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("matter_capacity: member \"%s\" cannot be polled: %s", smember, error),
+				 errhint("Make the member ask the user mapping's role for its password (pg_hba.conf scram-sha-256), "
+						 "or have a superuser own the server; nothing was registered.")));
+	}
 
 	res = remote_exec(conn, pooler ? "SHOW VERSION" : IDENTITY_SQL, 0, NULL,
 					  mc_fleet_timeout_ms, &error);
@@ -295,35 +394,30 @@ capacity_fleet_check(PG_FUNCTION_ARGS)
 					 errmsg("matter_capacity: pooler member \"%s\" is not a PgBouncer admin console", smember),
 					 errhint("Point the connection string at PgBouncer's listen address with a user listed in its stats_users or admin_users.")));
 		}
-		out = psprintf("{\"server_version\": \"%s\"}", PQgetvalue(res, 0, 0));
+		out = psprintf("{\"server_version\": %s}", quote_json(PQgetvalue(res, 0, 0)));
 		PQclear(res);
 	}
 	else
 	{
-		Datum		sysid;
-		char	   *local_sysid;
-
-		if (res == NULL || PQntuples(res) != 1)
+		if (res == NULL || PQntuples(res) != 1 || PQnfields(res) != 4)
 			ereport(ERROR,
 					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 					 errmsg("matter_capacity: member \"%s\" did not answer", smember),
 					 errdetail("%s", error ? error : "no row"),
 					 errhint("The role of the user mapping needs to run pg_control_system(); nothing was registered.")));
-		sysid = DirectFunctionCall1(int8out,
-									Int64GetDatum((int64) GetSystemIdentifier()));
-		local_sysid = DatumGetCString(sysid);
-		if (strcmp(PQgetvalue(res, 0, 2), local_sysid) == 0 &&
-			strcmp(PQgetvalue(res, 0, 1), RecoveryInProgress() ? "true" : "false") == 0 &&
-			strcmp(PQgetvalue(res, 0, 3), get_database_name(MyDatabaseId)) == 0)
+		if (is_this_database(PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3)))
 		{
 			PQclear(res);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("matter_capacity: member \"%s\" (server \"%s\") is this very database", member, target),
+					 errmsg("matter_capacity: member \"%s\" (server \"%s\") is this very database", smember, shown(target)),
 					 errhint("The hub measures itself; register other servers (replicas, tier clusters, regions).")));
 		}
+		/* what a member says goes into JSON only as JSON values */
 		out = psprintf("{\"server_version_num\": %s, \"in_recovery\": %s}",
-					   PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+					   strspn(PQgetvalue(res, 0, 0), "0123456789") == strlen(PQgetvalue(res, 0, 0)) &&
+					   PQgetvalue(res, 0, 0)[0] ? PQgetvalue(res, 0, 0) : "null",
+					   strcmp(PQgetvalue(res, 0, 1), "true") == 0 ? "true" : "false");
 		PQclear(res);
 	}
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out)));
@@ -347,36 +441,45 @@ quote_json(const char *s)
  * the role may read it, its own stage and newest figures come through
  * query_to_xml (the schema is only known there; privileges are checked in
  * the select list, on that one schema only); otherwise those are NULL.
+ * The last two columns say who answered (is it this very database?).
+ * Every operator, type and function is schema-qualified, on top of the
+ * session's search_path = pg_catalog (remote_pin_session): nothing a user of
+ * the member created is resolved by it.
  */
 #define MEMBER_SQL \
-	"SELECT pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery()::text, " \
+	"SELECT pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery()::pg_catalog.text, " \
 	"  CASE WHEN pg_catalog.pg_is_in_recovery() THEN " \
-	"    CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn() THEN 0 " \
-	"         ELSE extract(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.pg_last_xact_replay_timestamp()) END END, " \
+	"    CASE WHEN pg_catalog.pg_last_wal_receive_lsn() OPERATOR(pg_catalog.=) pg_catalog.pg_last_wal_replay_lsn() " \
+	"           OR (pg_catalog.pg_last_wal_receive_lsn() IS NULL AND pg_catalog.pg_last_wal_replay_lsn() IS NULL) THEN 0 " \
+	"         ELSE pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.pg_last_xact_replay_timestamp()) END END, " \
 	"  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend'), " \
-	"  100.0 * (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend') " \
-	"    / greatest(pg_catalog.current_setting('max_connections')::int - pg_catalog.current_setting('superuser_reserved_connections')::int, 1), " \
+	"  100.0 OPERATOR(pg_catalog.*) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend') " \
+	"    OPERATOR(pg_catalog./) greatest(pg_catalog.current_setting('max_connections')::pg_catalog.int4 " \
+	"         OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4, 1), " \
 	"  pg_catalog.pg_database_size(pg_catalog.current_database()), " \
 	"  (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', t.name, 'rows', t.n) ORDER BY t.n DESC, t.name) FROM (" \
 	"     SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, " \
-	"            (CASE WHEN c.relkind = 'p' THEN (SELECT pg_catalog.sum(greatest(l.reltuples, 0)) " \
-	"                    FROM pg_catalog.pg_partition_tree(c.oid) pt JOIN pg_catalog.pg_class l ON l.oid = pt.relid WHERE pt.isleaf) " \
-	"                  ELSE greatest(c.reltuples, 0) END)::bigint AS n " \
-	"       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " \
-	"      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition " \
-	"        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' " \
-	"        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass " \
-	"                        AND d.objid = c.oid AND d.deptype = 'e') " \
-	"      ORDER BY 2 DESC NULLS LAST, 1 LIMIT 3) t)::text, " \
-	"  (pg_catalog.xpath('/row/stage/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/recommended/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/decision/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/read_qps/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/write_qps/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/read_p99/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/write_p99/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/cpu/text()', x.q))[1]::text, " \
-	"  (pg_catalog.xpath('/row/sampled_at/text()', x.q))[1]::text " \
+	"            (CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN (SELECT pg_catalog.sum(greatest(l.reltuples, 0)) " \
+	"                    FROM pg_catalog.pg_partition_tree(c.oid) pt JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) pt.relid WHERE pt.isleaf) " \
+	"                  ELSE greatest(c.reltuples, 0) END)::pg_catalog.int8 AS n " \
+	"       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace " \
+	"      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) AND NOT c.relispartition " \
+	"        AND NOT n.nspname OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema}'::pg_catalog.name[]) " \
+	"        AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~) '^pg_toast' " \
+	"        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass " \
+	"                        AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e') " \
+	"      ORDER BY 2 DESC NULLS LAST, 1 LIMIT 3) t)::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/stage/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/recommended/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/decision/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/read_qps/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/write_qps/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/read_p99/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/write_p99/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/cpu/text()', x.q))[1]::pg_catalog.text, " \
+	"  (pg_catalog.xpath('/row/sampled_at/text()', x.q))[1]::pg_catalog.text, " \
+	"  (SELECT s.system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system() s), " \
+	"  pg_catalog.current_database()::pg_catalog.text " \
 	"FROM (SELECT 1) one LEFT JOIN (" \
 	"  SELECT pg_catalog.query_to_xml(CASE WHEN " \
 	"      pg_catalog.has_function_privilege(pg_catalog.format('%I.capacity_stage(timestamptz, interval, text)', e.nspname), 'EXECUTE') " \
@@ -386,20 +489,20 @@ quote_json(const char *s)
 	"    'SELECT s.current_stage AS stage, s.recommended_stage AS recommended, s.decision, " \
 	"            l.read_qps, l.write_qps, l.read_p99, l.write_p99, l.cpu, l.sampled_at " \
 	"       FROM %1$I.capacity_stage() s, (SELECT " \
-	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator = ''read_qps'') AS read_qps, " \
-	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator = ''write_qps'') AS write_qps, " \
-	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator = ''read_latency_p99_ms'') AS read_p99, " \
-	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator = ''write_latency_p99_ms'') AS write_p99, " \
-	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator = ''cpu_utilization'') AS cpu, " \
+	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator OPERATOR(pg_catalog.=) ''read_qps''::pg_catalog.text) AS read_qps, " \
+	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator OPERATOR(pg_catalog.=) ''write_qps''::pg_catalog.text) AS write_qps, " \
+	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator OPERATOR(pg_catalog.=) ''read_latency_p99_ms''::pg_catalog.text) AS read_p99, " \
+	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator OPERATOR(pg_catalog.=) ''write_latency_p99_ms''::pg_catalog.text) AS write_p99, " \
+	"            pg_catalog.max(v.value) FILTER (WHERE v.indicator OPERATOR(pg_catalog.=) ''cpu_utilization''::pg_catalog.text) AS cpu, " \
 	"            pg_catalog.max(v.sampled_at) AS sampled_at " \
-	"          FROM %1$I.capacity_latest v WHERE v.labels = ''{}'' AND v.indicator IN " \
-	"            (''read_qps'', ''write_qps'', ''read_latency_p99_ms'', ''write_latency_p99_ms'', ''cpu_utilization'')) l', " \
+	"          FROM %1$I.capacity_latest v WHERE v.labels OPERATOR(pg_catalog.=) ''{}''::pg_catalog.jsonb " \
+	"           AND v.indicator OPERATOR(pg_catalog.=) ANY (''{read_qps,write_qps,read_latency_p99_ms,write_latency_p99_ms,cpu_utilization}''::pg_catalog.text[])) l', " \
 	"    e.nspname) ELSE 'SELECT' END, false, true, '') AS q " \
-	"    FROM (SELECT n.nspname FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace " \
-	"           WHERE x.extname = 'matter_capacity' OFFSET 0) e " \
+	"    FROM (SELECT n.nspname FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.extnamespace " \
+	"           WHERE x.extname OPERATOR(pg_catalog.=) 'matter_capacity' OFFSET 0) e " \
 	") x ON true"
 
-#define MEMBER_COLS 16
+#define MEMBER_COLS 18
 
 /* The columns of capacity_fleet_poll(), in order. */
 enum
@@ -493,9 +596,13 @@ num(PGresult *res, int row, const char *name)
 {
 	int			c = col(res, name);
 
+	double		v;
+
 	if (c < 0 || PQgetisnull(res, row, c))
 		return 0;
-	return strtod(PQgetvalue(res, row, c), NULL);
+	v = strtod(PQgetvalue(res, row, c), NULL);
+	/* a pooler's NaN or infinity is no figure (see refuse_non_finite) */
+	return isfinite(v) ? v : 0;
 }
 
 /* SHOW POOLS + SHOW DATABASES -> pools with utilisation; summary values. */
@@ -556,6 +663,61 @@ pooler_figures(Member *m, PGresult *pools, PGresult *dbs)
 	m->values[F_POOL_MAXWAIT] = fmt_double(maxwait);
 }
 
+/*
+ * The member's figures that become samples must be finite numbers, as
+ * capacity_record and the import demand: a NaN would "breach" every '>'
+ * threshold and the charts of the review refuse it.  A member's answer is
+ * not trusted (a broken sampler, an import, a hostile member): a figure that
+ * is not a finite number is dropped (NULL) and the member's error says so.
+ * Counts and sizes that cannot parse are dropped too (the column types of
+ * capacity_fleet_poll would refuse them).
+ */
+static void
+refuse_non_finite(Member *m)
+{
+	static const struct
+	{
+		int			field;
+		const char *name;
+	}			figures[] = {
+		{F_REPLICA_LAG, "replica_lag_seconds"},
+		{F_CONNECTIONS, "connections"},
+		{F_CONN_UTIL, "connections_utilization"},
+		{F_DATABASE_BYTES, "database_bytes"},
+		{F_READ_QPS, "read_qps"},
+		{F_WRITE_QPS, "write_qps"},
+		{F_READ_P99, "read_latency_p99_ms"},
+		{F_WRITE_P99, "write_latency_p99_ms"},
+		{F_CPU, "cpu_utilization"},
+		{F_STAGE, "stage"},
+		{F_RECOMMENDED, "recommended_stage"},
+	};
+	StringInfoData bad;
+
+	initStringInfo(&bad);
+	for (int k = 0; k < lengthof(figures); k++)
+	{
+		char	   *v = m->values[figures[k].field];
+		char	   *end;
+		double		d;
+
+		if (v == NULL)
+			continue;
+		errno = 0;
+		d = strtod(v, &end);
+		if (end == v || *end != '\0' || errno == ERANGE || !isfinite(d) ||
+			((figures[k].field == F_CONNECTIONS || figures[k].field == F_STAGE ||
+			  figures[k].field == F_RECOMMENDED) && (d != rint(d) || fabs(d) > PG_INT32_MAX)) ||
+			(figures[k].field == F_DATABASE_BYTES && (d != rint(d) || fabs(d) > 9e18)))
+		{
+			appendStringInfo(&bad, "%s%s = %s", bad.len ? ", " : "", figures[k].name, shown(v));
+			m->values[figures[k].field] = NULL;
+		}
+	}
+	if (bad.len)
+		m->values[F_ERROR] = psprintf("figures that are not finite numbers were dropped, not recorded: %s", bad.data);
+}
+
 static char *
 opt(PGresult *res, int c)
 {
@@ -587,6 +749,7 @@ poll_members(const char *only, int *nmembers)
 		Member	   *m = &members[i];
 		const char **kw = NULL;
 		const char **val = NULL;
+		bool		must_use_password = false;
 
 		/* a dropped server or a bad conninfo is this member's error only */
 		if (m->pooler)
@@ -601,9 +764,16 @@ poll_members(const char *only, int *nmembers)
 			remote_server_params(m->target, &kw, &val);
 			/* the member ends a statement we stop waiting for */
 			remote_bound_statements(&kw, &val, mc_fleet_timeout_ms);
+			remote_pin_session(&kw, &val);
 		}
+
+		/*
+		 * The password rule at every poll, not only at registration: the
+		 * server's owner may have changed its options or mapping since.
+		 */
 		if (m->setup_error == NULL)
-			m->setup_error = (char *) credential_rule(m->pooler, kw, val);
+			m->setup_error = (char *) credential_rule(m->pooler, m->target, kw, val,
+													  &must_use_password);
 		if (m->setup_error)
 			continue;
 		m->first_call = ncalls;
@@ -615,6 +785,7 @@ poll_members(const char *only, int *nmembers)
 			{
 				calls[ncalls].keywords = kw;
 				calls[ncalls].values = val;
+				calls[ncalls].require_password = must_use_password;
 				calls[ncalls++].sql = sql[k];
 			}
 			m->ncalls = POOLER_CALLS;
@@ -623,6 +794,7 @@ poll_members(const char *only, int *nmembers)
 		{
 			calls[ncalls].keywords = kw;
 			calls[ncalls].values = val;
+			calls[ncalls].require_password = must_use_password;
 			calls[ncalls++].sql = MEMBER_SQL;
 			m->ncalls = 1;
 		}
@@ -672,6 +844,17 @@ poll_members(const char *only, int *nmembers)
 				m->values[F_ERROR] = psprintf("unexpected answer: %d rows of %d columns",
 											  PQntuples(c[0].result), PQnfields(c[0].result));
 			}
+			else if (is_this_database(PQgetvalue(c[0].result, 0, 16), PQgetvalue(c[0].result, 0, 1),
+									  PQgetvalue(c[0].result, 0, 17)))
+			{
+				/*
+				 * Checked at registration, and again here: the server may
+				 * have been re-pointed since.  Its figures are the hub's
+				 * own, recorded already; never twice under a member label.
+				 */
+				m->values[F_REACHABLE] = "false";
+				m->values[F_ERROR] = "the server now points at this very database (the hub): nothing recorded";
+			}
 			else
 			{
 				PGresult   *r = c[0].result;
@@ -692,6 +875,7 @@ poll_members(const char *only, int *nmembers)
 				m->values[F_WRITE_P99] = opt(r, 13);
 				m->values[F_CPU] = opt(r, 14);
 				m->values[F_MEMBER_SAMPLED_AT] = opt(r, 15);
+				refuse_non_finite(m);
 			}
 		}
 		for (int k = 0; k < m->ncalls; k++)
@@ -730,11 +914,21 @@ capacity_fleet_poll(PG_FUNCTION_ARGS)
 
 /* ---- history ---- */
 
-/* (labels, value) rows as SQL text for write_samples; NULL when empty. */
+/*
+ * (labels, value) rows as SQL text for write_samples; NULL when empty.  The
+ * last guard of the fleet's one write path: a value that is not a finite
+ * number is never written (refuse_non_finite reported it already).
+ */
 static void
 add_row(StringInfo src, const char *labels, const char *value)
 {
+	char	   *end;
+	double		d;
+
 	if (value == NULL)
+		return;
+	d = strtod(value, &end);
+	if (end == value || *end != '\0' || !isfinite(d))
 		return;
 	appendStringInfo(src, "%s(%s::jsonb, %s::float8)", src->len ? ", " : "",
 					 quote_literal_cstr(labels), quote_literal_cstr(value));
@@ -850,8 +1044,11 @@ fleet_sample_rows(TimestampTz as_of)
 	{
 		if (members[i].values[F_LARGEST_TABLES] == NULL)
 			continue;
+		/* JSON numbers are finite; bounded so that float8 takes them */
 		appendStringInfo(&src, "%sSELECT pg_catalog.jsonb_build_object('member', %s::text, 'table', t->>'table'), "
-						 "(t->>'rows')::float8 FROM pg_catalog.jsonb_array_elements(%s::jsonb) t",
+						 "(t->>'rows')::float8 FROM pg_catalog.jsonb_array_elements(%s::jsonb) t "
+						 "WHERE pg_catalog.jsonb_typeof(t->'rows') = 'number' "
+						 "AND (t->>'rows')::numeric BETWEEN -1e300 AND 1e300",
 						 src.len ? " UNION ALL " : "",
 						 quote_literal_cstr(members[i].name),
 						 quote_literal_cstr(members[i].values[F_LARGEST_TABLES]));

@@ -9,7 +9,9 @@
  * that queued behind our lock request could have waited, so that queue
  * drains before we queue again.  A step that still cannot get its locks is
  * reported as not done; the caller logs skipped_locked.  Any other error is
- * re-thrown unchanged.
+ * re-thrown unchanged.  A caller that already holds strong locks of earlier
+ * work asks for one attempt without pauses or yields (run_bounded_single):
+ * the application would spend those waiting for what it holds.
  *
  * Also the one subtransaction guard every file uses (run_guarded): a piece
  * of work whose failure must not take the caller's transaction with it.
@@ -132,6 +134,20 @@ run_guarded(GuardedStep fn, void *arg, bool *kept)
  */
 #define MAX_YIELDS 10
 
+/*
+ * One attempt only, no yield: set by a caller that already holds strong
+ * locks of earlier work in its transaction (rollover.c's function form),
+ * where a pause between attempts, or a wait for an autovacuum to end,
+ * would be spent with the application waiting for those.
+ */
+static bool single_attempt = false;
+
+void
+run_bounded_single(bool on)
+{
+	single_attempt = on;
+}
+
 typedef struct TimedStep
 {
 	BoundedStep step;
@@ -174,6 +190,8 @@ run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yiel
 			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
 			ReThrowError(edata);
 		FreeErrorData(edata);
+		if (single_attempt)
+			return false;
 		if (yield && yields < MAX_YIELDS && yield(yield_arg))
 		{
 			yields++;

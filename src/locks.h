@@ -20,6 +20,7 @@ extern ErrorData *run_guarded(GuardedStep fn, void *arg, bool *kept);
 typedef bool (*BoundedYield) (void *arg);
 
 extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
+extern void run_bounded_single(bool on);
 
 /* Argument of autovacuum_yield, the BoundedYield for autovacuum workers. */
 typedef struct AutovacuumYield

@@ -18,7 +18,8 @@
  *					rollover log), accessed as the extension owner.
  *	rollover.c		the rollover engine: plan, build standalone periods,
  *					rescue rows from the default partition, attach in one
- *					short burst, apply retention.  SQL entry points for
+ *					short burst (in one transaction: every table's build
+ *					first, then the bursts), apply retention.  SQL entry points for
  *					capacity_rollover(), the procedure form and the split
  *					runbook.
  *	manage.c		capacity_manage(): validates a policy and stores it.
@@ -43,7 +44,9 @@
  *	shares.c		tenant shares of managed tables, from a bounded sample
  *					read as the table's owner.
  *	usercode.c		running code a user registered (probes, EXPLAIN
- *					checks) as that user, restricted, under a timeout.
+ *					checks) as that user, restricted, under a timeout; the
+ *					time limit alone for the owner's triggers the rescue
+ *					fires while the application waits.
  *	convert.c		the parts of the online conversion that write a user's
  *					rows: run as the table's owner, and the write replay.
  *	remote.c		libpq from a backend or the worker: connect and run

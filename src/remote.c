@@ -21,9 +21,12 @@
  *
  * Connection parameters of a PostgreSQL peer come from a postgres_fdw
  * foreign server and the current user's (or PUBLIC) user mapping, built
- * like postgres_fdw and dblink build them: the libpq options among the
- * server's and the mapping's options; credentials stay in the catalog
- * (pg_user_mapping, readable by superusers only) and in these arrays.
+ * like postgres_fdw builds them: the libpq options postgres_fdw accepts
+ * in each, never one that sets the peer's settings; credentials stay in
+ * the catalog (pg_user_mapping, readable by superusers only) and in these
+ * arrays.  postgres_fdw's password rule is applied at every connection
+ * (remote_password_rule before, remote_password_used after), and the
+ * session is pinned as postgres_fdw pins it (remote_pin_session).
  *
  * Owns: connecting, sending, waiting, closing, scrubbing.  Must not
  * decide what to run or where (fleet.c, loopback.c do).
@@ -308,19 +311,44 @@ remote_close(PGconn *conn)
 		finish_now(conn);
 }
 
-/* Is keyword a libpq connection option we pass on (not a debug one)? */
+/*
+ * Is keyword a libpq option postgres_fdw accepts in this catalog (server or
+ * user mapping), and one we pass on?  As postgres_fdw's option.c: no debug
+ * options, "user" and the secret ('*') options plus sslcert/sslkey only in
+ * a user mapping, everything else only on a server.  Never a startup
+ * option that sets server settings ("options", "application_name",
+ * "client_encoding", "replication"): whoever may ALTER the server (its
+ * owner, not necessarily a superuser) would otherwise choose the
+ * search_path, or any other setting, of the session we run as the polling
+ * role (the extension owner).  We set our own (remote_pin_session).
+ */
 static bool
-is_libpq_option(PQconninfoOption *defaults, const char *keyword)
+is_libpq_option(PQconninfoOption *defaults, const char *keyword, bool mapping)
 {
 	for (PQconninfoOption *o = defaults; o && o->keyword; o++)
 		if (strcmp(o->keyword, keyword) == 0)
-			return strchr(o->dispchar, 'D') == NULL &&
-				strcmp(keyword, "client_encoding") != 0 &&
-				strcmp(keyword, "fallback_application_name") != 0 &&
-				strcmp(keyword, "replication") != 0;
+		{
+			bool		in_mapping;
+
+			if (strchr(o->dispchar, 'D') != NULL ||
+				strcmp(keyword, "options") == 0 ||
+				strcmp(keyword, "application_name") == 0 ||
+				strcmp(keyword, "client_encoding") == 0 ||
+				strcmp(keyword, "fallback_application_name") == 0 ||
+				strcmp(keyword, "replication") == 0)
+				return false;
+			in_mapping = strcmp(keyword, "user") == 0 ||
+				strchr(o->dispchar, '*') != NULL ||
+				strcmp(keyword, "sslcert") == 0 ||
+				strcmp(keyword, "sslkey") == 0;
+			if (mapping)
+				return in_mapping;
+			return strcmp(keyword, "user") != 0 && strchr(o->dispchar, '*') == NULL;
+		}
 	return false;
 }
 
+/* The options of userid's user mapping on serverid, else of PUBLIC's. */
 static List *
 mapping_options(Oid userid, Oid serverid)
 {
@@ -366,7 +394,7 @@ remote_server_params(const char *server, const char ***keywords,
 	{
 		DefElem    *d = lfirst(lc);
 
-		if (is_libpq_option(defaults, d->defname))
+		if (is_libpq_option(defaults, d->defname, false))
 		{
 			kw[n] = d->defname;
 			val[n++] = defGetString(d);
@@ -376,7 +404,7 @@ remote_server_params(const char *server, const char ***keywords,
 	{
 		DefElem    *d = lfirst(lc);
 
-		if (is_libpq_option(defaults, d->defname))
+		if (is_libpq_option(defaults, d->defname, true))
 		{
 			kw[n] = d->defname;
 			val[n++] = defGetString(d);
@@ -391,35 +419,124 @@ remote_server_params(const char *server, const char ***keywords,
 }
 
 /*
- * Append to keywords/values (as built by remote_server_params) startup
- * options that make the peer end any statement of this connection after
- * timeout_ms itself: "-c statement_timeout=N" after the server's own
- * options, if any (ours comes last: a later -c wins, so the bound holds).
- * libpq takes the last of repeated keywords.
+ * postgres_fdw's password rule, for the connection remote_server_params
+ * builds for the current user.  A connection without a password of its own
+ * would use the server OS user's identity (trust, peer, ~/.pgpass), so it
+ * is allowed only when no one but superusers chose where it goes and as
+ * whom: the current user (the polling role) is a superuser AND so is the
+ * server's owner (who alone, with superusers, may ALTER SERVER, and who
+ * wrote any PUBLIC mapping).  postgres_fdw exempts a superuser user
+ * whatever the server's owner; we do not, because our user is the
+ * extension owner acting unattended (the worker, any pg_monitor reader of
+ * capacity_fleet), not someone choosing to use that server.  A user mapping
+ * with password_required 'false' (which postgres_fdw lets only a superuser
+ * set) is exempt, as in postgres_fdw.
+ *
+ * NULL when the connection may be attempted; *must_use_password then says
+ * whether it must also have used the password (remote_password_used).
+ * Otherwise a message (no secrets in it).
  */
-void
-remote_bound_statements(const char ***keywords, const char ***values,
-						int timeout_ms)
+const char *
+remote_password_rule(const char *server, const char *const *keywords,
+					 const char *const *values, bool *must_use_password)
+{
+	ForeignServer *fs = GetForeignServerByName(server, false);
+	ListCell   *lc;
+
+	*must_use_password = false;
+	if (superuser_arg(GetUserId()) && superuser_arg(fs->owner))
+		return NULL;
+	foreach(lc, mapping_options(GetUserId(), fs->serverid))
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, "password_required") == 0 && !defGetBoolean(d))
+			return NULL;
+	}
+	*must_use_password = true;
+	for (int i = 0; keywords[i]; i++)
+		if (strcmp(keywords[i], "password") == 0 && values[i] && values[i][0])
+			return NULL;
+	return psprintf("the user mapping on server \"%s\" has no password, which is required because %s",
+					server,
+					superuser_arg(GetUserId())
+					? "the server's owner is not a superuser (it may point the server anywhere)"
+					: "the extension owner is not a superuser");
+}
+
+/*
+ * After connecting: NULL if the connection used a password or need not
+ * have (must_use_password from remote_password_rule); else a message, and
+ * the caller drops the connection without running anything on it.  As
+ * postgres_fdw's check after connecting: a peer that did not ask for the
+ * password (trust, peer) let us in as the server's OS identity.
+ */
+const char *
+remote_password_used(PGconn *conn, bool must_use_password)
+{
+	if (!must_use_password || PQconnectionUsedPassword(conn))
+		return NULL;
+	return "the connection did not use the user mapping's password (the peer's authentication asked for none), "
+		"which is required unless the server and the polling role are superusers' or the mapping says password_required 'false'";
+}
+
+/*
+ * Append one startup option ("-c name=value") to keywords/values: to the
+ * "options" keyword already there (ours only: remote_server_params never
+ * takes one from the catalog), else as a new one.  New arrays.
+ */
+static void
+add_startup_option(const char ***keywords, const char ***values, const char *option)
 {
 	const char **kw = *keywords;
 	const char **val = *values;
-	const char *prior = NULL;
 	const char **nkw;
 	const char **nval;
 	int			n = 0;
 
 	for (; kw[n]; n++)
-		if (strcmp(kw[n], "options") == 0)
-			prior = val[n];
+		;
 	nkw = palloc0(sizeof(char *) * (n + 2));
 	nval = palloc0(sizeof(char *) * (n + 2));
 	memcpy(nkw, kw, sizeof(char *) * n);
 	memcpy(nval, val, sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+		if (strcmp(nkw[i], "options") == 0)
+		{
+			nval[i] = psprintf("%s %s", nval[i], option);
+			*keywords = nkw;
+			*values = nval;
+			return;
+		}
 	nkw[n] = "options";
-	nval[n] = psprintf("%s%s-c statement_timeout=%d",
-					   prior ? prior : "", prior ? " " : "", Max(timeout_ms, 1));
+	nval[n] = pstrdup(option);
 	*keywords = nkw;
 	*values = nval;
+}
+
+/*
+ * Add "-c statement_timeout=N" to the startup options, so that the peer
+ * itself ends any statement of this connection after timeout_ms.
+ */
+void
+remote_bound_statements(const char ***keywords, const char ***values,
+						int timeout_ms)
+{
+	add_startup_option(keywords, values,
+					   psprintf("-c statement_timeout=%d", Max(timeout_ms, 1)));
+}
+
+/*
+ * Add "-c search_path=pg_catalog" to the startup options, as postgres_fdw
+ * sets it on every connection: no object of the peer's users (an operator
+ * "=" in a schema of theirs, a role's search_path) is ever resolved by what
+ * we run there, whoever we run it as.  A startup option outranks the
+ * role's and database's settings.
+ */
+void
+remote_pin_session(const char ***keywords, const char ***values)
+{
+	add_startup_option(keywords, values, "-c search_path=pg_catalog");
 }
 
 /* ---- several peers at once ---- */
@@ -451,6 +568,14 @@ call_advance(RemoteCall *c, TimestampTz start, TimestampTz *sent_at)
 			call_fail(c, PQerrorMessage(c->conn));
 		else if (c->poll == PGRES_POLLING_OK)
 		{
+			const char *refused = remote_password_used(c->conn, c->require_password);
+
+			if (refused)
+			{
+				/* nothing is sent on a connection that broke the rule */
+				call_fail(c, refused);
+				return;
+			}
 			c->connect_ms = ms_since(start);
 			*sent_at = GetCurrentTimestamp();
 			if (!PQsendQuery(c->conn, c->sql))

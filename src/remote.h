@@ -39,11 +39,27 @@ extern PGresult *remote_exec(PGconn *conn, const char *sql, int nparams,
 /*
  * conninfo keywords/values (NULL-terminated, palloc'd) for a postgres_fdw
  * foreign server plus the current user's (or PUBLIC) user mapping, like
- * postgres_fdw and dblink build them; passwords stay in these arrays only.
- * ERROR if the server does not exist.
+ * postgres_fdw builds them: only the libpq options postgres_fdw accepts in
+ * each, never a startup option that sets server settings ("options",
+ * "application_name"); passwords stay in these arrays only.  ERROR if the
+ * server does not exist.  Check remote_password_rule before connecting
+ * and remote_password_used after.
  */
 extern void remote_server_params(const char *server, const char ***keywords,
 								 const char ***values);
+
+/*
+ * postgres_fdw's password rule for those parameters (see remote.c): NULL
+ * when the connection may be attempted, with *must_use_password; else why
+ * not (no secret in it).
+ */
+extern const char *remote_password_rule(const char *server,
+										const char *const *keywords,
+										const char *const *values,
+										bool *must_use_password);
+
+/* After connecting: NULL, or why the connection must be dropped unused. */
+extern const char *remote_password_used(PGconn *conn, bool must_use_password);
 
 /*
  * Add "-c statement_timeout=timeout_ms" to the startup options, so that
@@ -52,6 +68,12 @@ extern void remote_server_params(const char *server, const char ***keywords,
  */
 extern void remote_bound_statements(const char ***keywords, const char ***values,
 									int timeout_ms);
+
+/*
+ * Add "-c search_path=pg_catalog" to the startup options (as postgres_fdw
+ * pins every session it opens).  Not for PgBouncer.
+ */
+extern void remote_pin_session(const char ***keywords, const char ***values);
 
 /* Close without waiting for the peer (non-blocking PQfinish). */
 extern void remote_close(PGconn *conn);
@@ -68,6 +90,8 @@ typedef struct RemoteCall
 	const char *const *keywords;
 	const char *const *values;
 	const char *sql;			/* no parameters */
+	bool		require_password;	/* drop it unused if no password was used
+									 * (remote_password_rule) */
 	/* out */
 	PGresult   *result;			/* caller PQclears */
 	char	   *error;			/* palloc'd, password-free */

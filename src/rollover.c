@@ -15,12 +15,23 @@
  *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
  *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
  *	   needs it to prove the default holds no row of the new ranges), move
- *	   the few rows that arrived meanwhile, ATTACH each period.  If the
- *	   locks cannot be had, everything of step 1 is rolled back and the
- *	   periods are reported skipped_locked; no row ever stays in a table
- *	   that is not attached.
+ *	   the few rows that arrived meanwhile, ATTACH each period.  The moves
+ *	   fire the table owner's triggers on the default partition, so they
+ *	   run under a time limit of what is left of the lock timeout
+ *	   (moves_within_lock_timeout); running out of it counts as a lock
+ *	   not had.  If the locks cannot be had, everything of step 1 is
+ *	   rolled back and the periods are reported skipped_locked; no row
+ *	   ever stays in a table that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
  *	   bounded step each, waiting only for the parent (lock_for_detach).
+ * The procedure and the worker commit each unit (a period, a retention
+ * step) on its own.  The function form is one transaction, where a lock
+ * lasts until the caller commits: it does step 1 of every table first,
+ * then moves what arrived meanwhile (still under weak locks), then
+ * retention and step 2 of every table back to back
+ * (rollover_one_transaction), so writers of one table never wait for
+ * another table's builds, bulk moves or triggers there.  A failed step 2
+ * there undoes the whole round, which is done again without that table.
  * An autovacuum holding what a step needs is made to give way
  * (bounded_yielding).  Periods follow the policy's grid; after a change of
  * granularity the first new one is the free span up to the next boundary
@@ -33,8 +44,9 @@
  * skipped_busy instead of doing the same DDL.
  * A table a tenant move replicates (not yet cut over) keeps its
  * default-partition rows: their periods are reported skipped_moving
- * (skip_during_move), as the rescue's INSERT into a table not yet attached
- * would not be replicated.
+ * (keep_waiting_rows), as the rescue's INSERT into a table not yet attached
+ * would not be replicated; so does a table a foreign key references (the
+ * move's DELETE would fire the key's ON DELETE action), reported failed.
  *
  * Nothing that goes wrong with one table escapes: each phase runs in a
  * subtransaction (run_reported), an error rolls it back and becomes a row
@@ -59,6 +71,8 @@
 #include "access/twophase.h"
 #include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
+#include "commands/trigger.h"
+#include "lib/stringinfo.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
@@ -81,6 +95,7 @@
 #include "rollover.h"
 #include "sampler.h"
 #include "tenant_move.h"
+#include "usercode.h"
 
 PG_FUNCTION_INFO_V1(capacity_rollover);
 PG_FUNCTION_INFO_V1(capacity_rollover_proc);
@@ -426,6 +441,36 @@ wait_within_lock_timeout(instr_time started)
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 
+/*
+ * A foreign key that references the default partition (one referencing the
+ * table has a copy on each partition): "fk of table r", or NULL.  Moving a
+ * row out of the default partition is a DELETE there, which fires the key's
+ * ON DELETE action on the referencing rows: CASCADE would delete them, SET
+ * NULL would cut them loose, though the row itself only moved.
+ */
+static char *
+default_referenced(TableLayout *layout)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+	bool		isnull;
+
+	if (layout->deflt == NULL)
+		return NULL;
+	values[0] = ObjectIdGetDatum(layout->relid);
+	values[1] = ObjectIdGetDatum(layout->deflt->relid);
+	/* the key as its owner made it, not its copy on a partition */
+	catalog_execute("SELECT pg_catalog.format('%I of table %s', c.conname, c.conrelid::pg_catalog.regclass) "
+					"FROM pg_catalog.pg_constraint c "
+					"WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conparentid OPERATOR(pg_catalog.=) 0 "
+					"AND (c.confrelid OPERATOR(pg_catalog.=) $1 OR c.confrelid OPERATOR(pg_catalog.=) $2) "
+					"ORDER BY 1 LIMIT 1",
+					2, types, values, NULL, true);
+	if (SPI_processed == 0)
+		return NULL;
+	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 /* Argument of attach_burst, the step run under the lock timeout. */
 typedef struct AttachBurst
 {
@@ -433,7 +478,145 @@ typedef struct AttachBurst
 	Policy	   *pol;
 	List	   *periods;
 	char	   *moving;			/* tenant of a move not cut over, or NULL */
+	char	   *why;			/* set when the moves ran out of time */
+	bool		referenced;		/* a foreign key references the default */
 } AttachBurst;
+
+/*
+ * The triggers of the default partition that fire when the rescue moves
+ * rows out of it (its own and those cloned from the parent), for messages:
+ * audit, "Slow", ... or NULL when it has none.
+ */
+static char *
+default_triggers(TableLayout *layout)
+{
+	Relation	rel = table_open(layout->deflt->relid, NoLock);
+	StringInfoData names;
+	int			i;
+
+	initStringInfo(&names);
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (tg->tgisinternal || tg->tgenabled == TRIGGER_DISABLED)
+			continue;
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", quote_identifier(tg->tgname));
+	}
+	table_close(rel, NoLock);
+	return names.len ? names.data : NULL;
+}
+
+/*
+ * Moves of the burst, under a time limit of what is left of the lock
+ * timeout (usercode_limit_begin).  They fire the table owner's triggers on
+ * the default partition, user code that runs while the application waits
+ * for our locks; when the limit expires, they fail with 55P03 like a lock
+ * that could not be had (b->why says why), run_bounded undoes the burst,
+ * pauses and retries, and the periods end skipped_locked.
+ */
+static void burst_moves(AttachBurst *b);
+
+static void
+moves_within_lock_timeout(AttachBurst *b, instr_time started)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			left = Max(1, mc_lock_timeout_ms - (int) elapsed_ms(started));
+	char	   *triggers = default_triggers(b->layout);
+
+	usercode_limit_begin(left);
+	PG_TRY();
+	{
+		burst_moves(b);
+	}
+	PG_CATCH();
+	{
+		if (!usercode_limit_end())
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		b->why = psprintf("moving the rows that reached the default partition %s since the period was built "
+						  "took longer than the %d ms left of the lock timeout while writers waited (%s%s%s)",
+						  get_rel_name(b->layout->deflt->relid), left,
+						  triggers ? "its triggers fire for each row moved: " : "",
+						  triggers ? triggers : "an index on the time column lets the move find its rows",
+						  triggers ? "; make them fast or raise matter_capacity.lock_timeout" :
+						  ", or raise matter_capacity.lock_timeout");
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("matter_capacity: %s", b->why)));
+	}
+	PG_END_TRY();
+	(void) usercode_limit_end();
+}
+
+/*
+ * The moves of attach_burst: rows that arrived since step 1 (and, during a
+ * tenant move, the check that there are none).
+ */
+static void
+burst_moves(AttachBurst *b)
+{
+	TableLayout *layout = b->layout;
+	List	   *buckets;
+	ListCell   *lc;
+
+	/*
+	 * A default partition a foreign key references: nothing is moved
+	 * (keep_waiting_rows); a row of a new period that arrived meanwhile
+	 * makes the ATTACH fail and stays.
+	 */
+	if (b->referenced)
+		return;
+
+	/* during a tenant move, a row that arrived since the plan stays */
+	foreach(lc, b->moving ? b->periods : NIL)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		exec_sql(sql_default_has_rows(layout, np->p), SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant move of %s in progress: rows of %s reached the default partition of %s",
+							b->moving, np->relname, layout->qualname),
+					 errhint("The rows stay in the default partition; the rollover after the move's cutover or abort places them.")));
+	}
+
+	/*
+	 * Rows that arrived since step 1.  One period (the procedure's unit):
+	 * its range is deleted directly, an index scan where the table has one,
+	 * so writers do not wait for a count of the whole default partition.
+	 */
+	if (list_length(b->periods) == 1)
+	{
+		NewPeriod  *np = linitial(b->periods);
+
+		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+		np->moved += SPI_processed;
+		buckets = NIL;
+	}
+	else
+		buckets = read_default_buckets(layout, b->pol->gran);
+	foreach(lc, buckets)
+	{
+		Bucket	   *bk = lfirst(lc);
+		ListCell   *lp;
+
+		if (bk->is_null)
+			continue;
+		/* a bucket is a grid period; new periods are spans of one */
+		foreach(lp, b->periods)
+		{
+			NewPeriod  *np = lfirst(lp);
+
+			if (period_floor(np->p.from, b->pol->gran) != bk->start)
+				continue;
+			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+		}
+	}
+}
 
 /*
  * Step 2: take the strong locks, move the rows that reached the default
@@ -462,65 +645,16 @@ attach_burst(void *arg)
 	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
-		List	   *buckets;
-
 		/*
 		 * Readers that hold the default partition do not conflict with
 		 * SHARE on the parent, so the default's lock can make us wait too,
 		 * with writers queued behind our parent lock: both waits together
-		 * stay within one lock timeout.
+		 * stay within one lock timeout, and so do the moves (the table
+		 * owner's triggers fire in them).
 		 */
 		wait_within_lock_timeout(started);
 		LockRelationOid(layout->deflt->relid, AccessExclusiveLock);
-
-		/* during a tenant move, a row that arrived since the plan stays */
-		foreach(lc, b->moving ? b->periods : NIL)
-		{
-			NewPeriod  *np = lfirst(lc);
-
-			exec_sql(sql_default_has_rows(layout, np->p), SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("tenant move of %s in progress: rows of %s reached the default partition of %s",
-								b->moving, np->relname, layout->qualname),
-						 errhint("The rows stay in the default partition; the rollover after the move's cutover or abort places them.")));
-		}
-
-		/*
-		 * Rows that arrived since step 1.  One period (the procedure's
-		 * unit): its range is deleted directly, an index scan where the
-		 * table has one, so writers do not wait for a count of the whole
-		 * default partition.
-		 */
-		if (list_length(b->periods) == 1)
-		{
-			NewPeriod  *np = linitial(b->periods);
-
-			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-			np->moved += SPI_processed;
-			buckets = NIL;
-		}
-		else
-			buckets = read_default_buckets(layout, b->pol->gran);
-		foreach(lc, buckets)
-		{
-			Bucket	   *bk = lfirst(lc);
-			ListCell   *lp;
-
-			if (bk->is_null)
-				continue;
-			/* a bucket is a grid period; new periods are spans of one */
-			foreach(lp, b->periods)
-			{
-				NewPeriod  *np = lfirst(lp);
-
-				if (period_floor(np->p.from, b->pol->gran) != bk->start)
-					continue;
-				exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-				np->moved += SPI_processed;
-			}
-		}
+		moves_within_lock_timeout(b, started);
 	}
 	foreach(lc, b->periods)
 	{
@@ -1241,6 +1375,7 @@ typedef struct BuildAndAttach
 	Rollover   *r;
 	List	   *periods;
 	int		   *attempts;
+	char	   *why;			/* the burst's moves ran out of time */
 } BuildAndAttach;
 
 static bool
@@ -1251,6 +1386,8 @@ build_and_attach_step(void *arg)
 	tenant_move_in_progress(ba->r->layout->relid)};
 	ListCell   *lc;
 	volatile bool attached = false;
+
+	burst.referenced = default_referenced(ba->r->layout) != NULL;
 
 	/* rows of a tenant already cut over may move (tenant_move.c's guard) */
 	tenant_move_allow_rescue(true);
@@ -1265,19 +1402,32 @@ build_and_attach_step(void *arg)
 		tenant_move_allow_rescue(false);
 	}
 	PG_END_TRY();
+	ba->why = burst.why;
 	return attached;
 }
 
 static bool
-build_and_attach(Rollover *r, List *periods, int *attempts)
+build_and_attach(Rollover *r, List *periods, int *attempts, char **why)
 {
-	BuildAndAttach ba = {r, periods, attempts};
+	BuildAndAttach ba = {r, periods, attempts, NULL};
 	bool		attached;
 	ErrorData  *edata = run_guarded(build_and_attach_step, &ba, &attached);
 
 	if (edata)
 		ReThrowError(edata);
+	*why = ba.why;
 	return attached;
+}
+
+/* The detail of a period whose burst could not be done. */
+static char *
+burst_skipped(Rollover *r, int attempts, const char *why)
+{
+	if (why)
+		return psprintf("%s, after %d %s; rows of the period stay in the default partition",
+						why, attempts, attempts == 1 ? "attempt" : "attempts");
+	return psprintf("locks on %s not available after %d attempts of %d ms",
+					r->layout->qualname, attempts, mc_lock_timeout_ms);
 }
 
 /*
@@ -1399,16 +1549,23 @@ within_rescue_budget(Rollover *r, List *periods)
 }
 
 /*
- * A table a tenant move replicates keeps its default-partition rows until
- * the move is cut over or aborted: rescuing them deletes them from the
- * default (replicated) and inserts them into a table not yet attached (not
- * replicated), so the member would lose them.  Periods needing such rows
- * are reported skipped_moving; empty ones are made as usual.
+ * Periods whose rows in the default partition must stay there are not
+ * made; the others (no rows waiting) are made as usual.
+ *  - A table a tenant move replicates keeps its default-partition rows
+ *    until the move is cut over or aborted: rescuing them deletes them from
+ *    the default (replicated) and inserts them into a table not yet
+ *    attached (not replicated), so the member would lose them.  Reported
+ *    skipped_moving.
+ *  - A default partition a foreign key references (default_referenced):
+ *    the DELETE of the move would fire the key's ON DELETE action.
+ *    Reported failed with what to do.
  */
 static void
-skip_during_move(Rollover *r, List **periods)
+keep_waiting_rows(Rollover *r, List **periods)
 {
 	char	   *tenant = NULL;
+	char	   *fk = NULL;
+	bool		looked = false;
 	List	   *kept = NIL;
 	ListCell   *lc;
 
@@ -1421,18 +1578,128 @@ skip_during_move(Rollover *r, List **periods)
 			kept = lappend(kept, np);
 			continue;
 		}
-		if (tenant == NULL && (tenant = tenant_move_in_progress(r->pol->relid)) == NULL)
+		if (!looked)
+		{
+			tenant = tenant_move_in_progress(r->pol->relid);
+			fk = tenant ? NULL : default_referenced(r->layout);
+			looked = true;
+		}
+		if (tenant == NULL && fk == NULL)
 			return;
-		emit(r->sink, r->layout, "skipped_moving", np->relname,
-			 psprintf("tenant move of %s in progress: rows stay in the default partition until it ends", tenant),
-			 r->started);
+		if (tenant)
+			emit(r->sink, r->layout, "skipped_moving", np->relname,
+				 psprintf("tenant move of %s in progress: rows stay in the default partition until it ends", tenant),
+				 r->started);
+		else
+			report_failure(r->sink, r->layout->relid, r->layout->qualname, np->relname,
+						   ERRCODE_FEATURE_NOT_SUPPORTED,
+						   psprintf("period [%s, %s): " INT64_FORMAT " rows wait in the default partition %s, "
+									"which foreign key %s references: moving them would fire its ON DELETE action "
+									"on the rows that reference them",
+									utc_label(np->p.from), utc_label(np->p.to), np->default_rows,
+									get_rel_name(r->layout->deflt->relid), fk),
+						   NULL,
+						   "The rows stay in the default partition. Move them yourself (for example: drop the foreign key, "
+						   "create and attach the period, move the rows, add the key again), "
+						   "then run the rollover again.");
 	}
 	*periods = kept;
 }
 
 /*
+ * One table in a round of rollover_one_transaction: its step 1 is done in
+ * the round's first pass, its step 2 (finish_table) in the second.
+ */
+typedef struct TableRound
+{
+	Rollover   *r;				/* NULL: nothing left for step 2 */
+	List	   *periods;		/* built standalone and filled, to attach */
+	List	   *out;			/* its actions (Emitted *), in order */
+	int			attempts;
+	char	   *why;
+} TableRound;
+
+/*
+ * A table whose step 2 failed in an earlier round of
+ * rollover_one_transaction: its error, or the skipped_locked detail.
+ */
+typedef struct Refused
+{
+	Oid			relid;
+	ErrorData  *edata;
+	char	   *detail;
+} Refused;
+
+static Refused *
+refused_in(ActionSink *sink, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, sink->refused)
+	{
+		if (((Refused *) lfirst(lc))->relid == relid)
+			return lfirst(lc);
+	}
+	return NULL;
+}
+
+/* Rows that stay in the default partition, said once per table. */
+static void
+report_kept(Rollover *r)
+{
+	TableLayout *layout = r->layout;
+
+	if (r->kept_rows > 0 && layout->deflt && (r->step_limit == 0 || r->steps < r->step_limit))
+		emit(r->sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
+			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
+					  r->kept_rows),
+			 r->started);
+}
+
+/* The periods of one burst are attached: say so. */
+static void
+report_attached(Rollover *r, List *periods)
+{
+	ListCell   *lc;
+
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		r->done++;
+		emit(r->sink, r->layout, "created", np->relname, period_detail(r->pol, np), r->started);
+		record_engine_inserts(r->layout->relid, np->moved); /* not growth */
+		if (np->moved > 0)
+			emit(r->sink, r->layout, "moved_rows", np->relname,
+				 rows_from_default(np->moved), r->started);
+	}
+}
+
+/* Step 1 alone: every period built standalone and filled (bursts_last). */
+static void
+build_periods(Rollover *r, List *periods)
+{
+	ListCell   *lc;
+
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		foreach(lc, periods)
+			build_standalone(r->layout, r->pol, lfirst(lc));
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Second phase, guarded: the plan of new periods (names checked first),
  * build and attach; an error undoes all of it and is reported as 'failed'.
+ * In one transaction (bursts_last) only step 1 is done here: the periods
+ * are queued for step 2, or, when step 2 failed in an earlier round,
+ * reported as it failed and not built.
  */
 static void
 plan_and_build(void *arg)
@@ -1525,7 +1792,7 @@ plan_and_build(void *arg)
 			r->kept_rows += b->rows;
 	}
 	periods = current_first(periods, r->cur.from);
-	skip_during_move(r, &periods);
+	keep_waiting_rows(r, &periods);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -1552,8 +1819,10 @@ plan_and_build(void *arg)
 	 * first, nothing strong is held while we pause, and once the parent is
 	 * ours the burst waits for nobody.  Per-step callers commit between
 	 * units, so their order (new periods first) carries no lock over.
+	 * With bursts_last, finish_table keeps this order after every table's
+	 * step 1 (a DETACH here would hold the parent through them).
 	 */
-	if (r->step_limit == 0)
+	if (r->step_limit == 0 && !sink->bursts_last)
 	{
 		retire_expired(r);
 		r->expired = NIL;
@@ -1620,31 +1889,34 @@ plan_and_build(void *arg)
 					 r->started);
 		}
 	}
+	else if (periods != NIL && sink->bursts_last)
+	{
+		Refused    *rf = refused_in(sink, layout->relid);
+
+		if (rf && rf->edata)
+			report_failure(sink, layout->relid, layout->qualname, NULL, rf->edata->sqlerrcode,
+						   rf->edata->message, rf->edata->detail,
+						   rf->edata->hint ? rf->edata->hint : hint_for(rf->edata->sqlerrcode));
+		foreach(lc, rf && !rf->edata ? periods : NIL)
+			emit(sink, layout, "skipped_locked", ((NewPeriod *) lfirst(lc))->relname,
+				 rf->detail, r->started);
+		if (rf == NULL)
+		{
+			build_periods(r, periods);
+			((TableRound *) sink->round_table)->periods = periods;
+		}
+	}
 	else if (periods != NIL)
 	{
 		int			attempts = 0;
-		bool		attached = build_and_attach(r, periods, &attempts);
+		char	   *why = NULL;
+		bool		attached = build_and_attach(r, periods, &attempts, &why);
 
-		foreach(lc, periods)
-		{
-			NewPeriod  *np = lfirst(lc);
-
-			if (!attached)
-			{
-				emit(sink, layout, "skipped_locked", np->relname,
-					 psprintf("locks on %s not available after %d attempts of %d ms",
-							  layout->qualname, attempts, mc_lock_timeout_ms),
-					 r->started);
-				continue;
-			}
-			r->done++;
-			emit(sink, layout, "created", np->relname, period_detail(pol, np), r->started);
-			record_engine_inserts(layout->relid, np->moved);	/* not growth */
-			if (np->moved > 0)
-				emit(sink, layout, "moved_rows", np->relname,
-					 rows_from_default(np->moved),
-					 r->started);
-		}
+		if (attached)
+			report_attached(r, periods);
+		foreach(lc, attached ? NIL : periods)
+			emit(sink, layout, "skipped_locked", ((NewPeriod *) lfirst(lc))->relname,
+				 burst_skipped(r, attempts, why), r->started);
 	}
 	become_caller(r);
 }
@@ -1783,18 +2055,18 @@ done:
 int
 rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 {
-	Rollover	r = {0};
+	Rollover   *r = palloc0(sizeof(Rollover));
 	char	   *qualname;
 
 	if (get_rel_name(pol->relid) == NULL)
 		return 0;				/* dropped since the policies were read */
 	qualname = qualified_name(pol->relid);
-	INSTR_TIME_SET_CURRENT(r.started);
+	INSTR_TIME_SET_CURRENT(r->started);
 	sink->reported_ms = 0;
-	r.pol = pol;
-	r.sink = sink;
-	r.step_limit = step_limit;
-	GetUserIdAndSecContext(&r.save_userid, &r.save_sec);
+	r->pol = pol;
+	r->sink = sink;
+	r->step_limit = step_limit;
+	GetUserIdAndSecContext(&r->save_userid, &r->save_sec);
 
 	/* a bad as_of is the caller's error, not the table's */
 	check_time_in_range(period_advance(period_floor(sink->as_of, pol->gran), pol->gran,
@@ -1810,33 +2082,283 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 		table_only.relid = pol->relid;
 		table_only.qualname = qualname;
 		emit(sink, &table_only, "skipped_busy", NULL,
-			 "another session is rolling this table over", r.started);
+			 "another session is rolling this table over", r->started);
 		return 0;
 	}
 	/* see what the session that held the guard committed */
 	AcceptInvalidationMessages();
 
-	(void) run_reported(sink, pol->relid, qualname, NULL, prepare_table, &r);
-	become_caller(&r);
-	if (r.layout == NULL)
-		return r.done;			/* the table cannot even be read: reported */
+	(void) run_reported(sink, pol->relid, qualname, NULL, prepare_table, r);
+	become_caller(r);
+	if (r->layout == NULL)
+		return r->done;			/* the table cannot even be read: reported */
 	if (sink->per_step && sink->stop_table)
-		return r.done;
-	(void) run_reported(sink, pol->relid, qualname, NULL, plan_and_build, &r);
-	become_caller(&r);
+		return r->done;
+	(void) run_reported(sink, pol->relid, qualname, NULL, plan_and_build, r);
+	become_caller(r);
 
-	retire_expired(&r);
-
-	if (r.kept_rows > 0 && r.layout->deflt && (step_limit == 0 || r.steps < step_limit))
+	if (sink->bursts_last)
 	{
-		TableLayout *layout = r.layout;
-
-		emit(sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
-			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
-					  r.kept_rows),
-			 r.started);
+		/* retention and the attach burst come after every table's step 1 */
+		((TableRound *) sink->round_table)->r = r;
+		return r->done;
 	}
-	return r.done;
+	retire_expired(r);
+	report_kept(r);
+	return r->done;
+}
+
+/* The attach burst of a table's queued periods (finish_table). */
+static bool
+queued_burst_step(void *arg)
+{
+	TableRound *tr = arg;
+	Rollover   *r = tr->r;
+	AttachBurst burst = {r->layout, r->pol, tr->periods, tenant_move_in_progress(r->layout->relid)};
+	volatile bool attached = false;
+
+	burst.referenced = default_referenced(r->layout) != NULL;
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		attached = bounded_yielding(r, attach_burst, &burst, &tr->attempts);
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+	tr->why = burst.why;
+	return attached;
+}
+
+/*
+ * Rows of the current period and those ahead that the application wrote
+ * into the default partition while the other tables' step 1 ran (often
+ * seconds): moved under weak locks, just before the bursts, so that each
+ * burst moves only what arrived during the bursts before it.
+ */
+static bool
+catch_up_step(void *arg)
+{
+	TableRound *tr = arg;
+	Rollover   *r = tr->r;
+	ListCell   *lc;
+
+	tenant_move_allow_rescue(true);
+	PG_TRY();
+	{
+		foreach(lc, r->layout->deflt && !tenant_move_in_progress(r->layout->relid) &&
+				!default_referenced(r->layout) ? tr->periods : NIL)
+		{
+			NewPeriod  *np = lfirst(lc);
+
+			if (np->p.to <= r->cur.from)
+				continue;
+			exec_sql(sql_move_rows(r->layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+		}
+	}
+	PG_FINALLY();
+	{
+		tenant_move_allow_rescue(false);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* A table whose step 2 cannot be done: the round is to be redone without it. */
+static void
+refuse(ActionSink *sink, TableRound *tr, ErrorData *edata)
+{
+	MemoryContext old = MemoryContextSwitchTo(sink->defer_cxt);
+	Refused    *rf = palloc0(sizeof(Refused));
+
+	rf->relid = tr->r->layout->relid;
+	rf->edata = edata;
+	rf->detail = edata ? NULL : burst_skipped(tr->r, tr->attempts, tr->why);
+	sink->refused = lappend(sink->refused, rf);
+	MemoryContextSwitchTo(old);
+	sink->redo = true;
+}
+
+/* catch_up_step, guarded: an error refuses the table (the round is redone). */
+static void
+catch_up(ActionSink *sink, TableRound *tr)
+{
+	ErrorData  *edata;
+
+	if (tr->r == NULL || tr->periods == NIL)
+		return;
+	become_owner(tr->r);
+	edata = run_guarded(catch_up_step, tr, NULL);
+	become_caller(tr->r);
+	if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	if (edata)
+		refuse(sink, tr, edata);
+}
+
+/*
+ * Step 2 of one table in one transaction: retention, then the attach burst
+ * of the periods step 1 built (the order of the per-table path: the parent
+ * first).  When the burst fails, the table is refused and the round must
+ * be redone (sink->redo): its step 1 is in the round's transaction and
+ * only undoing the round takes it back.
+ */
+static void
+finish_table(ActionSink *sink, TableRound *tr)
+{
+	Rollover   *r = tr->r;
+	bool		attached = false;
+	ErrorData  *edata;
+
+	sink->reported_ms = 0;
+	retire_expired(r);
+	if (tr->periods != NIL)
+	{
+		become_owner(r);
+		edata = run_guarded(queued_burst_step, tr, &attached);
+		become_caller(r);
+		if (edata && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		if (edata || !attached)
+		{
+			refuse(sink, tr, edata);
+			return;
+		}
+		report_attached(r, tr->periods);
+	}
+	report_kept(r);
+}
+
+/*
+ * The function form: every table in one transaction, so the locks of an
+ * attach burst are held until the caller commits.  Doing each table whole
+ * (as the procedure does) kept the first table's writers waiting through
+ * every later table's build and bulk move and the owner's triggers those
+ * fire.  So: first every table's step 1 (builds and bulk moves under weak
+ * locks), then every table's step 2 (retention, attach burst) back to
+ * back; the first table's writers wait for the later tables' bursts only.
+ * Once one table's step 2 holds strong locks, a later step gets one
+ * attempt, without the pauses between attempts (run_bounded_single): a
+ * pause would be spent holding the earlier table.  A burst that fails
+ * cannot be undone alone (its step 1 lies in the transaction under the
+ * other tables' work): the whole round is rolled back and done again with
+ * that table's periods reported as its burst failed and not built; each
+ * round refuses one more table, so the rounds end.  Actions are shown
+ * once their round is kept, table by table in order.
+ */
+/* Argument of one_round. */
+typedef struct Round
+{
+	Oid			relid;
+	List	   *pols;
+	ActionSink *sink;
+	List	   *tables;			/* TableRound * */
+} Round;
+
+/* One round of rollover_one_transaction; false when it must be redone. */
+static bool
+one_round(void *arg)
+{
+	Round	   *rd = arg;
+	ActionSink *sink = rd->sink;
+	ListCell   *lc;
+
+	rd->tables = NIL;
+	sink->redo = false;
+	sink->locks_used = 0;
+	sink->buffering = true;
+	sink->buffer_cxt = CurrentMemoryContext;
+
+	/* step 1 of every table */
+	foreach(lc, rd->pols)
+	{
+		Policy	   *pol = lfirst(lc);
+		TableRound *tr;
+
+		if (!OidIsValid(rd->relid) && !caller_owns_table(pol->relid))
+			continue;
+		tr = palloc0(sizeof(TableRound));
+		sink->round_table = tr;
+		sink->buffered = NIL;
+		rollover_table(pol, sink, 0);
+		tr->out = sink->buffered;
+		rd->tables = lappend(rd->tables, tr);
+	}
+	sink->round_table = NULL;
+
+	/* what arrived meanwhile, still under weak locks */
+	foreach(lc, rd->tables)
+	{
+		if (!sink->redo)
+			catch_up(sink, lfirst(lc));
+	}
+
+	/* step 2 of every table, back to back */
+	PG_TRY();
+	{
+		foreach(lc, sink->redo ? NIL : rd->tables)
+		{
+			TableRound *tr = lfirst(lc);
+			int			done;
+
+			if (tr->r == NULL)
+				continue;
+			done = tr->r->done;
+			sink->buffered = tr->out;
+			finish_table(sink, tr);
+			tr->out = sink->buffered;
+			if (sink->redo)
+				break;
+			if (tr->r->done > done)
+				run_bounded_single(true);
+		}
+	}
+	PG_FINALLY();
+	{
+		run_bounded_single(false);
+	}
+	PG_END_TRY();
+	return !sink->redo;
+}
+
+static void
+rollover_one_transaction(Oid relid, List *pols, ActionSink *sink)
+{
+	Round		rd = {relid, pols, sink, NIL};
+	ListCell   *lc;
+	bool		kept = false;
+
+	if (sink->defer_cxt == NULL)
+		sink->defer_cxt = CurrentMemoryContext;
+	sink->bursts_last = true;
+	while (!kept)
+	{
+		ErrorData  *edata = run_guarded(one_round, &rd, &kept);
+
+		if (edata)
+		{
+			sink->bursts_last = false;
+			sink->buffering = false;
+			ReThrowError(edata);
+		}
+	}
+	sink->bursts_last = false;
+	sink->buffering = false;
+	sink->buffered = NIL;
+	foreach(lc, rd.tables)
+	{
+		ListCell   *le;
+
+		foreach(le, ((TableRound *) lfirst(lc))->out)
+		{
+			Emitted    *e = lfirst(le);
+
+			emit_output(sink, e->relid, e->qualname, e->action, e->partition, e->detail);
+		}
+	}
 }
 
 /* (tbl, as_of, dry_run) of both entry points; returns tbl or InvalidOid. */
@@ -1897,11 +2419,13 @@ capacity_rollover(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = pin_search_path();
 	pols = policies_for_call(relid, mcxt);
-	foreach(lc, pols)
+	/* with no table named, roll over only what the caller owns */
+	if (!sink.dry_run)
+		rollover_one_transaction(relid, pols, &sink);
+	foreach(lc, sink.dry_run ? pols : NIL)
 	{
 		Policy	   *pol = lfirst(lc);
 
-		/* with no table named, roll over only what the caller owns */
 		if (!OidIsValid(relid) && !caller_owns_table(pol->relid))
 			continue;
 		rollover_table(pol, &sink, 0);
@@ -1937,6 +2461,15 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 	sink->per_step = nonatomic && !sink->dry_run;
 	sink->defer_cxt = mcxt;
 	pols = policies_for_call(relid, mcxt);
+	if (!nonatomic && !sink->dry_run)
+	{
+		/* in the caller's transaction: as the function form */
+		int			nest = pin_search_path();
+
+		rollover_one_transaction(relid, pols, sink);
+		AtEOXact_GUC(false, nest);
+		return;
+	}
 	foreach(lc, pols)
 	{
 		Policy	   *pol = lfirst(lc);

@@ -44,6 +44,18 @@ typedef struct ActionSink
 
 	/* Function form: locks the periods built so far take (lock budget). */
 	int64		locks_used;
+
+	/*
+	 * One transaction (rollover_one_transaction): each table's step 2
+	 * (retention, attach burst) waits in its round entry (round_table, a
+	 * TableRound) until every table's step 1 is done; refused (Refused *,
+	 * in defer_cxt) lists the tables whose step 2 failed in an earlier
+	 * round, redo says the current round failed so.
+	 */
+	bool		bursts_last;
+	void	   *round_table;
+	List	   *refused;
+	bool		redo;
 } ActionSink;
 
 typedef struct GivenUp

@@ -28,6 +28,15 @@
  *	- and afterwards the session's role, security context and search_path
  *	  are checked to be exactly what they were before.
  *
+ * A time limit alone (usercode_limit_begin / usercode_limit_end) bounds user
+ * code our own writing statements fire, which cannot run read-only: the
+ * table owner's triggers fired by the rollover's rescue of rows while it
+ * holds locks the application waits for (rollover.c, attach_burst).  The
+ * caller runs those statements as the table's owner, under
+ * SECURITY_RESTRICTED_OPERATION, inside a subtransaction it undoes when the
+ * limit expired; the cancel is renewed after every subtransaction the code
+ * rolls back, as above.
+ *
  * Limits: code that never reaches a CHECK_FOR_INTERRUPTS (an untrusted
  * language's busy loop) cannot be stopped by any in-process means; only
  * superusers can create such functions.
@@ -53,6 +62,10 @@ static volatile sig_atomic_t timed_out = false;
 static UserCode *current_uc = NULL;
 static bool callback_registered = false;
 
+/* usercode_limit_begin: active, and the subtransaction it began in */
+static bool limit_active = false;
+static SubTransactionId limit_subid = InvalidSubTransactionId;
+
 static void
 usercode_timeout_handler(void)
 {
@@ -70,8 +83,16 @@ static void
 usercode_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						  SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB && current_uc != NULL &&
-		current_uc->active && timed_out && mySubid > current_uc->subid)
+	if (event == SUBXACT_EVENT_ABORT_SUB && limit_active && mySubid == limit_subid)
+	{
+		/* an error ended the limit's own subtransaction before its end */
+		disable_timeout(usercode_timeout_id, false);
+		limit_active = false;
+		return;
+	}
+	if (event == SUBXACT_EVENT_ABORT_SUB && timed_out &&
+		((current_uc != NULL && current_uc->active && mySubid > current_uc->subid) ||
+		 (limit_active && mySubid > limit_subid)))
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
@@ -155,6 +176,49 @@ release_new_advisory_locks(List *before)
 	return found;
 }
 
+/* The timer and the subtransaction callback, registered once per backend. */
+static void
+usercode_register(void)
+{
+	if (usercode_timeout_id == MAX_TIMEOUTS)
+		usercode_timeout_id = RegisterTimeout(USER_TIMEOUT, usercode_timeout_handler);
+	if (!callback_registered)
+	{
+		RegisterSubXactCallback(usercode_subxact_callback, NULL);
+		callback_registered = true;
+	}
+}
+
+/*
+ * Start a time limit of timeout_ms for what the caller runs next: a query
+ * cancel when it expires.  The caller runs it in a subtransaction and calls
+ * usercode_limit_end both after it and in PG_CATCH.
+ */
+void
+usercode_limit_begin(int timeout_ms)
+{
+	if (current_uc != NULL && current_uc->active)
+		elog(ERROR, "matter_capacity: time limit started inside %s", current_uc->what);
+	usercode_register();
+	timed_out = false;
+	limit_subid = GetCurrentSubTransactionId();
+	limit_active = true;
+	enable_timeout_after(usercode_timeout_id, Max(timeout_ms, 1));
+}
+
+/* Stop the clock; true when the limit expired (its cancel is forgotten). */
+bool
+usercode_limit_end(void)
+{
+	if (!limit_active)
+		return false;
+	disable_timeout(usercode_timeout_id, false);
+	limit_active = false;
+	if (timed_out)
+		QueryCancelPending = false;
+	return timed_out;
+}
+
 void
 usercode_begin(UserCode *uc, const char *what, Oid role, const char *search_path,
 			   int timeout_ms)
@@ -166,13 +230,9 @@ usercode_begin(UserCode *uc, const char *what, Oid role, const char *search_path
 				 errhint("Register it again as an existing role, or delete it.")));
 	if (current_uc != NULL && current_uc->active)
 		elog(ERROR, "matter_capacity: %s started inside %s", what, current_uc->what);
-	if (usercode_timeout_id == MAX_TIMEOUTS)
-		usercode_timeout_id = RegisterTimeout(USER_TIMEOUT, usercode_timeout_handler);
-	if (!callback_registered)
-	{
-		RegisterSubXactCallback(usercode_subxact_callback, NULL);
-		callback_registered = true;
-	}
+	if (limit_active)
+		elog(ERROR, "matter_capacity: %s started inside a time limit", what);
+	usercode_register();
 
 	uc->what = what;
 	uc->role = role;

@@ -41,6 +41,8 @@ extern void usercode_begin(UserCode *uc, const char *what, Oid role,
 extern void usercode_finish(UserCode *uc);
 extern ErrorData *usercode_fail(UserCode *uc);
 extern bool usercode_timed_out(void);
+extern void usercode_limit_begin(int timeout_ms);
+extern bool usercode_limit_end(void);
 extern int	usercode_elapsed_ms(UserCode *uc);
 extern bool role_exists(Oid roleid);
 

@@ -30,7 +30,18 @@ AS 'MODULE_PATHNAME', 'capacity_fleet_check';
 COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
     'Connects to a prospective member within matter_capacity.fleet_timeout and raises if it cannot be one '
     '(unknown server 42704, no user mapping 42704, unreachable 08001, this very database 42P17, '
-    'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023).  Returns its version and role.';
+    'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023, a connection postgres_fdw''s password '
+    'rule refuses 42501: no password in the mapping, or the member did not ask for it, unless the server''s owner and '
+    'the extension owner are superusers or the mapping says password_required ''false'').  Returns its version and role.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_check_target(name text, kind text, target text)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_fleet_check_target';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_check_target(text, text, text) IS
+    'Refuses (22023) a fleet target that carries a password (any kind), a connection string that does not parse, '
+    'or a connection string where a postgres_fdw server name is expected, without echoing it; these errors keep the '
+    'statement (which holds the password) out of the server log.  capacity_fleet_add calls it before anything else.';
 
 CREATE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
 RETURNS void
@@ -40,6 +51,17 @@ AS $$
 DECLARE
     other text;
 BEGIN
+    -- first: any later error would write the statement, password and all, to the server log
+    PERFORM @extschema@.capacity_fleet_check_target(name, kind, target);
+    -- the poll connects with the extension owner's user mappings: only that
+    -- role (or a superuser) registers what it will connect to
+    IF NOT pg_catalog.has_table_privilege('@extschema@.capacity_fleet_member', 'SELECT, INSERT')
+       OR NOT pg_catalog.has_function_privilege('@extschema@.capacity_fleet_check(text, text, text)', 'EXECUTE') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not register fleet members: capacity_fleet_add also needs SELECT and INSERT on capacity_fleet_member and EXECUTE on capacity_fleet_check', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Register members as the extension owner: the poll connects to them with its user mappings, '
+                         'so granting this lets a role choose servers the owner connects to.';
+    END IF;
     PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
         -- hostile input is not echoed in full: 63 characters at most
@@ -95,7 +117,8 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
     'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
     '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
-    'name is expected, 42710 the name exists or the server is already another member, and those of capacity_fleet_check.';
+    'name is expected, 42710 the name exists or the server is already another member, 42501 the role may not write '
+    'the registry (run it as the extension owner), and those of capacity_fleet_check_target and capacity_fleet_check.';
 
 -- capacity_fleet_remove(name) is defined in 49_tenant_moves.sql: removing a
 -- member must refuse while tenant moves to it are open, and a piece never

@@ -153,6 +153,103 @@ st=$(sqlstate_of "SELECT capacity_fleet_remove(NULL)")
 [ "$st" = 22004 ]; ok $? "removing NULL is refused with 22004 ($st)"
 [ "$(hq -c "SELECT count(*) FROM capacity_fleet_member")" = 0 ]; ok $? "nothing was registered by the refused calls"
 
+# ---- refused passwords stay out of the server log (errhidestmt): the call
+# that carries one is the one statement that must not be written to disk
+st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'cluster', 'host=$HUB password=KindPw_77')")
+[ "$st" = 22023 ]; ok $? "a password-bearing target is refused before anything else (bad kind too) with 22023 ($st)"
+st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'replica', 'postgresql://fleet:UriPw_78@localhost/postgres')")
+[ "$st" = 22023 ]; ok $? "a URI with a password as a replica's server is refused with 22023 ($st)"
+grep -q "STATEMENT:  SELECT capacity_fleet_add('x', 'cluster', 'fl_eu')" "$HUB/server.log"
+ok $? "the hub logs the statement of a failing call (log_min_error_statement), so the next check can fail"
+found=$(grep -c -e typed-in-here -e ReplPw_14 -e KindPw_77 -e UriPw_78 "$HUB/server.log")
+[ "$found" = 0 ]; ok $? "no refused password reached the hub's server log ($found lines)"
+
+# ---- a role granted capacity_fleet_add is told why it still cannot register
+hq -c "CREATE ROLE fl_granted LOGIN" -c "GRANT EXECUTE ON FUNCTION capacity_fleet_add(text, text, text, jsonb) TO fl_granted" >/dev/null
+out=$(psql -X -q -At -h "$HUB" -p $P -U fl_granted -d postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_add('x', 'replica', 'fl_eu')" 2>&1)
+echo "$out" >> "$ERRS"; echo "# $(echo "$out" | head -1)"
+case "$out" in *'42501: matter_capacity: role fl_granted may not register fleet members: capacity_fleet_add also needs'*) r=0 ;; *) r=1 ;; esac
+echo "$out" | grep -q '^HINT:  Register members as the extension owner'; ok $(( r + $? )) "a granted non-owner gets 42501 naming capacity_fleet_add, with a hint"
+hq -c "DROP OWNED BY fl_granted" -c "DROP ROLE fl_granted" >/dev/null
+
+# ---- the owner of a member's foreign server (not a superuser) re-points it
+# after registration: at the hub as postgres, with startup options of its
+# own and an operator of its own.  The poll runs as the extension owner.
+hq <<SQL >/dev/null
+SET log_statement = 'none';
+CREATE ROLE hostile LOGIN;
+GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO hostile;
+CREATE SCHEMA hostile AUTHORIZATION hostile;
+SET ROLE hostile;
+CREATE SERVER fl_hostile FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$EU', port '$E', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (user 'fleet', password '$PW');
+CREATE FUNCTION hostile.pwnt(text, text) RETURNS boolean LANGUAGE plpgsql AS \$f\$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
+    EXECUTE 'ALTER ROLE hostile SUPERUSER';
+  END IF;
+  RETURN pg_catalog.texteq(\$1, \$2);
+END \$f\$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.pwnt);
+RESET ROLE;
+SQL
+# a newest value in the hub's capacity_latest: the member statement compares
+# its indicator (text = text) there, where the operator would be resolved
+hq -c "INSERT INTO capacity_latest_sample VALUES ('read_qps', '{}', '2026-01-01', 1)" \
+   -c "SELECT capacity_fleet_add('hostile', 'replica', 'fl_hostile')" >/dev/null
+[ "$(hq -c "SELECT reachable FROM capacity_fleet_poll('hostile')")" = t ]
+ok $? "a server owned by a non-superuser, with a password in its mapping, is registered and polled"
+hpoll() { hq -c "SELECT reachable || ':' || coalesce(error, '') FROM capacity_fleet_poll('hostile')"; }
+hsuper() { hq -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'hostile'"; }
+hq -c "SET ROLE hostile" \
+   -c "ALTER SERVER fl_hostile OPTIONS (SET host '$HUB', SET port '$P', ADD options '-c search_path=hostile,pg_catalog')" \
+   -c "ALTER USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (SET user 'postgres', DROP password)" >/dev/null
+r1=$(hpoll); echo "# re-pointed at the hub as postgres without password: $r1"
+case "$r1" in "false:the user mapping on server \"fl_hostile\" has no password, which is required because the server's owner is not a superuser"*) r=0 ;; *) r=1 ;; esac
+ok $r "re-pointed at the hub as postgres without a password: refused at the poll, not connected"
+hq -c "SET ROLE hostile" -c "ALTER USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (ADD password 'not-asked-for')" >/dev/null
+r2=$(hpoll); echo "# with a password the hub never asks for (trust): $r2"
+case "$r2" in "false:the connection did not use the user mapping's password"*) r=0 ;; *) r=1 ;; esac
+ok $r "with a password the peer never asks for (trust as postgres): the connection is dropped unused"
+[ "$(hsuper)" = f ]; ok $? "the server's owner did not become superuser through the poll"
+st=$(psql -X -q -At -h "$HUB" -p $P -U hostile -d postgres -v VERBOSITY=verbose \
+        -c "ALTER USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (ADD password_required 'false')" 2>&1 | sed -nE 's/^ERROR: +([0-9A-Z]{5}):.*/\1/p')
+[ "$st" = 42501 ]; ok $? "only a superuser may say password_required 'false' (postgres_fdw refuses the server's owner: $st)"
+# a superuser did say so: honoured, as in postgres_fdw; the server's startup
+# options are still not passed and the poll sees it reached the hub itself
+hq -c "ALTER USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (ADD password_required 'false')" >/dev/null
+r3=$(hpoll); echo "# password_required false (set by a superuser): $r3"
+[ "$r3" = "false:the server now points at this very database (the hub): nothing recorded" ]
+ok $? "password_required 'false' set by a superuser is honoured; the poll re-checks that the server is not the hub itself"
+[ "$(hsuper)" = f ]; ok $? "and the server owner's operator did not run as postgres (search_path pinned, operators qualified)"
+# the member's user with a password, a superuser-only setting in the server's
+# options: were they passed, the login would fail (permission denied)
+hq -c "SET log_statement = 'none'" \
+   -c "ALTER USER MAPPING FOR PUBLIC SERVER fl_hostile OPTIONS (DROP password_required, SET user 'fleet', SET password '$PW')" \
+   -c "SET ROLE hostile" -c "ALTER SERVER fl_hostile OPTIONS (SET options '-c log_min_messages=debug5')" >/dev/null
+r4=$(hpoll); echo "# fleet's own password, options with a superuser-only setting: $r4"
+[ "$r4" = "false:the server now points at this very database (the hub): nothing recorded" ]
+ok $? "the server's 'options' are never passed to the member"
+# on the member: a role search_path that puts the member user's operator first
+eq <<'SQL' >/dev/null
+CREATE SCHEMA hostile;
+GRANT USAGE ON SCHEMA hostile TO PUBLIC;
+CREATE FUNCTION hostile.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN RAISE EXCEPTION 'the member user''s operator ran'; END $f$;
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.eq);
+ALTER ROLE fleet SET search_path = hostile, pg_catalog;
+INSERT INTO capacity_latest_sample VALUES ('read_qps', '{}', '2026-01-01', 1) ON CONFLICT DO NOTHING;
+SQL
+hq -c "SET ROLE hostile" -c "ALTER SERVER fl_hostile OPTIONS (SET host '$EU', SET port '$E', DROP options)" >/dev/null
+r5=$(hq -c "SELECT reachable || ':' || coalesce(error, '') || ':' || (stage IS NOT NULL) FROM capacity_fleet_poll('hostile')")
+echo "# eu with fleet's search_path = hostile, pg_catalog: $r5"
+[ "$r5" = "true::true" ]; ok $? "the member's session is pinned (search_path pg_catalog): no operator of a member user runs"
+eq -c "ALTER ROLE fleet RESET search_path" -c "DROP SCHEMA hostile CASCADE" \
+   -c "DELETE FROM capacity_latest_sample WHERE sampled_at = '2026-01-01'" >/dev/null
+hq -c "DELETE FROM capacity_latest_sample WHERE sampled_at = '2026-01-01'" -c "SELECT capacity_fleet_remove('hostile')" -c "DROP SERVER fl_hostile CASCADE" -c "DROP SCHEMA hostile CASCADE" \
+   -c "REVOKE USAGE ON FOREIGN DATA WRAPPER postgres_fdw FROM hostile" -c "DROP ROLE hostile" >/dev/null
+[ "$(hq -c "SELECT count(*) FROM capacity_fleet_member")" = 0 ]; ok $? "the hostile member is gone again"
+
 # ---- the members
 hq -c "SELECT capacity_fleet_add('standby', 'replica', 'fl_standby')" \
    -c "SELECT capacity_fleet_add('eu', 'region', 'fl_eu', '{\"region\": \"eu\"}')" \
@@ -232,6 +329,29 @@ ratio=$(hq -c "SELECT status || ' ' || (round(value::numeric, 6) = round(($EU_P9
 ok $? "fleet history: every member's figures recorded with a member label"
 [ "$(hq -c "SELECT value FROM capacity_latest WHERE indicator = 'replica_lag_seconds' AND labels = '{\"member\": \"standby\"}'")" != "" ]
 ok $? "the standby's replica lag is recorded under its member label"
+
+# ---- a member's figures that are not finite numbers are dropped, never
+# recorded (a NaN would breach every '>' threshold and break the review)
+eq <<'SQL' >/dev/null
+CREATE TABLE public.fl_keep AS SELECT * FROM capacity_latest_sample WHERE labels = '{}';
+INSERT INTO capacity_latest_sample VALUES ('cpu_utilization', '{}', now(), 'NaN'), ('read_qps', '{}', now(), 'Infinity'),
+   ('read_latency_p99_ms', '{}', now(), '-Infinity'), ('write_qps', '{}', now(), 1e308)
+ON CONFLICT (indicator, labels) DO UPDATE SET value = EXCLUDED.value, sampled_at = now();
+SQL
+nan=$(hq -c "SELECT reachable || '|' || error || '|' || (cpu_utilization IS NULL) || (read_qps IS NULL) || (read_p99_ms IS NULL) || '|' || write_qps FROM capacity_fleet WHERE name = 'eu'")
+echo "# eu with NaN/Infinity figures: $nan"
+[ "$nan" = "true|figures that are not finite numbers were dropped, not recorded: read_qps = Infinity, read_latency_p99_ms = -Infinity, cpu_utilization = NaN|truetruetrue|1e+308" ]
+ok $? "capacity_fleet reports eu's non-finite figures as dropped, naming them; the finite ones stay"
+TN=$(hq -c "SELECT timestamptz '$T0' - interval '1 day'")
+hq -c "SELECT capacity_sample_now('$TN')" >/dev/null
+rec=$(hq -c "SELECT string_agg(indicator || '=' || value, ' ' ORDER BY indicator) FROM capacity_sample
+              WHERE sampled_at = '$TN' AND labels = '{\"member\": \"eu\"}'
+                AND indicator IN ('cpu_utilization', 'read_qps', 'read_latency_p99_ms', 'write_qps', 'fleet_member_up')")
+echo "# recorded for eu at $TN: $rec"
+[ "$rec" = "fleet_member_up=1 write_qps=1e+308" ]; ok $? "the sampling recorded eu's finite figures only"
+[ "$(hq -c "SELECT count(*) FROM capacity_sample WHERE value IN ('NaN', 'Infinity', '-Infinity')") $(hq -c "SELECT count(*) FROM capacity_latest_sample WHERE value IN ('NaN', 'Infinity', '-Infinity')")" = "0 0" ]
+ok $? "no NaN or infinity anywhere in the hub's history"
+eq -c "DELETE FROM capacity_latest_sample WHERE labels = '{}'" -c "INSERT INTO capacity_latest_sample SELECT * FROM public.fl_keep" -c "DROP TABLE public.fl_keep" >/dev/null
 
 # ---- a member held up by a lock: the view answers within the timeout.
 # pg_database locked: eu cannot even finish a connection; pg_extension

@@ -5754,6 +5754,105 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
 -- (capacity_tenant_move_verify, _freeze, _cutover and _abort: their definitions
 -- above are CALLED ON NULL INPUT.)
 
+-- ======== fleet: security fixes from the second hostile review (F1, F8, L4) ========
+-- 48_fleet.sql: capacity_fleet_check_target (new) refuses password-bearing
+-- targets first, with errors that keep the statement out of the server log;
+-- capacity_fleet_add calls it first and gives a clear 42501 to a role that
+-- may not write the registry.  capacity_fleet_check's comment names the
+-- password rule it now applies (C; also at every poll).
+COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
+    'Connects to a prospective member within matter_capacity.fleet_timeout and raises if it cannot be one '
+    '(unknown server 42704, no user mapping 42704, unreachable 08001, this very database 42P17, '
+    'a pooler that is not PgBouncer 42809, a password in a pooler conninfo 22023, a connection postgres_fdw''s password '
+    'rule refuses 42501: no password in the mapping, or the member did not ask for it, unless the server''s owner and '
+    'the extension owner are superusers or the mapping says password_required ''false'').  Returns its version and role.';
+
+CREATE FUNCTION @extschema@.capacity_fleet_check_target(name text, kind text, target text)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'capacity_fleet_check_target';
+COMMENT ON FUNCTION @extschema@.capacity_fleet_check_target(text, text, text) IS
+    'Refuses (22023) a fleet target that carries a password (any kind), a connection string that does not parse, '
+    'or a connection string where a postgres_fdw server name is expected, without echoing it; these errors keep the '
+    'statement (which holds the password) out of the server log.  capacity_fleet_add calls it before anything else.';
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other text;
+BEGIN
+    -- first: any later error would write the statement, password and all, to the server log
+    PERFORM @extschema@.capacity_fleet_check_target(name, kind, target);
+    -- the poll connects with the extension owner's user mappings: only that
+    -- role (or a superuser) registers what it will connect to
+    IF NOT pg_catalog.has_table_privilege('@extschema@.capacity_fleet_member', 'SELECT, INSERT')
+       OR NOT pg_catalog.has_function_privilege('@extschema@.capacity_fleet_check(text, text, text)', 'EXECUTE') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not register fleet members: capacity_fleet_add also needs SELECT and INSERT on capacity_fleet_member and EXECUTE on capacity_fleet_check', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Register members as the extension owner: the poll connects to them with its user mappings, '
+                         'so granting this lets a role choose servers the owner connects to.';
+    END IF;
+    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        -- hostile input is not echoed in full: 63 characters at most
+        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
+            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
+    END IF;
+    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
+            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
+            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
+    END IF;
+    IF target IS NULL OR target = '' THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
+            USING ERRCODE = '22023',
+                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
+                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
+    END IF;
+    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
+        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
+            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
+            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
+    END IF;
+    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
+            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
+        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
+            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
+    END IF;
+    -- one server, one member: two names would count its series twice
+    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
+     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
+    IF FOUND THEN
+        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
+            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
+    END IF;
+    -- raises when the member cannot be one; nothing is registered then
+    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
+    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
+    VALUES (name, kind,
+            CASE WHEN kind <> 'pooler' THEN target END,
+            CASE WHEN kind = 'pooler' THEN target END,
+            labels);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
+    'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
+    'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
+    'owner), or for a pooler a PgBouncer admin conninfo without password.  labels: region {"region": ...}, tier '
+    '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
+    'name is expected, 42710 the name exists or the server is already another member, 42501 the role may not write '
+    'the registry (run it as the extension owner), and those of capacity_fleet_check_target and capacity_fleet_check.';
+
 -- ======== tenant moves: one change of a move at a time, resumable cutover, forced abort, leftovers cleaned ========
 -- Mirrors src/sql/49_tenant_moves.sql.  capacity_tenant_move_abort gains
 -- force (this side only, for a member that cannot be reached), which leaves
