@@ -314,15 +314,61 @@ column_list(Oid relid)
 
 /* ----------------------------------------------------------------- remote */
 
+/*
+ * A connection to a member through its foreign server and the extension
+ * owner's user mapping (the view runs as pg_monitor), under postgres_fdw's
+ * password rule as the fleet applies it (remote_password_rule, _used: a
+ * server or mapping a non-superuser controls must make us use a password),
+ * in a session pinned to search_path = pg_catalog (nothing a user of the
+ * member created resolves in our statements there) whose statements the
+ * member ends itself after statement_ms (remote.c sends no cancel).  NULL
+ * with *error (no secret in it) on failure; *denied when the rule refused.
+ */
 static PGconn *
-member_connect(const char *member, const char *server)
+member_open(const char *server, int statement_ms, char **error, bool *denied)
 {
 	const char **keywords;
 	const char **values;
-	char	   *error = NULL;
+	const char *rule = NULL;
+	bool		must_use_password = false;
 	PGconn	   *conn;
 	Oid			save_userid;
 	int			save_sec;
+
+	*denied = false;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		remote_server_params(server, &keywords, &values);
+		remote_bound_statements(&keywords, &values, statement_ms);
+		remote_pin_session(&keywords, &values);
+		rule = remote_password_rule(server, keywords, values, &must_use_password);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	if (rule == NULL)
+	{
+		if ((conn = remote_connect(keywords, values, mc_fleet_timeout_ms, error)) == NULL)
+			return NULL;
+		if ((rule = remote_password_used(conn, must_use_password)) == NULL)
+			return conn;
+		remote_close(conn);
+	}
+	*denied = true;
+	*error = pstrdup(rule);
+	return NULL;
+}
+
+static PGconn *
+member_connect(const char *member, const char *server)
+{
+	char	   *error = NULL;
+	bool		denied;
+	PGconn	   *conn;
 
 	if (server == NULL)
 		ereport(ERROR,
@@ -330,22 +376,13 @@ member_connect(const char *member, const char *server)
 				 errmsg("fleet member \"%s\" is not registered any more", member),
 				 errhint("Register it again with capacity_fleet_add(%s, 'tier', server).",
 						 quote_literal_cstr(member))));
-	/* the extension owner's user mapping: the view runs as pg_monitor */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		remote_server_params(server, &keywords, &values);
-		/* remote.c sends no cancel: the member ends what we stop waiting for */
-		remote_bound_statements(&keywords, &values,
-								Max(mc_tenant_move_timeout_ms, mc_fleet_timeout_ms));
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-	conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &error);
+	conn = member_open(server, Max(mc_tenant_move_timeout_ms, mc_fleet_timeout_ms), &error, &denied);
+	if (conn == NULL && denied)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("fleet member \"%s\" may not be used for a tenant move: %s", member, error),
+				 errhint("Put the password of the member's role in the extension owner's user mapping, "
+						 "or have a superuser own the server (ALTER SERVER ... OWNER TO).")));
 	if (conn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
@@ -1802,17 +1839,9 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 			note = psprintf("foreign server %s of fleet member %s does not exist", m->server, m->member);
 		else if (m->server)
 		{
-			const char **keywords;
-			const char **values;
-			Oid			save_userid;
-			int			save_sec;
+			bool		denied;
 
-			GetUserIdAndSecContext(&save_userid, &save_sec);
-			SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-			remote_server_params(m->server, &keywords, &values);
-			remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
-			SetUserIdAndSecContext(save_userid, save_sec);
-			conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &note);
+			conn = member_open(m->server, mc_fleet_timeout_ms, &note, &denied);
 		}
 		else
 			note = psprintf("fleet member %s is not registered", m->member);
