@@ -219,7 +219,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
+        PERFORM @extschema@.capacity_write_sample('explain_failures'::text, '{}'::jsonb, as_of, failures::float8);
     END IF;
 END
 $$;

@@ -177,7 +177,8 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
         -- only the metric conditions of the moves ahead are fitted
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                        '{}'::@extschema@.capacity_trigger_row[], NULL::integer, p,
                         ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
                                 JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
                                WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL

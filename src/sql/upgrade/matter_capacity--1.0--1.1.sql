@@ -333,7 +333,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
+        PERFORM @extschema@.capacity_write_sample('explain_failures'::text, '{}'::jsonb, as_of, failures::float8);
     END IF;
 END
 $$;
@@ -1222,7 +1222,8 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
         -- only the metric conditions of the moves ahead are fitted
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                        '{}'::@extschema@.capacity_trigger_row[], NULL::integer, p,
                         ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
                                 JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
                                WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
@@ -4901,7 +4902,7 @@ BEGIN
     RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
                        'band (earliest..latest)', 'method', 'trend/day');
     FOR r IN SELECT f.* FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
-                  evals, NULL, pn) f
+                  evals, NULL::integer, pn) f
               WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
     LOOP
         SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
@@ -5294,10 +5295,10 @@ BEGIN
                                   CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e);
     -- forecasts of the plan's own triggers or conditions (any with a
     -- numeric threshold), and the partition runway (the ladder's rows)
-    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL,
+    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL::integer,
                         CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) fx
                  WHERE fx.trigger_name <> 'partition_runway')
-        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}') fx
+        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}'::@extschema@.capacity_trigger_row[]) fx
                   WHERE fx.trigger_name = 'partition_runway');
 
     doc := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -5425,18 +5426,18 @@ BEGIN
     -- workload: latency percentiles, QPS, each pool's utilisation
     sect := '';
     FOR r IN SELECT * FROM (VALUES ('read', 'Read latency (ms)'), ('write', 'Write latency (ms)')) v(k, title) LOOP
-        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}', first_day, ndays, as_of);
-        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}', first_day, ndays, as_of),
-                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}', first_day, ndays, as_of)];
+        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}'::jsonb, first_day, ndays, as_of);
+        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}'::jsonb, first_day, ndays, as_of),
+                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}'::jsonb, first_day, ndays, as_of)];
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL);
         sect := sect || format('<div class="card" id="latency-%s"><h3>%s</h3><p>p50 (blue), p95 (amber), p99 (red): daily averages</p>', r.k, r.title)
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
     END LOOP;
-    vals := @extschema@.capacity_report_days('read_qps', '{}', first_day, ndays, as_of);
-    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}', first_day, ndays, as_of)];
+    vals := @extschema@.capacity_report_days('read_qps', '{}'::jsonb, first_day, ndays, as_of);
+    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}'::jsonb, first_day, ndays, as_of)];
     IF EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL) THEN
         sect := sect || '<div class="card" id="qps"><h3>Queries per second</h3><p>read (blue), write (amber): daily averages</p>'
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
     END IF;
     FOR r IN SELECT d.labels FROM @extschema@.capacity_sample_daily d
               WHERE d.indicator = 'pool_utilization' AND d.day >= first_day AND d.day <= today
@@ -5448,7 +5449,7 @@ BEGIN
                         FROM unnest(days) WITH ORDINALITY AS u(g, o) ORDER BY o);
         sect := sect || format('<div class="card pool"><h3>Pool %s</h3><p>pool_utilization, daily average (%%)</p>',
                                @extschema@.capacity_html(coalesce(lbl, 'all')))
-            || @extschema@.capacity_svg_chart(days, vals, 80, x_end => as_of) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, 80::float8, x_end => as_of) || '</div>';
     END LOOP;
     doc := doc || '<h2>Workload</h2>'
         || CASE WHEN sect = '' THEN '<p>No latency, QPS or pool samples in the last 90 days.</p>'
@@ -5537,7 +5538,7 @@ BEGIN
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL);
             sect := sect || format('<div class="card member"><h3>Member %s</h3><p>read QPS (blue), write QPS (amber), poll round trip ms (red): daily averages</p>',
                                    @extschema@.capacity_html(r.name))
-                || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
+                || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
         END LOOP;
         doc := doc || '</table>' || CASE WHEN sect = '' THEN '<p class="sub">No member samples in the last 90 days.</p>'
                                          ELSE '<div class="charts" id="members">' || sect || '</div>' END;
