@@ -602,6 +602,7 @@ DECLARE
     fired text[];
     ev jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of);
     rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
     SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
     down := up;
@@ -966,6 +967,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan);
     g jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_plan_grid'::text, as_of);
     SELECT pl.doc -> 'grid' INTO g FROM @extschema@.capacity_plan pl WHERE pl.name = p;
     IF g IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: plan % has no archetype grid', p

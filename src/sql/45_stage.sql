@@ -27,6 +27,7 @@ DECLARE
     event_rel oid := (bindings ->> 'Event')::oid;
     audit_rel oid := (bindings ->> 'AuditEntry')::oid;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
      WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
     cur := coalesce(cur, 1);
@@ -152,6 +153,7 @@ DECLARE
     contra text[];
     due record;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
         RETURN;

@@ -62,6 +62,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
     pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_report'::text, as_of, horizon, true);
     pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));

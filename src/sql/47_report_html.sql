@@ -349,10 +349,7 @@ DECLARE
     thr double precision;
     thr_name text;
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the review must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_report_html'::text, as_of, horizon, true);
     first_day := today - (ndays - 1) * interval '1 day';
     days := ARRAY(SELECT g FROM generate_series(first_day, today, interval '1 day') g);
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);

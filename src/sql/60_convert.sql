@@ -425,10 +425,7 @@ BEGIN
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
                                                             hash_partitions, premake, retention_action, retention);
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time(format('capacity_convert of %s', d.qual), as_of);
     bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
     bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';

@@ -297,10 +297,7 @@ DECLARE
     failures integer := 0;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('run EXPLAIN checks');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_explain_run'::text, as_of);
     FOR c IN SELECT * FROM @extschema@.capacity_explain_check k
               WHERE k.table_name IS NULL OR pg_catalog.to_regclass(k.table_name::text) IS NOT NULL
               ORDER BY k.name LOOP
@@ -939,6 +936,7 @@ DECLARE
     raw @extschema@.capacity_day_point[];
     dp @extschema@.capacity_day_point[];
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_trigger_eval'::text, as_of);
     SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
            array_agg(DISTINCT tr.indicator)
       INTO maxwin, inds
@@ -1197,6 +1195,7 @@ DECLARE
     contra text[];
     due record;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
         RETURN;
@@ -1322,10 +1321,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
             USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';
     END IF;
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the decision must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_decide'::text, as_of);
     IF evidence_refs IS NOT NULL AND (array_position(evidence_refs, NULL) IS NOT NULL
                                       OR EXISTS (SELECT 1 FROM unnest(evidence_refs) r WHERE btrim(r) = '')) THEN
         RAISE EXCEPTION 'matter_capacity: evidence_refs of the decision must not hold NULL or empty references'
@@ -1998,6 +1994,7 @@ DECLARE
     fired text[];
     ev jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of);
     rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
     SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
     down := up;
@@ -2354,6 +2351,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan);
     g jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_plan_grid'::text, as_of);
     SELECT pl.doc -> 'grid' INTO g FROM @extschema@.capacity_plan pl WHERE pl.name = p;
     IF g IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: plan % has no archetype grid', p
@@ -2863,10 +2861,7 @@ DECLARE
     max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_import_samples'::text, as_of);
     n := coalesce(cardinality(p_indicators), 0);
     IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
@@ -3231,10 +3226,7 @@ BEGIN
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
                                                             hash_partitions, premake, retention_action, retention);
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time(format('capacity_convert of %s', d.qual), as_of);
     bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
     bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
@@ -4373,6 +4365,7 @@ DECLARE
     event_rel oid := (bindings ->> 'Event')::oid;
     audit_rel oid := (bindings ->> 'AuditEntry')::oid;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
      WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
     cur := coalesce(cur, 1);
@@ -4531,14 +4524,7 @@ DECLARE
     counters text[];
     recent @extschema@.capacity_sample[];
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
-        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_forecast'::text, as_of, horizon, true);
     today := date_bin('1 day', as_of, origin);
     first_day := today - make_interval(days => lookback);
 
@@ -4832,6 +4818,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
     pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_report'::text, as_of, horizon, true);
     pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
@@ -5284,10 +5271,7 @@ DECLARE
     thr double precision;
     thr_name text;
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the review must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_report_html'::text, as_of, horizon, true);
     first_day := today - (ndays - 1) * interval '1 day';
     days := ARRAY(SELECT g FROM generate_series(first_day, today, interval '1 day') g);
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
@@ -5754,3 +5738,43 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
 
 -- (capacity_tenant_move_verify, _freeze, _cutover and _abort: their definitions
 -- above are CALLED ON NULL INPUT.)
+
+-- ======== SQL review (breaker2): one check of as_of and horizon; owner-rights calls typed ========
+-- F2: every public function taking as_of/horizon calls capacity_check_time
+-- (an infinite as_of ran an unbounded generate_series).  F7: calls made with
+-- the owner's rights pass exactly typed arguments.
+-- The changed functions stand above with their final text; mirrors
+-- src/sql/07_time_arguments.sql.
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_check_time(fn text, as_of timestamptz,
+                                                horizon interval DEFAULT NULL, has_horizon boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: %: as_of must not be NULL', fn
+            USING ERRCODE = '22004', HINT = 'Omit it to use now().';
+    END IF;
+    IF NOT isfinite(as_of) OR as_of < timestamptz '1900-01-01 00:00+00' OR as_of >= timestamptz '9999-01-01 00:00+00' THEN
+        RAISE EXCEPTION 'matter_capacity: %: as_of % is not a finite time between 1900 and 9999', fn, as_of
+            USING ERRCODE = '22008', HINT = 'Omit it to use now(), or pass the time to evaluate at.';
+    END IF;
+    IF NOT has_horizon THEN
+        RETURN;
+    END IF;
+    IF horizon IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: %: horizon must not be NULL', fn
+            USING ERRCODE = '22004', HINT = 'Omit it to look ahead 6 months.';
+    END IF;
+    IF horizon <= interval '0' OR horizon > interval '10 years' THEN
+        RAISE EXCEPTION 'matter_capacity: %: horizon % is not a positive interval of at most 10 years', fn, horizon
+            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_check_time(text, timestamptz, interval, boolean) IS
+    'Refuse the time arguments of function fn: as_of NULL (22004), infinite or outside 1900..9999 (22008); '
+    'with has_horizon, horizon NULL (22004) or not in (0, 10 years] (22023).  Every public function taking as_of or horizon calls it.';
+-- executable by PUBLIC: it only refuses, and caller-rights functions (capacity_convert) call it too
