@@ -244,6 +244,7 @@ DECLARE
     rung integer;
     cur text;
     was_active boolean;
+    old_value double precision;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
     IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
@@ -313,6 +314,10 @@ BEGIN
                  ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
                 'The figure in the setting''s unit.');
+        END IF;
+        IF st ? 'replace' AND jsonb_typeof(st -> 'replace') <> 'boolean' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.replace', k), '"replace" is true or false', '22023',
+                'true: set the shared setting to this value even if it has another one (needs capacity_set_threshold).');
         END IF;
     END LOOP;
     known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
@@ -523,12 +528,31 @@ BEGIN
     -- all checked: write
     SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
     DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    -- settings are shared (the ladder's triggers and every plan read them):
+    -- a document creates the missing ones; one that exists with another
+    -- value keeps it unless the document says "replace": true and the
+    -- caller may change thresholds (review F5: importing an inactive plan
+    -- muted the active ladder).
     FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
-        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
-                coalesce(st ->> 'description', format('setting of plan %s', pname)))
-        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
-         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
+        SELECT s.value INTO old_value FROM @extschema@.capacity_setting s WHERE s.name = k;
+        IF NOT FOUND THEN
+            INSERT INTO @extschema@.capacity_setting (name, value, default_value, unit, description)
+            VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
+                    coalesce(st ->> 'description', format('setting of plan %s', pname)));
+        ELSIF old_value IS DISTINCT FROM (st ->> 'value')::float8 THEN
+            IF coalesce((st ->> 'replace')::boolean, false) THEN
+                IF NOT has_function_privilege(session_user,
+                        '@extschema@.capacity_set_threshold(pg_catalog.text, double precision)'::regprocedure, 'EXECUTE') THEN
+                    RAISE EXCEPTION 'matter_capacity: plan % may not replace shared setting % (% -> %)', pname, k, old_value, st ->> 'value'
+                        USING ERRCODE = '42501', DETAIL = 'Nothing was imported.',
+                              HINT = 'Replacing a setting every plan reads needs EXECUTE on capacity_set_threshold; drop "replace" to keep the current value.';
+                END IF;
+                UPDATE @extschema@.capacity_setting s SET value = (st ->> 'value')::float8 WHERE s.name = k;
+            ELSE
+                RAISE NOTICE 'matter_capacity: shared setting % keeps its value % (plan % says %)', k, old_value, pname, st ->> 'value'
+                    USING HINT = 'Other plans and the ladder read it: change it with capacity_set_threshold(), or add "replace": true to it in the document.';
+            END IF;
+        END IF;
     END LOOP;
     INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
     SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
@@ -558,7 +582,9 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
     '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
-    'An installed plan of the same name is replaced (and stays active if it was).';
+    'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
+    'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
+    'capacity_set_threshold (else 42501).';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_import(jsonb) FROM PUBLIC;
 
 -- The evaluation behind capacity_stage(plan => name) for a plan other
