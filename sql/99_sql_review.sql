@@ -55,8 +55,43 @@ SELECT capacity_plan_import('{"name": "side-plan", "settings": {"write_slo_ms": 
   "alerts": [{"name": "x", "when": {"any": [{"indicator": "cpu_utilization", "comparator": ">", "threshold": 1}]}}]}');
 SELECT name, value FROM capacity_setting WHERE name = 'write_slo_ms';
 SELECT capacity_set_threshold('write_slo_ms', 200);
+UPDATE capacity_setting SET shipped = true WHERE name = 'write_slo_ms';   -- as shipped again
 DELETE FROM capacity_plan WHERE name = 'side-plan';
 DELETE FROM capacity_setting WHERE name = 'side_only_ms';
 REVOKE EXECUTE ON FUNCTION capacity_plan_import(jsonb) FROM mc_plan_author;
 DROP ROLE mc_plan_author;
 \set VERBOSITY terse
+
+-- L1: NULL arguments of the plan functions are 22004 (as capacity_plan_use)
+SELECT * FROM public.try($$SELECT capacity_plan_set_tier(NULL, 'A', 'x')$$);
+SELECT * FROM public.try($$SELECT capacity_plan_set_tier('tiers-abc', NULL, 'x')$$);
+SELECT * FROM public.try($$SELECT capacity_plan_export(NULL)$$);
+
+-- L5: capacity_plans.preset says whether a plan is as shipped: the ladder
+-- with an edited trigger or setting is not; a preset whose setting was
+-- changed is not; put back, both are again
+SELECT name, preset FROM capacity_plans ORDER BY name;
+SELECT threshold AS shipped_threshold FROM capacity_trigger WHERE name = 'primary_cpu_sustained' \gset
+UPDATE capacity_trigger SET threshold = 99 WHERE name = 'primary_cpu_sustained';
+SELECT capacity_set_threshold('cluster_write_capacity_qps', 12345);
+SELECT name, preset FROM capacity_plans ORDER BY name;
+UPDATE capacity_trigger SET threshold = :shipped_threshold, shipped = true WHERE name = 'primary_cpu_sustained';
+SELECT capacity_set_threshold('cluster_write_capacity_qps', 2000);
+SELECT name, preset FROM capacity_plans ORDER BY name;
+
+-- L6: an N-day rule's verdict on a series does not depend on another
+-- series.  Future-dated values (2030) pushed into a day already rolled up
+-- re-roll it, as values in the past do: Jan 9 averages 316 after the late
+-- push, so the 3-day rule is ok before and after a sample of {"region": "eu"}.
+SELECT count(capacity_record('recall_p95_ms', 950, '{}', d + h * interval '1 hour'))
+  FROM generate_series('2030-01-08 00:00+00'::timestamptz, '2030-01-10 00:00+00', '1 day') d, generate_series(0, 23) h;
+SELECT capacity_roll_up_hours('2030-01-01', '2030-01-12') > 0 AS hours, capacity_roll_up_days('2030-01-01', '2030-01-12') > 0 AS days;
+SELECT status FROM capacity_trigger_eval('2030-01-11 09:00+00', capacity_bindings(), 'tiers-abc') WHERE trigger_name = 'B.recall_p95';
+SELECT count(capacity_record('recall_p95_ms', 0, '{}', '2030-01-09 00:30+00'::timestamptz + g * interval '1 minute'))
+  FROM generate_series(1, 48) g;
+SELECT day, round(avg::numeric, 1) AS avg, count FROM capacity_sample_daily WHERE indicator = 'recall_p95_ms' ORDER BY day;
+SELECT labels, status FROM capacity_trigger_eval('2030-01-11 09:00+00', capacity_bindings(), 'tiers-abc') WHERE trigger_name = 'B.recall_p95';
+SELECT count(capacity_record('recall_p95_ms', 5000, '{"region":"eu"}', d))
+  FROM generate_series('2030-01-09 12:00+00'::timestamptz, '2030-01-10 12:00+00', '1 day') d;
+SELECT labels, status FROM capacity_trigger_eval('2030-01-11 09:00+00', capacity_bindings(), 'tiers-abc')
+ WHERE trigger_name = 'B.recall_p95' ORDER BY labels::text;

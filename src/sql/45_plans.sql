@@ -826,9 +826,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p text := @extschema@.capacity_plan_resolve(name);
+    p text;
     d jsonb;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_export: the plan to export must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an installed plan; see SELECT * FROM capacity_plans.';
+    END IF;
+    p := @extschema@.capacity_plan_resolve(name);
     IF p <> 'matter-six-stage' THEN
         SELECT pl.doc INTO d FROM @extschema@.capacity_plan pl WHERE pl.name = p;
         RETURN jsonb_build_object('format', 1) || d
@@ -870,7 +875,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
     'The plan (an installed plan''s name) as a JSON document for capacity_plan_import(); settings with their current values. '
-    'Error 42704 for a plan that is not installed.';
+    'Errors: 22004 NULL, 42704 a plan that is not installed.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) TO pg_monitor;
 
@@ -941,6 +946,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('set a plan''s tier');
+    IF plan IS NULL OR tier IS NULL THEN   -- a NULL plan is not "the active one" here
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_set_tier: % must not be NULL', CASE WHEN plan IS NULL THEN 'plan' ELSE 'tier' END
+            USING ERRCODE = '22004', HINT = 'Name an installed plan and one of its tiers; see SELECT * FROM capacity_plans.';
+    END IF;
     p := @extschema@.capacity_plan_resolve(plan);
     IF p = 'matter-six-stage' THEN
         RAISE EXCEPTION 'matter_capacity: the six-stage ladder''s stage is set with capacity_set_stage()'
@@ -957,7 +966,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
-    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 42704 unknown plan or tier.';
+    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 22004 NULL plan or tier, 42704 unknown plan or tier.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) FROM PUBLIC;
 
 CREATE VIEW @extschema@.capacity_plans AS
@@ -972,12 +981,24 @@ SELECT p.name, p.active, p.description,
          WHERE s.plan = p.name AND s.kind IN ('guardrail', 'alert')) AS guards,
        CASE WHEN p.name = 'matter-six-stage' THEN (SELECT count(*) FROM @extschema@.capacity_trigger)
             ELSE (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) END AS conditions,
-       p.doc IS NULL OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr
-                                 WHERE pr.name = p.name AND pr.doc = p.doc) AS preset
+       -- as shipped: the ladder's stages, triggers and the settings they
+       -- read unedited (shipped; a deleted shipped row is listed in
+       -- capacity_removed_default, not here); a preset's document as
+       -- shipped and the settings it defines at its values
+       CASE WHEN p.doc IS NULL
+            THEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t
+                               LEFT JOIN @extschema@.capacity_setting st ON st.name = t.threshold_setting
+                              WHERE NOT t.shipped OR NOT coalesce(st.shipped, true))
+                 AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_stage_def d WHERE NOT d.shipped)
+            ELSE EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr WHERE pr.name = p.name AND pr.doc = p.doc)
+                 AND NOT EXISTS (SELECT 1 FROM jsonb_each(coalesce(p.doc -> 'settings', '{}')) e
+                                   JOIN @extschema@.capacity_setting st ON st.name = e.key
+                                  WHERE st.value IS DISTINCT FROM (e.value ->> 'value')::float8) END AS preset
   FROM @extschema@.capacity_plan p
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
-    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped (the ladder: its stages, triggers '
+    'and their settings unedited; a preset: its document and the values of the settings it defines).';
 GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
 
 -- The grid of a plan (tenant-archetypes), answered per tenant: each

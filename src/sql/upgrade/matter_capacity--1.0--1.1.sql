@@ -2216,9 +2216,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p text := @extschema@.capacity_plan_resolve(name);
+    p text;
     d jsonb;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_export: the plan to export must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an installed plan; see SELECT * FROM capacity_plans.';
+    END IF;
+    p := @extschema@.capacity_plan_resolve(name);
     IF p <> 'matter-six-stage' THEN
         SELECT pl.doc INTO d FROM @extschema@.capacity_plan pl WHERE pl.name = p;
         RETURN jsonb_build_object('format', 1) || d
@@ -2260,7 +2265,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
     'The plan (an installed plan''s name) as a JSON document for capacity_plan_import(); settings with their current values. '
-    'Error 42704 for a plan that is not installed.';
+    'Errors: 22004 NULL, 42704 a plan that is not installed.';
 
 -- Install a shipped preset (capacity_plan_preset), or put it back as
 -- shipped if it is installed.
@@ -2327,6 +2332,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('set a plan''s tier');
+    IF plan IS NULL OR tier IS NULL THEN   -- a NULL plan is not "the active one" here
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_set_tier: % must not be NULL', CASE WHEN plan IS NULL THEN 'plan' ELSE 'tier' END
+            USING ERRCODE = '22004', HINT = 'Name an installed plan and one of its tiers; see SELECT * FROM capacity_plans.';
+    END IF;
     p := @extschema@.capacity_plan_resolve(plan);
     IF p = 'matter-six-stage' THEN
         RAISE EXCEPTION 'matter_capacity: the six-stage ladder''s stage is set with capacity_set_stage()'
@@ -2343,7 +2352,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
-    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 42704 unknown plan or tier.';
+    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 22004 NULL plan or tier, 42704 unknown plan or tier.';
 
 CREATE VIEW @extschema@.capacity_plans AS
 SELECT p.name, p.active, p.description,
@@ -2357,12 +2366,24 @@ SELECT p.name, p.active, p.description,
          WHERE s.plan = p.name AND s.kind IN ('guardrail', 'alert')) AS guards,
        CASE WHEN p.name = 'matter-six-stage' THEN (SELECT count(*) FROM @extschema@.capacity_trigger)
             ELSE (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) END AS conditions,
-       p.doc IS NULL OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr
-                                 WHERE pr.name = p.name AND pr.doc = p.doc) AS preset
+       -- as shipped: the ladder's stages, triggers and the settings they
+       -- read unedited (shipped; a deleted shipped row is listed in
+       -- capacity_removed_default, not here); a preset's document as
+       -- shipped and the settings it defines at its values
+       CASE WHEN p.doc IS NULL
+            THEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t
+                               LEFT JOIN @extschema@.capacity_setting st ON st.name = t.threshold_setting
+                              WHERE NOT t.shipped OR NOT coalesce(st.shipped, true))
+                 AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_stage_def d WHERE NOT d.shipped)
+            ELSE EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr WHERE pr.name = p.name AND pr.doc = p.doc)
+                 AND NOT EXISTS (SELECT 1 FROM jsonb_each(coalesce(p.doc -> 'settings', '{}')) e
+                                   JOIN @extschema@.capacity_setting st ON st.name = e.key
+                                  WHERE st.value IS DISTINCT FROM (e.value ->> 'value')::float8) END AS preset
   FROM @extschema@.capacity_plan p
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
-    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped (the ladder: its stages, triggers '
+    'and their settings unedited; a preset: its document and the values of the settings it defines).';
 
 -- The grid of a plan (tenant-archetypes), answered per tenant: each
 -- tenant's size (the newest value of the grid's measure per {tenant}
@@ -3708,11 +3729,19 @@ BEGIN
     -- through the same rollup (capacity_roll_up_hours: every series of
     -- that one hour), and its UTC day (capacity_roll_up_days).  A value
     -- pushed on time costs nothing more; bulk history goes through
-    -- capacity_import_samples.
+    -- capacity_import_samples.  So is a value of an hour or a day already
+    -- rolled up for its series, even one after now() (future-dated test or
+    -- import data): a stale rollup made the N-day verdict of the series
+    -- depend on whether another series had a raw sample that day (review L6).
     late_hour := date_bin('1 hour', sampled_at, origin);
     IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
        OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
-                         FROM @extschema@.capacity_indicator_run r) THEN
+                         FROM @extschema@.capacity_indicator_run r)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                   WHERE h.indicator = capacity_record.indicator AND h.labels = capacity_record.labels AND h.hour = late_hour)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_daily d
+                   WHERE d.indicator = capacity_record.indicator AND d.labels = capacity_record.labels
+                     AND d.day = date_bin('1 day', sampled_at, origin)) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;
