@@ -5213,24 +5213,24 @@ BEGIN
     -- the value at time a of the curve that reaches the threshold at e
     SELECT array_agg(a ORDER BY n), array_agg(@extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta, a) ORDER BY n)
       INTO fc_at, fc_v
-      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0) AS a FROM generate_series(0, 24) n) s;
+      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0::float8) AS a FROM generate_series(0, 24) n) s;
     steep := least(coalesce(eta_lo, eta), x_end);
     flat := least(coalesce(eta_hi, x_end), x_end);
     IF steep <= as_of THEN
         RETURN;
     END IF;
     SELECT array_agg(a ORDER BY o), array_agg(y ORDER BY o) INTO band_at, band_v
-      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0) AS a,
+      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8) AS a,
                    @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, coalesce(eta_lo, eta),
-                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0)) AS y
+                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8)) AS y
               FROM generate_series(0, 24) n
             UNION ALL
             SELECT 25, x_end, threshold WHERE steep < x_end
             UNION ALL
-            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0),
+            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8),
                    CASE WHEN eta_hi IS NULL THEN cur
                         ELSE @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta_hi,
-                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0)) END
+                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8)) END
               FROM generate_series(0, 24) n) s;
 END
 $$;
