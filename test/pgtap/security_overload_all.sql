@@ -6,13 +6,8 @@
 -- pick the look-alike, and elevated code (SECURITY DEFINER, the worker, the
 -- owner's rights in C) would run it as the extension owner.
 --
--- For each function and each argument position, one look-alike takes, at
--- that position only, text (what an untyped literal or NULL prefers) or a
--- type that casts implicitly to ours (int4 for float8, timestamp for
--- timestamptz, name or varchar for text ...); same names, same result
--- type, and defaults like ours after that position (a default there would
--- only make a call that omits it ambiguous: an error, not a hijack).  Each one bumps a sequence (not
--- rolled back by a caller's exception handler) and says which it was.
+-- test/plant_lookalikes.sql plants, for each function and each argument
+-- position, a look-alike taking text or an implicitly cast type there.
 -- Then the entry points that run our code with the owner's rights run,
 -- with typed arguments of their own.  Nothing may have called a
 -- look-alike.  Roles are cluster-wide: they go away with the ROLLBACK.
@@ -44,66 +39,7 @@ GRANT USAGE ON SEQUENCE public.mc_lookalike_ran TO mc_lookalike;
 SELECT format('GRANT CREATE ON SCHEMA %I TO mc_lookalike', e.extnamespace::regnamespace)
   FROM pg_extension e WHERE e.extname = 'matter_capacity' \gexec
 SET ROLE mc_lookalike;
-DO $plant$
-DECLARE
-    f record;
-    i integer;
-    src oid;
-    args text;
-    n integer := 0;
-BEGIN
-    FOR f IN
-        SELECT p.oid, p.proname, p.pronamespace::regnamespace AS nsp, ARRAY(SELECT unnest(p.proargtypes::oid[])) AS t, p.pronargs,
-               p.pronargdefaults, p.proargnames, p.proretset, p.prorettype, pg_get_function_result(p.oid) AS res
-          FROM pg_proc p
-          JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'matter_capacity'
-         WHERE p.prokind = 'f' AND p.pronargs > 0 AND p.provariadic = 0
-           AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype, 'internal'::regtype)
-           AND NOT EXISTS (SELECT 1 FROM unnest(p.proargtypes::oid[]) a
-                            WHERE a IN ('internal'::regtype, 'anyelement'::regtype, 'anyarray'::regtype, '"any"'::regtype))
-           AND (p.proargmodes IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(p.proargmodes[1:p.pronargs]) m WHERE m <> 'i'))
-    LOOP
-        FOR i IN 1 .. f.pronargs LOOP
-            FOR src IN
-                SELECT 'text'::regtype::oid WHERE f.t[i] <> 'text'::regtype
-                UNION
-                SELECT c.castsource FROM pg_cast c
-                 WHERE c.casttarget = f.t[i] AND c.castcontext = 'i'
-                   AND c.castsource IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype,
-                                        'float4'::regtype, 'timestamp'::regtype, 'date'::regtype,
-                                        'varchar'::regtype, 'name'::regtype, 'bpchar'::regtype, 'json'::regtype)
-            LOOP
-                SELECT string_agg(format('%s %s%s',
-                                         coalesce(quote_ident(nullif(f.proargnames[k], '')), ''),
-                                         CASE WHEN k = i THEN src::regtype ELSE f.t[k]::regtype END,
-                                         CASE WHEN k > f.pronargs - f.pronargdefaults AND k > i THEN ' DEFAULT NULL' ELSE '' END),
-                                  ', ' ORDER BY k)
-                  INTO args FROM generate_series(1, f.pronargs) k;
-                BEGIN
-                    EXECUTE format($f$CREATE FUNCTION %s.%I(%s) RETURNS %s LANGUAGE plpgsql AS $b$
-                                     BEGIN
-                                         PERFORM pg_catalog.nextval('public.mc_lookalike_ran');
-                                         RAISE WARNING 'look-alike %s(%s) ran as %%', current_user;
-                                         RETURN%s;
-                                     END $b$$f$,
-                                   f.nsp, f.proname, args, f.res, f.proname, replace(args, '''', ''),
-                                   CASE WHEN f.proretset OR f.prorettype = 'void'::regtype THEN '' ELSE ' NULL' END);
-                    n := n + 1;
-                EXCEPTION WHEN duplicate_function OR ambiguous_function OR invalid_function_definition
-                               OR feature_not_supported OR invalid_parameter_value THEN
-                    NULL;   -- a position whose look-alike would be ours, or not a valid signature
-                END;
-            END LOOP;
-        END LOOP;
-    END LOOP;
-    RAISE NOTICE '% look-alikes planted', n;
-    IF n < 200 THEN
-        RAISE EXCEPTION 'only % look-alikes planted', n;
-    END IF;
-END
-$plant$;
+\ir ../plant_lookalikes.sql
 RESET ROLE;
 SELECT ok((SELECT count(*) FROM pg_proc WHERE proowner = 'mc_lookalike'::regrole) >= 200,
           'look-alikes of every function of the extension are planted in its schema');

@@ -3297,11 +3297,11 @@ BEGIN
               ORDER BY k.contype, k.conname LOOP
         -- index-backed constraints get a temporary name; the swap gives them theirs
         prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
-                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
+                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname::text, 'conv') ELSE x.conname END,
                                x.def);
         IF x.contype IN ('p', 'u') THEN
-            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
-                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
+            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname::text, 'historical'))
+                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname::text, 'conv'), x.conname);
         END IF;
     END LOOP;
     FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
@@ -3519,7 +3519,7 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
      WHERE c.oid = tbl;
     qual := format('%I.%I', nsp, rel);
-    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
+    stagename := @extschema@.capacity_derived_name(rel::text, 'backfill');
     stagequal := format('%I.%I', nsp, stagename);
 
     IF cv.state = 'converted' THEN
@@ -3538,10 +3538,10 @@ BEGIN
                   WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
         END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename::text, 'default'), stagequal);
         p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
         WHILE p < cv.bound LOOP
-            pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
+            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
             pqual := format('%I.%I', nsp, pname);
             -- built as the rollover builds a period (src/partitions.c)
             FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
@@ -3638,7 +3638,7 @@ BEGIN
     -- rows older than the first period (written during the backfill) go to the default partition
     swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
                            format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
-                                  @extschema@.capacity_derived_name(stagename, 'default')))
+                                  @extschema@.capacity_derived_name(stagename::text, 'default')))
                  || format('DROP TABLE %s', cv.staging::text);
     -- Every row is copied and writes are replayed, so a switch that cannot
     -- get its locks loses nothing by waiting: three rounds, a second apart
