@@ -47,5 +47,13 @@ q -c "CALL capacity_convert_backfill('public.ev'::regclass, 1000)" >/dev/null 2>
 ok $r "and backfills it (look-alikes run so far: $(ran))"
 [ "$(q -c "SELECT state FROM capacity_conversion WHERE table_name = 'public.ev'::regclass")" = done ]
 ok $? "the conversion is done"
+q -c "SELECT count(*) FROM capacity_rollover('public.ev'::regclass)" -c "SELECT capacity_sample_now()" >/dev/null 2>&1; r=$?
+ok $r "the DBA rolls the table over and samples (look-alikes run so far: $(ran))"
+q -c "SELECT capacity_register_push('lk_push'::text, 'ms'::text)" \
+  -c "SELECT capacity_record('lk_push'::text, 5::float8, '{\"r\": \"x\"}'::jsonb, now() - interval '3 hours')" \
+  -c "SELECT capacity_decide('stay'::text, 'reviewed'::text)" \
+  -c "SELECT capacity_plan_import(jsonb_set(capacity_plan_export('tiers-abc'::text), '{name}', '\"lk-copy\"'::jsonb))" \
+  -c "SELECT count(*) FROM capacity_report(now(), interval '6 months', 'lk-copy'::text)" >/dev/null 2>&1; r=$?
+ok $r "push, decide, plan export/import and the text review (look-alikes run so far: $(ran))"
 [ "$(ran)" = 0 ]; ok $? "no look-alike ran"
 [ "$(q -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'appowner'")" = f ]; ok $? "appowner is no superuser"
