@@ -24,7 +24,7 @@ SELECT * FROM public.try($$SELECT * FROM capacity_plan_grid('tiers-abc', 'infini
 SELECT * FROM public.try($$SELECT capacity_decide('stay', 'x', as_of => 'infinity')$$);
 SELECT * FROM public.try($$SELECT * FROM capacity_explain_run('infinity')$$);
 -- the edges still evaluate
-SELECT count(*) AS rows_at_1900 FROM capacity_stage(as_of => '1900-01-02', plan => 'tiers-abc');
+SELECT count(*) AS rows_in_1000 FROM capacity_stage(as_of => '1000-01-02', plan => 'tiers-abc');
 SELECT count(*) AS rows_in_9998 FROM capacity_stage(as_of => '9998-06-01', horizon => '6 months', plan => 'tiers-abc');
 
 -- F5: importing a plan does not rewrite the shared settings every plan and
@@ -68,16 +68,17 @@ SELECT * FROM public.try($$SELECT capacity_plan_set_tier('tiers-abc', NULL, 'x')
 SELECT * FROM public.try($$SELECT capacity_plan_export(NULL)$$);
 
 -- L5: capacity_plans.preset says whether a plan is as shipped: the ladder
--- with an edited trigger or setting is not; a preset whose setting was
--- changed is not; put back, both are again
-SELECT name, preset FROM capacity_plans ORDER BY name;
+-- with an edited trigger is not (earlier tests edit it too); a preset
+-- whose setting was changed is not, and is again once it is put back
+SELECT capacity_set_threshold('cluster_write_capacity_qps', 2000);   -- tiers-abc's value
+SELECT name, preset FROM capacity_plans WHERE name = 'tiers-abc';
 SELECT threshold AS shipped_threshold FROM capacity_trigger WHERE name = 'primary_cpu_sustained' \gset
 UPDATE capacity_trigger SET threshold = 99 WHERE name = 'primary_cpu_sustained';
 SELECT capacity_set_threshold('cluster_write_capacity_qps', 12345);
-SELECT name, preset FROM capacity_plans ORDER BY name;
-UPDATE capacity_trigger SET threshold = :shipped_threshold, shipped = true WHERE name = 'primary_cpu_sustained';
+SELECT name, preset FROM capacity_plans WHERE name IN ('matter-six-stage', 'tiers-abc') ORDER BY name;
+UPDATE capacity_trigger SET threshold = :shipped_threshold WHERE name = 'primary_cpu_sustained';
 SELECT capacity_set_threshold('cluster_write_capacity_qps', 2000);
-SELECT name, preset FROM capacity_plans ORDER BY name;
+SELECT name, preset FROM capacity_plans WHERE name = 'tiers-abc';
 
 -- L6: an N-day rule's verdict on a series does not depend on another
 -- series.  Future-dated values (2030) pushed into a day already rolled up

@@ -910,7 +910,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
-    'an installed one is put back as shipped. Error 42704 for an unknown preset.';
+    'an installed one is put back as shipped (its document; a shared setting it defines that has another value keeps it, with a NOTICE). '
+    'Error 42704 for an unknown preset.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_install(text) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_plan_use(name text)

@@ -55,5 +55,7 @@ q -c "SELECT capacity_register_push('lk_push'::text, 'ms'::text)" \
   -c "SELECT capacity_plan_import(jsonb_set(capacity_plan_export('tiers-abc'::text), '{name}', '\"lk-copy\"'::jsonb))" \
   -c "SELECT count(*) FROM capacity_report(now(), interval '6 months', 'lk-copy'::text)" >/dev/null 2>&1; r=$?
 ok $r "push, decide, plan export/import and the text review (look-alikes run so far: $(ran))"
+q -c "SET ROLE watcher" -c "SELECT count(*) FROM capacity_fleet" -c "SELECT count(*) FROM capacity_tenant_moves" >/dev/null 2>&1; r=$?
+ok $r "a pg_monitor role reads capacity_fleet and capacity_tenant_moves, no member registered (look-alikes run so far: $(ran))"
 [ "$(ran)" = 0 ]; ok $? "no look-alike ran"
 [ "$(q -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'appowner'")" = f ]; ok $? "appowner is no superuser"

@@ -2298,7 +2298,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
-    'an installed one is put back as shipped. Error 42704 for an unknown preset.';
+    'an installed one is put back as shipped (its document; a shared setting it defines that has another value keeps it, with a NOTICE). '
+    'Error 42704 for an unknown preset.';
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_use(name text)
 RETURNS void
@@ -5817,8 +5818,8 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: %: as_of must not be NULL', fn
             USING ERRCODE = '22004', HINT = 'Omit it to use now().';
     END IF;
-    IF NOT isfinite(as_of) OR as_of < timestamptz '1900-01-01 00:00+00' OR as_of >= timestamptz '9999-01-01 00:00+00' THEN
-        RAISE EXCEPTION 'matter_capacity: %: as_of % is not a finite time between 1900 and 9999', fn, as_of
+    IF NOT isfinite(as_of) OR as_of < timestamptz '1000-01-01 00:00+00' OR as_of >= timestamptz '9999-01-01 00:00+00' THEN
+        RAISE EXCEPTION 'matter_capacity: %: as_of % is not a finite time between the years 1000 and 9998', fn, as_of
             USING ERRCODE = '22008', HINT = 'Omit it to use now(), or pass the time to evaluate at.';
     END IF;
     IF NOT has_horizon THEN
@@ -5835,6 +5836,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_check_time(text, timestamptz, interval, boolean) IS
-    'Refuse the time arguments of function fn: as_of NULL (22004), infinite or outside 1900..9999 (22008); '
+    'Refuse the time arguments of function fn: as_of NULL (22004), infinite or outside the years 1000..9998 (22008); '
     'with has_horizon, horizon NULL (22004) or not in (0, 10 years] (22023).  Every public function taking as_of or horizon calls it.';
 -- executable by PUBLIC: it only refuses, and caller-rights functions (capacity_convert) call it too
