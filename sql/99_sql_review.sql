@@ -66,6 +66,8 @@ DROP ROLE mc_plan_author;
 SELECT * FROM public.try($$SELECT capacity_plan_set_tier(NULL, 'A', 'x')$$);
 SELECT * FROM public.try($$SELECT capacity_plan_set_tier('tiers-abc', NULL, 'x')$$);
 SELECT * FROM public.try($$SELECT capacity_plan_export(NULL)$$);
+SELECT * FROM public.try($$SELECT capacity_plan_install(NULL)$$);
+SELECT * FROM public.try($$SELECT capacity_plan_import(NULL)$$);
 
 -- L5: capacity_plans.preset says whether a plan is as shipped: the ladder
 -- with an edited trigger is not (earlier tests edit it too); a preset

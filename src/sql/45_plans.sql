@@ -247,6 +247,10 @@ DECLARE
     old_value double precision;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_import: the plan document must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Start from SELECT capacity_plan_export(''tiers-abc'').';
+    END IF;
     IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
         PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
@@ -581,7 +585,7 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
-    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles, 22004 a NULL document. '
     'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
     'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
     'capacity_set_threshold (else 42501).';
@@ -891,6 +895,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('install a plan');
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_install: the preset to install must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name a shipped preset, e.g. capacity_plan_install(''tiers-abc'').';
+    END IF;
     IF name = 'matter-six-stage' THEN
         INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
         SELECT 'matter-six-stage', 'The six-stage ladder: single primary, read replicas, partitioned hot tables, tenant tiers, multi-region, webhook cluster.', NULL,
@@ -911,7 +919,7 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
     'an installed one is put back as shipped (its document; a shared setting it defines that has another value keeps it, with a NOTICE). '
-    'Error 42704 for an unknown preset.';
+    'Errors: 42704 an unknown preset, 22004 NULL.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_install(text) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_plan_use(name text)
