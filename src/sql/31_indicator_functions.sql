@@ -138,11 +138,19 @@ BEGIN
     -- through the same rollup (capacity_roll_up_hours: every series of
     -- that one hour), and its UTC day (capacity_roll_up_days).  A value
     -- pushed on time costs nothing more; bulk history goes through
-    -- capacity_import_samples.
+    -- capacity_import_samples.  So is a value of an hour or a day already
+    -- rolled up for its series, even one after now() (future-dated test or
+    -- import data): a stale rollup made the N-day verdict of the series
+    -- depend on whether another series had a raw sample that day (review L6).
     late_hour := date_bin('1 hour', sampled_at, origin);
     IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
        OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
-                         FROM @extschema@.capacity_indicator_run r) THEN
+                         FROM @extschema@.capacity_indicator_run r)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                   WHERE h.indicator = capacity_record.indicator AND h.labels = capacity_record.labels AND h.hour = late_hour)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_daily d
+                   WHERE d.indicator = capacity_record.indicator AND d.labels = capacity_record.labels
+                     AND d.day = date_bin('1 day', sampled_at, origin)) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;

@@ -76,10 +76,7 @@ DECLARE
     max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_import_samples'::text, as_of);
     n := coalesce(cardinality(p_indicators), 0);
     IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
