@@ -131,7 +131,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
     -- A late value: a sampling rolls up only the hours since the previous
-    -- one, at most two hours back (sampler.c), so a value older than the
+    -- one, at most two hours back (rollup.c), so a value older than the
     -- hour of the latest sampling (not later than now), or than two hours,
     -- is rolled up here
     -- through the same rollup (capacity_roll_up_hours: every series of
