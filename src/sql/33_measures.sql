@@ -195,24 +195,25 @@ BEGIN
        FROM capacity_import_rows r;
 
     -- their hours through the one rollup path (capacity_roll_up_hours,
-    -- rollup.c), whole hours: those of raw samples from all the raw
-    -- samples of the hour, the older ones from the imported samples (no
-    -- other raw samples are that old)
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
-    IF raw_lo IS NOT NULL THEN
-        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
-                                                        + interval '1 hour' - interval '1 microsecond');
-    END IF;
-    SELECT min(r.at), max(r.at) INTO old_lo, old_hi FROM capacity_import_rows r WHERE NOT r.raw;
+    -- rollup.c), whole hours.  Older than the raw samples kept: from the
+    -- imported samples (no other raw samples are that old), which then go,
+    -- as the sampler's retention would have dropped them (before the days
+    -- are rolled up: the sampler has no raw samples of those days to take a
+    -- p95 of).  Then the hours of raw samples, from all the raw samples of
+    -- the hour.
+    SELECT min(r.at) FILTER (WHERE r.raw), max(r.at) FILTER (WHERE r.raw),
+           min(r.at) FILTER (WHERE NOT r.raw), max(r.at) FILTER (WHERE NOT r.raw)
+      INTO raw_lo, raw_hi, old_lo, old_hi FROM capacity_import_rows r;
     IF old_lo IS NOT NULL THEN
         k := @extschema@.capacity_roll_up_hours(old_lo, date_bin('1 hour', old_hi, origin)
                                                         + interval '1 hour' - interval '1 microsecond');
-        -- then the raw samples older than the sampler keeps go, as its
-        -- retention would have dropped them (before the days are rolled
-        -- up: the sampler has no raw samples of those days to take a p95 of)
         DELETE FROM @extschema@.capacity_sample s USING capacity_import_rows r
          WHERE NOT r.raw AND s.sampled_at >= old_lo AND s.sampled_at <= old_hi
            AND s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at;
+    END IF;
+    IF raw_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
     END IF;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
