@@ -91,8 +91,10 @@ roll_up_hour_range(TimestampTz from, TimestampTz to)
 int64
 roll_up_day_range(TimestampTz from, TimestampTz to)
 {
-	Oid			types[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			types[5] = {TIMESTAMPTZOID, TIMESTAMPTZOID, InvalidOid, TEXTARRAYOID, TIMESTAMPTZARRAYOID};
 	Datum		values[5] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
+	char		nulls[5] = "     ";
+	Oid			daily_relid = capacity_relid("capacity_sample_daily");
 	const char *daily = capacity_object("capacity_sample_daily");
 	const char *range = "d.day >= date_bin('1 day', $1, " ORIGIN ") "
 		"AND d.day < date_bin('1 day', $2, " ORIGIN ") + interval '1 day'";
@@ -102,8 +104,7 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 	int64		n;
 
 	/* the indicators whose days keep a p95 (none, and no column, in 1.0) */
-	has_p95 = OidIsValid(get_relname_relid("capacity_daily_p95",
-										   get_rel_namespace(capacity_relid("capacity_sample_daily"))));
+	has_p95 = OidIsValid(get_relname_relid("capacity_daily_p95", get_rel_namespace(daily_relid)));
 	if (has_p95)
 	{
 		catalog_execute(psprintf("SELECT array_agg(indicator ORDER BY indicator) FROM %s",
@@ -114,45 +115,51 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 			pinds = (Datum) 0;
 	}
 
-	/* days of the range whose hours are all gone */
-	catalog_execute(psprintf("DELETE FROM %s d WHERE %s AND NOT EXISTS (SELECT 1 FROM %s h "
-							 "WHERE h.indicator = d.indicator AND h.labels = d.labels "
-							 "AND h.hour >= d.day AND h.hour < d.day + interval '24 hours')",
-							 daily, range, capacity_object("capacity_sample_hourly")),
-					2, types, values, NULL, false);
+	/* the p95s there are, to carry over to the days whose rollup stays */
+	types[2] = get_array_type(get_rel_type_id(daily_relid));
+	nulls[2] = 'n';
+	if (pinds != (Datum) 0)
+	{
+		catalog_execute(psprintf("SELECT array_agg(d) FROM %s d WHERE %s AND d.p95 IS NOT NULL", daily, range),
+						2, types, values, NULL, false);
+		values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		nulls[2] = isnull ? 'n' : ' ';
+	}
 
-	/* every day of the range from its hours; an unchanged day keeps its p95 */
-	values[2] = BoolGetDatum(pinds != (Datum) 0);
-	catalog_execute(psprintf("INSERT INTO %s AS d (indicator, labels, day, min, max, avg, last, count, "
-							 "peak_hour_min, trough_hour_max, peak_hour_avg, trough_hour_avg) "
-							 "SELECT h.indicator, h.labels, date_bin('1 day', h.hour, " ORIGIN "), "
-							 "min(h.min), max(h.max), sum(h.avg * h.count) / nullif(sum(h.count), 0), "
-							 "(max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2], sum(h.count), "
-							 "max(h.min), min(h.max), max(h.avg), min(h.avg) "
+	catalog_execute(psprintf("DELETE FROM %s d WHERE %s", daily, range), 2, types, values, NULL, false);
+	/* one join with the p95s kept, not a subquery per rollup: the sampler writes thousands */
+	catalog_execute(psprintf("INSERT INTO %s AS d "
+							 "SELECT r.*%s FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, " ORIGIN ") AS day, "
+							 "min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg, "
+							 "(max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count, "
+							 "max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max, "
+							 "max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg "
 							 "FROM %s h WHERE h.hour >= date_bin('1 day', $1, " ORIGIN ") "
 							 "AND h.hour < date_bin('1 day', $2, " ORIGIN ") + interval '1 day' "
-							 "GROUP BY 1, 2, 3 "
+							 "GROUP BY 1, 2, 3) r %s"
 							 "ON CONFLICT (indicator, labels, day) DO UPDATE "
 							 "SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, "
 							 "count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min, "
 							 "trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg, "
 							 "trough_hour_avg = EXCLUDED.trough_hour_avg%s",
-							 daily, capacity_object("capacity_sample_hourly"),
-							 has_p95 ? ", p95 = CASE WHEN $3 AND d.count = EXCLUDED.count "
-							 "AND d.avg IS NOT DISTINCT FROM EXCLUDED.avg AND d.min IS NOT DISTINCT FROM EXCLUDED.min "
-							 "AND d.max IS NOT DISTINCT FROM EXCLUDED.max THEN d.p95 END" : ""),
-					has_p95 ? 3 : 2, types, values, NULL, false);
+							 daily, has_p95 ? ", k.p95" : "", capacity_object("capacity_sample_hourly"),
+							 has_p95 ? "LEFT JOIN unnest($3) k ON k.indicator = r.indicator AND k.labels = r.labels "
+							 "AND k.day = r.day AND k.count = r.count AND k.avg IS NOT DISTINCT FROM r.avg "
+							 "AND k.min IS NOT DISTINCT FROM r.min AND k.max IS NOT DISTINCT FROM r.max " : "",
+							 has_p95 ? ", p95 = EXCLUDED.p95" : ""),
+					has_p95 ? 3 : 2, types, values, nulls, false);
 	n = (int64) SPI_processed;
 	if (pinds == (Datum) 0)
 		return n;
 
 	/* complete days of those indicators without a p95 yet */
 	values[3] = pinds;
+	nulls[2] = 'n';				/* $3 is not used below */
 	catalog_execute(psprintf("SELECT min(d.day), max(d.day) + interval '1 day', array_agg(DISTINCT d.day) "
 							 "FROM %s d WHERE d.indicator = ANY ($4) AND d.day >= date_bin('1 day', $1, " ORIGIN ") "
 							 "AND d.day < date_bin('1 day', $2, " ORIGIN ") AND d.p95 IS NULL",
 							 daily),
-					4, types, values, NULL, false);
+					4, types, values, nulls, false);
 	{
 		Datum		need_lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		Datum		need_hi,
@@ -174,7 +181,7 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 								 "WHERE x.day = ANY ($5) AND d.indicator = x.indicator AND d.labels = x.labels "
 								 "AND d.day = x.day AND d.p95 IS NULL",
 								 daily, capacity_object("capacity_sample")),
-						5, types, values, NULL, false);
+						5, types, values, nulls, false);
 	}
 	return n;
 }
