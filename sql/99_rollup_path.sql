@@ -65,6 +65,17 @@ SELECT d.day, d.count, d.min, d.max, d.p95,
                  WHERE sampled_at >= d.day AND sampled_at < d.day + interval '1 day') AS exact_p95
   FROM capacity_sample_daily d WHERE d.indicator = 'rp_latency_ms' ORDER BY d.day;
 
+-- a UTC day is 24 hours in any session: New York's clocks go forward on
+-- 2032-03-14, and the day's rollup still has all 24 hours
+SET TimeZone = 'America/New_York';
+INSERT INTO capacity_sample_hourly
+SELECT 'rp_latency_ms', '{"svc": "dst"}', h, 1, 2, 1.5, 2, 10
+  FROM generate_series(timestamptz '2032-03-14 00:00+00', '2032-03-14 23:00+00', '1 hour') h;
+SELECT capacity_roll_up_days('2032-03-14 00:00+00', '2032-03-15 12:00+00') AS days_rolled;
+SELECT count AS samples_of_24_hours FROM capacity_sample_daily
+ WHERE indicator = 'rp_latency_ms' AND labels = '{"svc": "dst"}' AND day = '2032-03-14 00:00+00';
+SET TimeZone = 'UTC';
+
 -- the SQL forms refuse a range that is not one, naming it
 SELECT capacity_roll_up_days('2032-03-02', '2032-03-01');
 SELECT capacity_roll_up_days(NULL, '2032-03-01');

@@ -12,7 +12,9 @@
  * it (roll_up_hours); and their SQL forms, capacity_roll_up_hours() and
  * capacity_roll_up_days(), for what writes samples outside a sampling (late
  * pushes in capacity_record, the import in capacity_import_load).  Hours
- * and days are UTC (date_bin from 2000-01-01 00:00 UTC).
+ * and days are UTC (date_bin from 2000-01-01 00:00 UTC), a day 24 hours
+ * whatever the session's TimeZone ('1 day' added to a timestamptz is a
+ * local calendar day: 23 or 25 hours where the clocks change).
  *
  * Which indicators keep a daily p95 is a table of the indicators piece,
  * capacity_daily_p95, that the plans piece keeps in step with its
@@ -97,7 +99,7 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 	Oid			daily_relid = capacity_relid("capacity_sample_daily");
 	const char *daily = capacity_object("capacity_sample_daily");
 	const char *range = "d.day >= date_bin('1 day', $1, " ORIGIN ") "
-		"AND d.day < date_bin('1 day', $2, " ORIGIN ") + interval '1 day'";
+		"AND d.day < date_bin('1 day', $2, " ORIGIN ") + interval '24 hours'";
 	bool		has_p95;
 	bool		isnull;
 	Datum		pinds = (Datum) 0;
@@ -135,7 +137,7 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 							 "max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max, "
 							 "max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg "
 							 "FROM %s h WHERE h.hour >= date_bin('1 day', $1, " ORIGIN ") "
-							 "AND h.hour < date_bin('1 day', $2, " ORIGIN ") + interval '1 day' "
+							 "AND h.hour < date_bin('1 day', $2, " ORIGIN ") + interval '24 hours' "
 							 "GROUP BY 1, 2, 3) r %s"
 							 "ON CONFLICT (indicator, labels, day) DO UPDATE "
 							 "SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, "
@@ -155,7 +157,7 @@ roll_up_day_range(TimestampTz from, TimestampTz to)
 	/* complete days of those indicators without a p95 yet */
 	values[3] = pinds;
 	nulls[2] = 'n';				/* $3 is not used below */
-	catalog_execute(psprintf("SELECT min(d.day), max(d.day) + interval '1 day', array_agg(DISTINCT d.day) "
+	catalog_execute(psprintf("SELECT min(d.day), max(d.day) + interval '24 hours', array_agg(DISTINCT d.day) "
 							 "FROM %s d WHERE d.indicator = ANY ($4) AND d.day >= date_bin('1 day', $1, " ORIGIN ") "
 							 "AND d.day < date_bin('1 day', $2, " ORIGIN ") AND d.p95 IS NULL",
 							 daily),
