@@ -22,8 +22,9 @@
  * rollup reads no plan.
  *
  * Must not write raw samples or newest values (the write path is
- * sampler.c's write_rows), delete history (retention is the sampler's
- * maintain_history), or read plans, stages or thresholds.
+ * sampler.c's write_rows), delete rollups other than those of the days it
+ * recomputes (retention is the sampler's maintain_history), or read plans,
+ * stages or thresholds.
  *
  * A 1.0 database runs this library until ALTER EXTENSION UPDATE: where
  * capacity_daily_p95 does not exist, the daily rollup writes the columns
