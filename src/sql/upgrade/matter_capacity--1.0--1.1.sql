@@ -2912,6 +2912,8 @@ DECLARE
     hi timestamptz;
     raw_lo timestamptz;
     raw_hi timestamptz;
+    old_lo timestamptz;
+    old_hi timestamptz;
     loaded bigint := 0;
     k bigint;
     max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
@@ -3023,25 +3025,32 @@ BEGIN
         RETURN 0;
     END IF;
 
-    -- raw samples and the newest value of each series: the sampler's
-    -- write path (capacity_write_samples)
-    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
-                                               array_agg(r.v), array_agg(r.raw))
+    -- every sample through the one write path (capacity_write_samples,
+    -- sampler.c): raw samples and the newest value of each series
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at), array_agg(r.v))
        FROM capacity_import_rows r;
 
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    -- their hours through the one rollup path (capacity_roll_up_hours,
+    -- rollup.c), whole hours.  Older than the raw samples kept: from the
+    -- imported samples (no other raw samples are that old), which then go,
+    -- as the sampler's retention would have dropped them (before the days
+    -- are rolled up: the sampler has no raw samples of those days to take a
+    -- p95 of).  Then the hours of raw samples, from all the raw samples of
+    -- the hour.
+    SELECT min(r.at) FILTER (WHERE r.raw), max(r.at) FILTER (WHERE r.raw),
+           min(r.at) FILTER (WHERE NOT r.raw), max(r.at) FILTER (WHERE NOT r.raw)
+      INTO raw_lo, raw_hi, old_lo, old_hi FROM capacity_import_rows r;
+    IF old_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(old_lo, date_bin('1 hour', old_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+        DELETE FROM @extschema@.capacity_sample s USING capacity_import_rows r
+         WHERE NOT r.raw AND s.sampled_at >= old_lo AND s.sampled_at <= old_hi
+           AND s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at;
+    END IF;
     IF raw_lo IS NOT NULL THEN
         k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
                                                         + interval '1 hour' - interval '1 microsecond');
     END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
     DROP TABLE capacity_import_rows;
@@ -3732,7 +3741,7 @@ BEGIN
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
     -- A late value: a sampling rolls up only the hours since the previous
-    -- one, at most two hours back (sampler.c), so a value older than the
+    -- one, at most two hours back (rollup.c), so a value older than the
     -- hour of the latest sampling (not later than now), or than two hours,
     -- is rolled up here
     -- through the same rollup (capacity_roll_up_hours: every series of
@@ -5695,17 +5704,16 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
 -- ======== one write path of a sample: the import writes through the sampler's (capacity_write_samples) ========
 -- 31_indicator_functions.sql: capacity_write_samples
 -- The same write path in bulk (the import): element i of the arrays is
--- sample i; raw false keeps it out of capacity_sample (history older than
--- the raw samples kept) but still a candidate for the newest value.
+-- sample i.
 CREATE OR REPLACE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
-                                                   "values" double precision[], raw boolean[])
+                                                   "values" double precision[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_write_samples';
 COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
     'Internal (not for PUBLIC): write samples in bulk as the sampler writes (src/sampler.c): arrays of one length, element i is sample i; '
-    'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
+    'raw samples and the newest value of each series; no checks. Returns the series whose newest value was written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[]) FROM PUBLIC;
 -- 33_measures.sql: capacity_import_load
 
 -- ======== stage evaluation under 10 ms: a day's p95 kept in the daily rollups; the triggers resolved with a cached plan; the window's samples joined on the series' key ========
@@ -5719,73 +5727,8 @@ ALTER TABLE @extschema@.capacity_sample_daily ADD COLUMN p95 double precision;
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_roll_up_days(from_ts timestamptz, to_ts timestamptz)
 RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    lo timestamptz := date_bin('1 day', from_ts, origin);
-    hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
-    n bigint;
-    pinds text[];
-    kept @extschema@.capacity_sample_daily[];
-    need timestamptz[];
-BEGIN
-    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
-        RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
-            USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
-    END IF;
-    -- A day's p95 cannot be merged from hours, so it is the exact one, of
-    -- the day's raw samples, and kept only where it is read: for the
-    -- indicators an N-day plan condition reads by p95 (capacity_plan_condition
-    -- of 40_stages.sql, read when this runs), on complete days (before
-    -- to_ts's day), computed once and carried over while the day's rollup
-    -- is unchanged (the sampler re-rolls a day for two hours after it ends).
-    pinds := ARRAY(SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c WHERE c.daily = 'p95');
-    IF cardinality(pinds) > 0 THEN
-        kept := ARRAY(SELECT d FROM @extschema@.capacity_sample_daily d
-                       WHERE d.day >= lo AND d.day < hi AND d.p95 IS NOT NULL);
-    END IF;
-    DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
-    INSERT INTO @extschema@.capacity_sample_daily AS d
-    SELECT r.*, k.p95
-      FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
-                   min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
-                   (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
-                   max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max,
-                   max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg
-              FROM @extschema@.capacity_sample_hourly h
-             WHERE h.hour >= lo AND h.hour < hi
-             GROUP BY 1, 2, 3) r
-      LEFT JOIN unnest(kept) k   -- one join, not a subquery per rollup: the sampler writes thousands
-        ON k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
-       AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min AND k.max IS NOT DISTINCT FROM r.max
-    ON CONFLICT (indicator, labels, day) DO UPDATE
-       SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
-           count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
-           trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
-           trough_hour_avg = EXCLUDED.trough_hour_avg, p95 = EXCLUDED.p95;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF cardinality(pinds) > 0 THEN
-        need := ARRAY(SELECT DISTINCT d.day FROM @extschema@.capacity_sample_daily d
-                       WHERE d.indicator = ANY (pinds) AND d.day >= lo AND d.day < date_bin('1 day', to_ts, origin)
-                         AND d.p95 IS NULL ORDER BY 1);
-        IF cardinality(need) > 0 THEN
-            -- planned with the bounds (EXECUTE ... USING): they prune
-            EXECUTE 'UPDATE @extschema@.capacity_sample_daily d SET p95 = x.p95
-                       FROM (SELECT s.indicator, s.labels, date_bin(''1 day'', s.sampled_at, $5) AS day,
-                                    percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95
-                               FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
-                              GROUP BY 1, 2, 3) x
-                      WHERE x.day = ANY ($4) AND d.indicator = x.indicator AND d.labels = x.labels
-                        AND d.day = x.day AND d.p95 IS NULL'
-               USING pinds, need[1], need[cardinality(need)] + interval '1 day', need, origin;
-        END IF;
-    END IF;
-    RETURN n;
-END
-$$;
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_roll_up_days';
 
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
@@ -5818,7 +5761,7 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_remove(text) IS
 -- (capacity_tenant_move_verify, _freeze, _cutover and _abort: their definitions
 -- above are CALLED ON NULL INPUT.)
 
--- ======== fleet: security fixes from the second hostile review (F1, F8, L4) =
+-- ======== fleet: security fixes from the second hostile review (F1, F8, L4) ========
 -- 48_fleet.sql: capacity_fleet_check_target (new) refuses password-bearing
 -- targets first, with errors that keep the statement out of the server log;
 -- capacity_fleet_add calls it first and gives a clear 42501 to a role that
@@ -5840,75 +5783,6 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_check_target(text, text, text) IS
     'or a connection string where a postgres_fdw server name is expected, without echoing it; these errors keep the '
     'statement (which holds the password) out of the server log.  capacity_fleet_add calls it before anything else.';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    other text;
-BEGIN
-    -- first: any later error would write the statement, password and all, to the server log
-    PERFORM @extschema@.capacity_fleet_check_target(name, kind, target);
-    -- the poll connects with the extension owner's user mappings: only that
-    -- role (or a superuser) registers what it will connect to
-    IF NOT pg_catalog.has_table_privilege('@extschema@.capacity_fleet_member', 'SELECT, INSERT')
-       OR NOT pg_catalog.has_function_privilege('@extschema@.capacity_fleet_check(text, text, text)', 'EXECUTE') THEN
-        RAISE EXCEPTION 'matter_capacity: role % may not register fleet members: capacity_fleet_add also needs SELECT and INSERT on capacity_fleet_member and EXECUTE on capacity_fleet_check', current_user
-            USING ERRCODE = '42501',
-                  HINT = 'Register members as the extension owner: the poll connects to them with its user mappings, '
-                         'so granting this lets a role choose servers the owner connects to.';
-    END IF;
-    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
-    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        -- hostile input is not echoed in full: 63 characters at most
-        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
-            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
-    END IF;
-    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
-            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
-            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
-    END IF;
-    IF target IS NULL OR target = '' THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
-            USING ERRCODE = '22023',
-                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
-                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
-    END IF;
-    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
-            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
-    END IF;
-    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
-        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
-            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
-    END IF;
-    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
-        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
-            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
-            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
-    END IF;
-    -- one server, one member: two names would count its series twice
-    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
-     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
-    IF FOUND THEN
-        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
-            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
-    END IF;
-    -- raises when the member cannot be one; nothing is registered then
-    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
-    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
-    VALUES (name, kind,
-            CASE WHEN kind <> 'pooler' THEN target END,
-            CASE WHEN kind = 'pooler' THEN target END,
-            labels);
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
     'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
@@ -5916,7 +5790,6 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
     'name is expected, 42710 the name exists or the server is already another member, 42501 the role may not write '
     'the registry (run it as the extension owner), and those of capacity_fleet_check_target and capacity_fleet_check.';
-=======
 -- ======== SQL review (breaker2): one check of as_of and horizon; owner-rights calls typed; plan imports keep shared settings ========
 -- F2: every public function taking as_of/horizon calls capacity_check_time
 -- (an infinite as_of ran an unbounded generate_series).  F7: calls made with
@@ -5957,3 +5830,62 @@ COMMENT ON FUNCTION @extschema@.capacity_check_time(text, timestamptz, interval,
     'Refuse the time arguments of function fn: as_of NULL (22004), infinite or outside the years 1000..9998 (22008); '
     'with has_horizon, horizon NULL (22004) or not in (0, 10 years] (22023).  Every public function taking as_of or horizon calls it.';
 -- executable by PUBLIC: it only refuses, and caller-rights functions (capacity_convert) call it too
+-- ======== one rollup path, in C: the daily rollup joins the hourly one (rollup.c); the import rolls up through it ========
+-- capacity_roll_up_days is C (src/rollup.c, with capacity_roll_up_hours),
+-- and learns which indicators keep a daily p95 from capacity_daily_p95
+-- (30_indicators.sql), which the plans piece keeps in step with the plan
+-- conditions (40_stages.sql), instead of reading capacity_plan_condition
+-- of a later piece.  The import writes every sample raw through the
+-- write path (capacity_write_samples loses its raw flag, above) and has
+-- the one rollup path roll its hours up, then deletes what is older than
+-- the raw samples kept.  Mirrors 30_indicators.sql,
+-- 31_indicator_functions.sql, 33_measures.sql and 40_stages.sql.
+
+-- The indicators whose daily rollups keep a p95 (the rollup reads this,
+-- never the plans): those an N-day plan condition reads by p95.  Kept in
+-- step with the conditions by the plans piece (a trigger on
+-- capacity_plan_condition, 40_stages.sql), so not dumped: a restore
+-- rebuilds it as it loads the conditions.
+CREATE TABLE @extschema@.capacity_daily_p95 (
+    indicator  text PRIMARY KEY
+);
+COMMENT ON TABLE @extschema@.capacity_daily_p95 IS
+    'Indicators whose daily rollups (capacity_sample_daily.p95) keep the exact p95 of each complete day: those an N-day plan condition reads by p95; '
+    'maintained from capacity_plan_condition by a trigger.';
+
+-- The daily rollup keeps an exact p95 for the indicators in
+-- capacity_daily_p95 (30_indicators.sql): those a condition reads by p95,
+-- kept in step here after every change of the conditions (an import or
+-- removal of a plan, an edit by hand, a restore loading them), so the
+-- rollup (rollup.c) never reads plans.  The table is small and the
+-- conditions few: recomputed whole, once per statement.
+CREATE OR REPLACE FUNCTION @extschema@.capacity_daily_p95_sync()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.capacity_daily_p95 p
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c
+                        WHERE c.daily = 'p95' AND c.indicator = p.indicator);
+    INSERT INTO @extschema@.capacity_daily_p95 (indicator)
+    SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c
+     WHERE c.daily = 'p95' AND c.indicator IS NOT NULL
+    ON CONFLICT (indicator) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_daily_p95_sync() IS
+    'Trigger: keeps capacity_daily_p95 (the indicators whose daily rollups keep a p95) equal to the indicators a plan condition reads by daily p95.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_daily_p95_sync() FROM PUBLIC;
+CREATE TRIGGER capacity_daily_p95_sync AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.capacity_plan_condition
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capacity_daily_p95_sync();
+-- conditions written before the trigger (none: a 1.0 database has no plans)
+INSERT INTO @extschema@.capacity_daily_p95 (indicator)
+SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c
+ WHERE c.daily = 'p95' AND c.indicator IS NOT NULL;
+
+COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
+    'Recompute the daily rollups (what forecasts fit) of the UTC days from_ts .. to_ts touches from the hourly rollups; returns the rollups written. '
+    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators in capacity_daily_p95 (those an N-day plan condition reads by p95; else NULL). '
+    'Error 22023 unless from_ts <= to_ts, both finite.';
