@@ -27,6 +27,7 @@ OBJS = \
 	src/loopback.o \
 	src/manage.o \
 	src/sampler.o \
+	src/rollup.o \
 	src/probes.o \
 	src/worker.o \
 	src/latency.o \

@@ -9,10 +9,11 @@
  * the four columns cast to their types, and handing the rows to
  * capacity_import_load() (33_measures.sql), which validates every row and
  * writes them as the extension owner through the sampler's write path
- * (capacity_write_samples, sampler.c).
+ * (capacity_write_samples, sampler.c) and rolls them up through the one
+ * rollup path (rollup.c).
  *
- * Must not write samples itself, nor touch the sampler's probes or
- * counters (sampler.c).
+ * Must not write or roll up samples itself, nor touch the sampler's probes
+ * or counters (sampler.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -11,7 +11,11 @@
  * reported as not done; the caller logs skipped_locked.  Any other error is
  * re-thrown unchanged.  A caller that already holds strong locks of earlier
  * work asks for one attempt without pauses or yields (run_bounded_single):
- * the application would spend those waiting for what it holds.
+ * the application would spend those waiting for what it holds.  A step
+ * chosen as a deadlock's victim is not retried either: the other
+ * transaction waits for something the caller's earlier work holds (rows
+ * it moved), and would only be waited for again; the caller undoes that
+ * work and the other transaction goes on (run_bounded_deadlocked says so).
  *
  * Also the one subtransaction guard every file uses (run_guarded): a piece
  * of work whose failure must not take the caller's transaction with it.
@@ -141,6 +145,14 @@ run_guarded(GuardedStep fn, void *arg, bool *kept)
  * would be spent with the application waiting for those.
  */
 static bool single_attempt = false;
+static bool deadlocked = false;
+
+/* Did the last run_bounded* give up as a deadlock's victim? */
+bool
+run_bounded_deadlocked(void)
+{
+	return deadlocked;
+}
 
 void
 run_bounded_single(bool on)
@@ -176,6 +188,7 @@ run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yiel
 	int			attempt = 0;
 	int			yields = 0;
 
+	deadlocked = false;
 	for (;;)
 	{
 		ErrorData  *edata;
@@ -189,8 +202,9 @@ run_bounded_yielding(BoundedStep step, void *arg, BoundedYield yield, void *yiel
 		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
 			edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
 			ReThrowError(edata);
+		deadlocked = edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
 		FreeErrorData(edata);
-		if (single_attempt)
+		if (single_attempt || deadlocked)
 			return false;
 		if (yield && yields < MAX_YIELDS && yield(yield_arg))
 		{

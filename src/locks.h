@@ -21,6 +21,7 @@ typedef bool (*BoundedYield) (void *arg);
 
 extern bool run_bounded(BoundedStep step, void *arg, int *attempts);
 extern void run_bounded_single(bool on);
+extern bool run_bounded_deadlocked(void);
 
 /* Argument of autovacuum_yield, the BoundedYield for autovacuum workers. */
 typedef struct AutovacuumYield

@@ -25,7 +25,10 @@
  *	manage.c		capacity_manage(): validates a policy and stores it.
  *	sampler.c		capacity_sample_now(): built-in indicators, probes run
  *					as their owner under a timeout, bounded history; the one
- *					write path of samples and the one hourly rollup.
+ *					write path of samples.
+ *	rollup.c		the one rollup path: hourly rollups of the raw samples,
+ *					daily ones of the hourly (with the p95 conditions read),
+ *					for the sampler, late pushes and the import.
  *	probes.c		registering probes and push indicators.
  *	worker.c		the background worker: sampling and rollover on a
  *					schedule, one transaction per task.
@@ -66,10 +69,12 @@
  * to nothing a later piece defines:
  *
  *	10_partitions	policies, the rollover log, their SQL entry points.
- *	30_indicators	indicators, raw samples, hourly and daily rollups.
+ *	30_indicators	indicators, raw samples, hourly and daily rollups, the
+ *					indicators whose days keep a p95.
  *	31_indicator_functions	sampling, pushing, registering probes.
  *	33_measures		imported history, deleted rows, tenant shares.
- *	40_stages		the stage ladder, triggers, SLOs, decisions (tables).
+ *	40_stages		the stage ladder, triggers, SLOs, decisions (tables);
+ *					plan conditions, which keep capacity_daily_p95 in step.
  *	41_stage_functions	trigger evaluation (which triggers hold).
  *	42_explain		EXPLAIN-stability checks (explain.c does the planning).
  *	44_forecast		which points the trend fit (forecast.c) is given;

@@ -234,6 +234,9 @@ hint_for(int sqlerrcode)
 			return "Another object holds a name the rollover needs: rename or drop it, then run the rollover again.";
 		case ERRCODE_INSUFFICIENT_PRIVILEGE:
 			return "Partitions are created as the table's owner: give that role CREATE on the table's schema.";
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+			return "A concurrent transaction changed rows this step was moving; the step was undone and no row moved. The next rollover tries again: nothing to fix.";
 		case ERRCODE_OUT_OF_MEMORY:
 			return "Too many locks for one transaction: lower premake, raise max_locks_per_transaction, or use CALL capacity_rollover_proc(), which commits period by period.";
 		default:
@@ -471,6 +474,21 @@ default_referenced(TableLayout *layout)
 	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/*
+ * deadlock_timeout of the attach burst's own lock waits (see attach_burst):
+ * well under any application's, so that in a deadlock with the
+ * application the burst is the one to give way.
+ */
+#define BURST_DEADLOCK_TIMEOUT "10ms"
+
+/* Why a burst gave way in a deadlock, for the skipped_locked detail. */
+static char *
+gave_way(TableLayout *layout)
+{
+	return psprintf("a transaction that holds %s waited for rows of its default partition this rescue was moving; "
+					"the rescue gave way to it (deadlock)", layout->qualname);
+}
+
 /* Argument of attach_burst, the step run under the lock timeout. */
 typedef struct AttachBurst
 {
@@ -642,6 +660,21 @@ attach_burst(void *arg)
 	instr_time	started;
 
 	INSTR_TIME_SET_CURRENT(started);
+	if (layout->deflt)
+	{
+		/*
+		 * An application transaction that updates a row step 1 moved
+		 * waits for us while holding the parent, which we now wait for: a
+		 * deadlock.  It began waiting first, so with equal
+		 * deadlock_timeouts its check would find the cycle first and it
+		 * would be the one to fail (40P01).  Ours looks early, so we are the
+		 * victim: the burst gives up, step 1 is undone, the application
+		 * goes on (locks.c does not retry a deadlock).  Restored with the
+		 * lock timeout when the step ends.
+		 */
+		(void) set_config_option("deadlock_timeout", BURST_DEADLOCK_TIMEOUT, PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
 	LockRelationOid(layout->relid, layout->deflt ? ShareLock : ShareUpdateExclusiveLock);
 	if (layout->deflt)
 	{
@@ -1396,6 +1429,8 @@ build_and_attach_step(void *arg)
 		foreach(lc, ba->periods)
 			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc));
 		attached = bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
+		if (!attached && run_bounded_deadlocked())
+			burst.why = gave_way(ba->r->layout);
 	}
 	PG_FINALLY();
 	{
@@ -2122,6 +2157,8 @@ queued_burst_step(void *arg)
 	PG_TRY();
 	{
 		attached = bounded_yielding(r, attach_burst, &burst, &tr->attempts);
+		if (!attached && run_bounded_deadlocked())
+			burst.why = gave_way(r->layout);
 	}
 	PG_FINALLY();
 	{

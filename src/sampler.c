@@ -13,15 +13,14 @@
  * newest values), which SQL uses through capacity_write_sample() (one
  * value) and capacity_write_samples() (the import, in bulk); the one walk
  * of every table's leaves that counts inserts and deletes (measures.c
- * writes table_rows_deleted from it); the hourly rollup
- * (roll_up_hour_range, which the import and late pushes call through
- * capacity_roll_up_hours()); the daily one is SQL (capacity_roll_up_days),
- * called from here.
+ * writes table_rows_deleted from it).  After sampling it has the hours
+ * since the previous sampling and their days rolled up (rollup.c, the one
+ * rollup path).
  *
  * Every indicator runs in its own subtransaction: one failing query is
  * recorded in capacity_indicator_run and the others still run.
  *
- * Must not evaluate thresholds or stages.
+ * Must not evaluate thresholds or stages, nor aggregate samples (rollup.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -63,6 +62,7 @@
 #include "measures.h"
 #include "periods.h"
 #include "rollover.h"
+#include "rollup.h"
 #include "sampler.h"
 #include "usercode.h"
 
@@ -298,24 +298,22 @@ with_schema(const char *sql)
 
 /*
  * The one write path of a sample: insert the rows (indicator, labels,
- * sampled_at, value, raw) produced by `source` (SQL text with its
- * parameters) into capacity_sample where raw, and keep
- * capacity_latest_sample current with the newest value of each series
- * among them (an older one than there leaves it).  Returns the series
- * whose newest value was written.  The sampler writes through
- * write_samples() (one indicator at as_of); SQL through
+ * sampled_at, value) produced by `source` (SQL text with its parameters)
+ * into capacity_sample, and keep capacity_latest_sample current with the
+ * newest value of each series among them (an older one than there leaves
+ * it).  Returns the series whose newest value was written.  The sampler
+ * writes through write_samples() (one indicator at as_of); SQL through
  * capacity_write_sample() (capacity_record, capacity_explain_run) and
- * capacity_write_samples() (the import, in bulk; raw false: history older
- * than the raw samples kept, rolled up by the import itself).  Only
- * tables 1.0 has: a 1.0 database runs this library until ALTER EXTENSION
- * UPDATE.
+ * capacity_write_samples() (the import, in bulk; it rolls its history up
+ * and deletes what is older than the raw samples kept).  Only tables 1.0
+ * has: a 1.0 database runs this library until ALTER EXTENSION UPDATE.
  */
 static int64
 write_rows(const char *source, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	catalog_execute(psprintf("WITH src(indicator, labels, sampled_at, value, raw) AS MATERIALIZED (%s), "
+	catalog_execute(psprintf("WITH src(indicator, labels, sampled_at, value) AS MATERIALIZED (%s), "
 							 "ins AS (INSERT INTO %s (indicator, labels, sampled_at, value) "
-							 "  SELECT indicator, labels, sampled_at, value FROM src WHERE raw ORDER BY sampled_at) "
+							 "  SELECT indicator, labels, sampled_at, value FROM src ORDER BY sampled_at) "
 							 "INSERT INTO %s AS l (indicator, labels, sampled_at, value) "
 							 "SELECT DISTINCT ON (indicator, labels) indicator, labels, sampled_at, value FROM src "
 							 "ORDER BY indicator, labels, sampled_at DESC "
@@ -348,7 +346,7 @@ write_samples_args(const char *indicator, const char *source, TimestampTz as_of,
 		values[2 + i] = xvalues[i];
 		nulls[2 + i] = xnulls[i];
 	}
-	return (int) write_rows(psprintf("SELECT $2, s.labels, $1, s.value, true FROM (%s) s(labels, value)", source),
+	return (int) write_rows(psprintf("SELECT $2, s.labels, $1, s.value FROM (%s) s(labels, value)", source),
 							2 + nextra, types, values, nulls);
 }
 
@@ -393,8 +391,7 @@ PG_FUNCTION_INFO_V1(capacity_write_samples);
 
 /*
  * capacity_write_samples(indicators text[], labels jsonb[], sampled_at
- *		timestamptz[], values double precision[], raw boolean[]) RETURNS
- *		bigint
+ *		timestamptz[], values double precision[]) RETURNS bigint
  *
  * write_rows() in bulk, for the import (capacity_import_load), which has
  * checked every element: arrays of one length, element i is sample i.
@@ -403,23 +400,23 @@ PG_FUNCTION_INFO_V1(capacity_write_samples);
 Datum
 capacity_write_samples(PG_FUNCTION_ARGS)
 {
-	Oid			types[5];
-	Datum		values[5];
+	Oid			types[4];
+	Datum		values[4];
 	int			k;
 	int64		n;
 
-	for (k = 0; k < 5; k++)
+	for (k = 0; k < 4; k++)
 	{
 		if (PG_ARGISNULL(k))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("matter_capacity: samples need their indicators, labels, times, values and raw flags"),
-					 errhint("Pass five arrays of the same length.")));
+					 errmsg("matter_capacity: samples need their indicators, labels, times and values"),
+					 errhint("Pass four arrays of the same length.")));
 		types[k] = get_fn_expr_argtype(fcinfo->flinfo, k);
 		values[k] = PG_GETARG_DATUM(k);
 	}
 	SPI_connect();
-	n = write_rows("SELECT * FROM unnest($1, $2, $3, $4, $5)", 5, types, values, NULL);
+	n = write_rows("SELECT * FROM unnest($1, $2, $3, $4)", 4, types, values, NULL);
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }
@@ -1526,114 +1523,6 @@ sample_one(const char *indicator, SampleKind kind, const char *sql, Oid owner,
 				(errmsg("matter_capacity: probe %s ran past matter_capacity.probe_timeout and was disabled", indicator)));
 	}
 	return n;
-}
-
-/*
- * The one hourly rollup: min, max, avg, last and count of the raw samples
- * of the hours from .. to touches, up to to.  Returns the rollups written.
- * last is the value with the latest sampled_at, taken as the greatest
- * (epoch, value) pair (as capacity_roll_up_days takes the last hour's):
- * one hash aggregate, where array_agg(... ORDER BY) sorted every group
- * and, at 50,000 partitions, spilled past work_mem (100 ms of 50,000 rows
- * against 40 ms).  Among samples of one series at the very same time the
- * greater value is last.
- */
-static int64
-roll_up_hour_range(TimestampTz from, TimestampTz to)
-{
-	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
-
-	catalog_execute(psprintf("INSERT INTO %s AS h (indicator, labels, hour, min, max, avg, last, count) "
-							 "SELECT indicator, labels, date_bin('1 hour', sampled_at, TIMESTAMPTZ '2000-01-01 00:00+00'), "
-							 "min(value), max(value), avg(value), "
-							 "(max(ARRAY[date_part('epoch', sampled_at), value]))[2], count(*) "
-							 "FROM %s WHERE sampled_at >= date_bin('1 hour', $1, TIMESTAMPTZ '2000-01-01 00:00+00') "
-							 "AND sampled_at <= $2 GROUP BY 1, 2, 3 "
-							 "ON CONFLICT (indicator, labels, hour) DO UPDATE SET min = EXCLUDED.min, "
-							 "max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last, count = EXCLUDED.count",
-							 capacity_object("capacity_sample_hourly"), capacity_object("capacity_sample")),
-					2, types, values, NULL, false);
-	return (int64) SPI_processed;
-}
-
-/*
- * The hours the sampling at as_of rolls up: from the hour of the previous
- * sampling (the latest run recorded in capacity_indicator_run before
- * as_of), at most two hours back, to as_of.  Every sample the sampler
- * wrote before the previous sampling was rolled up by it; a value pushed
- * since (capacity_record) lies in the previous sampling's hour or later,
- * or capacity_record rolls its own hour up (a late value); the import
- * rolls up its hours.  So a sampling re-aggregates one hour, two at the
- * turn of the hour, where it re-aggregated two or three.  Run before the
- * sampling records its own runs.
- */
-static TimestampTz
-roll_up_from(TimestampTz as_of)
-{
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(as_of)};
-	TimestampTz from = as_of - 2 * USECS_PER_HOUR;
-	bool		isnull;
-	Datum		prev;
-
-	catalog_execute(psprintf("SELECT max(last_run) FROM %s WHERE last_run < $1",
-							 capacity_object("capacity_indicator_run")),
-					1, types, values, NULL, true);
-	prev = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull && DatumGetTimestampTz(prev) > from)
-		from = DatumGetTimestampTz(prev);
-	return from;
-}
-
-/*
- * Hourly rollup of the hours since the previous sampling (roll_up_from),
- * run after sampling so the samples just written (and values pushed since)
- * are included; then the daily rollup of the day(s) they fall in
- * (capacity_roll_up_days, SQL).  The import rolls up its hours with the
- * same function, through capacity_roll_up_hours().  Only objects 1.0 has
- * are called from here: a 1.0 database runs on this library until ALTER
- * EXTENSION UPDATE.
- */
-static void
-roll_up_hours(TimestampTz from, TimestampTz as_of)
-{
-	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(as_of)};
-
-	(void) roll_up_hour_range(from, as_of);
-	/* and the days those hours belong to, which forecasts are fitted on */
-	catalog_execute(psprintf("SELECT %s($1, $2)", capacity_object("capacity_roll_up_days")),
-					2, types, values, NULL, false);
-}
-
-PG_FUNCTION_INFO_V1(capacity_roll_up_hours);
-
-/*
- * capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz) RETURNS
- *		bigint: roll_up_hour_range() for SQL (the import).
- */
-Datum
-capacity_roll_up_hours(PG_FUNCTION_ARGS)
-{
-	TimestampTz from;
-	TimestampTz to;
-	int64		n;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) ||
-		TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(0)) || TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(1)) ||
-		PG_GETARG_TIMESTAMPTZ(0) > PG_GETARG_TIMESTAMPTZ(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("matter_capacity: the hours to roll up are not a range of finite times"),
-				 errhint("Pass from_ts <= to_ts, e.g. now() - interval '2 hours', now().")));
-	from = PG_GETARG_TIMESTAMPTZ(0);
-	to = PG_GETARG_TIMESTAMPTZ(1);
-	require_not_in_recovery("roll up samples");
-	SPI_connect();
-	n = roll_up_hour_range(from, to);
-	SPI_finish();
-	PG_RETURN_INT64(n);
 }
 
 /*

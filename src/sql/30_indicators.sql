@@ -64,7 +64,7 @@ CREATE TABLE @extschema@.capacity_sample_hourly (
 -- Daily rollups of the hourly ones, what forecasts are fitted on: the
 -- day's extremes, and its best and worst hours (a sustained trigger
 -- breaches when a whole hour does).  Recomputed from the hourly rollups
--- by capacity_roll_up_days(); kept as long as those.
+-- by capacity_roll_up_days() (rollup.c); kept as long as those.
 CREATE TABLE @extschema@.capacity_sample_daily (
     indicator       text NOT NULL,
     labels          jsonb NOT NULL,
@@ -78,10 +78,22 @@ CREATE TABLE @extschema@.capacity_sample_daily (
     trough_hour_max double precision,          -- lowest hourly maximum
     peak_hour_avg   double precision,
     trough_hour_avg double precision,
-    p95             double precision,          -- exact, of the raw samples: see capacity_roll_up_days
+    p95             double precision,          -- exact, of the raw samples: see capacity_daily_p95
     PRIMARY KEY (indicator, labels, day)
 );
 CREATE INDEX ON @extschema@.capacity_sample_daily (day);
+
+-- The indicators whose daily rollups keep a p95 (the rollup reads this,
+-- never the plans): those an N-day plan condition reads by p95.  Kept in
+-- step with the conditions by the plans piece (a trigger on
+-- capacity_plan_condition, 40_stages.sql), so not dumped: a restore
+-- rebuilds it as it loads the conditions.
+CREATE TABLE @extschema@.capacity_daily_p95 (
+    indicator  text PRIMARY KEY
+);
+COMMENT ON TABLE @extschema@.capacity_daily_p95 IS
+    'Indicators whose daily rollups (capacity_sample_daily.p95) keep the exact p95 of each complete day: those an N-day plan condition reads by p95; '
+    'maintained from capacity_plan_condition by a trigger.';
 
 -- The newest sample of each series, kept current on every write so that
 -- reading "now" never scans history.

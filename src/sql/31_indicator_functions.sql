@@ -77,17 +77,16 @@ COMMENT ON FUNCTION @extschema@.capacity_write_sample IS
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_sample(text, jsonb, timestamptz, double precision) FROM PUBLIC;
 
 -- The same write path in bulk (the import): element i of the arrays is
--- sample i; raw false keeps it out of capacity_sample (history older than
--- the raw samples kept) but still a candidate for the newest value.
+-- sample i.
 CREATE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
-                                                   "values" double precision[], raw boolean[])
+                                                   "values" double precision[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_write_samples';
 COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
     'Internal (not for PUBLIC): write samples in bulk as the sampler writes (src/sampler.c): arrays of one length, element i is sample i; '
-    'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
+    'raw samples and the newest value of each series; no checks. Returns the series whose newest value was written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[]) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_record(indicator text, value double precision,
                                             labels jsonb DEFAULT '{}',
@@ -132,17 +131,25 @@ BEGIN
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
     -- A late value: a sampling rolls up only the hours since the previous
-    -- one, at most two hours back (sampler.c), so a value older than the
+    -- one, at most two hours back (rollup.c), so a value older than the
     -- hour of the latest sampling (not later than now), or than two hours,
     -- is rolled up here
     -- through the same rollup (capacity_roll_up_hours: every series of
     -- that one hour), and its UTC day (capacity_roll_up_days).  A value
     -- pushed on time costs nothing more; bulk history goes through
-    -- capacity_import_samples.
+    -- capacity_import_samples.  So is a value of an hour or a day already
+    -- rolled up for its series, even one after now() (future-dated test or
+    -- import data): a stale rollup made the N-day verdict of the series
+    -- depend on whether another series had a raw sample that day (review L6).
     late_hour := date_bin('1 hour', sampled_at, origin);
     IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
        OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
-                         FROM @extschema@.capacity_indicator_run r) THEN
+                         FROM @extschema@.capacity_indicator_run r)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                   WHERE h.indicator = capacity_record.indicator AND h.labels = capacity_record.labels AND h.hour = late_hour)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_daily d
+                   WHERE d.indicator = capacity_record.indicator AND d.labels = capacity_record.labels
+                     AND d.day = date_bin('1 day', sampled_at, origin)) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;
@@ -175,10 +182,11 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_pool_size(regrole, integer) FROM PUBLIC;
 
--- The hourly rollups (min, max, avg, last, count) of the hours from_ts ..
--- to_ts touch, from the raw samples up to to_ts: the sampler's own rollup
--- (sampler.c; it rolls up the last two hours after each sampling), for the
--- import.
+-- The one rollup path (rollup.c), for what writes samples outside a
+-- sampling: late pushes (capacity_record) and the import.  The hourly
+-- rollups (min, max, avg, last, count) of the hours from_ts .. to_ts
+-- touch, from the raw samples up to to_ts, as the sampler rolls up the
+-- hours since its previous sampling.
 CREATE FUNCTION @extschema@.capacity_roll_up_hours(from_ts timestamptz, to_ts timestamptz)
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
@@ -187,79 +195,17 @@ COMMENT ON FUNCTION @extschema@.capacity_roll_up_hours IS
     'Recompute the hourly rollups of the hours from_ts .. to_ts touches from the raw samples up to to_ts, as the sampler does (the daily ones: capacity_roll_up_days); returns the rollups written.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_hours(timestamptz, timestamptz) FROM PUBLIC;
 
--- Recompute the daily rollups of the UTC days that from_ts .. to_ts
--- touches from the hourly rollups (the sampler calls it for the last two
--- hours; call it over a range after loading or correcting hourly history).
+-- The daily rollups of the UTC days from_ts .. to_ts touches, from the
+-- hourly rollups (the sampler has its days rolled up after each sampling;
+-- call it over a range after loading or correcting hourly history), with
+-- the exact p95 of a complete day's raw samples for the indicators in
+-- capacity_daily_p95.
 CREATE FUNCTION @extschema@.capacity_roll_up_days(from_ts timestamptz, to_ts timestamptz)
 RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    lo timestamptz := date_bin('1 day', from_ts, origin);
-    hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
-    n bigint;
-    pinds text[];
-    kept @extschema@.capacity_sample_daily[];
-    need timestamptz[];
-BEGIN
-    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
-        RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
-            USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
-    END IF;
-    -- A day's p95 cannot be merged from hours, so it is the exact one, of
-    -- the day's raw samples, and kept only where it is read: for the
-    -- indicators an N-day plan condition reads by p95 (capacity_plan_condition
-    -- of 40_stages.sql, read when this runs), on complete days (before
-    -- to_ts's day), computed once and carried over while the day's rollup
-    -- is unchanged (the sampler re-rolls a day for two hours after it ends).
-    pinds := ARRAY(SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c WHERE c.daily = 'p95');
-    IF cardinality(pinds) > 0 THEN
-        kept := ARRAY(SELECT d FROM @extschema@.capacity_sample_daily d
-                       WHERE d.day >= lo AND d.day < hi AND d.p95 IS NOT NULL);
-    END IF;
-    DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
-    INSERT INTO @extschema@.capacity_sample_daily AS d
-    SELECT r.*, k.p95
-      FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
-                   min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
-                   (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
-                   max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max,
-                   max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg
-              FROM @extschema@.capacity_sample_hourly h
-             WHERE h.hour >= lo AND h.hour < hi
-             GROUP BY 1, 2, 3) r
-      LEFT JOIN unnest(kept) k   -- one join, not a subquery per rollup: the sampler writes thousands
-        ON k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
-       AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min AND k.max IS NOT DISTINCT FROM r.max
-    ON CONFLICT (indicator, labels, day) DO UPDATE
-       SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
-           count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
-           trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
-           trough_hour_avg = EXCLUDED.trough_hour_avg, p95 = EXCLUDED.p95;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF cardinality(pinds) > 0 THEN
-        need := ARRAY(SELECT DISTINCT d.day FROM @extschema@.capacity_sample_daily d
-                       WHERE d.indicator = ANY (pinds) AND d.day >= lo AND d.day < date_bin('1 day', to_ts, origin)
-                         AND d.p95 IS NULL ORDER BY 1);
-        IF cardinality(need) > 0 THEN
-            -- planned with the bounds (EXECUTE ... USING): they prune
-            EXECUTE 'UPDATE @extschema@.capacity_sample_daily d SET p95 = x.p95
-                       FROM (SELECT s.indicator, s.labels, date_bin(''1 day'', s.sampled_at, $5) AS day,
-                                    percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95
-                               FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
-                              GROUP BY 1, 2, 3) x
-                      WHERE x.day = ANY ($4) AND d.indicator = x.indicator AND d.labels = x.labels
-                        AND d.day = x.day AND d.p95 IS NULL'
-               USING pinds, need[1], need[cardinality(need)] + interval '1 day', need, origin;
-        END IF;
-    END IF;
-    RETURN n;
-END
-$$;
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_roll_up_days';
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
-    'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
-    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators an N-day plan condition reads by p95 (else NULL).';
+    'Recompute the daily rollups (what forecasts fit) of the UTC days from_ts .. to_ts touches from the hourly rollups; returns the rollups written. '
+    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators in capacity_daily_p95 (those an N-day plan condition reads by p95; else NULL). '
+    'Error 22023 unless from_ts <= to_ts, both finite.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_roll_up_days(timestamptz, timestamptz) FROM PUBLIC;

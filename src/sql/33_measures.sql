@@ -45,12 +45,14 @@ INSERT INTO @extschema@.capacity_indicator (name, unit, source, description) VAL
 --     sampler does (min, max, avg, last, count); a sample already there
 --     with the same indicator, labels and time is skipped (a re-import
 --     loads nothing twice);
---   * older samples, within matter_capacity.rollup_retention_days, go into
---     the hourly rollups only (the sampler keeps no raw samples that old);
---     an hour that already has a rollup is left as it is;
+--   * older samples, within matter_capacity.rollup_retention_days, end in
+--     the hourly rollups only (the sampler keeps no raw samples that old):
+--     written and rolled up as raw samples, then deleted, as retention
+--     would have; an hour that already has a rollup is left as it is;
 --   * capacity_latest_sample takes the newest value of each series when it
 --     is newer than the one there (raw samples and newest values are
---     written by the sampler's write path, capacity_write_samples);
+--     written by the sampler's write path, capacity_write_samples; the
+--     rollups by the one rollup path, rollup.c);
 --   * the daily rollups of the days touched are recomputed
 --     (capacity_roll_up_days), so forecasts and sustained triggers work at
 --     once.
@@ -71,15 +73,14 @@ DECLARE
     hi timestamptz;
     raw_lo timestamptz;
     raw_hi timestamptz;
+    old_lo timestamptz;
+    old_hi timestamptz;
     loaded bigint := 0;
     k bigint;
     max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_import_samples'::text, as_of);
     n := coalesce(cardinality(p_indicators), 0);
     IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
@@ -185,25 +186,32 @@ BEGIN
         RETURN 0;
     END IF;
 
-    -- raw samples and the newest value of each series: the sampler's
-    -- write path (capacity_write_samples)
-    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
-                                               array_agg(r.v), array_agg(r.raw))
+    -- every sample through the one write path (capacity_write_samples,
+    -- sampler.c): raw samples and the newest value of each series
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at), array_agg(r.v))
        FROM capacity_import_rows r;
 
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    -- their hours through the one rollup path (capacity_roll_up_hours,
+    -- rollup.c), whole hours.  Older than the raw samples kept: from the
+    -- imported samples (no other raw samples are that old), which then go,
+    -- as the sampler's retention would have dropped them (before the days
+    -- are rolled up: the sampler has no raw samples of those days to take a
+    -- p95 of).  Then the hours of raw samples, from all the raw samples of
+    -- the hour.
+    SELECT min(r.at) FILTER (WHERE r.raw), max(r.at) FILTER (WHERE r.raw),
+           min(r.at) FILTER (WHERE NOT r.raw), max(r.at) FILTER (WHERE NOT r.raw)
+      INTO raw_lo, raw_hi, old_lo, old_hi FROM capacity_import_rows r;
+    IF old_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(old_lo, date_bin('1 hour', old_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+        DELETE FROM @extschema@.capacity_sample s USING capacity_import_rows r
+         WHERE NOT r.raw AND s.sampled_at >= old_lo AND s.sampled_at <= old_hi
+           AND s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at;
+    END IF;
     IF raw_lo IS NOT NULL THEN
         k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
                                                         + interval '1 hour' - interval '1 microsecond');
     END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
     DROP TABLE capacity_import_rows;

@@ -280,6 +280,34 @@ CREATE TABLE @extschema@.capacity_plan_condition (
     CHECK ((aggregate = 'days') = (days IS NOT NULL))
 );
 
+-- The daily rollup keeps an exact p95 for the indicators in
+-- capacity_daily_p95 (30_indicators.sql): those a condition reads by p95,
+-- kept in step here after every change of the conditions (an import or
+-- removal of a plan, an edit by hand, a restore loading them), so the
+-- rollup (rollup.c) never reads plans.  The table is small and the
+-- conditions few: recomputed whole, once per statement.
+CREATE FUNCTION @extschema@.capacity_daily_p95_sync()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.capacity_daily_p95 p
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c
+                        WHERE c.daily = 'p95' AND c.indicator = p.indicator);
+    INSERT INTO @extschema@.capacity_daily_p95 (indicator)
+    SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c
+     WHERE c.daily = 'p95' AND c.indicator IS NOT NULL
+    ON CONFLICT (indicator) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_daily_p95_sync() IS
+    'Trigger: keeps capacity_daily_p95 (the indicators whose daily rollups keep a p95) equal to the indicators a plan condition reads by daily p95.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_daily_p95_sync() FROM PUBLIC;
+CREATE TRIGGER capacity_daily_p95_sync AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.capacity_plan_condition
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capacity_daily_p95_sync();
+
 CREATE TABLE @extschema@.capacity_plan_tier_history (
     id          bigserial PRIMARY KEY,
     plan        text NOT NULL,

@@ -163,6 +163,7 @@ DECLARE
     raw @extschema@.capacity_day_point[];
     dp @extschema@.capacity_day_point[];
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_trigger_eval'::text, as_of);
     SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
            array_agg(DISTINCT tr.indicator)
       INTO maxwin, inds

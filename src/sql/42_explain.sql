@@ -183,10 +183,7 @@ DECLARE
     failures integer := 0;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('run EXPLAIN checks');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_explain_run'::text, as_of);
     FOR c IN SELECT * FROM @extschema@.capacity_explain_check k
               WHERE k.table_name IS NULL OR pg_catalog.to_regclass(k.table_name::text) IS NOT NULL
               ORDER BY k.name LOOP
@@ -219,7 +216,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
+        PERFORM @extschema@.capacity_write_sample('explain_failures'::text, '{}'::jsonb, as_of, failures::float8);
     END IF;
 END
 $$;

@@ -83,14 +83,7 @@ DECLARE
     counters text[];
     recent @extschema@.capacity_sample[];
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
-        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_forecast'::text, as_of, horizon, true);
     today := date_bin('1 day', as_of, origin);
     first_day := today - make_interval(days => lookback);
 

@@ -244,8 +244,13 @@ DECLARE
     rung integer;
     cur text;
     was_active boolean;
+    old_value double precision;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_import: the plan document must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Start from SELECT capacity_plan_export(''tiers-abc'').';
+    END IF;
     IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
         PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
@@ -313,6 +318,10 @@ BEGIN
                  ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
                 'The figure in the setting''s unit.');
+        END IF;
+        IF st ? 'replace' AND jsonb_typeof(st -> 'replace') <> 'boolean' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.replace', k), '"replace" is true or false', '22023',
+                'true: set the shared setting to this value even if it has another one (needs capacity_set_threshold).');
         END IF;
     END LOOP;
     known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
@@ -523,12 +532,31 @@ BEGIN
     -- all checked: write
     SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
     DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    -- settings are shared (the ladder's triggers and every plan read them):
+    -- a document creates the missing ones; one that exists with another
+    -- value keeps it unless the document says "replace": true and the
+    -- caller may change thresholds (review F5: importing an inactive plan
+    -- muted the active ladder).
     FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
-        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
-                coalesce(st ->> 'description', format('setting of plan %s', pname)))
-        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
-         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
+        SELECT s.value INTO old_value FROM @extschema@.capacity_setting s WHERE s.name = k;
+        IF NOT FOUND THEN
+            INSERT INTO @extschema@.capacity_setting (name, value, default_value, unit, description)
+            VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
+                    coalesce(st ->> 'description', format('setting of plan %s', pname)));
+        ELSIF old_value IS DISTINCT FROM (st ->> 'value')::float8 THEN
+            IF coalesce((st ->> 'replace')::boolean, false) THEN
+                IF NOT has_function_privilege(session_user,
+                        '@extschema@.capacity_set_threshold(pg_catalog.text, double precision)'::regprocedure, 'EXECUTE') THEN
+                    RAISE EXCEPTION 'matter_capacity: plan % may not replace shared setting % (% -> %)', pname, k, old_value, st ->> 'value'
+                        USING ERRCODE = '42501', DETAIL = 'Nothing was imported.',
+                              HINT = 'Replacing a setting every plan reads needs EXECUTE on capacity_set_threshold; drop "replace" to keep the current value.';
+                END IF;
+                UPDATE @extschema@.capacity_setting s SET value = (st ->> 'value')::float8 WHERE s.name = k;
+            ELSE
+                RAISE NOTICE 'matter_capacity: shared setting % keeps its value % (plan % says %)', k, old_value, pname, st ->> 'value'
+                    USING HINT = 'Other plans and the ladder read it: change it with capacity_set_threshold(), or add "replace": true to it in the document.';
+            END IF;
+        END IF;
     END LOOP;
     INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
     SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
@@ -557,8 +585,10 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
-    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
-    'An installed plan of the same name is replaced (and stays active if it was).';
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles, 22004 a NULL document. '
+    'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
+    'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
+    'capacity_set_threshold (else 42501).';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_import(jsonb) FROM PUBLIC;
 
 -- The evaluation behind capacity_stage(plan => name) for a plan other
@@ -602,6 +632,7 @@ DECLARE
     fired text[];
     ev jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of);
     rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
     SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
     down := up;
@@ -799,9 +830,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p text := @extschema@.capacity_plan_resolve(name);
+    p text;
     d jsonb;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_export: the plan to export must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an installed plan; see SELECT * FROM capacity_plans.';
+    END IF;
+    p := @extschema@.capacity_plan_resolve(name);
     IF p <> 'matter-six-stage' THEN
         SELECT pl.doc INTO d FROM @extschema@.capacity_plan pl WHERE pl.name = p;
         RETURN jsonb_build_object('format', 1) || d
@@ -843,7 +879,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
     'The plan (an installed plan''s name) as a JSON document for capacity_plan_import(); settings with their current values. '
-    'Error 42704 for a plan that is not installed.';
+    'Errors: 22004 NULL, 42704 a plan that is not installed.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_export(text) TO pg_monitor;
 
@@ -859,6 +895,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('install a plan');
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_install: the preset to install must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name a shipped preset, e.g. capacity_plan_install(''tiers-abc'').';
+    END IF;
     IF name = 'matter-six-stage' THEN
         INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
         SELECT 'matter-six-stage', 'The six-stage ladder: single primary, read replicas, partitioned hot tables, tenant tiers, multi-region, webhook cluster.', NULL,
@@ -878,7 +918,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
-    'an installed one is put back as shipped. Error 42704 for an unknown preset.';
+    'an installed one is put back as shipped (its document; a shared setting it defines that has another value keeps it, with a NOTICE). '
+    'Errors: 42704 an unknown preset, 22004 NULL.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_install(text) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_plan_use(name text)
@@ -914,6 +955,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('set a plan''s tier');
+    IF plan IS NULL OR tier IS NULL THEN   -- a NULL plan is not "the active one" here
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_set_tier: % must not be NULL', CASE WHEN plan IS NULL THEN 'plan' ELSE 'tier' END
+            USING ERRCODE = '22004', HINT = 'Name an installed plan and one of its tiers; see SELECT * FROM capacity_plans.';
+    END IF;
     p := @extschema@.capacity_plan_resolve(plan);
     IF p = 'matter-six-stage' THEN
         RAISE EXCEPTION 'matter_capacity: the six-stage ladder''s stage is set with capacity_set_stage()'
@@ -930,7 +975,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
-    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 42704 unknown plan or tier.';
+    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 22004 NULL plan or tier, 42704 unknown plan or tier.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) FROM PUBLIC;
 
 CREATE VIEW @extschema@.capacity_plans AS
@@ -945,12 +990,24 @@ SELECT p.name, p.active, p.description,
          WHERE s.plan = p.name AND s.kind IN ('guardrail', 'alert')) AS guards,
        CASE WHEN p.name = 'matter-six-stage' THEN (SELECT count(*) FROM @extschema@.capacity_trigger)
             ELSE (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) END AS conditions,
-       p.doc IS NULL OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr
-                                 WHERE pr.name = p.name AND pr.doc = p.doc) AS preset
+       -- as shipped: the ladder's stages, triggers and the settings they
+       -- read unedited (shipped; a deleted shipped row is listed in
+       -- capacity_removed_default, not here); a preset's document as
+       -- shipped and the settings it defines at its values
+       CASE WHEN p.doc IS NULL
+            THEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t
+                               LEFT JOIN @extschema@.capacity_setting st ON st.name = t.threshold_setting
+                              WHERE NOT t.shipped OR NOT coalesce(st.shipped, true))
+                 AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_stage_def d WHERE NOT d.shipped)
+            ELSE EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr WHERE pr.name = p.name AND pr.doc = p.doc)
+                 AND NOT EXISTS (SELECT 1 FROM jsonb_each(coalesce(p.doc -> 'settings', '{}')) e
+                                   JOIN @extschema@.capacity_setting st ON st.name = e.key
+                                  WHERE st.value IS DISTINCT FROM (e.value ->> 'value')::float8) END AS preset
   FROM @extschema@.capacity_plan p
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
-    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped (the ladder: its stages, triggers '
+    'and their settings unedited; a preset: its document and the values of the settings it defines).';
 GRANT SELECT ON @extschema@.capacity_plans TO pg_monitor;
 
 -- The grid of a plan (tenant-archetypes), answered per tenant: each
@@ -966,6 +1023,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan);
     g jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_plan_grid'::text, as_of);
     SELECT pl.doc -> 'grid' INTO g FROM @extschema@.capacity_plan pl WHERE pl.name = p;
     IF g IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: plan % has no archetype grid', p

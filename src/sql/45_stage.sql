@@ -27,6 +27,7 @@ DECLARE
     event_rel oid := (bindings ->> 'Event')::oid;
     audit_rel oid := (bindings ->> 'AuditEntry')::oid;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
      WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
     cur := coalesce(cur, 1);
@@ -152,6 +153,7 @@ DECLARE
     contra text[];
     due record;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
         RETURN;
@@ -177,7 +179,8 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
         -- only the metric conditions of the moves ahead are fitted
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                        '{}'::@extschema@.capacity_trigger_row[], NULL::integer, p,
                         ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
                                 JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
                                WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL

@@ -62,6 +62,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
     pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_report'::text, as_of, horizon, true);
     pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
@@ -132,7 +133,7 @@ BEGIN
     RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
                        'band (earliest..latest)', 'method', 'trend/day');
     FOR r IN SELECT f.* FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
-                  evals, NULL, pn) f
+                  evals, NULL::integer, pn) f
               WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
     LOOP
         SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;

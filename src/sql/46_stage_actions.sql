@@ -112,10 +112,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
             USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';
     END IF;
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the decision must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_decide'::text, as_of);
     IF evidence_refs IS NOT NULL AND (array_position(evidence_refs, NULL) IS NOT NULL
                                       OR EXISTS (SELECT 1 FROM unnest(evidence_refs) r WHERE btrim(r) = '')) THEN
         RAISE EXCEPTION 'matter_capacity: evidence_refs of the decision must not hold NULL or empty references'

@@ -217,24 +217,24 @@ BEGIN
     -- the value at time a of the curve that reaches the threshold at e
     SELECT array_agg(a ORDER BY n), array_agg(@extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta, a) ORDER BY n)
       INTO fc_at, fc_v
-      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0) AS a FROM generate_series(0, 24) n) s;
+      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0::float8) AS a FROM generate_series(0, 24) n) s;
     steep := least(coalesce(eta_lo, eta), x_end);
     flat := least(coalesce(eta_hi, x_end), x_end);
     IF steep <= as_of THEN
         RETURN;
     END IF;
     SELECT array_agg(a ORDER BY o), array_agg(y ORDER BY o) INTO band_at, band_v
-      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0) AS a,
+      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8) AS a,
                    @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, coalesce(eta_lo, eta),
-                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0)) AS y
+                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8)) AS y
               FROM generate_series(0, 24) n
             UNION ALL
             SELECT 25, x_end, threshold WHERE steep < x_end
             UNION ALL
-            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0),
+            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8),
                    CASE WHEN eta_hi IS NULL THEN cur
                         ELSE @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta_hi,
-                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0)) END
+                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8)) END
               FROM generate_series(0, 24) n) s;
 END
 $$;
@@ -349,10 +349,7 @@ DECLARE
     thr double precision;
     thr_name text;
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the review must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_report_html'::text, as_of, horizon, true);
     first_day := today - (ndays - 1) * interval '1 day';
     days := ARRAY(SELECT g FROM generate_series(first_day, today, interval '1 day') g);
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
@@ -360,10 +357,10 @@ BEGIN
                                   CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e);
     -- forecasts of the plan's own triggers or conditions (any with a
     -- numeric threshold), and the partition runway (the ladder's rows)
-    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL,
+    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL::integer,
                         CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) fx
                  WHERE fx.trigger_name <> 'partition_runway')
-        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}') fx
+        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}'::@extschema@.capacity_trigger_row[]) fx
                   WHERE fx.trigger_name = 'partition_runway');
 
     doc := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -491,18 +488,18 @@ BEGIN
     -- workload: latency percentiles, QPS, each pool's utilisation
     sect := '';
     FOR r IN SELECT * FROM (VALUES ('read', 'Read latency (ms)'), ('write', 'Write latency (ms)')) v(k, title) LOOP
-        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}', first_day, ndays, as_of);
-        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}', first_day, ndays, as_of),
-                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}', first_day, ndays, as_of)];
+        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}'::jsonb, first_day, ndays, as_of);
+        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}'::jsonb, first_day, ndays, as_of),
+                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}'::jsonb, first_day, ndays, as_of)];
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL);
         sect := sect || format('<div class="card" id="latency-%s"><h3>%s</h3><p>p50 (blue), p95 (amber), p99 (red): daily averages</p>', r.k, r.title)
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
     END LOOP;
-    vals := @extschema@.capacity_report_days('read_qps', '{}', first_day, ndays, as_of);
-    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}', first_day, ndays, as_of)];
+    vals := @extschema@.capacity_report_days('read_qps', '{}'::jsonb, first_day, ndays, as_of);
+    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}'::jsonb, first_day, ndays, as_of)];
     IF EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL) THEN
         sect := sect || '<div class="card" id="qps"><h3>Queries per second</h3><p>read (blue), write (amber): daily averages</p>'
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
     END IF;
     FOR r IN SELECT d.labels FROM @extschema@.capacity_sample_daily d
               WHERE d.indicator = 'pool_utilization' AND d.day >= first_day AND d.day <= today
@@ -514,7 +511,7 @@ BEGIN
                         FROM unnest(days) WITH ORDINALITY AS u(g, o) ORDER BY o);
         sect := sect || format('<div class="card pool"><h3>Pool %s</h3><p>pool_utilization, daily average (%%)</p>',
                                @extschema@.capacity_html(coalesce(lbl, 'all')))
-            || @extschema@.capacity_svg_chart(days, vals, 80, x_end => as_of) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, 80::float8, x_end => as_of) || '</div>';
     END LOOP;
     doc := doc || '<h2>Workload</h2>'
         || CASE WHEN sect = '' THEN '<p>No latency, QPS or pool samples in the last 90 days.</p>'
@@ -603,7 +600,7 @@ BEGIN
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL);
             sect := sect || format('<div class="card member"><h3>Member %s</h3><p>read QPS (blue), write QPS (amber), poll round trip ms (red): daily averages</p>',
                                    @extschema@.capacity_html(r.name))
-                || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
+                || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
         END LOOP;
         doc := doc || '</table>' || CASE WHEN sect = '' THEN '<p class="sub">No member samples in the last 90 days.</p>'
                                          ELSE '<div class="charts" id="members">' || sect || '</div>' END;

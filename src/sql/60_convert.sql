@@ -425,16 +425,13 @@ BEGIN
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
                                                             hash_partitions, premake, retention_action, retention);
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time(format('capacity_convert of %s', d.qual), as_of);
     bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
     bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
-    cname := @extschema@.capacity_derived_name(d.relname, 'convert_bound');
-    tmpname := @extschema@.capacity_derived_name(d.relname, 'converting');
-    histname := @extschema@.capacity_derived_name(d.relname, 'historical');
+    cname := @extschema@.capacity_derived_name(d.relname::text, 'convert_bound');
+    tmpname := @extschema@.capacity_derived_name(d.relname::text, 'converting');
+    histname := @extschema@.capacity_derived_name(d.relname::text, 'historical');
     tmpqual := format('%I.%I', d.nspname, tmpname);
     histqual := format('%I.%I', d.nspname, histname);
     IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
@@ -452,20 +449,20 @@ BEGIN
               ORDER BY k.contype, k.conname LOOP
         -- index-backed constraints get a temporary name; the swap gives them theirs
         prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
-                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
+                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname::text, 'conv') ELSE x.conname END,
                                x.def);
         IF x.contype IN ('p', 'u') THEN
-            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
-                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
+            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname::text, 'historical'))
+                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname::text, 'conv'), x.conname);
         END IF;
     END LOOP;
     FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
               WHERE ix.indrelid = tbl AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)
               ORDER BY i.relname LOOP
         prep := prep || replace(x.def, format('INDEX %I ON %s ', x.relname, d.qual),
-                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname, 'conv'), tmpqual));
-        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname, 'historical'))
-                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname, 'conv'), x.relname);
+                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname::text, 'conv'), tmpqual));
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname::text, 'historical'))
+                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname::text, 'conv'), x.relname);
     END LOOP;
     FOR x IN SELECT a.privilege_type, a.is_grantable,
                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
@@ -476,10 +473,10 @@ BEGIN
     IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
         prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
     END IF;
-    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), tmpqual);
+    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname::text, 'default'), tmpqual);
     IF d.owner <> current_user THEN
         prep := prep || format('ALTER TABLE %s OWNER TO %I', tmpqual, d.owner)
-                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), d.owner);
+                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname::text, 'default'), d.owner);
     END IF;
 
     -- the swap: identity values carried over, serial sequences re-owned,
@@ -497,7 +494,7 @@ BEGIN
     END LOOP;
     swap := swap || format('ALTER TABLE %s RENAME TO %I', d.qual, histname)
                  || format('ALTER TABLE %s RENAME TO %I', tmpqual, d.relname)
-                 || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', histqual,
+                 || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', histqual,
                            format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit));
 
     plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
@@ -529,7 +526,7 @@ BEGIN
     -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
     -- still bounds its locks.  Our own catalog rows are written as the caller.
     PERFORM @extschema@.capacity_run_bounded(
-                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', d.qual, plan[1])],
+                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', d.qual, plan[1])],
                 format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -677,7 +674,7 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
      WHERE c.oid = tbl;
     qual := format('%I.%I', nsp, rel);
-    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
+    stagename := @extschema@.capacity_derived_name(rel::text, 'backfill');
     stagequal := format('%I.%I', nsp, stagename);
 
     IF cv.state = 'converted' THEN
@@ -696,10 +693,10 @@ BEGIN
                   WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
         END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename::text, 'default'), stagequal);
         p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
         WHILE p < cv.bound LOOP
-            pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
+            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
             pqual := format('%I.%I', nsp, pname);
             -- built as the rollover builds a period (src/partitions.c)
             FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
@@ -777,10 +774,10 @@ BEGIN
                   'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
-                  format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                  format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
                          format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                                 cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
-                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L::pg_catalog.regclass)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
     FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
@@ -789,14 +786,14 @@ BEGIN
         IF x.bnd = 'DEFAULT' THEN
             CONTINUE;
         END IF;
-        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L, %L])', qual,
+        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
                                format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
                                format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
     END LOOP;
     -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
                            format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
-                                  @extschema@.capacity_derived_name(stagename, 'default')))
+                                  @extschema@.capacity_derived_name(stagename::text, 'default')))
                  || format('DROP TABLE %s', cv.staging::text);
     -- Every row is copied and writes are replayed, so a switch that cannot
     -- get its locks loses nothing by waiting: three rounds, a second apart

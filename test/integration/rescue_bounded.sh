@@ -197,3 +197,50 @@ ok $? "foreign key: no referencing row deleted, the referenced rows stay in the 
 echo "$out" | grep '^failed Order_p20261110' | grep -q '"Line_order_at_order_id_fkey" of table public."Line" references'
 ok $? "foreign key: the period is reported failed, naming the key"
 echo "$out" | grep -q '^created Order_p20261111'; ok $? "foreign key: a period without waiting rows is made all the same"
+
+# --- 5. an application UPDATE of a row step 1 moved: no deadlock victim ----
+# Step 1 deletes the period's rows from the default partition; an
+# application transaction updating one of them waits for us while holding
+# the parent, which the attach burst then waits for: a deadlock. The
+# application began waiting first, so its check (deadlock_timeout) used to
+# find the cycle and the application failed with 40P01 (review F9). Now the
+# burst looks for a deadlock after 10 ms, gives way, undoes step 1, and the
+# application's UPDATE goes through. The owner's trigger holds step 1 for
+# 1 s after the first row so the UPDATE arrives then; the application's
+# deadlock_timeout is 3 s and our lock timeout 6 s: without the fix the
+# application either fails (its check runs while the burst waits) or waits
+# through all the burst's attempts.
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE "Ev" (id bigint NOT NULL, at timestamptz NOT NULL, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (at);
+SELECT capacity_manage('"Ev"', 'at', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('"Ev"', as_of => '2026-11-01 00:00+00');
+INSERT INTO "Ev" (id, at) VALUES (1, '2026-11-10 10:00+00'), (2, '2026-11-10 11:00+00'), (3, '2026-11-10 12:00+00');
+CREATE FUNCTION ev_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.id = 2 THEN PERFORM pg_sleep(1); END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER ev_hold BEFORE DELETE ON "Ev_default" FOR EACH ROW EXECUTE FUNCTION ev_hold();
+SQL
+q -c "SET matter_capacity.lock_timeout = 6000; SELECT action || ' ' || coalesce(partition_name, '') || ' ' || coalesce(detail, '') FROM capacity_rollover('\"Ev\"', as_of => '2026-11-10 13:00+00') ORDER BY 1" >"$W/ev.out" 2>&1 &
+roll=$!
+for _ in $(seq 100); do
+    [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%capacity_rollover%'")" = 1 ] && break
+    sleep 0.05
+done
+t0=$(date +%s%N)
+q -c "SET deadlock_timeout = '3s'; UPDATE \"Ev\" SET n = n + 1 WHERE id = 1" >"$W/ev_app.out" 2>&1
+app_rc=$?
+app_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait $roll
+sed 's/^/# /' "$W/ev.out" "$W/ev_app.out"
+[ $app_rc = 0 ] && ! grep -q 40P01 "$W/ev_app.out" && [ "$(q -c 'SELECT n FROM "Ev" WHERE id = 1')" = 1 ]
+ok $? "deadlock: the application's UPDATE of a row being moved went through (no 40P01)"
+echo "# the application's UPDATE took $app_ms ms (the owner's trigger holds step 1 for 1 s; our lock timeout is 6000 ms)"
+[ "$app_ms" -lt 6000 ]
+ok $? "deadlock: the application waited for step 1 only, not for the burst's lock attempts"
+grep '^skipped_locked Ev_p20261110' "$W/ev.out" | grep -q 'the rescue gave way to it (deadlock)'
+ok $? "deadlock: the period is reported skipped_locked, the rescue having given way"
+[ "$(q -c 'SELECT count(*) FROM ONLY "Ev_default"')" = 3 ] && [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname = 'Ev_p20261110'")" = 0 ]
+ok $? "deadlock: the three rows stay in the default partition, no table of the period left"

@@ -297,10 +297,7 @@ DECLARE
     failures integer := 0;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('run EXPLAIN checks');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_explain_run'::text, as_of);
     FOR c IN SELECT * FROM @extschema@.capacity_explain_check k
               WHERE k.table_name IS NULL OR pg_catalog.to_regclass(k.table_name::text) IS NOT NULL
               ORDER BY k.name LOOP
@@ -333,7 +330,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     IF NOT pg_is_in_recovery() THEN
-        PERFORM @extschema@.capacity_write_sample('explain_failures', '{}', as_of, failures);
+        PERFORM @extschema@.capacity_write_sample('explain_failures'::text, '{}'::jsonb, as_of, failures::float8);
     END IF;
 END
 $$;
@@ -939,6 +936,7 @@ DECLARE
     raw @extschema@.capacity_day_point[];
     dp @extschema@.capacity_day_point[];
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_trigger_eval'::text, as_of);
     SELECT coalesce(max(greatest(tr.sustain, interval '1 hour')), interval '1 hour'),
            array_agg(DISTINCT tr.indicator)
       INTO maxwin, inds
@@ -1197,6 +1195,7 @@ DECLARE
     contra text[];
     due record;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     IF p = 'matter-six-stage' THEN
         RETURN QUERY SELECT * FROM @extschema@.capacity_stage_eval(as_of, bindings, horizon);
         RETURN;
@@ -1222,7 +1221,8 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.evidence -> 'steps') st
                         WHERE st ->> 'status' IN ('violated', 'evidence met, checklist incomplete')) THEN
         -- only the metric conditions of the moves ahead are fitted
-        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, '{}', NULL, p,
+        fc := ARRAY(SELECT f FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
+                        '{}'::@extschema@.capacity_trigger_row[], NULL::integer, p,
                         ARRAY(SELECT c.name FROM @extschema@.capacity_plan_condition c
                                 JOIN @extschema@.capacity_plan_step s ON s.plan = c.plan AND s.name = c.step
                                WHERE c.plan = p AND c.rule = 'enter' AND c.indicator IS NOT NULL
@@ -1321,10 +1321,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: decision "%" is not one of stay, promote, rollback', coalesce(decision, 'NULL')
             USING ERRCODE = '22023', HINT = 'Record stay, promote or rollback; set the new stage with capacity_set_stage().';
     END IF;
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the decision must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_decide'::text, as_of);
     IF evidence_refs IS NOT NULL AND (array_position(evidence_refs, NULL) IS NOT NULL
                                       OR EXISTS (SELECT 1 FROM unnest(evidence_refs) r WHERE btrim(r) = '')) THEN
         RAISE EXCEPTION 'matter_capacity: evidence_refs of the decision must not hold NULL or empty references'
@@ -1640,8 +1637,13 @@ DECLARE
     rung integer;
     cur text;
     was_active boolean;
+    old_value double precision;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import a plan');
+    IF doc IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_import: the plan document must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Start from SELECT capacity_plan_export(''tiers-abc'').';
+    END IF;
     IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
         PERFORM @extschema@.capacity_plan_fail('$', 'a plan document is a JSON object', '22023',
             'Start from SELECT capacity_plan_export(''tiers-abc'').');
@@ -1709,6 +1711,10 @@ BEGIN
                  ELSE (st ->> 'value')::numeric <= 0 OR (st ->> 'value')::numeric > 1e300 END) THEN
             PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.value', k), 'a setting needs a positive "value" (at most 1e300)', '22023',
                 'The figure in the setting''s unit.');
+        END IF;
+        IF st ? 'replace' AND jsonb_typeof(st -> 'replace') <> 'boolean' THEN
+            PERFORM @extschema@.capacity_plan_fail(format('$.settings.%s.replace', k), '"replace" is true or false', '22023',
+                'true: set the shared setting to this value even if it has another one (needs capacity_set_threshold).');
         END IF;
     END LOOP;
     known_set := ARRAY(SELECT s.name FROM @extschema@.capacity_setting s
@@ -1919,12 +1925,31 @@ BEGIN
     -- all checked: write
     SELECT p.active INTO was_active FROM @extschema@.capacity_plan p WHERE p.name = pname;
     DELETE FROM @extschema@.capacity_plan p WHERE p.name = pname;
+    -- settings are shared (the ladder's triggers and every plan read them):
+    -- a document creates the missing ones; one that exists with another
+    -- value keeps it unless the document says "replace": true and the
+    -- caller may change thresholds (review F5: importing an inactive plan
+    -- muted the active ladder).
     FOR k, st IN SELECT * FROM jsonb_each(coalesce(doc -> 'settings', '{}')) LOOP
-        INSERT INTO @extschema@.capacity_setting AS s (name, value, default_value, unit, description)
-        VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
-                coalesce(st ->> 'description', format('setting of plan %s', pname)))
-        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
-         WHERE s.value IS DISTINCT FROM EXCLUDED.value;
+        SELECT s.value INTO old_value FROM @extschema@.capacity_setting s WHERE s.name = k;
+        IF NOT FOUND THEN
+            INSERT INTO @extschema@.capacity_setting (name, value, default_value, unit, description)
+            VALUES (k, (st ->> 'value')::float8, (st ->> 'value')::float8, st ->> 'unit',
+                    coalesce(st ->> 'description', format('setting of plan %s', pname)));
+        ELSIF old_value IS DISTINCT FROM (st ->> 'value')::float8 THEN
+            IF coalesce((st ->> 'replace')::boolean, false) THEN
+                IF NOT has_function_privilege(session_user,
+                        '@extschema@.capacity_set_threshold(pg_catalog.text, double precision)'::regprocedure, 'EXECUTE') THEN
+                    RAISE EXCEPTION 'matter_capacity: plan % may not replace shared setting % (% -> %)', pname, k, old_value, st ->> 'value'
+                        USING ERRCODE = '42501', DETAIL = 'Nothing was imported.',
+                              HINT = 'Replacing a setting every plan reads needs EXECUTE on capacity_set_threshold; drop "replace" to keep the current value.';
+                END IF;
+                UPDATE @extschema@.capacity_setting s SET value = (st ->> 'value')::float8 WHERE s.name = k;
+            ELSE
+                RAISE NOTICE 'matter_capacity: shared setting % keeps its value % (plan % says %)', k, old_value, pname, st ->> 'value'
+                    USING HINT = 'Other plans and the ladder read it: change it with capacity_set_threshold(), or add "replace": true to it in the document.';
+            END IF;
+        END IF;
     END LOOP;
     INSERT INTO @extschema@.capacity_indicator (name, unit, source, description, owner)
     SELECT e.key, e.value ->> 'unit', 'push', coalesce(e.value ->> 'description', format('pushed for plan %s', pname)),
@@ -1953,8 +1978,10 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
-    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
-    'An installed plan of the same name is replaced (and stays active if it was).';
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles, 22004 a NULL document. '
+    'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
+    'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
+    'capacity_set_threshold (else 42501).';
 
 -- The evaluation behind capacity_stage(plan => name) for a plan other
 -- than the six-stage ladder; same columns.  Each condition is evaluated by
@@ -1997,6 +2024,7 @@ DECLARE
     fired text[];
     ev jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of);
     rows := ARRAY(SELECT e FROM @extschema@.capacity_trigger_eval(as_of, bindings, plan_name) e);
     SELECT s.* INTO up FROM @extschema@.capacity_plan_step s WHERE false;
     down := up;
@@ -2192,9 +2220,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p text := @extschema@.capacity_plan_resolve(name);
+    p text;
     d jsonb;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_export: the plan to export must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an installed plan; see SELECT * FROM capacity_plans.';
+    END IF;
+    p := @extschema@.capacity_plan_resolve(name);
     IF p <> 'matter-six-stage' THEN
         SELECT pl.doc INTO d FROM @extschema@.capacity_plan pl WHERE pl.name = p;
         RETURN jsonb_build_object('format', 1) || d
@@ -2236,7 +2269,7 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_export(text) IS
     'The plan (an installed plan''s name) as a JSON document for capacity_plan_import(); settings with their current values. '
-    'Error 42704 for a plan that is not installed.';
+    'Errors: 22004 NULL, 42704 a plan that is not installed.';
 
 -- Install a shipped preset (capacity_plan_preset), or put it back as
 -- shipped if it is installed.
@@ -2250,6 +2283,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('install a plan');
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_install: the preset to install must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name a shipped preset, e.g. capacity_plan_install(''tiers-abc'').';
+    END IF;
     IF name = 'matter-six-stage' THEN
         INSERT INTO @extschema@.capacity_plan (name, description, doc, active)
         SELECT 'matter-six-stage', 'The six-stage ladder: single primary, read replicas, partitioned hot tables, tenant tiers, multi-region, webhook cluster.', NULL,
@@ -2269,7 +2306,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_install(text) IS
     'Install a shipped preset by name (matter-six-stage, tiers-abc, evidence-gates, control-plane, tenant-archetypes); '
-    'an installed one is put back as shipped. Error 42704 for an unknown preset.';
+    'an installed one is put back as shipped (its document; a shared setting it defines that has another value keeps it, with a NOTICE). '
+    'Errors: 42704 an unknown preset, 22004 NULL.';
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_plan_use(name text)
 RETURNS void
@@ -2303,6 +2341,10 @@ DECLARE
     known text;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('set a plan''s tier');
+    IF plan IS NULL OR tier IS NULL THEN   -- a NULL plan is not "the active one" here
+        RAISE EXCEPTION 'matter_capacity: capacity_plan_set_tier: % must not be NULL', CASE WHEN plan IS NULL THEN 'plan' ELSE 'tier' END
+            USING ERRCODE = '22004', HINT = 'Name an installed plan and one of its tiers; see SELECT * FROM capacity_plans.';
+    END IF;
     p := @extschema@.capacity_plan_resolve(plan);
     IF p = 'matter-six-stage' THEN
         RAISE EXCEPTION 'matter_capacity: the six-stage ladder''s stage is set with capacity_set_stage()'
@@ -2319,7 +2361,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_plan_set_tier(text, text, text) IS
-    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 42704 unknown plan or tier.';
+    'Record that a plan''s ladder now stands at tier (by name); capacity_stage(plan => ...) evaluates from there. Errors: 22004 NULL plan or tier, 42704 unknown plan or tier.';
 
 CREATE VIEW @extschema@.capacity_plans AS
 SELECT p.name, p.active, p.description,
@@ -2333,12 +2375,24 @@ SELECT p.name, p.active, p.description,
          WHERE s.plan = p.name AND s.kind IN ('guardrail', 'alert')) AS guards,
        CASE WHEN p.name = 'matter-six-stage' THEN (SELECT count(*) FROM @extschema@.capacity_trigger)
             ELSE (SELECT count(*) FROM @extschema@.capacity_plan_condition c WHERE c.plan = p.name) END AS conditions,
-       p.doc IS NULL OR EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr
-                                 WHERE pr.name = p.name AND pr.doc = p.doc) AS preset
+       -- as shipped: the ladder's stages, triggers and the settings they
+       -- read unedited (shipped; a deleted shipped row is listed in
+       -- capacity_removed_default, not here); a preset's document as
+       -- shipped and the settings it defines at its values
+       CASE WHEN p.doc IS NULL
+            THEN NOT EXISTS (SELECT 1 FROM @extschema@.capacity_trigger t
+                               LEFT JOIN @extschema@.capacity_setting st ON st.name = t.threshold_setting
+                              WHERE NOT t.shipped OR NOT coalesce(st.shipped, true))
+                 AND NOT EXISTS (SELECT 1 FROM @extschema@.capacity_stage_def d WHERE NOT d.shipped)
+            ELSE EXISTS (SELECT 1 FROM @extschema@.capacity_plan_preset pr WHERE pr.name = p.name AND pr.doc = p.doc)
+                 AND NOT EXISTS (SELECT 1 FROM jsonb_each(coalesce(p.doc -> 'settings', '{}')) e
+                                   JOIN @extschema@.capacity_setting st ON st.name = e.key
+                                  WHERE st.value IS DISTINCT FROM (e.value ->> 'value')::float8) END AS preset
   FROM @extschema@.capacity_plan p
  ORDER BY p.name;
 COMMENT ON VIEW @extschema@.capacity_plans IS
-    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped.';
+    'Installed plans, the active one, their tiers, gates and guards; preset: as shipped (the ladder: its stages, triggers '
+    'and their settings unedited; a preset: its document and the values of the settings it defines).';
 
 -- The grid of a plan (tenant-archetypes), answered per tenant: each
 -- tenant's size (the newest value of the grid's measure per {tenant}
@@ -2353,6 +2407,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan);
     g jsonb;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_plan_grid'::text, as_of);
     SELECT pl.doc -> 'grid' INTO g FROM @extschema@.capacity_plan pl WHERE pl.name = p;
     IF g IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: plan % has no archetype grid', p
@@ -2857,15 +2912,14 @@ DECLARE
     hi timestamptz;
     raw_lo timestamptz;
     raw_hi timestamptz;
+    old_lo timestamptz;
+    old_hi timestamptz;
     loaded bigint := 0;
     k bigint;
     max_label integer := coalesce(nullif(current_setting('matter_capacity.max_label_bytes', true), '')::integer, 1024);
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('import samples');
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_import_samples'::text, as_of);
     n := coalesce(cardinality(p_indicators), 0);
     IF p_indicators IS NULL OR p_sampled_at IS NULL OR p_values IS NULL OR p_labels IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: cannot import samples from NULL arrays'
@@ -2971,25 +3025,32 @@ BEGIN
         RETURN 0;
     END IF;
 
-    -- raw samples and the newest value of each series: the sampler's
-    -- write path (capacity_write_samples)
-    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at),
-                                               array_agg(r.v), array_agg(r.raw))
+    -- every sample through the one write path (capacity_write_samples,
+    -- sampler.c): raw samples and the newest value of each series
+    PERFORM @extschema@.capacity_write_samples(array_agg(r.ind), array_agg(r.lab), array_agg(r.at), array_agg(r.v))
        FROM capacity_import_rows r;
 
-    -- hours of raw samples: from all the raw samples of the hour, by the
-    -- sampler's rollup (capacity_roll_up_hours), whole hours
-    SELECT min(r.at), max(r.at) INTO raw_lo, raw_hi FROM capacity_import_rows r WHERE r.raw;
+    -- their hours through the one rollup path (capacity_roll_up_hours,
+    -- rollup.c), whole hours.  Older than the raw samples kept: from the
+    -- imported samples (no other raw samples are that old), which then go,
+    -- as the sampler's retention would have dropped them (before the days
+    -- are rolled up: the sampler has no raw samples of those days to take a
+    -- p95 of).  Then the hours of raw samples, from all the raw samples of
+    -- the hour.
+    SELECT min(r.at) FILTER (WHERE r.raw), max(r.at) FILTER (WHERE r.raw),
+           min(r.at) FILTER (WHERE NOT r.raw), max(r.at) FILTER (WHERE NOT r.raw)
+      INTO raw_lo, raw_hi, old_lo, old_hi FROM capacity_import_rows r;
+    IF old_lo IS NOT NULL THEN
+        k := @extschema@.capacity_roll_up_hours(old_lo, date_bin('1 hour', old_hi, origin)
+                                                        + interval '1 hour' - interval '1 microsecond');
+        DELETE FROM @extschema@.capacity_sample s USING capacity_import_rows r
+         WHERE NOT r.raw AND s.sampled_at >= old_lo AND s.sampled_at <= old_hi
+           AND s.indicator = r.ind AND s.labels = r.lab AND s.sampled_at = r.at;
+    END IF;
     IF raw_lo IS NOT NULL THEN
         k := @extschema@.capacity_roll_up_hours(raw_lo, date_bin('1 hour', raw_hi, origin)
                                                         + interval '1 hour' - interval '1 microsecond');
     END IF;
-    -- older hours: from the imported samples alone
-    INSERT INTO @extschema@.capacity_sample_hourly (indicator, labels, hour, min, max, avg, last, count)
-    SELECT r.ind, r.lab, date_bin('1 hour', r.at, origin), min(r.v), max(r.v), avg(r.v),
-           (array_agg(r.v ORDER BY r.at DESC))[1], count(*)
-      FROM capacity_import_rows r WHERE NOT r.raw
-     GROUP BY 1, 2, 3;
 
     k := @extschema@.capacity_roll_up_days(lo, hi);
     DROP TABLE capacity_import_rows;
@@ -3230,16 +3291,13 @@ BEGIN
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
                                                             hash_partitions, premake, retention_action, retention);
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the conversion of % must be a finite time', d.qual
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time(format('capacity_convert of %s', d.qual), as_of);
     bound := @extschema@.capacity_period_start(as_of, granularity, 1);
     bound_lit := @extschema@.capacity_time_literal(bound, d.time_type);
     bound_label := to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC';
-    cname := @extschema@.capacity_derived_name(d.relname, 'convert_bound');
-    tmpname := @extschema@.capacity_derived_name(d.relname, 'converting');
-    histname := @extschema@.capacity_derived_name(d.relname, 'historical');
+    cname := @extschema@.capacity_derived_name(d.relname::text, 'convert_bound');
+    tmpname := @extschema@.capacity_derived_name(d.relname::text, 'converting');
+    histname := @extschema@.capacity_derived_name(d.relname::text, 'historical');
     tmpqual := format('%I.%I', d.nspname, tmpname);
     histqual := format('%I.%I', d.nspname, histname);
     IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
@@ -3257,20 +3315,20 @@ BEGIN
               ORDER BY k.contype, k.conname LOOP
         -- index-backed constraints get a temporary name; the swap gives them theirs
         prep := prep || format('ALTER TABLE %s ADD CONSTRAINT %I %s', tmpqual,
-                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname, 'conv') ELSE x.conname END,
+                               CASE WHEN x.contype IN ('p', 'u') THEN @extschema@.capacity_derived_name(x.conname::text, 'conv') ELSE x.conname END,
                                x.def);
         IF x.contype IN ('p', 'u') THEN
-            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname, 'historical'))
-                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname, 'conv'), x.conname);
+            swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.conname, @extschema@.capacity_derived_name(x.conname::text, 'historical'))
+                         || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.conname::text, 'conv'), x.conname);
         END IF;
     END LOOP;
     FOR x IN SELECT i.relname, pg_get_indexdef(ix.indexrelid) AS def FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
               WHERE ix.indrelid = tbl AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = ix.indexrelid)
               ORDER BY i.relname LOOP
         prep := prep || replace(x.def, format('INDEX %I ON %s ', x.relname, d.qual),
-                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname, 'conv'), tmpqual));
-        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname, 'historical'))
-                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname, 'conv'), x.relname);
+                                format('INDEX %I ON %s ', @extschema@.capacity_derived_name(x.relname::text, 'conv'), tmpqual));
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, x.relname, @extschema@.capacity_derived_name(x.relname::text, 'historical'))
+                     || format('ALTER INDEX %I.%I RENAME TO %I', d.nspname, @extschema@.capacity_derived_name(x.relname::text, 'conv'), x.relname);
     END LOOP;
     FOR x IN SELECT a.privilege_type, a.is_grantable,
                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
@@ -3281,10 +3339,10 @@ BEGIN
     IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
         prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
     END IF;
-    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), tmpqual);
+    prep := prep || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', d.nspname, @extschema@.capacity_derived_name(d.relname::text, 'default'), tmpqual);
     IF d.owner <> current_user THEN
         prep := prep || format('ALTER TABLE %s OWNER TO %I', tmpqual, d.owner)
-                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname, 'default'), d.owner);
+                     || format('ALTER TABLE %I.%I OWNER TO %I', d.nspname, @extschema@.capacity_derived_name(d.relname::text, 'default'), d.owner);
     END IF;
 
     -- the swap: identity values carried over, serial sequences re-owned,
@@ -3302,7 +3360,7 @@ BEGIN
     END LOOP;
     swap := swap || format('ALTER TABLE %s RENAME TO %I', d.qual, histname)
                  || format('ALTER TABLE %s RENAME TO %I', tmpqual, d.relname)
-                 || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', histqual,
+                 || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', histqual,
                            format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (MINVALUE) TO (%s)', d.qual, histqual, bound_lit));
 
     plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
@@ -3334,7 +3392,7 @@ BEGIN
     -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
     -- still bounds its locks.  Our own catalog rows are written as the caller.
     PERFORM @extschema@.capacity_run_bounded(
-                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', d.qual, plan[1])],
+                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', d.qual, plan[1])],
                 format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -3479,7 +3537,7 @@ BEGIN
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = cv.time_column
      WHERE c.oid = tbl;
     qual := format('%I.%I', nsp, rel);
-    stagename := @extschema@.capacity_derived_name(rel, 'backfill');
+    stagename := @extschema@.capacity_derived_name(rel::text, 'backfill');
     stagequal := format('%I.%I', nsp, stagename);
 
     IF cv.state = 'converted' THEN
@@ -3498,10 +3556,10 @@ BEGIN
                   WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
         END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename, 'default'), stagequal);
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename::text, 'default'), stagequal);
         p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
         WHILE p < cv.bound LOOP
-            pname := @extschema@.capacity_partition_name(rel, cv.granularity, p);
+            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
             pqual := format('%I.%I', nsp, pname);
             -- built as the rollover builds a period (src/partitions.c)
             FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
@@ -3579,10 +3637,10 @@ BEGIN
                   'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
                   format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
-                  format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+                  format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
                          format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
                                 cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
-                  format('SELECT @extschema@.capacity_note_backfill_copies(%L)', qual),   -- copies are not growth
+                  format('SELECT @extschema@.capacity_note_backfill_copies(%L::pg_catalog.regclass)', qual),   -- copies are not growth
                   format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
                   format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
     FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
@@ -3591,14 +3649,14 @@ BEGIN
         IF x.bnd = 'DEFAULT' THEN
             CONTINUE;
         END IF;
-        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L, %L])', qual,
+        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
                                format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
                                format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
     END LOOP;
     -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L, ARRAY[%L])', qual,
+    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
                            format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
-                                  @extschema@.capacity_derived_name(stagename, 'default')))
+                                  @extschema@.capacity_derived_name(stagename::text, 'default')))
                  || format('DROP TABLE %s', cv.staging::text);
     -- Every row is copied and writes are replayed, so a switch that cannot
     -- get its locks loses nothing by waiting: three rounds, a second apart
@@ -3683,17 +3741,25 @@ BEGIN
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
     -- A late value: a sampling rolls up only the hours since the previous
-    -- one, at most two hours back (sampler.c), so a value older than the
+    -- one, at most two hours back (rollup.c), so a value older than the
     -- hour of the latest sampling (not later than now), or than two hours,
     -- is rolled up here
     -- through the same rollup (capacity_roll_up_hours: every series of
     -- that one hour), and its UTC day (capacity_roll_up_days).  A value
     -- pushed on time costs nothing more; bulk history goes through
-    -- capacity_import_samples.
+    -- capacity_import_samples.  So is a value of an hour or a day already
+    -- rolled up for its series, even one after now() (future-dated test or
+    -- import data): a stale rollup made the N-day verdict of the series
+    -- depend on whether another series had a raw sample that day (review L6).
     late_hour := date_bin('1 hour', sampled_at, origin);
     IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
        OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
-                         FROM @extschema@.capacity_indicator_run r) THEN
+                         FROM @extschema@.capacity_indicator_run r)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                   WHERE h.indicator = capacity_record.indicator AND h.labels = capacity_record.labels AND h.hour = late_hour)
+       OR EXISTS (SELECT 1 FROM @extschema@.capacity_sample_daily d
+                   WHERE d.indicator = capacity_record.indicator AND d.labels = capacity_record.labels
+                     AND d.day = date_bin('1 day', sampled_at, origin)) THEN
         PERFORM @extschema@.capacity_roll_up_hours(late_hour, late_hour + interval '1 hour' - interval '1 microsecond');
         PERFORM @extschema@.capacity_roll_up_days(sampled_at, sampled_at);
     END IF;
@@ -4027,6 +4093,17 @@ AS $$
 DECLARE
     other text;
 BEGIN
+    -- first: any later error would write the statement, password and all, to the server log
+    PERFORM @extschema@.capacity_fleet_check_target(name, kind, target);
+    -- the poll connects with the extension owner's user mappings: only that
+    -- role (or a superuser) registers what it will connect to
+    IF NOT pg_catalog.has_table_privilege('@extschema@.capacity_fleet_member', 'SELECT, INSERT')
+       OR NOT pg_catalog.has_function_privilege('@extschema@.capacity_fleet_check(text, text, text)', 'EXECUTE') THEN
+        RAISE EXCEPTION 'matter_capacity: role % may not register fleet members: capacity_fleet_add also needs SELECT and INSERT on capacity_fleet_member and EXECUTE on capacity_fleet_check', current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Register members as the extension owner: the poll connects to them with its user mappings, '
+                         'so granting this lets a role choose servers the owner connects to.';
+    END IF;
     PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
         -- hostile input is not echoed in full: 63 characters at most
@@ -4202,8 +4279,10 @@ COMMENT ON FUNCTION @extschema@.capacity_indicator_name_valid(text) IS
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
-    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
-    'An installed plan of the same name is replaced (and stays active if it was).';
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles, 22004 a NULL document. '
+    'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
+    'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
+    'capacity_set_threshold (else 42501).';
 -- ======== tenant moves: a tenant to a tier member by logical replication, verified before cutover ========
 
 -- Tenant moves (stage 4 carried out): a tenant's rows move to a dedicated
@@ -4372,6 +4451,7 @@ DECLARE
     event_rel oid := (bindings ->> 'Event')::oid;
     audit_rel oid := (bindings ->> 'AuditEntry')::oid;
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_stage'::text, as_of, horizon, true);
     SELECT h.stage INTO cur FROM @extschema@.capacity_stage_history h
      WHERE h.set_at <= as_of ORDER BY h.set_at DESC, h.id DESC LIMIT 1;
     cur := coalesce(cur, 1);
@@ -4530,14 +4610,7 @@ DECLARE
     counters text[];
     recent @extschema@.capacity_sample[];
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the forecast must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
-    IF horizon IS NULL OR horizon <= interval '0' OR NOT isfinite(as_of + horizon) THEN
-        RAISE EXCEPTION 'matter_capacity: forecast horizon % must be a positive interval', coalesce(horizon::text, 'NULL')
-            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_forecast'::text, as_of, horizon, true);
     today := date_bin('1 day', as_of, origin);
     first_day := today - make_interval(days => lookback);
 
@@ -4800,8 +4873,10 @@ GRANT EXECUTE ON FUNCTION @extschema@.capacity_plan_forecast_eval(timestamptz, i
 COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
     'Load a plan document (docs/plans.md) and return its name. Every field is checked before anything changes; '
     'a bad one is refused naming its path, e.g. $.tiers[2].enter.any[0].comparator: 22023 bad value or shape, '
-    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles. '
-    'An installed plan of the same name is replaced (and stays active if it was).';
+    '42704 unknown indicator, setting, table or tier, 42710 duplicate name, 42P17 a ladder that branches or cycles, 22004 a NULL document. '
+    'An installed plan of the same name is replaced (and stays active if it was). Settings: missing ones are created; '
+    'one with another value keeps it (NOTICE) unless the document says "replace": true and the caller may call '
+    'capacity_set_threshold (else 42501).';
 -- 41_stage_functions.sql: forecasts (plan) and contradictions for any plan
 COMMENT ON FUNCTION @extschema@.capacity_stage IS
     'Where the database stands on a plan (plan: an installed plan''s name; NULL: the active one, matter-six-stage after install): '
@@ -4831,6 +4906,7 @@ DECLARE
     p text := @extschema@.capacity_plan_resolve(plan_name);
     pn text;   -- the plan's name for the evaluation functions; NULL: the ladder
 BEGIN
+    PERFORM @extschema@.capacity_check_time('capacity_report'::text, as_of, horizon, true);
     pn := CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END;
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
     RETURN NEXT format('Capacity review at %s UTC', to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'));
@@ -4901,7 +4977,7 @@ BEGIN
     RETURN NEXT format('%-4s %-40s %-16s %-11s %-24s %-15s %s', 'stg', 'trigger', 'status', 'eta',
                        'band (earliest..latest)', 'method', 'trend/day');
     FOR r IN SELECT f.* FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings,
-                  evals, NULL, pn) f
+                  evals, NULL::integer, pn) f
               WHERE f.status <> 'insufficient data' AND f.trigger_name <> 'partition_runway'
     LOOP
         SELECT string_agg(j.value, ',' ORDER BY j.key) INTO lbl FROM jsonb_each_text(r.labels) j;
@@ -5166,24 +5242,24 @@ BEGIN
     -- the value at time a of the curve that reaches the threshold at e
     SELECT array_agg(a ORDER BY n), array_agg(@extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta, a) ORDER BY n)
       INTO fc_at, fc_v
-      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0) AS a FROM generate_series(0, 24) n) s;
+      FROM (SELECT n, @extschema@.capacity_forecast_at(as_of, fin, n / 24.0::float8) AS a FROM generate_series(0, 24) n) s;
     steep := least(coalesce(eta_lo, eta), x_end);
     flat := least(coalesce(eta_hi, x_end), x_end);
     IF steep <= as_of THEN
         RETURN;
     END IF;
     SELECT array_agg(a ORDER BY o), array_agg(y ORDER BY o) INTO band_at, band_v
-      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0) AS a,
+      FROM (SELECT n AS o, @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8) AS a,
                    @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, coalesce(eta_lo, eta),
-                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0)) AS y
+                                                       @extschema@.capacity_forecast_at(as_of, steep, n / 24.0::float8)) AS y
               FROM generate_series(0, 24) n
             UNION ALL
             SELECT 25, x_end, threshold WHERE steep < x_end
             UNION ALL
-            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0),
+            SELECT 50 - n, @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8),
                    CASE WHEN eta_hi IS NULL THEN cur
                         ELSE @extschema@.capacity_forecast_value(mult, cur, threshold, as_of, eta_hi,
-                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0)) END
+                                                                 @extschema@.capacity_forecast_at(as_of, flat, n / 24.0::float8)) END
               FROM generate_series(0, 24) n) s;
 END
 $$;
@@ -5283,10 +5359,7 @@ DECLARE
     thr double precision;
     thr_name text;
 BEGIN
-    IF as_of IS NULL OR NOT isfinite(as_of) THEN
-        RAISE EXCEPTION 'matter_capacity: as_of of the review must be a finite time'
-            USING ERRCODE = '22008', HINT = 'Omit it to use now().';
-    END IF;
+    PERFORM @extschema@.capacity_check_time('capacity_report_html'::text, as_of, horizon, true);
     first_day := today - (ndays - 1) * interval '1 day';
     days := ARRAY(SELECT g FROM generate_series(first_day, today, interval '1 day') g);
     SELECT * INTO s FROM @extschema@.capacity_plan_stage(as_of, bindings, horizon, p);
@@ -5294,10 +5367,10 @@ BEGIN
                                   CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) e);
     -- forecasts of the plan's own triggers or conditions (any with a
     -- numeric threshold), and the partition runway (the ladder's rows)
-    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL,
+    fcs := ARRAY(SELECT fx FROM @extschema@.capacity_plan_forecast_eval(as_of, horizon, bindings, evals, NULL::integer,
                         CASE WHEN p = 'matter-six-stage' THEN NULL ELSE p END) fx
                  WHERE fx.trigger_name <> 'partition_runway')
-        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}') fx
+        || ARRAY(SELECT fx FROM @extschema@.capacity_forecast_eval(as_of, horizon, bindings, '{}'::@extschema@.capacity_trigger_row[]) fx
                   WHERE fx.trigger_name = 'partition_runway');
 
     doc := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -5425,18 +5498,18 @@ BEGIN
     -- workload: latency percentiles, QPS, each pool's utilisation
     sect := '';
     FOR r IN SELECT * FROM (VALUES ('read', 'Read latency (ms)'), ('write', 'Write latency (ms)')) v(k, title) LOOP
-        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}', first_day, ndays, as_of);
-        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}', first_day, ndays, as_of),
-                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}', first_day, ndays, as_of)];
+        vals := @extschema@.capacity_report_days(r.k || '_latency_p50_ms', '{}'::jsonb, first_day, ndays, as_of);
+        more := ARRAY[@extschema@.capacity_report_days(r.k || '_latency_p95_ms', '{}'::jsonb, first_day, ndays, as_of),
+                      @extschema@.capacity_report_days(r.k || '_latency_p99_ms', '{}'::jsonb, first_day, ndays, as_of)];
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL);
         sect := sect || format('<div class="card" id="latency-%s"><h3>%s</h3><p>p50 (blue), p95 (amber), p99 (red): daily averages</p>', r.k, r.title)
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['p95', 'p99']) || '</div>';
     END LOOP;
-    vals := @extschema@.capacity_report_days('read_qps', '{}', first_day, ndays, as_of);
-    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}', first_day, ndays, as_of)];
+    vals := @extschema@.capacity_report_days('read_qps', '{}'::jsonb, first_day, ndays, as_of);
+    more := ARRAY[@extschema@.capacity_report_days('write_qps', '{}'::jsonb, first_day, ndays, as_of)];
     IF EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) v WHERE v IS NOT NULL) THEN
         sect := sect || '<div class="card" id="qps"><h3>Queries per second</h3><p>read (blue), write (amber): daily averages</p>'
-            || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write']) || '</div>';
     END IF;
     FOR r IN SELECT d.labels FROM @extschema@.capacity_sample_daily d
               WHERE d.indicator = 'pool_utilization' AND d.day >= first_day AND d.day <= today
@@ -5448,7 +5521,7 @@ BEGIN
                         FROM unnest(days) WITH ORDINALITY AS u(g, o) ORDER BY o);
         sect := sect || format('<div class="card pool"><h3>Pool %s</h3><p>pool_utilization, daily average (%%)</p>',
                                @extschema@.capacity_html(coalesce(lbl, 'all')))
-            || @extschema@.capacity_svg_chart(days, vals, 80, x_end => as_of) || '</div>';
+            || @extschema@.capacity_svg_chart(days, vals, 80::float8, x_end => as_of) || '</div>';
     END LOOP;
     doc := doc || '<h2>Workload</h2>'
         || CASE WHEN sect = '' THEN '<p>No latency, QPS or pool samples in the last 90 days.</p>'
@@ -5537,7 +5610,7 @@ BEGIN
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(vals || ARRAY(SELECT unnest(more))) x WHERE x IS NOT NULL);
             sect := sect || format('<div class="card member"><h3>Member %s</h3><p>read QPS (blue), write QPS (amber), poll round trip ms (red): daily averages</p>',
                                    @extschema@.capacity_html(r.name))
-                || @extschema@.capacity_svg_chart(days, vals, NULL, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
+                || @extschema@.capacity_svg_chart(days, vals, NULL::float8, x_end => as_of, more => more, more_names => ARRAY['write', 'rtt']) || '</div>';
         END LOOP;
         doc := doc || '</table>' || CASE WHEN sect = '' THEN '<p class="sub">No member samples in the last 90 days.</p>'
                                          ELSE '<div class="charts" id="members">' || sect || '</div>' END;
@@ -5631,17 +5704,16 @@ COMMENT ON FUNCTION @extschema@.capacity_manage IS
 -- ======== one write path of a sample: the import writes through the sampler's (capacity_write_samples) ========
 -- 31_indicator_functions.sql: capacity_write_samples
 -- The same write path in bulk (the import): element i of the arrays is
--- sample i; raw false keeps it out of capacity_sample (history older than
--- the raw samples kept) but still a candidate for the newest value.
+-- sample i.
 CREATE OR REPLACE FUNCTION @extschema@.capacity_write_samples(indicators text[], labels jsonb[], sampled_at timestamptz[],
-                                                   "values" double precision[], raw boolean[])
+                                                   "values" double precision[])
 RETURNS bigint
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_write_samples';
 COMMENT ON FUNCTION @extschema@.capacity_write_samples IS
     'Internal (not for PUBLIC): write samples in bulk as the sampler writes (src/sampler.c): arrays of one length, element i is sample i; '
-    'raw samples where raw[i], and the newest value of each series; no checks. Returns the series whose newest value was written.';
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[], boolean[]) FROM PUBLIC;
+    'raw samples and the newest value of each series; no checks. Returns the series whose newest value was written.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_write_samples(text[], jsonb[], timestamptz[], double precision[]) FROM PUBLIC;
 -- 33_measures.sql: capacity_import_load
 
 -- ======== stage evaluation under 10 ms: a day's p95 kept in the daily rollups; the triggers resolved with a cached plan; the window's samples joined on the series' key ========
@@ -5655,73 +5727,8 @@ ALTER TABLE @extschema@.capacity_sample_daily ADD COLUMN p95 double precision;
 
 CREATE OR REPLACE FUNCTION @extschema@.capacity_roll_up_days(from_ts timestamptz, to_ts timestamptz)
 RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    origin constant timestamptz := '2000-01-01 00:00+00';
-    lo timestamptz := date_bin('1 day', from_ts, origin);
-    hi timestamptz := date_bin('1 day', to_ts, origin) + interval '1 day';
-    n bigint;
-    pinds text[];
-    kept @extschema@.capacity_sample_daily[];
-    need timestamptz[];
-BEGIN
-    IF from_ts IS NULL OR to_ts IS NULL OR NOT isfinite(from_ts) OR NOT isfinite(to_ts) OR from_ts > to_ts THEN
-        RAISE EXCEPTION 'matter_capacity: % .. % is not a range of finite times', from_ts, to_ts
-            USING ERRCODE = '22023', HINT = 'Pass from_ts <= to_ts, e.g. now() - interval ''30 days'', now().';
-    END IF;
-    -- A day's p95 cannot be merged from hours, so it is the exact one, of
-    -- the day's raw samples, and kept only where it is read: for the
-    -- indicators an N-day plan condition reads by p95 (capacity_plan_condition
-    -- of 40_stages.sql, read when this runs), on complete days (before
-    -- to_ts's day), computed once and carried over while the day's rollup
-    -- is unchanged (the sampler re-rolls a day for two hours after it ends).
-    pinds := ARRAY(SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c WHERE c.daily = 'p95');
-    IF cardinality(pinds) > 0 THEN
-        kept := ARRAY(SELECT d FROM @extschema@.capacity_sample_daily d
-                       WHERE d.day >= lo AND d.day < hi AND d.p95 IS NOT NULL);
-    END IF;
-    DELETE FROM @extschema@.capacity_sample_daily d WHERE d.day >= lo AND d.day < hi;
-    INSERT INTO @extschema@.capacity_sample_daily AS d
-    SELECT r.*, k.p95
-      FROM (SELECT h.indicator, h.labels, date_bin('1 day', h.hour, origin) AS day,
-                   min(h.min) AS min, max(h.max) AS max, sum(h.avg * h.count) / nullif(sum(h.count), 0) AS avg,
-                   (max(ARRAY[extract(epoch FROM h.hour)::float8, h.last]))[2] AS last, sum(h.count) AS count,
-                   max(h.min) AS peak_hour_min, min(h.max) AS trough_hour_max,
-                   max(h.avg) AS peak_hour_avg, min(h.avg) AS trough_hour_avg
-              FROM @extschema@.capacity_sample_hourly h
-             WHERE h.hour >= lo AND h.hour < hi
-             GROUP BY 1, 2, 3) r
-      LEFT JOIN unnest(kept) k   -- one join, not a subquery per rollup: the sampler writes thousands
-        ON k.indicator = r.indicator AND k.labels = r.labels AND k.day = r.day AND k.count = r.count
-       AND k.avg IS NOT DISTINCT FROM r.avg AND k.min IS NOT DISTINCT FROM r.min AND k.max IS NOT DISTINCT FROM r.max
-    ON CONFLICT (indicator, labels, day) DO UPDATE
-       SET min = EXCLUDED.min, max = EXCLUDED.max, avg = EXCLUDED.avg, last = EXCLUDED.last,
-           count = EXCLUDED.count, peak_hour_min = EXCLUDED.peak_hour_min,
-           trough_hour_max = EXCLUDED.trough_hour_max, peak_hour_avg = EXCLUDED.peak_hour_avg,
-           trough_hour_avg = EXCLUDED.trough_hour_avg, p95 = EXCLUDED.p95;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF cardinality(pinds) > 0 THEN
-        need := ARRAY(SELECT DISTINCT d.day FROM @extschema@.capacity_sample_daily d
-                       WHERE d.indicator = ANY (pinds) AND d.day >= lo AND d.day < date_bin('1 day', to_ts, origin)
-                         AND d.p95 IS NULL ORDER BY 1);
-        IF cardinality(need) > 0 THEN
-            -- planned with the bounds (EXECUTE ... USING): they prune
-            EXECUTE 'UPDATE @extschema@.capacity_sample_daily d SET p95 = x.p95
-                       FROM (SELECT s.indicator, s.labels, date_bin(''1 day'', s.sampled_at, $5) AS day,
-                                    percentile_cont(0.95) WITHIN GROUP (ORDER BY s.value) AS p95
-                               FROM @extschema@.capacity_sample s
-                              WHERE s.indicator = ANY ($1) AND s.sampled_at >= $2 AND s.sampled_at < $3
-                              GROUP BY 1, 2, 3) x
-                      WHERE x.day = ANY ($4) AND d.indicator = x.indicator AND d.labels = x.labels
-                        AND d.day = x.day AND d.p95 IS NULL'
-               USING pinds, need[1], need[cardinality(need)] + interval '1 day', need, origin;
-        END IF;
-    END IF;
-    RETURN n;
-END
-$$;
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_roll_up_days';
 
 COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the days from_ts .. to_ts touches from the hourly rollups; '
@@ -5767,7 +5774,7 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_check(text, text, text) IS
     'rule refuses 42501: no password in the mapping, or the member did not ask for it, unless the server''s owner and '
     'the extension owner are superusers or the mapping says password_required ''false'').  Returns its version and role.';
 
-CREATE FUNCTION @extschema@.capacity_fleet_check_target(name text, kind text, target text)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_check_target(name text, kind text, target text)
 RETURNS void
 LANGUAGE c CALLED ON NULL INPUT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'capacity_fleet_check_target';
@@ -5776,75 +5783,6 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_check_target(text, text, text) IS
     'or a connection string where a postgres_fdw server name is expected, without echoing it; these errors keep the '
     'statement (which holds the password) out of the server log.  capacity_fleet_add calls it before anything else.';
 
-CREATE OR REPLACE FUNCTION @extschema@.capacity_fleet_add(name text, kind text, target text, labels jsonb DEFAULT '{}')
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    other text;
-BEGIN
-    -- first: any later error would write the statement, password and all, to the server log
-    PERFORM @extschema@.capacity_fleet_check_target(name, kind, target);
-    -- the poll connects with the extension owner's user mappings: only that
-    -- role (or a superuser) registers what it will connect to
-    IF NOT pg_catalog.has_table_privilege('@extschema@.capacity_fleet_member', 'SELECT, INSERT')
-       OR NOT pg_catalog.has_function_privilege('@extschema@.capacity_fleet_check(text, text, text)', 'EXECUTE') THEN
-        RAISE EXCEPTION 'matter_capacity: role % may not register fleet members: capacity_fleet_add also needs SELECT and INSERT on capacity_fleet_member and EXECUTE on capacity_fleet_check', current_user
-            USING ERRCODE = '42501',
-                  HINT = 'Register members as the extension owner: the poll connects to them with its user mappings, '
-                         'so granting this lets a role choose servers the owner connects to.';
-    END IF;
-    PERFORM @extschema@.capacity_refuse_in_recovery('register a fleet member');
-    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        -- hostile input is not echoed in full: 63 characters at most
-        RAISE EXCEPTION 'matter_capacity: fleet member name % is not valid',
-            coalesce(quote_literal(CASE WHEN length(name) > 63 THEN left(name, 63) || '…' ELSE name END), 'NULL')
-            USING ERRCODE = '22023', HINT = 'Use 1 to 63 letters, digits, _ . or -: it becomes the member label of samples.';
-    END IF;
-    IF kind IS NULL OR kind NOT IN ('replica', 'tier', 'region', 'pooler') THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" has unknown kind %', name,
-            coalesce(quote_literal(CASE WHEN length(kind) > 63 THEN left(kind, 63) || '…' ELSE kind END), 'NULL')
-            USING ERRCODE = '22023', HINT = 'kind is one of replica, tier, region, pooler.';
-    END IF;
-    IF target IS NULL OR target = '' THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" needs a target', name
-            USING ERRCODE = '22023',
-                  HINT = CASE WHEN kind = 'pooler' THEN 'Pass the PgBouncer admin conninfo, e.g. ''host=/run/pgbouncer port=6432 user=stats''.'
-                              ELSE 'Pass the name of a postgres_fdw foreign server.' END;
-    END IF;
-    IF labels IS NULL OR jsonb_typeof(labels) <> 'object' THEN
-        RAISE EXCEPTION 'matter_capacity: labels of fleet member "%" must be a JSON object', name
-            USING ERRCODE = '22023', HINT = 'Pass ''{}'' or e.g. ''{"region": "eu"}''.';
-    END IF;
-    IF kind = 'region' AND jsonb_typeof(labels->'region') IS DISTINCT FROM 'string' THEN
-        RAISE EXCEPTION 'matter_capacity: region member "%" needs labels {"region": "..."}', name
-            USING ERRCODE = '22023', HINT = 'The region name is compared with the pushed values'' region label, e.g. ''{"region": "eu"}''.';
-    END IF;
-    IF kind = 'tier' AND jsonb_typeof(labels->'tenants') IS DISTINCT FROM 'array' THEN
-        RAISE EXCEPTION 'matter_capacity: tier member "%" needs labels {"tenants": [...]}', name
-            USING ERRCODE = '22023', HINT = 'List the tenants the tier serves, e.g. ''{"tenants": ["acme"]}''.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM @extschema@.capacity_fleet_member m WHERE m.name = capacity_fleet_add.name) THEN
-        RAISE EXCEPTION 'matter_capacity: fleet member "%" already exists', name
-            USING ERRCODE = '42710', HINT = 'Remove it first with capacity_fleet_remove(name).';
-    END IF;
-    -- one server, one member: two names would count its series twice
-    SELECT m.name INTO other FROM @extschema@.capacity_fleet_member m
-     WHERE capacity_fleet_add.kind <> 'pooler' AND m.server::text = target;
-    IF FOUND THEN
-        RAISE EXCEPTION 'matter_capacity: foreign server "%" is already fleet member "%"', target, other
-            USING ERRCODE = '42710', HINT = 'One member per server: its samples would be counted twice.  Use that member, or remove it first.';
-    END IF;
-    -- raises when the member cannot be one; nothing is registered then
-    PERFORM @extschema@.capacity_fleet_check(name, kind, target);
-    INSERT INTO @extschema@.capacity_fleet_member (name, kind, server, conninfo, labels)
-    VALUES (name, kind,
-            CASE WHEN kind <> 'pooler' THEN target END,
-            CASE WHEN kind = 'pooler' THEN target END,
-            labels);
-END
-$$;
 COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     'Registers a fleet member after connecting to it (within matter_capacity.fleet_timeout).  kind: replica | tier | '
     'region | pooler; target: a postgres_fdw foreign server name (credentials in its user mapping for the extension '
@@ -5852,6 +5790,105 @@ COMMENT ON FUNCTION @extschema@.capacity_fleet_add(text, text, text, jsonb) IS
     '{"tenants": [...]}.  Errors (nothing registered): 22023 bad name/kind/labels or a connection string where a server '
     'name is expected, 42710 the name exists or the server is already another member, 42501 the role may not write '
     'the registry (run it as the extension owner), and those of capacity_fleet_check_target and capacity_fleet_check.';
+-- ======== SQL review (breaker2): one check of as_of and horizon; owner-rights calls typed; plan imports keep shared settings ========
+-- F2: every public function taking as_of/horizon calls capacity_check_time
+-- (an infinite as_of ran an unbounded generate_series).  F7: calls made with
+-- the owner's rights pass exactly typed arguments.  F5: capacity_plan_import
+-- creates missing settings, keeps existing ones unless "replace": true.
+-- The changed functions stand above with their final text; mirrors
+-- src/sql/07_time_arguments.sql.
+
+CREATE OR REPLACE FUNCTION @extschema@.capacity_check_time(fn text, as_of timestamptz,
+                                                horizon interval DEFAULT NULL, has_horizon boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: %: as_of must not be NULL', fn
+            USING ERRCODE = '22004', HINT = 'Omit it to use now().';
+    END IF;
+    IF NOT isfinite(as_of) OR as_of < timestamptz '1000-01-01 00:00+00' OR as_of >= timestamptz '9999-01-01 00:00+00' THEN
+        RAISE EXCEPTION 'matter_capacity: %: as_of % is not a finite time between the years 1000 and 9998', fn, as_of
+            USING ERRCODE = '22008', HINT = 'Omit it to use now(), or pass the time to evaluate at.';
+    END IF;
+    IF NOT has_horizon THEN
+        RETURN;
+    END IF;
+    IF horizon IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: %: horizon must not be NULL', fn
+            USING ERRCODE = '22004', HINT = 'Omit it to look ahead 6 months.';
+    END IF;
+    IF horizon <= interval '0' OR horizon > interval '10 years' THEN
+        RAISE EXCEPTION 'matter_capacity: %: horizon % is not a positive interval of at most 10 years', fn, horizon
+            USING ERRCODE = '22023', HINT = 'The capacity plan looks ahead 6 months: pass interval ''6 months''.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_check_time(text, timestamptz, interval, boolean) IS
+    'Refuse the time arguments of function fn: as_of NULL (22004), infinite or outside the years 1000..9998 (22008); '
+    'with has_horizon, horizon NULL (22004) or not in (0, 10 years] (22023).  Every public function taking as_of or horizon calls it.';
+-- executable by PUBLIC: it only refuses, and caller-rights functions (capacity_convert) call it too
+-- ======== one rollup path, in C: the daily rollup joins the hourly one (rollup.c); the import rolls up through it ========
+-- capacity_roll_up_days is C (src/rollup.c, with capacity_roll_up_hours),
+-- and learns which indicators keep a daily p95 from capacity_daily_p95
+-- (30_indicators.sql), which the plans piece keeps in step with the plan
+-- conditions (40_stages.sql), instead of reading capacity_plan_condition
+-- of a later piece.  The import writes every sample raw through the
+-- write path (capacity_write_samples loses its raw flag, above) and has
+-- the one rollup path roll its hours up, then deletes what is older than
+-- the raw samples kept.  Mirrors 30_indicators.sql,
+-- 31_indicator_functions.sql, 33_measures.sql and 40_stages.sql.
+
+-- The indicators whose daily rollups keep a p95 (the rollup reads this,
+-- never the plans): those an N-day plan condition reads by p95.  Kept in
+-- step with the conditions by the plans piece (a trigger on
+-- capacity_plan_condition, 40_stages.sql), so not dumped: a restore
+-- rebuilds it as it loads the conditions.
+CREATE TABLE @extschema@.capacity_daily_p95 (
+    indicator  text PRIMARY KEY
+);
+COMMENT ON TABLE @extschema@.capacity_daily_p95 IS
+    'Indicators whose daily rollups (capacity_sample_daily.p95) keep the exact p95 of each complete day: those an N-day plan condition reads by p95; '
+    'maintained from capacity_plan_condition by a trigger.';
+
+-- The daily rollup keeps an exact p95 for the indicators in
+-- capacity_daily_p95 (30_indicators.sql): those a condition reads by p95,
+-- kept in step here after every change of the conditions (an import or
+-- removal of a plan, an edit by hand, a restore loading them), so the
+-- rollup (rollup.c) never reads plans.  The table is small and the
+-- conditions few: recomputed whole, once per statement.
+CREATE OR REPLACE FUNCTION @extschema@.capacity_daily_p95_sync()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM @extschema@.capacity_daily_p95 p
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capacity_plan_condition c
+                        WHERE c.daily = 'p95' AND c.indicator = p.indicator);
+    INSERT INTO @extschema@.capacity_daily_p95 (indicator)
+    SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c
+     WHERE c.daily = 'p95' AND c.indicator IS NOT NULL
+    ON CONFLICT (indicator) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_daily_p95_sync() IS
+    'Trigger: keeps capacity_daily_p95 (the indicators whose daily rollups keep a p95) equal to the indicators a plan condition reads by daily p95.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_daily_p95_sync() FROM PUBLIC;
+CREATE TRIGGER capacity_daily_p95_sync AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.capacity_plan_condition
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capacity_daily_p95_sync();
+-- conditions written before the trigger (none: a 1.0 database has no plans)
+INSERT INTO @extschema@.capacity_daily_p95 (indicator)
+SELECT DISTINCT c.indicator FROM @extschema@.capacity_plan_condition c
+ WHERE c.daily = 'p95' AND c.indicator IS NOT NULL;
+
+COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
+    'Recompute the daily rollups (what forecasts fit) of the UTC days from_ts .. to_ts touches from the hourly rollups; returns the rollups written. '
+    'p95: the exact p95 of a complete day''s raw samples, kept for the indicators in capacity_daily_p95 (those an N-day plan condition reads by p95; else NULL). '
+    'Error 22023 unless from_ts <= to_ts, both finite.';
 
 -- ======== tenant moves: one change of a move at a time, resumable cutover, forced abort, leftovers cleaned ========
 -- Mirrors src/sql/49_tenant_moves.sql.  capacity_tenant_move_abort gains
