@@ -40,7 +40,22 @@
  *							labels.tenants) and drops the subscription and
  *							the publication.
  *	cleanup					deletes the tenant's rows here, one batch per
- *							table per call, each under the lock timeout.
+ *							table per call, each under the lock timeout,
+ *							only while the member has rows of the tenant
+ *							in each such table (never the only copy).
+ *	abort					before cutover: the member's subscription and
+ *							copy, then the triggers, publication and slot
+ *							here; force: this side only ("aborted here"),
+ *							for a member that cannot be reached.
+ *
+ * One change of a move at a time: start, freeze, cutover, abort and
+ * cleanup hold a lock on the move (start_guard, lock_move) for their whole
+ * transaction, across their member steps, and re-read the move after it.
+ * Each step survives its caller dying: the names are fixed per tenant, so
+ * an abort or a new start finds what an interrupted start left (the
+ * publication, an inactive slot here), and a cutover interrupted after
+ * the member dropped its subscription is finished by the next call if
+ * both sides are equal.
  *
  * The barrier is a lock on an object nobody else can name (class = our
  * capacity_tenant_move table, object = hash of the tenant), so no other
@@ -186,16 +201,22 @@ load_move(const char *tenant)
 	return m;
 }
 
+static void
+report_no_move(const char *tenant, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("tenant \"%s\" is not being moved", tenant),
+			 errhint("Start a move with capacity_tenant_move(); %s applies to a move in progress.", what)));
+}
+
 static Move *
 require_move(const char *tenant, const char *what)
 {
 	Move	   *m = load_move(tenant);
 
 	if (m == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" is not being moved", tenant),
-				 errhint("Start a move with capacity_tenant_move(); %s applies to a move in progress.", what)));
+		report_no_move(tenant, what);
 	return m;
 }
 
@@ -293,15 +314,61 @@ column_list(Oid relid)
 
 /* ----------------------------------------------------------------- remote */
 
+/*
+ * A connection to a member through its foreign server and the extension
+ * owner's user mapping (the view runs as pg_monitor), under postgres_fdw's
+ * password rule as the fleet applies it (remote_password_rule, _used: a
+ * server or mapping a non-superuser controls must make us use a password),
+ * in a session pinned to search_path = pg_catalog (nothing a user of the
+ * member created resolves in our statements there) whose statements the
+ * member ends itself after statement_ms (remote.c sends no cancel).  NULL
+ * with *error (no secret in it) on failure; *denied when the rule refused.
+ */
 static PGconn *
-member_connect(const char *member, const char *server)
+member_open(const char *server, int statement_ms, char **error, bool *denied)
 {
 	const char **keywords;
 	const char **values;
-	char	   *error = NULL;
+	const char *rule = NULL;
+	bool		must_use_password = false;
 	PGconn	   *conn;
 	Oid			save_userid;
 	int			save_sec;
+
+	*denied = false;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		remote_server_params(server, &keywords, &values);
+		remote_bound_statements(&keywords, &values, statement_ms);
+		remote_pin_session(&keywords, &values);
+		rule = remote_password_rule(server, keywords, values, &must_use_password);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	if (rule == NULL)
+	{
+		if ((conn = remote_connect(keywords, values, mc_fleet_timeout_ms, error)) == NULL)
+			return NULL;
+		if ((rule = remote_password_used(conn, must_use_password)) == NULL)
+			return conn;
+		remote_close(conn);
+	}
+	*denied = true;
+	*error = pstrdup(rule);
+	return NULL;
+}
+
+static PGconn *
+member_connect(const char *member, const char *server)
+{
+	char	   *error = NULL;
+	bool		denied;
+	PGconn	   *conn;
 
 	if (server == NULL)
 		ereport(ERROR,
@@ -309,22 +376,13 @@ member_connect(const char *member, const char *server)
 				 errmsg("fleet member \"%s\" is not registered any more", member),
 				 errhint("Register it again with capacity_fleet_add(%s, 'tier', server).",
 						 quote_literal_cstr(member))));
-	/* the extension owner's user mapping: the view runs as pg_monitor */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		remote_server_params(server, &keywords, &values);
-		/* remote.c sends no cancel: the member ends what we stop waiting for */
-		remote_bound_statements(&keywords, &values,
-								Max(mc_tenant_move_timeout_ms, mc_fleet_timeout_ms));
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-	conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &error);
+	conn = member_open(server, Max(mc_tenant_move_timeout_ms, mc_fleet_timeout_ms), &error, &denied);
+	if (conn == NULL && denied)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("fleet member \"%s\" may not be used for a tenant move: %s", member, error),
+				 errhint("Put the password of the member's role in the extension owner's user mapping, "
+						 "or have a superuser own the server (ALTER SERVER ... OWNER TO).")));
 	if (conn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
@@ -361,6 +419,20 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 		PQclear(res);
 }
 
+/* Whether the member has the move's subscription. */
+static bool
+member_has_subscription(PGconn *conn, Move *m)
+{
+	const char *params[1] = {m->name};
+	PGresult   *res = member_exec(conn, m->member,
+								  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
+								  1, params);
+	bool		exists = PQntuples(res) > 0;
+
+	PQclear(res);
+	return exists;
+}
+
 /* -------------------------------------------------- asked by the rollover */
 
 /*
@@ -381,7 +453,7 @@ tenant_move_in_progress(Oid relid)
 		return NULL;
 	catalog_execute(psprintf("SELECT m.tenant FROM %s t JOIN %s m ON m.tenant OPERATOR(pg_catalog.=) t.tenant "
 							 "WHERE t.table_name::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
-							 "AND m.state OPERATOR(pg_catalog.<>) ALL ('{cut over,cleaned}') "
+							 "AND m.state OPERATOR(pg_catalog.<>) ALL ('{cut over,cleaned,aborted here}') "
 							 "ORDER BY m.tenant LIMIT 1",
 							 capacity_object("capacity_tenant_move_table"), capacity_object("capacity_tenant_move")),
 					1, types, values, NULL, true);
@@ -556,7 +628,7 @@ typedef struct Tally
  * connection is left open (in no transaction).
  */
 static void
-tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst)
+tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst, bool subscribed)
 {
 	char	  **cols = palloc(sizeof(char *) * m->ntables);
 	bool		live = strcmp(m->state, "syncing") == 0;
@@ -573,7 +645,9 @@ tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst)
 		b = barrier_take(m->tenant);
 	/* frozen: no write of the tenant can commit any more */
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	wait_confirmed(m, GetXLogInsertRecPtr());
+	/* no subscription (a resumed cutover): nothing more will arrive */
+	if (subscribed)
+		wait_confirmed(m, GetXLogInsertRecPtr());
 	PQclear(member_exec(conn, m->member, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
 	PQclear(member_exec(conn, m->member, "SELECT 1", 0, NULL));
 	if (live)
@@ -659,7 +733,7 @@ capacity_tenant_move_verify(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		require_synced(conn, m);
-		tally_both(m, conn, src, dst);
+		tally_both(m, conn, src, dst, true);
 	}
 	PG_CATCH();
 	{
@@ -942,6 +1016,7 @@ source_conninfo(text *given)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source_conninfo is not a valid connection string"),
+				 errhidestmt(true), errhidecontext(true),
 				 errhint("Give host, port, dbname and user as key=value pairs.")));
 	for (o = opts; o->keyword; o++)
 		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
@@ -950,19 +1025,25 @@ source_conninfo(text *given)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("source_conninfo must not contain a password"),
+					 /* the statement carries it: keep it out of the server log */
+					 errhidestmt(true), errhidecontext(true),
 					 errhint("Put the password in the member's password file (passfile).")));
 		}
 	PQconninfoFree(opts);
 	return ci;
 }
 
-/* Undo what the move created so far, quietly (we are failing already). */
 /*
- * One start per tenant at a time: a transaction-level lock, taken without
- * waiting, in a key space no SQL function reaches (the barrier's class and
- * key, sub-id 1; the barrier uses 0).  Held until this transaction ends,
- * by which time the move's catalog row is committed (or nothing is left),
- * so a second caller sees either "busy" or the move.
+ * One change of a tenant's move at a time.  start, freeze, cutover, abort
+ * and cleanup take a transaction-level lock in a key space no SQL function
+ * reaches (the barrier's class and key, sub-id 1; the barrier uses 0),
+ * first thing, and hold it to the end of their transaction -- across their
+ * steps on the member, which commit there on their own.  Without it an
+ * abort could delete the member's copy while a cutover of the same move
+ * recorded the tenant as living there.  The start takes it without
+ * waiting (a second start is refused at once); the others wait at most
+ * lock_timeout x (lock_retries + 1), then re-read the move: what they
+ * waited for may have changed or removed it.
  */
 static void
 start_guard(const char *tenant)
@@ -973,10 +1054,83 @@ start_guard(const char *tenant)
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("a move of tenant \"%s\" is being started by another session", tenant),
+				 errmsg("a move of tenant \"%s\" is being started or changed by another session", tenant),
 				 errhint("Wait for it to end, then see capacity_tenant_moves.")));
 }
 
+static void
+move_lock_step(void *arg)
+{
+	LockDatabaseObject(capacity_relid("capacity_tenant_move"), tenant_key((const char *) arg), 1, ExclusiveLock);
+}
+
+/*
+ * The move of tenant, locked for what (see start_guard), read after the
+ * lock with the latest snapshot; NULL if there is none.  Needs SPI.
+ */
+static Move *
+lock_move(const char *tenant, const char *what)
+{
+	Move	   *m;
+
+	require_not_in_recovery("change a tenant move");
+	if (!run_bounded(move_lock_step, (void *) tenant, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("the move of tenant \"%s\" is being changed by another session", tenant),
+				 errdetail("%s waited %d attempts of %d ms for a start, freeze, cutover, abort or cleanup "
+						   "of the same move.", what, mc_lock_retries + 1, mc_lock_timeout_ms),
+				 errhint("Let that call end, then see capacity_tenant_moves and try again if still needed.")));
+	PushActiveSnapshot(GetLatestSnapshot());
+	m = load_move(tenant);
+	PopActiveSnapshot();
+	return m;
+}
+
+/*
+ * Drop the move's replication slot here if it is left (an interrupted
+ * start or cutover; the member's DROP SUBSCRIPTION drops it otherwise):
+ * an inactive logical slot retains WAL without bound.  A slot in use
+ * means a subscription somewhere still streams from it: waited for up to
+ * tenant_move_timeout (a subscription just dropped lets go of it), then
+ * refused.  Runs as the caller (the slot functions check REPLICATION).
+ * True if a slot was dropped.
+ */
+static bool
+drop_slot_here(const char *name, const char *tenant)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), mc_tenant_move_timeout_ms);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	for (;;)
+	{
+		bool		isnull;
+
+		SPI_execute_with_args("SELECT active FROM pg_catalog.pg_replication_slots "
+							  "WHERE slot_name OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 0);
+		if (SPI_processed == 0)
+			return false;
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot($1)",
+								  1, types, values, NULL, false, 0);
+			return true;
+		}
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("replication slot %s of the move of tenant \"%s\" is in use", name, tenant),
+					 errdetail("A subscription still streams from it (pg_stat_replication.application_name is %s).", name),
+					 errhint("Drop subscription %s on the server that runs it, then try again.", name)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Undo what the move created so far, quietly (we are failing already). */
 static void
 undo_move(Move *m, PGconn *conn, bool subscription)
 {
@@ -984,8 +1138,12 @@ undo_move(Move *m, PGconn *conn, bool subscription)
 
 	if (conn && subscription)
 		member_exec_quiet(conn, psprintf("DROP SUBSCRIPTION IF EXISTS %s", quote_identifier(m->name)), &error);
-	(void) loopback_run(psprintf("SET statement_timeout = %d; DROP PUBLICATION IF EXISTS %s",
-								 mc_tenant_move_timeout_ms, quote_identifier(m->name)), &error);
+	/* the member may have created the slot here and then given up */
+	(void) loopback_run(psprintf("SET statement_timeout = %d; DROP PUBLICATION IF EXISTS %s; "
+								 "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
+								 "WHERE slot_name = %s AND NOT active",
+								 mc_tenant_move_timeout_ms, quote_identifier(m->name),
+								 quote_literal_cstr(m->name)), &error);
 }
 
 Datum
@@ -1078,6 +1236,11 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		check_member_tables(m, conn);
+		/* no move is recorded: a slot of its name is left by an interrupted start */
+		if (drop_slot_here(m->name, m->tenant))
+			ereport(NOTICE,
+					(errmsg("dropped replication slot %s, left here by an interrupted move of tenant \"%s\"",
+							m->name, m->tenant)));
 		/* committed at once: the member's slot must not wait for us */
 		published = true;
 		if (!loopback_run(psprintf("SET statement_timeout = %d; SET lock_timeout = %d; "
@@ -1089,24 +1252,15 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not create publication %s for tenant \"%s\": %s", m->name, m->tenant, error),
 					 errhint("The publication is created through matter_capacity.loopback_conninfo.")));
-		{
-			/* never drop, on failure, a subscription this call did not create */
-			const char *params[1] = {m->name};
-			PGresult   *res = member_exec(conn, m->member,
-										  "SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1",
-										  1, params);
-			bool		exists = PQntuples(res) > 0;
-
-			PQclear(res);
-			if (exists)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
-								m->name, m->tenant, m->member),
-						 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
-								   "or was made by hand."),
-						 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
-		}
+		/* never drop, on failure, a subscription this call did not create */
+		if (member_has_subscription(conn, m))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("subscription %s for tenant \"%s\" already exists on fleet member \"%s\"",
+							m->name, m->tenant, m->member),
+					 errdetail("No move of the tenant is recorded here; it is left over from an earlier attempt "
+							   "or was made by hand."),
+					 errhint("Drop it on the member (DROP SUBSCRIPTION) once you know it is not in use, then try again.")));
 		subscribed = true;
 		PQclear(member_exec(conn, m->member,
 							psprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s "
@@ -1166,7 +1320,8 @@ capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
 	Move	   *m;
 
 	SPI_connect();
-	m = require_move(tenant, "freeze");
+	if ((m = lock_move(tenant, "freeze")) == NULL)
+		report_no_move(tenant, "freeze");
 	require_state(m, ok_states, "freeze");
 	/* in-flight writes of the tenant finish; later ones see frozen */
 	(void) barrier_take(tenant);
@@ -1175,6 +1330,38 @@ capacity_tenant_move_freeze(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Drop the move's subscription on the member, if it is there.  When its
+ * slot here is gone already (a forced abort dropped it), DROP SUBSCRIPTION
+ * would fail trying to drop it: the subscription lets go of it first.
+ */
+static void
+member_drop_subscription(PGconn *conn, Move *m)
+{
+	const char *sub = quote_identifier(m->name);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+
+	if (!member_has_subscription(conn, m))
+		return;
+	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, false, 0);
+	if (SPI_processed == 0)
+	{
+		PQclear(member_exec(conn, m->member, psprintf("ALTER SUBSCRIPTION %s DISABLE", sub), 0, NULL));
+		PQclear(member_exec(conn, m->member, psprintf("ALTER SUBSCRIPTION %s SET (slot_name = NONE)", sub), 0, NULL));
+	}
+	PQclear(member_exec(conn, m->member, psprintf("DROP SUBSCRIPTION %s", sub), 0, NULL));
+}
+
+/*
+ * Cutover, in steps that can be taken again: a cutover interrupted after
+ * the member dropped its subscription (committed there) and before our
+ * commit here is resumed by the next call.  A frozen move whose member has
+ * no subscription any more is compared as it is -- the tenant's writes here
+ * stopped at the freeze and nothing streams -- and finished only if every
+ * table is equal; otherwise it stays frozen.
+ */
 Datum
 capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 {
@@ -1184,21 +1371,27 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 	PGconn	   *conn;
 	Tally	   *src,
 			   *dst;
-	bool		equal;
+	volatile bool subscribed = true;
 	int			i;
 
 	SPI_connect();
-	m = require_move(tenant, "cutover");
+	if ((m = lock_move(tenant, "cutover")) == NULL)
+		report_no_move(tenant, "cutover");
 	require_state(m, ok_states, "cutover");
 	conn = member_connect(m->member, m->server);
 	src = palloc0(sizeof(Tally) * m->ntables);
 	dst = palloc0(sizeof(Tally) * m->ntables);
 	PG_TRY();
 	{
-		require_synced(conn, m);
-		tally_both(m, conn, src, dst);
-		equal = record_tallies(m, src, dst);
-		if (!equal)
+		subscribed = member_has_subscription(conn, m);
+		if (subscribed)
+			require_synced(conn, m);
+		else
+			ereport(NOTICE,
+					(errmsg("fleet member \"%s\" has no subscription %s: comparing both sides of frozen tenant \"%s\" "
+							"to resume an interrupted cutover", m->member, m->name, tenant)));
+		tally_both(m, conn, src, dst, subscribed);
+		if (!record_tallies(m, src, dst))
 		{
 			for (i = 0; i < m->ntables; i++)
 				if (strcmp(src[i].rows, dst[i].rows) != 0 || strcmp(src[i].checksum, dst[i].checksum) != 0)
@@ -1207,11 +1400,16 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("tenant \"%s\" differs on fleet member \"%s\": %s has %s rows here, %s there",
 							tenant, m->member, m->tables[i].qname, src[i].rows, dst[i].rows),
-					 errdetail("Checksums %s here, %s there.", src[i].checksum, dst[i].checksum),
-					 errhint("The move stays frozen; investigate, then capacity_tenant_move_abort() or cut over again.")));
+					 errdetail("Checksums %s here, %s there.%s", src[i].checksum, dst[i].checksum,
+							   subscribed ? "" : " The member's subscription is gone: nothing will catch up."),
+					 subscribed
+					 ? errhint("The move stays frozen; investigate, then capacity_tenant_move_abort() or cut over again.")
+					 : errhint("The move stays frozen; capacity_tenant_move_abort() removes the member's copy and "
+							   "unfreezes the tenant here, then start the move again.")));
 		}
-		PQclear(member_exec(conn, m->member,
-							psprintf("DROP SUBSCRIPTION %s", quote_identifier(m->name)), 0, NULL));
+		if (subscribed)
+			PQclear(member_exec(conn, m->member,
+								psprintf("DROP SUBSCRIPTION %s", quote_identifier(m->name)), 0, NULL));
 	}
 	PG_CATCH();
 	{
@@ -1221,6 +1419,7 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	remote_close(conn);
 
+	(void) drop_slot_here(m->name, tenant);
 	exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), SPI_OK_UTILITY);
 	{
 		Oid			types[2] = {TEXTOID, TEXTOID};
@@ -1246,44 +1445,134 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 
 /* ------------------------------------------------------- abort, cleanup */
 
+/*
+ * Abort of a tenant with no move recorded: what an interrupted start left
+ * here (its publication, its slot: the start records the move only when
+ * it commits) is dropped; nothing left is 42704 as before.  No start can
+ * be running: the caller holds the move lock.
+ */
+static void
+abort_leftovers(const char *tenant)
+{
+	char	   *name = move_name(tenant);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		pub;
+	bool		slot;
+
+	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, false, 0);
+	pub = SPI_processed > 0;
+	slot = drop_slot_here(name, tenant);
+	if (pub)
+		exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(name)), SPI_OK_UTILITY);
+	if (!pub && !slot)
+		report_no_move(tenant, "abort");
+	ereport(NOTICE,
+			(errmsg("tenant \"%s\" is not being moved: dropped %s%s%s %s left here by an interrupted start",
+					tenant, pub ? "publication" : "", pub && slot ? " and " : "", slot ? "replication slot" : "",
+					name),
+			 errhint("A fleet member may still have a subscription %s (without rows of the tenant if it was never "
+					 "recorded here): drop it there.", name)));
+}
+
+/*
+ * Abort before cutover: both sides as before.  force: this side only, for
+ * a member that cannot be reached (the tenant must not stay frozen because
+ * its dedicated cluster is gone); the move is kept as "aborted here" so
+ * that a later abort removes the member's subscription and copy, and a
+ * forced abort of that forgets it.  Never deletes a row here.
+ */
 Datum
 capacity_tenant_move_abort(PG_FUNCTION_ARGS)
 {
-	static const char *const ok_states[] = {"syncing", "frozen", "failed", NULL};
+	static const char *const ok_states[] = {"syncing", "frozen", "failed", "aborted here", NULL};
 	char	   *tenant = tenant_arg(fcinfo, "capacity_tenant_move_abort");
+	bool		force = false;
 	Move	   *m;
-	PGconn	   *conn;
 	int			i;
 
+	if (PG_NARGS() > 1)
+	{
+		require_arg(fcinfo, 1, "capacity_tenant_move_abort", "force",
+					"Pass false (the default) to undo both sides, true to undo this side only.");
+		force = PG_GETARG_BOOL(1);
+	}
 	SPI_connect();
-	m = require_move(tenant, "abort");
+	if ((m = lock_move(tenant, "abort")) == NULL)
+	{
+		abort_leftovers(tenant);
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
 	require_state(m, ok_states, "abort");
-	conn = member_connect(m->member, m->server);
-	PG_TRY();
-	{
-		/* the member as before: no subscription, none of the tenant's rows */
-		PQclear(member_exec(conn, m->member,
-							psprintf("DROP SUBSCRIPTION IF EXISTS %s", quote_identifier(m->name)), 0, NULL));
-		for (i = 0; i < m->ntables; i++)
-			PQclear(member_exec(conn, m->member,
-								psprintf("DELETE FROM %s WHERE %s = %s", m->tables[i].qname,
-										 quote_identifier(m->tables[i].column),
-										 tenant_literal(tenant, m->tables[i].coltype)),
-								0, NULL));
-	}
-	PG_CATCH();
-	{
-		remote_close(conn);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	remote_close(conn);
 
-	for (i = 0; i < m->ntables; i++)
-		run_ddl_bounded(psprintf("DROP TRIGGER IF EXISTS %s ON %s", quote_identifier(trigger_name(tenant)),
-								 m->tables[i].qname),
-						psprintf("drop the tenant guard trigger of %s", m->tables[i].qname));
-	exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), SPI_OK_UTILITY);
+	if (force && strcmp(m->state, "aborted here") == 0)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(tenant)};
+
+		catalog_execute(psprintf("DELETE FROM %s WHERE tenant OPERATOR(pg_catalog.=) $1",
+								 capacity_object("capacity_tenant_move")),
+						1, types, values, NULL, false);
+		ereport(WARNING,
+				(errmsg("forgot the move of tenant \"%s\" to fleet member \"%s\" without reaching it", tenant, m->member),
+				 errdetail("Subscription %s and the tenant's copied rows may be left on \"%s\".", m->name, m->member),
+				 errhint("If \"%s\" comes back, drop them there before moving the tenant to it again.", m->member)));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+
+	if (!force)
+	{
+		PGconn	   *conn = member_connect(m->member, m->server);
+
+		PG_TRY();
+		{
+			/* the member as before: no subscription, none of the tenant's rows */
+			member_drop_subscription(conn, m);
+			for (i = 0; i < m->ntables; i++)
+				PQclear(member_exec(conn, m->member,
+									psprintf("DELETE FROM %s WHERE %s = %s", m->tables[i].qname,
+											 quote_identifier(m->tables[i].column),
+											 tenant_literal(tenant, m->tables[i].coltype)),
+									0, NULL));
+		}
+		PG_CATCH();
+		{
+			remote_close(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		remote_close(conn);
+	}
+
+	/* this side: done already by a forced abort ("aborted here") */
+	if (strcmp(m->state, "aborted here") != 0)
+	{
+		/* a slot still streaming to a member is refused before anything changes here */
+		(void) drop_slot_here(m->name, tenant);
+		for (i = 0; i < m->ntables; i++)
+			run_ddl_bounded(psprintf("DROP TRIGGER IF EXISTS %s ON %s", quote_identifier(trigger_name(tenant)),
+									 m->tables[i].qname),
+							psprintf("drop the tenant guard trigger of %s", m->tables[i].qname));
+		exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(m->name)), SPI_OK_UTILITY);
+	}
+	if (force)
+	{
+		set_state(m, "aborted here", NULL,
+				  psprintf("aborted here without fleet member %s: its subscription %s and the tenant's copied rows "
+						   "are left there until capacity_tenant_move_abort() reaches it", m->member, m->name));
+		ereport(WARNING,
+				(errmsg("the move of tenant \"%s\" is aborted here only: fleet member \"%s\" was not reached",
+						tenant, m->member),
+				 errdetail("The tenant writes here again.  Subscription %s and the tenant's copied rows are left on \"%s\".",
+						   m->name, m->member),
+				 errhint("When \"%s\" is reachable, run capacity_tenant_move_abort(%s) to remove them; if it is gone for "
+						 "good, capacity_tenant_move_abort(%s, force => true) forgets the move.",
+						 m->member, quote_literal_cstr(tenant), quote_literal_cstr(tenant))));
+	}
+	else
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {CStringGetTextDatum(tenant)};
@@ -1297,6 +1586,58 @@ capacity_tenant_move_abort(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * Cleanup deletes the only copy left here: never while the member lacks
+ * the tenant's rows in a table that still has some here (a registry that
+ * says "moved" is not proof).  Needs the member.
+ */
+static void
+require_member_copy(Move *m)
+{
+	PGconn	   *conn = NULL;
+	int			i;
+
+	for (i = 0; i < m->ntables; i++)
+	{
+		MoveTable  *t = &m->tables[i];
+		PGresult   *res;
+		bool		there;
+
+		SPI_execute(psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
+							 quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
+					true, 0);
+		if (SPI_processed == 0)
+			continue;
+		if (conn == NULL)
+			conn = member_connect(m->member, m->server);
+		PG_TRY();
+		{
+			res = member_exec(conn, m->member,
+							  psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s = %s)", t->qname,
+									   quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
+							  0, NULL);
+			there = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+			PQclear(res);
+			if (!there)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("fleet member \"%s\" has no rows of tenant \"%s\" in %s: its rows here are not deleted",
+								m->member, m->tenant, t->qname),
+						 errdetail("The rows here may be the only copy left."),
+						 errhint("Find out where the tenant's rows on \"%s\" went; cleanup deletes nothing here until "
+								 "the member has them.", m->member)));
+		}
+		PG_CATCH();
+		{
+			remote_close(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	if (conn)
+		remote_close(conn);
 }
 
 typedef struct DeleteArg
@@ -1334,8 +1675,10 @@ capacity_tenant_move_cleanup(PG_FUNCTION_ARGS)
 				 errmsg("batch_rows must be positive"),
 				 errhint("It bounds the rows deleted per table per call.")));
 	SPI_connect();
-	m = require_move(tenant, "cleanup");
+	if ((m = lock_move(tenant, "cleanup")) == NULL)
+		report_no_move(tenant, "cleanup");
 	require_state(m, ok_states, "cleanup");
+	require_member_copy(m);
 	cleanup_tenant = tenant;
 	PG_TRY();
 	{
@@ -1496,17 +1839,9 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 			note = psprintf("foreign server %s of fleet member %s does not exist", m->server, m->member);
 		else if (m->server)
 		{
-			const char **keywords;
-			const char **values;
-			Oid			save_userid;
-			int			save_sec;
+			bool		denied;
 
-			GetUserIdAndSecContext(&save_userid, &save_sec);
-			SetUserIdAndSecContext(capacity_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-			remote_server_params(m->server, &keywords, &values);
-			remote_bound_statements(&keywords, &values, mc_fleet_timeout_ms);
-			SetUserIdAndSecContext(save_userid, save_sec);
-			conn = remote_connect(keywords, values, mc_fleet_timeout_ms, &note);
+			conn = member_open(m->server, mc_fleet_timeout_ms, &note, &denied);
 		}
 		else
 			note = psprintf("fleet member %s is not registered", m->member);
@@ -1617,7 +1952,10 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 			if (live && sync && PQntuples(sync) == 0)
 			{
 				state = "failed";
-				reason = psprintf("fleet member %s has no subscription %s", m->member, m->name);
+				reason = strcmp(m->state, "frozen") == 0
+					? psprintf("fleet member %s has no subscription %s: capacity_tenant_move_cutover() finishes an "
+							   "interrupted cutover if both sides are equal", m->member, m->name)
+					: psprintf("fleet member %s has no subscription %s", m->member, m->name);
 			}
 			for (i = 0; i < m->ntables; i++)
 			{

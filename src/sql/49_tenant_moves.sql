@@ -8,8 +8,10 @@ CREATE TABLE @extschema@.capacity_tenant_move (
     tenant      text PRIMARY KEY,
     member      text NOT NULL,                 -- capacity_fleet_member.name (kind tier)
     name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>
-    state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed')),
-    reason      text,                          -- why it failed
+    -- aborted here: abort(force => true) undid this side only; the member's
+    -- subscription and copy are left until an abort reaches it
+    state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed', 'aborted here')),
+    reason      text,                          -- why it failed, what is left
     started_at  timestamptz NOT NULL DEFAULT now(),
     frozen_at   timestamptz,
     cutover_at  timestamptz,
@@ -74,15 +76,22 @@ AS 'MODULE_PATHNAME', 'capacity_tenant_move_cutover';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
     'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
     'if they differ), records the tenant in capacity_tenant_tier and in the member''s labels.tenants, drops the '
-    'subscription and the publication.  Routing the application is the application''s.';
+    'subscription and the publication.  Resumable: if the member has no subscription any more (an interrupted '
+    'cutover), both sides are compared as they are and the cutover finishes only if they are equal.  One change of a '
+    'move at a time: waits lock_timeout x (lock_retries + 1) for another start/freeze/cutover/abort/cleanup of it '
+    '(55P03).  Routing the application is the application''s.';
 
-CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text)
+CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
-COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text) IS
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text, boolean) IS
     'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
-    'guard triggers (bounded by lock_timeout) and the publication here; the tenant''s rows here were never touched.';
+    'guard triggers (bounded by lock_timeout), the publication and the slot here; the tenant''s rows here are never '
+    'touched.  force => true, for a member that cannot be reached: this side only, with a WARNING; the move stays as '
+    '"aborted here" until an abort reaches the member (or a second forced abort forgets it).  A tenant with no move '
+    'recorded: drops the publication and slot an interrupted start left here (NOTICE), else 42704.  55P03 while '
+    'another call changes the same move.';
 
 CREATE FUNCTION @extschema@.capacity_tenant_move_cleanup(tenant text, batch_rows integer DEFAULT 10000)
 RETURNS bigint
@@ -90,7 +99,9 @@ LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_cleanup';
 COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) IS
     'After cutover only, when asked: deletes up to batch_rows of the tenant''s rows per table here, each batch under '
-    'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.';
+    'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.  '
+    'Refuses (55000, nothing deleted) while the member has no rows of the tenant in a table that still has some here; '
+    'needs the member (08001 if it cannot be reached).';
 
 CREATE FUNCTION @extschema@.capacity_tenant_move_guard()
 RETURNS trigger
@@ -114,7 +125,8 @@ CREATE VIEW @extschema@.capacity_tenant_moves AS
 COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
     'Per move and table: initial sync state on the member (init, copying, copied, synchronized, ready), lag_bytes of '
     'the subscription''s slot here, the tenant''s rows on each side now, the last verification, and the state: '
-    'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason).';
+    'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason), '
+    'aborted here (the member''s part left, see reason).';
 
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move(text, text, regclass[], text) FROM PUBLIC;
 -- removing a fleet member (48_fleet.sql) must respect the moves to it
@@ -167,7 +179,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_fleet_remove(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_verify(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_freeze(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_status() FROM PUBLIC;
 -- CREATE TRIGGER checks EXECUTE; only capacity_tenant_move adds the guard

@@ -179,7 +179,7 @@ wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT capa
 sleep 1
 msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
 st=$(state_of "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)")
-[ "$st" = 55000 ] && echo "$msg" | grep -q 'a move of tenant "org_b" is being started by another session'
+[ "$st" = 55000 ] && echo "$msg" | grep -q 'a move of tenant "org_b" is being started or changed by another session'
 ok $? "a second concurrent start is refused ($st: $msg)"
 qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
 wait $holder 2>/dev/null
@@ -304,6 +304,102 @@ got=$(checks qs org_c)
 st=$(state_of "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") VALUES ('org_a', '2026-11-24 00:00+00')")
 [ "$st" = 25006 ]; ok $? "the source still refuses org_a after cleanup ($st)"
 
+# ---- one change of a move at a time: an abort while a cutover of the same move runs waits for it,
+# gives up under the lock timeout, and touches neither side (it used to delete the member's copy
+# while the cutover recorded the tenant there; cleanup then deleted the source: rows gone everywhere)
+qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" >/dev/null; ok $? "move of org_b started"
+wait_for 60 "SELECT string_agg(state, ' ') FROM capacity_tenant_moves WHERE tenant = 'org_b'" "verifying verifying"
+qs -c "SELECT capacity_tenant_move_freeze('org_b')" >/dev/null; ok $? "org_b frozen"
+b_src=$(checks qs org_b)
+# a session holds the tier registry: the cutover waits there, after its steps on the member
+hold_tier() {
+    PGAPPNAME=tier_holder qs -c "BEGIN" -c "LOCK capacity_tenant_tier IN EXCLUSIVE MODE" -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+    holder=$!; pids="$pids $holder"
+    wait_for 10 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tier_holder' AND l.relation = 'capacity_tenant_tier'::regclass AND l.granted" 1
+}
+release_tier() { qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tier_holder'" >/dev/null; wait $holder 2>/dev/null; }
+cutover_waits() {  # the cutover of $1 (application_name cutover_$1) waits for the tier registry
+    wait_for 60 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'cutover_$1' AND l.relation = 'capacity_tenant_tier'::regclass AND NOT l.granted" 1
+}
+hold_tier
+PGAPPNAME=cutover_org_b qs -c "SELECT capacity_tenant_move_cutover('org_b')" > "$SD/cut_b.out" 2>&1 &
+cut=$!; pids="$pids $cut"
+cutover_waits org_b; ok $? "the cutover of org_b waits for the tier registry, its member steps done"
+msg=$(qs -v VERBOSITY=verbose -c "SELECT capacity_tenant_move_abort('org_b')" 2>&1 | head -n 1)
+b_dst_mid=$(checks qt org_b)
+echo "$msg" | grep -q '55P03: the move of tenant "org_b" is being changed by another session' && [ "$b_dst_mid" = "$b_src" ]
+ok $? "abort during the cutover is refused and leaves the member's copy alone ($msg)"
+release_tier
+wait $cut; rc=$?
+got=$(qs -c "SELECT string_agg(tenant || '->' || member, ',' ORDER BY tenant) FROM capacity_tenant_tier")
+[ $rc = 0 ] && [ "$got" = "org_a->tier1,org_b->tier1" ] && [ "$(checks qt org_b)" = "$b_src" ]
+ok $? "the cutover then finished: registry $got, the member has every row of org_b ($(head -c 200 "$SD/cut_b.out"))"
+# cleanup never deletes the only copy: the member lost org_b's AuditEntry rows
+qt -c "DELETE FROM \"AuditEntry\" WHERE \"orgId\" = 'org_b'" >/dev/null
+msg=$(qs -v VERBOSITY=verbose -c "SELECT capacity_tenant_move_cleanup('org_b')" 2>&1 | head -n 1)
+[ "$(checks qs org_b)" = "$b_src" ] && echo "$msg" | grep -q '55000: fleet member "tier1" has no rows of tenant "org_b" in public."AuditEntry"'
+ok $? "cleanup refuses while the member lacks the tenant's rows, nothing deleted here ($msg)"
+
+# ---- a cutover interrupted after the member dropped its subscription is resumed by the next call
+qs -c "SELECT capacity_tenant_move('org_c', 'tier1', $TABLES)" >/dev/null; ok $? "move of org_c started"
+wait_for 60 "SELECT string_agg(state, ' ') FROM capacity_tenant_moves WHERE tenant = 'org_c'" "verifying verifying"
+qs -c "SELECT capacity_tenant_move_freeze('org_c')" >/dev/null
+c_src=$(checks qs org_c)
+hold_tier
+PGAPPNAME=cutover_org_c qs -c "SELECT capacity_tenant_move_cutover('org_c')" >/dev/null 2>&1 &
+cut=$!; pids="$pids $cut"
+cutover_waits org_c
+qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cutover_org_c'" >/dev/null
+wait $cut 2>/dev/null
+release_tier
+got="$(qs -c "SELECT state FROM capacity_tenant_move WHERE tenant = 'org_c'")/$(qt -c "SELECT count(*) FROM pg_subscription")"
+[ "$got" = "frozen/0" ]; ok $? "cutover killed after the member dropped its subscription: still frozen, no subscription ($got)"
+msg=$(qs -c "SELECT capacity_tenant_move_cutover('org_c')" 2>&1 | tr '\n' ' ')
+got=$(qs -c "SELECT state FROM capacity_tenant_move WHERE tenant = 'org_c'")/$(qs -c "SELECT member FROM capacity_tenant_tier WHERE tenant = 'org_c'")
+[ "$got" = "cut over/tier1" ] && [ "$(checks qt org_c)" = "$c_src" ] && echo "$msg" | grep -q 'resume an interrupted cutover'
+ok $? "the next cutover resumes it: $got, the member has every row ($msg)"
+got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")
+[ "$got" = "0 0" ]; ok $? "no publication or slot left here ($got)"
+
+# ---- a start whose caller is terminated while the member waits for its slot leaves nothing for good
+qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\") SELECT o, '2026-11-24 00:00+00' FROM unnest(ARRAY['org_d', 'org_e']) o, generate_series(1, 50)" \
+   -c "INSERT INTO \"AuditEntry\" (\"orgId\", at, action) SELECT o, '2026-11-24 06:00+00', 'x' FROM unnest(ARRAY['org_d', 'org_e']) o, generate_series(1, 20)" >/dev/null
+d_src=$(checks qs org_d)
+kill_start() {  # tenant: its start is terminated while the member's CREATE SUBSCRIPTION waits for the slot here
+    qs -c "SET application_name = xid_holder" -c "BEGIN" -c "SELECT txid_current()" -c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+    holder=$!; pids="$pids $holder"
+    wait_for 10 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'xid_holder' AND backend_xid IS NOT NULL" 1
+    PGAPPNAME=start_$1 qs -c "SELECT capacity_tenant_move('$1', 'tier1', $TABLES)" >/dev/null 2>&1 &
+    first=$!; pids="$pids $first"
+    for i in $(seq 1 100); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 1 ] && break; sleep 0.2; done
+    qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'start_$1'" >/dev/null
+    wait $first 2>/dev/null
+    qs -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'xid_holder'" >/dev/null
+    wait $holder 2>/dev/null
+    # the member's CREATE SUBSCRIPTION ends on its own (the slot made, or its statement_timeout)
+    for i in $(seq 1 200); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 0 ] && break; sleep 0.2; done
+    sub=$(qs -c "SELECT 'mc_move_' || left(md5('$1'), 16)")
+    left="$(qs -c "SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$sub') || ' ' || (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$sub') || ' ' || (SELECT count(*) FROM capacity_tenant_move WHERE tenant = '$1')")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")"
+    echo "# left by the terminated start of $1 (publication slot move-row/member subscription): $left"
+}
+kill_start org_d
+msg=$(qs -c "SELECT capacity_tenant_move_abort('org_d')" 2>&1 | tr '\n' ' ')
+got="$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")/$(qt -c "SELECT count(*) FROM pg_subscription")"
+[ "$got" = "0 0/0" ] && echo "$msg" | grep -q 'dropped .*left here by an interrupted start'
+ok $? "abort of the interrupted start drops what it left ($got: $msg)"
+qs -c "SELECT capacity_tenant_move('org_d', 'tier1', $TABLES)" >/dev/null; ok $? "a new start of org_d then works"
+qs -c "SELECT capacity_tenant_move_abort('org_d')" >/dev/null
+# or, without an abort, the next start drops the slot left over and goes on
+kill_start org_d
+msg=$(qs -c "SELECT capacity_tenant_move('org_d', 'tier1', $TABLES)" 2>&1 | tr '\n' ' ')
+got=$(qs -c "SELECT state FROM capacity_tenant_move WHERE tenant = 'org_d'")
+[ "$got" = syncing ] && echo "$msg" | grep -q "dropped replication slot $sub, left here by an interrupted move"
+ok $? "a retried start drops the interrupted start's slot and starts ($got: $msg)"
+qs -c "SELECT capacity_tenant_move_abort('org_d')" >/dev/null
+got="$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)")/$(qt -c "SELECT count(*) FROM pg_subscription")"
+[ "$got" = "0 0/0" ]; ok $? "abort of it leaves nothing on either side ($got)"
+[ "$(checks qs org_d)" = "$d_src" ]; ok $? "org_d's rows here as before"
+
 # ---- privileges, credentials
 qs >/dev/null <<'SQL'
 CREATE ROLE app LOGIN; CREATE ROLE mon LOGIN IN ROLE pg_monitor;
@@ -311,13 +407,46 @@ SQL
 st=$(psql -X -q -At -h "$SD" -p $S -U app -d postgres -v VERBOSITY=verbose -c "SELECT capacity_tenant_move_abort('org_a')" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]*\):.*/\1/p')
 [ "$st" = 42501 ]; ok $? "mutating functions are not for PUBLIC ($st)"
 got=$(psql -X -q -At -h "$SD" -p $S -U mon -d postgres -c "SELECT count(*) FROM capacity_tenant_moves" 2>&1)
-[ "$got" = 2 ]; ok $? "pg_monitor reads capacity_tenant_moves ($got)"
+[ "$got" = 6 ]; ok $? "pg_monitor reads capacity_tenant_moves ($got)"
+
+# ---- a password typed into source_conninfo is refused and written nowhere, not even the server log's STATEMENT line
+for ci in "host=/tmp user=rep password=hunter3-pw" "host=/tmp password=hunter3-pw bogus"; do
+    msg=$(qs -c "SELECT capacity_tenant_move('org_d', 'tier1', NULL, '$ci')" 2>&1 | head -n 1)
+    ! echo "$msg" | grep -q hunter3 && echo "$msg" | grep -q 'source_conninfo'; ok $? "source_conninfo with a password refused without echoing it ($msg)"
+done
+n=$(grep -c hunter3 "$SD/server.log"); [ "$n" = 0 ]; ok $? "the password is not in the server log ($n lines)"
+
+# a frozen move whose member then goes down for good (below)
+qs -c "SELECT capacity_tenant_move('org_e', 'tier1', $TABLES)" >/dev/null; ok $? "move of org_e started"
+wait_for 60 "SELECT string_agg(state, ' ') FROM capacity_tenant_moves WHERE tenant = 'org_e'" "verifying verifying"
+qs -c "SELECT capacity_tenant_move_freeze('org_e')" >/dev/null; ok $? "org_e frozen"
+e_src=$(checks qs org_e)
 
 # ---- credentials never show: a password in the user mapping, the member down
 qs -c "ALTER USER MAPPING FOR postgres SERVER tier1_srv OPTIONS (ADD password 'sekret-pw-42')" >/dev/null
 cluster_stop move_dst
 note=$(qs -c "SELECT DISTINCT note FROM capacity_tenant_moves" 2>&1)
-err=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1')" 2>&1)
+err=$(qs -c "SELECT capacity_tenant_move('org_d', 'tier1')" 2>&1)
 [ -n "$note" ] && echo "$err" | grep -q 'could not connect to fleet member "tier1"' \
   && ! echo "$note $err" | grep -q sekret && ! grep -q sekret "$SD/server.log"
 ok $? "member down: the view has a note, the move a clear error, the password shows nowhere (view, error, log)"
+
+# ---- the member is down: a frozen tenant is unfrozen here by a forced abort, which keeps what the member still needs
+st=$(state_of "SELECT capacity_tenant_move_abort('org_e')"); [ "$st" = 08001 ]; ok $? "a plain abort needs the member ($st)"
+msg=$(qs -c "SELECT capacity_tenant_move_abort('org_e', force => true)" 2>&1 | tr '\n' ' ')
+echo "$msg" | grep -q 'WARNING:  the move of tenant "org_e" is aborted here only: fleet member "tier1" was not reached'
+ok $? "abort(force => true) unfreezes here with a warning ($(echo "$msg" | cut -c1-300))"
+got="$(qs -c "SELECT state FROM capacity_tenant_move WHERE tenant = 'org_e'")/$(qs -c "SELECT count(*) FROM pg_trigger WHERE tgname = 'capacity_tenant_move_' || left(md5('org_e'), 16)")/$(qs -c "SELECT count(*) FROM pg_publication")/$(qs -c "SELECT count(*) FROM pg_replication_slots")"
+[ "$got" = "aborted here/0/0/0" ] && [ "$(checks qs org_e)" = "$e_src" ]
+ok $? "this side is undone (state/guards/publications/slots: $got), no row of org_e deleted here"
+qs -c "INSERT INTO \"Event\" (\"orgId\", \"createdAt\", payload) VALUES ('org_e', '2026-11-24 00:00+00', '{\"after\": 1}')" >/dev/null
+ok $? "org_e writes here again"
+qs -c "DELETE FROM \"Event\" WHERE \"orgId\" = 'org_e' AND payload = '{\"after\": 1}'" >/dev/null
+st=$(state_of "SELECT capacity_tenant_move('org_e', 'tier1')"); [ "$st" = 55000 ]; ok $? "a new move waits until the member's part is removed ($st)"
+cluster_start_keep() { as_server_user "$PGBIN/pg_ctl" -D "$TD/data" -l "$TD/server.log" -w start >/dev/null; }
+cluster_start_keep
+qs -c "ALTER USER MAPPING FOR postgres SERVER tier1_srv OPTIONS (DROP password)" >/dev/null
+qs -c "SELECT capacity_tenant_move_abort('org_e')" >/dev/null
+got="$(qs -c "SELECT count(*) FROM capacity_tenant_move WHERE tenant = 'org_e'")/$(qt -c "SELECT count(*) FROM pg_subscription")/$(qt -c "SELECT count(*) FROM \"Event\" WHERE \"orgId\" = 'org_e'")"
+[ "$got" = "0/0/0" ] && [ "$(checks qs org_e)" = "$e_src" ]
+ok $? "once the member is back, abort removes its subscription and copy (move-row/subscriptions/member rows: $got)"

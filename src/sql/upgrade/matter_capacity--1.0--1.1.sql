@@ -5889,3 +5889,48 @@ COMMENT ON FUNCTION @extschema@.capacity_roll_up_days IS
     'Recompute the daily rollups (what forecasts fit) of the UTC days from_ts .. to_ts touches from the hourly rollups; returns the rollups written. '
     'p95: the exact p95 of a complete day''s raw samples, kept for the indicators in capacity_daily_p95 (those an N-day plan condition reads by p95; else NULL). '
     'Error 22023 unless from_ts <= to_ts, both finite.';
+
+-- ======== tenant moves: one change of a move at a time, resumable cutover, forced abort, leftovers cleaned ========
+-- Mirrors src/sql/49_tenant_moves.sql.  capacity_tenant_move_abort gains
+-- force (this side only, for a member that cannot be reached), which leaves
+-- the move "aborted here"; abort(text) calls keep working through the
+-- default.  Cutover resumes after an interruption; cleanup refuses while the
+-- member lacks the tenant's rows; start/freeze/cutover/abort/cleanup of one
+-- move are serialised (C: src/tenant_move.c).
+ALTER TABLE @extschema@.capacity_tenant_move DROP CONSTRAINT capacity_tenant_move_state_check,
+    ADD CONSTRAINT capacity_tenant_move_state_check
+        CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed', 'aborted here'));
+
+DROP FUNCTION @extschema@.capacity_tenant_move_abort(text);
+CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE c CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_abort(text, boolean) IS
+    'Undo a move before cutover: drops the subscription and deletes the tenant''s copied rows on the member, drops the '
+    'guard triggers (bounded by lock_timeout), the publication and the slot here; the tenant''s rows here are never '
+    'touched.  force => true, for a member that cannot be reached: this side only, with a WARNING; the move stays as '
+    '"aborted here" until an abort reaches the member (or a second forced abort forgets it).  A tenant with no move '
+    'recorded: drops the publication and slot an interrupted start left here (NOTICE), else 42704.  55P03 while '
+    'another call changes the same move.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_tenant_move_abort(text, boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cutover(text) IS
+    'For a frozen move: waits (tenant_move_timeout) for lag zero, verifies counts and checksums (XX001 and stays frozen '
+    'if they differ), records the tenant in capacity_tenant_tier and in the member''s labels.tenants, drops the '
+    'subscription and the publication.  Resumable: if the member has no subscription any more (an interrupted '
+    'cutover), both sides are compared as they are and the cutover finishes only if they are equal.  One change of a '
+    'move at a time: waits lock_timeout x (lock_retries + 1) for another start/freeze/cutover/abort/cleanup of it '
+    '(55P03).  Routing the application is the application''s.';
+
+COMMENT ON FUNCTION @extschema@.capacity_tenant_move_cleanup(text, integer) IS
+    'After cutover only, when asked: deletes up to batch_rows of the tenant''s rows per table here, each batch under '
+    'lock_timeout; returns the rows deleted.  Call it (one transaction each) until it returns 0: the move is then cleaned.  '
+    'Refuses (55000, nothing deleted) while the member has no rows of the tenant in a table that still has some here; '
+    'needs the member (08001 if it cannot be reached).';
+
+COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
+    'Per move and table: initial sync state on the member (init, copying, copied, synchronized, ready), lag_bytes of '
+    'the subscription''s slot here, the tenant''s rows on each side now, the last verification, and the state: '
+    'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason), '
+    'aborted here (the member''s part left, see reason).';
