@@ -72,6 +72,7 @@ PG_FUNCTION_INFO_V1(capacity_sample_now);
 #define TOP_TABLES \
 	"FROM pg_class p JOIN pg_partitioned_table pt ON pt.partrelid = p.oid " \
 	"WHERE p.relkind = 'p' AND NOT p.relispartition " \
+	"AND (p.relpersistence <> 't' OR p.relnamespace = pg_catalog.pg_my_temp_schema()) " \
 	"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass " \
 	"AND d.objid = p.oid AND d.deptype = 'e') "
 
@@ -1258,7 +1259,11 @@ sample_table_stats(TimestampTz as_of)
 /*
  * Default-partition rows need one count per table: dynamic SQL.  Another
  * session's temporary tables are not ours to read (an error) and any role
- * may create one and hold its lock: they are skipped.  A default partition
+ * may create one and hold its lock: they are skipped (TOP_TABLES).  Only a
+ * default partition that is a plain table is counted: counting a foreign
+ * one would run its wrapper (a remote query, with the extension owner's
+ * user mapping) and a partitioned one may have foreign leaves; a count of
+ * a plain table runs no code of its owner's.  A default partition
  * someone holds a strong lock on is skipped too (as
  * capacity_partition_horizon does), and the count runs under
  * matter_capacity.lock_timeout, so no other role can stall the sampler.
@@ -1276,7 +1281,7 @@ sample_default_rows(TimestampTz as_of)
 
 	catalog_execute("SELECT p.oid::regclass::text, pt.partdefid::regclass::text, pt.partdefid "
 					TOP_TABLES "AND pt.partdefid <> 0 "
-					"AND (p.relpersistence <> 't' OR p.relnamespace = pg_catalog.pg_my_temp_schema()) "
+					"AND EXISTS (SELECT 1 FROM pg_class d WHERE d.oid = pt.partdefid AND d.relkind = 'r') "
 					"ORDER BY 1",
 					0, NULL, NULL, NULL, true);
 	n = SPI_processed;

@@ -3735,9 +3735,27 @@ BEGIN
             USING ERRCODE = '54000',
                   HINT = 'Labels name a series (region, endpoint ...): keep them short; values go in value.';
     END IF;
-    IF sampled_at IS NULL OR NOT isfinite(sampled_at) THEN
-        RAISE EXCEPTION 'matter_capacity: sampled_at for indicator % must be a finite time', indicator
+    IF sampled_at IS NULL OR NOT isfinite(sampled_at)
+       OR sampled_at < '1000-01-01 00:00+00' OR sampled_at >= '9999-01-01 00:00+00' THEN
+        RAISE EXCEPTION 'matter_capacity: sampled_at % for indicator % must be a finite time in the years 1000 to 9998',
+                        sampled_at, indicator
             USING ERRCODE = '22008', HINT = 'Omit it to use now().';
+    END IF;
+    -- An hour whose rollup counts more samples than its raw samples left
+    -- (history imported or kept longer than the raw retention): re-rolling
+    -- it from the raw samples would replace that rollup by this one value
+    -- (review: a late push wiped an imported hour).
+    late_hour := date_bin('1 hour', sampled_at, origin);
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_sample_hourly h
+                WHERE h.indicator = capacity_record.indicator AND h.labels = capacity_record.labels
+                  AND h.hour = late_hour
+                  AND h.count > (SELECT count(*) FROM @extschema@.capacity_sample s
+                                  WHERE s.indicator = capacity_record.indicator AND s.labels = capacity_record.labels
+                                    AND s.sampled_at >= late_hour AND s.sampled_at < late_hour + interval '1 hour')) THEN
+        RAISE EXCEPTION 'matter_capacity: the raw samples of indicator % in the hour of % are gone (older than the raw retention): recording % would replace that hour''s rollup',
+                        indicator, sampled_at, value
+            USING ERRCODE = '55000',
+                  HINT = 'History that old is loaded with capacity_import_samples(); nothing was recorded.';
     END IF;
     PERFORM @extschema@.capacity_write_sample(indicator, labels, sampled_at, value);
     -- A late value: a sampling rolls up only the hours since the previous
@@ -3751,7 +3769,6 @@ BEGIN
     -- rolled up for its series, even one after now() (future-dated test or
     -- import data): a stale rollup made the N-day verdict of the series
     -- depend on whether another series had a raw sample that day (review L6).
-    late_hour := date_bin('1 hour', sampled_at, origin);
     IF late_hour < date_bin('1 hour', now() - interval '2 hours', origin)
        OR late_hour < (SELECT date_bin('1 hour', least(max(r.last_run), now()), origin)
                          FROM @extschema@.capacity_indicator_run r)
@@ -5902,7 +5919,7 @@ ALTER TABLE @extschema@.capacity_tenant_move DROP CONSTRAINT capacity_tenant_mov
         CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed', 'aborted here'));
 
 DROP FUNCTION @extschema@.capacity_tenant_move_abort(text);
-CREATE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text, force boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_tenant_move_abort(tenant text, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_tenant_move_abort';
