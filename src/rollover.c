@@ -481,14 +481,6 @@ default_referenced(TableLayout *layout)
  */
 #define BURST_DEADLOCK_TIMEOUT "10ms"
 
-/* Why a burst gave way in a deadlock, for the skipped_locked detail. */
-static char *
-gave_way(TableLayout *layout)
-{
-	return psprintf("a transaction that holds %s waited for rows of its default partition this rescue was moving; "
-					"the rescue gave way to it (deadlock)", layout->qualname);
-}
-
 /* Argument of attach_burst, the step run under the lock timeout. */
 typedef struct AttachBurst
 {
@@ -498,6 +490,7 @@ typedef struct AttachBurst
 	char	   *moving;			/* tenant of a move not cut over, or NULL */
 	char	   *why;			/* set when the moves ran out of time */
 	bool		referenced;		/* a foreign key references the default */
+	bool		locks_first;	/* step 1 moved nothing: move every row here */
 } AttachBurst;
 
 /*
@@ -602,16 +595,21 @@ burst_moves(AttachBurst *b)
 	}
 
 	/*
-	 * Rows that arrived since step 1.  One period (the procedure's unit):
-	 * its range is deleted directly, an index scan where the table has one,
-	 * so writers do not wait for a count of the whole default partition.
+	 * Rows that arrived since step 1.  One period (the procedure's unit), or
+	 * every period when step 1 moved nothing (locks first: each has rows to
+	 * move): its range is deleted directly, an index scan where the table
+	 * has one, so writers do not wait for a count of the whole default
+	 * partition.
 	 */
-	if (list_length(b->periods) == 1)
+	if (list_length(b->periods) == 1 || b->locks_first)
 	{
-		NewPeriod  *np = linitial(b->periods);
+		foreach(lc, b->periods)
+		{
+			NewPeriod  *np = lfirst(lc);
 
-		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-		np->moved += SPI_processed;
+			exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+			np->moved += SPI_processed;
+		}
 		buckets = NIL;
 	}
 	else
@@ -697,14 +695,19 @@ attach_burst(void *arg)
 	}
 }
 
+/*
+ * Step 1 of one period: built standalone and, unless the rows are to move
+ * under the burst's locks (locks_first), filled from the default partition.
+ */
 static void
-build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np)
+build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_first)
 {
 	ListCell   *lc;
 
 	foreach(lc, sql_build_period(layout, np->suffix, np->p, pol->hash_column, pol->hash_partitions))
 		exec_sql(lfirst(lc), SPI_OK_UTILITY);
-	if (np->default_rows > 0)
+	np->moved = 0;
+	if (np->default_rows > 0 && !locks_first)
 	{
 		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
 		np->moved = SPI_processed;
@@ -1019,6 +1022,7 @@ typedef struct Rollover
 	int			steps;			/* units of work attempted */
 	int			done;			/* units of work completed */
 	int64		kept_rows;
+	bool		locks_first;	/* rows move in the burst, under its locks */
 	Oid			save_userid;
 	int			save_sec;
 } Rollover;
@@ -1400,6 +1404,25 @@ lock_budget(void)
 }
 
 /*
+ * Why a burst failed, for the skipped_locked detail: why (its moves ran
+ * out of time) or NULL (its locks were not had), after a deadlock it gave
+ * way in (deadlocked), or after the retry with its locks taken first.
+ */
+static char *
+gave_way(Rollover *r, char *why, bool deadlocked)
+{
+	char	   *first = psprintf("a transaction that holds %s waited for rows of its default partition this rescue was moving; "
+								 "the rescue gave way to it (deadlock)", r->layout->qualname);
+
+	if (deadlocked)
+		return first;
+	if (!r->locks_first)
+		return why;
+	return psprintf("%s; taking its locks first and moving the rows under them: %s", first,
+					why ? why : psprintf("locks not available within %d ms", mc_lock_timeout_ms));
+}
+
+/*
  * Steps 1 and 2 in a subtransaction of their own, undone whole when the
  * locks cannot be had (false) or on an error (re-thrown after the undo).
  */
@@ -1409,6 +1432,7 @@ typedef struct BuildAndAttach
 	List	   *periods;
 	int		   *attempts;
 	char	   *why;			/* the burst's moves ran out of time */
+	bool		deadlocked;		/* the burst gave way in a deadlock */
 } BuildAndAttach;
 
 static bool
@@ -1421,16 +1445,17 @@ build_and_attach_step(void *arg)
 	volatile bool attached = false;
 
 	burst.referenced = default_referenced(ba->r->layout) != NULL;
+	burst.locks_first = ba->r->locks_first;
 
 	/* rows of a tenant already cut over may move (tenant_move.c's guard) */
 	tenant_move_allow_rescue(true);
 	PG_TRY();
 	{
 		foreach(lc, ba->periods)
-			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc));
+			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc), ba->r->locks_first);
 		attached = bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
-		if (!attached && run_bounded_deadlocked())
-			burst.why = gave_way(ba->r->layout);
+		ba->deadlocked = !attached && run_bounded_deadlocked();
+		burst.why = gave_way(ba->r, burst.why, ba->deadlocked);
 	}
 	PG_FINALLY();
 	{
@@ -1441,15 +1466,33 @@ build_and_attach_step(void *arg)
 	return attached;
 }
 
+/*
+ * Steps 1 and 2 of the periods; when the burst gave way in a deadlock (an
+ * application transaction updating a row step 1 moved waits for us while
+ * holding the parent), once more at once with the locks taken first
+ * (locks_first): nothing of ours is then waited for while we wait, and
+ * the rows move under the locks, within what is left of the lock timeout.
+ */
 static bool
 build_and_attach(Rollover *r, List *periods, int *attempts, char **why)
 {
-	BuildAndAttach ba = {r, periods, attempts, NULL};
+	BuildAndAttach ba = {r, periods, attempts, NULL, false};
 	bool		attached;
 	ErrorData  *edata = run_guarded(build_and_attach_step, &ba, &attached);
 
 	if (edata)
 		ReThrowError(edata);
+	if (!attached && ba.deadlocked && !r->locks_first)
+	{
+		r->locks_first = true;
+		ba.why = NULL;
+		edata = run_guarded(build_and_attach_step, &ba, &attached);
+		if (edata)
+		{
+			r->locks_first = false;
+			ReThrowError(edata);
+		}
+	}
 	*why = ba.why;
 	return attached;
 }
@@ -1706,6 +1749,9 @@ report_attached(Rollover *r, List *periods)
 		record_engine_inserts(r->layout->relid, np->moved); /* not growth */
 		if (np->moved > 0)
 			emit(r->sink, r->layout, "moved_rows", np->relname,
+				 r->locks_first ?
+				 psprintf("%s, moved under the attach's locks (the rescue had given way to a transaction waiting for them)",
+						  rows_from_default(np->moved)) :
 				 rows_from_default(np->moved), r->started);
 	}
 }
@@ -1720,7 +1766,7 @@ build_periods(Rollover *r, List *periods)
 	PG_TRY();
 	{
 		foreach(lc, periods)
-			build_standalone(r->layout, r->pol, lfirst(lc));
+			build_standalone(r->layout, r->pol, lfirst(lc), false);
 	}
 	PG_FINALLY();
 	{
@@ -1952,6 +1998,7 @@ plan_and_build(void *arg)
 		foreach(lc, attached ? NIL : periods)
 			emit(sink, layout, "skipped_locked", ((NewPeriod *) lfirst(lc))->relname,
 				 burst_skipped(r, attempts, why), r->started);
+		r->locks_first = false;
 	}
 	become_caller(r);
 }
@@ -2157,8 +2204,7 @@ queued_burst_step(void *arg)
 	PG_TRY();
 	{
 		attached = bounded_yielding(r, attach_burst, &burst, &tr->attempts);
-		if (!attached && run_bounded_deadlocked())
-			burst.why = gave_way(r->layout);
+		burst.why = gave_way(r, burst.why, !attached && run_bounded_deadlocked());
 	}
 	PG_FINALLY();
 	{
