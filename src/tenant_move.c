@@ -142,11 +142,28 @@ static bool rescue_allowed = false;
 /* ---------------------------------------------------------------- helpers */
 
 static char *
-move_name(const char *tenant)
+md5_of(const char *s)
 {
-	Datum		d = DirectFunctionCall1(md5_text, CStringGetTextDatum(tenant));
+	return TextDatumGetCString(DirectFunctionCall1(md5_text, CStringGetTextDatum(s)));
+}
 
-	return psprintf("mc_move_%.16s", TextDatumGetCString(d));
+/*
+ * What every move of a tenant's names start with: its publication,
+ * subscription and slot are mc_move_<md5(tenant), 16>_<md5(member), 8>.
+ * The member is in the name so that the subscription of a move forgotten
+ * on an unreachable member (abort with force, twice) can never take the
+ * slot of a later move to another member when it comes back (review 3, F7).
+ */
+static char *
+move_prefix(const char *tenant)
+{
+	return psprintf("mc_move_%.16s_", md5_of(tenant));
+}
+
+static char *
+move_name(const char *tenant, const char *member)
+{
+	return psprintf("%s%.8s", move_prefix(tenant), md5_of(member));
 }
 
 static char *
@@ -974,7 +991,7 @@ check_member_tables(Move *m, PGconn *conn)
 static char *
 trigger_name(const char *tenant)
 {
-	return psprintf("capacity_tenant_move_%s", move_name(tenant) + strlen("mc_move_"));
+	return psprintf("capacity_tenant_move_%.16s", md5_of(tenant));
 }
 
 static void
@@ -1130,6 +1147,56 @@ drop_slot_here(const char *name, const char *tenant)
 	}
 }
 
+/*
+ * With no move of the tenant recorded, its publications and slots here are
+ * left by an interrupted start (to any member: the member is part of the
+ * name and not recorded): dropped, a slot once no subscription streams
+ * from it (drop_slot_here).  Returns their names, or NULL.  With
+ * pubs, publications are not dropped but their names are added to it: the
+ * start drops them through the loopback, which would wait for a DROP of
+ * ours not yet committed.
+ */
+static char *
+drop_leftovers_here(const char *tenant, bool *pub, bool *slot, StringInfo pubs)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(move_prefix(tenant))};
+	List	   *names = NIL;
+	ListCell   *lc;
+	StringInfoData out;
+	int			i;
+
+	SPI_execute_with_args("SELECT n, bool_or(pub) FROM "
+						  "(SELECT pubname::pg_catalog.text, true FROM pg_catalog.pg_publication "
+						  " UNION ALL SELECT slot_name::pg_catalog.text, false FROM pg_catalog.pg_replication_slots) AS l(n, pub) "
+						  "WHERE pg_catalog.starts_with(n, $1) GROUP BY n ORDER BY n",
+						  1, types, values, NULL, false, 0);
+	for (i = 0; i < (int) SPI_processed; i++)
+	{
+		bool		isnull;
+
+		names = lappend(names, psprintf("%c%s", DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) ? 'p' : '-',
+										spi_text(i, 1)));
+	}
+	initStringInfo(&out);
+	foreach(lc, names)
+	{
+		char	   *name = (char *) lfirst(lc) + 1;
+
+		if (drop_slot_here(name, tenant))
+			*slot = true;
+		if (*(char *) lfirst(lc) == 'p' && pubs)
+			appendStringInfo(pubs, ", %s", quote_identifier(name));
+		else if (*(char *) lfirst(lc) == 'p')
+		{
+			exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(name)), SPI_OK_UTILITY);
+			*pub = true;
+		}
+		appendStringInfo(&out, "%s%s", out.len ? ", " : "", name);
+	}
+	return out.len ? out.data : NULL;
+}
+
 /* Undo what the move created so far, quietly (we are failing already). */
 static void
 undo_move(Move *m, PGconn *conn, bool subscription)
@@ -1154,6 +1221,7 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	char	   *conninfo;
 	char	   *error = NULL;
 	StringInfoData pub;
+	StringInfoData leftover_pubs;
 	PGconn	   *conn;
 	volatile bool published = false;
 	volatile bool subscribed = false;
@@ -1166,7 +1234,7 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 				 errhint("Name the tenant and a fleet member of kind tier.")));
 	m->tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	m->member = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	m->name = move_name(m->tenant);
+	m->name = move_name(m->tenant, m->member);
 	conninfo = source_conninfo(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	require_not_in_recovery("capacity_tenant_move");
 	/* first thing after the arguments (a standby takes no such lock) */
@@ -1236,17 +1304,25 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		check_member_tables(m, conn);
-		/* no move is recorded: a slot of its name is left by an interrupted start */
-		if (drop_slot_here(m->name, m->tenant))
-			ereport(NOTICE,
-					(errmsg("dropped replication slot %s, left here by an interrupted move of tenant \"%s\"",
-							m->name, m->tenant)));
+		/* no move is recorded: slots of its names are left by interrupted starts */
+		initStringInfo(&leftover_pubs);
+		appendStringInfoString(&leftover_pubs, quote_identifier(m->name));
+		{
+			bool		pub = false;
+			bool		slot = false;
+			char	   *left = drop_leftovers_here(m->tenant, &pub, &slot, &leftover_pubs);
+
+			if (slot)
+				ereport(NOTICE,
+						(errmsg("dropped replication slot %s, left here by an interrupted move of tenant \"%s\"",
+								left, m->tenant)));
+		}
 		/* committed at once: the member's slot must not wait for us */
 		published = true;
 		if (!loopback_run(psprintf("SET statement_timeout = %d; SET lock_timeout = %d; "
 								   "DROP PUBLICATION IF EXISTS %s; %s",
 								   mc_tenant_move_timeout_ms, mc_tenant_move_timeout_ms,
-								   quote_identifier(m->name), pub.data),
+								   leftover_pubs.data, pub.data),
 						  &error))
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -1454,18 +1530,10 @@ capacity_tenant_move_cutover(PG_FUNCTION_ARGS)
 static void
 abort_leftovers(const char *tenant)
 {
-	char	   *name = move_name(tenant);
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		pub;
-	bool		slot;
+	bool		pub = false;
+	bool		slot = false;
+	char	   *name = drop_leftovers_here(tenant, &pub, &slot, NULL);
 
-	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, false, 0);
-	pub = SPI_processed > 0;
-	slot = drop_slot_here(name, tenant);
-	if (pub)
-		exec_sql(psprintf("DROP PUBLICATION IF EXISTS %s", quote_identifier(name)), SPI_OK_UTILITY);
 	if (!pub && !slot)
 		report_no_move(tenant, "abort");
 	ereport(NOTICE,

@@ -7,7 +7,7 @@
 CREATE TABLE @extschema@.capacity_tenant_move (
     tenant      text PRIMARY KEY,
     member      text NOT NULL,                 -- capacity_fleet_member.name (kind tier)
-    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>
+    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>_<md5(member)>
     -- aborted here: abort(force => true) undid this side only; the member's
     -- subscription and copy are left until an abort reaches it
     state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed', 'aborted here')),

@@ -135,7 +135,15 @@ wait_for() {  # wait_for SECONDS SQL-ON-SOURCE EXPECTED
 
 # ---- a move killed with -9 mid-sync resumes; then abort leaves both sides as before
 b_src_before=$(checks qs org_b)
-qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" >/dev/null; ok $? "move of org_b started"
+# a slot an interrupted start of org_b towards another member left here
+other=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16) || '_' || left(md5('tier9'), 8)")
+qs -c "SELECT pg_create_logical_replication_slot('$other', 'pgoutput')" >/dev/null
+msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1); ok $? "move of org_b started"
+got=$(qs -c "SELECT name = 'mc_move_' || left(md5('org_b'), 16) || '_' || left(md5('tier1'), 8) FROM capacity_tenant_move WHERE tenant = 'org_b'")/$(qs -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$other'")
+# the member is in the names, so a subscription of a move forgotten on an
+# unreachable member cannot take a later move's slot (review 3, F7)
+[ "$got" = t/0 ] && echo "$msg" | grep -q "dropped replication slot $other, left here by an interrupted move of tenant \"org_b\""
+ok $? "the move's names carry its member; the start dropped the slot a start towards another member left ($got)"
 got=$(qs -c "SELECT string_agg(table_name || ':' || sync_state || ':' || state, ' ' ORDER BY table_name::text) FROM capacity_tenant_moves")
 [ "$got" = '"AuditEntry":init:syncing "Event":init:syncing' ]; ok $? "the view shows the initial sync waiting ($got)"
 # hold the member's AuditEntry so its copy stops in the middle, let the copy go
@@ -188,7 +196,7 @@ got=$(qs -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT stat
 [ $rc = 0 ] && [ "$got" = "1 syncing/1" ]; ok $? "the first start won and kept its publication and subscription ($got; $(head -c 200 "$SD/first.out"))"
 qs -c "SELECT capacity_tenant_move_abort('org_b')" >/dev/null; ok $? "abort of the winner"
 # a subscription of the move's name left on the member is named, and not dropped
-sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16)")
+sub=$(qs -c "SELECT 'mc_move_' || left(md5('org_b'), 16) || '_' || left(md5('tier1'), 8)")
 qt -c "CREATE SUBSCRIPTION $sub CONNECTION 'host=/nonexistent dbname=postgres' PUBLICATION $sub WITH (connect = false, slot_name = NONE)" >/dev/null 2>&1
 msg=$(qs -c "SELECT capacity_tenant_move('org_b', 'tier1', $TABLES)" 2>&1 | head -n 1)
 got=$(qs -c "SELECT count(*) FROM pg_publication")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")
@@ -378,7 +386,7 @@ kill_start() {  # tenant: its start is terminated while the member's CREATE SUBS
     wait $holder 2>/dev/null
     # the member's CREATE SUBSCRIPTION ends on its own (the slot made, or its statement_timeout)
     for i in $(seq 1 200); do [ "$(qt -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE SUBSCRIPTION%' AND state = 'active'")" = 0 ] && break; sleep 0.2; done
-    sub=$(qs -c "SELECT 'mc_move_' || left(md5('$1'), 16)")
+    sub=$(qs -c "SELECT 'mc_move_' || left(md5('$1'), 16) || '_' || left(md5('tier1'), 8)")
     left="$(qs -c "SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$sub') || ' ' || (SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$sub') || ' ' || (SELECT count(*) FROM capacity_tenant_move WHERE tenant = '$1')")/$(qt -c "SELECT count(*) FROM pg_subscription WHERE subname = '$sub'")"
     echo "# left by the terminated start of $1 (publication slot move-row/member subscription): $left"
 }

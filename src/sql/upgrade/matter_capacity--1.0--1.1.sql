@@ -4311,7 +4311,7 @@ COMMENT ON FUNCTION @extschema@.capacity_plan_import(jsonb) IS
 CREATE TABLE @extschema@.capacity_tenant_move (
     tenant      text PRIMARY KEY,
     member      text NOT NULL,                 -- capacity_fleet_member.name (kind tier)
-    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>
+    name        name NOT NULL UNIQUE,          -- publication, subscription and slot: mc_move_<md5(tenant)>_<md5(member)>
     state       text NOT NULL CHECK (state IN ('syncing', 'frozen', 'cut over', 'cleaned', 'failed')),
     reason      text,                          -- why it failed
     started_at  timestamptz NOT NULL DEFAULT now(),
