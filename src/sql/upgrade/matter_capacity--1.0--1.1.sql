@@ -9,6 +9,16 @@
 
 \echo Use "ALTER EXTENSION matter_capacity UPDATE" to load this file. \quit
 
+-- The rest of this script runs with search_path pinned to pg_catalog (the
+-- extension's own objects are named with @extschema@). PostgreSQL runs it
+-- as a superuser with the extension's schema on the path, where a role
+-- with CREATE there could plant an operator or function whose argument
+-- types match a statement, a view or a default of this script more
+-- exactly than pg_catalog's, and have it bound or run as that superuser
+-- (review 4, F7 and F8). SET LOCAL: PostgreSQL restores the path when the
+-- script ends (a plain SET would outlive it in the caller's session).
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- ======== the suite on any day: conversion switch under load, autovacuum yield ========
 -- Conversion under a busy machine (issue 13): an autovacuum worker holding
 -- the table outlasted every lock attempt of the conversion, and a switch
@@ -5951,3 +5961,65 @@ COMMENT ON VIEW @extschema@.capacity_tenant_moves IS
     'the subscription''s slot here, the tenant''s rows on each side now, the last verification, and the state: '
     'syncing, verifying (copy done, ready to verify and freeze), frozen, cut over, cleaned, failed (with reason), '
     'aborted here (the member''s part left, see reason).';
+
+-- ======== views of 1.0 bound again under the pinned search_path ========
+-- Review 4 (F8): a view binds its operators when it is created, and 1.0's
+-- were created with the extension's schema on the path, where a role with
+-- CREATE there could have planted, before the install, an operator of an
+-- exact argument match (oid = regclass in capacity_partitions and
+-- capacity_conversions) that every reader of the view then runs. The views
+-- 1.0 made and no section above replaced are made again here, with the
+-- text they have in src/sql, under this script's pinned search_path.
+
+CREATE OR REPLACE VIEW @extschema@.capacity_policies AS
+SELECT p.table_name, p.time_column, p.granularity, p.hash_column, p.hash_partitions,
+       p.premake, p.retention, p.retention_action, p.default_partition,
+       p.created_at, p.updated_at
+  FROM @extschema@.capacity_policy p;
+
+CREATE OR REPLACE VIEW @extschema@.capacity_partitions AS
+SELECT p.table_name, t.partition_name, t.parent_name, t.level,
+       t.range_from, t.range_to, t.hash_modulus, t.hash_remainder, t.is_default,
+       (SELECT pg_catalog.sum(GREATEST(c.reltuples, 0))::bigint
+          FROM pg_catalog.pg_partition_tree(t.partition_name) pt
+          JOIN pg_catalog.pg_class c ON c.oid = pt.relid
+         WHERE pt.isleaf) AS est_rows,
+       (SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(pt.relid))::bigint
+          FROM pg_catalog.pg_partition_tree(t.partition_name) pt
+         WHERE pt.isleaf) AS total_bytes
+  FROM @extschema@.capacity_policy p,
+       LATERAL @extschema@.capacity_partition_tree(p.table_name) t;
+
+CREATE OR REPLACE VIEW @extschema@.capacity_rollover_log AS
+SELECT h.id, h.logged_at, h.as_of, h.table_name, h.action, h.partition_name,
+       h.detail, h.duration_ms
+  FROM @extschema@.capacity_rollover_history h;
+
+CREATE OR REPLACE VIEW @extschema@.capacity_latest AS
+SELECT l.indicator, l.labels, l.sampled_at, l.value, i.unit, i.source
+  FROM @extschema@.capacity_latest_sample l
+  LEFT JOIN @extschema@.capacity_indicator i ON i.name = l.indicator;
+
+CREATE OR REPLACE VIEW @extschema@.capacity_trigger_status AS
+SELECT e.trigger_name, e.stage, e.indicator, e.labels, e.value, e.threshold,
+       e.threshold_is_default, e.comparator, e.sustain AS "window", e.samples,
+       e.status = 'firing' AS fired, e.status, e.description
+  FROM @extschema@.capacity_trigger_eval(now(), @extschema@.capacity_bindings()) e;
+
+CREATE OR REPLACE VIEW @extschema@.capacity_conversions AS
+SELECT c.table_name, c.state, c.historical, c.bound,
+       c.rows_copied AS rows_moved,
+       CASE WHEN c.state = 'done' THEN 0
+            WHEN c.next_page > 0 THEN round(c.rows_copied * greatest(c.pages_total - c.next_page, 0)::numeric / c.next_page)::bigint
+            ELSE greatest((SELECT h.reltuples FROM pg_catalog.pg_class h WHERE h.oid = c.historical), 0)::bigint
+       END AS rows_left,
+       CASE WHEN c.state = 'done' THEN 100.0
+            WHEN c.state = 'backfilling' AND c.pages_total > 0
+                 THEN round(100.0 * least(c.next_page::numeric / c.pages_total, 1), 1) END AS pct_done,
+       round((c.rows_copied / nullif(extract(epoch FROM c.updated_at - c.backfill_started_at), 0))::numeric)
+           AS rows_per_second,
+       CASE WHEN c.state = 'backfilling' AND c.next_page > 0 THEN
+            (c.updated_at - c.backfill_started_at) * (greatest(c.pages_total - c.next_page, 0)::float8 / c.next_page)
+       END AS time_left,
+       c.convert_swap_ms, c.backfill_swap_ms, c.converted_at, c.backfill_started_at, c.finished_at
+  FROM @extschema@.capacity_conversion c;
