@@ -140,7 +140,12 @@ task_explain(void)
 {
 	int			nest = pin_search_path();
 
-	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s()",
+	/*
+	 * Every argument given, typed: a look-alike planted in the extension's
+	 * schema can neither match better nor make the call ambiguous (a
+	 * zero-argument one did, review 4 F3).
+	 */
+	if (SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s(pg_catalog.now())",
 							 capacity_object("capacity_explain_run")), false, 0) < 0)
 		elog(ERROR, "matter_capacity: capacity_explain_run() failed");
 	AtEOXact_GUC(false, nest);
@@ -158,7 +163,13 @@ task_backfill(void)
 	ListCell   *lc;
 	uint64		i;
 
-	if (SPI_execute(psprintf("SELECT pg_catalog.format('CALL %%s(%%L, 10000, max_batches => %d)', "
+	/*
+	 * The table as a typed literal, every argument given: with an untyped
+	 * one, a look-alike taking text planted in the extension's schema was
+	 * the better match and ran as this worker's role (review 4, F2).
+	 */
+	if (SPI_execute(psprintf("SELECT pg_catalog.format('CALL %%s(%%L::pg_catalog.regclass, 10000::pg_catalog.int4, "
+							 "max_batches => %d::pg_catalog.int4)', "
 							 "%s, c.table_name::pg_catalog.text) FROM %s c "
 							 "WHERE c.state OPERATOR(pg_catalog.<>) 'done' ORDER BY 1",
 							 mc_backfill_batches,

@@ -238,6 +238,45 @@ q -U app_owner -c "ALTER TABLE app.\"$p21\" ENABLE ROW LEVEL SECURITY" -c "ALTER
 r=$(q -U postgres -c "SELECT string_agg(\"orgId\", ',' ORDER BY \"orgId\") FROM app.\"Event\"")
 [ "$r" = acme,bob ]; ok $? "27: rows committed after a REPEATABLE READ snapshot, or hidden from the owner by RLS, survive the split ($r)"
 
+# ---- review 4, F2/F3: look-alikes in the extension's schema and the worker's calls
+# A role with CREATE on public (where the README installs the extension)
+# plants a backfill procedure taking text and a zero-argument EXPLAIN run.
+# The worker called the backfill with the table as an untyped literal (the
+# text look-alike matched better and ran as the worker's superuser) and the
+# EXPLAIN run with no argument (ambiguous: every round failed).
+q -U postgres >/dev/null 2>&1 <<'SQL'
+CREATE ROLE lk_planter LOGIN;
+GRANT CREATE ON SCHEMA public TO lk_planter;
+CREATE SEQUENCE public.lk_worker_ran;
+GRANT USAGE ON SEQUENCE public.lk_worker_ran TO lk_planter;
+CREATE TABLE app.conv (id bigint, at timestamptz NOT NULL, PRIMARY KEY (id, at));
+INSERT INTO app.conv SELECT g, now() - g * interval '1 hour' FROM generate_series(1, 500) g;
+SQL
+q -U lk_planter >/dev/null 2>&1 <<'SQL'
+CREATE PROCEDURE public.capacity_convert_backfill(tbl text, batch_rows integer DEFAULT 10000, max_batches integer DEFAULT NULL)
+LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM nextval('public.lk_worker_ran');
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE lk_planter SUPERUSER'; END IF;
+END $f$;
+CREATE FUNCTION public.capacity_explain_run() RETURNS SETOF record LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM nextval('public.lk_worker_ran');
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE lk_planter SUPERUSER'; END IF;
+END $f$;
+SQL
+lines=$(wc -l < "$LOG")
+q -U postgres -c "CALL capacity_convert('app.conv'::regclass, 'at'::name, 'day'::text)" >/dev/null 2>&1
+wait_for 60 '[ "$(q -U postgres -c "SELECT state FROM capacity_conversion WHERE table_name = '"'"'app.conv'"'"'::regclass")" = done ]'
+ok $? "F2: the worker backfilled the converted table ($(q -U postgres -c "SELECT state FROM capacity_conversion WHERE table_name = 'app.conv'::regclass"))"
+# two EXPLAIN rounds (explain_interval = 1 s) after the planting
+sleep 2.5
+lk_ran=$(q -U postgres -c "SELECT coalesce((SELECT last_value FROM public.lk_worker_ran WHERE is_called), 0)")
+[ "$lk_ran" = 0 ] && [ "$(super lk_planter)" = f ]
+ok $? "F2: the worker called neither look-alike (ran: $lk_ran); lk_planter is no superuser"
+! tail -n +"$lines" "$LOG" | grep -q 'is not unique'
+ok $? "F3: the worker's EXPLAIN rounds are not made ambiguous by a zero-argument look-alike"
+
 # the worker stayed up and no one became a superuser
 [ "$(super app_owner)" = f ] && [ "$(evidence_super)" = 0 ] && ! grep -q 'terminated by signal' "$LOG"
 ok $? "no role became a superuser; no backend crashed"

@@ -3478,7 +3478,7 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM count(*) FROM @extschema@.capacity_rollover(newrel, as_of);
     COMMIT;
-    RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%)',
+    RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%::regclass)',
                  d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
 END
 $$;
