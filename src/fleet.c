@@ -132,7 +132,7 @@ pooler_params(const char *conninfo, const char ***keywords, const char ***values
 	return true;
 }
 
-/* Does a pooler conninfo carry a password?  (It must not.) */
+/* Does a pooler conninfo carry a password or another secret?  (It must not.) */
 static bool
 conninfo_has_password(const char *conninfo)
 {
@@ -142,7 +142,7 @@ conninfo_has_password(const char *conninfo)
 	if (opts == NULL)
 		return false;			/* reported by pooler_params */
 	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
+		if (remote_secret_option(o->keyword) && o->val != NULL)
 			found = true;
 	PQconninfoFree(opts);
 	return found;

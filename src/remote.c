@@ -80,6 +80,44 @@ scrub_one(char **out, const char *secret)
 	}
 }
 
+/*
+ * Is this libpq option a secret?  Those libpq itself hides: dispchar "*"
+ * in PQconndefaults (password, sslpassword, and any a later libpq adds).
+ * A target carrying one is refused, and its value is scrubbed from every
+ * message.
+ */
+bool
+remote_secret_option(const char *keyword)
+{
+	static List *secrets = NIL;
+	static bool read = false;
+	ListCell   *lc;
+
+	if (!read)
+	{
+		PQconninfoOption *defs = PQconndefaults();
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (PQconninfoOption *o = defs; o && o->keyword; o++)
+			if (o->dispchar && o->dispchar[0] == '*')
+				secrets = lappend(secrets, pstrdup(o->keyword));
+		MemoryContextSwitchTo(old);
+		if (defs)
+			PQconninfoFree(defs);
+		if (secrets == NIL)		/* out of memory in libpq: the known ones */
+		{
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			secrets = list_make2(pstrdup("password"), pstrdup("sslpassword"));
+			MemoryContextSwitchTo(old);
+		}
+		read = true;
+	}
+	foreach(lc, secrets)
+		if (strcmp(keyword, lfirst(lc)) == 0)
+			return true;
+	return false;
+}
+
 /* A first "dbname" is a connection string (expand_dbname), as in libpq. */
 static bool
 expands_dbname(const char *const *keywords)
@@ -95,14 +133,14 @@ remote_scrub(const char *msg, const char *const *keywords,
 	int			len;
 
 	for (int i = 0; keywords && keywords[i]; i++)
-		if (strcmp(keywords[i], "password") == 0)
+		if (remote_secret_option(keywords[i]))
 			scrub_one(&out, values[i]);
 	if (expands_dbname(keywords) && values[0])
 	{
 		PQconninfoOption *opts = PQconninfoParse(values[0], NULL);
 
 		for (PQconninfoOption *o = opts; o && o->keyword; o++)
-			if (strcmp(o->keyword, "password") == 0)
+			if (remote_secret_option(o->keyword))
 				scrub_one(&out, o->val);
 		if (opts)
 			PQconninfoFree(opts);

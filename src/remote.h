@@ -106,6 +106,7 @@ typedef struct RemoteCall
 extern void remote_exec_many(RemoteCall *calls, int ncalls, int timeout_ms);
 
 /* Replace every password in keywords/values that occurs in msg. */
+extern bool remote_secret_option(const char *keyword);
 extern char *remote_scrub(const char *msg, const char *const *keywords,
 						  const char *const *values);
 

@@ -1036,7 +1036,7 @@ source_conninfo(text *given)
 				 errhidestmt(true), errhidecontext(true),
 				 errhint("Give host, port, dbname and user as key=value pairs.")));
 	for (o = opts; o->keyword; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+		if (remote_secret_option(o->keyword) && o->val && o->val[0])
 		{
 			PQconninfoFree(opts);
 			ereport(ERROR,

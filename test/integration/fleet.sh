@@ -123,6 +123,9 @@ st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'pooler', 'host=$HUB port=$P us
 [ "$st" = 42809 ]; ok $? "a pooler conninfo that reaches PostgreSQL, not PgBouncer, refused with 42809 ($st)"
 st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'pooler', 'host=$PGB port=$B user=fleet password=typed-in-here')")
 [ "$st" = 22023 ]; ok $? "a password in a pooler conninfo refused with 22023 ($st)"
+st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'pooler', 'host=$PGB port=$B user=fleet sslpassword=KeyPw_31')")
+[ "$st" = 22023 ] && ! grep -q KeyPw_31 "$HUB/server.log"
+ok $? "an sslpassword (any option libpq hides) in a pooler conninfo refused with 22023, kept out of the log ($st, review 4 F5)"
 st=$(sqlstate_of "SELECT capacity_fleet_add('x', 'region', 'fl_eu', '{}')")
 [ "$st" = 22023 ]; ok $? "a region member without its region label refused with 22023 ($st)"
 hint=$(psql -X -q -At -h "$HUB" -p $P -U postgres -v VERBOSITY=verbose -c "SELECT capacity_fleet_add('x', 'replica', 'fl_self')" 2>&1 | grep -c '^HINT:')
