@@ -61,6 +61,15 @@
  * capacity_tenant_move table, object = hash of the tenant), so no other
  * role can take or block it.
  *
+ * Whose rights: every statement on the tenant's rows (the start's checks,
+ * the tallies, cleanup's and abort's DELETE, the view's counts) runs as the
+ * table's owner, restricted, so the owner's code in it (a domain CHECK of
+ * the tenant column, triggers, policies) never runs as the caller, a
+ * superuser: here with as_owner, on the member through its own
+ * matter_capacity (capacity_owner_value, capacity_run_as_owner; 1.1 is
+ * required there).  Catalog reads and DDL run as the caller here and as
+ * the user mapping's role there.
+ *
  * Owns: capacity_tenant_move*, the guard trigger, the move catalog rows.
  * Must not: open libpq connections itself (remote.c, loopback.c), run a
  * copy loop, or touch other tenants' rows.
@@ -520,7 +529,7 @@ member_extschema_or_null(PGconn *conn, int timeout_ms, char **why)
 	if (PQntuples(res) > 0)
 		ext = pstrdup(PQgetvalue(res, 0, 0));
 	else
-		*why = pstrdup("it has no matter_capacity 1.1 (capacity_owner_value), through which its rows are read as their owner");
+		*why = pstrdup("the member has no matter_capacity 1.1: its rows are counted as their owner through it");
 	PQclear(res);
 	return ext;
 }

@@ -136,3 +136,13 @@ got=$(qt -c "SELECT coalesce(string_agg(DISTINCT who || ' ' || super, ','), 'non
 [ "$got" = "tp_app false 5/0" ]; ok $? "abort: the member table's trigger runs as its owner there (who, rows deleted/left: $got)"
 [ "$(super qt)" = f ]; ok $? "abort: tp_app did not become a superuser on the member"
 [ "$(qs -c "SELECT count(*) FROM app.ev WHERE org = 'beta'")" = 5 ]; ok $? "abort: beta's rows here untouched"
+
+# ---- a member without matter_capacity 1.1: refused before anything is created on either side
+qt -c "DROP EXTENSION matter_capacity CASCADE" >/dev/null 2>&1
+out=$(qs -v VERBOSITY=verbose -c "SELECT capacity_tenant_move('beta', 'tier1', ARRAY['app.ev'::regclass])" 2>&1)
+got="$(qs -c "SELECT count(*) FROM capacity_tenant_move")/$(qs -c "SELECT count(*) FROM pg_publication")/$(qt -c "SELECT count(*) FROM pg_subscription")"
+echo "$out" | grep -q 'ERROR:  55000: fleet member "tier1" has no matter_capacity 1.1' && [ "$got" = "1/0/0" ]
+ok $? "start: a member without matter_capacity 1.1 is refused (55000), nothing created (moves/publications/subscriptions: $got)"
+got=$(qs -c "SELECT DISTINCT coalesce(target_rows::text, 'null') || ': ' || note FROM capacity_tenant_moves")
+[ "$got" = "null: the member has no matter_capacity 1.1: its rows are counted as their owner through it" ]
+ok $? "capacity_tenant_moves: no member count without it, the note says why ($got)"
