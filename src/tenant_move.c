@@ -61,6 +61,15 @@
  * capacity_tenant_move table, object = hash of the tenant), so no other
  * role can take or block it.
  *
+ * Whose rights: every statement on the tenant's rows (the start's checks,
+ * the tallies, cleanup's and abort's DELETE, the view's counts) runs as the
+ * table's owner, restricted, so the owner's code in it (a domain CHECK of
+ * the tenant column, triggers, policies) never runs as the caller, a
+ * superuser: here with as_owner, on the member through its own
+ * matter_capacity (capacity_owner_value, capacity_run_as_owner; 1.1 is
+ * required there).  Catalog reads and DDL run as the caller here and as
+ * the user mapping's role there.
+ *
  * Owns: capacity_tenant_move*, the guard trigger, the move catalog rows.
  * Must not: open libpq connections itself (remote.c, loopback.c), run a
  * copy loop, or touch other tenants' rows.
@@ -69,6 +78,7 @@
 #include "postgres.h"
 
 #include "access/hash.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -170,6 +180,43 @@ static char *
 spi_text(int row, int col)
 {
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/*
+ * Statements on an application table's rows (the start's check, the
+ * tallies, cleanup's DELETE, the view's count) run as the table's owner,
+ * restricted (SECURITY_RESTRICTED_OPERATION, as REFRESH MATERIALIZED VIEW
+ * and the rollover do): the owner's code they run -- a domain CHECK on the
+ * cast to the tenant column's type, triggers cleanup's DELETE fires --
+ * never runs with the caller's rights (the extension owner: a superuser).
+ * SECURITY_NOFORCE_RLS: the owner sees all of its rows even under FORCE
+ * ROW LEVEL SECURITY, so no policy runs and no row is left out of a count
+ * or a cleanup.  A GUC nest level (search_path pinned when pin) is closed
+ * after: no setting the owner's code made outlives the statement.  An
+ * error in between is undone by the (sub)transaction's abort.
+ */
+typedef struct AsOwner
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+} AsOwner;
+
+static void
+as_owner(AsOwner *a, Oid relid, bool pin)
+{
+	GetUserIdAndSecContext(&a->save_userid, &a->save_sec);
+	a->nest = pin ? pin_search_path() : NewGUCNestLevel();
+	SetUserIdAndSecContext(get_rel_owner_oid(relid),
+						   a->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+}
+
+static void
+as_caller(AsOwner *a)
+{
+	SetUserIdAndSecContext(a->save_userid, a->save_sec);
+	AtEOXact_GUC(false, a->nest);
 }
 
 /* The move of tenant, or NULL; needs SPI. */
@@ -311,6 +358,23 @@ checksum_sql(MoveTable *t, const char *cols, const char *tenant)
 					cols, t->qname, quote_identifier(t->column), tenant_literal(tenant, t->coltype));
 }
 
+/* Whether table t has a row of tenant, read as its owner; needs SPI. */
+static bool
+tenant_has_rows(MoveTable *t, const char *tenant)
+{
+	AsOwner		a;
+	bool		found;
+
+	as_owner(&a, t->relid, true);
+	if (SPI_execute(psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
+							 quote_identifier(t->column), tenant_literal(tenant, t->coltype)),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "matter_capacity: reading %s failed", t->qname);
+	found = SPI_processed > 0;
+	as_caller(&a);
+	return found;
+}
+
 static char *
 column_list(Oid relid)
 {
@@ -434,6 +498,85 @@ member_exec_quiet(PGconn *conn, const char *sql, char **error)
 
 	if (res)
 		PQclear(res);
+}
+
+/*
+ * Statements on the member's application tables (its rows of the tenant:
+ * the start's check, the tallies, abort's DELETE, the view's count) run
+ * there as the table's owner, restricted, by the member's matter_capacity:
+ * capacity_owner_value (a read) and capacity_run_as_owner (a write) run a
+ * statement as the owner of a table under SECURITY_RESTRICTED_OPERATION,
+ * search_path pinned, every setting undone after (src/convert.c).  Our
+ * connection's role is a superuser there (CREATE SUBSCRIPTION needs one in
+ * PG 15), and SET ROLE would be no boundary: the owner's code could RESET
+ * ROLE.  The quoted schema of the member's extension, or NULL (*why says
+ * why) when it has none with capacity_owner_value (1.1).
+ */
+static const char *member_ext_sql =
+"SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
+"JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'matter_capacity' "
+"AND pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname) || "
+"'.capacity_owner_value(pg_catalog.regclass, pg_catalog.text)') IS NOT NULL";
+
+static char *
+member_extschema_or_null(PGconn *conn, int timeout_ms, char **why)
+{
+	PGresult   *res = remote_exec(conn, member_ext_sql, 0, NULL, timeout_ms, why);
+	char	   *ext = NULL;
+
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) > 0)
+		ext = pstrdup(PQgetvalue(res, 0, 0));
+	else
+		*why = pstrdup("the member has no matter_capacity 1.1: its rows are counted as their owner through it");
+	PQclear(res);
+	return ext;
+}
+
+static char *
+member_extschema(PGconn *conn, const char *member)
+{
+	PGresult   *res = member_exec(conn, member, member_ext_sql, 0, NULL);
+	char	   *ext = PQntuples(res) > 0 ? pstrdup(PQgetvalue(res, 0, 0)) : NULL;
+
+	PQclear(res);
+	if (ext == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("fleet member \"%s\" has no matter_capacity 1.1", member),
+				 errdetail("A tenant move reads and deletes the member's rows of the tenant as the table's owner "
+						   "there, through the extension's capacity_owner_value and capacity_run_as_owner."),
+				 errhint("CREATE EXTENSION matter_capacity on the member (or ALTER EXTENSION matter_capacity UPDATE).")));
+	return ext;
+}
+
+/* SQL for the member: $2's first value, run as the owner of table $1. */
+static char *
+member_owner_value_sql(const char *ext)
+{
+	return psprintf("SELECT %s.capacity_owner_value($1::pg_catalog.regclass, $2::pg_catalog.text)", ext);
+}
+
+/* query's first value (NULL: no row) on the member, as the owner of t there. */
+static char *
+member_owner_value(PGconn *conn, Move *m, const char *ext, MoveTable *t, const char *query)
+{
+	const char *params[2] = {t->qname, query};
+	PGresult   *res = member_exec(conn, m->member, member_owner_value_sql(ext), 2, params);
+	char	   *v = PQgetisnull(res, 0, 0) ? NULL : pstrdup(PQgetvalue(res, 0, 0));
+
+	PQclear(res);
+	return v;
+}
+
+/* Whether the member's t has a row of the tenant (as its owner there). */
+static bool
+member_has_rows(PGconn *conn, Move *m, const char *ext, MoveTable *t)
+{
+	return member_owner_value(conn, m, ext, t,
+							  psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
+									   quote_identifier(t->column), tenant_literal(m->tenant, t->coltype))) != NULL;
 }
 
 /* Whether the member has the move's subscription. */
@@ -651,11 +794,13 @@ tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst, bool subscribed)
 	bool		live = strcmp(m->state, "syncing") == 0;
 	BarrierArg	b;
 	Snapshot	snap;
+	char	   *ext;
 	int			i;
 	int			nest;
 
 	for (i = 0; i < m->ntables; i++)
 		cols[i] = column_list(m->tables[i].relid);
+	ext = member_extschema(conn, m->member);
 	PQclear(member_exec(conn, m->member, ROW_TEXT_SETTINGS, 0, NULL));
 
 	if (live)
@@ -672,12 +817,18 @@ tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst, bool subscribed)
 
 	for (i = 0; i < m->ntables; i++)
 	{
-		PGresult   *res = member_exec(conn, m->member,
-									  checksum_sql(&m->tables[i], cols[i], m->tenant), 0, NULL);
+		char	   *v = member_owner_value(conn, m, ext, &m->tables[i],
+										   psprintf("SELECT s.n::pg_catalog.text OPERATOR(pg_catalog.||) ' ' "
+													"OPERATOR(pg_catalog.||) s.c FROM (%s) s(n, c)",
+													checksum_sql(&m->tables[i], cols[i], m->tenant)));
+		char	   *sp = v ? strchr(v, ' ') : NULL;
 
-		dst[i].rows = pstrdup(PQgetvalue(res, 0, 0));
-		dst[i].checksum = pstrdup(PQgetvalue(res, 0, 1));
-		PQclear(res);
+		if (sp == NULL)
+			elog(ERROR, "matter_capacity: tally of %s on fleet member \"%s\" returned no row",
+				 m->tables[i].qname, m->member);
+		*sp = '\0';
+		dst[i].rows = v;
+		dst[i].checksum = sp + 1;
 	}
 	PQclear(member_exec(conn, m->member, "COMMIT", 0, NULL));
 
@@ -685,8 +836,12 @@ tally_both(Move *m, PGconn *conn, Tally *src, Tally *dst, bool subscribed)
 	nest = pin_row_text_settings();
 	for (i = 0; i < m->ntables; i++)
 	{
+		AsOwner		a;
+
+		as_owner(&a, m->tables[i].relid, false);
 		if (SPI_execute(checksum_sql(&m->tables[i], cols[i], m->tenant), true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "matter_capacity: tally of %s failed", m->tables[i].qname);
+		as_caller(&a);
 		src[i].rows = spi_text(0, 1);
 		src[i].checksum = spi_text(0, 2);
 	}
@@ -857,14 +1012,7 @@ check_source_tables(Move *m)
 	int			i;
 
 	for (i = 0; i < m->ntables && !any_rows; i++)
-	{
-		MoveTable  *t = &m->tables[i];
-
-		SPI_execute(psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
-							 quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
-					true, 0);
-		any_rows = SPI_processed > 0;
-	}
+		any_rows = tenant_has_rows(&m->tables[i], m->tenant);
 	if (!any_rows)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -878,14 +1026,36 @@ check_source_tables(Move *m)
 		Oid			types[2] = {OIDOID, TEXTOID};
 		Datum		values[2] = {ObjectIdGetDatum(t->relid), CStringGetTextDatum(t->column)};
 
+		Oid			coltype = get_atttype(t->relid, get_attnum(t->relid, t->column));
+		int			nest;
+
+		/*
+		 * PostgreSQL refuses a row filter on a user-defined type (a domain,
+		 * an enum): say so before the publication would, naming the column.
+		 */
+		if (coltype >= FirstNormalObjectId)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the tenant column %s of table %s has type %s, which a publication's row filter cannot use",
+							quote_identifier(t->column), t->qname, t->coltype),
+					 errdetail("Logical replication allows only built-in types in a row filter; %s is user-defined.",
+							   t->coltype),
+					 errhint("Give the tenant column a built-in type (text, uuid, bigint, ...) to move tenants of %s.",
+							 t->qname)));
+		nest = pin_search_path();
 		SPI_execute_with_args("SELECT c.oid::pg_catalog.regclass::pg_catalog.text "
-							  "FROM pg_catalog.pg_partition_tree($1) p JOIN pg_catalog.pg_class c ON c.oid = p.relid "
-							  "WHERE NOT (c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
-							  " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2::pg_catalog.name "
-							  " WHERE i.indrelid = c.oid AND a.attnum = ANY (i.indkey::pg_catalog.int2[]) "
-							  " AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)))) "
+							  "FROM pg_catalog.pg_partition_tree($1) p JOIN pg_catalog.pg_class c "
+							  " ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid "
+							  "WHERE NOT (c.relreplident OPERATOR(pg_catalog.=) 'f' OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+							  " JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
+							  " AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name "
+							  " WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid "
+							  " AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]) "
+							  " AND ((c.relreplident OPERATOR(pg_catalog.=) 'd' AND i.indisprimary) "
+							  "  OR (c.relreplident OPERATOR(pg_catalog.=) 'i' AND i.indisreplident)))) "
 							  "ORDER BY p.level, 1 LIMIT 1",
 							  2, types, values, NULL, true, 0);
+		AtEOXact_GUC(false, nest);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -901,6 +1071,7 @@ check_source_tables(Move *m)
 static void
 check_member_tables(Move *m, PGconn *conn)
 {
+	char	   *ext = member_extschema(conn, m->member);
 	int			i;
 
 	for (i = 0; i < m->ntables; i++)
@@ -971,20 +1142,12 @@ check_member_tables(Move *m, PGconn *conn)
 		}
 		PQclear(res);
 
-		res = member_exec(conn, m->member,
-						  psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s = %s)", t->qname,
-								   quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
-						  0, NULL);
-		if (strcmp(PQgetvalue(res, 0, 0), "f") != 0)
-		{
-			PQclear(res);
+		if (member_has_rows(conn, m, ext, t))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table %s on fleet member \"%s\" already has rows of tenant \"%s\"",
 							t->qname, m->member, m->tenant),
 					 errhint("A move copies into an empty tenant; delete those rows on the member or choose another member.")));
-		}
-		PQclear(res);
 	}
 }
 
@@ -1296,7 +1459,7 @@ capacity_tenant_move(PG_FUNCTION_ARGS)
 	initStringInfo(&pub);
 	appendStringInfo(&pub, "CREATE PUBLICATION %s FOR TABLE ", quote_identifier(m->name));
 	for (i = 0; i < m->ntables; i++)
-		appendStringInfo(&pub, "%s%s WHERE (%s = %s)", i ? ", " : "", m->tables[i].qname,
+		appendStringInfo(&pub, "%s%s WHERE (%s OPERATOR(pg_catalog.=) %s)", i ? ", " : "", m->tables[i].qname,
 						 quote_identifier(m->tables[i].column),
 						 tenant_literal(m->tenant, m->tables[i].coltype));
 	appendStringInfoString(&pub, " WITH (publish_via_partition_root = true)");
@@ -1598,13 +1761,22 @@ capacity_tenant_move_abort(PG_FUNCTION_ARGS)
 		PG_TRY();
 		{
 			/* the member as before: no subscription, none of the tenant's rows */
+			char	   *ext = member_extschema(conn, m->member);
+
 			member_drop_subscription(conn, m);
+			/* as the owner of each table there (member_extschema) */
 			for (i = 0; i < m->ntables; i++)
+			{
+				const char *params[2] = {m->tables[i].qname,
+					psprintf("DELETE FROM %s WHERE %s OPERATOR(pg_catalog.=) %s", m->tables[i].qname,
+							 quote_identifier(m->tables[i].column),
+							 tenant_literal(tenant, m->tables[i].coltype))};
+
 				PQclear(member_exec(conn, m->member,
-									psprintf("DELETE FROM %s WHERE %s = %s", m->tables[i].qname,
-											 quote_identifier(m->tables[i].column),
-											 tenant_literal(tenant, m->tables[i].coltype)),
-									0, NULL));
+									psprintf("SELECT %s.capacity_run_as_owner($1::pg_catalog.regclass, "
+											 "ARRAY[$2::pg_catalog.text])", ext),
+									2, params));
+			}
 		}
 		PG_CATCH();
 		{
@@ -1665,30 +1837,22 @@ static void
 require_member_copy(Move *m)
 {
 	PGconn	   *conn = NULL;
+	char	   *volatile ext = NULL;
 	int			i;
 
 	for (i = 0; i < m->ntables; i++)
 	{
 		MoveTable  *t = &m->tables[i];
-		PGresult   *res;
-		bool		there;
 
-		SPI_execute(psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) %s LIMIT 1", t->qname,
-							 quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
-					true, 0);
-		if (SPI_processed == 0)
+		if (!tenant_has_rows(t, m->tenant))
 			continue;
 		if (conn == NULL)
 			conn = member_connect(m->member, m->server);
 		PG_TRY();
 		{
-			res = member_exec(conn, m->member,
-							  psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s = %s)", t->qname,
-									   quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
-							  0, NULL);
-			there = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-			PQclear(res);
-			if (!there)
+			if (ext == NULL)
+				ext = member_extschema(conn, m->member);
+			if (!member_has_rows(conn, m, ext, t))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("fleet member \"%s\" has no rows of tenant \"%s\" in %s: its rows here are not deleted",
@@ -1710,17 +1874,22 @@ require_member_copy(Move *m)
 
 typedef struct DeleteArg
 {
+	Oid			relid;
 	const char *sql;
 	uint64		deleted;
 } DeleteArg;
 
+/* As the table's owner: its triggers fire with its rights, not ours. */
 static void
 delete_step(void *arg)
 {
 	DeleteArg  *d = arg;
+	AsOwner		a;
 
+	as_owner(&a, d->relid, true);
 	if (SPI_execute(d->sql, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "matter_capacity: cleanup delete failed");
+	as_caller(&a);
 	d->deleted = SPI_processed;
 }
 
@@ -1756,6 +1925,7 @@ capacity_tenant_move_cleanup(PG_FUNCTION_ARGS)
 			DeleteArg	d;
 
 			d.deleted = 0;
+			d.relid = t->relid;
 			d.sql = psprintf("DELETE FROM %s WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM %s "
 							 "WHERE %s OPERATOR(pg_catalog.=) %s LIMIT %d)",
 							 t->qname, t->qname, quote_identifier(t->column),
@@ -1895,6 +2065,7 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 		PGconn	   *conn = NULL;
 		PGresult   *sync = NULL;
 		char	   *note = NULL;
+		char	   *ext = NULL;
 		XLogRecPtr	confirmed;
 		bool		live = strcmp(m->state, "syncing") == 0 || strcmp(m->state, "frozen") == 0;
 		bool		all_ready = true;
@@ -1913,6 +2084,14 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 		}
 		else
 			note = psprintf("fleet member %s is not registered", m->member);
+		if (conn)
+		{
+			char	   *why = NULL;
+
+			ext = member_extschema_or_null(conn, mc_fleet_timeout_ms, &why);
+			if (ext == NULL && note == NULL)
+				note = why;
+		}
 		if (conn && live)
 		{
 			const char *params[1] = {m->name};
@@ -1956,30 +2135,25 @@ capacity_tenant_move_status(PG_FUNCTION_ARGS)
 				v[4] = Int64GetDatum((int64) (GetXLogInsertRecPtr() - Min(confirmed, GetXLogInsertRecPtr())));
 			else
 				nl[4] = true;
-			/* rows on each side now; as the caller here (pg_monitor may not read them) */
+			/* rows on each side now, as the table's owner (pg_monitor may not read them) */
 			{
-				int			nest = pin_search_path();
-				Oid			save_userid;
-				int			save_sec;
+				AsOwner		a;
 
-				GetUserIdAndSecContext(&save_userid, &save_sec);
-				SetUserIdAndSecContext(get_rel_owner_oid(t->relid),
-									   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+				as_owner(&a, t->relid, true);
 				SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) %s",
 									 t->qname, quote_identifier(t->column), tenant_literal(m->tenant, t->coltype)),
 							true, 0);
-				SetUserIdAndSecContext(save_userid, save_sec);
-				AtEOXact_GUC(false, nest);
+				as_caller(&a);
 				v[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &nl[5]);
 			}
 			nl[6] = true;
-			if (conn && PQstatus(conn) == CONNECTION_OK)
+			if (conn && ext && PQstatus(conn) == CONNECTION_OK)
 			{
 				char	   *err = NULL;
-				PGresult   *res = remote_exec(conn, psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s = %s",
-															 t->qname, quote_identifier(t->column),
-															 tenant_literal(m->tenant, t->coltype)),
-											  0, NULL, mc_fleet_timeout_ms, &err);
+				const char *params[2] = {t->qname,
+					psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s OPERATOR(pg_catalog.=) %s",
+							 t->qname, quote_identifier(t->column), tenant_literal(m->tenant, t->coltype))};
+				PGresult   *res = remote_exec(conn, member_owner_value_sql(ext), 2, params, mc_fleet_timeout_ms, &err);
 
 				if (res)
 				{
