@@ -98,3 +98,14 @@ SELECT count(capacity_record('recall_p95_ms', 5000, '{"region":"eu"}', d))
   FROM generate_series('2030-01-09 12:00+00'::timestamptz, '2030-01-10 12:00+00', '1 day') d;
 SELECT labels, status FROM capacity_trigger_eval('2030-01-11 09:00+00', capacity_bindings(), 'tiers-abc')
  WHERE trigger_name = 'B.recall_p95' ORDER BY labels::text;
+
+-- Review 4 (F6): bad input answers with an error or NULL, not a verdict
+SELECT capacity_breaches(1, '; drop table x', 1) AS unknown_comparator,
+       capacity_breaches('NaN', '>', 1) AS nan_value, capacity_breaches(1, '<', 'NaN') AS nan_threshold,
+       capacity_breaches(2, '>', 1) AS two_over_one, capacity_breaches(1, '<=', 1) AS one_at_most_one;
+\set VERBOSITY default
+SELECT capacity_record(NULL, 1);
+DO $$ BEGIN PERFORM capacity_check_indicator_name(repeat('a', 100000));
+EXCEPTION WHEN invalid_name THEN RAISE NOTICE 'message: % bytes: %', octet_length(SQLERRM), left(SQLERRM, 90); END $$;
+SELECT * FROM capacity_fleet_poll('no such member');
+\set VERBOSITY terse

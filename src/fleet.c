@@ -907,6 +907,12 @@ capacity_fleet_poll(PG_FUNCTION_ARGS)
 		elog(ERROR, "matter_capacity: capacity_fleet_poll() has %d columns, expected %d", desc->natts, F_NCOLS);
 	meta = TupleDescGetAttInMetadata(desc);
 	members = poll_members(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)), &n);
+	if (n == 0 && !PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("matter_capacity: fleet member \"%s\" does not exist",
+						shown(text_to_cstring(PG_GETARG_TEXT_PP(0)))),
+				 errhint("capacity_fleet lists the members; capacity_fleet_add registers one.")));
 	for (int i = 0; i < n; i++)
 		tuplestore_puttuple(store, BuildTupleFromCStrings(meta, members[i].values));
 	return (Datum) 0;

@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
@@ -68,7 +69,9 @@ check_indicator_name(const char *name)
 	if (!indicator_name_valid(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
-				 errmsg("matter_capacity: indicator name \"%s\" is not valid", name ? name : "<NULL>"),
+				 errmsg("matter_capacity: indicator name \"%s%s\" is not valid",
+						name ? pnstrdup(name, pg_mbcliplen(name, strlen(name), 64)) : "<NULL>",
+						name && strlen(name) > 64 ? "..." : ""),
 				 errhint("Use lower-case letters, digits and underscores, starting with a letter, e.g. webhook_p99_ms.")));
 }
 

@@ -101,6 +101,10 @@ DECLARE
     late_hour timestamptz;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
+    IF indicator IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an indicator declared with capacity_register_push(indicator, unit).';
+    END IF;
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
     IF kind IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator

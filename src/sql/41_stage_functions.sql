@@ -107,13 +107,17 @@ CREATE FUNCTION @extschema@.capacity_breaches(value double precision, comparator
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-SELECT CASE comparator WHEN '>' THEN value OPERATOR(pg_catalog.>) threshold
-                       WHEN '>=' THEN value OPERATOR(pg_catalog.>=) threshold
-                       WHEN '<' THEN value OPERATOR(pg_catalog.<) threshold
-                       ELSE value OPERATOR(pg_catalog.<=) threshold END
+SELECT CASE WHEN value OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8
+                 OR threshold OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL
+            WHEN comparator OPERATOR(pg_catalog.=) '>' THEN value OPERATOR(pg_catalog.>) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '>=' THEN value OPERATOR(pg_catalog.>=) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '<' THEN value OPERATOR(pg_catalog.<) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '<=' THEN value OPERATOR(pg_catalog.<=) threshold END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double precision) IS
-    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds.';
+    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds; NULL (unknown) '
+    'for another comparator or a NaN value or threshold (PostgreSQL sorts NaN above every number, which read as a breach). '
+    'Kept one SQL expression so that it is inlined into the stage evaluation''s aggregates.';
 
 -- One row per trigger and series: its value, threshold and status at as_of.
 --

@@ -155,7 +155,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'capacity_fleet_poll';
 COMMENT ON FUNCTION @extschema@.capacity_fleet_poll(text) IS
     'Polls every fleet member (or just the one named by member) concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
-    'an unreachable or slow member is a row with reachable false and error set.  Read it through capacity_fleet.';
+    'an unreachable or slow member is a row with reachable false and error set; a member not registered is 42704.  Read it through capacity_fleet.';
 
 CREATE VIEW @extschema@.capacity_fleet AS
 SELECT p.name, p.kind, p.labels, p.reachable, p.error,

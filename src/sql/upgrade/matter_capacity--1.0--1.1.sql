@@ -3721,6 +3721,10 @@ DECLARE
     late_hour timestamptz;
 BEGIN
     PERFORM @extschema@.capacity_refuse_in_recovery('record a value');
+    IF indicator IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: indicator must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Name an indicator declared with capacity_register_push(indicator, unit).';
+    END IF;
     SELECT i.source INTO kind FROM @extschema@.capacity_indicator i WHERE i.name = indicator;
     IF kind IS NULL THEN
         RAISE EXCEPTION 'matter_capacity: indicator "%" does not exist', indicator
@@ -3826,13 +3830,17 @@ CREATE OR REPLACE FUNCTION @extschema@.capacity_breaches(value double precision,
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-SELECT CASE comparator WHEN '>' THEN value OPERATOR(pg_catalog.>) threshold
-                       WHEN '>=' THEN value OPERATOR(pg_catalog.>=) threshold
-                       WHEN '<' THEN value OPERATOR(pg_catalog.<) threshold
-                       ELSE value OPERATOR(pg_catalog.<=) threshold END
+SELECT CASE WHEN value OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8
+                 OR threshold OPERATOR(pg_catalog.=) 'NaN'::pg_catalog.float8 THEN NULL
+            WHEN comparator OPERATOR(pg_catalog.=) '>' THEN value OPERATOR(pg_catalog.>) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '>=' THEN value OPERATOR(pg_catalog.>=) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '<' THEN value OPERATOR(pg_catalog.<) threshold
+            WHEN comparator OPERATOR(pg_catalog.=) '<=' THEN value OPERATOR(pg_catalog.<=) threshold END
 $$;
 COMMENT ON FUNCTION @extschema@.capacity_breaches(double precision, text, double precision) IS
-    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds.';
+    'value compared with threshold by comparator (>, >=, < or <=): whether a trigger''s condition holds; NULL (unknown) '
+    'for another comparator or a NaN value or threshold (PostgreSQL sorts NaN above every number, which read as a breach). '
+    'Kept one SQL expression so that it is inlined into the stage evaluation''s aggregates.';
 
 
 
@@ -4266,7 +4274,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'capacity_fleet_poll';
 COMMENT ON FUNCTION @extschema@.capacity_fleet_poll(text) IS
     'Polls every fleet member (or just the one named by member) concurrently, each within matter_capacity.fleet_timeout, as the extension owner; '
-    'an unreachable or slow member is a row with reachable false and error set.  Read it through capacity_fleet.';
+    'an unreachable or slow member is a row with reachable false and error set; a member not registered is 42704.  Read it through capacity_fleet.';
 
 CREATE VIEW @extschema@.capacity_fleet AS
 SELECT p.name, p.kind, p.labels, p.reachable, p.error,
