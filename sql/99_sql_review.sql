@@ -109,3 +109,25 @@ DO $$ BEGIN PERFORM capacity_check_indicator_name(repeat('a', 100000));
 EXCEPTION WHEN invalid_name THEN RAISE NOTICE 'message: % bytes: %', octet_length(SQLERRM), left(SQLERRM, 90); END $$;
 SELECT * FROM capacity_fleet_poll('no such member');
 \set VERBOSITY terse
+
+-- Review 4 (F6): a table owner granted only capacity_convert is told every
+-- grant it lacks before anything is done (it used to fail midway, or swap
+-- the table and then fail to record the conversion)
+CREATE ROLE review4_owner;
+GRANT CREATE ON SCHEMA public TO review4_owner;
+SET ROLE review4_owner;
+CREATE TABLE public.review4_ev (id bigint, at timestamptz NOT NULL, PRIMARY KEY (id, at));
+INSERT INTO public.review4_ev SELECT g, '2026-11-01 00:00+00'::timestamptz + g * interval '1 hour' FROM generate_series(1, 50) g;
+RESET ROLE;
+GRANT EXECUTE ON PROCEDURE capacity_convert(regclass, name, text, name, integer, integer, interval, text, boolean, timestamptz)
+   TO review4_owner;
+SET ROLE review4_owner;
+\set VERBOSITY default
+CALL capacity_convert('public.review4_ev'::regclass, 'at'::name, 'day'::text);
+\set VERBOSITY terse
+SELECT relkind, (SELECT count(*) FROM public.review4_ev) AS rows FROM pg_class WHERE relname = 'review4_ev';
+RESET ROLE;
+DROP TABLE public.review4_ev;
+REVOKE ALL ON SCHEMA public FROM review4_owner;
+REVOKE ALL ON PROCEDURE capacity_convert(regclass, name, text, name, integer, integer, interval, text, boolean, timestamptz) FROM review4_owner;
+DROP ROLE review4_owner;

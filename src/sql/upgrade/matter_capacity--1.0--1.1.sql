@@ -3295,6 +3295,14 @@ DECLARE
     s text;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM @extschema@.capacity_require_grants('capacity_convert'::text, ARRAY[
+        '@extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval)',
+        '@extschema@.capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean)',
+        '@extschema@.capacity_rollover(regclass, timestamptz, boolean)',
+        '@extschema@.capacity_run_as_owner(regclass, text[])',
+        '@extschema@.capacity_run_bounded(text[], text)',
+        '@extschema@.capacity_run_bounded(text[], text, regclass[])']::regprocedure[],
+        ARRAY['@extschema@.capacity_conversion']::regclass[], ARRAY['INSERT']::text[]);
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'matter_capacity: capacity_convert cannot run while the server is in recovery'
             USING ERRCODE = '25006', HINT = 'Run it on the primary.';
@@ -3514,6 +3522,15 @@ DECLARE
     blk integer := current_setting('block_size')::integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM @extschema@.capacity_require_grants('capacity_convert_backfill'::text, ARRAY[
+        '@extschema@.capacity_convert_sync()',
+        '@extschema@.capacity_note_backfill_copies(regclass)',
+        '@extschema@.capacity_owner_value(regclass, text)',
+        '@extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer)',
+        '@extschema@.capacity_run_as_owner(regclass, text[])',
+        '@extschema@.capacity_run_bounded(text[], text)',
+        '@extschema@.capacity_run_bounded(text[], text, regclass[])']::regprocedure[],
+        ARRAY['@extschema@.capacity_conversion', '@extschema@.capacity_conversion']::regclass[], ARRAY['SELECT', 'UPDATE']::text[]);
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'matter_capacity: capacity_convert_backfill cannot run while the server is in recovery'
             USING ERRCODE = '25006', HINT = 'Run it on the primary.';
@@ -6031,3 +6048,45 @@ SELECT c.table_name, c.state, c.historical, c.bound,
        END AS time_left,
        c.convert_swap_ms, c.backfill_swap_ms, c.converted_at, c.backfill_started_at, c.finished_at
   FROM @extschema@.capacity_conversion c;
+
+-- ======== the conversion checks its grants first ========
+-- Review 4 (F6): capacity_convert and capacity_convert_backfill (changed
+-- above) call capacity_require_grants before anything. Mirrors
+-- src/sql/60_convert.sql.
+
+-- The conversion procedures run as their caller (a table's owner may be
+-- granted them) and call functions revoked from PUBLIC: a caller granted
+-- only the procedure failed midway with a bare "permission denied for
+-- function capacity_convert_check", or, with EXECUTE granted, swapped the
+-- table and then could not record the conversion (review 4, F6). Checked
+-- first, naming every grant that is missing.
+CREATE OR REPLACE FUNCTION @extschema@.capacity_require_grants(fn text, functions regprocedure[],
+                                                    tables regclass[], privileges text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fmissing text;
+    tmissing text;
+    tgrants text;
+BEGIN
+    SELECT string_agg(f::text, ', ' ORDER BY f::text) INTO fmissing
+      FROM unnest(functions) AS f WHERE NOT has_function_privilege(f::oid, 'EXECUTE');
+    SELECT string_agg(format('%s on %s', t.priv, t.tbl), ', ' ORDER BY t.tbl::text),
+           string_agg(format('GRANT %s ON %s TO %I;', t.priv, t.tbl, current_user), ' ' ORDER BY t.tbl::text)
+      INTO tmissing, tgrants
+      FROM unnest(tables, privileges) AS t(tbl, priv) WHERE NOT has_table_privilege(t.tbl::oid, t.priv);
+    IF fmissing IS NOT NULL OR tmissing IS NOT NULL THEN
+        RAISE EXCEPTION 'matter_capacity: % also needs %', fn, concat_ws('; ', 'EXECUTE on ' || fmissing, tmissing)
+            USING ERRCODE = '42501',
+                  HINT = concat_ws(' ', 'Nothing was done. An operator grants them with the procedure:',
+                                   CASE WHEN fmissing IS NOT NULL
+                                        THEN format('GRANT EXECUTE ON FUNCTION %s TO %I;', fmissing, current_user) END,
+                                   tgrants);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_require_grants(text, regprocedure[], regclass[], text[]) IS
+    'Refuses (42501) a caller of procedure fn that lacks EXECUTE on one of functions or privileges[i] on tables[i], '
+    'naming every one missing and the GRANT statements to run.';
