@@ -7,7 +7,11 @@ SET client_min_messages = warning;
 -- a row in one future week keeps that week at 16 leaves
 INSERT INTO "Event" ("orgId", "createdAt") VALUES ('org3', '2027-12-08 12:00+00');
 SELECT count(*) AS rows_before FROM "Event";
+-- one call does all three periods here (the time bound of each call is
+-- matter_capacity.lock_timeout, see 22_policy_limits)
+SET matter_capacity.lock_timeout = '60s';
 SELECT capacity_set_hash_partitions('"Event"', 32, as_of => '2027-11-24 00:00+00');
+RESET matter_capacity.lock_timeout;
 SELECT range_from::date, count(*) AS leaves
   FROM capacity_partitions p
  WHERE table_name = '"Event"'::regclass AND level = 2 AND range_from >= '2027-11-15'

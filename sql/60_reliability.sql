@@ -39,7 +39,9 @@ SELECT public.capacity_roll_up_days('2026-12-19 00:00+00', '2026-12-20 00:00+00'
 SELECT (public.capacity_fit_trend('{-2,-1,0}', '{1,2,3}', 5, '>', NULL, 3)).verdict;
 SELECT count(*) AS checks FROM public.capacity_explain_run('2026-12-20 00:00+00') WHERE name LIKE 'rel.%';
 SET client_min_messages = warning;
+SET matter_capacity.lock_timeout = '60s';
 SELECT public.capacity_set_hash_partitions('rel."Event"', 8, as_of => '2026-12-20 00:00+00');
+RESET matter_capacity.lock_timeout;
 RESET client_min_messages;
 -- nothing of hostile was called by the extension
 SELECT what, count(*) FROM hostile.calls GROUP BY 1 ORDER BY 1;

@@ -15,6 +15,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_inherits.h"
 #include "executor/tuptable.h"
@@ -25,6 +26,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -96,12 +98,50 @@ check_policy_leaves(const char *table, int premake, int hash_n)
 				 errhint("Use fewer periods ahead or fewer hash partitions; a superuser can raise matter_capacity.max_leaves_per_policy.")));
 }
 
-/* Microseconds an interval spans, months counted as 30 days. */
-static int64
-interval_nominal_usecs(Interval *iv)
+/*
+ * The longest retention: the rollover subtracts it from as_of (any time
+ * from the year 1000 on, see periods.c), and the cutoff must stay a valid
+ * timestamp (4713 BC on), so 1000 years leaves a wide margin.
+ */
+#define MAX_RETENTION_YEARS 1000
+
+/*
+ * Refuse a retention the rollover cannot apply as meant.  Each part must
+ * be zero or positive: the rollover subtracts months, then days, then time
+ * from as_of with calendar arithmetic, so a negative part ('1 mon -29
+ * days') can put the cutoff after as_of and retire the period just ended
+ * although its nominal length passes.  The parts are bounded each (no
+ * overflow in the sum) and together (the cutoff stays a valid timestamp).
+ * Months count as 30 days when compared with one period.
+ */
+static void
+check_retention(const char *table, Interval *iv, Granularity gran)
 {
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * 30 * USECS_PER_DAY;
+	const int64 max_days = (int64) MAX_RETENTION_YEARS * 366;
+	int64		usecs;
+
+	if (iv->month < 0 || iv->day < 0 || iv->time < 0 ||
+		(iv->month == 0 && iv->day == 0 && iv->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: retention for table %s must be positive, with no negative part", table),
+				 errhint("Pass an interval such as '52 weeks' or '3 months' (between one %s and %d years, every part positive), or NULL to keep every period.",
+						 granularity_name(gran), MAX_RETENTION_YEARS)));
+	if (iv->month > MAX_RETENTION_YEARS * 12 || iv->day > max_days ||
+		iv->time / USECS_PER_DAY > max_days ||
+		(int64) iv->month * 30 + iv->day + iv->time / USECS_PER_DAY > max_days)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: retention for table %s is longer than %d years", table, MAX_RETENTION_YEARS),
+				 errhint("Pass at most '%d years', or NULL to keep every period.", MAX_RETENTION_YEARS)));
+	usecs = iv->time + (int64) iv->day * USECS_PER_DAY + (int64) iv->month * 30 * USECS_PER_DAY;
+	if (usecs < granularity_nominal_usecs(gran))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("matter_capacity: retention for table %s is shorter than one %s",
+						table, granularity_name(gran)),
+				 errhint("Retention must cover at least one whole period (and at most %d years).",
+						 MAX_RETENTION_YEARS)));
 }
 
 /*
@@ -177,21 +217,7 @@ check_policy(Oid relid, const char *table, const char *time_column, const char *
 				 errhint("Create between 1 and %d periods ahead.", MAX_PREMAKE)));
 	check_policy_leaves(table, premake, hash_column ? hash_n : 0);
 	if (retention)
-	{
-		int64		usecs = interval_nominal_usecs(retention);
-
-		if (usecs <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: retention for table %s must be positive", table),
-					 errhint("Pass an interval such as '52 weeks', or NULL to keep every period.")));
-		if (usecs < granularity_nominal_usecs(gran))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("matter_capacity: retention for table %s is shorter than one %s",
-							table, granularity_name(gran)),
-					 errhint("Retention must cover at least one whole period.")));
-	}
+		check_retention(table, retention, gran);
 	if (strcmp(action, "detach") != 0 && strcmp(action, "drop") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -414,10 +440,41 @@ drop_empty_period(void *arg)
 }
 
 /*
+ * Locks re-making one period takes: the period, its leaves, their indexes,
+ * TOAST tables and row types, estimated from the parent's index count as
+ * the rollover's lock budget counts a new period (rollover.c,
+ * locks_per_period: about 6 + 2 per index for each table, measured on 15).
+ */
+static int
+split_locks_per_period(int nindexes, int leaves)
+{
+	return (1 + leaves) * (6 + 2 * nindexes) + 4;
+}
+
+/*
+ * Locks one call may take: half the shared lock table, the budget of the
+ * rollover's function form (rollover.c, lock_budget), so the split never
+ * ends in "out of shared memory" and other sessions keep room for theirs.
+ */
+static int64
+split_lock_budget(void)
+{
+	return (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2;
+}
+
+/*
  * capacity_set_hash_partitions(tbl, hash_partitions, as_of): the partition
  * split runbook.  Periods made from now on get the new bucket count; empty
  * periods that start after as_of are re-created with it; periods holding
  * data keep theirs (no rewrite).
+ *
+ * A function cannot commit, and each DETACH holds the parent ACCESS
+ * EXCLUSIVE until the caller's transaction ends, so one call is bounded:
+ * it stops starting drops once it has held the parent for
+ * matter_capacity.lock_timeout, or when the next period (dropped and
+ * re-created) would pass the lock budget, and logs the rest as 'deferred'.
+ * The policy already says the new count, so calling again (with the same
+ * count) goes on from there; every call re-makes at least one period.
  */
 Datum
 capacity_set_hash_partitions(PG_FUNCTION_ARGS)
@@ -436,6 +493,15 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	char	   *table;
 	Oid			save_userid;
 	int			save_sec;
+	List	   *todo = NIL;
+	int			nindexes;
+	int			per_new;
+	int			max_old = 0;
+	int64		budget = split_lock_budget();
+	int64		used = 0;		/* drops and the re-creations they need */
+	int			remade = 0;
+	int			made = 0;
+	TimestampTz held_since = 0;
 
 	require_arg(fcinfo, 0, "tbl");
 	require_arg(fcinfo, 1, "hash_partitions");
@@ -470,6 +536,39 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	check_hash_partitions(table, n);
 	check_policy_leaves(table, pol->premake, n);
 
+	/* the future periods to re-make, nearest first */
+	layout = read_table_layout(relid, pol->time_column);
+	cur = period_containing(sink.as_of, pol->gran);
+	foreach(lc, layout->parts)
+	{
+		PartInfo   *pi = lfirst(lc);
+
+		if (pi->from_unbounded || pi->from < cur.to)
+			continue;
+		pi->nleaves = leaf_modulus(pi->relid);
+		if (pi->nleaves == n || pi->nleaves == 0)
+			continue;
+		todo = lappend(todo, pi);
+		max_old = Max(max_old, pi->nleaves);
+	}
+	{
+		Relation	rel = table_open(relid, AccessShareLock);
+
+		nindexes = list_length(RelationGetIndexList(rel));
+		table_close(rel, NoLock);
+	}
+	per_new = split_locks_per_period(nindexes, n);
+
+	/* even one period too big for a transaction: refuse before any change */
+	if ((int64) per_new + (todo ? split_locks_per_period(nindexes, max_old) : 0) > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matter_capacity: re-making one period of table %s with %d hash partitions takes about %d locks, more than one transaction may take (about " INT64_FORMAT ")",
+						table, n,
+						per_new + (todo ? split_locks_per_period(nindexes, max_old) : 0), budget),
+				 errhint("Use fewer hash partitions, or raise max_locks_per_transaction (the budget is half the shared lock table: max_locks_per_transaction = %d).",
+						 max_locks_per_xact)));
+
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum(n);
 	catalog_execute(psprintf("UPDATE %s SET hash_partitions = $2, updated_at = pg_catalog.now() "
@@ -478,34 +577,76 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 					2, types, values, NULL, false);
 	pol->hash_partitions = n;
 
-	layout = read_table_layout(relid, pol->time_column);
-	cur = period_containing(sink.as_of, pol->gran);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(layout->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	foreach(lc, layout->parts)
+	foreach(lc, todo)
 	{
 		PartInfo   *pi = lfirst(lc);
 		DropEmpty	d = {layout, pi->relid, false};
 		char	   *name = get_rel_name(pi->relid);
+		int			per_old = split_locks_per_period(nindexes, pi->nleaves);
+		TimestampTz started = GetCurrentTimestamp();
 
-		if (pi->from_unbounded || pi->from < cur.to)
-			continue;
-		pi->nleaves = leaf_modulus(pi->relid);
-		if (pi->nleaves == n || pi->nleaves == 0)
-			continue;
+		if (made > 0 &&
+			(used + per_old + per_new > budget ||
+			 TimestampDifferenceExceeds(held_since, GetCurrentTimestamp(), mc_lock_timeout_ms)))
+		{
+			int			left = list_length(todo) - foreach_current_index(lc);
+
+			SetUserIdAndSecContext(save_userid, save_sec);
+			log_action(relid, table, sink.as_of, "deferred", name,
+					   psprintf("split: %d more %s from %s left for the next call (this call held %s for matter_capacity.lock_timeout = %d ms or took about " INT64_FORMAT " of the " INT64_FORMAT " locks one transaction may take); call capacity_set_hash_partitions(%s, %d) again",
+								left, left == 1 ? "period" : "periods", utc_label(pi->from),
+								table, mc_lock_timeout_ms, used, budget, quote_literal_cstr(table), n), 0);
+			ereport(NOTICE,
+					(errmsg("matter_capacity: split of table %s: %d more %s to re-make with %d hash partitions, from %s",
+							table, left, left == 1 ? "period" : "periods", n, utc_label(pi->from)),
+					 errdetail("One call holds the table ACCESS EXCLUSIVE for at most about matter_capacity.lock_timeout (%d ms) and within the lock budget (about " INT64_FORMAT " locks).",
+							   mc_lock_timeout_ms, budget),
+					 errhint("Call capacity_set_hash_partitions(%s, %d) again, in a transaction of its own, until no period is deferred.",
+							 quote_literal_cstr(table), n)));
+			SetUserIdAndSecContext(layout->owner,
+								   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+			break;
+		}
 		if (!run_bounded(drop_empty_period, &d, NULL))
+		{
 			log_action(relid, table, sink.as_of, "skipped_locked", name,
 					   "split: lock not available, period keeps its buckets", 0);
-		else if (d.dropped)
+			continue;
+		}
+		/* from here on this transaction holds the parent */
+		if (made++ == 0)
+			held_since = started;
+		used += per_old;
+		if (d.dropped)
+		{
+			used += per_new;
+			remade++;
 			log_action(relid, table, sink.as_of, "dropped", name,
 					   psprintf("empty future period with %d hash partitions, re-created with %d",
 								pi->nleaves, n), 0);
+
+			/*
+			 * Re-create it at once, with the new count, so the time bound
+			 * covers the creation too; the rollover's own budget counts the
+			 * locks the drops took.
+			 */
+			SetUserIdAndSecContext(save_userid, save_sec);
+			sink.locks_used += per_old;
+			rollover_table(pol, &sink, 0);
+			SetUserIdAndSecContext(layout->owner,
+								   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		}
+		else
+			sink.locks_used += per_old;
 	}
 	SetUserIdAndSecContext(save_userid, save_sec);
 
-	/* re-create what was dropped, with the new count */
-	rollover_table(pol, &sink, 0);
+	/* nothing was re-made: still roll the table over, as before */
+	if (remade == 0)
+		rollover_table(pol, &sink, 0);
 
 	AtEOXact_GUC(false, nest);
 	SPI_finish();

@@ -135,6 +135,17 @@ partition_key_column(Oid relid)
 	return name;
 }
 
+/* Partitioning strategy of a partitioned table (PARTITION_STRATEGY_*). */
+static int
+partition_strategy_of(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	int			strategy = RelationGetPartitionKey(rel)->strategy;
+
+	table_close(rel, NoLock);
+	return strategy;
+}
+
 /*
  * The hash column of a managed table's existing periods (by the newest
  * hash-partitioned one), or NULL.
@@ -149,7 +160,9 @@ hash_key_column(TableLayout *layout)
 	{
 		PartInfo   *pi = lfirst(lc);
 
-		if (get_rel_relkind(pi->relid) == RELKIND_PARTITIONED_TABLE)
+		/* a period the DBA sub-partitioned otherwise (LIST, RANGE) says nothing */
+		if (get_rel_relkind(pi->relid) == RELKIND_PARTITIONED_TABLE &&
+			partition_strategy_of(pi->relid) == PARTITION_STRATEGY_HASH)
 		{
 			char	   *col = partition_key_column(pi->relid);
 

@@ -93,7 +93,9 @@ RETURNS void
 LANGUAGE c CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'capacity_set_hash_partitions';
 COMMENT ON FUNCTION @extschema@.capacity_set_hash_partitions IS
-    'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten.';
+    'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten. '
+    'One call re-makes periods for about matter_capacity.lock_timeout and within the lock budget (half the shared lock table), '
+    'then logs the rest as deferred: call again until no period is deferred. Error 54000 when one period alone passes the budget.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_set_hash_partitions(regclass, integer, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_partition_tree(tbl regclass)

@@ -6090,3 +6090,9 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_require_grants(text, regprocedure[], regclass[], text[]) IS
     'Refuses (42501) a caller of procedure fn that lacks EXECUTE on one of functions or privileges[i] on tables[i], '
     'naming every one missing and the GRANT statements to run.';
+
+-- ======== the partition split is bounded per call (lock_timeout, lock budget; review 4a F4) ========
+COMMENT ON FUNCTION @extschema@.capacity_set_hash_partitions IS
+    'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten. '
+    'One call re-makes periods for about matter_capacity.lock_timeout and within the lock budget (half the shared lock table), '
+    'then logs the rest as deferred: call again until no period is deferred. Error 54000 when one period alone passes the budget.';
