@@ -132,6 +132,7 @@ int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
 int			mc_max_leaves_per_policy = 10000;
 int			mc_rescue_rows_per_call = 1000000;
+int			mc_max_past_periods_per_call = 100;
 int			mc_max_label_bytes = 1024;
 int			mc_sample_retention_days = 35;
 int			mc_rollup_retention_days = 730;
@@ -207,6 +208,15 @@ _PG_init(void)
 							&mc_rescue_rows_per_call,
 							1000000, 1, INT_MAX,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.max_past_periods_per_call",
+							"Past periods one rollover call makes for rows waiting in a default partition, nearest to as_of first.",
+							"Rows of older periods stay in the default partition and are reported as deferred, so stray old rows cannot fill the catalog with periods.",
+							&mc_max_past_periods_per_call,
+							100, 0, 100000,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 
