@@ -61,7 +61,7 @@ AS 'MODULE_PATHNAME', 'capacity_manage';
 COMMENT ON FUNCTION @extschema@.capacity_manage IS
     'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
     'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
-    'Error 55000 when the hash column changes once periods exist.';
+    'Error 55000 when the hash column changes once periods exist; 22023 for a retention that is not from one period to 1000 years with every part positive.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.capacity_rollover(

@@ -6091,7 +6091,11 @@ COMMENT ON FUNCTION @extschema@.capacity_require_grants(text, regprocedure[], re
     'Refuses (42501) a caller of procedure fn that lacks EXECUTE on one of functions or privileges[i] on tables[i], '
     'naming every one missing and the GRANT statements to run.';
 
--- ======== the partition split is bounded per call (lock_timeout, lock budget; review 4a F4) ========
+-- ======== the partition split is bounded per call (lock_timeout, lock budget; review 4a F4); retention limits (F9) ========
+COMMENT ON FUNCTION @extschema@.capacity_manage IS
+    'Register or update the partition policy of a table declared PARTITION BY RANGE (time_column). '
+    'Another granularity on a managed table applies to the periods not yet made: the first starts where the last existing one ends. '
+    'Error 55000 when the hash column changes once periods exist; 22023 for a retention that is not from one period to 1000 years with every part positive.';
 COMMENT ON FUNCTION @extschema@.capacity_set_hash_partitions IS
     'Partition-split runbook: new and empty future periods get this many hash partitions; data is never rewritten. '
     'One call re-makes periods for about matter_capacity.lock_timeout and within the lock budget (half the shared lock table), '
