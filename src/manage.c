@@ -8,7 +8,9 @@
  * Must not create partitions: the rollover engine makes them.  The one DDL
  * run here is capacity_set_hash_partitions' DETACH + DROP of an empty
  * future period (under locks.c's bounded loop, as the table owner), which
- * the rollover then re-creates with the new bucket count.
+ * the rollover then re-creates with the new bucket count, one period after
+ * the other while the call has held the table less than the lock timeout
+ * and within the lock budget (the rest is deferred to the next call).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
