@@ -853,6 +853,9 @@ DECLARE
     stagedefault text;
     p timestamptz;
     starts timestamptz[];
+    plist timestamptz[];
+    gap timestamptz[];
+    q timestamptz;
     texpr text;
     pname text;
     pqual text;
@@ -984,6 +987,25 @@ BEGIN
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
                           cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00', typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
+            -- and the periods between them up to the bound, unless a gap is
+            -- longer than 32 periods (a stray row years away)
+            plist := '{}';
+            FOREACH p IN ARRAY coalesce(starts, '{}') || cv.bound LOOP
+                IF cardinality(plist) > 0 THEN
+                    gap := '{}';
+                    q := @extschema@.capacity_period_start(plist[cardinality(plist)], cv.granularity, 1);
+                    WHILE q < p AND cardinality(gap) <= 32 LOOP
+                        gap := gap || q;
+                        q := @extschema@.capacity_period_start(q, cv.granularity, 1);
+                    END LOOP;
+                    IF q >= p THEN
+                        plist := plist || gap;
+                    END IF;
+                END IF;
+                IF p < cv.bound THEN
+                    plist := plist || p;
+                END IF;
+            END LOOP;
             -- constraints, indexes and foreign keys as the parent has them, so the
             -- period tables attach later without building or validating anything
             EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES '
@@ -998,7 +1020,7 @@ BEGIN
                 EXECUTE format('ALTER TABLE %s OWNER TO %I', stagedefault, owner);
             END IF;
             made := 0;
-            FOREACH p IN ARRAY coalesce(starts, '{}') LOOP
+            FOREACH p IN ARRAY plist LOOP
                 pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
                 pqual := format('%I.%I', nsp, pname);
                 -- built as the rollover builds a period (src/partitions.c)

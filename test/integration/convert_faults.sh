@@ -180,6 +180,21 @@ ok $? "F12: an index created during the backfill is built in the copy before the
     [ "$(q -c "SELECT count(*) || ' ' || sum(v) FROM i")" = "5000 12502500" ]
 ok $? "F12: every period has the index and every row"
 
+# a replay that fails (here: the owner's constraint on a period of the
+# private copy refuses a value the table accepts) keeps the application's
+# write; the copy is marked stale and made again before any switch
+mk w
+q -c "ALTER TABLE w_p20261117 ADD CONSTRAINT no_minus_7 CHECK (v <> -7) NOT VALID"
+out=$(qe -c "SET ROLE app" -c "INSERT INTO w VALUES (-7, '2026-11-17 06:00+00', -7)")
+[ -z "$(echo "$out" | grep ERROR)" ] && echo "$out" | grep -q "WARNING.*was not replayed" &&
+    [ "$(q -c "SELECT count(*) FROM w WHERE id = -7")" = 1 ]
+ok $? "a failed replay never fails the application's write ($(echo "$out" | grep -o 'WARNING.*' | head -1))"
+out=$(qe -c "CALL capacity_convert_backfill('w')")
+echo "$out" | grep -q "out of date (a write to w_historical was not replayed" &&
+    [ "$(q -c "SELECT state FROM capacity_conversions WHERE table_name = 'w'::regclass")" = done ] &&
+    [ "$(q -c "SELECT count(*) || ' ' || sum(v) FROM w")" = "5001 12502493" ]
+ok $? "... the backfill makes its copy again: every row, the replayed one too"
+
 # --- F15: column privileges -------------------------------------------------
 q >/dev/null <<SQL
 CREATE TABLE cg (id bigint, ts timestamptz NOT NULL, secret text, PRIMARY KEY (id, ts));
