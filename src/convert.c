@@ -13,7 +13,8 @@
  * and CREATE INDEX do: the owner's code cannot SET ROLE back to the
  * session's superuser), with search_path pinned and every setting made
  * during it undone.  Only our own catalog (capacity_conversion) is read
- * as the extension owner.
+ * as the extension owner, and written by the trigger when a replay failed
+ * (the copy is then stale: the backfill makes it again).
  *
  * Owns: capacity_run_as_owner() and the write-replay trigger
  * capacity_convert_sync().  Must not decide anything about the conversion.
