@@ -1174,8 +1174,8 @@ BEGIN
         END IF;
         EXIT attempt;
     END LOOP;
-    PERFORM @extschema@.capacity_convert_unclaim(tbl);
     IF failed THEN
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
         RAISE WARNING 'capacity_convert_backfill: % is copied but not yet switched to its period partitions: %', qual, err
             USING HINT = format('Nothing is lost: %s stays attached and its writes are replayed into the copy. '
                                 'CALL capacity_convert_backfill(%L) again when the table is less busy '
@@ -1189,6 +1189,7 @@ BEGIN
      WHERE c.table_name = tbl
     RETURNING * INTO cv;
     COMMIT;
+    PERFORM @extschema@.capacity_convert_unclaim(tbl);
     RAISE NOTICE 'capacity_convert_backfill: % done: % rows in period partitions; the switch held its lock % ms. The old table % is detached: drop it once checked.',
                  qual, cv.rows_copied, round(cv.backfill_swap_ms::numeric, 1), cv.historical;
 END
