@@ -723,13 +723,14 @@ BEGIN
             RAISE EXCEPTION 'matter_capacity: % already exists and holds rows', leftover_copy
                 USING ERRCODE = '42P07', HINT = 'It is not an interrupted conversion''s empty copy: drop or rename it first.';
         END IF;
+        -- named now: once dropped, the copy's regclass prints as a number
+        s := concat_ws(', ', CASE WHEN leftover_bound THEN format('constraint %I', cname) END, leftover_copy::text);
         PERFORM @extschema@.capacity_run_bounded(CASE WHEN leftover_copy IS NULL THEN cleanup[1:1]
                                                       WHEN NOT leftover_bound THEN cleanup[2:2] ELSE cleanup END,
                                                  format('removing what an interrupted conversion of %s left', d.qual), ARRAY[tbl]);
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        RAISE NOTICE 'capacity_convert: removed what an interrupted conversion of % left: %', d.qual,
-                     concat_ws(', ', CASE WHEN leftover_bound THEN format('constraint %I', cname) END, leftover_copy::text);
+        RAISE NOTICE 'capacity_convert: removed what an interrupted conversion of % left: %', d.qual, s;
     END IF;
     -- 1. the bound, enforced from now on; 2. proven for the old rows online
     -- Every statement that reads the user's rows or can evaluate the owner's

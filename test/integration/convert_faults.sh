@@ -104,9 +104,11 @@ wait
 out=$(qe -c "INSERT INTO c VALUES (-1, '$BOUND'::timestamptz + interval '1 hour')")
 echo "$out" | grep -q 23514
 ok $? "F5: a killed conversion leaves its bound, which refuses rows from the bound on ($(echo "$out" | head -1))"
+# and what a kill after step 3 leaves too: the empty partitioned copy
+q -c "CREATE TABLE c_converting (LIKE c) PARTITION BY RANGE (ts)" -c "CREATE TABLE c_default PARTITION OF c_converting DEFAULT"
 out=$(qe -c "CALL capacity_convert('c', 'ts', 'day', premake => 2, as_of => $AS_OF)")
-echo "$out" | grep -q "removed what an interrupted conversion of public.c left: constraint c_convert_bound"
-ok $? "F5: the retry after a kill removes the leftover bound and says so ($(echo "$out" | head -1))"
+echo "$out" | grep -q "removed what an interrupted conversion of public.c left: constraint c_convert_bound, public.c_converting"
+ok $? "F5: the retry after a kill removes the leftover bound and copy and says so ($(echo "$out" | head -1))"
 [ "$(q -c "SELECT relkind FROM pg_class WHERE oid = 'c'::regclass")" = p ] &&
     [ "$(q -c "SELECT count(*) FROM c")" = 1000 ]
 ok $? "F5: ... and converts"
