@@ -13,7 +13,8 @@
  * and CREATE INDEX do: the owner's code cannot SET ROLE back to the
  * session's superuser), with search_path pinned and every setting made
  * during it undone.  Only our own catalog (capacity_conversion) is read
- * as the extension owner.
+ * as the extension owner, and written by the trigger when a replay failed
+ * (the copy is then stale: the backfill makes it again).
  *
  * Owns: capacity_run_as_owner() and the write-replay trigger
  * capacity_convert_sync().  Must not decide anything about the conversion.
@@ -22,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -34,6 +36,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 
@@ -196,9 +200,135 @@ capacity_owner_value(PG_FUNCTION_ARGS)
 }
 
 /*
- * capacity_convert_sync(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on
- * the historical partition during a backfill; replays the write into the
- * staging copy (trigger argument), as the staging table's owner.
+ * The columns a replayed row is written through: the historical
+ * partition's columns that are neither dropped nor generated (a generated
+ * column cannot be written; the copy computes it), each of which the copy
+ * must have with the same type.  NULL when the copy no longer fits (a
+ * column was added, dropped or retyped during the backfill): the backfill
+ * sees the same difference (capacity_convert_drift) and makes its copy
+ * again, so the write is not replayed into a copy that will be discarded.
+ */
+static char *
+replay_columns(Relation hist, Oid stg, const char *row)
+{
+	TupleDesc	desc = RelationGetDescr(hist);
+	StringInfoData cols;
+	StringInfoData vals;
+	int			written = 0;
+	int			copy_cols = 0;
+	HeapTuple	tup;
+	int			i;
+
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		AttrNumber	sattno;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		sattno = get_attnum(stg, name);
+		if (sattno == InvalidAttrNumber || get_atttype(stg, sattno) != att->atttypid)
+			return NULL;
+		appendStringInfo(&cols, "%s%s", written ? ", " : "", quote_identifier(name));
+		appendStringInfo(&vals, "%s(%s).%s", written ? ", " : "", row, quote_identifier(name));
+		written++;
+	}
+	/* and the copy has no column the table lost */
+	for (i = 1;; i++)
+	{
+		Form_pg_attribute att;
+
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(stg), Int16GetDatum(i));
+		if (!HeapTupleIsValid(tup))
+			break;
+		att = (Form_pg_attribute) GETSTRUCT(tup);
+		if (!att->attisdropped && !att->attgenerated)
+			copy_cols++;
+		ReleaseSysCache(tup);
+	}
+	if (copy_cols != written)
+		return NULL;
+	return psprintf("(%s) SELECT %s", cols.data, vals.data);
+}
+
+/* Errors the application's statement keeps: it was cancelled or must retry. */
+static bool
+application_must_see(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_QUERY_CANCELED) ||	/* 57 */
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_T_R_SERIALIZATION_FAILURE) ||	/* 40 */
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TO_CATEGORY(ERRCODE_OUT_OF_MEMORY) ||	/* 53 */
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/* The replay of one write (or of a TRUNCATE) into the copy, as its owner. */
+static void
+replay(TriggerData *td, Relation hist, Oid stg, Datum *keys, int nkeys)
+{
+	Oid			rowtype[1];
+	Datum		row[1];
+	char	   *stgname;
+	char	   *stmt;
+	char	   *fit;
+	int			i;
+
+	stgname = psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(stg))),
+					   quote_identifier(get_rel_name(stg)));
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		/* the table was emptied: so is the copy, or the rows would come back */
+		stmt = psprintf("TRUNCATE %s", stgname);
+		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 0, NULL, NULL);
+		return;
+	}
+	fit = replay_columns(hist, stg, "$1");
+	if (fit == NULL)
+		return;
+	rowtype[0] = hist->rd_rel->reltype;
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		StringInfoData cols,
+					vals;
+
+		initStringInfo(&cols);
+		initStringInfo(&vals);
+		for (i = 0; i < nkeys; i++)
+		{
+			const char *k = quote_identifier(TextDatumGetCString(keys[i]));
+
+			appendStringInfo(&cols, "%s%s", i ? ", " : "", k);
+			appendStringInfo(&vals, "%s($1).%s", i ? ", " : "", k);
+		}
+		stmt = psprintf("DELETE FROM %s WHERE (%s) = (%s)", stgname, cols.data, vals.data);
+		row[0] = heap_copy_tuple_as_datum(td->tg_trigtuple, RelationGetDescr(hist));
+		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+	}
+	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+		stmt = psprintf("INSERT INTO %s %s ON CONFLICT DO NOTHING", stgname, fit);
+		row[0] = heap_copy_tuple_as_datum(newtup, RelationGetDescr(hist));
+		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+	}
+}
+
+/*
+ * capacity_convert_sync(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW,
+ * and AFTER TRUNCATE FOR EACH STATEMENT, on the historical partition
+ * during a backfill; replays the write into the staging copy (trigger
+ * argument), as the staging table's owner.
+ *
+ * The replay must never fail the application's write: it runs in a
+ * subtransaction, and when it fails (a constraint the copy has and the
+ * table lost, the owner's code on the copy, ...) the write is kept, the
+ * conversion is marked stale in the same transaction (so only if the write
+ * commits) and the backfill makes its copy again instead of switching it
+ * in.  A cancel, a lock timeout, a serialization failure or running out of
+ * memory is the application's statement's own error and is kept.
  */
 Datum
 capacity_convert_sync(PG_FUNCTION_ARGS)
@@ -206,27 +336,24 @@ capacity_convert_sync(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Relation	hist;
 	Oid			stg;
-	Oid			types[2] = {OIDOID, OIDOID};
-	Datum		values[2];
+	Oid			types[3] = {OIDOID, OIDOID, TEXTOID};
+	Datum		values[3];
 	Datum	   *keys;
 	bool	   *knulls;
-	int			nkeys,
-				i;
+	int			nkeys;
 	bool		isnull;
 	Datum		d;
-	StringInfoData cols,
-				vals;
-	char	   *stgname;
-	Oid			rowtype[1];
-	Datum		row[1];
-	char	   *stmt;
 	int			nest;
+	MemoryContext cxt;
+	ResourceOwner owner;
+	ErrorData  *edata = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs != 1)
+		!(TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) ||
+		td->tg_trigger->tgnargs != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("matter_capacity: capacity_convert_sync must be an AFTER ... FOR EACH ROW trigger with one argument"),
+				 errmsg("matter_capacity: capacity_convert_sync must be an AFTER ... FOR EACH ROW (or AFTER TRUNCATE) trigger with one argument"),
 				 errhint("Only capacity_convert_backfill() installs this trigger.")));
 	hist = td->tg_relation;
 
@@ -251,32 +378,46 @@ capacity_convert_sync(PG_FUNCTION_ARGS)
 						RelationGetRelationName(hist)),
 				 errhint("Only capacity_convert_backfill() installs this trigger.")));
 	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &keys, &knulls, &nkeys);
-	stgname = psprintf("%s.%s", quote_identifier(get_namespace_name(get_rel_namespace(stg))),
-					   quote_identifier(get_rel_name(stg)));
 
-	rowtype[0] = hist->rd_rel->reltype;
-	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	cxt = CurrentMemoryContext;
+	owner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
 	{
-		initStringInfo(&cols);
-		initStringInfo(&vals);
-		for (i = 0; i < nkeys; i++)
-		{
-			const char *k = quote_identifier(TextDatumGetCString(keys[i]));
-
-			appendStringInfo(&cols, "%s%s", i ? ", " : "", k);
-			appendStringInfo(&vals, "%s($1).%s", i ? ", " : "", k);
-		}
-		stmt = psprintf("DELETE FROM %s WHERE (%s) = (%s)", stgname, cols.data, vals.data);
-		row[0] = heap_copy_tuple_as_datum(td->tg_trigtuple, RelationGetDescr(hist));
-		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+		replay(td, hist, stg, keys, nkeys);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
 	}
-	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	PG_CATCH();
 	{
-		HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (application_must_see(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (edata != NULL)
+	{
+		char	   *why = psprintf("a write to %s was not replayed: %s",
+								   RelationGetRelationName(hist), edata->message);
 
-		stmt = psprintf("INSERT INTO %s SELECT ($1).* ON CONFLICT DO NOTHING", stgname);
-		row[0] = heap_copy_tuple_as_datum(newtup, RelationGetDescr(hist));
-		(void) execute_as(get_rel_owner_oid(stg), 1, &stmt, 1, rowtype, row);
+		values[2] = CStringGetTextDatum(why);
+		catalog_execute(psprintf("UPDATE %s c SET stale = $3 "
+								 "WHERE c.staging OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+								 "AND c.historical OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
+								 "AND c.stale IS NULL",
+								 capacity_object("capacity_conversion")),
+						3, types, values, NULL, false);
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("matter_capacity: %s; the backfill will make its copy again", why),
+				 errhint("Your write is kept. capacity_conversions shows the backfill's progress.")));
 	}
 	AtEOXact_GUC(false, nest);
 	SPI_finish();
