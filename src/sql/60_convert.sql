@@ -986,7 +986,7 @@ BEGIN
                           'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
                           'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
-                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00', typ),
+                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
             -- and the periods between them up to the bound, unless a gap is
             -- longer than 32 periods (a stray row years away)

@@ -3293,10 +3293,16 @@ DECLARE
     swap_ms float8;
     step integer := 0;
     s text;
+    state text;
+    leftover_bound boolean;
+    leftover_copy regclass;
+    cleanup text[];
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM @extschema@.capacity_require_grants('capacity_convert'::text, ARRAY[
         '@extschema@.capacity_convert_check(regclass, name, text, name, integer, integer, text, interval)',
+        '@extschema@.capacity_convert_claim(regclass, text)',
+        '@extschema@.capacity_convert_unclaim(regclass)',
         '@extschema@.capacity_manage(regclass, name, text, name, integer, integer, interval, text, boolean)',
         '@extschema@.capacity_rollover(regclass, timestamptz, boolean)',
         '@extschema@.capacity_run_as_owner(regclass, text[])',
@@ -3306,6 +3312,10 @@ BEGIN
     IF pg_is_in_recovery() THEN
         RAISE EXCEPTION 'matter_capacity: capacity_convert cannot run while the server is in recovery'
             USING ERRCODE = '25006', HINT = 'Run it on the primary.';
+    END IF;
+    IF dry_run IS NULL THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_convert: dry_run must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass true to read the plan, or omit it (false) to convert.';
     END IF;
     SELECT * INTO d FROM @extschema@.capacity_convert_check(tbl, time_column, granularity, hash_column,
                                                             hash_partitions, premake, retention_action, retention);
@@ -3318,9 +3328,18 @@ BEGIN
     histname := @extschema@.capacity_derived_name(d.relname::text, 'historical');
     tmpqual := format('%I.%I', d.nspname, tmpname);
     histqual := format('%I.%I', d.nspname, histname);
-    IF to_regclass(tmpqual) IS NOT NULL OR to_regclass(histqual) IS NOT NULL THEN
+    -- what a cancelled or killed conversion of this table left behind: its
+    -- bound constraint (which refuses every row from the bound on) and its
+    -- empty partitioned copy; removed below, once the table is claimed
+    SELECT k.oid IS NOT NULL INTO leftover_bound FROM pg_constraint k
+     WHERE k.conrelid = tbl AND k.conname = cname AND k.contype = 'c';
+    leftover_bound := coalesce(leftover_bound, false);
+    SELECT c.oid::regclass INTO leftover_copy FROM pg_class c
+     WHERE c.oid = to_regclass(tmpqual) AND c.relkind = 'p' AND NOT c.relispartition AND c.relowner = (SELECT t.relowner FROM pg_class t WHERE t.oid = tbl)
+       AND EXISTS (SELECT 1 FROM pg_partitioned_table pt WHERE pt.partrelid = c.oid AND pt.partdefid = to_regclass(format('%I.%I', d.nspname, @extschema@.capacity_derived_name(d.relname::text, 'default'))));
+    IF to_regclass(histqual) IS NOT NULL OR (to_regclass(tmpqual) IS NOT NULL AND leftover_copy IS NULL) THEN
         RAISE EXCEPTION 'matter_capacity: % or % already exists', tmpqual, histqual
-            USING ERRCODE = '42P07', HINT = 'A previous conversion left it; drop or rename it first.';
+            USING ERRCODE = '42P07', HINT = 'A previous conversion left it or another object has its name; drop or rename it first.';
     END IF;
 
     -- the new parent: same columns, defaults, identity, storage, comments;
@@ -3354,6 +3373,16 @@ BEGIN
         prep := prep || format('GRANT %s ON %s TO %s%s', x.privilege_type, tmpqual, x.grantee,
                                CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
+    -- column privileges too: an application role granted columns only
+    -- would lose its access at the swap
+    FOR x IN SELECT a.attname, p.privilege_type, p.is_grantable,
+                    CASE WHEN p.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(p.grantee)) END AS grantee
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped,
+                    aclexplode(a.attacl) p
+              WHERE c.oid = tbl AND p.grantee <> c.relowner ORDER BY a.attnum, 2, 4 LOOP
+        prep := prep || format('GRANT %s (%I) ON %s TO %s%s', x.privilege_type, x.attname, tmpqual, x.grantee,
+                               CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
     IF obj_description(tbl, 'pg_class') IS NOT NULL THEN
         prep := prep || format('COMMENT ON TABLE %s IS %L', tmpqual, obj_description(tbl, 'pg_class'));
     END IF;
@@ -3384,8 +3413,15 @@ BEGIN
     plan := ARRAY[format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I < %s) NOT VALID',
                          d.qual, cname, time_column, time_column, bound_lit),
                   format('ALTER TABLE %s VALIDATE CONSTRAINT %I', d.qual, cname)];
+    -- the undo of steps 1 and 3, for a failure, a cancel, or a retry after a kill
+    cleanup := ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', d.qual, cname),
+                     format('DROP TABLE IF EXISTS %s', tmpqual)];
     IF dry_run THEN
         RAISE NOTICE 'capacity_convert(%): dry run, nothing changed', d.qual;
+        IF leftover_bound OR leftover_copy IS NOT NULL THEN
+            RAISE NOTICE '0. first removes what an interrupted conversion left: %',
+                         concat_ws(', ', CASE WHEN leftover_bound THEN format('constraint %I', cname) END, leftover_copy::text);
+        END IF;
         RAISE NOTICE '1. under the lock timeout: %', plan[1];
         RAISE NOTICE '2. online (reads the table, blocks no writer): %', plan[2];
         FOREACH s IN ARRAY prep LOOP
@@ -3403,21 +3439,53 @@ BEGIN
     END IF;
 
     CALL @extschema@.capacity_require_commit('capacity_convert');   -- before anything is changed
+    PERFORM @extschema@.capacity_convert_claim(tbl, 'capacity_convert');
+    IF leftover_bound OR leftover_copy IS NOT NULL THEN
+        -- no conversion of this table runs (we hold its claim): these are an
+        -- interrupted one's; the copy is empty, so nothing is lost
+        IF leftover_copy IS NOT NULL AND @extschema@.capacity_owner_value(tbl, format('SELECT 1 FROM %s LIMIT 1', leftover_copy)) IS NOT NULL THEN
+            PERFORM @extschema@.capacity_convert_unclaim(tbl);
+            RAISE EXCEPTION 'matter_capacity: % already exists and holds rows', leftover_copy
+                USING ERRCODE = '42P07', HINT = 'It is not an interrupted conversion''s empty copy: drop or rename it first.';
+        END IF;
+        -- named now: once dropped, the copy's regclass prints as a number
+        s := concat_ws(', ', CASE WHEN leftover_bound THEN format('constraint %I', cname) END, leftover_copy::text);
+        PERFORM @extschema@.capacity_run_bounded(CASE WHEN leftover_copy IS NULL THEN cleanup[1:1]
+                                                      WHEN NOT leftover_bound THEN cleanup[2:2] ELSE cleanup END,
+                                                 format('removing what an interrupted conversion of %s left', d.qual), ARRAY[tbl]);
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        RAISE NOTICE 'capacity_convert: removed what an interrupted conversion of % left: %', d.qual, s;
+    END IF;
     -- 1. the bound, enforced from now on; 2. proven for the old rows online
     -- Every statement that reads the user's rows or can evaluate the owner's
     -- code (the bound's validation, the count of bad rows, the ATTACH of the
     -- old table) runs as the table's owner under SECURITY_RESTRICTED_OPERATION
     -- through capacity_run_as_owner (issue 19, kind 3); capacity_run_bounded
     -- still bounds its locks.  Our own catalog rows are written as the caller.
-    PERFORM @extschema@.capacity_run_bounded(
-                ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', d.qual, plan[1])],
-                format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
+    BEGIN
+        PERFORM @extschema@.capacity_run_bounded(
+                    ARRAY[format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', d.qual, plan[1])],
+                    format('adding the bound constraint to %s', d.qual), ARRAY[tbl]);
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE;
+    END;
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     BEGIN
         PERFORM @extschema@.capacity_run_as_owner(tbl, plan[2:2]);
     EXCEPTION WHEN check_violation THEN
         failed := true;
+    WHEN query_canceled OR OTHERS THEN
+        -- cancelled (statement_timeout, pg_cancel_backend, Ctrl-C) or failed:
+        -- the bound must not stay, it would refuse every row from the bound on
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, s = MESSAGE_TEXT;
+        PERFORM @extschema@.capacity_run_bounded(cleanup[1:1], format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE EXCEPTION 'matter_capacity: % was not converted: %', d.qual, s
+            USING ERRCODE = state, HINT = 'The bound constraint was removed; nothing changed. Run it again.';
     END;
     IF failed THEN
         -- the rows a zero-column SELECT returns, counted as the owner
@@ -3426,6 +3494,7 @@ BEGIN
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
                                                  format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
         RAISE EXCEPTION 'matter_capacity: % has % rows whose % is NULL or not before %; nothing was converted',
                         d.qual, bad, quote_ident(time_column), bound_label
             USING ERRCODE = '23514',
@@ -3439,14 +3508,14 @@ BEGIN
         FOREACH s IN ARRAY prep LOOP
             EXECUTE s;
         END LOOP;
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
         failed := true;
         GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
     END;
     IF failed THEN
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        PERFORM @extschema@.capacity_run_bounded(cleanup[1:1], format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
         RAISE EXCEPTION 'matter_capacity: the partitioned copy of % could not be prepared: %; nothing was converted', d.qual, s
             USING ERRCODE = '55000', HINT = 'Fix the cause; the dry run (dry_run => true) lists every statement.';
     END IF;
@@ -3457,15 +3526,14 @@ BEGIN
     t0 := clock_timestamp();
     BEGIN
         PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual), ARRAY[tbl]);
-    EXCEPTION WHEN OTHERS THEN
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
         failed := true;
         GET STACKED DIAGNOSTICS s = MESSAGE_TEXT;
     END;
     IF failed THEN
-        EXECUTE format('DROP TABLE %s', tmpqual);
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT %I', d.qual, cname)],
-                                                 format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
+        PERFORM @extschema@.capacity_run_bounded(cleanup, format('removing the bound constraint from %s', d.qual), ARRAY[tbl]);
         COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
         RAISE EXCEPTION 'matter_capacity: % was not converted: %', d.qual, s
             USING ERRCODE = '55P03', HINT = 'Nothing changed; run it again when the table is less busy.';
     END IF;
@@ -3486,6 +3554,7 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM count(*) FROM @extschema@.capacity_rollover(newrel, as_of);
     COMMIT;
+    PERFORM @extschema@.capacity_convert_unclaim(tbl);
     RAISE NOTICE 'capacity_convert: % is partitioned; % holds the rows before %; the swap held its lock % ms. Next: CALL capacity_convert_backfill(%::regclass)',
                  d.qual, histqual, bound_label, round(swap_ms::numeric, 1), quote_literal(d.qual);
 END
@@ -3504,8 +3573,13 @@ DECLARE
     typ regtype;
     stagename name;
     stagequal text;
-    lo timestamptz;
+    stagedefault text;
     p timestamptz;
+    starts timestamptz[];
+    plist timestamptz[];
+    gap timestamptz[];
+    q timestamptz;
+    texpr text;
     pname text;
     pqual text;
     stmt text;
@@ -3514,16 +3588,24 @@ DECLARE
     pages bigint;
     n bigint;
     batches integer := 0;
+    made integer;
+    remade integer := 0;
+    cols text;
+    why text;
     swap text[];
     x record;
     t0 timestamptz;
     failed boolean;
+    outdated boolean;
     err text;
     blk integer := current_setting('block_size')::integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM @extschema@.capacity_require_grants('capacity_convert_backfill'::text, ARRAY[
         '@extschema@.capacity_convert_sync()',
+        '@extschema@.capacity_convert_claim(regclass, text)',
+        '@extschema@.capacity_convert_unclaim(regclass)',
+        '@extschema@.capacity_convert_verify(regclass)',
         '@extschema@.capacity_note_backfill_copies(regclass)',
         '@extschema@.capacity_owner_value(regclass, text)',
         '@extschema@.capacity_period_ddl(regclass, name, text, timestamptz, name, integer)',
@@ -3539,6 +3621,10 @@ BEGIN
     IF batch_rows IS NULL OR batch_rows < 1 THEN
         RAISE EXCEPTION 'matter_capacity: batch_rows % must be a positive number', batch_rows
             USING ERRCODE = '22023', HINT = 'Each batch is one transaction; 10000 rows is typical.';
+    END IF;
+    IF max_batches < 0 THEN
+        RAISE EXCEPTION 'matter_capacity: max_batches % must not be negative', max_batches
+            USING ERRCODE = '22023', HINT = 'Pass the number of batches this CALL may run, or NULL (the default) for all of them and the switch.';
     END IF;
     SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
     IF NOT FOUND THEN
@@ -3558,6 +3644,9 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: must be owner of table % to backfill it', tbl
             USING ERRCODE = '42501', HINT = 'Run it as the table''s owner.';
     END IF;
+    -- one backfill of a table at a time (the worker's slice and a manual CALL)
+    PERFORM @extschema@.capacity_convert_claim(tbl, 'capacity_convert_backfill');
+    SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
     SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), a.atttypid::regtype
       INTO nsp, rel, owner, typ
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -3566,147 +3655,250 @@ BEGIN
     qual := format('%I.%I', nsp, rel);
     stagename := @extschema@.capacity_derived_name(rel::text, 'backfill');
     stagequal := format('%I.%I', nsp, stagename);
+    stagedefault := format('%I.%I', nsp, @extschema@.capacity_derived_name(stagename::text, 'default'));
+    -- the time of a row as the periods count it (UTC)
+    texpr := CASE WHEN typ = 'timestamptz'::regtype THEN quote_ident(cv.time_column)
+                  ELSE format('(%I::pg_catalog.timestamp AT TIME ZONE ''UTC'')', cv.time_column) END;
 
-    IF cv.state = 'converted' THEN
-        -- the period tables, gathered under a private staging table, and
-        -- the trigger that replays writes on the historical partition
-        -- as the owner: a policy they put on the historical partition after
-        -- the conversion never runs as the caller
-        lo := @extschema@.capacity_owner_value(tbl, format('SELECT min(%I)::pg_catalog.timestamptz FROM ONLY %s',
-                                                           cv.time_column, cv.historical::text))::timestamptz;
-        lo := coalesce(lo, cv.bound - interval '1 day');
-        -- constraints, indexes and foreign keys as the parent has them, so the
-        -- period tables attach later without building or validating anything
-        EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES '
-                       'INCLUDING CONSTRAINTS INCLUDING STORAGE) PARTITION BY RANGE (%I)', stagequal, qual, cv.time_column);
-        FOR x IN SELECT k.conname, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
-                  WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
-            EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
-        END LOOP;
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, @extschema@.capacity_derived_name(stagename::text, 'default'), stagequal);
-        p := @extschema@.capacity_period_start(lo, cv.granularity, 0);
-        WHILE p < cv.bound LOOP
-            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
-            pqual := format('%I.%I', nsp, pname);
-            -- built as the rollover builds a period (src/partitions.c)
-            FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
-                                                                  cv.hash_column, cv.hash_partitions) LOOP
-                EXECUTE stmt;
+    <<attempt>>
+    LOOP
+        IF cv.state = 'backfilling' THEN
+            -- a copy that missed a write (its replay failed) or no longer has
+            -- the table's shape (a column, constraint or index changed during
+            -- the backfill) could not be switched in: it is made again
+            why := coalesce(cv.stale, @extschema@.capacity_convert_drift(tbl, cv.staging));
+            IF why IS NOT NULL THEN
+                remade := remade + 1;
+                IF remade > 3 THEN
+                    PERFORM @extschema@.capacity_convert_unclaim(tbl);
+                    RAISE EXCEPTION 'matter_capacity: the backfill copy of % went out of date % times in this CALL: %', qual, remade - 1, why
+                        USING ERRCODE = '55000',
+                              HINT = 'The table''s shape keeps changing; CALL capacity_convert_backfill again after the schema change is done. The historical partition serves every row meanwhile.';
+                END IF;
+                RAISE NOTICE 'capacity_convert_backfill: the copy of % is out of date (%); making it again', qual, why;
+                PERFORM @extschema@.capacity_run_bounded(ARRAY[
+                            format('DROP TRIGGER IF EXISTS capacity_convert_sync ON %s', cv.historical::text),
+                            format('DROP TRIGGER IF EXISTS capacity_convert_truncate ON %s', cv.historical::text),
+                            format('DROP TABLE IF EXISTS %s', cv.staging::text)],
+                        format('discarding the out-of-date copy of %s', qual), ARRAY[cv.historical, cv.staging]);
+                UPDATE @extschema@.capacity_conversion c
+                   SET state = 'converted', staging = NULL, stale = NULL, next_page = 0, rows_copied = 0,
+                       updated_at = clock_timestamp()
+                 WHERE c.table_name = tbl
+                RETURNING * INTO cv;
+                COMMIT;
+                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            END IF;
+        END IF;
+
+        IF cv.state = 'converted' THEN
+            -- a preparation cut short (killed) left its staging table: it is
+            -- ours (our name, partitioned, our default partition) and no
+            -- trigger feeds it yet, so it is dropped and made again
+            IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_partitioned_table pt ON pt.partrelid = c.oid
+                        WHERE c.oid = to_regclass(stagequal) AND NOT c.relispartition
+                          AND pt.partdefid = to_regclass(stagedefault)) THEN
+                EXECUTE format('DROP TABLE %s', stagequal);
+            END IF;
+            -- the periods that hold rows, read as the owner; rows outside
+            -- the years 1000 to 9998 (a stray 1970 row is a period of its own,
+            -- -infinity is none) and rows of periods not made wait in the
+            -- default partition, as the rollover keeps them
+            starts := @extschema@.capacity_owner_value(tbl, format(
+                          'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
+                          'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
+                          'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
+                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
+                          cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
+            -- and the periods between them up to the bound, unless a gap is
+            -- longer than 32 periods (a stray row years away)
+            plist := '{}';
+            FOREACH p IN ARRAY coalesce(starts, '{}') || cv.bound LOOP
+                IF cardinality(plist) > 0 THEN
+                    gap := '{}';
+                    q := @extschema@.capacity_period_start(plist[cardinality(plist)], cv.granularity, 1);
+                    WHILE q < p AND cardinality(gap) <= 32 LOOP
+                        gap := gap || q;
+                        q := @extschema@.capacity_period_start(q, cv.granularity, 1);
+                    END LOOP;
+                    IF q >= p THEN
+                        plist := plist || gap;
+                    END IF;
+                END IF;
+                IF p < cv.bound THEN
+                    plist := plist || p;
+                END IF;
             END LOOP;
-            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
-                           @extschema@.capacity_time_literal(p, typ),
-                           @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ));
-            p := @extschema@.capacity_period_start(p, cv.granularity, 1);
-        END LOOP;
-        FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(stagequal::regclass) t JOIN pg_class c ON c.oid = t.relid
-                  WHERE c.relkind IN ('r', 'p') LOOP
+            -- constraints, indexes and foreign keys as the parent has them, so the
+            -- period tables attach later without building or validating anything
+            EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES '
+                           'INCLUDING CONSTRAINTS INCLUDING STORAGE) PARTITION BY RANGE (%I)', stagequal, qual, cv.time_column);
+            FOR x IN SELECT k.conname, pg_get_constraintdef(k.oid) AS def FROM pg_constraint k
+                      WHERE k.conrelid = tbl AND k.contype = 'f' LOOP
+                EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', stagequal, x.conname, x.def);
+            END LOOP;
+            EXECUTE format('CREATE TABLE %s PARTITION OF %s DEFAULT', stagedefault, stagequal);
             IF owner <> current_user THEN
-                EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
+                EXECUTE format('ALTER TABLE %s OWNER TO %I', stagequal, owner);
+                EXECUTE format('ALTER TABLE %s OWNER TO %I', stagedefault, owner);
+            END IF;
+            made := 0;
+            FOREACH p IN ARRAY plist LOOP
+                pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
+                pqual := format('%I.%I', nsp, pname);
+                -- built as the rollover builds a period (src/partitions.c)
+                FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
+                                                                      cv.hash_column, cv.hash_partitions) LOOP
+                    EXECUTE stmt;
+                END LOOP;
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', stagequal, pqual,
+                               @extschema@.capacity_time_literal(p, typ),
+                               @extschema@.capacity_time_literal(@extschema@.capacity_period_start(p, cv.granularity, 1), typ));
+                IF owner <> current_user THEN
+                    FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(pqual::regclass) t JOIN pg_class c ON c.oid = t.relid
+                              WHERE c.relkind IN ('r', 'p') LOOP
+                        EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
+                    END LOOP;
+                END IF;
+                made := made + 1;
+                -- many periods (years of days) would outgrow the lock table in
+                -- one transaction: the copy is private, so commit as we go
+                IF made % 20 = 0 THEN
+                    COMMIT;
+                    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+                END IF;
+            END LOOP;
+            UPDATE @extschema@.capacity_conversion c
+               SET staging = stagequal::regclass, state = 'backfilling', next_page = 0, rows_copied = 0, stale = NULL,
+                   pages_total = pg_relation_size(cv.historical) / blk,
+                   backfill_started_at = coalesce(c.backfill_started_at, clock_timestamp()), updated_at = clock_timestamp()
+             WHERE c.table_name = tbl;
+            -- the write replay, as the owner; TRUNCATE empties the copy too
+            PERFORM @extschema@.capacity_run_bounded(ARRAY[
+                        format('CREATE TRIGGER capacity_convert_sync AFTER INSERT OR UPDATE OR DELETE ON %s '
+                               'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
+                               cv.historical::text, stagequal),
+                        format('CREATE TRIGGER capacity_convert_truncate AFTER TRUNCATE ON %s '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
+                               cv.historical::text, stagequal)],
+                    format('installing the write replay on %s', cv.historical::text), ARRAY[cv.historical]);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
+            RAISE NOTICE 'capacity_convert_backfill: % periods from % to % prepared; copying % pages of %',
+                         (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = cv.staging) - 1,
+                         coalesce(to_char(starts[1] AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '-'),
+                         to_char(cv.bound AT TIME ZONE 'UTC', 'YYYY-MM-DD'), cv.pages_total, cv.historical;
+        END IF;
+
+        -- the columns copied: generated columns are computed by the copy
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+
+        -- batches of pages, one transaction each; the watermark commits with them
+        LOOP
+            nblocks := pg_relation_size(cv.historical) / blk;
+            EXIT WHEN cv.next_page >= nblocks;
+            IF max_batches IS NOT NULL AND batches >= max_batches THEN
+                PERFORM @extschema@.capacity_convert_unclaim(tbl);
+                RAISE NOTICE 'capacity_convert_backfill: stopped after % batches at page % of %; CALL it again to go on',
+                             batches, cv.next_page, nblocks;
+                RETURN;
+            END IF;
+            IF cv.stale IS NOT NULL OR @extschema@.capacity_convert_drift(tbl, cv.staging) IS NOT NULL THEN
+                CONTINUE attempt;
+            END IF;
+            SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
+              INTO per_page FROM pg_class c WHERE c.oid = cv.historical;
+            pages := greatest(1, ceil(batch_rows / per_page))::bigint;
+            n := @extschema@.capacity_run_as_owner(tbl, ARRAY[format(
+                     'INSERT INTO %s (%s) SELECT %s FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
+                     'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cols, cols, cv.historical::text,
+                     format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages))]);
+            UPDATE @extschema@.capacity_conversion c
+               SET next_page = cv.next_page + pages, rows_copied = c.rows_copied + n,
+                   pages_total = greatest(c.pages_total, nblocks), updated_at = clock_timestamp()
+             WHERE c.table_name = tbl
+            RETURNING * INTO cv;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            batches := batches + 1;
+            IF batches % 50 = 0 THEN
+                RAISE NOTICE 'capacity_convert_backfill: % rows copied, page % of %', cv.rows_copied, cv.next_page, nblocks;
             END IF;
         END LOOP;
-        UPDATE @extschema@.capacity_conversion c
-           SET staging = stagequal::regclass, state = 'backfilling', next_page = 0, rows_copied = 0,
-               pages_total = pg_relation_size(cv.historical) / blk,
-               backfill_started_at = clock_timestamp(), updated_at = clock_timestamp()
-         WHERE c.table_name = tbl;
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format(
-                    'CREATE TRIGGER capacity_convert_sync AFTER INSERT OR UPDATE OR DELETE ON %s '
-                    'FOR EACH ROW EXECUTE FUNCTION @extschema@.capacity_convert_sync(%L)',
-                    cv.historical::text, stagequal)],
-                format('installing the write replay on %s', cv.historical::text), ARRAY[cv.historical]);
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
-        RAISE NOTICE 'capacity_convert_backfill: % periods from % to % prepared; copying % pages of %',
-                     (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = cv.staging) - 1,
-                     to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD'), to_char(cv.bound AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-                     cv.pages_total, cv.historical;
-    END IF;
 
-    -- batches of pages, one transaction each; the watermark commits with them
-    LOOP
-        nblocks := pg_relation_size(cv.historical) / blk;
-        EXIT WHEN cv.next_page >= nblocks;
-        IF max_batches IS NOT NULL AND batches >= max_batches THEN
-            RAISE NOTICE 'capacity_convert_backfill: stopped after % batches at page % of %; CALL it again to go on',
-                         batches, cv.next_page, nblocks;
-            RETURN;
+        -- the switch: the historical partition out, the period tables in; all
+        -- proven by constraints, so the lock is held for catalog work only.
+        -- The parent first, under the lock timeout; once it is ours no
+        -- application statement holds a partition, so every further lock is
+        -- free unless another session holds a partition itself (a long reader
+        -- of the historical table, autovacuum): then the attempt ends at once
+        -- (10 ms) instead of keeping the application queued behind the parent
+        -- for a second timeout.  Under the locks the copy is checked once
+        -- more (no write missed, the same shape: nothing to build).
+        swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
+                      'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
+                      format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
+                      format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
+                      format('SELECT @extschema@.capacity_convert_verify(%L::pg_catalog.regclass)', qual),
+                      format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
+                             format('INSERT INTO %s (%s) SELECT %s FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
+                                    cv.staging::text, cols, cols, cv.historical::text, format('(%s,0)', cv.next_page))),
+                      format('SELECT @extschema@.capacity_note_backfill_copies(%L::pg_catalog.regclass)', qual),   -- copies are not growth
+                      format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
+                      format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text),
+                      format('DROP TRIGGER IF EXISTS capacity_convert_truncate ON %s', cv.historical::text)];
+        FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
+                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                  WHERE i.inhparent = cv.staging ORDER BY 2 LOOP
+            IF x.bnd = 'DEFAULT' THEN
+                CONTINUE;
+            END IF;
+            swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
+                                   format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
+                                   format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
+        END LOOP;
+        -- rows of no prepared period (written during the backfill, or outside
+        -- the years periods are made for) go to the table: its default partition
+        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
+                               format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s', qual, cols, cols, stagedefault))
+                     || format('DROP TABLE %s', cv.staging::text);
+        -- Every row is copied and writes are replayed, so a switch that cannot
+        -- get its locks loses nothing by waiting: three rounds, a second apart
+        -- with nothing held, then a warning and a clean return; the next CALL
+        -- (or the worker's next slice) switches.
+        outdated := false;
+        FOR rnd IN 1 .. 3 LOOP
+            failed := false;
+            t0 := clock_timestamp();
+            BEGIN
+                PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual),
+                                                         ARRAY[tbl, cv.historical, cv.staging]);
+            EXCEPTION WHEN lock_not_available THEN
+                failed := true;
+                GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+            WHEN object_not_in_prerequisite_state THEN
+                -- capacity_convert_verify: the copy is out of date
+                outdated := true;
+            END;
+            EXIT WHEN NOT failed;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            IF rnd < 3 THEN
+                PERFORM pg_sleep(1);
+            END IF;
+        END LOOP;
+        IF outdated THEN
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            SELECT * INTO cv FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl;
+            CONTINUE attempt;
         END IF;
-        SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
-          INTO per_page FROM pg_class c WHERE c.oid = cv.historical;
-        pages := greatest(1, ceil(batch_rows / per_page))::bigint;
-        n := @extschema@.capacity_run_as_owner(tbl, ARRAY[format(
-                 'INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid AND ctid < %L::tid '
-                 'FOR SHARE ON CONFLICT DO NOTHING', cv.staging::text, cv.historical::text,
-                 format('(%s,0)', cv.next_page), format('(%s,0)', cv.next_page + pages))]);
-        UPDATE @extschema@.capacity_conversion c
-           SET next_page = cv.next_page + pages, rows_copied = c.rows_copied + n,
-               pages_total = greatest(c.pages_total, nblocks), updated_at = clock_timestamp()
-         WHERE c.table_name = tbl
-        RETURNING * INTO cv;
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        batches := batches + 1;
-        IF batches % 50 = 0 THEN
-            RAISE NOTICE 'capacity_convert_backfill: % rows copied, page % of %', cv.rows_copied, cv.next_page, nblocks;
-        END IF;
-    END LOOP;
-
-    -- the switch: the historical partition out, the period tables in; all
-    -- proven by constraints, so the lock is held for catalog work only.
-    -- The parent first, under the lock timeout; once it is ours no
-    -- application statement holds a partition, so every further lock is
-    -- free unless another session holds a partition itself (a long reader
-    -- of the historical table, autovacuum): then the attempt ends at once
-    -- (10 ms) instead of keeping the application queued behind the parent
-    -- for a second timeout.
-    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
-                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
-                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', qual),
-                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', cv.historical::text),
-                  format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
-                         format('INSERT INTO %s SELECT * FROM ONLY %s WHERE ctid >= %L::tid ON CONFLICT DO NOTHING',
-                                cv.staging::text, cv.historical::text, format('(%s,0)', cv.next_page))),
-                  format('SELECT @extschema@.capacity_note_backfill_copies(%L::pg_catalog.regclass)', qual),   -- copies are not growth
-                  format('ALTER TABLE %s DETACH PARTITION %s', qual, cv.historical::text),
-                  format('DROP TRIGGER capacity_convert_sync ON %s', cv.historical::text)];
-    FOR x IN SELECT i.inhrelid::regclass AS part, pg_get_expr(c.relpartbound, c.oid) AS bnd
-               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = cv.staging ORDER BY 2 LOOP
-        IF x.bnd = 'DEFAULT' THEN
-            CONTINUE;
-        END IF;
-        swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
-                               format('ALTER TABLE %s DETACH PARTITION %s', cv.staging::text, x.part),
-                               format('ALTER TABLE %s ATTACH PARTITION %s %s', qual, x.part, x.bnd));
-    END LOOP;
-    -- rows older than the first period (written during the backfill) go to the default partition
-    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
-                           format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM %I.%I', qual, nsp,
-                                  @extschema@.capacity_derived_name(stagename::text, 'default')))
-                 || format('DROP TABLE %s', cv.staging::text);
-    -- Every row is copied and writes are replayed, so a switch that cannot
-    -- get its locks loses nothing by waiting: three rounds, a second apart
-    -- with nothing held, then a warning and a clean return; the next CALL
-    -- (or the worker's next slice) switches.
-    FOR rnd IN 1 .. 3 LOOP
-        failed := false;
-        t0 := clock_timestamp();
-        BEGIN
-            PERFORM @extschema@.capacity_run_bounded(swap, format('switching %s to its backfilled periods', qual),
-                                                     ARRAY[tbl, cv.historical, cv.staging]);
-        EXCEPTION WHEN lock_not_available THEN
-            failed := true;
-            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
-        END;
-        EXIT WHEN NOT failed;
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        IF rnd < 3 THEN
-            PERFORM pg_sleep(1);
-        END IF;
+        EXIT attempt;
     END LOOP;
     IF failed THEN
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
         RAISE WARNING 'capacity_convert_backfill: % is copied but not yet switched to its period partitions: %', qual, err
             USING HINT = format('Nothing is lost: %s stays attached and its writes are replayed into the copy. '
                                 'CALL capacity_convert_backfill(%L) again when the table is less busy '
@@ -3720,6 +3912,7 @@ BEGIN
      WHERE c.table_name = tbl
     RETURNING * INTO cv;
     COMMIT;
+    PERFORM @extschema@.capacity_convert_unclaim(tbl);
     RAISE NOTICE 'capacity_convert_backfill: % done: % rows in period partitions; the switch held its lock % ms. The old table % is detached: drop it once checked.',
                  qual, cv.rows_copied, round(cv.backfill_swap_ms::numeric, 1), cv.historical;
 END
@@ -6660,7 +6853,7 @@ BEGIN
                           'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
                           'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
-                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00', typ),
+                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
             -- and the periods between them up to the bound, unless a gap is
             -- longer than 32 periods (a stray row years away)
