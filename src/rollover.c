@@ -707,8 +707,72 @@ attach_burst(void *arg)
  * Step 1 of one period: built standalone and, unless the rows are to move
  * under the burst's locks (locks_first), filled from the default partition.
  */
+/*
+ * Step 1's move of a period's rows out of the default partition, under
+ * weak locks.  It waits for a row another session holds locked (an
+ * application's UPDATE, a transaction left idle) at most
+ * matter_capacity.lock_timeout: the rows it already moved stay locked by
+ * us meanwhile, and their writers would wait as long (review 4 F14).
+ * limit_ms > 0 (the worker) also bounds the table owner's code the move
+ * fires (triggers on the default partition, index expressions): the worker
+ * samples between units of work, and one table's slow trigger must not
+ * stop it (F10).  Either way the move is undone with an error naming the
+ * cause, reported as the table's 'failed' row; no row leaves the default.
+ */
 static void
-build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_first)
+step1_move(TableLayout *layout, NewPeriod *np, int limit_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = NewGUCNestLevel();
+	char		ms[32];
+
+	snprintf(ms, sizeof(ms), "%d", mc_lock_timeout_ms);
+	(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (limit_ms > 0)
+		usercode_limit_begin(limit_ms);
+	PG_TRY();
+	{
+		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+	}
+	PG_CATCH();
+	{
+		bool		expired = limit_ms > 0 && usercode_limit_end();
+		ErrorData  *edata;
+		char	   *deflt = get_rel_name(layout->deflt->relid);
+		char	   *triggers;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (!expired && edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		if (!expired)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("matter_capacity: moving the rows of %s out of the default partition %s waited longer than matter_capacity.lock_timeout (%d ms) for a row another session holds locked",
+							np->relname, deflt, mc_lock_timeout_ms),
+					 errhint("A transaction holds rows of the default partition locked (pg_stat_activity shows one idle in transaction?). Nothing moved: the rows stay in the default partition and the next rollover tries again.")));
+		triggers = default_triggers(layout);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matter_capacity: moving the rows of %s out of the default partition %s took longer than the worker's limit of %d ms (matter_capacity.sample_interval)",
+						np->relname, deflt, limit_ms),
+				 errdetail("%s%s", triggers ? "Its triggers fire for each row moved: " : "The table owner's code the move runs (index expressions, constraints) or the number of rows made it slow.",
+						   triggers ? triggers : ""),
+				 errhint("Nothing moved; the worker samples between steps and does not wait for the table's code. CALL capacity_rollover_proc(%s), which has no such limit, or make that code fast.",
+						 quote_literal_cstr(layout->qualname))));
+	}
+	PG_END_TRY();
+	if (limit_ms > 0)
+		(void) usercode_limit_end();
+	np->moved += SPI_processed;
+	AtEOXact_GUC(true, nest);
+}
+
+static void
+build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_first,
+				 int limit_ms)
 {
 	ListCell   *lc;
 
@@ -716,10 +780,7 @@ build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_fir
 		exec_sql(lfirst(lc), SPI_OK_UTILITY);
 	np->moved = 0;
 	if (np->default_rows > 0 && !locks_first)
-	{
-		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-		np->moved = SPI_processed;
-	}
+		step1_move(layout, np, limit_ms);
 }
 
 static char *
@@ -1550,7 +1611,8 @@ build_and_attach_step(void *arg)
 	PG_TRY();
 	{
 		foreach(lc, ba->periods)
-			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc), ba->r->locks_first);
+			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc), ba->r->locks_first,
+							 ba->r->sink->step1_limit_ms);
 		attached = bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
 		ba->deadlocked = !attached && run_bounded_deadlocked();
 		burst.why = gave_way(ba->r, burst.why, ba->deadlocked);
@@ -1864,7 +1926,7 @@ build_periods(Rollover *r, List *periods)
 	PG_TRY();
 	{
 		foreach(lc, periods)
-			build_standalone(r->layout, r->pol, lfirst(lc), false);
+			build_standalone(r->layout, r->pol, lfirst(lc), false, r->sink->step1_limit_ms);
 	}
 	PG_FINALLY();
 	{
@@ -2378,8 +2440,7 @@ catch_up_step(void *arg)
 
 			if (np->p.to <= r->cur.from)
 				continue;
-			exec_sql(sql_move_rows(r->layout, np->relname, np->p), SPI_OK_INSERT);
-			np->moved += SPI_processed;
+			step1_move(r->layout, np, r->sink->step1_limit_ms);
 		}
 	}
 	PG_FINALLY();

@@ -32,6 +32,12 @@ typedef struct ActionSink
 	List	   *deferred;
 	MemoryContext defer_cxt;
 
+	/*
+	 * The worker: a time limit (ms) for the table owner's code step 1's
+	 * move of rows out of the default partition fires (0: none).
+	 */
+	int			step1_limit_ms;
+
 	/* Per-step mode (procedure, worker): one unit per transaction. */
 	bool		per_step;
 	bool		stop_table;		/* a unit got no locks or failed: next table */

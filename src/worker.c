@@ -124,6 +124,8 @@ task_rollover(void)
 
 	sink.as_of = GetCurrentTimestamp();
 	sink.quiet = true;
+	/* the owner's code a rescue fires must not keep sampling waiting (review 4 F10) */
+	sink.step1_limit_ms = mc_sample_interval_s * 1000;
 	PG_TRY();
 	{
 		rollover_per_step(InvalidOid, &sink, worker_commit_step, mcxt);
