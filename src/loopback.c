@@ -226,20 +226,35 @@ detach_concurrently(Oid parent, Oid part_relid, const char *parent_q,
 
 /*
  * Run one top-level statement (a CALL of a procedure that commits) on its
- * own connection; the worker uses it for the conversion backfill.
+ * own connection; the worker uses it for the conversion backfill.  With
+ * lock_timeout_ms > 0 the session's lock_timeout is set first (a statement
+ * of its own: the CALL must be alone in its query string to commit), so a
+ * row or table an application holds ends the statement instead of keeping
+ * it (and the caller) waiting (review 4 F14).  *why (when given) says
+ * whether the connection or the statement failed.
  */
 bool
-loopback_run(const char *sql, char **error)
+loopback_run_bounded(const char *sql, int lock_timeout_ms, char **error, LoopbackFailure *why)
 {
 	PGconn	   *conn;
 	bool		ok;
+	LoopbackFailure failure = LOOPBACK_NO_CONNECTION;
 
 	*error = NULL;
 	if ((conn = loopback_connect(error)) == NULL)
+	{
+		if (why)
+			*why = failure;
 		return false;
+	}
+	failure = LOOPBACK_STATEMENT_FAILED;
 	PG_TRY();
 	{
-		ok = loopback_exec(conn, sql, error);
+		ok = lock_timeout_ms <= 0 ||
+			loopback_exec(conn, psprintf("SELECT pg_catalog.set_config('lock_timeout', '%d', false)",
+										 lock_timeout_ms), error);
+		if (ok)
+			ok = loopback_exec(conn, sql, error);
 	}
 	PG_CATCH();
 	{
@@ -251,5 +266,13 @@ loopback_run(const char *sql, char **error)
 	if (!ok)
 		loopback_cancel(conn);
 	remote_close(conn);
+	if (why)
+		*why = ok ? LOOPBACK_OK : failure;
 	return ok;
+}
+
+bool
+loopback_run(const char *sql, char **error)
+{
+	return loopback_run_bounded(sql, 0, error, NULL);
 }

@@ -21,5 +21,7 @@ typedef enum LoopbackFailure
 extern bool detach_concurrently(Oid parent, Oid part_relid, const char *parent_q,
 								const char *part_q, char **error, LoopbackFailure *why);
 extern bool loopback_run(const char *sql, char **error);
+extern bool loopback_run_bounded(const char *sql, int lock_timeout_ms, char **error,
+								 LoopbackFailure *why);
 
 #endif							/* MC_LOOPBACK_H */

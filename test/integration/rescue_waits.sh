@@ -11,6 +11,10 @@
 #      background worker inside the move at most one sample interval: the
 #      period is reported failed (54000, naming the trigger), sampling goes
 #      on, no row is lost; without the trigger the worker moves the rows.
+#   3. F14 in the worker's conversion backfill: a batch waiting for a row an
+#      application holds ends after the lock timeout (a warning that says
+#      so, not that the loopback could not connect), sampling goes on, and
+#      the backfill finishes once the row is free.
 # Prints TAP lines.
 set -u
 . "$(dirname "$0")/../../scripts/lib.sh"
@@ -29,7 +33,7 @@ trap '[ -n "$BG" ] && kill $BG 2>/dev/null; cluster_stop rwaits; rm -rf "$W"' EX
 
 cluster_start rwaits $PORT "shared_preload_libraries = 'matter_capacity'" \
     "matter_capacity.database = 'postgres'" "matter_capacity.sample_interval = 1" \
-    "matter_capacity.rollover_interval = 0"
+    "matter_capacity.rollover_interval = 0" "matter_capacity.backfill_batches = 0"
 timeout_ms=$(q -c "LOAD 'matter_capacity'; SHOW matter_capacity.lock_timeout" | tr -dc 0-9)
 
 # --- 1. F14 --------------------------------------------------------------------
@@ -100,3 +104,30 @@ q -c "DROP TRIGGER slow_del ON slow_default" >/dev/null
 wait_for 30 '[ "$(q -c "SELECT count(*) FROM ONLY slow_default")" = 0 ]' && [ "$(q -c "SELECT count(*) FROM $part")" = 3 ]
 ok $? "F10: without the trigger the worker moves the rows into $part"
 q -c "ALTER SYSTEM RESET matter_capacity.rollover_interval" -c "SELECT pg_reload_conf()" >/dev/null
+
+# --- 3. F14, the worker's backfill ---------------------------------------------
+LOG=$(cluster_dir rwaits)/server.log
+q >/dev/null 2>&1 <<'SQL'
+CREATE TABLE conv (id bigint GENERATED ALWAYS AS IDENTITY, t timestamptz NOT NULL, PRIMARY KEY (id, t));
+INSERT INTO conv (t) SELECT now() - g * interval '1 minute' - interval '1 minute' FROM generate_series(1, 3000) g;
+CALL capacity_convert('conv', 't', 'day', premake => 2);
+SQL
+PGAPPNAME=mc_idle psql -X -q -h "$(cluster_dir rwaits)" -p $PORT -U postgres -d postgres \
+    -c "BEGIN" -c "SELECT id FROM conv WHERE id = 5 FOR UPDATE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+BG=$!
+wait_for 10 '[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '\''mc_idle'\'' AND wait_event = '\''PgSleep'\''")" = 1 ]'
+q -c "ALTER SYSTEM SET matter_capacity.backfill_batches = 1" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 60 'grep -q "conversion backfill failed: .*lock timeout" "$LOG"'
+ok $? "F14: the worker's backfill batch gives up on a row an application holds, after the lock timeout"
+grep -A1 "conversion backfill failed: .*lock timeout" "$LOG" | grep -q "HINT:  The batch waits at most matter_capacity.lock_timeout" &&
+    ! grep -A1 "conversion backfill failed: .*lock timeout" "$LOG" | grep -q loopback_conninfo
+ok $? "F14: the warning says so (not that the loopback could not connect)"
+before=$(q -c "SELECT count(DISTINCT sampled_at) FROM capacity_sample WHERE indicator = 'database_bytes'")
+wait_for 20 '[ "$(q -c "SELECT count(DISTINCT sampled_at) FROM capacity_sample WHERE indicator = '\''database_bytes'\''")" -ge $((before + 3)) ]'
+ok $? "F14: sampling goes on while the row is held"
+kill $BG 2>/dev/null; wait $BG 2>/dev/null; BG=
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mc_idle'" >/dev/null
+q -c "ALTER SYSTEM SET matter_capacity.backfill_batches = 100" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 60 '[ "$(q -c "SELECT state FROM capacity_conversions WHERE table_name = '\''conv'\''::regclass")" = done ]' &&
+    [ "$(q -c "SELECT count(*) FROM conv")" = 3000 ]
+ok $? "F14: once the row is free the worker finishes the backfill, no row lost"
