@@ -1153,6 +1153,7 @@ typedef struct Rollover
 	int			steps;			/* units of work attempted */
 	int			done;			/* units of work completed */
 	int64		kept_rows;
+	int64		kept_old;		/* of them, older than the retention cutoff */
 	bool		locks_first;	/* rows move in the burst, under its locks */
 	Oid			save_userid;
 	int			save_sec;
@@ -1889,8 +1890,13 @@ report_kept(Rollover *r)
 
 	if (r->kept_rows > 0 && layout->deflt && (r->step_limit == 0 || r->steps < r->step_limit))
 		emit(r->sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
-			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
-					  r->kept_rows),
+			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition%s",
+					  r->kept_rows,
+					  r->kept_old == 0 ? "" :
+					  psprintf("; " INT64_FORMAT " of them older than the retention cutoff %s stay for good "
+							   "(retention never moves or drops them) and every ATTACH of a new period scans them "
+							   "under its lock: move or delete them (docs/partitioning.md, \"Rows older than retention\")",
+							   r->kept_old, utc_label(r->cutoff))),
 			 r->started);
 }
 
@@ -2031,6 +2037,8 @@ plan_and_build(void *arg)
 		}
 		if (!placed)
 			r->kept_rows += b->rows;
+		if (!placed && !b->is_null && b->start < lower)
+			r->kept_old += b->rows;
 	}
 	periods = current_first(periods, r->cur.from);
 	keep_waiting_rows(r, &periods);

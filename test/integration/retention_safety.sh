@@ -16,6 +16,8 @@
 #      'detach': the record is cleared and the rollover says so.
 #   3. F17: the function form over every table gives the current and coming
 #      periods of every table before any table's backlog of past periods.
+#   F21: rows of the default partition older than the retention cutoff are
+#      reported as staying for good (every ATTACH scans them).
 # Prints TAP lines.
 set -u
 . "$(dirname "$0")/../../scripts/lib.sh"
@@ -64,6 +66,9 @@ ok $? "F13: the rows the default partition keeps are still there"
 ok $? "F13: no warning blames matter_capacity.loopback_conninfo"
 [ "$(q -c "SELECT count(*) FROM capacity_pending_drop")" = 0 ]
 ok $? "F13: no pending drop is left behind"
+# F21: of the two kept rows, the one older than the retention cutoff is named as kept for good
+echo "$out" | grep -q 'kept_in_default nd_default: 2 rows outside the policy.s range stay in the default partition; 1 of them older than the retention cutoff 2026-11-12 stay for good'
+ok $? "F21: rows older than the retention cutoff are reported as kept for good, with what to do"
 
 # a loopback that connects but whose statement fails: the hint names the statement
 q >/dev/null <<'SQL'
