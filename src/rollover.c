@@ -10,7 +10,10 @@
  *	1. Periods are built standalone (their hash leaves and a CHECK
  *	   constraint proving their bounds included): nobody else can see them,
  *	   so this takes no lock that matters.  Rows of those periods that sit
- *	   in the default partition are moved into them (ROW EXCLUSIVE only).
+ *	   in the default partition are moved into them (ROW EXCLUSIVE only),
+ *	   waiting at most the lock timeout for a row another session holds,
+ *	   and in the worker running the owner's code it fires for at most one
+ *	   sample interval (step1_move).
  *	2. In one short burst under the lock timeout: SHARE on the parent
  *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
  *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
