@@ -15,6 +15,10 @@
 #      application holds ends after the lock timeout (a warning that says
 #      so, not that the loopback could not connect), sampling goes on, and
 #      the backfill finishes once the row is free.
+#   4. F13 in the worker: a policy without a default partition whose table
+#      keeps one (rows nothing covers) is retired with the bounded plain
+#      DETACH; the worker used to wait for its own loopback for ever,
+#      holding the table ACCESS EXCLUSIVE.
 # Prints TAP lines.
 set -u
 . "$(dirname "$0")/../../scripts/lib.sh"
@@ -131,3 +135,21 @@ q -c "ALTER SYSTEM SET matter_capacity.backfill_batches = 100" -c "SELECT pg_rel
 wait_for 60 '[ "$(q -c "SELECT state FROM capacity_conversions WHERE table_name = '\''conv'\''::regclass")" = done ]' &&
     [ "$(q -c "SELECT count(*) FROM conv")" = 3000 ]
 ok $? "F14: once the row is free the worker finishes the backfill, no row lost"
+
+# --- 4. F13, the worker ----------------------------------------------------------
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE wd (id int, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT capacity_manage('wd', 'ts', 'day', premake => 1, retention => '2 days', retention_action => 'drop');
+SELECT count(*) FROM capacity_rollover('wd', as_of => now() - interval '6 days');
+INSERT INTO wd VALUES (1, now() - interval '6 days'), (2, '2000-01-01 00:00+00');   -- 2 stays in the default
+SELECT capacity_manage('wd', 'ts', 'day', premake => 1, retention => '2 days', retention_action => 'drop',
+                       default_partition => false);
+SQL
+q -c "ALTER SYSTEM SET matter_capacity.rollover_interval = 2" -c "SELECT pg_reload_conf()" >/dev/null
+wait_for 30 '[ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE table_name = '\''public.wd'\'' AND action = '\''dropped'\''")" = 2 ]'
+ok $? "F13: the worker retires both expired periods of a table keeping its default partition"
+q -c "SET lock_timeout = '${timeout_ms}ms'" -c "SELECT count(*) FROM wd" >/dev/null 2>&1 &&
+    [ "$(q -c "SELECT id FROM ONLY wd_default")" = 2 ] && [ "$(q -c "SELECT count(*) FROM capacity_pending_drop")" = 0 ]
+ok $? "F13: the table is readable, the kept row is still there, no drop left pending"
+q -c "ALTER SYSTEM RESET matter_capacity.rollover_interval" -c "SELECT pg_reload_conf()" >/dev/null
