@@ -729,6 +729,10 @@ step1_move(TableLayout *layout, NewPeriod *np, int limit_ms)
 	int			nest = NewGUCNestLevel();
 	char		ms[32];
 
+	/* what an error names, read before: no catalog access once it failed */
+	char	   *deflt = get_rel_name(layout->deflt->relid);
+	char	   *volatile triggers = NULL;
+
 	snprintf(ms, sizeof(ms), "%d", mc_lock_timeout_ms);
 	(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -736,14 +740,16 @@ step1_move(TableLayout *layout, NewPeriod *np, int limit_ms)
 		usercode_limit_begin(limit_ms);
 	PG_TRY();
 	{
+		/* the move's own lock, taken first so the triggers can be read */
+		LockRelationOid(layout->deflt->relid, RowExclusiveLock);
+		if (limit_ms > 0)
+			triggers = default_triggers(layout);
 		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
 	}
 	PG_CATCH();
 	{
 		bool		expired = limit_ms > 0 && usercode_limit_end();
 		ErrorData  *edata;
-		char	   *deflt = get_rel_name(layout->deflt->relid);
-		char	   *triggers;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -753,10 +759,9 @@ step1_move(TableLayout *layout, NewPeriod *np, int limit_ms)
 		if (!expired)
 			ereport(ERROR,
 					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("matter_capacity: moving the rows of %s out of the default partition %s waited longer than matter_capacity.lock_timeout (%d ms) for a row another session holds locked",
+					 errmsg("matter_capacity: moving the rows of %s out of the default partition %s waited longer than matter_capacity.lock_timeout (%d ms) for a row (or the partition) another session holds locked",
 							np->relname, deflt, mc_lock_timeout_ms),
 					 errhint("A transaction holds rows of the default partition locked (pg_stat_activity shows one idle in transaction?). Nothing moved: the rows stay in the default partition and the next rollover tries again.")));
-		triggers = default_triggers(layout);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("matter_capacity: moving the rows of %s out of the default partition %s took longer than the worker's limit of %d ms (matter_capacity.sample_interval)",

@@ -61,7 +61,7 @@ SQL
 )
 rc=$?
 echo "$out" | sed 's/^/# /'
-[ $rc = 0 ] && echo "$out" | grep -q "moving the rows of rl_p20261105 out of the default partition rl_default waited longer than matter_capacity.lock_timeout ($timeout_ms ms) for a row another session holds locked"
+[ $rc = 0 ] && echo "$out" | grep -q "moving the rows of rl_p20261105 out of the default partition rl_default waited longer than matter_capacity.lock_timeout ($timeout_ms ms) for a row (or the partition) another session holds locked"
 ok $? "F14: a row held by an idle transaction ends step 1 within the lock timeout, and is named (rc $rc)"
 [ "$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'failed' AND partition_name IS NULL
              AND detail LIKE '%rl_p20261105%SQLSTATE 55P03%idle in transaction%'")" = 1 ]
