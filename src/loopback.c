@@ -8,6 +8,11 @@
  * parent.  The procedure form (and the worker) therefore open a libpq
  * connection to this very server and issue it there, after committing their
  * own transaction so that they hold no lock the DETACH would wait for.
+ * detach_concurrently() refuses to connect while this backend still holds
+ * a lock on the parent, the partition or the default partition: the
+ * loopback would wait for it and we for the loopback, a deadlock
+ * PostgreSQL's detector cannot see (the caller then uses the bounded plain
+ * DETACH).
  * It takes only SHARE UPDATE EXCLUSIVE on the parent, so the application
  * never waits; the DETACH itself may wait for long readers to finish.
  * A detach left pending by an interrupted run is completed with FINALIZE.
@@ -30,7 +35,10 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
+#include "storage/lock.h"
+#include "storage/lockdefs.h"
 #include "storage/procarray.h"
+#include "catalog/partition.h"
 #include "commands/dbcommands.h"
 #include "utils/builtins.h"
 
@@ -124,12 +132,46 @@ loopback_exec(PGconn *conn, const char *sql, char **error)
 }
 
 /*
- * Detach part_q from parent_q concurrently (or finalize a pending detach).
- * The caller holds no lock on the parent, and drops the table itself if it
- * is to go.  False with *error set when the connection or statement failed.
+ * Does this backend hold a lock, in any mode, on relid?  The loopback is
+ * another backend: it would wait for such a lock, and we would wait for the
+ * loopback, a deadlock PostgreSQL's detector cannot see (we wait on a
+ * socket, review 4 F13).
+ */
+static bool
+holds_lock_on(Oid relid)
+{
+	LOCKTAG		tag;
+	LOCKMODE	mode;
+
+	if (!OidIsValid(relid))
+		return false;
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	for (mode = AccessShareLock; mode <= AccessExclusiveLock; mode++)
+	{
+#if PG_VERSION_NUM >= 170000
+		if (LockHeldByMe(&tag, mode, false))
+#else
+		if (LockHeldByMe(&tag, mode))
+#endif
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Detach part_q (part_relid) from parent_q (parent) concurrently, or
+ * finalize a pending detach.  The caller drops the table itself if it is to
+ * go.  False with *error set when it was not done, and *why saying what
+ * failed: the connection or the statement (the connection then worked).
+ *
+ * Refused without connecting when this backend holds any lock on the
+ * parent, the partition or the parent's default partition: the loopback
+ * would wait for our own lock for ever.  The caller then uses the bounded
+ * plain DETACH, which such a lock does not hinder.
  */
 bool
-detach_concurrently(const char *parent_q, const char *part_q, char **error)
+detach_concurrently(Oid parent, Oid part_relid, const char *parent_q,
+					const char *part_q, char **error, LoopbackFailure *why)
 {
 	PGconn	   *conn;
 	PGresult   *res;
@@ -137,8 +179,18 @@ detach_concurrently(const char *parent_q, const char *part_q, char **error)
 	bool		pending = false;
 
 	*error = NULL;
+	*why = LOOPBACK_OWN_LOCK;
+	if (holds_lock_on(parent) || holds_lock_on(part_relid) ||
+		holds_lock_on(get_default_partition_oid(parent)))
+	{
+		*error = psprintf("this session holds a lock on %s that the loopback connection would wait for",
+						  parent_q);
+		return false;
+	}
+	*why = LOOPBACK_NO_CONNECTION;
 	if ((conn = loopback_connect(error)) == NULL)
 		return false;
+	*why = LOOPBACK_STATEMENT_FAILED;
 	PG_TRY();
 	{
 		res = remote_exec(conn,
@@ -166,26 +218,43 @@ detach_concurrently(const char *parent_q, const char *part_q, char **error)
 	PG_END_TRY();
 	if (!ok)
 		loopback_cancel(conn);
+	else
+		*why = LOOPBACK_OK;
 	remote_close(conn);
 	return ok;
 }
 
 /*
  * Run one top-level statement (a CALL of a procedure that commits) on its
- * own connection; the worker uses it for the conversion backfill.
+ * own connection; the worker uses it for the conversion backfill.  With
+ * lock_timeout_ms > 0 the session's lock_timeout is set first (a statement
+ * of its own: the CALL must be alone in its query string to commit), so a
+ * row or table an application holds ends the statement instead of keeping
+ * it (and the caller) waiting (review 4 F14).  *why (when given) says
+ * whether the connection or the statement failed.
  */
 bool
-loopback_run(const char *sql, char **error)
+loopback_run_bounded(const char *sql, int lock_timeout_ms, char **error, LoopbackFailure *why)
 {
 	PGconn	   *conn;
 	bool		ok;
+	LoopbackFailure failure = LOOPBACK_NO_CONNECTION;
 
 	*error = NULL;
 	if ((conn = loopback_connect(error)) == NULL)
+	{
+		if (why)
+			*why = failure;
 		return false;
+	}
+	failure = LOOPBACK_STATEMENT_FAILED;
 	PG_TRY();
 	{
-		ok = loopback_exec(conn, sql, error);
+		ok = lock_timeout_ms <= 0 ||
+			loopback_exec(conn, psprintf("SELECT pg_catalog.set_config('lock_timeout', '%d', false)",
+										 lock_timeout_ms), error);
+		if (ok)
+			ok = loopback_exec(conn, sql, error);
 	}
 	PG_CATCH();
 	{
@@ -197,5 +266,13 @@ loopback_run(const char *sql, char **error)
 	if (!ok)
 		loopback_cancel(conn);
 	remote_close(conn);
+	if (why)
+		*why = ok ? LOOPBACK_OK : failure;
 	return ok;
+}
+
+bool
+loopback_run(const char *sql, char **error)
+{
+	return loopback_run_bounded(sql, 0, error, NULL);
 }

@@ -10,7 +10,10 @@
  *	1. Periods are built standalone (their hash leaves and a CHECK
  *	   constraint proving their bounds included): nobody else can see them,
  *	   so this takes no lock that matters.  Rows of those periods that sit
- *	   in the default partition are moved into them (ROW EXCLUSIVE only).
+ *	   in the default partition are moved into them (ROW EXCLUSIVE only),
+ *	   waiting at most the lock timeout for a row another session holds,
+ *	   and in the worker running the owner's code it fires for at most one
+ *	   sample interval (step1_move).
  *	2. In one short burst under the lock timeout: SHARE on the parent
  *	   (SHARE UPDATE EXCLUSIVE without a default partition; see
  *	   attach_burst), ACCESS EXCLUSIVE on the default partition (PostgreSQL
@@ -24,6 +27,14 @@
  *	   ever stays in a table that is not attached.
  *	3. Retention detaches (or detaches and drops) whole old periods, one
  *	   bounded step each, waiting only for the parent (lock_for_detach).
+ *	   The procedure and the worker retire a table that has no default
+ *	   partition with DETACH ... CONCURRENTLY through the loopback, after a
+ *	   commit and each in a transaction of its own, so the loopback never
+ *	   waits for a lock of ours (run_deferred_detaches); a table that keeps
+ *	   a default partition (PostgreSQL refuses the concurrent form then)
+ *	   uses the bounded plain DETACH.  A drop, recorded in
+ *	   capacity_pending_drop until done, is carried out only while the
+ *	   policy in force still says drop (policy_still_drops).
  * The procedure and the worker commit each unit (a period, a retention
  * step) on its own.  The function form is one transaction, where a lock
  * lasts until the caller commits: it does step 1 of every table first,
@@ -699,8 +710,77 @@ attach_burst(void *arg)
  * Step 1 of one period: built standalone and, unless the rows are to move
  * under the burst's locks (locks_first), filled from the default partition.
  */
+/*
+ * Step 1's move of a period's rows out of the default partition, under
+ * weak locks.  It waits for a row another session holds locked (an
+ * application's UPDATE, a transaction left idle) at most
+ * matter_capacity.lock_timeout: the rows it already moved stay locked by
+ * us meanwhile, and their writers would wait as long (review 4 F14).
+ * limit_ms > 0 (the worker) also bounds the table owner's code the move
+ * fires (triggers on the default partition, index expressions): the worker
+ * samples between units of work, and one table's slow trigger must not
+ * stop it (F10).  Either way the move is undone with an error naming the
+ * cause, reported as the table's 'failed' row; no row leaves the default.
+ */
 static void
-build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_first)
+step1_move(TableLayout *layout, NewPeriod *np, int limit_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = NewGUCNestLevel();
+	char		ms[32];
+
+	/* what an error names, read before: no catalog access once it failed */
+	char	   *deflt = get_rel_name(layout->deflt->relid);
+	char	   *volatile triggers = NULL;
+
+	snprintf(ms, sizeof(ms), "%d", mc_lock_timeout_ms);
+	(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (limit_ms > 0)
+		usercode_limit_begin(limit_ms);
+	PG_TRY();
+	{
+		/* the move's own lock, taken first so the triggers can be read */
+		LockRelationOid(layout->deflt->relid, RowExclusiveLock);
+		if (limit_ms > 0)
+			triggers = default_triggers(layout);
+		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
+	}
+	PG_CATCH();
+	{
+		bool		expired = limit_ms > 0 && usercode_limit_end();
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (!expired && edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		if (!expired)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("matter_capacity: moving the rows of %s out of the default partition %s waited longer than matter_capacity.lock_timeout (%d ms) for a row (or the partition) another session holds locked",
+							np->relname, deflt, mc_lock_timeout_ms),
+					 errhint("A transaction holds rows of the default partition locked (pg_stat_activity shows one idle in transaction?). Nothing moved: the rows stay in the default partition and the next rollover tries again.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("matter_capacity: moving the rows of %s out of the default partition %s took longer than the worker's limit of %d ms (matter_capacity.sample_interval)",
+						np->relname, deflt, limit_ms),
+				 errdetail("%s%s", triggers ? "Its triggers fire for each row moved: " : "The table owner's code the move runs (index expressions, constraints) or the number of rows made it slow.",
+						   triggers ? triggers : ""),
+				 errhint("Nothing moved; the worker samples between steps and does not wait for the table's code. CALL capacity_rollover_proc(%s), which has no such limit, or make that code fast.",
+						 quote_literal_cstr(layout->qualname))));
+	}
+	PG_END_TRY();
+	if (limit_ms > 0)
+		(void) usercode_limit_end();
+	np->moved += SPI_processed;
+	AtEOXact_GUC(true, nest);
+}
+
+static void
+build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_first,
+				 int limit_ms)
 {
 	ListCell   *lc;
 
@@ -708,10 +788,7 @@ build_standalone(TableLayout *layout, Policy *pol, NewPeriod *np, bool locks_fir
 		exec_sql(lfirst(lc), SPI_OK_UTILITY);
 	np->moved = 0;
 	if (np->default_rows > 0 && !locks_first)
-	{
-		exec_sql(sql_move_rows(layout, np->relname, np->p), SPI_OK_INSERT);
-		np->moved = SPI_processed;
-	}
+		step1_move(layout, np, limit_ms);
 }
 
 static char *
@@ -745,6 +822,29 @@ detach_pending(Oid relid)
 					1, types, values, NULL, true);
 	return SPI_processed > 0;
 }
+
+/*
+ * Does the policy in force (read now, not when the run was planned) still
+ * drop retired periods?  A detach through the loopback may wait minutes for
+ * readers, and a drop recorded by a run that never finished may be days
+ * old: the DBA may have switched to retention_action 'detach' meanwhile
+ * (a legal hold), and then nothing is dropped (review 4 F18).
+ */
+static bool
+policy_still_drops(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	catalog_execute(psprintf("SELECT 1 FROM %s p WHERE p.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+							 "AND p.retention_action OPERATOR(pg_catalog.=) 'drop' AND p.retention IS NOT NULL",
+							 capacity_object("capacity_policy")),
+					1, types, values, NULL, true);
+	return SPI_processed > 0;
+}
+
+#define DROP_CANCELLED_DETAIL \
+	"the policy no longer drops retired periods (retention_action is not 'drop'): the drop an earlier run recorded is not carried out and the table is kept"
 
 static void
 forget_pending_drop(Oid part_relid)
@@ -819,6 +919,8 @@ detach_step(void *arg)
 			 SPI_OK_UTILITY);
 	if (d->drop)
 		drop_step(d);
+	else
+		forget_pending_drop(d->part_relid); /* kept: no earlier drop applies */
 }
 
 /*
@@ -856,7 +958,7 @@ record_pending_drops(ActionSink *sink)
  * one that is gone is forgotten.  Runs under the advisory lock.
  */
 static int
-finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
+finish_pending_drops(ActionSink *sink, TableLayout *layout, Policy *pol, instr_time started)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(layout->relid)};
@@ -886,6 +988,12 @@ finish_pending_drops(ActionSink *sink, TableLayout *layout, instr_time started)
 		if (relname == NULL)
 		{
 			forget_pending_drop(part);	/* gone: only the record is left */
+			continue;
+		}
+		if (!pol->retention_drop || pol->retention == NULL)
+		{
+			forget_pending_drop(part);
+			emit(sink, layout, "drop_cancelled", relname, DROP_CANCELLED_DETAIL, started);
 			continue;
 		}
 		if (get_rel_relispartition(part))
@@ -943,6 +1051,8 @@ deferred_one(void *arg)
 	DeferredDetach *dd = ((DeferredArg *) arg)->dd;
 	const char *action = dd->drop ? "dropped" : "detached";
 	char	   *error = NULL;
+	LoopbackFailure why = LOOPBACK_OK;
+	const char *fallback;
 	instr_time	started;
 	TableLayout table_only = {0};
 	DetachStep	d = {dd->parent_q, dd->part_q, dd->drop, dd->part_relid};
@@ -952,29 +1062,54 @@ deferred_one(void *arg)
 	table_only.relid = dd->relid;
 	table_only.qualname = dd->parent_q;
 
-	if (detach_concurrently(dd->parent_q, dd->part_q, &error))
+	/*
+	 * PostgreSQL refuses DETACH ... CONCURRENTLY while the table has a
+	 * default partition (one was attached since the plan, or kept for its
+	 * rows): the bounded plain DETACH, and say why.
+	 */
+	if (OidIsValid(get_default_partition_oid(dd->relid)))
+		fallback = "plain DETACH: the table has a default partition, which DETACH CONCURRENTLY refuses";
+	else if (detach_concurrently(dd->relid, dd->part_relid, dd->parent_q, dd->part_q, &error, &why))
 	{
 		/* detached; the drop is ours, bounded, and recorded if it fails */
-		if (!dd->drop || run_bounded(drop_step, &d, NULL))
+		if (dd->drop && !policy_still_drops(dd->relid))
+		{
+			forget_pending_drop(dd->part_relid);
+			emit(sink, &table_only, "drop_cancelled", dd->part_name,
+				 psprintf("detached (DETACH CONCURRENTLY); %s", DROP_CANCELLED_DETAIL), started);
+		}
+		else if (!dd->drop || run_bounded(drop_step, &d, NULL))
 			emit(sink, &table_only, action, dd->part_name,
 				 psprintf("%s (DETACH CONCURRENTLY)", dd->detail), started);
 		else
 			emit(sink, &table_only, "skipped_locked", dd->part_name,
 				 "detached; the drop is left to the next rollover (lock not available)", started);
+		return;
 	}
 	else
 	{
+		/* the hint says what failed: the connection, or the statement */
 		ereport(WARNING,
 				(errmsg("matter_capacity: DETACH CONCURRENTLY of %s failed: %s",
 						dd->part_q, error ? error : "unknown error"),
-				 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH is used meanwhile.")));
-		if (run_bounded(detach_step, &d, NULL))
-			emit(sink, &table_only, action, dd->part_name,
-				 psprintf("%s (plain DETACH: loopback unavailable)", dd->detail), started);
-		else
-			emit(sink, &table_only, "skipped_locked", dd->part_name,
-				 "retention: lock not available", started);
+				 why == LOOPBACK_NO_CONNECTION ?
+				 errhint("Set matter_capacity.loopback_conninfo so this server accepts its own connection; plain DETACH under matter_capacity.lock_timeout is used meanwhile.") :
+				 errhint("The loopback connection worked; the statement itself failed. Plain DETACH under matter_capacity.lock_timeout is used instead.")));
+		fallback = why == LOOPBACK_NO_CONNECTION ? "plain DETACH: loopback unavailable" :
+			"plain DETACH: DETACH CONCURRENTLY failed";
 	}
+	if (d.drop && !policy_still_drops(dd->relid))
+	{
+		d.drop = false;			/* detach_step forgets the recorded drop */
+		action = "drop_cancelled";
+		fallback = psprintf("%s; %s", fallback, DROP_CANCELLED_DETAIL);
+	}
+	if (run_bounded(detach_step, &d, NULL))
+		emit(sink, &table_only, action, dd->part_name,
+			 psprintf("%s (%s)", dd->detail, fallback), started);
+	else
+		emit(sink, &table_only, "skipped_locked", dd->part_name,
+			 "retention: lock not available", started);
 }
 
 /*
@@ -982,10 +1117,13 @@ deferred_one(void *arg)
  * parent): DETACH ... CONCURRENTLY through the loopback connection, which
  * never makes the application wait.  If the loopback cannot be used, fall
  * back to the bounded plain DETACH and say why.  Each is guarded: a failure
- * is a 'failed' row and the others go on.
+ * is a 'failed' row and the others go on.  Each ends with commit(): a
+ * plain DETACH's ACCESS EXCLUSIVE locks are released before the next
+ * DETACH goes through the loopback, which would wait for them for ever
+ * (detach_concurrently refuses to, review 4 F13).
  */
 void
-run_deferred_detaches(ActionSink *sink)
+run_deferred_detaches(ActionSink *sink, CommitStep commit)
 {
 	ListCell   *lc;
 
@@ -994,6 +1132,7 @@ run_deferred_detaches(ActionSink *sink)
 		DeferredArg a = {sink, lfirst(lc)};
 
 		(void) run_reported(sink, a.dd->relid, a.dd->parent_q, a.dd->part_name, deferred_one, &a);
+		commit();
 	}
 	sink->deferred = NIL;
 }
@@ -1022,6 +1161,7 @@ typedef struct Rollover
 	int			steps;			/* units of work attempted */
 	int			done;			/* units of work completed */
 	int64		kept_rows;
+	int64		kept_old;		/* of them, older than the retention cutoff */
 	bool		locks_first;	/* rows move in the burst, under its locks */
 	Oid			save_userid;
 	int			save_sec;
@@ -1380,15 +1520,43 @@ give_up(ActionSink *sink, Oid relid, int64 start)
  * budget of a one-transaction rollover counts.
  */
 static int
+locks_for_period(Policy *pol, int nindexes)
+{
+	int			tables = 1 + (pol->hash_column ? pol->hash_partitions : 0);
+
+	/* measured on PostgreSQL 15: about 5 + 2 per index for each table */
+	return tables * (6 + 2 * nindexes) + 4;
+}
+
+static int
 locks_per_period(TableLayout *layout, Policy *pol)
 {
 	Relation	rel = table_open(layout->relid, AccessShareLock);
 	int			nindexes = list_length(RelationGetIndexList(rel));
-	int			tables = 1 + (pol->hash_column ? pol->hash_partitions : 0);
 
 	table_close(rel, NoLock);
-	/* measured on PostgreSQL 15: about 5 + 2 per index for each table */
-	return tables * (6 + 2 * nindexes) + 4;
+	return locks_for_period(pol, nindexes);
+}
+
+/*
+ * Locks the current period and the premake periods ahead of a table take
+ * at most: what one_round keeps of the lock budget for each table not yet
+ * planned.  Counted from the catalog, without locking the table (a table
+ * with nothing to do is never locked).
+ */
+static int64
+forward_locks(Policy *pol)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(pol->relid)};
+	bool		isnull;
+	int64		nindexes;
+
+	catalog_execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_index i "
+					"WHERE i.indrelid OPERATOR(pg_catalog.=) $1",
+					1, types, values, NULL, true);
+	nindexes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return (int64) locks_for_period(pol, (int) nindexes) * (pol->premake + 1);
 }
 
 /*
@@ -1452,7 +1620,8 @@ build_and_attach_step(void *arg)
 	PG_TRY();
 	{
 		foreach(lc, ba->periods)
-			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc), ba->r->locks_first);
+			build_standalone(ba->r->layout, ba->r->pol, lfirst(lc), ba->r->locks_first,
+							 ba->r->sink->step1_limit_ms);
 		attached = bounded_yielding(ba->r, attach_burst, &burst, ba->attempts);
 		ba->deadlocked = !attached && run_bounded_deadlocked();
 		burst.why = gave_way(ba->r, burst.why, ba->deadlocked);
@@ -1543,7 +1712,7 @@ prepare_table(void *arg)
 	become_owner(r);
 
 	if (!sink->dry_run)
-		r->done += finish_pending_drops(sink, layout, r->started);
+		r->done += finish_pending_drops(sink, layout, pol, r->started);
 
 	if (pol->default_partition && layout->deflt == NULL)
 	{
@@ -1729,8 +1898,13 @@ report_kept(Rollover *r)
 
 	if (r->kept_rows > 0 && layout->deflt && (r->step_limit == 0 || r->steps < r->step_limit))
 		emit(r->sink, layout, "kept_in_default", get_rel_name(layout->deflt->relid),
-			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition",
-					  r->kept_rows),
+			 psprintf(INT64_FORMAT " rows outside the policy's range stay in the default partition%s",
+					  r->kept_rows,
+					  r->kept_old == 0 ? "" :
+					  psprintf("; " INT64_FORMAT " of them older than the retention cutoff %s stay for good "
+							   "(retention never moves or drops them) and every ATTACH of a new period scans them "
+							   "under its lock: move or delete them (docs/partitioning.md, \"Rows older than retention\")",
+							   r->kept_old, utc_label(r->cutoff))),
 			 r->started);
 }
 
@@ -1766,7 +1940,7 @@ build_periods(Rollover *r, List *periods)
 	PG_TRY();
 	{
 		foreach(lc, periods)
-			build_standalone(r->layout, r->pol, lfirst(lc), false);
+			build_standalone(r->layout, r->pol, lfirst(lc), false, r->sink->step1_limit_ms);
 	}
 	PG_FINALLY();
 	{
@@ -1871,6 +2045,8 @@ plan_and_build(void *arg)
 		}
 		if (!placed)
 			r->kept_rows += b->rows;
+		if (!placed && !b->is_null && b->start < lower)
+			r->kept_old += b->rows;
 	}
 	periods = current_first(periods, r->cur.from);
 	keep_waiting_rows(r, &periods);
@@ -1931,14 +2107,36 @@ plan_and_build(void *arg)
 
 	/*
 	 * One transaction can hold only so many locks: beyond the budget, the
-	 * periods are left to the next call (and said so).
+	 * periods are left to the next call (and said so).  The current and
+	 * coming periods of every table come before any table's past periods
+	 * (review 4 F17: one table's backlog took the whole budget and a later
+	 * table without a default partition got not even today's period): past
+	 * periods get only the room the tables not yet planned do not need for
+	 * theirs (locks_reserved, one_round).
 	 */
 	if (r->step_limit == 0 && periods != NIL)
 	{
 		int			per = locks_per_period(layout, pol);
 		int64		room = lock_budget() - sink->locks_used;
-		int			fit = (int) Max(Min(room / per, (int64) list_length(periods)), 0);
+		int			ahead = 0;
+		int			fit;
+		bool		for_others = false;
 
+		foreach(lc, periods)
+		{
+			if (((NewPeriod *) lfirst(lc))->p.to > r->cur.from)
+				ahead++;
+		}
+		fit = (int) Max(Min(room / per, (int64) ahead), 0);
+		if (fit == ahead)
+		{
+			int64		past_room = room - (int64) per * ahead - sink->locks_reserved;
+			int			past = (int) Max(Min(past_room / per, (int64) (list_length(periods) - ahead)), 0);
+
+			for_others = past < list_length(periods) - ahead &&
+				(room - (int64) per * ahead) / per > past;
+			fit += past;
+		}
 		if (fit < list_length(periods))
 		{
 			NewPeriod  *first_left = list_nth(periods, fit);
@@ -1946,6 +2144,10 @@ plan_and_build(void *arg)
 
 			periods = list_truncate(periods, fit);
 			emit(sink, layout, "deferred", first_left->relname,
+				 for_others ?
+				 psprintf("%d more %s from %s left for the next call: the lock budget of one transaction (about " INT64_FORMAT " locks) goes first to the current and coming periods of every table (about " INT64_FORMAT " locks of it still kept for the tables after this one); run the rollover again or CALL capacity_rollover_proc(), which commits period by period",
+						  left, left == 1 ? "period" : "periods", utc_label(first_left->p.from),
+						  lock_budget(), sink->locks_reserved) :
 				 psprintf("%d more %s from %s left for the next call: one transaction may take about " INT64_FORMAT " locks (max_locks_per_transaction = %d) and each period takes about %d; run the rollover again or CALL capacity_rollover_proc(), which commits period by period",
 						  left, left == 1 ? "period" : "periods", utc_label(first_left->p.from),
 						  lock_budget(), max_locks_per_xact, per),
@@ -2010,6 +2212,19 @@ typedef struct Retire
 	PartInfo   *pi;
 } Retire;
 
+/*
+ * Is retention of this table left to DETACH ... CONCURRENTLY after the
+ * commit (procedure and worker)?  Only when the table really has no default
+ * partition: PostgreSQL refuses the concurrent form while one exists, and a
+ * policy without one may still keep it for rows nothing else covers.
+ */
+static bool
+detach_deferred(Rollover *r)
+{
+	return r->sink->defer_detach && !r->sink->dry_run && !r->pol->default_partition &&
+		r->layout != NULL && r->layout->deflt == NULL;
+}
+
 /* Retention of one period, guarded on its own. */
 static void
 retire_one(void *arg)
@@ -2025,7 +2240,7 @@ retire_one(void *arg)
 								  utc_label(pi->to), utc_label(r->cutoff));
 
 	become_owner(r);
-	if (sink->defer_detach && !r->pol->default_partition && !sink->dry_run)
+	if (detach_deferred(r))
 		defer_detach(sink, layout, &d, relname, detail);
 	else if (sink->dry_run)
 		emit(sink, layout, d.drop ? "dropped" : "detached", relname, detail, r->started);
@@ -2057,7 +2272,7 @@ retire_expired(Rollover *r)
 			break;
 		if (sink->stop_table)
 			break;
-		if (!(sink->defer_detach && !pol->default_partition && !sink->dry_run))
+		if (!detach_deferred(r))
 			r->steps++;
 		(void) run_reported(sink, pol->relid, qualname, get_rel_name(a.pi->relid), retire_one, &a);
 	}
@@ -2140,6 +2355,9 @@ rollover_table(Policy *pol, ActionSink *sink, int step_limit)
 	Rollover   *r = palloc0(sizeof(Rollover));
 	char	   *qualname;
 
+	/* this table's share of the lock budget is now its own (one_round) */
+	if (step_limit == 0 && sink->locks_reserved > 0)
+		sink->locks_reserved -= Min(sink->locks_reserved, forward_locks(pol));
 	if (get_rel_name(pol->relid) == NULL)
 		return 0;				/* dropped since the policies were read */
 	qualname = qualified_name(pol->relid);
@@ -2238,8 +2456,7 @@ catch_up_step(void *arg)
 
 			if (np->p.to <= r->cur.from)
 				continue;
-			exec_sql(sql_move_rows(r->layout, np->relname, np->p), SPI_OK_INSERT);
-			np->moved += SPI_processed;
+			step1_move(r->layout, np, r->sink->step1_limit_ms);
 		}
 	}
 	PG_FINALLY();
@@ -2352,8 +2569,18 @@ one_round(void *arg)
 	rd->tables = NIL;
 	sink->redo = false;
 	sink->locks_used = 0;
+	sink->locks_reserved = 0;
 	sink->buffering = true;
 	sink->buffer_cxt = CurrentMemoryContext;
+
+	/* the lock budget keeps room for every table's current and coming periods */
+	foreach(lc, rd->pols)
+	{
+		Policy	   *pol = lfirst(lc);
+
+		if (OidIsValid(rd->relid) || caller_owns_table(pol->relid))
+			sink->locks_reserved += forward_locks(pol);
+	}
 
 	/* step 1 of every table */
 	foreach(lc, rd->pols)
@@ -2584,8 +2811,7 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 			/* release every lock this backend holds, then detach */
 			record_pending_drops(sink);
 			commit();
-			run_deferred_detaches(sink);
-			commit();
+			run_deferred_detaches(sink, commit);
 		}
 	}
 }

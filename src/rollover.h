@@ -32,6 +32,12 @@ typedef struct ActionSink
 	List	   *deferred;
 	MemoryContext defer_cxt;
 
+	/*
+	 * The worker: a time limit (ms) for the table owner's code step 1's
+	 * move of rows out of the default partition fires (0: none).
+	 */
+	int			step1_limit_ms;
+
 	/* Per-step mode (procedure, worker): one unit per transaction. */
 	bool		per_step;
 	bool		stop_table;		/* a unit got no locks or failed: next table */
@@ -42,8 +48,13 @@ typedef struct ActionSink
 	List	   *buffered;
 	MemoryContext buffer_cxt;
 
-	/* Function form: locks the periods built so far take (lock budget). */
+	/*
+	 * Function form: locks the periods built so far take (lock budget), and
+	 * what is kept of it for the current and coming periods of the tables
+	 * not yet planned (one_round).
+	 */
 	int64		locks_used;
+	int64		locks_reserved;
 
 	/*
 	 * One transaction (rollover_one_transaction): each table's step 2
@@ -76,9 +87,9 @@ typedef struct DeferredDetach
 } DeferredDetach;
 
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
-extern void run_deferred_detaches(ActionSink *sink);
 extern void check_policy_names(Policy *pol, int64 as_of);
 typedef void (*CommitStep) (void);
+extern void run_deferred_detaches(ActionSink *sink, CommitStep commit);
 extern void rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit,
 							  MemoryContext mcxt);
 

@@ -13,7 +13,10 @@
  * "matter_capacity" in pg_stat_activity.backend_type.
  *
  * Each task runs in its own transaction; an error is logged and the loop
- * goes on, so one bad task never stops the others.  While the extension is
+ * goes on, so one bad task never stops the others.  No task waits without
+ * bound for what another session or a table owner's code does: the
+ * rollover's step 1 runs under a time limit of one sample interval
+ * (ActionSink.step1_limit_ms), the backfill's CALL under the lock timeout.  While the extension is
  * not installed in the database the worker only waits.  SIGHUP reloads the
  * intervals; SIGTERM ends it at the next wait (every wait is on the latch);
  * after a crash the postmaster restarts it.
@@ -124,6 +127,8 @@ task_rollover(void)
 
 	sink.as_of = GetCurrentTimestamp();
 	sink.quiet = true;
+	/* the owner's code a rescue fires must not keep sampling waiting (review 4 F10) */
+	sink.step1_limit_ms = mc_sample_interval_s * 1000;
 	PG_TRY();
 	{
 		rollover_per_step(InvalidOid, &sink, worker_commit_step, mcxt);
@@ -182,11 +187,20 @@ task_backfill(void)
 	foreach(lc, calls)
 	{
 		char	   *error;
+		LoopbackFailure why;
 
-		if (!loopback_run(lfirst(lc), &error))
+		/*
+		 * Under the lock timeout: a batch waiting for a row an application
+		 * holds (one left idle in transaction) kept the worker, and with it
+		 * sampling, waiting for as long (review 4 F14).  The batch is undone
+		 * and the next round goes on from the committed watermark.
+		 */
+		if (!loopback_run_bounded(lfirst(lc), mc_lock_timeout_ms, &error, &why))
 			ereport(WARNING,
 					(errmsg("matter_capacity: conversion backfill failed: %s", error),
-					 errhint("Set matter_capacity.loopback_conninfo if the worker cannot connect to this server.")));
+					 why == LOOPBACK_NO_CONNECTION ?
+					 errhint("Set matter_capacity.loopback_conninfo if the worker cannot connect to this server.") :
+					 errhint("The batch waits at most matter_capacity.lock_timeout for what an application holds; it was undone and the next round goes on from the last committed batch.")));
 	}
 }
 
