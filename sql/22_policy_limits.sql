@@ -97,3 +97,21 @@ SET client_min_messages = warning;
 DROP SCHEMA lim CASCADE;
 RESET client_min_messages;
 RESET search_path;
+
+-- F8: stray old rows make at most matter_capacity.max_past_periods_per_call
+-- past periods a call, newest first; the rest stay in the default partition
+-- (deferred) for the next call.  The procedure counts across its steps.
+CREATE TABLE stray (ts timestamptz NOT NULL, v int) PARTITION BY RANGE (ts);
+SELECT capacity_manage('stray', 'ts', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('stray', as_of => '2026-11-20 00:00+00');
+INSERT INTO stray SELECT '2026-01-01 12:00+00'::timestamptz + g * interval '10 days', g FROM generate_series(0, 4) g;
+SET matter_capacity.max_past_periods_per_call = 2;
+SELECT action, partition_name, detail FROM capacity_rollover('stray', as_of => '2026-11-20 00:00+00') ORDER BY action, partition_name;
+SET client_min_messages = notice;
+CALL capacity_rollover_proc('stray', as_of => '2026-11-20 00:00+00');
+RESET client_min_messages;
+SELECT action, partition_name FROM capacity_rollover('stray', as_of => '2026-11-20 00:00+00') ORDER BY action, partition_name;
+RESET matter_capacity.max_past_periods_per_call;
+SELECT count(*) AS rows_in_default FROM ONLY stray_default;
+SELECT count(*) AS rows FROM stray;
+DROP TABLE stray;

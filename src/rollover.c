@@ -1956,6 +1956,56 @@ build_periods(Rollover *r, List *periods)
  * are queued for step 2, or, when step 2 failed in an earlier round,
  * reported as it failed and not built.
  */
+/*
+ * At most matter_capacity.max_past_periods_per_call past periods a call, for
+ * rows of the default partition (periods are current and coming first,
+ * then past ones newest first: current_first): a client writing stray old
+ * dates would otherwise have one call make a period for every stray row's
+ * period (600 stray rows made some 5,400 tables, review 4a F8).  The rest
+ * stay in the default partition for the next call, said in a deferred row.
+ */
+static List *
+within_past_cap(Rollover *r, List *periods)
+{
+	ActionSink *sink = r->sink;
+	List	   *kept = NIL;
+	ListCell   *lc;
+	int			allowed;
+	int			left = 0;
+	int64		left_rows = 0;
+	NewPeriod  *newest_left = NULL;
+
+	if (sink->past_relid != r->pol->relid)
+	{
+		sink->past_relid = r->pol->relid;
+		sink->past_made = 0;
+	}
+	allowed = Max(mc_max_past_periods_per_call - sink->past_made, 0);
+	foreach(lc, periods)
+	{
+		NewPeriod  *np = lfirst(lc);
+
+		if (np->p.to > r->cur.from || allowed-- > 0)
+			kept = lappend(kept, np);
+		else
+		{
+			if (newest_left == NULL)
+				newest_left = np;
+			left++;
+			left_rows += np->default_rows;
+		}
+	}
+	/* the procedure plans again at every step: said once, at the last */
+	if (left > 0 && (r->step_limit == 0 || kept == NIL))
+		emit(sink, r->layout, "deferred", newest_left->relname,
+			 psprintf("%d more past %s (" INT64_FORMAT " %s of the default partition, the newest from %s) left for the next call: "
+					  "one call makes at most matter_capacity.max_past_periods_per_call (%d) past periods",
+					  left, left == 1 ? "period" : "periods", left_rows, left_rows == 1 ? "row" : "rows",
+					  utc_label(newest_left->p.from), mc_max_past_periods_per_call),
+			 r->started);
+	return kept;
+}
+
 static void
 plan_and_build(void *arg)
 {
@@ -2050,6 +2100,7 @@ plan_and_build(void *arg)
 	}
 	periods = current_first(periods, r->cur.from);
 	keep_waiting_rows(r, &periods);
+	periods = within_past_cap(r, periods);
 
 	/* Retention: whole periods older than the cutoff, never the current. */
 	if (pol->retention)
@@ -2104,6 +2155,8 @@ plan_and_build(void *arg)
 		}
 	}
 	periods = named;
+	foreach(lc, periods)
+		sink->past_made += ((NewPeriod *) lfirst(lc))->p.to <= r->cur.from ? 1 : 0;
 
 	/*
 	 * One transaction can hold only so many locks: beyond the budget, the
@@ -2569,6 +2622,7 @@ one_round(void *arg)
 	rd->tables = NIL;
 	sink->redo = false;
 	sink->locks_used = 0;
+	sink->past_relid = InvalidOid;	/* the round is planned again */
 	sink->locks_reserved = 0;
 	sink->buffering = true;
 	sink->buffer_cxt = CurrentMemoryContext;

@@ -57,6 +57,14 @@ typedef struct ActionSink
 	int64		locks_reserved;
 
 	/*
+	 * Past periods made in this call for rows of the default partition of
+	 * table past_relid (matter_capacity.max_past_periods_per_call), across
+	 * the steps of the procedure and the worker.
+	 */
+	Oid			past_relid;
+	int			past_made;
+
+	/*
 	 * One transaction (rollover_one_transaction): each table's step 2
 	 * (retention, attach burst) waits in its round entry (round_table, a
 	 * TableRound) until every table's step 1 is done; refused (Refused *,
