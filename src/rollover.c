@@ -1304,14 +1304,21 @@ resolve_columns(Rollover *r)
 static bool
 detached_by_retention(Oid relid, const char *name)
 {
-	Oid			types[2] = {OIDOID, TEXTOID};
-	Datum		values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(name)};
+	Oid			types[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		values[3] = {ObjectIdGetDatum(relid), CStringGetTextDatum(name),
+	CStringGetTextDatum(qualified_name(relid))};
 
-	catalog_execute(psprintf("SELECT 1 FROM %s WHERE table_oid OPERATOR(pg_catalog.=) $1 "
+	/*
+	 * By the table's OID or its name: pg_dump keeps the history rows, with
+	 * the OIDs of the dumped cluster, and a restored table has another one
+	 * (its own archives were then taken for strangers' tables, review 4a F6).
+	 */
+	catalog_execute(psprintf("SELECT 1 FROM %s WHERE (table_oid OPERATOR(pg_catalog.=) $1 "
+							 "OR table_name OPERATOR(pg_catalog.=) $3) "
 							 "AND action OPERATOR(pg_catalog.=) 'detached' "
 							 "AND partition_name OPERATOR(pg_catalog.=) $2 LIMIT 1",
 							 capacity_object("capacity_rollover_history")),
-					2, types, values, NULL, true);
+					3, types, values, NULL, true);
 	return SPI_processed > 0;
 }
 

@@ -157,3 +157,25 @@ ins_after=$(dq -d app -c "SELECT capacity_sample_now('2027-01-04 01:00+00') > 0"
                      -c "SELECT value FROM capacity_latest WHERE indicator = 'table_rows_inserted' AND labels->>'table' = 'public.\"Event\"'" | tail -1)
 [ -n "$ins_before" ] && [ "$ins_after" = "$ins_before" ]
 ok $? "table_rows_inserted goes on from before the dump ($ins_before -> $ins_after)"
+
+# Periods the retention detached are still the policy's own after a restore:
+# the history keeps the dumped cluster's OIDs, and a late row of such a
+# period used to fail (42P07, "not managed by matter_capacity", the hint
+# inviting to drop the archive) instead of getting its "_v2" period, as it
+# does before the dump (review 4a F6).
+sq -d postgres -c "CREATE DATABASE ret" && dq -d postgres -c "CREATE DATABASE ret"
+sq -d ret >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION matter_capacity;
+CREATE TABLE e (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT capacity_manage('e', 'ts', 'day', premake => 1, retention => '2 days', retention_action => 'detach');
+SELECT count(*) FROM capacity_rollover('e', as_of => '2026-11-01 12:00+00');
+SELECT count(*) FROM capacity_rollover('e', as_of => '2026-11-05 12:00+00');
+SQL
+"$PGBIN/pg_dump" -h "$(cluster_dir d_source)" -p $SRC -U postgres -Fc -d ret -f "$W/ret.dump" &&
+  "$PGBIN/pg_restore" -h "$(cluster_dir d_target)" -p $DST -U postgres -d ret --exit-on-error "$W/ret.dump"
+r=$(dq -d ret -c "SELECT count(*) FROM capacity_manage('e', 'ts', 'day', premake => 1, retention => NULL)" \
+              -c "INSERT INTO e VALUES (1, '2026-11-01 08:00+00')" \
+              -c "SELECT action || ' ' || partition_name FROM capacity_rollover('e', as_of => '2026-11-05 12:00+00') ORDER BY 1" 2>&1 | tr '\n' ';')
+echo "$r" | grep -q 'created e_p20261101_v2' && [ "$(dq -d ret -c "SELECT tableoid::regclass FROM e WHERE id = 1")" = e_p20261101_v2 ]
+ok $? "after restore, a late row of a period the retention detached gets its _v2 period ($r)"
