@@ -442,29 +442,6 @@ drop_empty_period(void *arg)
 }
 
 /*
- * Locks re-making one period takes: the period, its leaves, their indexes,
- * TOAST tables and row types, estimated from the parent's index count as
- * the rollover's lock budget counts a new period (rollover.c,
- * locks_per_period: about 6 + 2 per index for each table, measured on 15).
- */
-static int
-split_locks_per_period(int nindexes, int leaves)
-{
-	return (1 + leaves) * (6 + 2 * nindexes) + 4;
-}
-
-/*
- * Locks one call may take: half the shared lock table, the budget of the
- * rollover's function form (rollover.c, lock_budget), so the split never
- * ends in "out of shared memory" and other sessions keep room for theirs.
- */
-static int64
-split_lock_budget(void)
-{
-	return (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2;
-}
-
-/*
  * capacity_set_hash_partitions(tbl, hash_partitions, as_of): the partition
  * split runbook.  Periods made from now on get the new bucket count; empty
  * periods that start after as_of are re-created with it; periods holding
@@ -495,11 +472,11 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	char	   *table;
 	Oid			save_userid;
 	int			save_sec;
-	List	   *todo = NIL;
+	List	   *to_remake = NIL;
 	int			nindexes;
 	int			per_new;
 	int			max_old = 0;
-	int64		budget = split_lock_budget();
+	int64		budget = rollover_lock_budget();
 	int64		used = 0;		/* drops and the re-creations they need */
 	int			remade = 0;
 	int			made = 0;
@@ -550,7 +527,7 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 		pi->nleaves = leaf_modulus(pi->relid);
 		if (pi->nleaves == n || pi->nleaves == 0)
 			continue;
-		todo = lappend(todo, pi);
+		to_remake = lappend(to_remake, pi);
 		max_old = Max(max_old, pi->nleaves);
 	}
 	{
@@ -559,15 +536,15 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 		nindexes = list_length(RelationGetIndexList(rel));
 		table_close(rel, NoLock);
 	}
-	per_new = split_locks_per_period(nindexes, n);
+	per_new = rollover_locks_for_period(n, nindexes);
 
 	/* even one period too big for a transaction: refuse before any change */
-	if ((int64) per_new + (todo ? split_locks_per_period(nindexes, max_old) : 0) > budget)
+	if ((int64) per_new + (to_remake ? rollover_locks_for_period(max_old, nindexes) : 0) > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("matter_capacity: re-making one period of table %s with %d hash partitions takes about %d locks, more than one transaction may take (about " INT64_FORMAT ")",
 						table, n,
-						per_new + (todo ? split_locks_per_period(nindexes, max_old) : 0), budget),
+						per_new + (to_remake ? rollover_locks_for_period(max_old, nindexes) : 0), budget),
 				 errhint("Use fewer hash partitions, or raise max_locks_per_transaction (the budget is half the shared lock table: max_locks_per_transaction = %d).",
 						 max_locks_per_xact)));
 
@@ -582,19 +559,19 @@ capacity_set_hash_partitions(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(layout->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	foreach(lc, todo)
+	foreach(lc, to_remake)
 	{
 		PartInfo   *pi = lfirst(lc);
 		DropEmpty	d = {layout, pi->relid, false};
 		char	   *name = get_rel_name(pi->relid);
-		int			per_old = split_locks_per_period(nindexes, pi->nleaves);
+		int			per_old = rollover_locks_for_period(pi->nleaves, nindexes);
 		TimestampTz started = GetCurrentTimestamp();
 
 		if (made > 0 &&
 			(used + per_old + per_new > budget ||
 			 TimestampDifferenceExceeds(held_since, GetCurrentTimestamp(), mc_lock_timeout_ms)))
 		{
-			int			left = list_length(todo) - foreach_current_index(lc);
+			int			left = list_length(to_remake) - foreach_current_index(lc);
 
 			SetUserIdAndSecContext(save_userid, save_sec);
 			log_action(relid, table, sink.as_of, "deferred", name,

@@ -1526,13 +1526,17 @@ give_up(ActionSink *sink, Oid relid, int64 start)
  * TOAST tables, row types), estimated from the parent: what the lock
  * budget of a one-transaction rollover counts.
  */
+int
+rollover_locks_for_period(int hash_leaves, int nindexes)
+{
+	/* measured on PostgreSQL 15: about 5 + 2 per index for each table */
+	return (1 + hash_leaves) * (6 + 2 * nindexes) + 4;
+}
+
 static int
 locks_for_period(Policy *pol, int nindexes)
 {
-	int			tables = 1 + (pol->hash_column ? pol->hash_partitions : 0);
-
-	/* measured on PostgreSQL 15: about 5 + 2 per index for each table */
-	return tables * (6 + 2 * nindexes) + 4;
+	return rollover_locks_for_period(pol->hash_column ? pol->hash_partitions : 0, nindexes);
 }
 
 static int
@@ -1572,8 +1576,8 @@ forward_locks(Policy *pol)
  * workers + prepared transactions)), so a big premake never ends in "out of
  * shared memory" and other sessions keep room for theirs.
  */
-static int64
-lock_budget(void)
+int64
+rollover_lock_budget(void)
 {
 	return (int64) max_locks_per_xact * (MaxBackends + max_prepared_xacts) / 2;
 }
@@ -2177,7 +2181,7 @@ plan_and_build(void *arg)
 	if (r->step_limit == 0 && periods != NIL)
 	{
 		int			per = locks_per_period(layout, pol);
-		int64		room = lock_budget() - sink->locks_used;
+		int64		room = rollover_lock_budget() - sink->locks_used;
 		int			ahead = 0;
 		int			fit;
 		bool		for_others = false;
@@ -2207,10 +2211,10 @@ plan_and_build(void *arg)
 				 for_others ?
 				 psprintf("%d more %s from %s left for the next call: the lock budget of one transaction (about " INT64_FORMAT " locks) goes first to the current and coming periods of every table (about " INT64_FORMAT " locks of it still kept for the tables after this one); run the rollover again or CALL capacity_rollover_proc(), which commits period by period",
 						  left, left == 1 ? "period" : "periods", utc_label(first_left->p.from),
-						  lock_budget(), sink->locks_reserved) :
+						  rollover_lock_budget(), sink->locks_reserved) :
 				 psprintf("%d more %s from %s left for the next call: one transaction may take about " INT64_FORMAT " locks (max_locks_per_transaction = %d) and each period takes about %d; run the rollover again or CALL capacity_rollover_proc(), which commits period by period",
 						  left, left == 1 ? "period" : "periods", utc_label(first_left->p.from),
-						  lock_budget(), max_locks_per_xact, per),
+						  rollover_lock_budget(), max_locks_per_xact, per),
 				 r->started);
 		}
 		sink->locks_used += (int64) per * list_length(periods);

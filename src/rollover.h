@@ -95,6 +95,8 @@ typedef struct DeferredDetach
 } DeferredDetach;
 
 extern int	rollover_table(Policy *pol, ActionSink *sink, int step_limit);
+extern int64 rollover_lock_budget(void);
+extern int	rollover_locks_for_period(int hash_leaves, int nindexes);
 extern void check_policy_names(Policy *pol, int64 as_of);
 typedef void (*CommitStep) (void);
 extern void run_deferred_detaches(ActionSink *sink, CommitStep commit);
