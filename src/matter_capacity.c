@@ -132,6 +132,7 @@ int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
 int			mc_max_leaves_per_policy = 10000;
 int			mc_rescue_rows_per_call = 1000000;
+int			mc_rescue_backfill_rows = 100000;
 int			mc_max_past_periods_per_call = 100;
 int			mc_max_label_bytes = 1024;
 int			mc_sample_retention_days = 35;
@@ -207,6 +208,15 @@ _PG_init(void)
 							"The rest is left for the next call and reported as deferred; the procedure and the worker commit each period anyway.",
 							&mc_rescue_rows_per_call,
 							1000000, 1, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.rescue_backfill_rows",
+							"Rows in a default partition above which the procedure and the worker empty it by the conversion's backfill (0: never).",
+							"Each period the rescue attaches makes PostgreSQL scan the whole default partition while writers wait; capacity_empty_default makes it a historical partition instead and moves its rows in committed batches.",
+							&mc_rescue_backfill_rows,
+							100000, 0, INT_MAX - 1,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -21,6 +21,7 @@ extern int	mc_probe_timeout_ms;
 extern int	mc_probe_max_rows;
 extern int	mc_max_leaves_per_policy;
 extern int	mc_rescue_rows_per_call;
+extern int	mc_rescue_backfill_rows;
 extern int	mc_max_past_periods_per_call;
 extern int	mc_sample_retention_days;
 extern int	mc_rollup_retention_days;

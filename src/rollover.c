@@ -2818,6 +2818,89 @@ spi_commit_step(void)
 }
 
 /*
+ * A default partition too big for the rescue (each period's ATTACH makes
+ * PostgreSQL scan all of it under ACCESS EXCLUSIVE, writers waiting: about
+ * 0.8 s at 5,000,000 rows) becomes a historical partition instead, and the
+ * conversion's backfill moves its rows into periods in committed batches
+ * (capacity_empty_default, src/sql/60_convert.sql).  That procedure commits,
+ * so it runs through the loopback, after a commit here: this session then
+ * holds nothing it waits for.  Refused (no primary key, rows before the last
+ * partition, ...: capacity_empty_default_refusal) or failed, the rollover's
+ * own rescue does the work as before.  Called between units of work.
+ */
+static void
+empty_large_default(Policy *pol, ActionSink *sink, CommitStep commit)
+{
+	Oid			deflt = get_default_partition_oid(pol->relid);
+	Oid			types[2] = {REGCLASSOID, TIMESTAMPTZOID};
+	Datum		values[2] = {ObjectIdGetDatum(pol->relid), TimestampTzGetDatum(sink->as_of)};
+	TableLayout table_only = {0};
+	instr_time	started;
+	char	   *error = NULL;
+	char	   *call;
+	char	   *deflt_name;
+	bool		isnull;
+	int64		rows;
+
+	/* only a plain table is counted: a count runs no code of its owner's */
+	if (mc_rescue_backfill_rows <= 0 || !OidIsValid(deflt) ||
+		get_rel_relkind(deflt) != RELKIND_RELATION)
+		return;
+	INSTR_TIME_SET_CURRENT(started);
+	exec_sql(psprintf("SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY %s LIMIT %d) s",
+					  qualified_name(deflt), mc_rescue_backfill_rows + 1), SPI_OK_SELECT);
+	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (rows <= mc_rescue_backfill_rows)
+		return;
+	catalog_execute(psprintf("SELECT message FROM %s($1, $2)",
+							 capacity_object("capacity_empty_default_refusal")),
+					2, types, values, NULL, true);
+	if (SPI_processed > 0)
+	{
+		ereport(DEBUG1,
+				(errmsg("matter_capacity: the default partition of %s holds over %d rows and is emptied period by period: %s",
+						qualified_name(pol->relid), mc_rescue_backfill_rows,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+		return;
+	}
+	/* as_of exactly, whatever the loopback's DateStyle */
+	call = psprintf("CALL %s(%s::pg_catalog.regclass, 10000::pg_catalog.int4, %s::pg_catalog.int4, "
+					"'2000-01-01 00:00+00'::pg_catalog.timestamptz OPERATOR(pg_catalog.+) "
+					"(" INT64_FORMAT "::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval))",
+					capacity_object("capacity_empty_default"),
+					quote_literal_cstr(qualified_name(pol->relid)),
+					sink->backfill_batches < 0 ? "NULL" : psprintf("%d", sink->backfill_batches),
+					sink->as_of);
+	table_only.relid = pol->relid;
+	table_only.qualname = qualified_name(pol->relid);
+	deflt_name = get_rel_name(deflt);	/* its name now: the swap renames it */
+	commit();
+	if (!loopback_run_bounded(call, mc_lock_timeout_ms, &error, NULL))
+	{
+		/* its first line: the rest is the procedure's context */
+		if (strchr(error, '\n'))
+			*strchr(error, '\n') = '\0';
+		ereport(WARNING,
+				(errmsg("matter_capacity: the default partition of %s was not emptied by the backfill: %s",
+						table_only.qualname, error),
+				 errhint("Its rows are moved period by period instead; each period's ATTACH scans the default partition while writers wait.")));
+		return;
+	}
+	AcceptInvalidationMessages();
+	exec_sql(psprintf("SELECT pg_catalog.format('%%s rows: it became the historical partition %%s (the swap held its lock %%s ms); %%s', "
+					  "(SELECT pg_catalog.count(*) FROM ONLY %s), "
+					  "c.historical, pg_catalog.round(c.convert_swap_ms::pg_catalog.numeric, 1), "
+					  "CASE c.state WHEN 'done' THEN pg_catalog.format('the backfill moved them into periods, a batch per transaction (the switch held its lock %%s ms); drop %%s once checked', "
+					  "pg_catalog.round(c.backfill_swap_ms::pg_catalog.numeric, 1), c.historical) "
+					  "ELSE 'the backfill moves them into periods, a batch per transaction (capacity_conversions shows how far it is)' END) "
+					  "FROM %s c WHERE c.table_name OPERATOR(pg_catalog.=) %u::pg_catalog.oid",
+					  qualified_name(deflt), capacity_object("capacity_conversion"), pol->relid), SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		emit(sink, &table_only, "emptied_default", deflt_name,
+			 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), started);
+}
+
+/*
  * Roll over relid (or every table the caller owns) one unit of work per
  * transaction when nonatomic, committing through SPI between units, then
  * retire no-default periods with DETACH CONCURRENTLY once this backend holds
@@ -2857,6 +2940,8 @@ rollover_per_step(Oid relid, ActionSink *sink, CommitStep commit, MemoryContext 
 		 * again in this call (it waits for the next), like the function.
 		 */
 		sink->stop_table = false;
+		if (sink->empty_large_defaults && nonatomic && !sink->dry_run)
+			empty_large_default(pol, sink, commit);
 		for (;;)
 		{
 			int			nest = pin_search_path();
@@ -2911,6 +2996,8 @@ capacity_rollover_proc(PG_FUNCTION_ARGS)
 				 errdetail("It was called inside a transaction block or together with other statements in one query string, where a procedure cannot commit."),
 				 errhint("Its locks are held until the caller's transaction ends. CALL it as a statement of its own in autocommit mode to commit period by period.")));
 
+	sink.empty_large_defaults = true;
+	sink.backfill_batches = -1;
 	SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0);
 	PG_TRY();
 	{

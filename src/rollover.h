@@ -65,6 +65,16 @@ typedef struct ActionSink
 	int			past_made;
 
 	/*
+	 * The procedure and the worker: a default partition holding more than
+	 * matter_capacity.rescue_backfill_rows rows is emptied by
+	 * capacity_empty_default() through the loopback (empty_large_default),
+	 * which runs backfill_batches batches of its backfill (-1: all of them
+	 * and the switch).
+	 */
+	bool		empty_large_defaults;
+	int			backfill_batches;
+
+	/*
 	 * One transaction (rollover_one_transaction): each table's step 2
 	 * (retention, attach burst) waits in its round entry (round_table, a
 	 * TableRound) until every table's step 1 is done; refused (Refused *,

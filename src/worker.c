@@ -129,6 +129,9 @@ task_rollover(void)
 	sink.quiet = true;
 	/* the owner's code a rescue fires must not keep sampling waiting (review 4 F10) */
 	sink.step1_limit_ms = mc_sample_interval_s * 1000;
+	/* a big default partition: the swap, then slices like any backfill */
+	sink.empty_large_defaults = mc_backfill_batches > 0;
+	sink.backfill_batches = mc_backfill_batches;
 	PG_TRY();
 	{
 		rollover_per_step(InvalidOid, &sink, worker_commit_step, mcxt);

@@ -1198,3 +1198,320 @@ $$;
 COMMENT ON PROCEDURE @extschema@.capacity_convert_backfill IS
     'Move the historical partition left by capacity_convert into period partitions, a batch per transaction; resumable; progress in capacity_conversions.';
 REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert_backfill(regclass, integer, integer) FROM PUBLIC;
+
+-- A default partition too big for the rollover's rescue.  Each period the
+-- rescue attaches makes PostgreSQL prove that the default partition holds
+-- no row of it: a scan of all of it under ACCESS EXCLUSIVE (0.6-0.9 s at
+-- 5,000,000 rows, writers waiting; docs/benchmarks.md).  When its rows all
+-- lie after the table's last partition (a scheduler down for weeks) the
+-- default partition becomes a historical partition [last bound, MAXVALUE)
+-- instead, proven by a CHECK validated online, in one short transaction
+-- that puts an empty default partition in its place; the conversion's
+-- backfill then moves its rows into periods, a batch per transaction.
+-- capacity_rollover_proc() and the worker do this on their own above
+-- matter_capacity.rescue_backfill_rows rows (src/rollover.c).
+
+-- Why the default partition of tbl cannot be emptied this way (one row:
+-- SQLSTATE, message, hint), or no row.  Reads as the owner; changes nothing.
+CREATE FUNCTION @extschema@.capacity_empty_default_refusal(tbl regclass, as_of timestamptz)
+RETURNS TABLE(code text, message text, hint text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol @extschema@.capacity_policy;
+    dflt regclass;
+    typ regtype;
+    last_to timestamptz;
+    lower_lit text;
+    n bigint;
+    rel name;
+    nsp name;
+    name_ok boolean := false;
+BEGIN
+    IF tbl IS NULL OR as_of IS NULL THEN
+        RETURN QUERY SELECT '22004', 'matter_capacity: capacity_empty_default: table and as_of must not be NULL',
+                            'capacity_empty_default(''"Event"'')';
+        RETURN;
+    END IF;
+    SELECT * INTO pol FROM @extschema@.capacity_policy p WHERE p.table_name = tbl;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT '42704', format('matter_capacity: table %s is not managed', tbl),
+                            'Register it first with capacity_manage().';
+        RETURN;
+    END IF;
+    SELECT c.relname, n2.nspname INTO rel, nsp FROM pg_class c JOIN pg_namespace n2 ON n2.oid = c.relnamespace WHERE c.oid = tbl;
+    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+        RETURN QUERY SELECT '42501', format('matter_capacity: must be owner of table %s to empty its default partition', tbl),
+                            'Run it as the table''s owner.';
+        RETURN;
+    END IF;
+    SELECT nullif(pt.partdefid, 0)::regclass INTO dflt FROM pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF dflt IS NULL THEN
+        RETURN QUERY SELECT '55000', format('matter_capacity: %s has no default partition', tbl),
+                            'Nothing to empty.';
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl AND c.state <> 'done') THEN
+        RETURN QUERY SELECT '55000', format('matter_capacity: a backfill of %s is under way', tbl),
+                            format('CALL capacity_convert_backfill(%L) finishes it; capacity_conversions shows how far it is.', tbl::text);
+        RETURN;
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = dflt) <> 'r' THEN
+        RETURN QUERY SELECT '0A000', format('matter_capacity: the default partition %s of %s is not a plain table', dflt, tbl),
+                            'Only a plain default partition can become the historical partition; CALL capacity_rollover_proc() moves its rows period by period.';
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = tbl AND x.indisprimary) THEN
+        RETURN QUERY SELECT '0A000', format('matter_capacity: %s has no primary key, so writes while its default partition is emptied could not be replayed', tbl),
+                            'Add a primary key that includes the partition columns, or let CALL capacity_rollover_proc() move the rows period by period.';
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.conparentid = 0 AND k.confrelid IN (tbl, dflt)) THEN
+        RETURN QUERY SELECT '0A000', format('matter_capacity: a foreign key references %s', tbl),
+                            'Detaching the default partition would check every referencing row; CALL capacity_rollover_proc() moves the rows period by period.';
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = dflt AND NOT g.tgisinternal AND g.tgparentid = 0) THEN
+        RETURN QUERY SELECT '0A000', format('matter_capacity: the default partition %s has triggers of its own', dflt),
+                            'The backfill''s copies would not fire them; CALL capacity_rollover_proc() moves the rows period by period.';
+        RETURN;
+    END IF;
+    -- every row after the last partition: the default partition can take
+    -- the range [last bound, MAXVALUE), proven by a constraint
+    SELECT max(t.range_to) INTO last_to FROM @extschema@.capacity_partition_tree(tbl) t
+     WHERE t.level = 1 AND NOT t.is_default;
+    IF last_to = 'infinity' THEN
+        RETURN QUERY SELECT '55000', format('matter_capacity: a partition of %s already reaches MAXVALUE', tbl),
+                            'Its default partition holds rows no range can take; CALL capacity_rollover_proc() moves them period by period.';
+        RETURN;
+    END IF;
+    IF last_to >= @extschema@.capacity_period_start(as_of, pol.granularity, pol.premake + 1) THEN
+        RETURN QUERY SELECT '55000', format('matter_capacity: the partitions of %s reach past as_of plus premake periods', tbl),
+                            'The rollover keeps rows beyond that in the default partition; nothing to empty.';
+        RETURN;
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = pol.time_column;
+    lower_lit := CASE WHEN last_to IS NULL THEN NULL ELSE @extschema@.capacity_time_literal(last_to, typ) END;
+    n := @extschema@.capacity_owner_value(tbl, format('SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY %s WHERE %I IS NULL%s LIMIT 1000000) s',
+                                                      dflt, pol.time_column,
+                                                      CASE WHEN lower_lit IS NULL THEN '' ELSE format(' OR %I < %s', pol.time_column, lower_lit) END))::bigint;
+    IF n > 0 THEN
+        RETURN QUERY SELECT '55000',
+                            format('matter_capacity: %s rows of the default partition %s have no %I or one before %s, the end of the last partition',
+                                   n, dflt, pol.time_column, to_char(last_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'),
+                            'Only a default partition whose rows all come after the last partition can become the historical partition; '
+                            'CALL capacity_rollover_proc() moves such rows period by period (rows outside the policy stay).';
+        RETURN;
+    END IF;
+    FOR i IN 1 .. 9 LOOP
+        IF to_regclass(format('%I.%I', nsp, @extschema@.capacity_derived_name(rel::text, 'historical' || CASE WHEN i > 1 THEN i::text ELSE '' END))) IS NULL THEN
+            name_ok := true;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF NOT name_ok THEN
+        RETURN QUERY SELECT '42P07', format('matter_capacity: the names %s to %s are taken',
+                                           @extschema@.capacity_derived_name(rel::text, 'historical'), @extschema@.capacity_derived_name(rel::text, 'historical9')),
+                            'Earlier conversions left them: drop the detached old tables once checked.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timestamptz) IS
+    'Why CALL capacity_empty_default(tbl) would refuse (SQLSTATE, message, hint), or no row; changes nothing.';
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timestamptz) FROM PUBLIC;
+
+CREATE PROCEDURE @extschema@.capacity_empty_default(tbl regclass, batch_rows integer DEFAULT 10000,
+                                                    max_batches integer DEFAULT NULL,
+                                                    as_of timestamptz DEFAULT now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    pol @extschema@.capacity_policy;
+    refusal record;
+    dflt regclass;
+    dq text;
+    qual text;
+    nsp name;
+    rel name;
+    owner name;
+    typ regtype;
+    last_to timestamptz;
+    lower_lit text;
+    bound timestamptz;
+    cname name;
+    histname name;
+    defname name;
+    keys name[];
+    swap text[];
+    x record;
+    s text;
+    state text;
+    failed boolean := false;
+    t0 timestamptz;
+    swap_ms float8;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM @extschema@.capacity_require_grants('capacity_empty_default'::text, ARRAY[
+        '@extschema@.capacity_empty_default_refusal(regclass, timestamptz)',
+        '@extschema@.capacity_convert_claim(regclass, text)',
+        '@extschema@.capacity_convert_unclaim(regclass)',
+        '@extschema@.capacity_run_as_owner(regclass, text[])',
+        '@extschema@.capacity_run_bounded(text[], text, regclass[])']::regprocedure[],
+        ARRAY['@extschema@.capacity_conversion', '@extschema@.capacity_conversion']::regclass[], ARRAY['INSERT', 'UPDATE']::text[]);
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_empty_default cannot run while the server is in recovery'
+            USING ERRCODE = '25006', HINT = 'Run it on the primary.';
+    END IF;
+    IF batch_rows IS NULL OR batch_rows < 1 OR max_batches < 0 THEN
+        RAISE EXCEPTION 'matter_capacity: capacity_empty_default: batch_rows % must be positive and max_batches % not negative', batch_rows, max_batches
+            USING ERRCODE = '22023', HINT = 'Each batch is one transaction; 10000 rows is typical. max_batches => 0 only makes the default partition the historical partition.';
+    END IF;
+    CALL @extschema@.capacity_require_commit('capacity_empty_default');
+    -- a backfill under way (this one's, interrupted, or a conversion's) goes on
+    IF EXISTS (SELECT 1 FROM @extschema@.capacity_conversion c WHERE c.table_name = tbl AND c.state <> 'done') THEN
+        IF max_batches IS DISTINCT FROM 0 THEN
+            CALL @extschema@.capacity_convert_backfill(tbl, batch_rows, max_batches);
+        END IF;
+        RETURN;
+    END IF;
+    SELECT * INTO refusal FROM @extschema@.capacity_empty_default_refusal(tbl, as_of);
+    IF FOUND THEN
+        RAISE EXCEPTION '%', refusal.message USING ERRCODE = refusal.code, HINT = refusal.hint;
+    END IF;
+    PERFORM @extschema@.capacity_convert_claim(tbl, 'capacity_empty_default');
+    SELECT * INTO pol FROM @extschema@.capacity_policy p WHERE p.table_name = tbl;
+    SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), a.atttypid::regtype, nullif(pt.partdefid, 0)::regclass
+      INTO nsp, rel, owner, typ, dflt
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = pol.time_column
+      JOIN pg_partitioned_table pt ON pt.partrelid = c.oid
+     WHERE c.oid = tbl;
+    qual := format('%I.%I', nsp, rel);
+    dq := dflt::text;
+    SELECT max(t.range_to) INTO last_to FROM @extschema@.capacity_partition_tree(tbl) t
+     WHERE t.level = 1 AND NOT t.is_default;
+    lower_lit := CASE WHEN last_to IS NULL THEN 'MINVALUE' ELSE @extschema@.capacity_time_literal(last_to, typ) END;
+    -- the backfill makes periods up to the policy's horizon; later rows go
+    -- to the default partition at its switch, and the rollover on from there
+    bound := @extschema@.capacity_period_start(as_of, pol.granularity, pol.premake + 1);
+    cname := @extschema@.capacity_derived_name(rel::text, 'default_bound');
+    defname := (SELECT c.relname FROM pg_class c WHERE c.oid = dflt);
+    FOR i IN 1 .. 9 LOOP
+        histname := @extschema@.capacity_derived_name(rel::text, 'historical' || CASE WHEN i > 1 THEN i::text ELSE '' END);
+        EXIT WHEN to_regclass(format('%I.%I', nsp, histname)) IS NULL;
+    END LOOP;
+    SELECT array_agg(a.attname ORDER BY k.n) INTO keys
+      FROM pg_index pk, unnest(pk.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
+     WHERE pk.indrelid = tbl AND pk.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
+
+    -- 1. the bound, enforced from now on (a brief ACCESS EXCLUSIVE on the
+    -- default partition); until the swap a row with no time or one before
+    -- the last partition's end, which would have gone to the default
+    -- partition, is refused (23514).  2. proven for its rows online
+    -- (SHARE UPDATE EXCLUSIVE: no writer waits), as the owner.
+    BEGIN
+        -- (one an interrupted call left goes first)
+        PERFORM @extschema@.capacity_run_bounded(
+                    (SELECT array_agg(format('ALTER TABLE %s DROP CONSTRAINT %I', dq, cname))
+                       FROM pg_constraint k WHERE k.conrelid = dflt AND k.conname = cname) ||
+                    format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL%s) NOT VALID', dq, cname, pol.time_column,
+                           CASE WHEN last_to IS NULL THEN '' ELSE format(' AND %I >= %s', pol.time_column, lower_lit) END),
+                    format('adding the bound constraint to %s', dq), ARRAY[dflt]);
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE;
+    END;
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    BEGIN
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[
+                    format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
+                           format('ALTER TABLE %s VALIDATE CONSTRAINT %I', dq, cname))],
+                    format('validating the bound constraint of %s', dq), ARRAY[dflt]);
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+        failed := true;
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, s = MESSAGE_TEXT;
+    END;
+    IF failed THEN
+        -- a row that came in between the check and the constraint, a cancel:
+        -- the bound must not stay, it refuses rows the default partition takes
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dq, cname)],
+                                                 format('removing the bound constraint from %s', dq), ARRAY[dflt]);
+        COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE EXCEPTION 'matter_capacity: the default partition of % was not emptied: %', qual, s
+            USING ERRCODE = state, HINT = 'The bound constraint was removed; nothing changed.';
+    END IF;
+    COMMIT;
+
+    -- 3. the swap, short and bounded: catalog work only (the constraint
+    -- proves the bounds; the new default partition is empty)
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    swap := ARRAY[format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', qual),
+                  'SELECT pg_catalog.set_config(''lock_timeout'', ''10ms'', true)',
+                  format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', dq),
+                  format('ALTER TABLE %s DETACH PARTITION %s', qual, dq),
+                  format('ALTER TABLE %s RENAME TO %I', dq, histname)];
+    FOR x IN SELECT i.relname FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
+              WHERE ix.indrelid = dflt ORDER BY 1 LOOP
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', nsp, x.relname, @extschema@.capacity_derived_name(x.relname::text, 'historical'));
+    END LOOP;
+    swap := swap || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, defname, qual);
+    IF owner <> current_user THEN
+        swap := swap || format('ALTER TABLE %I.%I OWNER TO %I', nsp, defname, owner);
+    END IF;
+    swap := swap || format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L]::pg_catalog.text[])', qual,
+                           format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%s) TO (MAXVALUE)', qual, nsp, histname, lower_lit));
+    t0 := clock_timestamp();
+    FOR rnd IN 1 .. 3 LOOP
+        failed := false;
+        BEGIN
+            PERFORM @extschema@.capacity_run_bounded(swap, format('making the default partition of %s its historical partition', qual),
+                                                     ARRAY[tbl, dflt]);
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            failed := true;
+            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, s = MESSAGE_TEXT;
+        END;
+        EXIT WHEN NOT failed OR state <> '55P03';
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        IF rnd < 3 THEN
+            PERFORM pg_sleep(1);
+        END IF;
+    END LOOP;
+    IF failed THEN
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dq, cname)],
+                                                 format('removing the bound constraint from %s', dq), ARRAY[dflt]);
+        COMMIT;
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE EXCEPTION 'matter_capacity: the default partition of % was not emptied: %', qual, s
+            USING ERRCODE = state, HINT = 'The bound constraint was removed; nothing changed. Run it again when the table is less busy.';
+    END IF;
+    swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    INSERT INTO @extschema@.capacity_conversion AS c
+        (table_name, historical, time_column, granularity, hash_column, hash_partitions, bound,
+         key_columns, state, converted_at, convert_swap_ms)
+    VALUES (tbl, format('%I.%I', nsp, histname)::regclass, pol.time_column, pol.granularity, pol.hash_column,
+            pol.hash_partitions, bound, keys, 'converted', clock_timestamp(), swap_ms)
+    ON CONFLICT (table_name) DO UPDATE
+       SET historical = excluded.historical, staging = NULL, time_column = excluded.time_column,
+           granularity = excluded.granularity, hash_column = excluded.hash_column,
+           hash_partitions = excluded.hash_partitions, bound = excluded.bound, key_columns = excluded.key_columns,
+           state = 'converted', pages_total = NULL, next_page = 0, rows_copied = 0,
+           converted_at = excluded.converted_at, convert_swap_ms = excluded.convert_swap_ms,
+           backfill_started_at = NULL, updated_at = NULL, finished_at = NULL, backfill_swap_ms = NULL, stale = NULL;
+    COMMIT;
+    PERFORM @extschema@.capacity_convert_unclaim(tbl);
+    RAISE NOTICE 'capacity_empty_default: the default partition of % is now its historical partition %.% [%, MAXVALUE); the swap held its lock % ms',
+                 qual, quote_ident(nsp), quote_ident(histname),
+                 coalesce(to_char(last_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC', 'MINVALUE'), round(swap_ms::numeric, 1);
+    -- 4. its rows into periods, a batch per transaction
+    IF max_batches IS DISTINCT FROM 0 THEN
+        CALL @extschema@.capacity_convert_backfill(tbl, batch_rows, max_batches);
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE @extschema@.capacity_empty_default IS
+    'Empty a large default partition whose rows all follow the last partition: it becomes a historical partition (catalog work under the lock timeout), then capacity_convert_backfill moves its rows into periods, a batch per transaction; the application waits no longer than the lock timeout.';
+REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_empty_default(regclass, integer, integer, timestamptz) FROM PUBLIC;
