@@ -17,8 +17,9 @@
  * never waits; the DETACH itself may wait for long readers to finish.
  * A detach left pending by an interrupted run is completed with FINALIZE.
  *
- * The worker also runs the conversion backfill through it: a procedure
- * that commits must be called at top level.
+ * The worker also runs the conversion backfill through it, and the
+ * procedure form and the worker capacity_empty_default() (rollover.c): a
+ * procedure that commits must be called at top level.
  *
  * Owns: the connection parameters (how to reach the server from
  * matter_capacity.loopback_conninfo, or the server's own socket; always

@@ -25,7 +25,10 @@
  * sample_all() and rollover_per_step() called as the SQL functions call
  * them, capacity_explain_run() through SPI, and one CALL of
  * capacity_convert_backfill() per unfinished conversion, sent through the
- * loopback connection because the procedure commits per batch.  Must not
+ * loopback connection because the procedure commits per batch.  (A default
+ * partition too big for the rescue is handed to capacity_empty_default()
+ * by the rollover itself, rollover.c empty_large_default; the worker only
+ * says how many backfill batches that call may run.)  Must not
  * contain what the tasks do: that lives in sampler.c, rollover.c,
  * explain.c and 60_convert.sql.
  *-------------------------------------------------------------------------

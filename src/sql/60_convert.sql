@@ -21,6 +21,10 @@
 -- committed with each batch, copies are idempotent (ON CONFLICT DO
 -- NOTHING on the primary key).
 --
+-- capacity_empty_default (at the end): a default partition too big for the
+-- rollover's rescue becomes such a historical partition, [end of the last
+-- partition, MAXVALUE), and the same backfill empties it.
+--
 -- These are procedures because they commit between steps; PostgreSQL
 -- refuses COMMIT in a procedure with a SET clause, so each transaction
 -- starts by pinning search_path with set_config(..., true).
@@ -853,6 +857,7 @@ DECLARE
     stagequal text;
     stagedefault text;
     p timestamptz;
+    floor_at timestamptz;
     starts timestamptz[];
     plist timestamptz[];
     gap timestamptz[];
@@ -981,12 +986,21 @@ BEGIN
             -- the periods that hold rows, read as the owner; rows outside
             -- the years 1000 to 9998 (a stray 1970 row is a period of its own,
             -- -infinity is none) and rows of periods not made wait in the
-            -- default partition, as the rollover keeps them
+            -- default partition, as the rollover keeps them; so do the rows of
+            -- an emptied default partition (capacity_empty_default: its
+            -- historical partition reaches MAXVALUE) older than the policy's
+            -- retention, which the rescue keeps there too
+            floor_at := '1000-01-01 00:00+00';
+            IF (SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = cv.historical) LIKE '%MAXVALUE)' THEN
+                SELECT greatest(floor_at, @extschema@.capacity_period_start(now() - pp.retention, cv.granularity, 0))
+                  INTO floor_at FROM @extschema@.capacity_policy pp WHERE pp.table_name = tbl AND pp.retention IS NOT NULL;
+                floor_at := coalesce(floor_at, '1000-01-01 00:00+00');
+            END IF;
             starts := @extschema@.capacity_owner_value(tbl, format(
                           'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
                           'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
-                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
+                          cv.time_column, @extschema@.capacity_time_literal(floor_at, typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
             -- and the periods between them up to the bound, unless a gap is
             -- longer than 32 periods (a stray row years away)

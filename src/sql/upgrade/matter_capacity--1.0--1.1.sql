@@ -3575,6 +3575,7 @@ DECLARE
     stagequal text;
     stagedefault text;
     p timestamptz;
+    floor_at timestamptz;
     starts timestamptz[];
     plist timestamptz[];
     gap timestamptz[];
@@ -3703,12 +3704,21 @@ BEGIN
             -- the periods that hold rows, read as the owner; rows outside
             -- the years 1000 to 9998 (a stray 1970 row is a period of its own,
             -- -infinity is none) and rows of periods not made wait in the
-            -- default partition, as the rollover keeps them
+            -- default partition, as the rollover keeps them; so do the rows of
+            -- an emptied default partition (capacity_empty_default: its
+            -- historical partition reaches MAXVALUE) older than the policy's
+            -- retention, which the rescue keeps there too
+            floor_at := '1000-01-01 00:00+00';
+            IF (SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = cv.historical) LIKE '%MAXVALUE)' THEN
+                SELECT greatest(floor_at, @extschema@.capacity_period_start(now() - pp.retention, cv.granularity, 0))
+                  INTO floor_at FROM @extschema@.capacity_policy pp WHERE pp.table_name = tbl AND pp.retention IS NOT NULL;
+                floor_at := coalesce(floor_at, '1000-01-01 00:00+00');
+            END IF;
             starts := @extschema@.capacity_owner_value(tbl, format(
                           'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
                           'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
-                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
+                          cv.time_column, @extschema@.capacity_time_literal(floor_at, typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
             -- and the periods between them up to the bound, unless a gap is
             -- longer than 32 periods (a stray row years away)
@@ -6427,7 +6437,7 @@ REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_unclaim(regclass) FROM P
 
 -- Why the default partition of tbl cannot be emptied this way (one row:
 -- SQLSTATE, message, hint), or no row.  Reads as the owner; changes nothing.
-CREATE FUNCTION @extschema@.capacity_empty_default_refusal(tbl regclass, as_of timestamptz)
+CREATE OR REPLACE FUNCTION @extschema@.capacity_empty_default_refusal(tbl regclass, as_of timestamptz)
 RETURNS TABLE(code text, message text, hint text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -6535,7 +6545,7 @@ COMMENT ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timesta
     'Why CALL capacity_empty_default(tbl) would refuse (SQLSTATE, message, hint), or no row; changes nothing.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timestamptz) FROM PUBLIC;
 
-CREATE PROCEDURE @extschema@.capacity_empty_default(tbl regclass, batch_rows integer DEFAULT 10000,
+CREATE OR REPLACE PROCEDURE @extschema@.capacity_empty_default(tbl regclass, batch_rows integer DEFAULT 10000,
                                                     max_batches integer DEFAULT NULL,
                                                     as_of timestamptz DEFAULT now())
 LANGUAGE plpgsql
