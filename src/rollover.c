@@ -88,6 +88,7 @@
 #include "access/table.h"
 #include "access/twophase.h"
 #include "catalog/partition.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -2845,8 +2846,10 @@ typedef struct BigDefault
 
 /*
  * Whether the default partition holds more than rescue_backfill_rows rows
- * and capacity_empty_default() would take it.  Only a plain table is
- * counted: a count runs no code of its owner's.
+ * and capacity_empty_default() would take it, or carries the bound
+ * constraint of a call that was interrupted (it refuses rows the default
+ * partition should take until that procedure removes it).  Only a plain
+ * table is counted: a count runs no code of its owner's.
  */
 static bool
 default_too_big(void *arg)
@@ -2858,6 +2861,11 @@ default_too_big(void *arg)
 
 	if (!OidIsValid(bd->deflt) || get_rel_relkind(bd->deflt) != RELKIND_RELATION)
 		return false;
+	/* a bound constraint an interrupted call left: that call removes it */
+	if (OidIsValid(get_relation_constraint_oid(bd->deflt,
+											   partition_relname(get_rel_name(bd->pol->relid), "default_bound"),
+											   true)))
+		return true;
 	exec_sql(psprintf("SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY %s LIMIT %d) s",
 					  qualified_name(bd->deflt), mc_rescue_backfill_rows + 1), SPI_OK_SELECT);
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) <=

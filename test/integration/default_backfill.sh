@@ -151,6 +151,29 @@ out=$(q -c "SET matter_capacity.rescue_backfill_rows = 1000" -c "CALL capacity_r
     ! echo "$out" | grep -q emptied_default && echo "$out" | grep -q 'moved_rows nopk_p'
 ok $? "refused: the procedure moved those rows period by period instead (the stray row too: no retention)"
 
+# an interrupted call (cancelled or killed after adding its bound constraint)
+# leaves the constraint, which refuses rows the default partition takes; the
+# next rollover hands the table to capacity_empty_default, which removes it
+# first (here it then refuses: a row before the last partition), and the
+# rescue goes on
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE lefto (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+SELECT capacity_manage('lefto', 'ts', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('lefto', as_of => now() - interval '10 days');
+INSERT INTO lefto SELECT g, now() - interval '5 days' * (g::float8 / 3000) FROM generate_series(1, 3000) g;
+INSERT INTO lefto VALUES (0, now() - interval '40 days');
+SQL
+last=$(q -c "SELECT max(range_to) FROM capacity_partition_tree('lefto') WHERE NOT is_default")
+q -c "ALTER TABLE lefto_default ADD CONSTRAINT lefto_default_bound CHECK (ts IS NOT NULL AND ts >= '$last') NOT VALID"
+[ "$(state -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')")" = 23514 ]; ok $? "leftover: the constraint an interrupted call left refuses a row older than the last partition (23514)"
+out=$(q -c "SET matter_capacity.rescue_backfill_rows = 100000" -c "CALL capacity_rollover_proc('lefto')" 2>&1)
+echo "$out" | grep -q 'WARNING:  matter_capacity: the default partition of public.lefto was not emptied by the backfill: ERROR:  matter_capacity: 1 rows of the default partition public.lefto_default have no ts' &&
+    [ "$(q -c "SELECT count(*) FROM pg_constraint WHERE conname = 'lefto_default_bound'")" = 0 ] &&
+    q -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')" && [ "$(q -c "SELECT count(*) FROM lefto")" = 3002 ] &&
+    echo "$out" | grep -q 'moved_rows lefto_p'
+ok $? "leftover: the next rollover removed it (a WARNING says why the table was then refused), the row goes in, the rescue moved the rest"
+
 # --- 3. the worker alone -------------------------------------------------------
 q >/dev/null <<SQL
 SET client_min_messages = warning;

@@ -6599,6 +6599,22 @@ BEGIN
         END IF;
         RETURN;
     END IF;
+    -- the bound constraint an interrupted call left (cancelled or killed
+    -- between adding it and the swap) refuses rows the default partition
+    -- takes: it goes first, whatever is decided next
+    SELECT k.conname, k.conrelid::regclass AS rel INTO x FROM pg_constraint k
+     WHERE k.conrelid = (SELECT nullif(pt.partdefid, 0) FROM pg_partitioned_table pt WHERE pt.partrelid = tbl)
+       AND k.conname = @extschema@.capacity_derived_name((SELECT c.relname FROM pg_class c WHERE c.oid = tbl)::text, 'default_bound')
+       AND k.contype = 'c';
+    IF FOUND THEN
+        PERFORM @extschema@.capacity_convert_claim(tbl, 'capacity_empty_default');
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', x.rel, x.conname)],
+                                                 format('removing the bound constraint an interrupted call left on %s', x.rel), ARRAY[x.rel]);
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        PERFORM @extschema@.capacity_convert_unclaim(tbl);
+        RAISE NOTICE 'capacity_empty_default: removed the constraint % an interrupted call left on %', x.conname, x.rel;
+    END IF;
     SELECT * INTO refusal FROM @extschema@.capacity_empty_default_refusal(tbl, as_of);
     IF FOUND THEN
         RAISE EXCEPTION '%', refusal.message USING ERRCODE = refusal.code, HINT = refusal.hint;
@@ -6635,12 +6651,9 @@ BEGIN
     -- partition, is refused (23514).  2. proven for its rows online
     -- (SHARE UPDATE EXCLUSIVE: no writer waits), as the owner.
     BEGIN
-        -- (one an interrupted call left goes first)
-        PERFORM @extschema@.capacity_run_bounded(
-                    (SELECT array_agg(format('ALTER TABLE %s DROP CONSTRAINT %I', dq, cname))
-                       FROM pg_constraint k WHERE k.conrelid = dflt AND k.conname = cname) ||
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[
                     format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL%s) NOT VALID', dq, cname, pol.time_column,
-                           CASE WHEN last_to IS NULL THEN '' ELSE format(' AND %I >= %s', pol.time_column, lower_lit) END),
+                           CASE WHEN last_to IS NULL THEN '' ELSE format(' AND %I >= %s', pol.time_column, lower_lit) END)],
                     format('adding the bound constraint to %s', dq), ARRAY[dflt]);
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         PERFORM @extschema@.capacity_convert_unclaim(tbl);
