@@ -1805,10 +1805,11 @@ within_rescue_budget(Rollover *r, List *periods)
 		emit(r->sink, r->layout, "deferred", get_rel_name(r->layout->deflt->relid),
 			 psprintf(INT64_FORMAT " %s of %d %s (the first from %s) left in the default partition for the next call: "
 					  "one call moves at most matter_capacity.rescue_rows_per_call (%d) rows; "
-					  "CALL capacity_rollover_proc() commits period by period",
+					  "CALL capacity_rollover_proc() commits period by period, and above "
+					  "matter_capacity.rescue_backfill_rows (%d) rows empties it by the backfill",
 					  left_rows, left_rows == 1 ? "row" : "rows", left_periods,
 					  left_periods == 1 ? "period" : "periods", utc_label(first_left->p.from),
-					  mc_rescue_rows_per_call),
+					  mc_rescue_rows_per_call, mc_rescue_backfill_rows),
 			 r->started);
 	list_sort(taken, cmp_new_periods);
 	return taken;
