@@ -1155,6 +1155,22 @@ create_default_step(void *arg)
 	exec_sql(sql_attach_default(b->layout, name), SPI_OK_UTILITY);
 }
 
+/* Argument of drop_bound_step. */
+typedef struct LeftoverBound
+{
+	TableLayout *layout;
+	char	   *conname;
+} LeftoverBound;
+
+static void
+drop_bound_step(void *arg)
+{
+	LeftoverBound *lb = arg;
+
+	exec_sql(psprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qualified_name(lb->layout->deflt->relid),
+					  quote_identifier(lb->conname)), SPI_OK_UTILITY);
+}
+
 /* State of one table's rollover, shared by its guarded phases. */
 typedef struct Rollover
 {
@@ -1176,6 +1192,40 @@ typedef struct Rollover
 } Rollover;
 
 static void retire_expired(Rollover *r);
+static bool bounded_yielding(Rollover *r, BoundedStep step, void *arg, int *attempts);
+
+/*
+ * The bound constraint capacity_empty_default() adds to the default
+ * partition before it becomes the historical partition refuses every row
+ * the default partition should take before the last partition's end.  A
+ * call cancelled, killed or unable to undo it (its lock not had) leaves it
+ * behind; every form of the rollover removes it, under the lock timeout,
+ * while no capacity_empty_default holds the table (its claim,
+ * capacity_convert_claim's advisory lock, is free), and reports it.
+ */
+static void
+drop_leftover_bound(Rollover *r)
+{
+	TableLayout *layout = r->layout;
+	LeftoverBound lb = {layout, partition_relname(layout->relname, "default_bound")};
+	bool		claimed;
+	bool		isnull;
+	char	   *claim;
+
+	if (layout->deflt == NULL ||
+		!OidIsValid(get_relation_constraint_oid(layout->deflt->relid, lb.conname, true)))
+		return;
+	claim = psprintf("1835230000, %d", (int32) layout->relid);
+	exec_sql(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%s)", claim), SPI_OK_SELECT);
+	claimed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!claimed)
+		return;					/* a call is under way: the constraint is its */
+	if (bounded_yielding(r, drop_bound_step, &lb, NULL))
+		emit(r->sink, layout, "dropped_bound", get_rel_name(layout->deflt->relid),
+			 psprintf("constraint %s, left by an interrupted capacity_empty_default: it refused rows of the default partition",
+					  quote_identifier(lb.conname)), r->started);
+	exec_sql(psprintf("SELECT pg_catalog.pg_advisory_unlock(%s)", claim), SPI_OK_SELECT);
+}
 
 /* DDL runs as the table's owner, so new partitions belong to it. */
 static void
@@ -1731,7 +1781,10 @@ prepare_table(void *arg)
 	become_owner(r);
 
 	if (!sink->dry_run)
+	{
 		r->done += finish_pending_drops(sink, layout, pol, r->started);
+		drop_leftover_bound(r);
+	}
 
 	if (pol->default_partition && layout->deflt == NULL)
 	{
@@ -2847,10 +2900,8 @@ typedef struct BigDefault
 
 /*
  * Whether the default partition holds more than rescue_backfill_rows rows
- * and capacity_empty_default() would take it, or carries the bound
- * constraint of a call that was interrupted (it refuses rows the default
- * partition should take until that procedure removes it).  Only a plain
- * table is counted: a count runs no code of its owner's.
+ * and capacity_empty_default() would take it.  Only a plain table is
+ * counted: a count runs no code of its owner's.
  */
 static bool
 default_too_big(void *arg)
@@ -2862,11 +2913,6 @@ default_too_big(void *arg)
 
 	if (!OidIsValid(bd->deflt) || get_rel_relkind(bd->deflt) != RELKIND_RELATION)
 		return false;
-	/* a bound constraint an interrupted call left: that call removes it */
-	if (OidIsValid(get_relation_constraint_oid(bd->deflt,
-											   partition_relname(get_rel_name(bd->pol->relid), "default_bound"),
-											   true)))
-		return true;
 	exec_sql(psprintf("SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY %s LIMIT %d) s",
 					  qualified_name(bd->deflt), mc_rescue_backfill_rows + 1), SPI_OK_SELECT);
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) <=

@@ -358,6 +358,22 @@ SELECT FROM pg_advisory_unlock(1835230000, (tbl::oid::bigint - CASE WHEN tbl::oi
 $$;
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_convert_unclaim(regclass) FROM PUBLIC;
 
+-- The publications that publish one of rels: by name, FOR ALL TABLES, or
+-- through the schema it is in (a comma-separated list, NULL when none).
+-- The backfill's copies go into tables a publication would see as new rows.
+CREATE FUNCTION @extschema@.capacity_publications_of(rels regclass[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) FROM pg_publication p
+ WHERE p.puballtables
+    OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = ANY (rels::oid[]))
+    OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class c ON c.relnamespace = pn.pnnspid
+                WHERE pn.pnpubid = p.oid AND c.oid = ANY (rels::oid[]))
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_publications_of(regclass[]) FROM PUBLIC;
+
 -- Why tbl cannot be converted (raises), or its description.
 CREATE FUNCTION @extschema@.capacity_convert_check(tbl regclass, time_column name, granularity text,
                                                    hash_column name, hash_partitions integer, premake integer,
@@ -470,10 +486,7 @@ BEGIN
         RAISE EXCEPTION 'matter_capacity: % has row-level security', qual
             USING ERRCODE = '0A000', HINT = 'Disable it and drop its policies, convert, then enable and create them again.';
     END IF;
-    SELECT string_agg(format('%I', p.pubname), ', ' ORDER BY p.pubname) INTO bad FROM pg_publication p
-     WHERE p.puballtables
-        OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = tbl)
-        OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid AND pn.pnnspid = r.nsp);
+    bad := @extschema@.capacity_publications_of(ARRAY[tbl]);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'matter_capacity: % is published (%)', qual, bad
             USING ERRCODE = '0A000',
@@ -857,7 +870,6 @@ DECLARE
     stagequal text;
     stagedefault text;
     p timestamptz;
-    floor_at timestamptz;
     starts timestamptz[];
     plist timestamptz[];
     gap timestamptz[];
@@ -986,21 +998,16 @@ BEGIN
             -- the periods that hold rows, read as the owner; rows outside
             -- the years 1000 to 9998 (a stray 1970 row is a period of its own,
             -- -infinity is none) and rows of periods not made wait in the
-            -- default partition, as the rollover keeps them; so do the rows of
-            -- an emptied default partition (capacity_empty_default: its
-            -- historical partition reaches MAXVALUE) older than the policy's
-            -- retention, which the rescue keeps there too
-            floor_at := '1000-01-01 00:00+00';
-            IF (SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.oid = cv.historical) LIKE '%MAXVALUE)' THEN
-                SELECT greatest(floor_at, @extschema@.capacity_period_start(now() - pp.retention, cv.granularity, 0))
-                  INTO floor_at FROM @extschema@.capacity_policy pp WHERE pp.table_name = tbl AND pp.retention IS NOT NULL;
-                floor_at := coalesce(floor_at, '1000-01-01 00:00+00');
-            END IF;
+            -- default partition, as the rollover keeps them.  (Rows older
+            -- than the policy's retention get their periods too, and
+            -- retention then retires those periods as the policy says: moving
+            -- them back into the table at the switch would hold its lock
+            -- for as long, and fire the owner's insert triggers on them.)
             starts := @extschema@.capacity_owner_value(tbl, format(
                           'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0) '
                           'ORDER BY @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text FROM ONLY %s '
                           'WHERE %I >= %s AND %I < %s', texpr, cv.granularity, texpr, cv.granularity, cv.historical::text,
-                          cv.time_column, @extschema@.capacity_time_literal(floor_at, typ),
+                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
                           cv.time_column, @extschema@.capacity_time_literal(cv.bound, typ)))::timestamptz[];
             -- and the periods between them up to the bound, unless a gap is
             -- longer than 32 periods (a stray row years away)
@@ -1225,6 +1232,30 @@ REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_convert_backfill(regclass, inte
 -- capacity_rollover_proc() and the worker do this on their own above
 -- matter_capacity.rescue_backfill_rows rows (src/rollover.c).
 
+-- The suffix the default partition of tbl and its indexes take when it
+-- becomes the historical partition: historical, historical2, ... up to 9,
+-- the first one no table or index name in its schema has yet (a detached
+-- old one is kept until the DBA drops it); NULL when all are taken.
+CREATE FUNCTION @extschema@.capacity_historical_suffix(tbl regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT s.suffix
+  FROM pg_class t JOIN pg_partitioned_table pt ON pt.partrelid = t.oid,
+       LATERAL (SELECT i, 'historical' || CASE WHEN i > 1 THEN i::text ELSE '' END AS suffix FROM generate_series(1, 9) i) s
+ WHERE t.oid = tbl
+   AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = t.relnamespace
+                      AND c.relname = @extschema@.capacity_derived_name(t.relname::text, s.suffix))
+   AND NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_class ix ON ix.oid = x.indexrelid
+                    WHERE x.indrelid = pt.partdefid
+                      AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = ix.relnamespace
+                                     AND c.relname = @extschema@.capacity_derived_name(ix.relname::text, s.suffix)))
+ ORDER BY s.i
+ LIMIT 1
+$$;
+REVOKE EXECUTE ON FUNCTION @extschema@.capacity_historical_suffix(regclass) FROM PUBLIC;
+
 -- Why the default partition of tbl cannot be emptied this way (one row:
 -- SQLSTATE, message, hint), or no row.  Reads as the owner; changes nothing.
 CREATE FUNCTION @extschema@.capacity_empty_default_refusal(tbl regclass, as_of timestamptz)
@@ -1241,7 +1272,6 @@ DECLARE
     n bigint;
     rel name;
     nsp name;
-    name_ok boolean := false;
 BEGIN
     IF tbl IS NULL OR as_of IS NULL THEN
         RETURN QUERY SELECT '22004', 'matter_capacity: capacity_empty_default: table and as_of must not be NULL',
@@ -1286,6 +1316,11 @@ BEGIN
                             'Detaching the default partition would check every referencing row; CALL capacity_rollover_proc() moves the rows period by period.';
         RETURN;
     END IF;
+    IF @extschema@.capacity_publications_of(ARRAY[tbl, dflt]) IS NOT NULL THEN
+        RETURN QUERY SELECT '0A000', format('matter_capacity: %s is published (%s)', tbl, @extschema@.capacity_publications_of(ARRAY[tbl, dflt])),
+                            'The backfill''s copies would reach subscribers a second time; CALL capacity_rollover_proc() moves the rows period by period.';
+        RETURN;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = dflt AND NOT g.tgisinternal AND g.tgparentid = 0) THEN
         RETURN QUERY SELECT '0A000', format('matter_capacity: the default partition %s has triggers of its own', dflt),
                             'The backfill''s copies would not fire them; CALL capacity_rollover_proc() moves the rows period by period.';
@@ -1318,14 +1353,8 @@ BEGIN
                             'CALL capacity_rollover_proc() moves such rows period by period (rows outside the policy stay).';
         RETURN;
     END IF;
-    FOR i IN 1 .. 9 LOOP
-        IF to_regclass(format('%I.%I', nsp, @extschema@.capacity_derived_name(rel::text, 'historical' || CASE WHEN i > 1 THEN i::text ELSE '' END))) IS NULL THEN
-            name_ok := true;
-            EXIT;
-        END IF;
-    END LOOP;
-    IF NOT name_ok THEN
-        RETURN QUERY SELECT '42P07', format('matter_capacity: the names %s to %s are taken',
+    IF @extschema@.capacity_historical_suffix(tbl) IS NULL THEN
+        RETURN QUERY SELECT '42P07', format('matter_capacity: the names %s to %s (or those of its indexes) are taken',
                                            @extschema@.capacity_derived_name(rel::text, 'historical'), @extschema@.capacity_derived_name(rel::text, 'historical9')),
                             'Earlier conversions left them: drop the detached old tables once checked.';
     END IF;
@@ -1334,6 +1363,34 @@ $$;
 COMMENT ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timestamptz) IS
     'Why CALL capacity_empty_default(tbl) would refuse (SQLSTATE, message, hint), or no row; changes nothing.';
 REVOKE EXECUTE ON FUNCTION @extschema@.capacity_empty_default_refusal(regclass, timestamptz) FROM PUBLIC;
+
+-- A failed capacity_empty_default: its bound constraint removed (under the
+-- lock timeout; when even that lock is not had, the next rollover removes
+-- it: rollover.c drop_leftover_bound), the claim released, the error raised.
+CREATE PROCEDURE @extschema@.capacity_empty_default_undo(tbl regclass, dflt regclass, cname name, qual text,
+                                                         why text, state text)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    left_bound boolean := false;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    BEGIN
+        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dflt, cname)],
+                                                 format('removing the bound constraint from %s', dflt), ARRAY[dflt]);
+    EXCEPTION WHEN lock_not_available THEN
+        left_bound := true;
+    END;
+    COMMIT;
+    PERFORM @extschema@.capacity_convert_unclaim(tbl);
+    RAISE EXCEPTION 'matter_capacity: the default partition of % was not emptied: %', qual, why
+        USING ERRCODE = coalesce(state, '55000'),
+              HINT = CASE WHEN left_bound
+                          THEN format('Nothing was moved. Its constraint %I could not be removed yet (the lock was not available): the next rollover removes it; until then a row before the last partition''s end is refused.', cname)
+                          ELSE 'The bound constraint was removed; nothing changed. Run it again when the table is less busy.' END;
+END
+$$;
+REVOKE EXECUTE ON PROCEDURE @extschema@.capacity_empty_default_undo(regclass, regclass, name, text, text, text) FROM PUBLIC;
 
 CREATE PROCEDURE @extschema@.capacity_empty_default(tbl regclass, batch_rows integer DEFAULT 10000,
                                                     max_batches integer DEFAULT NULL,
@@ -1355,6 +1412,7 @@ DECLARE
     bound timestamptz;
     cname name;
     histname name;
+    suffix text;
     defname name;
     keys name[];
     swap text[];
@@ -1368,6 +1426,9 @@ BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM @extschema@.capacity_require_grants('capacity_empty_default'::text, ARRAY[
         '@extschema@.capacity_empty_default_refusal(regclass, timestamptz)',
+        '@extschema@.capacity_empty_default_undo(regclass, regclass, name, text, text, text)',
+        '@extschema@.capacity_historical_suffix(regclass)',
+        '@extschema@.capacity_publications_of(regclass[])',
         '@extschema@.capacity_convert_claim(regclass, text)',
         '@extschema@.capacity_convert_unclaim(regclass)',
         '@extschema@.capacity_run_as_owner(regclass, text[])',
@@ -1427,10 +1488,8 @@ BEGIN
     bound := @extschema@.capacity_period_start(as_of, pol.granularity, pol.premake + 1);
     cname := @extschema@.capacity_derived_name(rel::text, 'default_bound');
     defname := (SELECT c.relname FROM pg_class c WHERE c.oid = dflt);
-    FOR i IN 1 .. 9 LOOP
-        histname := @extschema@.capacity_derived_name(rel::text, 'historical' || CASE WHEN i > 1 THEN i::text ELSE '' END);
-        EXIT WHEN to_regclass(format('%I.%I', nsp, histname)) IS NULL;
-    END LOOP;
+    suffix := @extschema@.capacity_historical_suffix(tbl);
+    histname := @extschema@.capacity_derived_name(rel::text, suffix);
     SELECT array_agg(a.attname ORDER BY k.n) INTO keys
       FROM pg_index pk, unnest(pk.indkey::smallint[]) WITH ORDINALITY k(att, n), pg_attribute a
      WHERE pk.indrelid = tbl AND pk.indisprimary AND a.attrelid = tbl AND a.attnum = k.att;
@@ -1463,12 +1522,7 @@ BEGIN
     IF failed THEN
         -- a row that came in between the check and the constraint, a cancel:
         -- the bound must not stay, it refuses rows the default partition takes
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dq, cname)],
-                                                 format('removing the bound constraint from %s', dq), ARRAY[dflt]);
-        COMMIT;
-        PERFORM @extschema@.capacity_convert_unclaim(tbl);
-        RAISE EXCEPTION 'matter_capacity: the default partition of % was not emptied: %', qual, s
-            USING ERRCODE = state, HINT = 'The bound constraint was removed; nothing changed.';
+        CALL @extschema@.capacity_empty_default_undo(tbl, dflt, cname, qual, s, state);
     END IF;
     COMMIT;
 
@@ -1482,7 +1536,7 @@ BEGIN
                   format('ALTER TABLE %s RENAME TO %I', dq, histname)];
     FOR x IN SELECT i.relname FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
               WHERE ix.indrelid = dflt ORDER BY 1 LOOP
-        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', nsp, x.relname, @extschema@.capacity_derived_name(x.relname::text, 'historical'));
+        swap := swap || format('ALTER INDEX %I.%I RENAME TO %I', nsp, x.relname, @extschema@.capacity_derived_name(x.relname::text, suffix));
     END LOOP;
     swap := swap || format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', nsp, defname, qual);
     IF owner <> current_user THEN
@@ -1508,12 +1562,7 @@ BEGIN
         END IF;
     END LOOP;
     IF failed THEN
-        PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dq, cname)],
-                                                 format('removing the bound constraint from %s', dq), ARRAY[dflt]);
-        COMMIT;
-        PERFORM @extschema@.capacity_convert_unclaim(tbl);
-        RAISE EXCEPTION 'matter_capacity: the default partition of % was not emptied: %', qual, s
-            USING ERRCODE = state, HINT = 'The bound constraint was removed; nothing changed. Run it again when the table is less busy.';
+        CALL @extschema@.capacity_empty_default_undo(tbl, dflt, cname, qual, s, state);
     END IF;
     swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
     INSERT INTO @extschema@.capacity_conversion AS c

@@ -11,11 +11,14 @@
 #     lock timeout (plus lock_safety.sh's margin), a monitor sees every old
 #     row at every look, no row is lost, the default partition ends empty;
 #   refusals: not managed, no primary key, rows before the last partition,
-#     a backfill under way: a clear error and nothing changed; the
+#     published, bad arguments: a clear error and nothing changed; the
 #     procedure then moves the rows period by period as before;
+#   leftovers: the bound constraint of an interrupted call is removed by
+#     every form of the rollover, but not while a call holds the table; a
+#     second emptying while the first one's detached table is kept;
 #   worker: the same table shape emptied by the background worker alone
 #     (the swap, then its backfill slices); rows older than the policy's
-#     retention stay in the default partition, as the rescue keeps them.
+#     retention get their periods, which retention retires as it says.
 # bench/default_backfill.sh measures the same on 5,000,000 rows.
 # Prints TAP lines.
 set -u
@@ -151,28 +154,49 @@ out=$(q -c "SET matter_capacity.rescue_backfill_rows = 1000" -c "CALL capacity_r
     ! echo "$out" | grep -q emptied_default && echo "$out" | grep -q 'moved_rows nopk_p'
 ok $? "refused: the procedure moved those rows period by period instead (the stray row too: no retention)"
 
-# an interrupted call (cancelled or killed after adding its bound constraint)
-# leaves the constraint, which refuses rows the default partition takes; the
-# next rollover hands the table to capacity_empty_default, which removes it
-# first (here it then refuses: a row before the last partition), and the
-# rescue goes on
+# an interrupted call (cancelled, killed, or unable to undo it) leaves its
+# bound constraint, which refuses rows the default partition takes: every
+# form of the rollover removes it, but not while a call holds the table
 q >/dev/null <<SQL
 SET client_min_messages = warning;
 CREATE TABLE lefto (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
 SELECT capacity_manage('lefto', 'ts', 'day', premake => 1);
 SELECT count(*) FROM capacity_rollover('lefto', as_of => now() - interval '10 days');
 INSERT INTO lefto SELECT g, now() - interval '5 days' * (g::float8 / 3000) FROM generate_series(1, 3000) g;
-INSERT INTO lefto VALUES (0, now() - interval '40 days');
 SQL
 last=$(q -c "SELECT max(range_to) FROM capacity_partition_tree('lefto') WHERE NOT is_default")
 q -c "ALTER TABLE lefto_default ADD CONSTRAINT lefto_default_bound CHECK (ts IS NOT NULL AND ts >= '$last') NOT VALID"
 [ "$(state -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')")" = 23514 ]; ok $? "leftover: the constraint an interrupted call left refuses a row older than the last partition (23514)"
-out=$(q -c "SET matter_capacity.rescue_backfill_rows = 100000" -c "CALL capacity_rollover_proc('lefto')" 2>&1)
-echo "$out" | grep -q 'WARNING:  matter_capacity: the default partition of public.lefto was not emptied by the backfill: ERROR:  matter_capacity: 1 rows of the default partition public.lefto_default have no ts' &&
+# a call under way holds the table's claim: its constraint stays
+q -c "SELECT pg_advisory_lock(1835230000, 'lefto'::regclass::oid::bigint::int), pg_sleep(4)" >/dev/null &
+holder=$!
+sleep 1
+out1=$(q -c "SELECT action FROM capacity_rollover('lefto')")
+wait $holder
+out2=$(q -c "SELECT action || ' ' || coalesce(partition_name, '') FROM capacity_rollover('lefto')")
+! echo "$out1" | grep -q dropped_bound && echo "$out2" | grep -q '^dropped_bound lefto_default' &&
     [ "$(q -c "SELECT count(*) FROM pg_constraint WHERE conname = 'lefto_default_bound'")" = 0 ] &&
-    q -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')" && [ "$(q -c "SELECT count(*) FROM lefto")" = 3002 ] &&
-    echo "$out" | grep -q 'moved_rows lefto_p'
-ok $? "leftover: the next rollover removed it (a WARNING says why the table was then refused), the row goes in, the rescue moved the rest"
+    q -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')" && [ "$(q -c "SELECT count(*) FROM lefto")" = 3001 ]
+ok $? "leftover: capacity_rollover() removes it once no call holds the table (dropped_bound), and the row goes in"
+
+# a second emptying while the first one's detached table (and its indexes) is kept
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE tw (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+SELECT capacity_manage('tw', 'ts', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('tw', as_of => now() - interval '30 days');
+INSERT INTO tw SELECT g, now() - interval '28 days' + interval '1 day' * (g::float8 / 2000) FROM generate_series(1, 2000) g;
+CALL capacity_empty_default('tw');
+INSERT INTO tw SELECT g, now() + interval '3 days' + interval '5 days' * ((g - 100000)::float8 / 1000) FROM generate_series(100001, 101000) g;
+CALL capacity_empty_default('tw', as_of => now() + interval '10 days');
+SQL
+[ "$(q -c "SELECT count(*) FROM ONLY tw_default") $(q -c "SELECT count(*) FROM tw") $(q -c "SELECT count(*) FROM tw_historical2")" = "0 3000 1000" ] &&
+    [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname = 'tw_default_pkey_historical2'")" = 1 ]
+ok $? "again: a second emptying takes tw_historical2 (its indexes _historical2), no row lost"
+
+# a published table is refused: the copies would reach subscribers twice
+q -c "CREATE PUBLICATION pub_stray FOR TABLE stray WITH (publish_via_partition_root = true)" >/dev/null
+[ "$(state -c "CALL capacity_empty_default('stray')")" = 0A000 ]; ok $? "refused: a published table (0A000)"
 
 # --- 3. the worker alone -------------------------------------------------------
 q >/dev/null <<SQL
@@ -192,15 +216,16 @@ for i in $(seq 1 120); do
     sleep 1
 done
 wl=$(q -c "SELECT count(*) FROM ONLY \"Audit_default\"")
-# rows older than the retention's first period stay in the default partition, as the rescue keeps them
-wold=$(q -c "SELECT count(*) FROM \"Audit\" WHERE \"at\" < capacity_period_start(now() - interval '3 days', 'day')")
-for j in $(seq 1 20); do   # (the worker's next round reports them)
-    wkept=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'kept_in_default' AND table_name = 'public.\"Audit\"'")
-    [ "$wkept" -ge 1 ] && break
+# rows older than the retention got periods too, which retention retired as the policy says (detach)
+for j in $(seq 1 20); do
+    wold=$(q -c "SELECT count(*) FROM \"Audit\" WHERE \"at\" < capacity_period_start(now() - interval '3 days', 'day')")
+    [ "$wold" = 0 ] && break
     sleep 0.5
 done
+wdet=$(q -c "SELECT coalesce(sum((xpath('//n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I', partition_name), false, false, '')))[1]::text::bigint), 0)
+               FROM capacity_rollover_log WHERE action = 'detached' AND table_name = 'public.\"Audit\"'")
 wa=$(q -c "SELECT count(*) FROM \"Audit\"")
 wlog=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE action = 'emptied_default' AND table_name = 'public.\"Audit\"'")
-echo "# worker: conversion state $st after ${i} s; $wa rows, $wl in the default partition; $wlog emptied_default logged"
-[ "$st" = done ] && [ "$wa" = 150000 ] && [ "$wlog" = 1 ]; ok $? "worker: emptied the default partition by the backfill on its own, no row lost"
-[ "$wold" -gt 0 ] && [ "$wl" = "$wold" ] && [ "$wkept" -ge 1 ]; ok $? "worker: rows older than the retention ($wold) stay in the default partition ($wl), kept as the rescue keeps them"
+echo "# worker: conversion state $st after ${i} s; $wa rows, $wl in the default partition, $wdet in detached periods; $wlog emptied_default logged"
+[ "$st" = done ] && [ "$wl" = 0 ] && [ "$wlog" = 1 ] && [ $((wa + wdet)) = 150000 ]; ok $? "worker: emptied the default partition by the backfill on its own, no row lost ($wa in the table + $wdet detached)"
+[ "$wold" = 0 ] && [ "$wdet" -gt 0 ]; ok $? "worker: rows older than the retention got their periods, which retention detached as the policy says"
