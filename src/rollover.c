@@ -1215,8 +1215,9 @@ drop_leftover_bound(Rollover *r)
 	if (layout->deflt == NULL ||
 		!OidIsValid(get_relation_constraint_oid(layout->deflt->relid, lb.conname, true)))
 		return;
-	claim = psprintf("1835230000, %d", (int32) layout->relid);
-	exec_sql(psprintf("SELECT pg_catalog.pg_try_advisory_lock(%s)", claim), SPI_OK_SELECT);
+	/* to the end of the transaction: no call can claim the table meanwhile */
+	claim = psprintf("SELECT pg_catalog.pg_try_advisory_xact_lock(1835230000, %d)", (int32) layout->relid);
+	exec_sql(claim, SPI_OK_SELECT);
 	claimed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!claimed)
 		return;					/* a call is under way: the constraint is its */
@@ -1224,7 +1225,6 @@ drop_leftover_bound(Rollover *r)
 		emit(r->sink, layout, "dropped_bound", get_rel_name(layout->deflt->relid),
 			 psprintf("constraint %s, left by an interrupted capacity_empty_default: it refused rows of the default partition",
 					  quote_identifier(lb.conname)), r->started);
-	exec_sql(psprintf("SELECT pg_catalog.pg_advisory_unlock(%s)", claim), SPI_OK_SELECT);
 }
 
 /* DDL runs as the table's owner, so new partitions belong to it. */
