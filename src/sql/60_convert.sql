@@ -1430,6 +1430,7 @@ BEGIN
         '@extschema@.capacity_empty_default_undo(regclass, regclass, name, text, text, text)',
         '@extschema@.capacity_historical_suffix(regclass)',
         '@extschema@.capacity_publications_of(regclass[])',
+        '@extschema@.capacity_owner_value(regclass, text)',
         '@extschema@.capacity_convert_claim(regclass, text)',
         '@extschema@.capacity_convert_unclaim(regclass)',
         '@extschema@.capacity_run_as_owner(regclass, text[])',
