@@ -115,16 +115,18 @@ loopback_cancel(PGconn *conn)
 
 /*
  * Run one statement, waiting on our latch so cancel and shutdown work (and
- * stop the statement on the server too: loopback_cancel in the callers).  The statements sent here are the
- * work itself (a DETACH waiting for readers, a slice of backfill bounded by
- * matter_capacity.backfill_batches), so they get no deadline of their own.
+ * stop the statement on the server too: loopback_cancel in the callers).
+ * The statements sent here are the work itself (a DETACH waiting for
+ * readers, a slice of backfill), so their deadline is
+ * matter_capacity.loopback_statement_timeout, not the connection's: past
+ * it the statement is cancelled.  What they do survives that: a DETACH
+ * CONCURRENTLY stays pending (finished with FINALIZE next time), a
+ * backfill goes on from its last committed batch.
  */
-#define LOOPBACK_NO_DEADLINE_MS INT_MAX
-
 static bool
 loopback_exec(PGconn *conn, const char *sql, char **error)
 {
-	PGresult   *res = remote_exec(conn, sql, 0, NULL, LOOPBACK_NO_DEADLINE_MS, error);
+	PGresult   *res = remote_exec(conn, sql, 0, NULL, mc_loopback_statement_timeout_ms, error);
 
 	if (res == NULL)
 		return false;

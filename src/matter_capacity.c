@@ -128,6 +128,7 @@ int			mc_lock_timeout_ms = 100;
 int			mc_lock_retries = 3;
 char	   *mc_loopback_conninfo = NULL;
 int			mc_loopback_timeout_ms = 10000;
+int			mc_loopback_statement_timeout_ms = 600000;
 int			mc_probe_timeout_ms = 5000;
 int			mc_probe_max_rows = 1000;
 int			mc_max_leaves_per_policy = 10000;
@@ -268,9 +269,18 @@ _PG_init(void)
 
 	DefineCustomIntVariable("matter_capacity.loopback_timeout",
 							"Time the loopback connection may take to connect (and to answer a short query) before the caller gives up.",
-							"The DETACH ... CONCURRENTLY and backfill statements sent through it are waited for without a deadline, interruptibly; a failed loopback falls back to a bounded plain DETACH.",
+							"The DETACH ... CONCURRENTLY and backfill statements sent through it have matter_capacity.loopback_statement_timeout; a failed loopback falls back to a bounded plain DETACH.",
 							&mc_loopback_timeout_ms,
 							10000, 10, 600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("matter_capacity.loopback_statement_timeout",
+							"Time a statement sent through the loopback connection (DETACH ... CONCURRENTLY, a backfill CALL) may run before it is cancelled.",
+							"A cancelled DETACH ... CONCURRENTLY stays pending and the next rollover finishes it with FINALIZE; a cancelled backfill goes on from its last committed batch at the next call.",
+							&mc_loopback_statement_timeout_ms,
+							600000, 100, 86400000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -17,6 +17,7 @@ extern int	mc_lock_timeout_ms;
 extern int	mc_lock_retries;
 extern char *mc_loopback_conninfo;
 extern int	mc_loopback_timeout_ms;
+extern int	mc_loopback_statement_timeout_ms;
 extern int	mc_probe_timeout_ms;
 extern int	mc_probe_max_rows;
 extern int	mc_max_leaves_per_policy;

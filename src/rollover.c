@@ -818,7 +818,11 @@ typedef struct DetachStep
 	Oid			part_relid;
 } DetachStep;
 
-/* Is relid a partition whose DETACH ... CONCURRENTLY was interrupted? */
+/*
+ * Is relid a partition whose DETACH ... CONCURRENTLY was interrupted?  Read
+ * with a new snapshot: the loopback may have committed its first step since
+ * this transaction's.
+ */
 static bool
 detach_pending(Oid relid)
 {
@@ -827,7 +831,21 @@ detach_pending(Oid relid)
 
 	catalog_execute("SELECT 1 FROM pg_catalog.pg_inherits i "
 					"WHERE i.inhrelid OPERATOR(pg_catalog.=) $1 AND i.inhdetachpending",
-					1, types, values, NULL, true);
+					1, types, values, NULL, false);
+	return SPI_processed > 0;
+}
+
+/* Is another partition of parent than part pending detach? */
+static bool
+other_detach_pending(Oid parent, Oid part)
+{
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(parent), ObjectIdGetDatum(part)};
+
+	catalog_execute("SELECT 1 FROM pg_catalog.pg_inherits i "
+					"WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND i.inhrelid OPERATOR(pg_catalog.<>) $2 "
+					"AND i.inhdetachpending",
+					2, types, values, NULL, false);
 	return SPI_processed > 0;
 }
 
@@ -1077,6 +1095,25 @@ deferred_one(void *arg)
 	 */
 	if (OidIsValid(get_default_partition_oid(dd->relid)))
 		fallback = "plain DETACH: the table has a default partition, which DETACH CONCURRENTLY refuses";
+	else if (detach_pending(dd->part_relid))
+	{
+		/*
+		 * An interrupted DETACH CONCURRENTLY: FINALIZE waits for every
+		 * snapshot older than its own, and this session's (a procedure's
+		 * portal snapshot, the worker's) is one, so through the loopback
+		 * each would wait for the other.  Here, under the lock timeout, it
+		 * waits for nobody of ours (detach_step).
+		 */
+		fallback = "DETACH ... FINALIZE of an interrupted DETACH CONCURRENTLY";
+	}
+	else if (other_detach_pending(dd->relid, dd->part_relid))
+	{
+		/* PostgreSQL allows one pending detach per table: that one first */
+		emit(sink, &table_only, "skipped_locked", dd->part_name,
+			 "retention: another partition's DETACH CONCURRENTLY is pending; the next rollover finishes it first",
+			 started);
+		return;
+	}
 	else if (detach_concurrently(dd->relid, dd->part_relid, dd->parent_q, dd->part_q, &error, &why))
 	{
 		/* detached; the drop is ours, bounded, and recorded if it fails */
@@ -1092,6 +1129,19 @@ deferred_one(void *arg)
 		else
 			emit(sink, &table_only, "skipped_locked", dd->part_name,
 				 "detached; the drop is left to the next rollover (lock not available)", started);
+		return;
+	}
+	else if (detach_pending(dd->part_relid))
+	{
+		/*
+		 * It was cancelled while waiting for readers of the table
+		 * (matter_capacity.loopback_statement_timeout): the partition is
+		 * already out of new queries' sight, and a plain DETACH would be
+		 * refused; the next rollover finishes it with FINALIZE.
+		 */
+		emit(sink, &table_only, "skipped_locked", dd->part_name,
+			 psprintf("DETACH CONCURRENTLY is pending: %s; the next rollover finishes it (DETACH ... FINALIZE)",
+					  error ? error : "it did not finish"), started);
 		return;
 	}
 	else

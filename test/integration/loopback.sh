@@ -103,3 +103,34 @@ n=$(q -c "SELECT count(*) FROM capacity_rollover_log WHERE partition_name IN ('e
             AND action = 'detached' AND detail LIKE '%(DETACH CONCURRENTLY)%'")
 [ "$n" = 2 ]
 ok $? "after it, the loopback to this server detaches concurrently ($n of 2)"
+
+# 4. a DETACH ... CONCURRENTLY waiting for a long reader of the table is
+#    cancelled after matter_capacity.loopback_statement_timeout: the period
+#    stays pending (out of new queries' sight), the next period waits for
+#    it (one pending detach per table), the procedure returns, and the next
+#    rollover finishes it with FINALIZE
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE TABLE ev3 (at timestamptz NOT NULL) PARTITION BY RANGE (at);
+SELECT capacity_manage('ev3', 'at', 'day', premake => 1, retention => '2 days', default_partition => false);
+SELECT count(*) FROM capacity_rollover('ev3', as_of => '2026-11-20 00:00+00');
+SQL
+psql -X -q -d "$DB" -c "BEGIN" -c "SELECT count(*) FROM ev3" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
+BG=$!
+sleep 1
+t0=$(date +%s%N)
+out=$(q -c "SET matter_capacity.loopback_statement_timeout = 1000" -c "CALL capacity_rollover_proc('ev3', as_of => '2026-11-24 00:00+00')" 2>&1)
+t1=$(date +%s%N)
+echo "$out" | sed 's/^/# /'
+pending=$(q -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'ev3'::regclass AND inhdetachpending")
+echo "$out" | grep -q 'skipped_locked ev3_p20261120: DETACH CONCURRENTLY is pending: timed out after 1000 ms' &&
+    [ "$pending" = 1 ] && [ $(( (t1 - t0) / 1000000 )) -lt 4500 ] &&
+    echo "$out" | grep -q "skipped_locked ev3_p20261121: retention: another partition's DETACH CONCURRENTLY is pending" &&
+    ! echo "$out" | grep -q WARNING
+ok $? "a DETACH CONCURRENTLY that waits for a reader past loopback_statement_timeout is cancelled and left pending ($(( (t1 - t0) / 1000000 )) ms, $pending pending)"
+wait "$BG"; BG=
+out=$(q -c "CALL capacity_rollover_proc('ev3', as_of => '2026-11-24 00:00+00')" 2>&1)
+echo "$out" | sed 's/^/# /'
+[ "$(q -c "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'ev3'::regclass AND c.relname = 'ev3_p20261120'")" = 0 ] &&
+    echo "$out" | grep -q 'detached ev3_p20261120'
+ok $? "the next rollover finishes it (FINALIZE) once the reader is gone"
