@@ -89,6 +89,7 @@
 #include "access/twophase.h"
 #include "catalog/partition.h"
 #include "catalog/pg_constraint.h"
+#include "commands/comment.h"
 #include "catalog/pg_inherits.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
@@ -1205,6 +1206,9 @@ create_default_step(void *arg)
 	exec_sql(sql_attach_default(b->layout, name), SPI_OK_UTILITY);
 }
 
+/* The comment capacity_empty_default (60_convert.sql) puts on its bound constraint. */
+#define DEFAULT_BOUND_COMMENT "matter_capacity: capacity_empty_default's bound, removed once the default partition is the historical partition"
+
 /* Argument of drop_bound_step. */
 typedef struct LeftoverBound
 {
@@ -1262,8 +1266,15 @@ drop_leftover_bound(Rollover *r)
 	bool		isnull;
 	char	   *claim;
 
+	Oid			conoid;
+	char	   *comment;
+
 	if (layout->deflt == NULL ||
-		!OidIsValid(get_relation_constraint_oid(layout->deflt->relid, lb.conname, true)))
+		!OidIsValid(conoid = get_relation_constraint_oid(layout->deflt->relid, lb.conname, true)))
+		return;
+	/* ours by its comment: a constraint of the DBA's of that name stays */
+	comment = GetComment(conoid, ConstraintRelationId, 0);
+	if (comment == NULL || strcmp(comment, DEFAULT_BOUND_COMMENT) != 0)
 		return;
 	/* to the end of the transaction: no call can claim the table meanwhile */
 	claim = psprintf("SELECT pg_catalog.pg_try_advisory_xact_lock(1835230000, %d)", (int32) layout->relid);
@@ -2494,6 +2505,10 @@ nothing_to_do(Policy *pol, ActionSink *sink)
 	/* (a rollover attaching a period holds it: that one is for the full path) */
 	if (OidIsValid(deflt) &&
 		(!ConditionalLockRelationOid(deflt, AccessShareLock) || !has_no_pages(deflt)))
+		goto done;
+	/* a bound constraint left by capacity_empty_default: prepare_table removes it */
+	if (OidIsValid(deflt) &&
+		OidIsValid(get_relation_constraint_oid(deflt, partition_relname(relname, "default_bound"), true)))
 		goto done;
 	cur = period_containing(sink->as_of, pol->gran);
 	horizon_end = period_advance(cur.from, pol->gran, pol->premake + 1);

@@ -166,6 +166,11 @@ INSERT INTO lefto SELECT g, now() - interval '5 days' * (g::float8 / 3000) FROM 
 SQL
 last=$(q -c "SELECT max(range_to) FROM capacity_partition_tree('lefto') WHERE NOT is_default")
 q -c "ALTER TABLE lefto_default ADD CONSTRAINT lefto_default_bound CHECK (ts IS NOT NULL AND ts >= '$last') NOT VALID"
+# a constraint of the DBA's that only has the name is theirs: it stays
+q -c "SELECT count(*) FROM capacity_rollover('lefto')" >/dev/null
+[ "$(q -c "SELECT count(*) FROM pg_constraint WHERE conname = 'lefto_default_bound'")" = 1 ]; ok $? "leftover: a constraint of that name without our comment is the DBA's and stays"
+# (what an interrupted call leaves: the constraint with its comment)
+q -c "COMMENT ON CONSTRAINT lefto_default_bound ON lefto_default IS 'matter_capacity: capacity_empty_default''s bound, removed once the default partition is the historical partition'"
 [ "$(state -c "INSERT INTO lefto VALUES (-1, now() - interval '30 days')")" = 23514 ]; ok $? "leftover: the constraint an interrupted call left refuses a row older than the last partition (23514)"
 # a call under way holds the table's claim: its constraint stays
 q -c "SELECT pg_advisory_lock(1835230000, 'lefto'::regclass::oid::bigint::int), pg_sleep(4)" >/dev/null &
@@ -193,6 +198,23 @@ SQL
 [ "$(q -c "SELECT count(*) FROM ONLY tw_default") $(q -c "SELECT count(*) FROM tw") $(q -c "SELECT count(*) FROM tw_historical2")" = "0 3000 1000" ] &&
     [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname = 'tw_default_pkey_historical2'")" = 1 ]
 ok $? "again: a second emptying takes tw_historical2 (its indexes _historical2), no row lost"
+
+# rows past the bound (a backfill that started long ago, paused): their
+# periods are made under the private copy before the switch, not inserted
+# into the table under its lock through the owner's insert trigger
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE pz (id bigint, ts timestamptz NOT NULL, body text, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+SELECT capacity_manage('pz', 'ts', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('pz', as_of => now() - interval '10 days');
+INSERT INTO pz SELECT g, now() - interval '7 days' * (g::float8 / 3000), 'row' FROM generate_series(1, 3000) g;
+CREATE FUNCTION pz_touch() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN NEW.body := 'touched'; RETURN NEW; END \$\$;
+CREATE TRIGGER pz_touch BEFORE INSERT ON pz FOR EACH ROW EXECUTE FUNCTION pz_touch();
+CALL capacity_empty_default('pz', as_of => now() - interval '5 days', max_batches => 0);
+CALL capacity_convert_backfill('pz');
+SQL
+[ "$(q -c "SELECT count(*) FILTER (WHERE body = 'touched') || ' ' || count(*) FROM pz") $(q -c "SELECT count(*) FROM ONLY pz_default")" = "0 3000 0" ]
+ok $? "past the bound: those rows got their periods before the switch (no insert trigger fired, none in the default partition)"
 
 # a published table is refused: the copies would reach subscribers twice
 q -c "CREATE PUBLICATION pub_stray FOR TABLE stray WITH (publish_via_partition_root = true)" >/dev/null

@@ -3833,6 +3833,50 @@ BEGIN
             END IF;
         END LOOP;
 
+        -- Rows of no prepared period up to the policy's horizon now (written
+        -- past the bound during a long or paused backfill) get their periods
+        -- now, under the private staging table, a period per transaction.
+        -- At the switch they would be inserted into the table under its
+        -- lock, as long as that takes, firing the owner's insert triggers on
+        -- rows that only move.  The staging default partition is locked only
+        -- for the ATTACH (a replayed write waits at most the lock timeout).
+        -- Rows dated further ahead still go that way, and the rollover keeps
+        -- them in the default partition, as it keeps such rows anyway.
+        SELECT @extschema@.capacity_period_start(now(), cv.granularity, pp.premake + 1) INTO q
+          FROM @extschema@.capacity_policy pp WHERE pp.table_name = tbl;
+        FOREACH p IN ARRAY coalesce(@extschema@.capacity_owner_value(tbl, format(
+                          'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text '
+                          'FROM ONLY %s WHERE %I >= %s AND %I < %s', texpr, cv.granularity, stagedefault,
+                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
+                          cv.time_column, @extschema@.capacity_time_literal(coalesce(q, cv.bound), typ)))::timestamptz[], '{}') LOOP
+            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
+            pqual := format('%I.%I', nsp, pname);
+            CONTINUE WHEN to_regclass(pqual) IS NOT NULL;   -- (a name the table's own partitions hold)
+            FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
+                                                                  cv.hash_column, cv.hash_partitions) LOOP
+                EXECUTE stmt;
+            END LOOP;
+            IF owner <> current_user THEN
+                FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(pqual::regclass) t JOIN pg_class c ON c.oid = t.relid
+                          WHERE c.relkind IN ('r', 'p') LOOP
+                    EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
+                END LOOP;
+            END IF;
+            q := @extschema@.capacity_period_start(p, cv.granularity, 1);
+            PERFORM @extschema@.capacity_run_bounded(ARRAY[
+                        format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', stagedefault),
+                        format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
+                               format('WITH moved AS (DELETE FROM ONLY %s WHERE %I >= %s AND %I < %s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved',
+                                      stagedefault, cv.time_column, @extschema@.capacity_time_literal(p, typ),
+                                      cv.time_column, @extschema@.capacity_time_literal(q, typ), cols, pqual, cols, cols),
+                               format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', cv.staging::text, pqual,
+                                      @extschema@.capacity_time_literal(p, typ), @extschema@.capacity_time_literal(q, typ)))],
+                    format('giving the rows of %s in the copy of %s their period', to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD'), qual),
+                    ARRAY[cv.staging]);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+
         -- the switch: the historical partition out, the period tables in; all
         -- proven by constraints, so the lock is held for catalog work only.
         -- The parent first, under the lock timeout; once it is ours no
@@ -6589,7 +6633,8 @@ BEGIN
     BEGIN
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', dflt, cname)],
                                                  format('removing the bound constraint from %s', dflt), ARRAY[dflt]);
-    EXCEPTION WHEN lock_not_available THEN
+    EXCEPTION WHEN lock_not_available OR query_canceled THEN
+        -- (a second cancel: the claim is released all the same)
         left_bound := true;
     END;
     COMMIT;
@@ -6668,7 +6713,8 @@ BEGIN
     SELECT k.conname, k.conrelid::regclass AS rel INTO x FROM pg_constraint k
      WHERE k.conrelid = (SELECT nullif(pt.partdefid, 0) FROM pg_partitioned_table pt WHERE pt.partrelid = tbl)
        AND k.conname = @extschema@.capacity_derived_name((SELECT c.relname FROM pg_class c WHERE c.oid = tbl)::text, 'default_bound')
-       AND k.contype = 'c';
+       AND k.contype = 'c'
+       AND obj_description(k.oid, 'pg_constraint') = 'matter_capacity: capacity_empty_default''s bound, removed once the default partition is the historical partition';
     IF FOUND THEN
         PERFORM @extschema@.capacity_convert_claim(tbl, 'capacity_empty_default');
         PERFORM @extschema@.capacity_run_bounded(ARRAY[format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', x.rel, x.conname)],
@@ -6712,9 +6758,12 @@ BEGIN
     -- partition, is refused (23514).  2. proven for its rows online
     -- (SHARE UPDATE EXCLUSIVE: no writer waits), as the owner.
     BEGIN
+        -- (its comment marks it ours: the rollover removes a leftover by it,
+        -- src/rollover.c DEFAULT_BOUND_COMMENT)
         PERFORM @extschema@.capacity_run_bounded(ARRAY[
                     format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL%s) NOT VALID', dq, cname, pol.time_column,
-                           CASE WHEN last_to IS NULL THEN '' ELSE format(' AND %I >= %s', pol.time_column, lower_lit) END)],
+                           CASE WHEN last_to IS NULL THEN '' ELSE format(' AND %I >= %s', pol.time_column, lower_lit) END),
+                    format('COMMENT ON CONSTRAINT %I ON %s IS %L', cname, dq, 'matter_capacity: capacity_empty_default''s bound, removed once the default partition is the historical partition')],
                     format('adding the bound constraint to %s', dq), ARRAY[dflt]);
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         PERFORM @extschema@.capacity_convert_unclaim(tbl);
@@ -6770,7 +6819,13 @@ BEGIN
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF rnd < 3 THEN
-            PERFORM pg_sleep(1);
+            BEGIN
+                PERFORM pg_sleep(1);
+            EXCEPTION WHEN query_canceled THEN
+                -- cancelled between attempts: undone like a failed one
+                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, s = MESSAGE_TEXT;
+                EXIT;
+            END;
         END IF;
     END LOOP;
     IF failed THEN
