@@ -199,22 +199,27 @@ SQL
     [ "$(q -c "SELECT count(*) FROM pg_class WHERE relname = 'tw_default_pkey_historical2'")" = 1 ]
 ok $? "again: a second emptying takes tw_historical2 (its indexes _historical2), no row lost"
 
-# rows past the bound (a backfill that started long ago, paused): their
-# periods are made under the private copy before the switch, not inserted
-# into the table under its lock through the owner's insert trigger
+# the conversion's row is written in the swap's transaction under the lock
+# timeout: a session holding capacity_conversion makes the swap fail cleanly
+# (undone, the bound removed, the claim released) instead of keeping the
+# table locked while it waits
 q >/dev/null <<SQL
 SET client_min_messages = warning;
-CREATE TABLE pz (id bigint, ts timestamptz NOT NULL, body text, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
-SELECT capacity_manage('pz', 'ts', 'day', premake => 1);
-SELECT count(*) FROM capacity_rollover('pz', as_of => now() - interval '10 days');
-INSERT INTO pz SELECT g, now() - interval '7 days' * (g::float8 / 3000), 'row' FROM generate_series(1, 3000) g;
-CREATE FUNCTION pz_touch() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN NEW.body := 'touched'; RETURN NEW; END \$\$;
-CREATE TRIGGER pz_touch BEFORE INSERT ON pz FOR EACH ROW EXECUTE FUNCTION pz_touch();
-CALL capacity_empty_default('pz', as_of => now() - interval '5 days', max_batches => 0);
-CALL capacity_convert_backfill('pz');
+CREATE TABLE lk (id bigint, ts timestamptz NOT NULL, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+SELECT capacity_manage('lk', 'ts', 'day', premake => 1);
+SELECT count(*) FROM capacity_rollover('lk', as_of => now() - interval '10 days');
+INSERT INTO lk SELECT g, now() - interval '5 days' * (g::float8 / 3000) FROM generate_series(1, 3000) g;
 SQL
-[ "$(q -c "SELECT count(*) FILTER (WHERE body = 'touched') || ' ' || count(*) FROM pz") $(q -c "SELECT count(*) FROM ONLY pz_default")" = "0 3000 0" ]
-ok $? "past the bound: those rows got their periods before the switch (no insert trigger fired, none in the default partition)"
+q -c "BEGIN" -c "LOCK TABLE capacity_conversion IN SHARE MODE" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null &
+holder=$!
+sleep 0.5
+st=$(state -c "CALL capacity_empty_default('lk', max_batches => 0)")
+wait $holder
+[ "$st" = 55P03 ] && [ "$(q -c "SELECT count(*) FROM pg_constraint WHERE conname = 'lk_default_bound'")" = 0 ] &&
+    [ "$(q -c "SELECT partdefid::regclass FROM pg_partitioned_table WHERE partrelid = 'lk'::regclass")" = lk_default ] &&
+    [ "$(q -c "SELECT count(*) FROM ONLY lk_default")" = 3000 ] &&
+    [ "$(q -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1835230000")" = 0 ]
+ok $? "swap: a lock on capacity_conversion makes it fail cleanly (55P03; bound removed, claim released, nothing moved)"
 
 # a published table is refused: the copies would reach subscribers twice
 q -c "CREATE PUBLICATION pub_stray FOR TABLE stray WITH (publish_via_partition_root = true)" >/dev/null

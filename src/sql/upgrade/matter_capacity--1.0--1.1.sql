@@ -3529,6 +3529,9 @@ BEGIN
     t0 := clock_timestamp();
     BEGIN
         PERFORM @extschema@.capacity_run_bounded(swap, format('swapping %s for its partitioned copy', d.qual), ARRAY[tbl]);
+        -- the table is locked until the commit: what follows waits for no
+        -- lock longer than the lock timeout either (a failure undoes the swap)
+        PERFORM pg_catalog.set_config('lock_timeout', coalesce(current_setting('matter_capacity.lock_timeout', true), '100ms'), true);
         newrel := to_regclass(d.qual);
         PERFORM @extschema@.capacity_manage(newrel, time_column, granularity, hash_column, hash_partitions,
                                             premake, retention, retention_action, true);
@@ -3831,50 +3834,6 @@ BEGIN
             IF batches % 50 = 0 THEN
                 RAISE NOTICE 'capacity_convert_backfill: % rows copied, page % of %', cv.rows_copied, cv.next_page, nblocks;
             END IF;
-        END LOOP;
-
-        -- Rows of no prepared period up to the policy's horizon now (written
-        -- past the bound during a long or paused backfill) get their periods
-        -- now, under the private staging table, a period per transaction.
-        -- At the switch they would be inserted into the table under its
-        -- lock, as long as that takes, firing the owner's insert triggers on
-        -- rows that only move.  The staging default partition is locked only
-        -- for the ATTACH (a replayed write waits at most the lock timeout).
-        -- Rows dated further ahead still go that way, and the rollover keeps
-        -- them in the default partition, as it keeps such rows anyway.
-        SELECT @extschema@.capacity_period_start(now(), cv.granularity, pp.premake + 1) INTO q
-          FROM @extschema@.capacity_policy pp WHERE pp.table_name = tbl;
-        FOREACH p IN ARRAY coalesce(@extschema@.capacity_owner_value(tbl, format(
-                          'SELECT pg_catalog.array_agg(DISTINCT @extschema@.capacity_period_start(%s, %L, 0))::pg_catalog.text '
-                          'FROM ONLY %s WHERE %I >= %s AND %I < %s', texpr, cv.granularity, stagedefault,
-                          cv.time_column, @extschema@.capacity_time_literal('1000-01-01 00:00+00'::timestamptz, typ),
-                          cv.time_column, @extschema@.capacity_time_literal(coalesce(q, cv.bound), typ)))::timestamptz[], '{}') LOOP
-            pname := @extschema@.capacity_partition_name(rel::text, cv.granularity, p);
-            pqual := format('%I.%I', nsp, pname);
-            CONTINUE WHEN to_regclass(pqual) IS NOT NULL;   -- (a name the table's own partitions hold)
-            FOREACH stmt IN ARRAY @extschema@.capacity_period_ddl(tbl, cv.time_column, cv.granularity, p,
-                                                                  cv.hash_column, cv.hash_partitions) LOOP
-                EXECUTE stmt;
-            END LOOP;
-            IF owner <> current_user THEN
-                FOR x IN SELECT c.oid::regclass AS r FROM pg_partition_tree(pqual::regclass) t JOIN pg_class c ON c.oid = t.relid
-                          WHERE c.relkind IN ('r', 'p') LOOP
-                    EXECUTE format('ALTER TABLE %s OWNER TO %I', x.r, owner);
-                END LOOP;
-            END IF;
-            q := @extschema@.capacity_period_start(p, cv.granularity, 1);
-            PERFORM @extschema@.capacity_run_bounded(ARRAY[
-                        format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', stagedefault),
-                        format('SELECT @extschema@.capacity_run_as_owner(%L::pg_catalog.regclass, ARRAY[%L, %L]::pg_catalog.text[])', qual,
-                               format('WITH moved AS (DELETE FROM ONLY %s WHERE %I >= %s AND %I < %s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM moved',
-                                      stagedefault, cv.time_column, @extschema@.capacity_time_literal(p, typ),
-                                      cv.time_column, @extschema@.capacity_time_literal(q, typ), cols, pqual, cols, cols),
-                               format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', cv.staging::text, pqual,
-                                      @extschema@.capacity_time_literal(p, typ), @extschema@.capacity_time_literal(q, typ)))],
-                    format('giving the rows of %s in the copy of %s their period', to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD'), qual),
-                    ARRAY[cv.staging]);
-            COMMIT;
-            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         END LOOP;
 
         -- the switch: the historical partition out, the period tables in; all
@@ -6811,6 +6770,23 @@ BEGIN
         BEGIN
             PERFORM @extschema@.capacity_run_bounded(swap, format('making the default partition of %s its historical partition', qual),
                                                      ARRAY[tbl, dflt]);
+            -- the conversion's row in the same transaction, under the lock
+            -- timeout too (the table stays locked until the commit); a
+            -- failure or a cancel here undoes the swap and then the bound
+            PERFORM pg_catalog.set_config('lock_timeout', coalesce(current_setting('matter_capacity.lock_timeout', true), '100ms'), true);
+            swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+            INSERT INTO @extschema@.capacity_conversion AS c
+                (table_name, historical, time_column, granularity, hash_column, hash_partitions, bound,
+                 key_columns, state, converted_at, convert_swap_ms)
+            VALUES (tbl, format('%I.%I', nsp, histname)::regclass, pol.time_column, pol.granularity, pol.hash_column,
+                    pol.hash_partitions, bound, keys, 'converted', clock_timestamp(), swap_ms)
+            ON CONFLICT (table_name) DO UPDATE
+               SET historical = excluded.historical, staging = NULL, time_column = excluded.time_column,
+                   granularity = excluded.granularity, hash_column = excluded.hash_column,
+                   hash_partitions = excluded.hash_partitions, bound = excluded.bound, key_columns = excluded.key_columns,
+                   state = 'converted', pages_total = NULL, next_page = 0, rows_copied = 0,
+                   converted_at = excluded.converted_at, convert_swap_ms = excluded.convert_swap_ms,
+                   backfill_started_at = NULL, updated_at = NULL, finished_at = NULL, backfill_swap_ms = NULL, stale = NULL;
         EXCEPTION WHEN query_canceled OR OTHERS THEN
             failed := true;
             GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, s = MESSAGE_TEXT;
@@ -6831,19 +6807,6 @@ BEGIN
     IF failed THEN
         CALL @extschema@.capacity_empty_default_undo(tbl, dflt, cname, qual, s, state);
     END IF;
-    swap_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-    INSERT INTO @extschema@.capacity_conversion AS c
-        (table_name, historical, time_column, granularity, hash_column, hash_partitions, bound,
-         key_columns, state, converted_at, convert_swap_ms)
-    VALUES (tbl, format('%I.%I', nsp, histname)::regclass, pol.time_column, pol.granularity, pol.hash_column,
-            pol.hash_partitions, bound, keys, 'converted', clock_timestamp(), swap_ms)
-    ON CONFLICT (table_name) DO UPDATE
-       SET historical = excluded.historical, staging = NULL, time_column = excluded.time_column,
-           granularity = excluded.granularity, hash_column = excluded.hash_column,
-           hash_partitions = excluded.hash_partitions, bound = excluded.bound, key_columns = excluded.key_columns,
-           state = 'converted', pages_total = NULL, next_page = 0, rows_copied = 0,
-           converted_at = excluded.converted_at, convert_swap_ms = excluded.convert_swap_ms,
-           backfill_started_at = NULL, updated_at = NULL, finished_at = NULL, backfill_swap_ms = NULL, stale = NULL;
     COMMIT;
     PERFORM @extschema@.capacity_convert_unclaim(tbl);
     RAISE NOTICE 'capacity_empty_default: the default partition of % is now its historical partition %.% [%, MAXVALUE); the swap held its lock % ms',
