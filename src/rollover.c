@@ -89,8 +89,8 @@
 #include "access/twophase.h"
 #include "catalog/partition.h"
 #include "catalog/pg_constraint.h"
-#include "commands/comment.h"
 #include "catalog/pg_inherits.h"
+#include "commands/comment.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "utils/rel.h"
@@ -1265,7 +1265,6 @@ drop_leftover_bound(Rollover *r)
 	bool		claimed;
 	bool		isnull;
 	char	   *claim;
-
 	Oid			conoid;
 	char	   *comment;
 
@@ -2944,17 +2943,6 @@ spi_commit_step(void)
 	SPI_start_transaction();
 }
 
-/*
- * A default partition too big for the rescue (each period's ATTACH makes
- * PostgreSQL scan all of it under ACCESS EXCLUSIVE, writers waiting: about
- * 0.8 s at 5,000,000 rows) becomes a historical partition instead, and the
- * conversion's backfill moves its rows into periods in committed batches
- * (capacity_empty_default, src/sql/60_convert.sql).  That procedure commits,
- * so it runs through the loopback, after a commit here: this session then
- * holds nothing it waits for.  Refused (no primary key, rows before the last
- * partition, ...: capacity_empty_default_refusal) or failed, the rollover's
- * own rescue does the work as before.  Called between units of work.
- */
 /* Argument of default_too_big. */
 typedef struct BigDefault
 {
@@ -2997,6 +2985,17 @@ default_too_big(void *arg)
 	return true;
 }
 
+/*
+ * A default partition too big for the rescue (each period's ATTACH makes
+ * PostgreSQL scan all of it under ACCESS EXCLUSIVE, writers waiting: about
+ * 0.8 s at 5,000,000 rows) becomes a historical partition instead, and the
+ * conversion's backfill moves its rows into periods in committed batches
+ * (capacity_empty_default, src/sql/60_convert.sql).  That procedure commits,
+ * so it runs through the loopback, after a commit here: this session then
+ * holds nothing it waits for.  Refused (no primary key, rows before the last
+ * partition, ...: capacity_empty_default_refusal) or failed, the rollover's
+ * own rescue does the work as before.  Called between units of work.
+ */
 static void
 empty_large_default(Policy *pol, ActionSink *sink, CommitStep commit)
 {
